@@ -1,0 +1,74 @@
+package auth
+
+import (
+	"slices"
+	"time"
+)
+
+// Service is a service name, which is also a certificate principal.
+type Service string
+
+// The services a grant can name. Admin grants every service and account management.
+const (
+	Admin Service = "admin"
+	PGS   Service = "pgs"
+	Tuns  Service = "tuns"
+	Pipe  Service = "pipe"
+)
+
+// Services lists every known service in a stable order.
+var Services = []Service{Admin, PGS, Tuns, Pipe}
+
+// KnownService reports whether name is a service (and so a principal portico understands).
+func KnownService(name string) bool { return slices.Contains(Services, Service(name)) }
+
+// Method says how a connection authenticated.
+type Method string
+
+// Authentication methods.
+const (
+	MethodKey    Method = "key"    // a registered login key
+	MethodCert   Method = "cert"   // a user certificate signed by a registered CA
+	MethodSignup Method = "signup" // an unregistered key that may only sign up
+)
+
+// Grant is the outcome of a successful authentication: who the connection is and what it may
+// do. It travels with the connection; services read it and never re-decide access.
+type Grant struct {
+	AccountID      int64     // 0 for a signup grant
+	Account        string    // empty for a signup grant
+	Method         Method    // key, cert or signup
+	Identity       string    // login key name or sanitised certificate key ID
+	Service        Service   // the service this connection asked for
+	Services       []Service // every service this connection may use, in Services order
+	KeyFingerprint string    // SHA256 fingerprint of the key that signed (the certificate's key for certs)
+	Cert           *CertFacts
+	Permits        Permits
+	ForceCommand   string // non-empty: every exec, shell or subsystem runs this instead
+	KeyID          int64  // the store's id of the login key or CA that vouched for this connection
+}
+
+// CertFacts records the facts of an accepted certificate.
+type CertFacts struct {
+	KeyID         string // sanitised key ID
+	Serial        uint64
+	CAName        string
+	CAFingerprint string
+	Principals    []string   // as listed in the certificate
+	ValidBefore   *time.Time // nil when the certificate never expires
+}
+
+// Permits are the OpenSSH extensions that matter to portico.
+type Permits struct {
+	PTY            bool // permit-pty
+	PortForwarding bool // permit-port-forwarding
+}
+
+// Allows reports whether the grant includes service s.
+func (g Grant) Allows(s Service) bool { return slices.Contains(g.Services, s) }
+
+// IsAdmin reports whether the grant may manage the account.
+func (g Grant) IsAdmin() bool { return g.Method != MethodSignup && g.Allows(Admin) }
+
+// IsSignup reports whether the connection is an unregistered key that may only sign up.
+func (g Grant) IsSignup() bool { return g.Method == MethodSignup }

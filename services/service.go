@@ -1,0 +1,64 @@
+package services
+
+import (
+	"net/http"
+
+	"github.com/charmbracelet/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/auth"
+)
+
+// Session is one SSH session channel (shell, exec or subsystem) routed to a service.
+// The embedded ssh.Session is the channel: Read is stdin, Write is stdout, Stderr() is stderr,
+// Pty() says whether a terminal was granted (the gateway already applied permit-pty).
+type Session struct {
+	ssh.Session
+	Grant auth.Grant
+	// Command is what to run, split with shell rules: the certificate's force-command when it
+	// has one, else the client's exec command. Empty for a shell or a subsystem.
+	Command []string
+	// RawCommand is Command as one string, as the client (or force-command) sent it.
+	RawCommand string
+	// Subsystem is the requested subsystem ("sftp"); empty unless the client asked for one and
+	// no force-command replaced it.
+	Subsystem string
+}
+
+// Service serves the sessions routed to it.
+type Service interface {
+	// Name is the service's name, which is also its certificate principal.
+	Name() auth.Service
+	// Serve runs one session to its end and returns the exit status sent to the client.
+	Serve(s *Session) int
+}
+
+// Conn is one authenticated SSH connection, for services that handle more than sessions.
+type Conn struct {
+	Ctx   ssh.Context
+	Grant auth.Grant
+	SSH   *gossh.ServerConn
+}
+
+// GlobalRequestHandler is implemented by services that take global requests, such as
+// tcpip-forward and cancel-tcpip-forward. The gateway has checked the grant's service and
+// permit-port-forwarding before calling it.
+type GlobalRequestHandler interface {
+	RequestTypes() []string
+	HandleRequest(c *Conn, req *gossh.Request) (ok bool, payload []byte)
+}
+
+// ChannelHandler is implemented by services that accept channel types other than "session",
+// such as direct-tcpip. The gateway has checked the grant's service and
+// permit-port-forwarding before calling it.
+type ChannelHandler interface {
+	ChannelTypes() []string
+	HandleChannel(c *Conn, ch gossh.NewChannel)
+}
+
+// SiteServer is implemented by services that answer HTTP for host names of the form
+// {account}-{name}.{domain} on the gateway's HTTP listener.
+type SiteServer interface {
+	// Site returns the handler for the account's site called name, or false if it has none.
+	Site(account, name string) (http.Handler, bool)
+}
