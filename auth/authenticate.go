@@ -1,0 +1,161 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/db"
+)
+
+// Store is what auth reads; db.Store satisfies it.
+type Store interface {
+	KeyByFingerprint(ctx context.Context, fingerprint string) (db.Key, error)
+	AccountByID(ctx context.Context, id int64) (db.Account, error)
+	FindRevocation(ctx context.Context, accountID int64, c db.CertRef) (db.Revocation, error)
+}
+
+// Options configure an Authenticator.
+type Options struct {
+	SignupsOpen bool             // unregistered keys may sign up (admin service only)
+	Now         func() time.Time // nil: time.Now
+}
+
+// Authenticator decides public-key authentications. It keeps no state between calls: each
+// decision depends only on its Attempt, the clock and the store.
+type Authenticator struct {
+	store       Store
+	signupsOpen bool
+	now         func() time.Time
+}
+
+// New returns an Authenticator that reads keys, accounts and revocations from store.
+func New(store Store, opts Options) *Authenticator {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Authenticator{store: store, signupsOpen: opts.SignupsOpen, now: now}
+}
+
+// Attempt is one public-key authentication to decide.
+type Attempt struct {
+	Key        gossh.PublicKey // plain key or *gossh.Certificate, as presented
+	Service    Service         // the service the connection asks for (already resolved by the router)
+	RemoteAddr net.Addr
+}
+
+// Authenticate returns the Grant, or an error: a *Refusal for every refusal (typed Reason and
+// a message containing the reason's words), or a wrapped store error, on which nothing was
+// decided. It writes nothing.
+func (a *Authenticator) Authenticate(ctx context.Context, at Attempt) (Grant, error) {
+	if at.Key == nil {
+		return Grant{}, errors.New("auth: attempt without a key")
+	}
+	if cert, ok := at.Key.(*gossh.Certificate); ok {
+		return a.certificate(ctx, at, cert)
+	}
+	return a.plainKey(ctx, at)
+}
+
+// plainKey decides a login key, or an unregistered key that may sign up.
+func (a *Authenticator) plainKey(ctx context.Context, at Attempt) (Grant, error) {
+	fp := Fingerprint(at.Key)
+	k, err := a.store.KeyByFingerprint(ctx, fp)
+	if errors.Is(err, db.ErrNotFound) {
+		return a.unregistered(at, fp)
+	}
+	if err != nil {
+		return Grant{}, fmt.Errorf("auth: looking up key %s: %w", fp, err)
+	}
+	acct, err := a.store.AccountByID(ctx, k.AccountID)
+	if err != nil {
+		return Grant{}, fmt.Errorf("auth: looking up the account of key %s: %w", fp, err)
+	}
+	refuse := func(reason Reason, format string, args ...any) (Grant, error) {
+		return Grant{}, &Refusal{
+			Reason:    reason,
+			Message:   fmt.Sprintf(format, args...),
+			AccountID: acct.ID,
+			Account:   acct.Name,
+			Identity:  k.Name,
+		}
+	}
+	if k.Kind != db.KindLogin {
+		return refuse(ReasonNotRegistered, "key %s is not registered as a login key: it is a certificate authority, which only signs certificates and never logs in by itself", fp)
+	}
+	opts, err := ParseKeyOptions(k.Options)
+	if err != nil {
+		return Grant{}, fmt.Errorf("auth: stored options of key %s: %w", fp, err)
+	}
+	if opts.ExpiryTime != nil && !a.now().Before(*opts.ExpiryTime) {
+		return refuse(ReasonExpired, "key %q expired at %s (its expiry-time option)", k.Name, rfc3339(*opts.ExpiryTime))
+	}
+	if opts.From != nil {
+		if ip, ok := clientIP(at.RemoteAddr); !ok || !matchFrom(opts.From, ip) {
+			return refuse(ReasonSourceAddress, "key %q may not be used from source address %s (its from= option)", k.Name, addrText(at.RemoteAddr))
+		}
+	}
+	g := Grant{
+		AccountID:      acct.ID,
+		Account:        acct.Name,
+		Method:         MethodKey,
+		Identity:       k.Name,
+		Service:        at.Service,
+		Services:       append([]Service(nil), Services...),
+		KeyFingerprint: fp,
+		Permits:        Permits{PTY: true, PortForwarding: true},
+		KeyID:          k.ID,
+	}
+	if !g.Allows(at.Service) {
+		return refuse(ReasonDoesNotGrant, "key %q does not grant %s: there is no such service (services are %s)", k.Name, at.Service, serviceList(Services))
+	}
+	return g, nil
+}
+
+// unregistered decides a plain key that is in no account: it may only sign up. The message
+// says nothing about any account.
+func (a *Authenticator) unregistered(at Attempt, fp string) (Grant, error) {
+	if a.signupsOpen && at.Service == Admin {
+		return Grant{
+			Method:         MethodSignup,
+			Service:        Admin,
+			Services:       []Service{Admin},
+			KeyFingerprint: fp,
+			Permits:        Permits{PTY: true},
+		}, nil
+	}
+	msg := fmt.Sprintf("key %s is not registered, and signups are closed", fp)
+	if a.signupsOpen {
+		msg = fmt.Sprintf("key %s is not registered: sign up first with the admin service (ssh admin@HOST register NAME)", fp)
+	}
+	return Grant{}, &Refusal{Reason: ReasonNotRegistered, Message: msg}
+}
+
+// addrText is the client address as messages show it.
+func addrText(a net.Addr) string {
+	if ip, ok := clientIP(a); ok {
+		return ip.String()
+	}
+	if a == nil {
+		return "(unknown)"
+	}
+	return a.String()
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// prefixesContain reports whether any prefix contains ip.
+func prefixesContain(ps []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

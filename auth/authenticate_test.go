@@ -1,0 +1,742 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/db"
+)
+
+// env is one account, alice, with a login key and a CA; a second account, carol, with her
+// own CA; and keys nobody registered.
+type env struct {
+	store     *fakeStore
+	alice     db.Account
+	carol     db.Account
+	login     gossh.Signer // alice's login key "laptop"
+	loginKey  db.Key
+	ca        gossh.Signer // alice's CA "team-ca"
+	caKey     db.Key
+	carolCA   gossh.Signer
+	carolKey  db.Key
+	user      gossh.Signer // bob's key: certificates are issued for it, it is not registered
+	stranger  gossh.Signer // registered nowhere
+	rsaCA     gossh.Signer // alice's RSA CA "rsa-ca"
+	rsaCAKey  db.Key
+	rsaSigner *rsa.PrivateKey
+}
+
+var (
+	sharedRSA    *rsa.PrivateKey
+	sharedRSAErr error
+)
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	if sharedRSA == nil && sharedRSAErr == nil {
+		sharedRSA, sharedRSAErr = rsa.GenerateKey(rand.Reader, 2048)
+	}
+	if sharedRSAErr != nil {
+		t.Fatal(sharedRSAErr)
+	}
+	rsaCA, err := gossh.NewSignerFromKey(sharedRSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{store: newFakeStore(), login: newSigner(t), ca: newSigner(t), carolCA: newSigner(t),
+		user: newSigner(t), stranger: newSigner(t), rsaCA: rsaCA, rsaSigner: sharedRSA}
+	e.alice = e.store.addAccount("alice")
+	e.carol = e.store.addAccount("carol")
+	e.loginKey = e.store.addKey(e.alice.ID, "laptop", db.KindLogin, e.login.PublicKey(), "")
+	e.caKey = e.store.addKey(e.alice.ID, "team-ca", db.KindCA, e.ca.PublicKey(), "cert-authority")
+	e.rsaCAKey = e.store.addKey(e.alice.ID, "rsa-ca", db.KindCA, e.rsaCA.PublicKey(), "cert-authority")
+	e.carolKey = e.store.addKey(e.carol.ID, "carol-ca", db.KindCA, e.carolCA.PublicKey(), "cert-authority")
+	return e
+}
+
+func (e *env) setOptions(k db.Key, options string) {
+	k.Options = options
+	e.store.keys[k.Fingerprint] = k
+}
+
+func (e *env) revoke(accountID int64, r db.NewRevocation) {
+	e.store.revs = append(e.store.revs, db.Revocation{ID: int64(len(e.store.revs) + 1), AccountID: accountID, NewRevocation: r})
+}
+
+// cert is a certificate for bob's key from alice's CA.
+func (e *env) cert(t *testing.T, edit func(*gossh.Certificate)) *gossh.Certificate {
+	return userCert(t, e.user.PublicKey(), e.ca, edit)
+}
+
+func TestAuthenticate(t *testing.T) {
+	type tc struct {
+		name     string
+		setup    func(e *env)
+		key      func(t *testing.T, e *env) gossh.PublicKey
+		service  Service  // default pgs
+		remote   net.Addr // default 192.0.2.10:5000
+		signups  bool     // signups open
+		reason   Reason   // "" when a grant is expected
+		messages []string // substrings of the refusal message
+		check    func(*testing.T, *env, Grant)
+		refusal  func(*testing.T, *env, *Refusal)
+	}
+	withCert := func(edit func(*gossh.Certificate)) func(*testing.T, *env) gossh.PublicKey {
+		return func(t *testing.T, e *env) gossh.PublicKey { return e.cert(t, edit) }
+	}
+	loginKey := func(_ *testing.T, e *env) gossh.PublicKey { return e.login.PublicKey() }
+	stranger := func(_ *testing.T, e *env) gossh.PublicKey { return e.stranger.PublicKey() }
+	noAccount := func(t *testing.T, e *env, r *Refusal) {
+		if r.AccountID != 0 || r.Account != "" {
+			t.Errorf("refusal names account %d %q; an unproven signer must not be attributed", r.AccountID, r.Account)
+		}
+		if strings.Contains(r.Message, "alice") || strings.Contains(r.Message, "carol") {
+			t.Errorf("message %q names an account", r.Message)
+		}
+	}
+	aliceRefusal := func(t *testing.T, e *env, r *Refusal) {
+		if r.AccountID != e.alice.ID || r.Account != "alice" {
+			t.Errorf("refusal account = %d %q, want alice", r.AccountID, r.Account)
+		}
+	}
+	certRefusal := func(t *testing.T, e *env, r *Refusal) {
+		aliceRefusal(t, e, r)
+		if r.Identity != "bob@laptop" || r.Cert == nil || r.Cert.Serial != 42 || r.Cert.CAName != "team-ca" ||
+			r.Cert.CAFingerprint != e.caKey.Fingerprint {
+			t.Errorf("refusal identity %q, cert facts %+v: want bob@laptop, serial 42 from team-ca", r.Identity, r.Cert)
+		}
+	}
+	grants := func(want ...Service) func(*testing.T, *env, Grant) {
+		return func(t *testing.T, _ *env, g Grant) {
+			if !slices.Equal(g.Services, want) {
+				t.Errorf("grant services = %v, want %v", g.Services, want)
+			}
+		}
+	}
+
+	cases := []tc{
+		// Login keys.
+		{
+			name: "login key grants every service", key: loginKey, service: Admin,
+			check: func(t *testing.T, e *env, g Grant) {
+				want := Grant{AccountID: e.alice.ID, Account: "alice", Method: MethodKey, Identity: "laptop",
+					Service: Admin, Services: Services, KeyFingerprint: e.loginKey.Fingerprint,
+					Permits: Permits{PTY: true, PortForwarding: true}, KeyID: e.loginKey.ID}
+				if !grantsEqual(g, want) {
+					t.Errorf("grant = %+v\nwant %+v", g, want)
+				}
+				if !g.IsAdmin() || g.IsSignup() {
+					t.Error("a login key grant must be admin and not signup")
+				}
+			},
+		},
+		{name: "login key for pipe", key: loginKey, service: Pipe, check: grants(Services...)},
+		{
+			name: "login key from= matches", key: loginKey,
+			setup: func(e *env) { e.setOptions(e.loginKey, `from="192.0.2.0/24,!192.0.2.99"`) },
+			check: grants(Services...),
+		},
+		{
+			name: "login key from= mismatch", key: loginKey, remote: tcp("198.51.100.7:22"),
+			setup:  func(e *env) { e.setOptions(e.loginKey, `from="192.0.2.0/24"`) },
+			reason: ReasonSourceAddress, messages: []string{`key "laptop"`, "198.51.100.7"}, refusal: aliceRefusal,
+		},
+		{
+			name: "login key expiry-time passed", key: loginKey,
+			setup:  func(e *env) { e.setOptions(e.loginKey, `expiry-time="20260501"`) },
+			reason: ReasonExpired, messages: []string{`key "laptop" expired at 2026-05-01T00:00:00Z`},
+		},
+		{
+			name: "login key expiry-time ahead", key: loginKey,
+			setup: func(e *env) { e.setOptions(e.loginKey, `expiry-time="20260601120001"`) },
+			check: grants(Services...),
+		},
+		{
+			name: "login key asks for a service that does not exist", key: loginKey, service: "nope",
+			reason: ReasonDoesNotGrant, messages: []string{"does not grant nope"},
+		},
+		{
+			name: "CA key used as a plain key", key: func(_ *testing.T, e *env) gossh.PublicKey { return e.ca.PublicKey() },
+			reason: ReasonNotRegistered, messages: []string{"not registered as a login key", "certificate authority"},
+			refusal: aliceRefusal,
+		},
+
+		// Unregistered keys.
+		{
+			name: "signup open: unregistered key may sign up on admin", key: stranger, service: Admin, signups: true,
+			check: func(t *testing.T, e *env, g Grant) {
+				want := Grant{Method: MethodSignup, Service: Admin, Services: []Service{Admin},
+					KeyFingerprint: Fingerprint(e.stranger.PublicKey()), Permits: Permits{PTY: true}}
+				if !grantsEqual(g, want) {
+					t.Errorf("grant = %+v\nwant %+v", g, want)
+				}
+				if !g.IsSignup() || g.IsAdmin() {
+					t.Error("a signup grant must be signup and not admin")
+				}
+			},
+		},
+		{
+			name: "signup open: unregistered key refused for pgs", key: stranger, signups: true,
+			reason: ReasonNotRegistered, messages: []string{"sign up first"}, refusal: noAccount,
+		},
+		{
+			name: "signups closed", key: stranger, service: Admin,
+			reason: ReasonNotRegistered, messages: []string{"signups are closed"}, refusal: noAccount,
+		},
+
+		// Certificates: accepted.
+		{
+			name: "certificate grants its principals", key: withCert(nil),
+			check: func(t *testing.T, e *env, g Grant) {
+				vb := testNow.Add(time.Hour)
+				want := Grant{AccountID: e.alice.ID, Account: "alice", Method: MethodCert, Identity: "bob@laptop",
+					Service: PGS, Services: []Service{PGS, Tuns}, KeyFingerprint: Fingerprint(e.user.PublicKey()),
+					Cert: &CertFacts{KeyID: "bob@laptop", Serial: 42, CAName: "team-ca", CAFingerprint: e.caKey.Fingerprint,
+						Principals: []string{"pgs", "tuns"}, ValidBefore: &vb},
+					Permits: Permits{PTY: true}, KeyID: e.caKey.ID}
+				if !grantsEqual(g, want) {
+					t.Errorf("grant = %+v\ncert %+v\nwant %+v\ncert %+v", g, g.Cert, want, want.Cert)
+				}
+				if g.IsAdmin() {
+					t.Error("a pgs,tuns certificate must not be admin")
+				}
+			},
+		},
+		{
+			name: "admin principal grants every service", service: Admin,
+			key:   withCert(func(c *gossh.Certificate) { c.ValidPrincipals = []string{"admin"} }),
+			check: grants(Services...),
+		},
+		{
+			name:  "unknown principals are ignored",
+			key:   withCert(func(c *gossh.Certificate) { c.ValidPrincipals = []string{"root", "pgs", "deploy"} }),
+			check: grants(PGS),
+		},
+		{
+			name: "certificate that never expires",
+			key: withCert(func(c *gossh.Certificate) {
+				c.ValidAfter, c.ValidBefore = 0, gossh.CertTimeInfinity
+			}),
+			check: func(t *testing.T, _ *env, g Grant) {
+				if g.Cert.ValidBefore != nil {
+					t.Errorf("ValidBefore = %v, want nil for a certificate that never expires", g.Cert.ValidBefore)
+				}
+			},
+		},
+		{
+			name: "RSA CA signing with rsa-sha2-512",
+			key: func(t *testing.T, e *env) gossh.PublicKey {
+				return userCert(t, e.user.PublicKey(), e.rsaCA, nil)
+			},
+			check: func(t *testing.T, e *env, g Grant) {
+				if g.Cert.CAName != "rsa-ca" || g.KeyID != e.rsaCAKey.ID {
+					t.Errorf("grant from CA %q (key %d), want rsa-ca", g.Cert.CAName, g.KeyID)
+				}
+			},
+		},
+		{
+			name: "force-command",
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"force-command": "pgs deploy --site docs"}
+			}),
+			check: func(t *testing.T, _ *env, g Grant) {
+				if g.ForceCommand != "pgs deploy --site docs" {
+					t.Errorf("ForceCommand = %q", g.ForceCommand)
+				}
+			},
+		},
+		{
+			name: "permits come from extensions",
+			key: withCert(func(c *gossh.Certificate) {
+				c.Extensions = map[string]string{"permit-port-forwarding": "", "permit-agent-forwarding": ""}
+			}),
+			check: func(t *testing.T, _ *env, g Grant) {
+				if g.Permits != (Permits{PortForwarding: true}) {
+					t.Errorf("Permits = %+v, want port forwarding only", g.Permits)
+				}
+			},
+		},
+		{
+			name: "no extensions: no permits",
+			key:  withCert(func(c *gossh.Certificate) { c.Extensions = nil }),
+			check: func(t *testing.T, _ *env, g Grant) {
+				if g.Permits != (Permits{}) {
+					t.Errorf("Permits = %+v, want none", g.Permits)
+				}
+			},
+		},
+
+		// Certificates: refused, in the order of SPEC §2.2.
+		{
+			name:   "host certificate",
+			key:    withCert(func(c *gossh.Certificate) { c.CertType = gossh.HostCert }),
+			reason: ReasonHostCert, messages: []string{`certificate "bob@laptop" is a host certificate`},
+			refusal: noAccount,
+		},
+		{
+			name: "signed by an unregistered key",
+			key: func(t *testing.T, e *env) gossh.PublicKey {
+				return userCert(t, e.user.PublicKey(), e.stranger, nil)
+			},
+			reason: ReasonUnknownCA, refusal: noAccount,
+		},
+		{
+			name: "signed by a registered login key",
+			key: func(t *testing.T, e *env) gossh.PublicKey {
+				return userCert(t, e.user.PublicKey(), e.login, nil)
+			},
+			reason: ReasonUnknownCA, refusal: noAccount,
+		},
+		{
+			name:  "removed CA",
+			setup: func(e *env) { delete(e.store.keys, e.caKey.Fingerprint) },
+			key:   withCert(nil), reason: ReasonUnknownCA, refusal: noAccount,
+		},
+		{
+			name: "garbage signature from a registered CA",
+			key: func(t *testing.T, e *env) gossh.PublicKey {
+				c := e.cert(t, nil)
+				blob := make([]byte, len(c.Signature.Blob))
+				if _, err := rand.Read(blob); err != nil {
+					t.Fatal(err)
+				}
+				c.Signature.Blob = blob
+				return reparse(t, c)
+			},
+			reason: ReasonSignature, messages: []string{"bad signature", "not signed by certificate authority"},
+			refusal: noAccount,
+		},
+		{
+			name: "signed by another key but naming a registered CA",
+			key: func(t *testing.T, e *env) gossh.PublicKey {
+				c := userCert(t, e.user.PublicKey(), e.stranger, nil)
+				c.SignatureKey = e.ca.PublicKey()
+				return reparse(t, c)
+			},
+			reason: ReasonSignature, refusal: noAccount,
+		},
+		{
+			name: "certificate changed after signing",
+			key: func(t *testing.T, e *env) gossh.PublicKey {
+				c := e.cert(t, nil)
+				c.ValidPrincipals = []string{"admin"}
+				return reparse(t, c)
+			},
+			service: Admin, reason: ReasonSignature,
+		},
+		{
+			name: "RSA CA signing with ssh-rsa (SHA-1)",
+			key: func(t *testing.T, e *env) gossh.PublicKey {
+				sha1, err := gossh.NewSignerWithAlgorithms(e.rsaCA.(gossh.AlgorithmSigner), []string{gossh.KeyAlgoRSA})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return userCert(t, e.user.PublicKey(), sha1, nil)
+			},
+			reason: ReasonSignature, messages: []string{"ssh-rsa (SHA-1)", "rsa-sha2-512"},
+		},
+		{
+			name: "expired",
+			key: withCert(func(c *gossh.Certificate) {
+				c.ValidAfter, c.ValidBefore = uint64(testNow.Add(-48*time.Hour).Unix()), uint64(testNow.Unix())
+			}),
+			reason: ReasonExpired, messages: []string{`certificate "bob@laptop" expired at 2026-06-01T12:00:00Z`},
+			refusal: certRefusal,
+		},
+		{
+			name:   "not yet valid",
+			key:    withCert(func(c *gossh.Certificate) { c.ValidAfter = uint64(testNow.Add(time.Second).Unix()) }),
+			reason: ReasonNotYetValid, messages: []string{"valid from 2026-06-01T12:00:01Z"}, refusal: certRefusal,
+		},
+		{
+			name:   "not valid before the far future",
+			key:    withCert(func(c *gossh.Certificate) { c.ValidAfter = 1<<64 - 2 }),
+			reason: ReasonNotYetValid,
+		},
+		{
+			name:   "no principals",
+			key:    withCert(func(c *gossh.Certificate) { c.ValidPrincipals = nil }),
+			reason: ReasonNoPrincipals, refusal: certRefusal,
+		},
+		{
+			name:   "only unknown principals",
+			key:    withCert(func(c *gossh.Certificate) { c.ValidPrincipals = []string{"root", "git"} }),
+			reason: ReasonDoesNotGrant, messages: []string{"root, git"}, refusal: certRefusal,
+		},
+		{
+			name: "unknown critical option",
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"verify-required": ""}
+			}),
+			reason: ReasonCriticalOption, messages: []string{`"verify-required"`}, refusal: certRefusal,
+		},
+		{
+			name: "empty force-command",
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"force-command": ""}
+			}),
+			reason: ReasonCriticalOption, messages: []string{"force-command"},
+		},
+		{
+			name: "malformed source-address: bad CIDR",
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"source-address": "192.0.2.0/33"}
+			}),
+			reason: ReasonCriticalOption, messages: []string{"source-address", "192.0.2.0/33"},
+		},
+		{
+			name: "malformed source-address: host name",
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"source-address": "192.0.2.10,example.com"}
+			}),
+			reason: ReasonCriticalOption, messages: []string{"example.com"},
+		},
+		{
+			name: "malformed source-address: empty",
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"source-address": ""}
+			}),
+			reason: ReasonCriticalOption,
+		},
+		{
+			name: "source-address matches IPv4",
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"source-address": "10.0.0.0/8,192.0.2.10"}
+			}),
+			check: grants(PGS, Tuns),
+		},
+		{
+			name: "source-address matches IPv4-mapped client address", remote: tcp("[::ffff:192.0.2.10]:5000"),
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"source-address": "192.0.2.0/24"}
+			}),
+			check: grants(PGS, Tuns),
+		},
+		{
+			name: "source-address matches IPv6", remote: tcp("[2001:db8::5]:22"),
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"source-address": "192.0.2.0/24,2001:db8::/32"}
+			}),
+			check: grants(PGS, Tuns),
+		},
+		{
+			name: "source-address mismatch IPv4", remote: tcp("198.51.100.7:22"),
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"source-address": "192.0.2.0/24"}
+			}),
+			reason: ReasonSourceAddress, messages: []string{"198.51.100.7", "192.0.2.0/24"}, refusal: certRefusal,
+		},
+		{
+			name: "source-address mismatch IPv6", remote: tcp("[2001:db9::5]:22"),
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"source-address": "2001:db8::/32"}
+			}),
+			reason: ReasonSourceAddress,
+		},
+		{
+			name: "source-address with no client address", remote: pipeAddr{},
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"source-address": "0.0.0.0/0"}
+			}),
+			reason: ReasonSourceAddress,
+		},
+		{
+			name:   "revoked by serial for every CA",
+			setup:  func(e *env) { e.revoke(e.alice.ID, db.NewRevocation{Kind: db.RevokeSerial, Value: "42"}) },
+			key:    withCert(nil),
+			reason: ReasonRevoked, messages: []string{"serial 42"}, refusal: certRefusal,
+		},
+		{
+			name: "revoked by serial for this CA",
+			setup: func(e *env) {
+				e.revoke(e.alice.ID, db.NewRevocation{Kind: db.RevokeSerial, Value: "42", CAFingerprint: e.caKey.Fingerprint})
+			},
+			key: withCert(nil), reason: ReasonRevoked,
+		},
+		{
+			name: "serial revoked for another CA only",
+			setup: func(e *env) {
+				e.revoke(e.alice.ID, db.NewRevocation{Kind: db.RevokeSerial, Value: "42", CAFingerprint: e.rsaCAKey.Fingerprint})
+			},
+			key: withCert(nil), check: grants(PGS, Tuns),
+		},
+		{
+			name:  "serial revoked by another account",
+			setup: func(e *env) { e.revoke(e.carol.ID, db.NewRevocation{Kind: db.RevokeSerial, Value: "42"}) },
+			key:   withCert(nil), check: grants(PGS, Tuns),
+		},
+		{
+			name: "revoked by raw key ID",
+			setup: func(e *env) {
+				e.revoke(e.alice.ID, db.NewRevocation{Kind: db.RevokeKeyID, Value: "bob\x1b[31m@laptop"})
+			},
+			key:    withCert(func(c *gossh.Certificate) { c.KeyId = "bob\x1b[31m@laptop" }),
+			reason: ReasonRevoked, messages: []string{`"bob?[31m@laptop"`, "by key ID"},
+		},
+		{
+			name: "revoked by key",
+			setup: func(e *env) {
+				e.revoke(e.alice.ID, db.NewRevocation{Kind: db.RevokeKey, Value: Fingerprint(e.user.PublicKey())})
+			},
+			key: withCert(nil), reason: ReasonRevoked,
+		},
+		{
+			name:   "CA from= mismatch",
+			setup:  func(e *env) { e.setOptions(e.caKey, `cert-authority,from="10.*"`) },
+			key:    withCert(nil),
+			reason: ReasonSourceAddress, messages: []string{`certificate authority "team-ca"`, "192.0.2.10"}, refusal: certRefusal,
+		},
+		{
+			name:   "CA from= negated match",
+			setup:  func(e *env) { e.setOptions(e.caKey, `cert-authority,from="192.0.2.*,!192.0.2.10"`) },
+			key:    withCert(nil),
+			reason: ReasonSourceAddress,
+		},
+		{
+			name: "CA from= match", remote: tcp("192.0.2.11:5000"),
+			setup: func(e *env) { e.setOptions(e.caKey, `cert-authority,from="192.0.2.*,!192.0.2.10"`) },
+			key:   withCert(nil), check: grants(PGS, Tuns),
+		},
+		{
+			name:   "CA expiry-time passed",
+			setup:  func(e *env) { e.setOptions(e.caKey, `cert-authority,expiry-time="202606011200"`) },
+			key:    withCert(nil),
+			reason: ReasonExpired, messages: []string{`certificate authority "team-ca" expired at 2026-06-01T12:00:00Z`},
+		},
+		{
+			name:  "CA expiry-time ahead",
+			setup: func(e *env) { e.setOptions(e.caKey, `cert-authority,expiry-time="20270101"`) },
+			key:   withCert(nil), check: grants(PGS, Tuns),
+		},
+		{
+			name:  "CA principals= limits the grant",
+			setup: func(e *env) { e.setOptions(e.caKey, `cert-authority,principals="pgs,pipe"`) },
+			key:   withCert(nil), check: grants(PGS),
+		},
+		{
+			name:  "CA principals= limits an admin certificate",
+			setup: func(e *env) { e.setOptions(e.caKey, `cert-authority,principals="pgs,pipe"`) },
+			key:   withCert(func(c *gossh.Certificate) { c.ValidPrincipals = []string{"admin"} }),
+			check: grants(PGS, Pipe),
+		},
+		{
+			name: "CA principals= refuses a service it does not list", service: Tuns,
+			setup:  func(e *env) { e.setOptions(e.caKey, `cert-authority,principals="pgs"`) },
+			key:    withCert(nil),
+			reason: ReasonDoesNotGrant, messages: []string{`certificate "bob@laptop" does not grant tuns (it grants pgs)`},
+		},
+		{
+			name:   "CA principals= and certificate principals do not meet",
+			setup:  func(e *env) { e.setOptions(e.caKey, `cert-authority,principals="pipe"`) },
+			key:    withCert(nil),
+			reason: ReasonDoesNotGrant, messages: []string{"limited to pipe"},
+		},
+		{
+			name: "certificate does not grant the service asked for", service: Admin,
+			key:    withCert(nil),
+			reason: ReasonDoesNotGrant, messages: []string{`certificate "bob@laptop" does not grant admin (it grants pgs, tuns)`},
+			refusal: certRefusal,
+		},
+		{
+			name: "another account's CA and revocations stay theirs",
+			key: func(t *testing.T, e *env) gossh.PublicKey {
+				return userCert(t, e.user.PublicKey(), e.carolCA, nil)
+			},
+			setup: func(e *env) { e.revoke(e.alice.ID, db.NewRevocation{Kind: db.RevokeSerial, Value: "42"}) },
+			check: func(t *testing.T, e *env, g Grant) {
+				if g.Account != "carol" || g.Cert.CAName != "carol-ca" {
+					t.Errorf("grant for %q by %q, want carol by carol-ca", g.Account, g.Cert.CAName)
+				}
+			},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			if c.setup != nil {
+				c.setup(e)
+			}
+			at := Attempt{Key: c.key(t, e), Service: c.service, RemoteAddr: c.remote}
+			if at.Service == "" {
+				at.Service = PGS
+			}
+			if at.RemoteAddr == nil {
+				at.RemoteAddr = tcp("192.0.2.10:5000")
+			}
+			a := New(e.store, Options{SignupsOpen: c.signups, Now: func() time.Time { return testNow }})
+			g, err := a.Authenticate(context.Background(), at)
+			if c.reason == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if g.Service != at.Service {
+					t.Errorf("grant service = %q, want %q", g.Service, at.Service)
+				}
+				if !g.Allows(at.Service) {
+					t.Errorf("grant %v does not include the service asked for", g.Services)
+				}
+				if c.check != nil {
+					c.check(t, e, g)
+				}
+				return
+			}
+			r := wantReason(t, err, c.reason)
+			if !strings.Contains(r.Message, string(c.reason)) {
+				t.Errorf("message %q does not contain the reason %q", r.Message, c.reason)
+			}
+			for _, m := range c.messages {
+				if !strings.Contains(r.Message, m) {
+					t.Errorf("message %q does not contain %q", r.Message, m)
+				}
+			}
+			if c.refusal != nil {
+				c.refusal(t, e, r)
+			}
+		})
+	}
+}
+
+// grantsEqual compares grants, and the certificate facts they point to.
+func grantsEqual(a, b Grant) bool {
+	if (a.Cert == nil) != (b.Cert == nil) {
+		return false
+	}
+	if a.Cert != nil {
+		ca, cb := *a.Cert, *b.Cert
+		if !slices.Equal(ca.Principals, cb.Principals) || (ca.ValidBefore == nil) != (cb.ValidBefore == nil) ||
+			ca.ValidBefore != nil && !ca.ValidBefore.Equal(*cb.ValidBefore) {
+			return false
+		}
+		if ca.KeyID != cb.KeyID || ca.Serial != cb.Serial || ca.CAName != cb.CAName || ca.CAFingerprint != cb.CAFingerprint {
+			return false
+		}
+	}
+	if !slices.Equal(a.Services, b.Services) {
+		return false
+	}
+	a.Cert, b.Cert, a.Services, b.Services = nil, nil, nil, nil
+	return a.AccountID == b.AccountID && a.Account == b.Account && a.Method == b.Method &&
+		a.Identity == b.Identity && a.Service == b.Service && a.KeyFingerprint == b.KeyFingerprint &&
+		a.Permits == b.Permits && a.ForceCommand == b.ForceCommand && a.KeyID == b.KeyID
+}
+
+// pipeAddr is a net.Addr with no IP, like net.Pipe's.
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
+
+func TestAuthenticateStoreErrors(t *testing.T) {
+	e := newEnv(t)
+	a := New(e.store, Options{SignupsOpen: true, Now: func() time.Time { return testNow }})
+	e.store.err = errBoom
+	for name, key := range map[string]gossh.PublicKey{
+		"login key":   e.login.PublicKey(),
+		"certificate": e.cert(t, nil),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := a.Authenticate(context.Background(), Attempt{Key: key, Service: PGS, RemoteAddr: tcp("192.0.2.10:1")})
+			if !errors.Is(err, errBoom) {
+				t.Fatalf("err = %v, want the store error", err)
+			}
+			if _, ok := AsRefusal(err); ok {
+				t.Fatal("a store error must not be a refusal: nothing was decided")
+			}
+		})
+	}
+}
+
+// TestAuthenticateRevocationStoreError checks that a failing revocation lookup does not
+// let a certificate in.
+func TestAuthenticateRevocationStoreError(t *testing.T) {
+	e := newEnv(t)
+	s := &failingRevocations{fakeStore: e.store}
+	a := New(s, Options{Now: func() time.Time { return testNow }})
+	_, err := a.Authenticate(context.Background(), Attempt{Key: e.cert(t, nil), Service: PGS, RemoteAddr: tcp("192.0.2.10:1")})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("err = %v, want the store error", err)
+	}
+}
+
+type failingRevocations struct{ *fakeStore }
+
+func (failingRevocations) FindRevocation(context.Context, int64, db.CertRef) (db.Revocation, error) {
+	return db.Revocation{}, errBoom
+}
+
+// TestAuthenticateIsPure checks that a decision depends on nothing but its attempt: a refused
+// certificate does not change what the next attempt with a login key gets, and vice versa.
+func TestAuthenticateIsPure(t *testing.T) {
+	e := newEnv(t)
+	a := New(e.store, Options{Now: func() time.Time { return testNow }})
+	ctx := context.Background()
+	addr := tcp("192.0.2.10:1")
+	for range 2 {
+		if _, err := a.Authenticate(ctx, Attempt{Key: e.cert(t, nil), Service: Admin, RemoteAddr: addr}); err == nil {
+			t.Fatal("pgs,tuns certificate accepted for admin")
+		}
+		g, err := a.Authenticate(ctx, Attempt{Key: e.login.PublicKey(), Service: Admin, RemoteAddr: addr})
+		if err != nil || g.Method != MethodKey {
+			t.Fatalf("login key after a refused certificate: %+v, %v", g, err)
+		}
+	}
+}
+
+// TestDuplicateCriticalOption builds a certificate whose critical options list
+// source-address twice, correctly signed by a registered CA, so that the duplicate is its only
+// fault. x/crypto/ssh refuses it while parsing (options must be in strictly increasing order),
+// so the server refuses the connection before authentication is asked; if a later x/crypto
+// merged duplicates instead, this test fails and Authenticate must learn to see them.
+func TestDuplicateCriticalOption(t *testing.T) {
+	e := newEnv(t)
+	opt := slices.Concat(sshString([]byte("source-address")), sshString(sshString([]byte("192.0.2.0/24"))))
+	build := func(options []byte) []byte {
+		c := &gossh.Certificate{
+			Nonce: []byte("nonce"), Key: e.user.PublicKey(), Serial: 7, CertType: gossh.UserCert, KeyId: "dup",
+			ValidPrincipals: []string{"pgs"}, ValidAfter: 0, ValidBefore: gossh.CertTimeInfinity,
+			Permissions:  gossh.Permissions{CriticalOptions: map[string]string{"source-address": "192.0.2.0/24"}},
+			SignatureKey: e.ca.PublicKey(),
+		}
+		unsigned := c.Marshal() // no signature: ends with an empty signature string
+		unsigned = unsigned[:len(unsigned)-4]
+		field := sshString(opt)
+		i := strings.Index(string(unsigned), string(field))
+		if i < 0 {
+			t.Fatal("critical options not found in the marshalled certificate")
+		}
+		signed := slices.Concat(unsigned[:i], sshString(options), unsigned[i+len(field):])
+		sig, err := e.ca.Sign(rand.Reader, signed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Concat(signed, sshString(gossh.Marshal(sig)))
+	}
+
+	// Control: the same construction with the option once is a good certificate.
+	k, err := gossh.ParsePublicKey(build(opt))
+	if err != nil {
+		t.Fatalf("control certificate does not parse: %v", err)
+	}
+	a := New(e.store, Options{Now: func() time.Time { return testNow }})
+	if _, err := a.Authenticate(context.Background(), Attempt{Key: k, Service: PGS, RemoteAddr: tcp("192.0.2.10:1")}); err != nil {
+		t.Fatalf("control certificate refused: %v", err)
+	}
+
+	if k, err := gossh.ParsePublicKey(build(slices.Concat(opt, opt))); err == nil {
+		t.Fatalf("certificate with a duplicate critical option parsed (options %v)", k.(*gossh.Certificate).CriticalOptions)
+	}
+}
+
+func sshString(b []byte) []byte {
+	n := len(b)
+	return append([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, b...)
+}
