@@ -1,0 +1,471 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// sqliteStore is the embedded store. Writes and transactions go through w, a pool of one
+// connection whose transactions begin IMMEDIATE, so writers queue in Go and never meet
+// "database is locked"; reads go through r, which WAL lets run beside the writer.
+type sqliteStore struct {
+	w *sql.DB
+	r *sql.DB
+}
+
+// sqliteTimeLayout is fixed width, so that text order is time order in SQL comparisons.
+const sqliteTimeLayout = "2006-01-02T15:04:05.000000Z"
+
+func sqliteTime(t time.Time) string { return storedTime(t).Format(sqliteTimeLayout) }
+
+func parseSQLiteTime(s string) (time.Time, error) {
+	t, err := time.Parse(sqliteTimeLayout, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stored time %q: %w", s, err)
+	}
+	return t.UTC(), nil
+}
+
+func parseSQLiteTimePtr(s sql.NullString) (*time.Time, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	t, err := parseSQLiteTime(s.String)
+	return &t, err
+}
+
+// sqliteErr maps constraint violations to the package's errors.
+func sqliteErr(err error) error {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch e.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+		msg := e.Error()
+		switch {
+		case strings.Contains(msg, "accounts.name"):
+			return ErrAccountTaken
+		case strings.Contains(msg, "keys.fingerprint"):
+			return ErrKeyTaken
+		case strings.Contains(msg, "keys.account_id, keys.name"):
+			return ErrNameTaken
+		}
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return fmt.Errorf("account: %w", ErrNotFound)
+	}
+	return err
+}
+
+func (s *sqliteStore) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite: %w", err)
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite: %w", err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// inTx runs fn in a write transaction and commits it if fn returns nil.
+func (s *sqliteStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Accounts
+
+func (s *sqliteStore) CreateAccount(ctx context.Context, name string, first NewKey) (Account, Key, error) {
+	if err := checkKey(first); err != nil {
+		return Account{}, Key{}, fmt.Errorf("create account %q: %w", name, err)
+	}
+	if first.Kind != KindLogin {
+		return Account{}, Key{}, fmt.Errorf("create account %q: the first key must be a login key, not %q", name, first.Kind)
+	}
+	a := Account{Name: name, CreatedAt: now()}
+	var k Key
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx,
+			`INSERT INTO accounts (name, created_at) VALUES (?, ?) RETURNING id`,
+			a.Name, sqliteTime(a.CreatedAt)).Scan(&a.ID)
+		if err != nil {
+			return sqliteErr(err)
+		}
+		k, err = sqliteInsertKey(ctx, tx, a.ID, first)
+		return err
+	})
+	if err != nil {
+		return Account{}, Key{}, fmt.Errorf("create account %q: %w", name, err)
+	}
+	return a, k, nil
+}
+
+func (s *sqliteStore) AccountByName(ctx context.Context, name string) (Account, error) {
+	a, err := scanSQLiteAccount(s.r.QueryRowContext(ctx,
+		`SELECT id, name, created_at FROM accounts WHERE name = ?`, name))
+	if err != nil {
+		return Account{}, fmt.Errorf("account %q: %w", name, err)
+	}
+	return a, nil
+}
+
+func (s *sqliteStore) AccountByID(ctx context.Context, id int64) (Account, error) {
+	a, err := scanSQLiteAccount(s.r.QueryRowContext(ctx,
+		`SELECT id, name, created_at FROM accounts WHERE id = ?`, id))
+	if err != nil {
+		return Account{}, fmt.Errorf("account %d: %w", id, err)
+	}
+	return a, nil
+}
+
+func (s *sqliteStore) ListAccounts(ctx context.Context) ([]Account, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, name, created_at FROM accounts ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	list, err := collectSQLite(rows, scanSQLiteAccount)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	return list, nil
+}
+
+func scanSQLiteAccount(row interface{ Scan(...any) error }) (Account, error) {
+	var (
+		a       Account
+		created string
+	)
+	if err := row.Scan(&a.ID, &a.Name, &created); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Account{}, ErrNotFound
+		}
+		return Account{}, err
+	}
+	var err error
+	a.CreatedAt, err = parseSQLiteTime(created)
+	return a, err
+}
+
+// Keys
+
+const sqliteKeyColumns = `id, account_id, name, kind, algorithm, fingerprint, public_key, options, created_at, last_used_at`
+
+func sqliteInsertKey(ctx context.Context, tx *sql.Tx, accountID int64, nk NewKey) (Key, error) {
+	k := Key{AccountID: accountID, NewKey: nk, CreatedAt: now()}
+	err := tx.QueryRowContext(ctx,
+		`INSERT INTO keys (account_id, name, kind, algorithm, fingerprint, public_key, options, created_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		accountID, nk.Name, string(nk.Kind), nk.Algorithm, nk.Fingerprint, nk.PublicKey, nk.Options,
+		sqliteTime(k.CreatedAt)).Scan(&k.ID)
+	if err != nil {
+		return Key{}, sqliteErr(err)
+	}
+	return k, nil
+}
+
+func (s *sqliteStore) AddKey(ctx context.Context, accountID int64, nk NewKey) (Key, error) {
+	if err := checkKey(nk); err != nil {
+		return Key{}, fmt.Errorf("add key %q: %w", nk.Name, err)
+	}
+	var k Key
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		k, err = sqliteInsertKey(ctx, tx, accountID, nk)
+		return err
+	})
+	if err != nil {
+		return Key{}, fmt.Errorf("add key %q: %w", nk.Name, err)
+	}
+	return k, nil
+}
+
+func (s *sqliteStore) ListKeys(ctx context.Context, accountID int64) ([]Key, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT `+sqliteKeyColumns+` FROM keys WHERE account_id = ? ORDER BY id`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("list keys of account %d: %w", accountID, err)
+	}
+	list, err := collectSQLite(rows, scanSQLiteKey)
+	if err != nil {
+		return nil, fmt.Errorf("list keys of account %d: %w", accountID, err)
+	}
+	return list, nil
+}
+
+func (s *sqliteStore) KeyByFingerprint(ctx context.Context, fingerprint string) (Key, error) {
+	k, err := scanSQLiteKey(s.r.QueryRowContext(ctx,
+		`SELECT `+sqliteKeyColumns+` FROM keys WHERE fingerprint = ?`, fingerprint))
+	if err != nil {
+		return Key{}, fmt.Errorf("key %s: %w", fingerprint, err)
+	}
+	return k, nil
+}
+
+func (s *sqliteStore) RemoveKey(ctx context.Context, accountID, keyID int64) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var kind string
+		err := tx.QueryRowContext(ctx,
+			`SELECT kind FROM keys WHERE id = ? AND account_id = ?`, keyID, accountID).Scan(&kind)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if KeyKind(kind) == KindLogin {
+			var logins int
+			err := tx.QueryRowContext(ctx,
+				`SELECT count(*) FROM keys WHERE account_id = ? AND kind = 'login'`, accountID).Scan(&logins)
+			if err != nil {
+				return err
+			}
+			if logins <= 1 {
+				return ErrLastLoginKey
+			}
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM keys WHERE id = ?`, keyID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("remove key %d of account %d: %w", keyID, accountID, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) TouchKey(ctx context.Context, keyID int64, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE keys SET last_used_at = ? WHERE id = ?`, sqliteTime(at), keyID)
+	if err == nil {
+		err = sqliteAffected(res)
+	}
+	if err != nil {
+		return fmt.Errorf("touch key %d: %w", keyID, err)
+	}
+	return nil
+}
+
+func scanSQLiteKey(row interface{ Scan(...any) error }) (Key, error) {
+	var (
+		k        Key
+		kind     string
+		created  string
+		lastUsed sql.NullString
+	)
+	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &kind, &k.Algorithm, &k.Fingerprint, &k.PublicKey,
+		&k.Options, &created, &lastUsed)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Key{}, ErrNotFound
+		}
+		return Key{}, err
+	}
+	k.Kind = KeyKind(kind)
+	if k.CreatedAt, err = parseSQLiteTime(created); err != nil {
+		return Key{}, err
+	}
+	if k.LastUsedAt, err = parseSQLiteTimePtr(lastUsed); err != nil {
+		return Key{}, err
+	}
+	return k, nil
+}
+
+// Revocations
+
+const sqliteRevocationColumns = `id, account_id, kind, value, ca_fingerprint, created_at`
+
+func (s *sqliteStore) AddRevocation(ctx context.Context, accountID int64, nr NewRevocation) (Revocation, error) {
+	nr, err := checkRevocation(nr)
+	if err != nil {
+		return Revocation{}, fmt.Errorf("add revocation of %s %q: %w", nr.Kind, nr.Value, err)
+	}
+	r := Revocation{AccountID: accountID, NewRevocation: nr, CreatedAt: now()}
+	err = s.w.QueryRowContext(ctx,
+		`INSERT INTO revocations (account_id, kind, value, ca_fingerprint, created_at)
+		 VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		accountID, string(nr.Kind), nr.Value, nr.CAFingerprint, sqliteTime(r.CreatedAt)).Scan(&r.ID)
+	if err != nil {
+		return Revocation{}, fmt.Errorf("add revocation of %s %q: %w", nr.Kind, nr.Value, sqliteErr(err))
+	}
+	return r, nil
+}
+
+func (s *sqliteStore) ListRevocations(ctx context.Context, accountID int64) ([]Revocation, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT `+sqliteRevocationColumns+` FROM revocations WHERE account_id = ? ORDER BY id`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("list revocations of account %d: %w", accountID, err)
+	}
+	list, err := collectSQLite(rows, scanSQLiteRevocation)
+	if err != nil {
+		return nil, fmt.Errorf("list revocations of account %d: %w", accountID, err)
+	}
+	return list, nil
+}
+
+func (s *sqliteStore) RemoveRevocation(ctx context.Context, accountID, id int64) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM revocations WHERE id = ? AND account_id = ?`, id, accountID)
+	if err == nil {
+		err = sqliteAffected(res)
+	}
+	if err != nil {
+		return fmt.Errorf("remove revocation %d of account %d: %w", id, accountID, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) FindRevocation(ctx context.Context, accountID int64, c CertRef) (Revocation, error) {
+	r, err := scanSQLiteRevocation(s.r.QueryRowContext(ctx,
+		`SELECT `+sqliteRevocationColumns+` FROM revocations
+		 WHERE account_id = ? AND (
+		       (kind = 'serial' AND value = ? AND (ca_fingerprint = '' OR ca_fingerprint = ?))
+		    OR (kind = 'key_id' AND value = ?)
+		    OR (kind = 'key' AND value = ?))
+		 ORDER BY id LIMIT 1`,
+		accountID, strconv.FormatUint(c.Serial, 10), c.CAFingerprint, c.KeyID, c.KeyFingerprint))
+	if err != nil {
+		return Revocation{}, fmt.Errorf("find revocation of certificate %q (serial %d) in account %d: %w",
+			c.KeyID, c.Serial, accountID, err)
+	}
+	return r, nil
+}
+
+func scanSQLiteRevocation(row interface{ Scan(...any) error }) (Revocation, error) {
+	var (
+		r       Revocation
+		kind    string
+		created string
+	)
+	if err := row.Scan(&r.ID, &r.AccountID, &kind, &r.Value, &r.CAFingerprint, &created); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Revocation{}, ErrNotFound
+		}
+		return Revocation{}, err
+	}
+	r.Kind = RevocationKind(kind)
+	var err error
+	r.CreatedAt, err = parseSQLiteTime(created)
+	return r, err
+}
+
+// Access log
+
+func (s *sqliteStore) AppendAccess(ctx context.Context, e AccessEntry) error {
+	if e.Time.IsZero() {
+		e.Time = now()
+	}
+	var accountID *int64
+	if e.AccountID != 0 {
+		accountID = &e.AccountID
+	}
+	_, err := s.w.ExecContext(ctx,
+		`INSERT INTO access_log (time, account_id, account, service, method, identity, serial,
+		     key_fingerprint, ca_fingerprint, remote_addr, outcome, reason)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		sqliteTime(e.Time), accountID, e.Account, e.Service, e.Method, e.Identity, formatSerial(e.Serial),
+		e.KeyFingerprint, e.CAFingerprint, e.RemoteAddr, e.Outcome, e.Reason)
+	if err != nil {
+		return fmt.Errorf("append access of %q to %q: %w", e.Identity, e.Service, sqliteErr(err))
+	}
+	return nil
+}
+
+func (s *sqliteStore) ListAccess(ctx context.Context, accountID int64, service string, limit int) ([]AccessEntry, error) {
+	where := `account_id IS NULL`
+	var args []any
+	if accountID != 0 {
+		where, args = `account_id = ?`, []any{accountID}
+	}
+	args = append(args, service, service, accessLimit(limit))
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT id, time, account_id, account, service, method, identity, serial,
+		     key_fingerprint, ca_fingerprint, remote_addr, outcome, reason
+		 FROM access_log
+		 WHERE `+where+` AND (? = '' OR service = ?)
+		 ORDER BY time DESC, id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list access of account %d: %w", accountID, err)
+	}
+	list, err := collectSQLite(rows, scanSQLiteAccess)
+	if err != nil {
+		return nil, fmt.Errorf("list access of account %d: %w", accountID, err)
+	}
+	return list, nil
+}
+
+func scanSQLiteAccess(row interface{ Scan(...any) error }) (AccessEntry, error) {
+	var (
+		e         AccessEntry
+		at        string
+		accountID sql.NullInt64
+		serial    sql.NullString
+	)
+	err := row.Scan(&e.ID, &at, &accountID, &e.Account, &e.Service, &e.Method, &e.Identity, &serial,
+		&e.KeyFingerprint, &e.CAFingerprint, &e.RemoteAddr, &e.Outcome, &e.Reason)
+	if err != nil {
+		return AccessEntry{}, err
+	}
+	e.AccountID = accountID.Int64
+	if e.Time, err = parseSQLiteTime(at); err != nil {
+		return AccessEntry{}, err
+	}
+	if serial.Valid {
+		if e.Serial, err = parseSerial(&serial.String); err != nil {
+			return AccessEntry{}, err
+		}
+	}
+	return e, nil
+}
+
+func (s *sqliteStore) PruneAccess(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM access_log WHERE time < ?`, sqliteTime(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune access log before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune access log before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	return n, nil
+}
+
+func sqliteAffected(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func collectSQLite[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	defer rows.Close()
+	list := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, v)
+	}
+	return list, rows.Err()
+}
