@@ -1,0 +1,277 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/charmbracelet/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/db"
+	"github.com/portico-sh/portico/services"
+)
+
+// Authenticator decides a connection attempt; *auth.Authenticator is one. It returns a Grant,
+// an *auth.Refusal, or another error when it could not decide (the store is down).
+type Authenticator interface {
+	Authenticate(ctx context.Context, a auth.Attempt) (auth.Grant, error)
+}
+
+// Store is what the gateway itself keeps: the access log, key use times, and a health check.
+type Store interface {
+	AppendAccess(ctx context.Context, e db.AccessEntry) error
+	PruneAccess(ctx context.Context, before time.Time) (int64, error)
+	TouchKey(ctx context.Context, keyID int64, at time.Time) error
+	Ping(ctx context.Context) error
+}
+
+// Defaults for the zero values of Options.
+const (
+	DefaultDrainTimeout       = 10 * time.Second
+	DefaultAccessLogRetention = 90 * 24 * time.Hour
+	DefaultLoginGraceTime     = 2 * time.Minute
+	DefaultMaxAuthTries       = 6
+)
+
+// Options configure a Gateway. Store, Auth, Router, HostKey and at least one SSH listener are
+// required.
+type Options struct {
+	Store   Store
+	Auth    Authenticator
+	Router  *services.Router
+	HostKey gossh.Signer
+
+	SSH      []Listener // SSH listen addresses, each optionally bound to a service
+	HTTPAddr string     // HTTP listen address; empty: no HTTP server
+	Domain   string     // sites answer on {account}-{name}.{Domain}
+
+	Version            string        // sent in the SSH version string ("SSH-2.0-portico_VERSION")
+	DrainTimeout       time.Duration // how long shutdown waits for sessions to end
+	AccessLogRetention time.Duration // access-log entries older than this are pruned
+	LoginGraceTime     time.Duration // a connection must authenticate within this
+	MaxAuthTries       int           // failed authentication attempts per connection
+	Logger             *slog.Logger
+	Now                func() time.Time
+}
+
+// Gateway is portico's SSH and HTTP front door.
+type Gateway struct {
+	o       Options
+	log     *slog.Logger
+	metrics *metrics
+
+	mu      sync.Mutex
+	ssh     []*sshListener
+	http    *http.Server
+	httpLn  net.Listener
+	started bool
+}
+
+type sshListener struct {
+	cfg Listener
+	ln  net.Listener
+	srv *ssh.Server
+}
+
+// New checks o and fills in its defaults.
+func New(o Options) (*Gateway, error) {
+	switch {
+	case o.Store == nil:
+		return nil, errors.New("gateway: no store")
+	case o.Auth == nil:
+		return nil, errors.New("gateway: no authenticator")
+	case o.Router == nil:
+		return nil, errors.New("gateway: no router")
+	case o.HostKey == nil:
+		return nil, errors.New("gateway: no host key")
+	case len(o.SSH) == 0:
+		return nil, errors.New("gateway: no SSH listen address")
+	}
+	if o.Domain == "" {
+		o.Domain = "localhost"
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.AccessLogRetention <= 0 {
+		o.AccessLogRetention = DefaultAccessLogRetention
+	}
+	if o.LoginGraceTime <= 0 {
+		o.LoginGraceTime = DefaultLoginGraceTime
+	}
+	if o.MaxAuthTries <= 0 {
+		o.MaxAuthTries = DefaultMaxAuthTries
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Gateway{o: o, log: o.Logger, metrics: newMetrics()}, nil
+}
+
+// Listen binds every SSH listener and the HTTP listener and logs their addresses
+// (msg="ssh listening" addr=...). Serve calls it when it has not been called.
+func (g *Gateway) Listen() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started {
+		return nil
+	}
+	var lns []net.Listener
+	fail := func(err error) error {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		g.ssh = nil
+		return err
+	}
+	for _, l := range g.o.SSH {
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			return fail(fmt.Errorf("ssh listen %s: %w", l, err))
+		}
+		lns = append(lns, ln)
+		g.ssh = append(g.ssh, &sshListener{cfg: l, ln: ln, srv: g.newSSHServer(l.Service)})
+	}
+	if g.o.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", g.o.HTTPAddr)
+		if err != nil {
+			return fail(fmt.Errorf("http listen %s: %w", g.o.HTTPAddr, err))
+		}
+		g.httpLn = ln
+		g.http = &http.Server{
+			Handler:           g.httpHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		}
+	}
+	g.started = true
+	for _, l := range g.ssh {
+		if l.cfg.Service == "" {
+			g.log.Info("ssh listening", "addr", l.ln.Addr().String())
+		} else {
+			g.log.Info("ssh listening", "addr", l.ln.Addr().String(), "service", l.cfg.Service)
+		}
+	}
+	if g.httpLn != nil {
+		g.log.Info("http listening", "addr", g.httpLn.Addr().String())
+	}
+	return nil
+}
+
+// SSHAddrs returns the bound SSH addresses, in the order of Options.SSH, after Listen.
+func (g *Gateway) SSHAddrs() []net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]net.Addr, len(g.ssh))
+	for i, l := range g.ssh {
+		out[i] = l.ln.Addr()
+	}
+	return out
+}
+
+// HTTPAddr returns the bound HTTP address after Listen, or nil.
+func (g *Gateway) HTTPAddr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.httpLn == nil {
+		return nil
+	}
+	return g.httpLn.Addr()
+}
+
+// Serve serves until ctx is done, then stops accepting connections, waits up to
+// Options.DrainTimeout for open sessions to end, closes the rest and returns nil. It returns
+// an error when a listener fails.
+func (g *Gateway) Serve(ctx context.Context) error {
+	if err := g.Listen(); err != nil {
+		return err
+	}
+	errc := make(chan error, len(g.ssh)+1)
+	for _, l := range g.ssh {
+		go func() {
+			if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, ssh.ErrServerClosed) {
+				errc <- fmt.Errorf("ssh %s: %w", l.cfg, err)
+			}
+		}()
+	}
+	if g.http != nil {
+		go func() {
+			if err := g.http.Serve(g.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http %s: %w", g.httpLn.Addr(), err)
+			}
+		}()
+	}
+	pruneCtx, stopPrune := context.WithCancel(context.Background())
+	pruned := make(chan struct{})
+	go func() {
+		defer close(pruned)
+		g.pruneAccessLog(pruneCtx)
+	}()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	g.shutdown()
+	stopPrune()
+	<-pruned
+	return serveErr
+}
+
+// shutdown stops accepting, drains and closes everything.
+func (g *Gateway) shutdown() {
+	g.log.Info("shutting down", "drain_timeout", g.o.DrainTimeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), g.o.DrainTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range g.ssh {
+		wg.Go(func() {
+			if err := l.srv.Shutdown(ctx); err != nil {
+				g.log.Warn("ssh sessions still open after the drain timeout; closing them", "addr", l.ln.Addr().String())
+				l.srv.Close()
+			}
+		})
+	}
+	if g.http != nil {
+		wg.Go(func() {
+			if err := g.http.Shutdown(ctx); err != nil {
+				g.http.Close()
+			}
+		})
+	}
+	wg.Wait()
+	g.log.Info("stopped")
+}
+
+// pruneAccessLog deletes access-log entries older than the retention now and every hour
+// until ctx is done.
+func (g *Gateway) pruneAccessLog(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		before := g.o.Now().Add(-g.o.AccessLogRetention)
+		n, err := g.o.Store.PruneAccess(ctx, before)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			g.log.Warn("pruning the access log failed", "err", err)
+		case n > 0:
+			g.log.Info("pruned the access log", "entries", n, "before", before.UTC().Format(time.RFC3339))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,557 @@
+package gateway_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/db"
+	"github.com/portico-sh/portico/gateway"
+)
+
+func TestLoginKeyReachesTheRoutedService(t *testing.T) {
+	f := start(t)
+	tests := []struct {
+		name, user string
+		want       auth.Service
+	}{
+		{"admin user", "admin", auth.Admin},
+		{"pgs user", "pgs", auth.PGS},
+		{"local login name goes to admin", "alice", auth.Admin},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := f.connect(f.ssh, tt.user, f.alice.login)
+			r, _, code := exec(t, c, `deploy "my site" --now`)
+			if code != 0 {
+				t.Errorf("exit status %d", code)
+			}
+			want := report{Service: tt.want, Account: "alice", Method: auth.MethodKey, Identity: "laptop",
+				Command: []string{"deploy", "my site", "--now"}, RawCommand: `deploy "my site" --now`}
+			if !equalReports(r, want) {
+				t.Errorf("service saw %+v, want %+v", r, want)
+			}
+		})
+	}
+}
+
+func TestExitStatusReachesTheClient(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "pgs", f.alice.login)
+	if _, _, code := exec(t, c, "exit 3"); code != 3 {
+		t.Errorf("exit status %d, want 3", code)
+	}
+}
+
+func TestBoundListenerForcesItsService(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.sshPGS, "admin", f.alice.login)
+	if r, _, _ := exec(t, c, "whoami"); r.Service != auth.PGS {
+		t.Errorf("service %q on the pgs listener, want pgs", r.Service)
+	}
+}
+
+func TestUnavailableService(t *testing.T) {
+	f := start(t)
+	for _, user := range []string{"tuns", "pipe"} { // tuns: placeholder; pipe: not registered
+		c := f.connect(f.ssh, user, f.alice.login)
+		_, stderr, code := exec(t, c, "ls")
+		if code != 1 || stderr != "portico: the "+user+" service is not available yet\n" {
+			t.Errorf("%s: exit %d, stderr %q", user, code, stderr)
+		}
+	}
+}
+
+func TestRefusalShowsTheReasonAsBanner(t *testing.T) {
+	f := start(t)
+	bob := newSigner(t)
+	tests := []struct {
+		name, user string
+		signer     gossh.Signer
+		want       string // in the banner
+		account    string // in the access log
+	}{
+		{"unknown key asks for pgs", "pgs", bob, "not registered", ""},
+		{"certificate does not grant admin", "admin", certFor(t, f.alice.ca, bob, nil), "does not grant", "alice"},
+		{"expired certificate", "pgs", certFor(t, f.alice.ca, bob, func(c *gossh.Certificate) {
+			c.ValidBefore = uint64(time.Now().Add(-time.Minute).Unix())
+		}), "expired", "alice"},
+		{"unknown critical option", "pgs", certFor(t, f.alice.ca, bob, func(c *gossh.Certificate) {
+			c.CriticalOptions["verify-required"] = ""
+		}), "critical option", "alice"},
+		{"source-address mismatch", "pgs", certFor(t, f.alice.ca, bob, func(c *gossh.Certificate) {
+			c.CriticalOptions["source-address"] = "192.0.2.0/24"
+		}), "source address", "alice"},
+		{"unknown CA", "pgs", certFor(t, newSigner(t), bob, nil), "unknown certificate authority", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(f.store.entries())
+			banner := f.refused(f.ssh, tt.user, tt.signer)
+			if !strings.HasPrefix(banner, "portico: ") || !strings.Contains(banner, tt.want) || !strings.HasSuffix(banner, "\r\n") {
+				t.Errorf("banner %q, want \"portico: ...%s...\\r\\n\"", banner, tt.want)
+			}
+			entries := f.store.entries()[before:]
+			if len(entries) != 1 {
+				t.Fatalf("%d access-log entries, want 1", len(entries))
+			}
+			e := entries[0]
+			if e.Outcome != "denied" || e.Account != tt.account || e.Service != tt.user || e.Reason == "" ||
+				e.KeyFingerprint != auth.Fingerprint(bob.PublicKey()) || !strings.HasPrefix(e.RemoteAddr, "127.0.0.1:") {
+				t.Errorf("access entry %+v", e)
+			}
+		})
+	}
+}
+
+func TestCertificateGrant(t *testing.T) {
+	f := start(t)
+	bob := newSigner(t)
+	cert := certFor(t, f.alice.ca, bob, func(c *gossh.Certificate) {
+		c.CriticalOptions["source-address"] = "127.0.0.0/8"
+	})
+	c := f.connect(f.ssh, "pgs", cert)
+	r, _, _ := exec(t, c, "ls")
+	want := report{Service: auth.PGS, Account: "alice", Method: auth.MethodCert, Identity: "bob@laptop",
+		Command: []string{"ls"}, RawCommand: "ls"}
+	if !equalReports(r, want) {
+		t.Errorf("service saw %+v, want %+v", r, want)
+	}
+	entries := f.store.entries()
+	e := entries[len(entries)-1]
+	if e.Outcome != "allowed" || e.Account != "alice" || e.AccountID != f.alice.ID || e.Method != "cert" ||
+		e.Identity != "bob@laptop" || e.Serial == nil || *e.Serial != 7 || e.Service != "pgs" ||
+		e.CAFingerprint != auth.Fingerprint(f.alice.ca.PublicKey()) || e.KeyFingerprint != auth.Fingerprint(bob.PublicKey()) {
+		t.Errorf("access entry %+v", e)
+	}
+}
+
+func TestLastUseOfTheKeyIsRecorded(t *testing.T) {
+	f := start(t)
+	f.connect(f.ssh, "admin", f.alice.login)
+	k, err := f.store.KeyByFingerprint(t.Context(), auth.Fingerprint(f.alice.login.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.LastUsedAt == nil || time.Since(*k.LastUsedAt) > time.Minute {
+		t.Errorf("last_used_at %v, want about now", k.LastUsedAt)
+	}
+}
+
+func TestOnlyPublicKeysAuthenticate(t *testing.T) {
+	f := start(t)
+	asked := false
+	tests := []struct {
+		name    string
+		methods []gossh.AuthMethod
+	}{
+		{"none", nil},
+		{"password", []gossh.AuthMethod{gossh.Password("alice")}},
+		{"keyboard-interactive", []gossh.AuthMethod{gossh.KeyboardInteractive(
+			func(string, string, []string, []bool) ([]string, error) { asked = true; return nil, nil })}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := f.dial(f.ssh, "alice", tt.methods...)
+			if d.err == nil {
+				t.Fatal("accepted")
+			}
+			// The server offers publickey only, so the client runs out of methods.
+			if !strings.Contains(d.err.Error(), "no supported methods remain") {
+				t.Errorf("error %q", d.err)
+			}
+		})
+	}
+	if asked {
+		t.Error("the server sent a keyboard-interactive challenge")
+	}
+	if n := len(f.store.entries()); n != 0 {
+		t.Errorf("%d access-log entries, want 0", n)
+	}
+}
+
+// failingSigner offers a key but cannot sign: the server sees only the unsigned query.
+type failingSigner struct{ gossh.Signer }
+
+func (failingSigner) Sign(io.Reader, []byte) (*gossh.Signature, error) {
+	return nil, io.ErrUnexpectedEOF
+}
+
+func TestAccessLogOnlyForSignedAttempts(t *testing.T) {
+	f := start(t)
+	bob := newSigner(t)
+	for _, signer := range []gossh.Signer{f.alice.login, bob, certFor(t, f.alice.ca, bob, nil)} {
+		for _, user := range []string{"admin", "pgs"} {
+			if d := f.dial(f.ssh, user, gossh.PublicKeys(failingSigner{signer})); d.err == nil {
+				t.Fatal("a key that did not sign was accepted")
+			}
+		}
+	}
+	if f.auth.calls.Load() == 0 {
+		t.Fatal("no key was queried")
+	}
+	if n := len(f.store.entries()); n != 0 {
+		t.Fatalf("%d access-log entries after unsigned queries, want 0", n)
+	}
+
+	f.connect(f.ssh, "admin", f.alice.login)
+	f.refused(f.ssh, "pgs", bob)
+	if n := len(f.store.entries()); n != 2 {
+		t.Errorf("%d access-log entries after two signed attempts, want 2", n)
+	}
+}
+
+func TestFirstKeyRefusedSecondAccepted(t *testing.T) {
+	f := start(t)
+	d := f.dial(f.ssh, "pgs", gossh.PublicKeys(newSigner(t), f.alice.login))
+	if d.err != nil {
+		t.Fatalf("refused: %v", d.err)
+	}
+	r, _, _ := exec(t, d.client, "ls")
+	if r.Account != "alice" || r.Identity != "laptop" {
+		t.Errorf("service saw %+v, want alice's login key", r)
+	}
+	entries := f.store.entries()
+	if len(entries) != 2 || entries[0].Outcome != "denied" || entries[1].Outcome != "allowed" {
+		t.Errorf("access log %+v, want denied then allowed", entries)
+	}
+}
+
+func TestStoreDown(t *testing.T) {
+	f := start(t)
+	f.store.down.Store(true)
+	banner := f.refused(f.ssh, "admin", f.alice.login)
+	if !strings.Contains(banner, "unavailable") {
+		t.Errorf("banner %q, want it to say unavailable", banner)
+	}
+	if n := len(f.store.entries()); n != 0 {
+		t.Errorf("%d access-log entries, want 0", n)
+	}
+	f.store.down.Store(false)
+	f.connect(f.ssh, "admin", f.alice.login)
+}
+
+func TestUnrecordedLoginIsRefused(t *testing.T) {
+	f := start(t)
+	f.store.failAppend.Store(true)
+	banner := f.refused(f.ssh, "admin", f.alice.login)
+	if !strings.Contains(banner, "unavailable") {
+		t.Errorf("banner %q, want it to say unavailable", banner)
+	}
+}
+
+func TestForceCommand(t *testing.T) {
+	f := start(t)
+	bob := newSigner(t)
+	cert := certFor(t, f.alice.ca, bob, func(c *gossh.Certificate) {
+		c.CriticalOptions["force-command"] = `publish --site "my blog"`
+	})
+	c := f.connect(f.ssh, "pgs", cert)
+	forced := []string{"publish", "--site", "my blog"}
+
+	for _, cmd := range []string{"rm -rf /", ""} {
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		s.Stdout, s.Stderr = &stdout, &stderr
+		if cmd == "" {
+			err = s.Shell()
+		} else {
+			err = s.Start(cmd)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _, _ := finish(t, s.Wait(), &stdout, &stderr)
+		if !slices.Equal(r.Command, forced) || r.RawCommand != `publish --site "my blog"` || r.Subsystem != "" {
+			t.Errorf("command %q: service saw %+v, want the forced command", cmd, r)
+		}
+	}
+
+	r := subsystem(t, c, "sftp")
+	if !slices.Equal(r.Command, forced) || r.Subsystem != "" {
+		t.Errorf("subsystem sftp: service saw %+v, want the forced command", r)
+	}
+}
+
+func TestSubsystemReachesTheService(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "pgs", f.alice.login)
+	r := subsystem(t, c, "sftp")
+	if r.Service != auth.PGS || r.Subsystem != "sftp" || len(r.Command) != 0 {
+		t.Errorf("service saw %+v, want subsystem sftp on pgs", r)
+	}
+}
+
+func TestPTYNeedsPermit(t *testing.T) {
+	f := start(t)
+	bob := newSigner(t)
+	tests := []struct {
+		name   string
+		signer gossh.Signer
+		want   bool
+	}{
+		{"login key", f.alice.login, true},
+		{"certificate with permit-pty", certFor(t, f.alice.ca, bob, func(c *gossh.Certificate) { c.Extensions["permit-pty"] = "" }), true},
+		{"certificate without permit-pty", certFor(t, f.alice.ca, bob, nil), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := f.connect(f.ssh, "pgs", tt.signer)
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.RequestPty("xterm", 24, 80, gossh.TerminalModes{})
+			if got := err == nil; got != tt.want {
+				t.Fatalf("pty granted %v, want %v (%v)", got, tt.want, err)
+			}
+			var stdout, stderr bytes.Buffer
+			s.Stdout, s.Stderr = &stdout, &stderr
+			r, _, _ := finish(t, s.Run("ls"), &stdout, &stderr)
+			if r.PTY != tt.want {
+				t.Errorf("service saw pty %v, want %v", r.PTY, tt.want)
+			}
+		})
+	}
+}
+
+func TestPortForwardingNeedsPermitAndService(t *testing.T) {
+	f := start(t)
+	bob := newSigner(t)
+	withPermit := certFor(t, f.alice.ca, bob, func(c *gossh.Certificate) {
+		c.Extensions["permit-port-forwarding"] = ""
+		c.ValidPrincipals = []string{"pgs", "admin"}
+	})
+	tests := []struct {
+		name, user string
+		signer     gossh.Signer
+		want       bool
+	}{
+		{"login key on a forwarding service", "pgs", f.alice.login, true},
+		{"certificate with permit", "pgs", withPermit, true},
+		{"certificate without permit", "pgs", certFor(t, f.alice.ca, bob, nil), false},
+		{"service without forwarding", "admin", f.alice.login, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := f.connect(f.ssh, tt.user, tt.signer)
+
+			ln, err := c.Listen("tcp", "127.0.0.1:0")
+			if got := err == nil; got != tt.want {
+				t.Errorf("tcpip-forward accepted %v, want %v (%v)", got, tt.want, err)
+			}
+			if ln != nil {
+				if !strings.HasSuffix(ln.Addr().String(), ":4242") {
+					t.Errorf("forwarded address %s, want the service's port 4242", ln.Addr())
+				}
+				ln.Close()
+			}
+
+			conn, err := c.Dial("tcp", "10.1.2.3:80")
+			if got := err == nil; got != tt.want {
+				t.Fatalf("direct-tcpip accepted %v, want %v (%v)", got, tt.want, err)
+			}
+			if conn != nil {
+				b, _ := io.ReadAll(conn)
+				if string(b) != "tunnel for alice" {
+					t.Errorf("tunnel said %q", b)
+				}
+				conn.Close()
+			}
+		})
+	}
+}
+
+func TestAgentAndX11ForwardingRefused(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "admin", f.alice.login)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, req := range []string{"auth-agent-req@openssh.com", "x11-req"} {
+		ok, err := s.SendRequest(req, true, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			t.Errorf("%s accepted", req)
+		}
+	}
+}
+
+func TestSignupGrantForUnknownKeyOnAdmin(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "admin", newSigner(t))
+	r, _, _ := exec(t, c, "register bob")
+	if r.Method != auth.MethodSignup || r.Account != "" {
+		t.Errorf("service saw %+v, want a signup grant", r)
+	}
+	e := f.store.entries()[0]
+	if e.Outcome != "allowed" || e.Method != "signup" || e.Account != "" || e.AccountID != 0 {
+		t.Errorf("access entry %+v", e)
+	}
+}
+
+func TestHTTP(t *testing.T) {
+	f := start(t)
+	f.connect(f.ssh, "pgs", f.alice.login)
+	tests := []struct {
+		name, host, path string
+		down             bool
+		code             int
+		body             string
+	}{
+		{"healthz", "localhost", "/healthz", false, 200, "ok"},
+		{"healthz with the database down", "localhost", "/healthz", true, 503, "database unreachable"},
+		{"metrics", domain, "/metrics", false, 200, `portico_auth_decisions_total{method="key",outcome="allowed",service="pgs"} 1`},
+		{"site", "alice-blog." + domain + ":8080", "/", false, 200, "alice's blog"},
+		{"unknown site", "alice-wiki." + domain, "/", false, 404, ""},
+		{"site of a bad account name", "Admin-blog." + domain, "/healthz", false, 200, "ok"},
+		{"unknown path", domain, "/nope", false, 404, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f.store.down.Store(tt.down)
+			defer f.store.down.Store(false)
+			req, err := http.NewRequest("GET", f.httpURL+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = tt.host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.code || !strings.Contains(string(body), tt.body) {
+				t.Errorf("%d %q, want %d with %q", resp.StatusCode, body, tt.code, tt.body)
+			}
+		})
+	}
+}
+
+func TestShutdownDrainsAndReturns(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "admin", f.alice.login)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("block"); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	if err := f.stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if waited := time.Since(begin); waited > 5*time.Second {
+		t.Errorf("shutdown took %s with a drain timeout of 2s", waited)
+	}
+	if d := f.dial(f.ssh, "admin", gossh.PublicKeys(f.alice.login)); d.err == nil {
+		t.Error("a new connection was accepted after shutdown")
+	}
+}
+
+func TestAccessLogIsPruned(t *testing.T) {
+	now := time.Now()
+	f := start(t, func(f *fixture, o *gateway.Options) {
+		o.AccessLogRetention = 30 * 24 * time.Hour
+		for _, age := range []time.Duration{31 * 24 * time.Hour, 29 * 24 * time.Hour} {
+			e := db.AccessEntry{Time: now.Add(-age), AccountID: f.alice.ID, Account: "alice", Service: "admin",
+				Method: "key", Identity: "laptop", RemoteAddr: "127.0.0.1:1", Outcome: "allowed"}
+			if err := f.store.Store.AppendAccess(t.Context(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		entries, err := f.store.ListAccess(t.Context(), f.alice.ID, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) == 1 && now.Sub(entries[0].Time) < 30*24*time.Hour {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("access log %+v, want only the entry younger than the retention", entries)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// subsystem requests a subsystem and returns the service's report.
+func subsystem(t *testing.T, c *gossh.Client, name string) report {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RequestSubsystem(name); err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("service output %q: %v", out, err)
+	}
+	return r
+}
+
+func equalReports(a, b report) bool {
+	return a.Service == b.Service && a.Account == b.Account && a.Method == b.Method && a.Identity == b.Identity &&
+		slices.Equal(a.Command, b.Command) && a.RawCommand == b.RawCommand && a.Subsystem == b.Subsystem && a.PTY == b.PTY
+}
+
+func TestMaxAuthTries(t *testing.T) {
+	f := start(t)
+	var keys []gossh.Signer
+	for range 8 {
+		keys = append(keys, newSigner(t))
+	}
+	keys = append(keys, f.alice.login)
+	d := f.dial(f.ssh, "pgs", gossh.PublicKeys(keys...))
+	if d.err == nil {
+		t.Fatal("accepted after eight refused keys")
+	}
+	if n := len(f.store.entries()); n != gateway.DefaultMaxAuthTries {
+		t.Errorf("%d access-log entries, want %d (one per refused key until the limit)", n, gateway.DefaultMaxAuthTries)
+	}
+}
+
+func TestLoginGraceTime(t *testing.T) {
+	f := start(t, func(_ *fixture, o *gateway.Options) { o.LoginGraceTime = 300 * time.Millisecond })
+	conn, err := net.Dial("tcp", f.ssh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	// Read the server's version line, then never authenticate.
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("the server did not close the connection in time: %v", err)
+	}
+}

@@ -1,0 +1,215 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"time"
+
+	"github.com/charmbracelet/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/db"
+)
+
+// How long one authentication decision or access-log write may take.
+const storeTimeout = 10 * time.Second
+
+// decision is what the public-key callback decided for one key. It travels, inside the
+// Permissions that x/crypto caches with that very key, to the verified-key callback.
+type decision struct {
+	key     []byte // the key the decision is about, in wire form
+	service auth.Service
+	grant   auth.Grant
+	err     error // *auth.Refusal, or the error that kept auth from deciding
+}
+
+type decisionKey struct{}
+
+type grantKey struct{}
+
+type loginTimerKey struct{}
+
+// charmbracelet/ssh re-parses this extension into the session's PublicKey().
+const publicKeyExtension = "gliderlabs/ssh.PublicKey"
+
+// errNoneAuth refuses the "none" method: charmbracelet/ssh sets NoClientAuth when none of its
+// own auth handlers is set, and this callback is what keeps "none" from logging in.
+var errNoneAuth = errors.New("portico: authenticate with a public key")
+
+// serverConfig is the per-connection x/crypto configuration. Public keys are the only method:
+// no password or keyboard-interactive callback is set, and "none" is refused.
+func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.ServerConfig {
+	return &gossh.ServerConfig{
+		MaxAuthTries: g.o.MaxAuthTries,
+		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {
+			return nil, errNoneAuth
+		},
+		PublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+			return g.decide(bound, conn, key), nil
+		},
+		VerifiedPublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			p, err := g.verified(conn, key, perms)
+			if err == nil {
+				if t, ok := ctx.Value(loginTimerKey{}).(*time.Timer); ok {
+					t.Stop()
+				}
+			}
+			return p, err
+		},
+	}
+}
+
+// decide asks auth about key. It runs for unsigned queries too, so it has no side effects and
+// always "accepts": the decision rides in the Permissions and is acted on only once the
+// client has proven it holds the key (verified).
+func (g *Gateway) decide(bound auth.Service, conn gossh.ConnMetadata, key gossh.PublicKey) *gossh.Permissions {
+	service := g.o.Router.Route(bound, conn.User()).Name()
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	grant, err := g.o.Auth.Authenticate(ctx, auth.Attempt{Key: key, Service: service, RemoteAddr: conn.RemoteAddr()})
+	d := &decision{key: key.Marshal(), service: service, grant: grant, err: err}
+	return &gossh.Permissions{ExtraData: map[any]any{decisionKey{}: d}}
+}
+
+// verified acts on the decision for a key whose signature verified: it writes the access log,
+// touches the key, counts the decision and answers x/crypto.
+func (g *Gateway) verified(conn gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions) (*gossh.Permissions, error) {
+	var d *decision
+	if perms != nil {
+		d, _ = perms.ExtraData[decisionKey{}].(*decision)
+	}
+	// x/crypto hands over the Permissions cached for this very key; check it anyway, so that a
+	// decision can never be applied to another key.
+	if d == nil || !bytes.Equal(d.key, key.Marshal()) {
+		g.log.Error("no authentication decision for the verified key", "remote", conn.RemoteAddr().String())
+		return nil, &gossh.BannerError{Err: errors.New("no decision"), Message: "portico: internal error, try again\r\n"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	now := g.o.Now()
+	method := methodOf(key)
+
+	if d.err != nil {
+		refusal, ok := auth.AsRefusal(d.err)
+		if !ok {
+			return nil, g.unavailable(conn, d, method, d.err)
+		}
+		e := deniedEntry(now, d.service, method, key, conn.RemoteAddr(), refusal)
+		if err := g.o.Store.AppendAccess(ctx, e); err != nil {
+			g.log.Error("writing the access log failed", "err", err, "remote", e.RemoteAddr)
+		}
+		g.metrics.authDecisions.WithLabelValues(string(d.service), method, "denied").Inc()
+		g.log.Info("auth denied", "account", e.Account, "service", d.service, "method", method,
+			"identity", e.Identity, "key", e.KeyFingerprint, "remote", e.RemoteAddr, "reason", refusal.Reason)
+		return nil, &gossh.BannerError{Err: refusal, Message: "portico: " + refusal.Message + "\r\n"}
+	}
+
+	grant := d.grant
+	e := allowedEntry(now, grant, conn.RemoteAddr())
+	if err := g.o.Store.AppendAccess(ctx, e); err != nil {
+		// An allowed connection that cannot be recorded is refused: nothing half-done.
+		return nil, g.unavailable(conn, d, string(grant.Method), err)
+	}
+	if grant.KeyID != 0 {
+		if err := g.o.Store.TouchKey(ctx, grant.KeyID, now); err != nil {
+			g.log.Warn("recording the key's last use failed", "err", err, "account", grant.Account)
+		}
+	}
+	g.metrics.authDecisions.WithLabelValues(string(grant.Service), string(grant.Method), "allowed").Inc()
+	g.log.Info("auth allowed", "account", grant.Account, "service", grant.Service, "method", grant.Method,
+		"identity", grant.Identity, "key", grant.KeyFingerprint, "remote", e.RemoteAddr)
+
+	out := &gossh.Permissions{
+		// x/crypto enforces source-address from here; force-command is applied by the session
+		// handler from the grant.
+		Extensions: map[string]string{publicKeyExtension: base64.StdEncoding.EncodeToString(key.Marshal())},
+		ExtraData:  map[any]any{grantKey{}: grant},
+	}
+	if cert, ok := key.(*gossh.Certificate); ok {
+		out.CriticalOptions = maps.Clone(cert.CriticalOptions)
+	}
+	return out, nil
+}
+
+// unavailable refuses a connection that could not be decided or recorded; nothing is written.
+func (g *Gateway) unavailable(conn gossh.ConnMetadata, d *decision, method string, err error) error {
+	g.metrics.authDecisions.WithLabelValues(string(d.service), method, "unavailable").Inc()
+	g.log.Error("authentication could not be decided", "err", err, "service", d.service, "remote", conn.RemoteAddr().String())
+	return &gossh.BannerError{
+		Err:     fmt.Errorf("%s: %w", auth.ReasonUnavailable, err),
+		Message: fmt.Sprintf("portico: the %s service is temporarily unavailable, try again later\r\n", d.service),
+	}
+}
+
+func methodOf(key gossh.PublicKey) string {
+	if _, ok := key.(*gossh.Certificate); ok {
+		return string(auth.MethodCert)
+	}
+	return string(auth.MethodKey)
+}
+
+func allowedEntry(now time.Time, g auth.Grant, remote net.Addr) db.AccessEntry {
+	e := db.AccessEntry{
+		Time:           now,
+		AccountID:      g.AccountID,
+		Account:        g.Account,
+		Service:        string(g.Service),
+		Method:         string(g.Method),
+		Identity:       g.Identity,
+		KeyFingerprint: g.KeyFingerprint,
+		RemoteAddr:     remote.String(),
+		Outcome:        "allowed",
+	}
+	if g.Cert != nil {
+		serial := g.Cert.Serial
+		e.Serial = &serial
+		e.CAFingerprint = g.Cert.CAFingerprint
+	}
+	return e
+}
+
+func deniedEntry(now time.Time, service auth.Service, method string, key gossh.PublicKey, remote net.Addr, r *auth.Refusal) db.AccessEntry {
+	e := db.AccessEntry{
+		Time:           now,
+		AccountID:      r.AccountID,
+		Account:        r.Account,
+		Service:        string(service),
+		Method:         method,
+		Identity:       r.Identity,
+		KeyFingerprint: gossh.FingerprintSHA256(key),
+		RemoteAddr:     remote.String(),
+		Outcome:        "denied",
+		Reason:         r.Message,
+	}
+	if cert, ok := key.(*gossh.Certificate); ok {
+		e.KeyFingerprint = gossh.FingerprintSHA256(cert.Key)
+		serial := cert.Serial
+		e.Serial = &serial
+		e.CAFingerprint = gossh.FingerprintSHA256(cert.SignatureKey)
+	}
+	if r.Cert != nil {
+		serial := r.Cert.Serial
+		e.Serial = &serial
+		if r.Cert.CAFingerprint != "" {
+			e.CAFingerprint = r.Cert.CAFingerprint
+		}
+	}
+	return e
+}
+
+// grantFrom returns the grant of an authenticated connection. charmbracelet/ssh copies the
+// Permissions of the connection into its context after authentication.
+func grantFrom(ctx ssh.Context) (auth.Grant, bool) {
+	p := ctx.Permissions()
+	if p == nil || p.Permissions == nil {
+		return auth.Grant{}, false
+	}
+	g, ok := p.ExtraData[grantKey{}].(auth.Grant)
+	return g, ok
+}

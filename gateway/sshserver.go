@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anmitsu/go-shlex"
+	"github.com/charmbracelet/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/services"
+)
+
+// agentRequest is OpenSSH's agent-forwarding request, which charmbracelet/ssh would accept.
+const agentRequest = "auth-agent-req@openssh.com"
+
+// newSSHServer makes the SSH server of one listener; bound is the service the listener is
+// bound to, or empty.
+func (g *Gateway) newSSHServer(bound auth.Service) *ssh.Server {
+	version := "portico"
+	if v := softwareVersion(g.o.Version); v != "" {
+		version += "_" + v
+	}
+	return &ssh.Server{
+		Version:     version,
+		HostSigners: []ssh.Signer{g.o.HostKey},
+		Handler:     g.serveSession,
+		ConnCallback: func(ctx ssh.Context, conn net.Conn) net.Conn {
+			// LoginGraceTime: the connection is closed unless it authenticates in time.
+			t := time.AfterFunc(g.o.LoginGraceTime, func() { conn.Close() })
+			ctx.SetValue(loginTimerKey{}, t)
+			context.AfterFunc(ctx, func() { t.Stop() })
+			return conn
+		},
+		ServerConfigCallback: func(ctx ssh.Context) *gossh.ServerConfig {
+			return g.serverConfig(ctx, bound)
+		},
+		ConnectionFailedCallback: func(conn net.Conn, err error) {
+			g.log.Debug("ssh connection failed", "remote", conn.RemoteAddr().String(), "err", err)
+		},
+		PtyCallback: func(ctx ssh.Context, _ ssh.Pty) bool {
+			grant, ok := grantFrom(ctx)
+			return ok && grant.Permits.PTY
+		},
+		SubsystemHandlers: map[string]ssh.SubsystemHandler{"default": g.serveSession},
+		ChannelHandlers: map[string]ssh.ChannelHandler{
+			"session": serveSessionChannel,
+			"default": g.serveChannel,
+		},
+		RequestHandlers: map[string]ssh.RequestHandler{"default": g.serveGlobalRequest},
+	}
+}
+
+// serveSession runs one shell, exec or subsystem session on the service of the grant.
+func (g *Gateway) serveSession(s ssh.Session) {
+	grant, ok := grantFrom(s.Context())
+	if !ok {
+		fmt.Fprint(s.Stderr(), "portico: not authenticated\n")
+		s.Exit(1)
+		return
+	}
+	svc := g.o.Router.Lookup(grant.Service)
+	sess := &services.Session{Session: s, Grant: grant}
+	if grant.ForceCommand != "" {
+		cmd, err := shlex.Split(grant.ForceCommand, true)
+		if err != nil {
+			g.log.Warn("force-command does not parse", "account", grant.Account, "identity", grant.Identity, "err", err)
+			fmt.Fprint(s.Stderr(), "portico: the certificate's force-command does not parse\n")
+			s.Exit(1)
+			return
+		}
+		sess.Command, sess.RawCommand = cmd, grant.ForceCommand
+	} else {
+		sess.Command, sess.RawCommand, sess.Subsystem = s.Command(), s.RawCommand(), s.Subsystem()
+	}
+
+	name := string(svc.Name())
+	g.metrics.sessionsTotal.WithLabelValues(name).Inc()
+	g.metrics.sessionsActive.WithLabelValues(name).Inc()
+	defer g.metrics.sessionsActive.WithLabelValues(name).Dec()
+	_, _, pty := s.Pty()
+	log := g.log.With("account", grant.Account, "service", name, "identity", grant.Identity, "remote", s.RemoteAddr().String())
+	log.Info("session start", "command", sess.RawCommand, "subsystem", sess.Subsystem, "pty", pty)
+	start := time.Now()
+	code := g.run(svc, sess, log)
+	log.Info("session end", "status", code, "duration", time.Since(start).Round(time.Millisecond).String())
+	s.Exit(code)
+}
+
+// run calls svc.Serve, turning a panic into exit status 1 so one session cannot take the
+// server down.
+func (g *Gateway) run(svc services.Service, sess *services.Session, log *slog.Logger) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("service panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			fmt.Fprint(sess.Stderr(), "portico: internal error\n")
+			code = 1
+		}
+	}()
+	return svc.Serve(sess)
+}
+
+// serveSessionChannel is charmbracelet/ssh's session handler minus agent forwarding, which
+// it would otherwise accept. X11 requests are refused by it already.
+func serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
+	ssh.DefaultSessionHandler(srv, conn, agentlessChannel{ch}, ctx)
+}
+
+type agentlessChannel struct{ gossh.NewChannel }
+
+func (c agentlessChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
+	ch, reqs, err := c.NewChannel.Accept()
+	if err != nil {
+		return ch, reqs, err
+	}
+	out := make(chan *gossh.Request)
+	go func() {
+		defer close(out)
+		for req := range reqs {
+			if req.Type == agentRequest {
+				req.Reply(false, nil)
+				continue
+			}
+			out <- req
+		}
+	}()
+	return ch, out, nil
+}
+
+// serveGlobalRequest hands global requests (tcpip-forward, cancel-tcpip-forward) to the
+// grant's service when the grant permits port forwarding and the service takes them.
+func (g *Gateway) serveGlobalRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.Request) (bool, []byte) {
+	c, svc, ok := g.forwarding(ctx)
+	if !ok {
+		return false, nil
+	}
+	h, ok := svc.(services.GlobalRequestHandler)
+	if !ok || !slices.Contains(h.RequestTypes(), req.Type) {
+		return false, nil
+	}
+	return h.HandleRequest(c, req)
+}
+
+// serveChannel hands channels other than sessions (direct-tcpip) to the grant's service when
+// the grant permits port forwarding and the service takes them.
+func (g *Gateway) serveChannel(_ *ssh.Server, _ *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
+	c, svc, ok := g.forwarding(ctx)
+	if !ok {
+		ch.Reject(gossh.Prohibited, "port forwarding is not permitted")
+		return
+	}
+	h, ok := svc.(services.ChannelHandler)
+	if !ok || !slices.Contains(h.ChannelTypes(), ch.ChannelType()) {
+		ch.Reject(gossh.UnknownChannelType, "unsupported channel type")
+		return
+	}
+	h.HandleChannel(c, ch)
+}
+
+// forwarding returns the connection and its service when the grant permits port forwarding.
+func (g *Gateway) forwarding(ctx ssh.Context) (*services.Conn, services.Service, bool) {
+	grant, ok := grantFrom(ctx)
+	if !ok || !grant.Permits.PortForwarding {
+		return nil, nil, false
+	}
+	conn, ok := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+	if !ok {
+		return nil, nil, false
+	}
+	return &services.Conn{Ctx: ctx, Grant: grant, SSH: conn}, g.o.Router.Lookup(grant.Service), true
+}
+
+// softwareVersion makes v fit the SSH version string (RFC 4253 §4.2: printable ASCII, no
+// spaces or minus signs): "(devel)" becomes "devel", "v1.2.3-rc.1" becomes "v1.2.3_rc.1".
+func softwareVersion(v string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '+':
+			return r
+		case r == '-':
+			return '_'
+		default:
+			return -1
+		}
+	}, v)
+}
