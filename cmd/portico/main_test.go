@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/gateway"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// portico runs the command in-process and returns its exit status, stdout and stderr.
+func portico(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	code := run(t.Context(), args, strings.NewReader(stdin), &stdout, &stderr, func(k string) string { return env[k] })
+	return code, stdout.String(), stderr.String()
+}
+
+func writeKey(t *testing.T) (string, gossh.Signer) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "id_ed25519.pub")
+	line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(signer.PublicKey()))) + " alice@laptop\n"
+	if err := os.WriteFile(path, []byte("# alice's key\n\n"+line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, signer
+}
+
+func TestUsageAndVersion(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		out  string // in stdout
+		err  string // in stderr
+	}{
+		{nil, exitUsage, "", "usage:"},
+		{[]string{"help"}, exitOK, "portico serve", ""},
+		{[]string{"bogus"}, exitUsage, "", `unknown command "bogus"`},
+		{[]string{"version"}, exitOK, "portico ", ""},
+		{[]string{"version", "extra"}, exitUsage, "", "usage: portico version"},
+		{[]string{"serve", "-h"}, exitOK, "", "-ssh-listen"},
+		{[]string{"serve", "--nope"}, exitUsage, "", "flag provided but not defined"},
+		{[]string{"serve", "extra"}, exitUsage, "", `unexpected argument "extra"`},
+		{[]string{"serve", "--signups", "maybe"}, exitUsage, "", `signups "maybe"`},
+		{[]string{"serve", "--ssh-listen", "foo"}, exitUsage, "", `ssh listen "foo"`},
+		{[]string{"serve", "--ssh-listen", "pastes=:2222"}, exitUsage, "", "not a service"},
+		{[]string{"serve", "--log-format", "xml"}, exitUsage, "", `log format "xml"`},
+		{[]string{"serve", "--access-log-days", "0"}, exitUsage, "", "access log days"},
+		{[]string{"serve", "--drain-timeout", "soon"}, exitUsage, "", "drain timeout"},
+		{[]string{"account"}, exitUsage, "", "usage: portico account"},
+		{[]string{"account", "rm", "alice"}, exitUsage, "", `unknown command "rm"`},
+		{[]string{"account", "create", "alice"}, exitUsage, "", "--key FILE is required"},
+		{[]string{"account", "create", "--key", "k.pub"}, exitUsage, "", "exactly one account NAME"},
+		{[]string{"account", "ls", "extra"}, exitUsage, "", "unexpected argument"},
+		{[]string{"migrate", "extra"}, exitUsage, "", "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := portico(t, nil, "", tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.out) || !strings.Contains(errOut, tt.err) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, %q in stdout, %q in stderr", code, out, errOut, tt.code, tt.out, tt.err)
+			}
+		})
+	}
+}
+
+func TestFlagWinsOverEnvironment(t *testing.T) {
+	env := map[string]string{
+		"PORTICO_DATA_DIR":     "/env/data",
+		"PORTICO_SSH_LISTEN":   ":3333",
+		"PORTICO_DOMAIN":       "env.example",
+		"PORTICO_SIGNUPS":      "closed",
+		"PORTICO_LOG_FORMAT":   "json",
+		"PORTICO_DATABASE_URL": "postgres://env/db",
+	}
+	tests := []struct {
+		name string
+		args []string
+		want settings
+	}{
+		{"defaults", nil, settings{dataDir: "./data", sshListen: ":2222", httpListen: ":8080", domain: "localhost",
+			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s"}},
+		{"environment", nil, settings{dataDir: "/env/data", databaseURL: "postgres://env/db", sshListen: ":3333", httpListen: ":8080",
+			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s"}},
+		{"flags win", []string{"--data-dir", "/flag", "--ssh-listen", ":4444,pgs=:4445", "--domain", "flag.example", "--signups", "open",
+			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090"},
+			settings{dataDir: "/flag", sshListen: ":4444,pgs=:4445", httpListen: "127.0.0.1:9090", domain: "flag.example",
+				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := env
+			if tt.name == "defaults" {
+				e = nil
+			}
+			var s settings
+			fs := newFlagSet("serve", "", &environment{stderr: &bytes.Buffer{}, getenv: func(k string) string { return e[k] }}, &s, storeSettings, serveSettings)
+			if _, err := parseFlags(fs, tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if s != tt.want {
+				t.Errorf("settings %+v, want %+v", s, tt.want)
+			}
+		})
+	}
+}
+
+func TestPublicSSHPort(t *testing.T) {
+	tests := []struct {
+		listen string
+		want   int
+	}{
+		{":2222", 2222},
+		{"pgs=:2223,:2222", 2222},
+		{"pgs=:2223,admin=:2224,:2222", 2222},
+		{"pgs=:2223,admin=:2224", 2224},
+		{"pgs=:2223,tuns=:2225", 2223},
+		{"127.0.0.1:22", 22},
+	}
+	for _, tt := range tests {
+		ls, err := gateway.ParseListeners(tt.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := publicSSHPort(ls); got != tt.want {
+			t.Errorf("publicSSHPort(%q) = %d, want %d", tt.listen, got, tt.want)
+		}
+	}
+}
+
+func TestOfflineAccounts(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"PORTICO_DATA_DIR": dir, "PORTICO_SIGNUPS": "closed"}
+	keyFile, _ := writeKey(t)
+
+	if code, _, errOut := portico(t, env, "", "migrate"); code != exitOK {
+		t.Fatalf("migrate: exit %d: %s", code, errOut)
+	}
+	if code, out, errOut := portico(t, env, "", "account", "create", "alice", "--key", keyFile); code != exitOK || !strings.Contains(out, "created account alice") {
+		t.Fatalf("account create: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	otherKey, _ := writeKey(t)
+	tests := []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"taken name", []string{"account", "create", "alice", "--key", otherKey}, "taken"},
+		{"taken key", []string{"account", "create", "bob", "--key", keyFile}, "already registered"},
+		{"reserved name", []string{"account", "create", "admin", "--key", otherKey}, "admin"},
+		{"missing key file", []string{"account", "create", "carol", "--key", filepath.Join(dir, "nope.pub")}, "key file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := portico(t, env, "", tt.args...)
+			if code != exitFailure || !strings.Contains(errOut, tt.err) {
+				t.Errorf("exit %d, stderr %q; want 1 and %q", code, errOut, tt.err)
+			}
+		})
+	}
+
+	keyLine, _ := os.ReadFile(otherKey)
+	if code, _, errOut := portico(t, env, string(keyLine), "account", "create", "--key", "-", "bob"); code != exitOK {
+		t.Fatalf("account create from stdin: exit %d: %s", code, errOut)
+	}
+	code, out, errOut := portico(t, env, "", "account", "ls")
+	if code != exitOK || !regexp.MustCompile(`(?m)^NAME\s+CREATED\nalice\s+\S+Z\nbob\s+\S+Z\n$`).MatchString(out) {
+		t.Errorf("account ls: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestServeUnreachableDatabase(t *testing.T) {
+	env := map[string]string{
+		"PORTICO_DATA_DIR":     t.TempDir(),
+		"PORTICO_DATABASE_URL": "postgres://nobody@127.0.0.1:1/portico?connect_timeout=2",
+		"PORTICO_SSH_LISTEN":   "127.0.0.1:0",
+		"PORTICO_HTTP_LISTEN":  "127.0.0.1:0",
+	}
+	code, _, errOut := portico(t, env, "", "serve")
+	if code != exitFailure || !strings.Contains(errOut, "database unreachable") {
+		t.Errorf("exit %d, stderr %q; want 1 and \"database unreachable\"", code, errOut)
+	}
+}
+
+var listening = regexp.MustCompile(`msg="ssh listening" addr=(\S+)`)
+
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, alice := writeKey(t)
+	env := map[string]string{"PORTICO_DATA_DIR": dir, "PORTICO_SIGNUPS": "closed"}
+	if code, _, errOut := portico(t, env, "", "account", "create", "alice", "--key", keyFile); code != exitOK {
+		t.Fatalf("account create: %s", errOut)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"},
+			strings.NewReader(""), &stdout, &stderr, func(k string) string { return env[k] })
+	}()
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == ""; {
+		if m := listening.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no \"ssh listening\" line:\n%s", stderr.String())
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !strings.Contains(stderr.String(), "fingerprint=SHA256:") {
+		t.Errorf("the host key fingerprint was not logged:\n%s", stderr.String())
+	}
+	hostKey, err := os.ReadFile(filepath.Join(dir, gateway.HostKeyFile+".pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPub, _, _, _, err := gossh.ParseAuthorizedKey(hostKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	client, err := gossh.Dial("tcp", addr, &gossh.ClientConfig{
+		User:            "alice",
+		Auth:            []gossh.AuthMethod{gossh.PublicKeys(alice)},
+		HostKeyCallback: gossh.FixedHostKey(hostPub),
+		Timeout:         10 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("ssh to the admin service: %v\n%s", err, stderr.String())
+	}
+	s, err := client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Output("whoami --json")
+	client.Close()
+	if err != nil || !strings.Contains(string(out), `"account":"alice"`) && !strings.Contains(string(out), `"account": "alice"`) {
+		t.Errorf("whoami --json: %v, %q", err, out)
+	}
+
+	// Signups are closed: an unknown key may not register.
+	_, stranger := writeKey(t)
+	client, err = gossh.Dial("tcp", addr, &gossh.ClientConfig{
+		User:            "admin",
+		Auth:            []gossh.AuthMethod{gossh.PublicKeys(stranger)},
+		HostKeyCallback: gossh.FixedHostKey(hostPub),
+		Timeout:         10 * time.Second,
+	})
+	if err == nil {
+		s, err := client.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Run("register bob")
+		client.Close()
+		var exitErr *gossh.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitStatus() == 0 {
+			t.Errorf("register with signups closed: %v, want a refusal", err)
+		}
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("serve exited %d after shutdown, want 0:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not return after its context was cancelled")
+	}
+}

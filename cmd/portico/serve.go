@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/db"
+	"github.com/portico-sh/portico/gateway"
+	"github.com/portico-sh/portico/services"
+	"github.com/portico-sh/portico/services/admin"
+	"github.com/portico-sh/portico/services/admin/ops"
+)
+
+// How long opening the database at start may take before serve gives up.
+const openTimeout = 30 * time.Second
+
+func serve(ctx context.Context, env *environment, args []string) error {
+	var s settings
+	fs := newFlagSet("serve", "portico serve [flags]", env, &s, storeSettings, serveSettings)
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return usageError(fs, "unexpected argument %q", rest[0])
+	}
+	cfg, err := s.serveConfig()
+	if err != nil {
+		return usageError(fs, "%v", err)
+	}
+	log, err := s.logger(env.stderr)
+	if err != nil {
+		return usageError(fs, "%v", err)
+	}
+	// The admin operations log store failures through the default logger.
+	slog.SetDefault(log)
+
+	if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	keyPath := filepath.Join(s.dataDir, gateway.HostKeyFile)
+	hostKey, created, err := gateway.LoadOrCreateHostKey(keyPath)
+	if err != nil {
+		return err
+	}
+	log.Info("host key", "path", keyPath, "fingerprint", gossh.FingerprintSHA256(hostKey.PublicKey()), "created", created)
+
+	openCtx, cancel := context.WithTimeout(ctx, openTimeout)
+	store, err := db.Open(openCtx, s.databaseURL, s.dataDir)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	defer store.Close()
+	log.Info("database ready", "kind", databaseKind(s.databaseURL))
+
+	accountOps := ops.New(store, ops.Config{
+		Domain:      s.domain,
+		SSHHost:     s.domain,
+		SSHPort:     publicSSHPort(cfg.listeners),
+		SignupsOpen: cfg.signupsOpen,
+	})
+	router, err := services.NewRouter(
+		admin.New(accountOps),
+		services.Unavailable(auth.PGS),
+		services.Unavailable(auth.Tuns),
+		services.Unavailable(auth.Pipe),
+	)
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(gateway.Options{
+		Store:              store,
+		Auth:               auth.New(store, auth.Options{SignupsOpen: cfg.signupsOpen}),
+		Router:             router,
+		HostKey:            hostKey,
+		SSH:                cfg.listeners,
+		HTTPAddr:           s.httpListen,
+		Domain:             s.domain,
+		Version:            versionString(),
+		DrainTimeout:       cfg.drainTimeout,
+		AccessLogRetention: cfg.retention,
+		Logger:             log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "version", versionString(), "domain", s.domain, "signups", s.signups)
+	return gw.Serve(ctx)
+}
+
+func databaseKind(url string) string {
+	if url == "" {
+		return "sqlite"
+	}
+	return "postgres"
+}
+
+func migrate(ctx context.Context, env *environment, args []string) error {
+	var s settings
+	fs := newFlagSet("migrate", "portico migrate [flags]", env, &s, storeSettings)
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return usageError(fs, "unexpected argument %q", rest[0])
+	}
+	log, err := s.logger(env.stderr)
+	if err != nil {
+		return usageError(fs, "%v", err)
+	}
+	if err := db.Migrate(ctx, s.databaseURL, s.dataDir); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	log.Info("migrations applied", "kind", databaseKind(s.databaseURL))
+	return nil
+}

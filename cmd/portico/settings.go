@@ -1,0 +1,163 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/gateway"
+)
+
+// settings are the operator's settings (SPEC §7). Each is a flag whose default comes from its
+// PORTICO_ environment variable, so the flag wins.
+type settings struct {
+	dataDir       string
+	databaseURL   string
+	sshListen     string
+	httpListen    string
+	domain        string
+	signups       string
+	logFormat     string
+	accessLogDays string
+	drainTimeout  string
+}
+
+// setting describes one flag and its environment variable.
+type setting struct {
+	flag, env, def, help string
+	dst                  func(*settings) *string
+}
+
+var (
+	storeSettings = []setting{
+		{"data-dir", "PORTICO_DATA_DIR", "./data", "host key, embedded database, stored files", func(s *settings) *string { return &s.dataDir }},
+		{"database-url", "PORTICO_DATABASE_URL", "", "postgres://... (empty: SQLite at DATA_DIR/portico.db)", func(s *settings) *string { return &s.databaseURL }},
+		{"log-format", "PORTICO_LOG_FORMAT", "text", "log format: text or json", func(s *settings) *string { return &s.logFormat }},
+	}
+	serveSettings = []setting{
+		{"ssh-listen", "PORTICO_SSH_LISTEN", ":2222", "SSH listen addresses, a comma list of [service=]addr", func(s *settings) *string { return &s.sshListen }},
+		{"http-listen", "PORTICO_HTTP_LISTEN", ":8080", "HTTP listen address (sites, tunnels, /healthz, /metrics)", func(s *settings) *string { return &s.httpListen }},
+		{"domain", "PORTICO_DOMAIN", "localhost", "public host name used in URLs and recipes", func(s *settings) *string { return &s.domain }},
+		{"signups", "PORTICO_SIGNUPS", "open", "whether unregistered keys may register: open or closed", func(s *settings) *string { return &s.signups }},
+		{"access-log-days", "PORTICO_ACCESS_LOG_DAYS", "90", "days the access log is kept", func(s *settings) *string { return &s.accessLogDays }},
+		{"drain-timeout", "PORTICO_DRAIN_TIMEOUT", "10s", "how long shutdown waits for open sessions", func(s *settings) *string { return &s.drainTimeout }},
+	}
+)
+
+// newFlagSet returns a flag set for command name with the given settings registered.
+func newFlagSet(name, usageLine string, env *environment, s *settings, groups ...[]setting) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	for _, g := range groups {
+		for _, st := range g {
+			def := st.def
+			if v := env.getenv(st.env); v != "" {
+				def = v
+			}
+			fs.StringVar(st.dst(s), st.flag, def, fmt.Sprintf("%s (env %s)", st.help, st.env))
+		}
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s\n", usageLine)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, allowing flags after positional arguments, and returns the
+// positional arguments. Errors are usage errors (already printed) or flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// usageError prints a usage error for fs and returns errUsage.
+func usageError(fs *flag.FlagSet, format string, args ...any) error {
+	fmt.Fprintf(fs.Output(), "portico %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
+	fs.Usage()
+	return errUsage
+}
+
+// logger builds the slog logger of the chosen format on w.
+func (s *settings) logger(w io.Writer) (*slog.Logger, error) {
+	switch s.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	default:
+		return nil, fmt.Errorf("log format %q: want text or json", s.logFormat)
+	}
+}
+
+// serveConfig is the checked form of the serve settings.
+type serveConfig struct {
+	listeners    []gateway.Listener
+	signupsOpen  bool
+	retention    time.Duration
+	drainTimeout time.Duration
+}
+
+func (s *settings) serveConfig() (serveConfig, error) {
+	var c serveConfig
+	var err error
+	if c.listeners, err = gateway.ParseListeners(s.sshListen); err != nil {
+		return c, err
+	}
+	switch s.signups {
+	case "open":
+		c.signupsOpen = true
+	case "closed":
+	default:
+		return c, fmt.Errorf("signups %q: want open or closed", s.signups)
+	}
+	days, err := strconv.Atoi(s.accessLogDays)
+	if err != nil || days < 1 {
+		return c, fmt.Errorf("access log days %q: want a whole number of days, at least 1", s.accessLogDays)
+	}
+	c.retention = time.Duration(days) * 24 * time.Hour
+	if c.drainTimeout, err = time.ParseDuration(s.drainTimeout); err != nil || c.drainTimeout <= 0 {
+		return c, fmt.Errorf("drain timeout %q: want a duration such as 10s", s.drainTimeout)
+	}
+	if strings.TrimSpace(s.domain) == "" {
+		return c, fmt.Errorf("domain is empty")
+	}
+	return c, nil
+}
+
+// publicSSHPort is the port shown in recipes: that of the first listener not bound to a
+// service, else of the first one bound to admin, else of the first one.
+func publicSSHPort(ls []gateway.Listener) int {
+	pick := ls[0]
+	for _, l := range ls {
+		if l.Service == "" {
+			pick = l
+			break
+		}
+		if l.Service == auth.Admin && pick.Service != auth.Admin {
+			pick = l
+		}
+	}
+	_, port, _ := net.SplitHostPort(pick.Addr) // ParseListeners checked it
+	n, _ := strconv.Atoi(port)
+	return n
+}

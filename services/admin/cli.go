@@ -1,0 +1,445 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/services/admin/ops"
+)
+
+// Exit statuses (SPEC §4).
+const (
+	exitOK     = 0
+	exitFailed = 1 // refused or failed
+	exitUsage  = 2
+)
+
+// maxKeyInput bounds what `keys add` reads from stdin.
+const maxKeyInput = 64 << 10
+
+// cli runs one admin command.
+type cli struct {
+	ctx    context.Context
+	ops    *ops.Ops
+	grant  auth.Grant
+	key    gossh.PublicKey // the key this connection authenticated with
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// usageError is a command line that does not parse: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// helpRequest is -h or --help after a command: its usage goes to stdout, exit status 0.
+type helpRequest struct{ usage string }
+
+func (e *helpRequest) Error() string { return e.usage }
+
+// command is one admin command.
+type command struct {
+	name   string   // "whoami", "keys ls"
+	args   []string // what may follow the name: one usage line each
+	does   string
+	signup bool // a signup grant may run it
+	run    func(c *cli, fs *flag.FlagSet, args []string) error
+}
+
+// commands lists the admin commands in the order help shows them. It is set in init because
+// help reads it.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"help", nil, "lists commands", true, (*cli).help},
+		{"register", []string{"NAME"}, "unregistered key only: creates account NAME with this key as its first login key", true, (*cli).register},
+		{"whoami", []string{"[--json]"}, "who this connection is and what it may do", false, (*cli).whoami},
+		{"keys ls", []string{"[--json]"}, "login keys and certificate authorities (CAs)", false, (*cli).keysList},
+		{"keys add", []string{"[--name NAME] [--ca]"}, "reads one authorized_keys line from stdin; --ca or a cert-authority option makes it a CA", false, (*cli).keysAdd},
+		{"keys rm", []string{"NAME-OR-FINGERPRINT"}, "removes a key; the last login key cannot be removed", false, (*cli).keysRemove},
+		{"logs", []string{"[--json] [--service S] [--limit N]"}, "access log, newest first (default limit 100)", false, (*cli).logs},
+		{"revoke", []string{"--serial N [--ca NAME]", "--key-id ID", "--key FINGERPRINT"}, "revokes certificates by serial (of one CA, or of all), key ID, or key fingerprint", false, (*cli).revoke},
+		{"revocations ls", []string{"[--json]"}, "lists revocations", false, (*cli).revocationsList},
+		{"revocations rm", []string{"ID"}, "lifts a revocation", false, (*cli).revocationsRemove},
+	}
+}
+
+// run runs the command args and returns its exit status.
+func (c *cli) run(args []string) int {
+	if len(args) == 0 {
+		args = []string{"help"}
+	}
+	cmd, rest, err := lookup(args)
+	if err == nil {
+		err = c.runCommand(cmd, rest)
+	}
+	var (
+		ue *usageError
+		hr *helpRequest
+	)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &hr):
+		fmt.Fprintf(c.stdout, "usage: %s\n", hr.usage)
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(c.stderr, "portico: %s\nrun: %s\n", ue.msg, c.ops.SSHCommand("", "help"))
+		return exitUsage
+	default:
+		fmt.Fprintf(c.stderr, "portico: %s\n", err)
+		return exitFailed
+	}
+}
+
+// lookup finds the command that args name and returns it with its arguments.
+func lookup(args []string) (command, []string, error) {
+	name := args[0]
+	switch name {
+	case "-h", "--help", "-help":
+		name = "help"
+	case "keys", "revocations":
+		if len(args) < 2 {
+			return command{}, nil, usagef("%s needs a subcommand: %s", name, subcommands(name))
+		}
+		name += " " + args[1]
+		args = args[1:]
+	}
+	for _, cmd := range commands {
+		if cmd.name == name {
+			return cmd, args[1:], nil
+		}
+	}
+	if group, _, ok := strings.Cut(name, " "); ok {
+		return command{}, nil, usagef("unknown command %q; %s has: %s", name, group, subcommands(group))
+	}
+	return command{}, nil, usagef("unknown command %q", name)
+}
+
+func subcommands(group string) string {
+	var subs []string
+	for _, cmd := range commands {
+		if sub, ok := strings.CutPrefix(cmd.name, group+" "); ok {
+			subs = append(subs, sub)
+		}
+	}
+	return strings.Join(subs, ", ")
+}
+
+func (c *cli) runCommand(cmd command, args []string) error {
+	if !cmd.signup {
+		if err := c.ops.RequireAccount(c.grant); err != nil {
+			return err
+		}
+	}
+	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return cmd.run(c, fs, args)
+}
+
+// parse parses flags and returns exactly want positional arguments, named in the usage line.
+func parse(fs *flag.FlagSet, args []string, want ...string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, &helpRequest{usageLine(fs.Name())}
+		}
+		return nil, usagef("%s: %v", fs.Name(), err)
+	}
+	switch rest := fs.Args(); {
+	case len(rest) < len(want):
+		return nil, usagef("%s needs %s (usage: %s)", fs.Name(), strings.Join(want[len(rest):], " "), usageLine(fs.Name()))
+	case len(rest) > len(want):
+		return nil, usagef("%s: unexpected argument %q (usage: %s)", fs.Name(), rest[len(want)], usageLine(fs.Name()))
+	default:
+		return rest, nil
+	}
+}
+
+// usageLine is the usage of command name on one line.
+func usageLine(name string) string {
+	for _, cmd := range commands {
+		if cmd.name == name {
+			return strings.Join(cmd.usages(), " | ")
+		}
+	}
+	return name
+}
+
+// usages are the command's usage lines.
+func (cmd command) usages() []string {
+	if len(cmd.args) == 0 {
+		return []string{cmd.name}
+	}
+	lines := make([]string, len(cmd.args))
+	for i, a := range cmd.args {
+		lines[i] = cmd.name + " " + a
+	}
+	return lines
+}
+
+func (c *cli) help(fs *flag.FlagSet, args []string) error {
+	w := newTable(c.stdout)
+	fmt.Fprintf(c.stdout, "portico admin: manage your account over SSH.\n\nusage: %s COMMAND\n\ncommands:\n", c.ops.SSHCommand(string(auth.Admin)))
+	for _, cmd := range commands {
+		for i, u := range cmd.usages() {
+			if i == 0 {
+				w.row("  "+u, cmd.does)
+			} else {
+				w.row("  "+u, "")
+			}
+		}
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "\nWith a terminal (ssh -t %s) the same things are in a TUI.\nExit status: 0 done, 1 refused or failed, 2 usage error.\n",
+		strings.TrimPrefix(c.ops.SSHCommand(""), "ssh "))
+	if c.grant.IsSignup() {
+		fmt.Fprintf(c.stdout, "\nThis key is not registered yet: run %s\n", c.ops.SSHCommand("", "register", "NAME"))
+	}
+	return nil
+}
+
+func (c *cli) register(fs *flag.FlagSet, args []string) error {
+	rest, err := parse(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	g, err := c.ops.Register(c.ctx, c.grant, c.key, rest[0])
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "account %s created; this key is its first login key, named %q\nnext: %s\n",
+		g.Account, g.Identity, c.ops.SSHCommand("", "help"))
+	return err
+}
+
+func (c *cli) whoami(fs *flag.FlagSet, args []string) error {
+	asJSON := fs.Bool("json", false, "")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	w, err := c.ops.Whoami(c.grant)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, w)
+	}
+	t := newTable(c.stdout)
+	t.row("account", w.Account)
+	t.row("method", w.Method)
+	t.row("identity", w.Identity)
+	t.row("services", strings.Join(w.Services, ", "))
+	t.row("key", w.KeyFingerprint)
+	if cert := w.Cert; cert != nil {
+		t.row("key id", cert.KeyID)
+		t.row("serial", strconv.FormatUint(cert.Serial, 10))
+		t.row("ca", strings.TrimSpace(cert.CAName+" "+cert.CAFingerprint))
+		t.row("principals", strings.Join(cert.Principals, ", "))
+		t.row("valid until", validUntil(cert.ValidBefore))
+	}
+	return t.flush()
+}
+
+func (c *cli) keysList(fs *flag.FlagSet, args []string) error {
+	asJSON := fs.Bool("json", false, "")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	keys, err := c.ops.ListKeys(c.ctx, c.grant)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, keys)
+	}
+	if len(keys) == 0 {
+		_, err := fmt.Fprintln(c.stdout, "no keys")
+		return err
+	}
+	t := newTable(c.stdout)
+	t.row("NAME", "TYPE", "ALGORITHM", "FINGERPRINT", "OPTIONS", "CREATED", "LAST USED")
+	for _, k := range keys {
+		last := "never"
+		if k.LastUsedAt != nil {
+			last = k.LastUsedAt.String()
+		}
+		t.row(k.Name, k.Type, k.Algorithm, k.Fingerprint, orDash(k.Options), k.CreatedAt.String(), last)
+	}
+	return t.flush()
+}
+
+func (c *cli) keysAdd(fs *flag.FlagSet, args []string) error {
+	name := fs.String("name", "", "")
+	ca := fs.Bool("ca", false, "")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	in, err := io.ReadAll(io.LimitReader(c.stdin, maxKeyInput+1))
+	if err != nil {
+		return fmt.Errorf("reading the key from stdin: %w", err)
+	}
+	if len(in) > maxKeyInput {
+		return fmt.Errorf("stdin is longer than %d bytes; expected one authorized_keys line", maxKeyInput)
+	}
+	k, err := c.ops.AddKey(c.ctx, c.grant, string(in), *name, *ca)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "added %s %q (%s)\n", k.KindName(), k.Name, k.Fingerprint)
+	return err
+}
+
+func (c *cli) keysRemove(fs *flag.FlagSet, args []string) error {
+	rest, err := parse(fs, args, "NAME-OR-FINGERPRINT")
+	if err != nil {
+		return err
+	}
+	k, err := c.ops.RemoveKey(c.ctx, c.grant, rest[0])
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "removed %s %q (%s)\n", k.KindName(), k.Name, k.Fingerprint)
+	return err
+}
+
+func (c *cli) logs(fs *flag.FlagSet, args []string) error {
+	asJSON := fs.Bool("json", false, "")
+	service := fs.String("service", "", "")
+	limit := fs.Int("limit", ops.DefaultLogLimit, "")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *limit < 1 || *limit > ops.MaxLogLimit {
+		return usagef("logs: --limit %d is not between 1 and %d", *limit, ops.MaxLogLimit)
+	}
+	entries, err := c.ops.Logs(c.ctx, c.grant, *service, *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, entries)
+	}
+	if len(entries) == 0 {
+		_, err := fmt.Fprintln(c.stdout, "no access log entries")
+		return err
+	}
+	t := newTable(c.stdout)
+	t.row("TIME", "SERVICE", "OUTCOME", "METHOD", "IDENTITY", "SERIAL", "REMOTE", "REASON")
+	for _, e := range entries {
+		serial := "-"
+		if e.Serial != nil {
+			serial = strconv.FormatUint(*e.Serial, 10)
+		}
+		t.row(e.Time.String(), e.Service, e.Outcome, e.Method, orDash(e.Identity), serial, orDash(e.RemoteAddr), orDash(e.Reason))
+	}
+	return t.flush()
+}
+
+func (c *cli) revoke(fs *flag.FlagSet, args []string) error {
+	var req ops.RevokeRequest
+	fs.Func("serial", "", func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return errors.New("want a decimal serial such as 42")
+		}
+		req.Serial = &n
+		return nil
+	})
+	fs.StringVar(&req.CA, "ca", "", "")
+	fs.StringVar(&req.KeyID, "key-id", "", "")
+	fs.StringVar(&req.Key, "key", "", "")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if n := btoi(set["serial"]) + btoi(set["key-id"]) + btoi(set["key"]); n != 1 {
+		return usagef("revoke needs exactly one of --serial N, --key-id ID or --key FINGERPRINT (usage: %s)", usageLine("revoke"))
+	}
+	if set["ca"] && !set["serial"] {
+		return usagef("revoke: --ca goes only with --serial (usage: %s)", usageLine("revoke"))
+	}
+	if set["key-id"] && req.KeyID == "" || set["key"] && req.Key == "" || set["ca"] && req.CA == "" {
+		return usagef("revoke: a flag's value is empty (usage: %s)", usageLine("revoke"))
+	}
+	r, err := c.ops.Revoke(c.ctx, c.grant, req)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "revoked %s (revocation %d)\n", revocationWords(r), r.ID)
+	return err
+}
+
+func (c *cli) revocationsList(fs *flag.FlagSet, args []string) error {
+	asJSON := fs.Bool("json", false, "")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	rs, err := c.ops.ListRevocations(c.ctx, c.grant)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, rs)
+	}
+	if len(rs) == 0 {
+		_, err := fmt.Fprintln(c.stdout, "no revocations")
+		return err
+	}
+	t := newTable(c.stdout)
+	t.row("ID", "KIND", "VALUE", "CA", "CREATED")
+	for _, r := range rs {
+		ca := r.CAFingerprint
+		if ca == "" {
+			ca = "every CA"
+		}
+		t.row(strconv.FormatInt(r.ID, 10), r.Kind, r.Value, ca, r.CreatedAt.String())
+	}
+	return t.flush()
+}
+
+func (c *cli) revocationsRemove(fs *flag.FlagSet, args []string) error {
+	rest, err := parse(fs, args, "ID")
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(rest[0], 10, 64)
+	if err != nil || id <= 0 {
+		return usagef("revocations rm: %q is not a revocation ID (see: revocations ls)", rest[0])
+	}
+	if err := c.ops.RemoveRevocation(c.ctx, c.grant, id); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "revocation %d removed\n", id)
+	return err
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

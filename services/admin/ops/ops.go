@@ -1,0 +1,92 @@
+package ops
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/db"
+)
+
+// Config is what the operations need to know about this server.
+type Config struct {
+	Domain      string // public host name (PORTICO_DOMAIN)
+	SSHHost     string // host name users ssh to; Domain when empty
+	SSHPort     int    // port users ssh to; 22 leaves -p out of the commands shown
+	SignupsOpen bool   // whether an unregistered key may register an account
+}
+
+// Ops runs account operations against a store.
+type Ops struct {
+	store db.Store
+	cfg   Config
+}
+
+// New returns the operations on store for a server configured as cfg.
+func New(store db.Store, cfg Config) *Ops {
+	return &Ops{store: store, cfg: cfg}
+}
+
+// Host is the host name users ssh to.
+func (o *Ops) Host() string {
+	switch {
+	case o.cfg.SSHHost != "":
+		return o.cfg.SSHHost
+	case o.cfg.Domain != "":
+		return o.cfg.Domain
+	}
+	return "localhost"
+}
+
+// SSHCommand is the ssh command line that runs args on this server as user ("" for none),
+// e.g. "ssh -p 2222 localhost register NAME".
+func (o *Ops) SSHCommand(user string, args ...string) string {
+	parts := []string{"ssh"}
+	if o.cfg.SSHPort != 0 && o.cfg.SSHPort != 22 {
+		parts = append(parts, "-p", strconv.Itoa(o.cfg.SSHPort))
+	}
+	host := o.Host()
+	if user != "" {
+		host = user + "@" + host
+	}
+	parts = append(parts, host)
+	return strings.Join(append(parts, args...), " ")
+}
+
+// notRegistered is the refusal every operation but register gives a signup grant.
+func (o *Ops) notRegistered() *Error {
+	return errorf(Refused, "this key is not registered; run: "+o.SSHCommand("", "register", "NAME"))
+}
+
+// requireAccount refuses signup grants.
+func (o *Ops) requireAccount(g auth.Grant) error {
+	if g.IsSignup() || g.AccountID == 0 {
+		return o.notRegistered()
+	}
+	return nil
+}
+
+// requireAdmin refuses grants that may not manage the account.
+func (o *Ops) requireAdmin(g auth.Grant) error {
+	if err := o.requireAccount(g); err != nil {
+		return err
+	}
+	if !g.IsAdmin() {
+		return errorf(Refused, fmt.Sprintf("this connection does not grant %s: managing the account needs a login key or a certificate with the principal %q", auth.Admin, auth.Admin))
+	}
+	return nil
+}
+
+// serviceList names every service for messages: "admin, pgs, tuns, pipe".
+func serviceList() string {
+	names := make([]string, len(auth.Services))
+	for i, s := range auth.Services {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// RequireAccount returns the refusal every operation but Register gives a grant without an
+// account (a signup grant), or nil; a face uses it to refuse before it reads any input.
+func (o *Ops) RequireAccount(g auth.Grant) error { return o.requireAccount(g) }

@@ -1,0 +1,128 @@
+package ops
+
+import (
+	"time"
+
+	"github.com/portico-sh/portico/db"
+)
+
+// Time is an instant as users see it: RFC 3339 in UTC, to the second, in text and JSON.
+type Time struct{ time.Time }
+
+func (t Time) String() string { return t.UTC().Format(time.RFC3339) }
+
+// MarshalJSON encodes t as an RFC 3339 UTC string.
+func (t Time) MarshalJSON() ([]byte, error) { return []byte(`"` + t.String() + `"`), nil }
+
+func timePtr(t *time.Time) *Time {
+	if t == nil {
+		return nil
+	}
+	return &Time{*t}
+}
+
+// Whoami says who a connection is and what it may do (`whoami --json`).
+type Whoami struct {
+	Account        string   `json:"account"`
+	Method         string   `json:"method"`
+	Identity       string   `json:"identity"`
+	Services       []string `json:"services"`
+	KeyFingerprint string   `json:"key_fingerprint"`
+	Cert           *Cert    `json:"cert"`
+}
+
+// Cert is the certificate a connection authenticated with.
+type Cert struct {
+	KeyID         string   `json:"key_id"`
+	Serial        uint64   `json:"serial"`
+	CAName        string   `json:"-"` // shown to humans only
+	CAFingerprint string   `json:"ca_fingerprint"`
+	Principals    []string `json:"principals"`
+	ValidBefore   *Time    `json:"valid_before"` // nil: never expires
+}
+
+// Key is a login key or CA of the account (`keys ls --json`).
+type Key struct {
+	ID          int64  `json:"-"`
+	Name        string `json:"name"`
+	Type        string `json:"type"` // login or ca
+	Algorithm   string `json:"algorithm"`
+	Fingerprint string `json:"fingerprint"`
+	Options     string `json:"options"`
+	CreatedAt   Time   `json:"created_at"`
+	LastUsedAt  *Time  `json:"last_used_at"`
+}
+
+// IsCA reports whether the key is a certificate authority.
+func (k Key) IsCA() bool { return k.Type == string(db.KindCA) }
+
+// KindName is what the key is, in words: "login key" or "certificate authority".
+func (k Key) KindName() string {
+	if k.IsCA() {
+		return "certificate authority"
+	}
+	return "login key"
+}
+
+func keyView(k db.Key) Key {
+	return Key{
+		ID:          k.ID,
+		Name:        k.Name,
+		Type:        string(k.Kind),
+		Algorithm:   k.Algorithm,
+		Fingerprint: k.Fingerprint,
+		Options:     k.Options,
+		CreatedAt:   Time{k.CreatedAt},
+		LastUsedAt:  timePtr(k.LastUsedAt),
+	}
+}
+
+// LogEntry is one access-log entry (`logs --json`).
+type LogEntry struct {
+	Time           Time    `json:"time"`
+	Account        string  `json:"account"`
+	Service        string  `json:"service"`
+	Method         string  `json:"method"`
+	Identity       string  `json:"identity"`
+	Serial         *uint64 `json:"serial"` // certificates only
+	KeyFingerprint string  `json:"key_fingerprint"`
+	CAFingerprint  string  `json:"ca_fingerprint"`
+	RemoteAddr     string  `json:"remote_addr"`
+	Outcome        string  `json:"outcome"` // allowed or denied
+	Reason         string  `json:"reason"`
+}
+
+func logView(e db.AccessEntry) LogEntry {
+	return LogEntry{
+		Time:           Time{e.Time},
+		Account:        e.Account,
+		Service:        e.Service,
+		Method:         e.Method,
+		Identity:       e.Identity,
+		Serial:         e.Serial,
+		KeyFingerprint: e.KeyFingerprint,
+		CAFingerprint:  e.CAFingerprint,
+		RemoteAddr:     e.RemoteAddr,
+		Outcome:        e.Outcome,
+		Reason:         e.Reason,
+	}
+}
+
+// Revocation is a revocation of the account (`revocations ls --json`).
+type Revocation struct {
+	ID            int64  `json:"id"`
+	Kind          string `json:"kind"` // serial, key_id or key
+	Value         string `json:"value"`
+	CAFingerprint string `json:"ca_fingerprint"` // serial revocations limited to one CA; else empty
+	CreatedAt     Time   `json:"created_at"`
+}
+
+func revocationView(r db.Revocation) Revocation {
+	return Revocation{
+		ID:            r.ID,
+		Kind:          string(r.Kind),
+		Value:         r.Value,
+		CAFingerprint: r.CAFingerprint,
+		CreatedAt:     Time{r.CreatedAt},
+	}
+}

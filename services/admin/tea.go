@@ -1,0 +1,91 @@
+package admin
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/ssh"
+	"github.com/muesli/termenv"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/services"
+	"github.com/portico-sh/portico/tui"
+)
+
+// serveTUI runs the TUI on the session's terminal until the user quits or the connection
+// ends, as wish's bubbletea middleware does: the session is the program's input and output,
+// and window changes become tea.WindowSizeMsg.
+func (a *service) serveTUI(s *services.Session, key gossh.PublicKey) int {
+	_, windowChanges, _ := s.Pty()
+	m := tui.New(s.Context(), a.ops, s.Grant, key, newRenderer(s.Session))
+	opts := append(programIO(s.Session), tea.WithAltScreen(), tea.WithoutSignalHandler())
+	program := tea.NewProgram(m, opts...)
+
+	ctx, cancel := context.WithCancel(s.Context())
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				program.Quit()
+				return
+			case w := <-windowChanges:
+				program.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
+			}
+		}
+	}()
+	status := 0
+	if _, err := program.Run(); err != nil && ctx.Err() == nil {
+		slog.ErrorContext(ctx, "admin TUI failed", "account", s.Grant.Account, "err", err)
+		status = 1
+	}
+	// Kill restores the terminal if the program is still running (after a panic, say).
+	program.Kill()
+	return status
+}
+
+// programIO connects the program to the session's terminal: the allocated pty when the gateway
+// made one, else the session itself (an emulated pty), as wish's bubbletea.MakeOptions does.
+func programIO(s ssh.Session) []tea.ProgramOption {
+	if pty, _, ok := s.Pty(); ok && !s.EmulatedPty() && pty.Slave != nil {
+		return []tea.ProgramOption{tea.WithInput(pty.Slave), tea.WithOutput(pty.Slave)}
+	}
+	return []tea.ProgramOption{tea.WithInput(s), tea.WithOutput(s)}
+}
+
+// newRenderer returns a lipgloss renderer for the session's terminal. Unlike wish's
+// MakeRenderer it does not query the terminal for its background color (the answer would race
+// with the first keys typed) and does not force the ASCII profile: colours follow the TERM the
+// client sent.
+func newRenderer(s ssh.Session) *lipgloss.Renderer {
+	pty, _, ok := s.Pty()
+	if !ok || pty.Term == "" || pty.Term == "dumb" {
+		return lipgloss.NewRenderer(s, termenv.WithProfile(termenv.Ascii))
+	}
+	env := environ(append(s.Environ(), "TERM="+pty.Term))
+	var r *lipgloss.Renderer
+	if pty.Slave != nil {
+		r = lipgloss.NewRenderer(pty.Slave, termenv.WithEnvironment(env), termenv.WithColorCache(true))
+	} else {
+		r = lipgloss.NewRenderer(s, termenv.WithEnvironment(env), termenv.WithUnsafe(), termenv.WithColorCache(true))
+	}
+	r.SetHasDarkBackground(true)
+	return r
+}
+
+// environ is an SSH session's environment for termenv.
+type environ []string
+
+func (e environ) Environ() []string { return e }
+
+func (e environ) Getenv(k string) string {
+	for _, v := range e {
+		if val, ok := strings.CutPrefix(v, k+"="); ok {
+			return val
+		}
+	}
+	return ""
+}

@@ -1,0 +1,85 @@
+package tui
+
+import (
+	"strconv"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/services/admin/ops"
+)
+
+// logsPage is the access log, newest first, filtered by service.
+type logsPage struct {
+	entries []ops.LogEntry
+	service string // "" for every service
+	cursor  selection
+}
+
+func (*logsPage) title() string   { return "Access log" }
+func (*logsPage) hints() string   { return "[s] next service  [r] refresh" }
+func (*logsPage) capturing() bool { return false }
+
+func (p *logsPage) load(m *Model) error {
+	entries, err := m.ops.Logs(m.ctx, m.grant, p.service, ops.DefaultLogLimit)
+	if err != nil {
+		return err
+	}
+	p.entries = entries
+	p.cursor.clamp(len(entries))
+	return nil
+}
+
+func (p *logsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
+	if p.cursor.listKey(msg.String(), len(p.entries), m.height-chromeLines-2) {
+		return nil
+	}
+	switch msg.String() {
+	case "s":
+		p.service = nextService(p.service)
+		p.cursor = selection{}
+	case "r":
+	default:
+		return nil
+	}
+	if err := p.load(m); err != nil {
+		m.fail(err)
+	}
+	return nil
+}
+
+// nextService cycles "" (all), then every service, then "" again.
+func nextService(s string) string {
+	if s == "" {
+		return string(auth.Services[0])
+	}
+	for i, svc := range auth.Services {
+		if string(svc) == s && i+1 < len(auth.Services) {
+			return string(auth.Services[i+1])
+		}
+	}
+	return ""
+}
+
+func (p *logsPage) view(m *Model, height int) string {
+	filter := p.service
+	if filter == "" {
+		filter = "all"
+	}
+	head := m.st.label.Render("Service: ") + filter + "\n\n"
+	if len(p.entries) == 0 {
+		return head + "No access log entries."
+	}
+	rows := make([][]string, len(p.entries))
+	for i, e := range p.entries {
+		serial := "-"
+		if e.Serial != nil {
+			serial = strconv.FormatUint(*e.Serial, 10)
+		}
+		rows[i] = []string{e.Time.String(), e.Service, e.Outcome, e.Method, orDash(e.Identity), serial, orDash(e.RemoteAddr), orDash(e.Reason)}
+	}
+	if height > 0 {
+		height = max(height-2, 2)
+	}
+	return head + m.table([]string{"TIME", "SERVICE", "OUTCOME", "METHOD", "IDENTITY", "SERIAL", "REMOTE", "REASON"}, rows, &p.cursor, height)
+}

@@ -1,0 +1,213 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/services/admin/ops"
+)
+
+// page is one page of the TUI.
+type page interface {
+	title() string
+	// load refreshes the page's data from the operations.
+	load(m *Model) error
+	// update handles a key the model did not take for itself.
+	update(m *Model, msg tea.KeyMsg) tea.Cmd
+	// view renders the page's content in at most height lines (0: no limit).
+	view(m *Model, height int) string
+	// hints names the page's keys for the footer.
+	hints() string
+	// capturing reports whether a form or question has the keyboard, so that tab, the
+	// digits and q go to it instead of switching pages or quitting.
+	capturing() bool
+}
+
+// Model is the admin TUI of one session: the signup form for an unregistered key, else the pages.
+type Model struct {
+	ctx   context.Context
+	ops   *ops.Ops
+	grant auth.Grant
+	key   gossh.PublicKey
+	st    styles
+
+	width, height int
+
+	signup  *signupPage // set while an unregistered key signs up
+	pages   []page
+	current int
+
+	status    string
+	statusErr bool
+}
+
+// New returns the TUI for a connection with grant g that authenticated with key. ctx bounds
+// the operations; r renders the styles for the session's terminal.
+func New(ctx context.Context, o *ops.Ops, g auth.Grant, key gossh.PublicKey, r *lipgloss.Renderer) *Model {
+	m := &Model{
+		ctx:   ctx,
+		ops:   o,
+		grant: g,
+		key:   key,
+		st:    newStyles(r),
+		pages: []page{&accountPage{}, &keysPage{}, &logsPage{}, &revocationsPage{}, &helpPage{}},
+	}
+	if g.IsSignup() {
+		m.signup = newSignupPage()
+	} else {
+		m.show(0)
+	}
+	return m
+}
+
+// Init implements tea.Model.
+func (m *Model) Init() tea.Cmd { return nil }
+
+// Update implements tea.Model.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		return m, nil
+	case tea.KeyMsg:
+		if msg.Type == tea.KeyCtrlC {
+			return m, tea.Quit
+		}
+		if msg.Type == tea.KeyRunes && !msg.Paste && len(msg.Runes) > 1 {
+			// Keys typed fast (or sent by tmux) can arrive as one message: take them one by one.
+			cmds := make([]tea.Cmd, 0, len(msg.Runes))
+			for _, r := range msg.Runes {
+				_, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt})
+				cmds = append(cmds, cmd)
+			}
+			return m, tea.Batch(cmds...)
+		}
+		m.status, m.statusErr = "", false
+		if m.signup != nil {
+			return m, m.signup.update(m, msg)
+		}
+		p := m.pages[m.current]
+		if !p.capturing() {
+			switch s := msg.String(); s {
+			case "q":
+				return m, tea.Quit
+			case "tab", "right":
+				m.show((m.current + 1) % len(m.pages))
+				return m, nil
+			case "shift+tab", "left":
+				m.show((m.current + len(m.pages) - 1) % len(m.pages))
+				return m, nil
+			case "1", "2", "3", "4", "5":
+				m.show(int(s[0] - '1'))
+				return m, nil
+			}
+		}
+		return m, p.update(m, msg)
+	}
+	return m, nil
+}
+
+// show switches to page i and loads its data.
+func (m *Model) show(i int) {
+	m.current = i
+	if err := m.pages[i].load(m); err != nil {
+		m.fail(err)
+	}
+}
+
+// fail puts err in the status line.
+func (m *Model) fail(err error) {
+	var oe *ops.Error
+	if errors.As(err, &oe) {
+		m.status = oe.Message
+	} else {
+		m.status = err.Error()
+	}
+	m.statusErr = true
+}
+
+// inform puts a message in the status line.
+func (m *Model) inform(msg string) { m.status, m.statusErr = msg, false }
+
+// inputWidth is how wide text inputs are.
+func (m *Model) inputWidth() int {
+	if m.width == 0 {
+		return 60
+	}
+	return max(20, m.width-20)
+}
+
+// chromeLines is how many lines the header, titles, footer and status take.
+const chromeLines = 7
+
+// View implements tea.Model.
+func (m *Model) View() string {
+	var b strings.Builder
+	var title, body, hints string
+	height := 0
+	if m.height > 0 {
+		height = max(3, m.height-chromeLines)
+	}
+	if m.signup != nil {
+		b.WriteString(m.st.brand.Render("portico"))
+		title, body, hints = "Sign up", m.signup.view(m), "[enter] create account  [ctrl+c] quit"
+	} else {
+		b.WriteString(m.st.brand.Render("portico | " + m.grant.Account))
+		b.WriteString("  ")
+		for i, p := range m.pages {
+			tab := string(rune('1'+i)) + " " + p.title()
+			if i == m.current {
+				b.WriteString(m.st.activeTab.Render(tab))
+			} else {
+				b.WriteString(m.st.tab.Render(tab))
+			}
+			b.WriteString("  ")
+		}
+		p := m.pages[m.current]
+		title, body, hints = p.title(), p.view(m, height), p.hints()
+		if !p.capturing() {
+			hints = strings.TrimPrefix(hints+"  [tab/1-5] pages  [q] quit", "  ")
+		}
+	}
+	b.WriteString("\n\n")
+	b.WriteString(m.st.title.Render(title))
+	b.WriteString("\n\n")
+	b.WriteString(strings.TrimRight(body, "\n"))
+	b.WriteString("\n\n")
+	b.WriteString(m.st.hint.Render(hints))
+	b.WriteString("\n")
+	status := m.st.info
+	if m.statusErr {
+		status = m.st.err
+	}
+	if m.width > 0 {
+		status = status.Width(m.width - 2)
+	}
+	switch {
+	case m.status != "" && m.statusErr:
+		b.WriteString(status.Render("error: " + m.status))
+	case m.status != "":
+		b.WriteString(status.Render(m.status))
+	}
+	return m.frame(b.String())
+}
+
+// frame indents every line by one column and cuts it to the terminal's width.
+func (m *Model) frame(view string) string {
+	lines := strings.Split(view, "\n")
+	for i, l := range lines {
+		l = " " + strings.TrimRight(l, " ")
+		if m.width > 0 {
+			l = ansi.Truncate(l, m.width, "")
+		}
+		lines[i] = l
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,395 @@
+package tui
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/db"
+	"github.com/portico-sh/portico/services/admin/ops"
+	"github.com/portico-sh/portico/services/admin/ops/opstest"
+)
+
+var ctx = context.Background()
+
+// newModel returns the TUI of a connection with grant g and key, sized 120x40, without colours.
+func newModel(t *testing.T, o *ops.Ops, g auth.Grant, key gossh.PublicKey) *Model {
+	t.Helper()
+	m := New(ctx, o, g, key, lipgloss.NewRenderer(io.Discard))
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	return m
+}
+
+// send delivers msg and returns the command Update gave back.
+func send(m *Model, msg tea.Msg) tea.Cmd {
+	_, cmd := m.Update(msg)
+	return cmd
+}
+
+// typeKeys sends each character of s as a key press, as typing does.
+func typeKeys(m *Model, s string) {
+	for _, r := range s {
+		send(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+}
+
+func press(m *Model, k tea.KeyType) tea.Cmd { return send(m, tea.KeyMsg{Type: k}) }
+
+// paste sends text as one bracketed paste.
+func paste(m *Model, text string) {
+	send(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(text), Paste: true})
+}
+
+func wantView(t *testing.T, m *Model, parts ...string) {
+	t.Helper()
+	v := m.View()
+	for _, l := range strings.Split(v, "\n") {
+		if w := ansi.StringWidth(l); m.width > 0 && w > m.width {
+			t.Errorf("line %q is %d wide in a %d-wide terminal", l, w, m.width)
+		}
+	}
+	for _, p := range parts {
+		if !strings.Contains(v, p) {
+			t.Errorf("view lacks %q:\n%s", p, v)
+		}
+	}
+}
+
+func dontWantView(t *testing.T, m *Model, parts ...string) {
+	t.Helper()
+	v := m.View()
+	for _, p := range parts {
+		if strings.Contains(v, p) {
+			t.Errorf("view has %q:\n%s", p, v)
+		}
+	}
+}
+
+// hasLine reports whether view has a line that is text, give or take spaces around it.
+func hasLine(view, text string) bool {
+	for _, l := range strings.Split(view, "\n") {
+		if strings.TrimSpace(l) == text {
+			return true
+		}
+	}
+	return false
+}
+
+func isQuit(cmd tea.Cmd) bool {
+	if cmd == nil {
+		return false
+	}
+	_, ok := cmd().(tea.QuitMsg)
+	return ok
+}
+
+func TestSignup(t *testing.T) {
+	o, _ := opstest.New(t)
+	opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	key := opstest.Key(t, 2)
+	m := newModel(t, o, opstest.SignupGrant(key), key)
+	wantView(t, m, "Sign up", "This key is not registered yet", "Account name: ")
+
+	// Page keys are typed into the form, not taken as page switches or quitting.
+	typeKeys(m, "q-1")
+	press(m, tea.KeyEnter)
+	wantView(t, m, "Sign up", `error: account name "q-1" may not contain a hyphen`)
+	for range "q-1" {
+		press(m, tea.KeyBackspace)
+	}
+
+	typeKeys(m, "alice")
+	press(m, tea.KeyEnter)
+	wantView(t, m, "Sign up", `error: account name "alice" is taken; choose another`)
+	for range "alice" {
+		press(m, tea.KeyBackspace)
+	}
+
+	typeKeys(m, "bob")
+	press(m, tea.KeyEnter)
+	wantView(t, m, "portico | bob", "Account", "Account name", "bob", "Login keys", "1",
+		"Account bob created; this key is its first login key, named \"ed25519-")
+	dontWantView(t, m, "Sign up", "error:")
+
+	// The new grant manages the account at once.
+	typeKeys(m, "2")
+	wantView(t, m, "Keys", "ed25519-", "login")
+	if !isQuit(send(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")})) {
+		t.Error("q does not quit")
+	}
+}
+
+func TestSignupCtrlC(t *testing.T) {
+	o, _ := opstest.New(t)
+	key := opstest.Key(t, 2)
+	m := newModel(t, o, opstest.SignupGrant(key), key)
+	if !isQuit(press(m, tea.KeyCtrlC)) {
+		t.Error("ctrl+c does not quit the signup form")
+	}
+}
+
+func TestPages(t *testing.T) {
+	o, _ := opstest.New(t)
+	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	m := newModel(t, o, g, opstest.Key(t, 1))
+	wantView(t, m, "1 Account  2 Keys  3 Access log  4 Revocations  5 Help", "Account name", "alice", "Method", "login key",
+		"Services", "admin, pgs, tuns, pipe", "Login keys", "Certificate authorities")
+
+	titles := []string{"Account", "Keys", "Access log", "Revocations", "Help"}
+	for i := range titles {
+		want := titles[(i+1)%len(titles)]
+		press(m, tea.KeyTab)
+		if got := m.pages[m.current].title(); got != want {
+			t.Errorf("after %d tabs the page is %q, want %q", i+1, got, want)
+		}
+	}
+	press(m, tea.KeyShiftTab)
+	if got := m.pages[m.current].title(); got != "Help" {
+		t.Errorf("shift+tab from Account goes to %q, want Help", got)
+	}
+	for i, title := range titles {
+		typeKeys(m, string(rune('1'+i)))
+		if got := m.pages[m.current].title(); got != title {
+			t.Errorf("key %d shows %q, want %q", i+1, got, title)
+		}
+		if !hasLine(m.View(), title) {
+			t.Errorf("page %q has no title line:\n%s", title, m.View())
+		}
+	}
+	wantView(t, m, "ssh-keygen -s ~/.ssh/alice_ca", "HostName example.org", "Port 2222")
+	if !isQuit(send(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")})) {
+		t.Error("q does not quit")
+	}
+	if !isQuit(press(m, tea.KeyCtrlC)) {
+		t.Error("ctrl+c does not quit")
+	}
+}
+
+func TestKeysArrivingTogether(t *testing.T) {
+	o, _ := opstest.New(t)
+	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	m := newModel(t, o, g, opstest.Key(t, 1))
+	send(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("4a42")})
+	press(m, tea.KeyEnter)
+	wantView(t, m, "Revocations", "Added revocation 1 (serial 42).")
+}
+
+func TestAccountOverviewOfACertificate(t *testing.T) {
+	o, _ := opstest.New(t)
+	alice := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	ca, err := o.AddKey(ctx, alice, opstest.Line(opstest.Key(t, 11), "team-ca"), "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
+	bob := auth.Grant{
+		AccountID: alice.AccountID, Account: "alice", Method: auth.MethodCert, Identity: "bob@laptop",
+		Service: auth.Admin, Services: append([]auth.Service(nil), auth.Services...),
+		KeyFingerprint: auth.Fingerprint(opstest.Key(t, 30)),
+		Cert: &auth.CertFacts{KeyID: "bob@laptop", Serial: 9, CAName: "team-ca", CAFingerprint: ca.Fingerprint,
+			Principals: []string{"admin"}, ValidBefore: &until},
+	}
+	m := newModel(t, o, bob, opstest.Key(t, 30))
+	wantView(t, m, "Method", "certificate", "Identity", "bob@laptop", "Serial", "9",
+		"Signed by CA", "team-ca "+ca.Fingerprint, "Valid until", "2027-01-02T03:04:05Z", "Certificate authorities  1")
+}
+
+func TestAddCAByPaste(t *testing.T) {
+	o, _ := opstest.New(t)
+	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	m := newModel(t, o, g, opstest.Key(t, 1))
+	typeKeys(m, "2")
+	wantView(t, m, "Keys", "[a] add login key  [c] add CA key  [d] remove")
+
+	// A bad paste leaves the form open with the reason in the status line.
+	typeKeys(m, "c")
+	wantView(t, m, "Add CA key", "Key:  > ", "Name: > ")
+	paste(m, "no-pty "+opstest.Line(opstest.Key(t, 11), "team-ca")+"\n")
+	press(m, tea.KeyEnter)
+	wantView(t, m, "Add CA key", `error: unknown option "no-pty"`)
+	press(m, tea.KeyEsc)
+	dontWantView(t, m, "Add CA key")
+
+	// Page keys typed in the form stay in it.
+	typeKeys(m, "c")
+	paste(m, `principals="pgs,tuns" `+opstest.Line(opstest.Key(t, 11), "team-ca")+"\n")
+	press(m, tea.KeyTab)
+	typeKeys(m, "q1ca")
+	press(m, tea.KeyEnter)
+	fp := auth.Fingerprint(opstest.Key(t, 11))
+	wantView(t, m, `Added certificate authority "q1ca" (`+fp+").", "q1ca", "ca", `cert-authority,principals="pgs,tuns"`)
+	dontWantView(t, m, "Add CA key", "error:")
+
+	keys, err := o.ListKeys(ctx, g)
+	if err != nil || len(keys) != 2 || !keys[1].IsCA() || keys[1].Name != "q1ca" {
+		t.Fatalf("keys after adding a CA = %+v, %v", keys, err)
+	}
+
+	// A login key pasted with the cert-authority option becomes a CA too; one without is a login key.
+	typeKeys(m, "a")
+	wantView(t, m, "Add login key")
+	paste(m, "cert-authority "+opstest.Line(opstest.Key(t, 12), "other-ca"))
+	press(m, tea.KeyEnter)
+	wantView(t, m, `Added certificate authority "other-ca"`)
+	typeKeys(m, "a")
+	typeKeys(m, opstest.Line(opstest.Key(t, 13), "desk"))
+	press(m, tea.KeyEnter)
+	wantView(t, m, `Added login key "desk"`)
+	typeKeys(m, "1")
+	wantView(t, m, "Login keys               2", "Certificate authorities  2")
+}
+
+func TestRemoveKeyWithConfirmation(t *testing.T) {
+	o, _ := opstest.New(t)
+	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	if _, err := o.AddKey(ctx, g, opstest.Line(opstest.Key(t, 10), "laptop"), "", false); err != nil {
+		t.Fatal(err)
+	}
+	m := newModel(t, o, g, opstest.Key(t, 1))
+	typeKeys(m, "2")
+	press(m, tea.KeyDown)
+	typeKeys(m, "d")
+	wantView(t, m, `Remove login key "laptop"? y/n`, "[y] remove  [n] keep")
+
+	typeKeys(m, "n")
+	wantView(t, m, `Kept login key "laptop".`, "laptop")
+	dontWantView(t, m, "? y/n")
+
+	typeKeys(m, "d")
+	typeKeys(m, "2") // neither y nor n: the question stays
+	wantView(t, m, "? y/n")
+	typeKeys(m, "y")
+	wantView(t, m, `Removed login key "laptop".`)
+	dontWantView(t, m, "? y/n", "laptop  ")
+	if keys, _ := o.ListKeys(ctx, g); len(keys) != 1 {
+		t.Errorf("keys after removal: %+v", keys)
+	}
+
+	// The last login key stays, with the reason shown.
+	typeKeys(m, "dy")
+	wantView(t, m, "is the account's last login key and cannot be removed")
+	if keys, _ := o.ListKeys(ctx, g); len(keys) != 1 {
+		t.Errorf("the last login key went: %+v", keys)
+	}
+}
+
+func TestLogFilter(t *testing.T) {
+	o, store := opstest.New(t)
+	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	for i, e := range []db.AccessEntry{
+		{Service: "admin", Method: "key", Identity: "first-admin", Outcome: "allowed"},
+		{Service: "pgs", Method: "cert", Identity: "bob@pgs", Outcome: "allowed"},
+		{Service: "tuns", Method: "cert", Identity: "carol@tuns", Outcome: "denied", Reason: "certificate expired"},
+		{Service: "admin", Method: "key", Identity: "second-admin", Outcome: "allowed"},
+	} {
+		e.Time, e.AccountID, e.Account = at.Add(time.Duration(i)*time.Minute), g.AccountID, "alice"
+		if err := store.AppendAccess(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := newModel(t, o, g, opstest.Key(t, 1))
+	typeKeys(m, "3")
+	wantView(t, m, "Access log", "Service: all", "TIME", "2026-11-01T12:03:00Z", "bob@pgs", "carol@tuns", "certificate expired")
+	v := m.View()
+	if strings.Index(v, "second-admin") > strings.Index(v, "first-admin") {
+		t.Errorf("log is not newest first:\n%s", v)
+	}
+
+	steps := []struct {
+		service string
+		want    []string
+		notWant []string
+	}{
+		{"admin", []string{"first-admin", "second-admin"}, []string{"bob@pgs", "carol@tuns"}},
+		{"pgs", []string{"bob@pgs"}, []string{"first-admin", "carol@tuns"}},
+		{"tuns", []string{"carol@tuns"}, []string{"bob@pgs"}},
+		{"pipe", []string{"No access log entries."}, []string{"bob@pgs"}},
+		{"all", []string{"first-admin", "bob@pgs", "carol@tuns"}, nil},
+	}
+	for _, s := range steps {
+		typeKeys(m, "s")
+		wantView(t, m, append([]string{"Service: " + s.service}, s.want...)...)
+		dontWantView(t, m, s.notWant...)
+	}
+}
+
+func TestRevocations(t *testing.T) {
+	o, _ := opstest.New(t)
+	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	if _, err := o.AddKey(ctx, g, opstest.Line(opstest.Key(t, 11), "team-ca"), "", true); err != nil {
+		t.Fatal(err)
+	}
+	m := newModel(t, o, g, opstest.Key(t, 1))
+	typeKeys(m, "4")
+	wantView(t, m, "Revocations", "No revocations.")
+
+	typeKeys(m, "a")
+	wantView(t, m, "Add revocation", "Serial:", "CA:", "Key ID:", "Key fingerprint:")
+	typeKeys(m, "x")
+	press(m, tea.KeyEnter)
+	wantView(t, m, `error: serial "x" is not a decimal number`)
+	press(m, tea.KeyBackspace)
+	typeKeys(m, "42")
+	press(m, tea.KeyTab)
+	typeKeys(m, "nope")
+	press(m, tea.KeyEnter)
+	wantView(t, m, `error: no certificate authority named "nope"`)
+	for range "nope" {
+		press(m, tea.KeyBackspace)
+	}
+	typeKeys(m, "team-ca")
+	press(m, tea.KeyEnter)
+	wantView(t, m, "Added revocation 1 (serial 42).", "serial", "42", auth.Fingerprint(opstest.Key(t, 11)))
+
+	typeKeys(m, "a")
+	press(m, tea.KeyTab)
+	press(m, tea.KeyTab)
+	typeKeys(m, "bob@laptop")
+	press(m, tea.KeyEnter)
+	wantView(t, m, "Added revocation 2 (key_id bob@laptop).", "every CA")
+
+	typeKeys(m, "d")
+	wantView(t, m, "Lift revocation 1 (serial 42)? y/n")
+	typeKeys(m, "y")
+	wantView(t, m, "Lifted revocation 1.")
+	if list, _ := o.ListRevocations(ctx, g); len(list) != 1 || list[0].Kind != "key_id" {
+		t.Errorf("revocations = %+v", list)
+	}
+}
+
+func TestHelpScrolls(t *testing.T) {
+	o, _ := opstest.New(t)
+	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	m := newModel(t, o, g, opstest.Key(t, 1))
+	send(m, tea.WindowSizeMsg{Width: 80, Height: 20})
+	typeKeys(m, "5")
+	wantView(t, m, "Help", "Certificates: sign your teammates' keys")
+	dontWantView(t, m, "CertificateFile")
+	for range 100 {
+		press(m, tea.KeyDown)
+	}
+	wantView(t, m, "revoke --key")
+	dontWantView(t, m, "Certificates: sign your teammates' keys")
+	if lines := strings.Count(m.View(), "\n") + 1; lines > 20 {
+		t.Errorf("view is %d lines high in a 20-line terminal", lines)
+	}
+
+	// In a narrow terminal long commands wrap instead of being cut.
+	send(m, tea.WindowSizeMsg{Width: 40, Height: 200})
+	v := strings.ReplaceAll(m.View(), "\n", "")
+	v = strings.Join(strings.Fields(v), " ")
+	for _, want := range []string{"revoke --key-id bob@laptop", "keys add --ca < ~/.ssh/alice_ca.pub"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("narrow help page lacks %q:\n%s", want, m.View())
+		}
+	}
+}
