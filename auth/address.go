@@ -36,7 +36,9 @@ func clientIP(a net.Addr) (netip.Addr, bool) {
 }
 
 // parseAddrOrPrefix reads an address ("10.0.0.1", "::1") or a CIDR block ("10.0.0.0/8",
-// "::1/128") as a prefix; IPv4-mapped IPv6 forms are read as IPv4.
+// "::1/128") as a prefix; IPv4-mapped IPv6 forms are read as IPv4. A block with host bits set
+// ("10.0.0.1/8") is refused, as OpenSSH refuses it ("inconsistent mask length"): it is
+// unclear whether the address or the network was meant.
 func parseAddrOrPrefix(s string) (netip.Prefix, error) {
 	if !strings.Contains(s, "/") {
 		ip, err := netip.ParseAddr(s)
@@ -56,7 +58,10 @@ func parseAddrOrPrefix(s string) (netip.Prefix, error) {
 		}
 		p = netip.PrefixFrom(ip.Unmap(), p.Bits()-96)
 	}
-	return p.Masked(), nil
+	if m := p.Masked(); m != p {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set: the network is %s", s, m)
+	}
+	return p, nil
 }
 
 // hasWildcard reports whether an address pattern uses * or ?.
@@ -105,33 +110,32 @@ func matchFrom(patterns []string, ip netip.Addr) bool {
 }
 
 // wildcardMatch reports whether s matches pattern, where * matches any run of characters and
-// ? any one character (OpenSSH's match_pattern).
+// ? any one character (OpenSSH's match_pattern). It backtracks only to the last *, so it
+// takes time proportional to len(pattern)*len(s): a from= pattern is the key owner's to
+// write, and trying every split at every * (as a naive recursion does) takes exponential time
+// on patterns such as "*?*?*?...x".
 func wildcardMatch(pattern, s string) bool {
-	for pattern != "" {
-		switch pattern[0] {
-		case '*':
-			pattern = strings.TrimLeft(pattern, "*")
-			if pattern == "" {
-				return true
-			}
-			for i := 0; i <= len(s); i++ {
-				if wildcardMatch(pattern, s[i:]) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if s == "" {
-				return false
-			}
+	p, i := 0, 0
+	star, next := -1, 0 // the last * seen, and where in s its match would grow to
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, next = p, i
+			p++
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+			p++
+			i++
+		case star >= 0:
+			next++
+			p, i = star+1, next
 		default:
-			if s == "" || s[0] != pattern[0] {
-				return false
-			}
+			return false
 		}
-		pattern, s = pattern[1:], s[1:]
 	}
-	return s == ""
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
 }
 
 // parseSourceAddress reads a certificate's source-address critical option: a comma-separated

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -401,6 +402,14 @@ func TestAuthenticate(t *testing.T) {
 			reason: ReasonCriticalOption, messages: []string{"example.com"},
 		},
 		{
+			// OpenSSH refuses it ("inconsistent mask length"); ssh-keygen will not sign it.
+			name: "malformed source-address: host bits set",
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"source-address": "192.0.2.10/24"}
+			}),
+			reason: ReasonCriticalOption, messages: []string{"host bits set"},
+		},
+		{
 			name: "malformed source-address: empty",
 			key: withCert(func(c *gossh.Certificate) {
 				c.CriticalOptions = map[string]string{"source-address": ""}
@@ -739,4 +748,117 @@ func TestDuplicateCriticalOption(t *testing.T) {
 func sshString(b []byte) []byte {
 	n := len(b)
 	return append([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, b...)
+}
+
+// TestForgedCertificateRevealsNothing: a certificate whose signature does not verify is
+// refused the same way whatever key it names as its signer (a CA of alice, a CA of another
+// account, a login key, a key nobody registered), so that forging certificates cannot tell a
+// stranger which public keys are registered as CAs. Nothing is attributed to an account.
+func TestForgedCertificateRevealsNothing(t *testing.T) {
+	e := newEnv(t)
+	a := New(e.store, Options{Now: func() time.Time { return testNow }})
+	signers := map[string]gossh.Signer{
+		"alice's CA":     e.ca,
+		"carol's CA":     e.carolCA,
+		"a login key":    e.login,
+		"an unknown key": e.stranger,
+	}
+	forger := newSigner(t)
+	var first string
+	for what, signer := range signers {
+		c := userCert(t, e.user.PublicKey(), forger, nil)
+		c.SignatureKey = signer.PublicKey()
+		_, err := a.Authenticate(context.Background(), Attempt{Key: reparse(t, c), Service: PGS, RemoteAddr: tcp("192.0.2.10:1")})
+		r, ok := AsRefusal(err)
+		if !ok {
+			t.Fatalf("naming %s: got %v, want a refusal", what, err)
+		}
+		if r.Reason != ReasonSignature || r.AccountID != 0 || r.Account != "" || r.Cert.CAName != "" {
+			t.Errorf("naming %s: refusal %q (account %q, CA name %q): %s; want %q for no account",
+				what, r.Reason, r.Account, r.Cert.CAName, r.Message, ReasonSignature)
+		}
+		msg := strings.ReplaceAll(r.Message, Fingerprint(signer.PublicKey()), "FP")
+		if first == "" {
+			first = msg
+		} else if msg != first {
+			t.Errorf("naming %s: message %q differs from %q", what, msg, first)
+		}
+	}
+}
+
+// revocationStrictStore is the fake store with Postgres's limit on text: a NUL byte or
+// invalid UTF-8 in a query argument is an error.
+type revocationStrictStore struct{ *fakeStore }
+
+func (s revocationStrictStore) FindRevocation(ctx context.Context, accountID int64, c db.CertRef) (db.Revocation, error) {
+	if !utf8.ValidString(c.KeyID) || strings.ContainsRune(c.KeyID, 0) {
+		return db.Revocation{}, errors.New("invalid byte sequence for encoding UTF8")
+	}
+	return s.fakeStore.FindRevocation(ctx, accountID, c)
+}
+
+// TestKeyIDThatNoRevocationCanName: a certificate whose key ID holds bytes a store cannot take
+// as text is still decided (it cannot be revoked by key ID, only by serial or key), instead of
+// failing as if the database were down.
+func TestKeyIDThatNoRevocationCanName(t *testing.T) {
+	e := newEnv(t)
+	a := New(revocationStrictStore{e.store}, Options{Now: func() time.Time { return testNow }})
+	at := func(keyID string) Attempt {
+		c := e.cert(t, func(c *gossh.Certificate) { c.KeyId = keyID })
+		return Attempt{Key: c, Service: PGS, RemoteAddr: tcp("192.0.2.10:1")}
+	}
+	for _, id := range []string{"bob\x00laptop", "bob\xff"} {
+		g, err := a.Authenticate(context.Background(), at(id))
+		if err != nil {
+			t.Errorf("key ID %q: %v, want accepted", id, err)
+		} else if g.Identity != SanitizeKeyID(id) {
+			t.Errorf("key ID %q: identity %q", id, g.Identity)
+		}
+	}
+	e.revoke(e.alice.ID, db.NewRevocation{Kind: db.RevokeSerial, Value: "42"})
+	_, err := a.Authenticate(context.Background(), at("bob\xff"))
+	wantReason(t, err, ReasonRevoked)
+}
+
+// TestCertificateForSmallRSAKey: a certificate for an RSA key smaller than portico registers
+// is refused, like sshd's RequiredRSASize, even when a registered CA signed it.
+func TestCertificateForSmallRSAKey(t *testing.T) {
+	e := newEnv(t)
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smallKey, err := gossh.NewPublicKey(&small.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(e.store, Options{Now: func() time.Time { return testNow }})
+	_, err = a.Authenticate(context.Background(), Attempt{Key: userCert(t, smallKey, e.ca, nil), Service: PGS, RemoteAddr: tcp("192.0.2.10:1")})
+	r := wantReason(t, err, ReasonSignature)
+	if r.Account != "alice" || !strings.Contains(r.Message, "1024 bits") {
+		t.Errorf("refusal %+v", r)
+	}
+}
+
+// TestCertificateFactsAreSanitised: what the certificate's signer chose and portico shows
+// (key ID, principals) carries no terminal control sequences.
+func TestCertificateFactsAreSanitised(t *testing.T) {
+	e := newEnv(t)
+	a := New(e.store, Options{Now: func() time.Time { return testNow }})
+	c := e.cert(t, func(c *gossh.Certificate) {
+		c.KeyId = "bob\x1b]0;owned\x07"
+		c.ValidPrincipals = []string{"pgs", "\x1b[2J\x1b[31mdeploy"}
+	})
+	g, err := a.Authenticate(context.Background(), Attempt{Key: c, Service: PGS, RemoteAddr: tcp("192.0.2.10:1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range append([]string{g.Identity, g.Cert.KeyID}, g.Cert.Principals...) {
+		if strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			t.Errorf("certificate fact %q holds control characters", s)
+		}
+	}
+	if !slices.Equal(g.Cert.Principals, []string{"pgs", "?[2J?[31mdeploy"}) {
+		t.Errorf("principals %q", g.Cert.Principals)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -46,7 +47,7 @@ func (a *Authenticator) certificate(ctx context.Context, at Attempt, cert *gossh
 		KeyID:         SanitizeKeyID(cert.KeyId),
 		Serial:        cert.Serial,
 		CAFingerprint: caFP,
-		Principals:    slices.Clone(cert.ValidPrincipals),
+		Principals:    sanitizePrincipals(cert.ValidPrincipals),
 		ValidBefore:   certTime(cert.ValidBefore),
 	}
 	name := strconv.Quote(facts.KeyID)
@@ -64,6 +65,14 @@ func (a *Authenticator) certificate(ctx context.Context, at Attempt, cert *gossh
 		return refuse(ReasonHostCert, "certificate %s is a host certificate, not a user certificate", name)
 	}
 
+	// 3. The signature verifies: parsing a certificate does not check it. It is checked
+	// before the signing key is looked up (2), which needs nothing from the store: a forged
+	// certificate is then refused the same way whether or not the key it names is registered,
+	// so it cannot be used to learn which public keys are some account's CAs.
+	if err := verifyCASignature(cert); err != nil {
+		return refuse(ReasonSignature, "certificate %s has a bad signature: %v", name, err)
+	}
+
 	// 2. Signed by a registered CA. A login key named as the signer is no CA, and the
 	// message is the same as for a key nobody registered.
 	ca, err := a.store.KeyByFingerprint(ctx, caFP)
@@ -74,16 +83,17 @@ func (a *Authenticator) certificate(ctx context.Context, at Attempt, cert *gossh
 		return Grant{}, fmt.Errorf("auth: looking up certificate authority %s: %w", caFP, err)
 	}
 	facts.CAName = ca.Name
-
-	// 3. The CA's signature verifies: parsing a certificate does not check it.
-	if err := verifyCASignature(cert); err != nil {
-		return refuse(ReasonSignature, "certificate %s has a bad signature: %v", name, err)
-	}
 	acct, err := a.store.AccountByID(ctx, ca.AccountID)
 	if err != nil {
 		return Grant{}, fmt.Errorf("auth: looking up the account of certificate authority %s: %w", caFP, err)
 	}
 	refusal.AccountID, refusal.Account = acct.ID, acct.Name
+
+	// The certificate's own key signs the connection: like sshd (RequiredRSASize), refuse
+	// an RSA key too small for that signature to mean anything, as keys add refuses it.
+	if bits, ok := rsaBits(cert.Key); ok && bits < minRSABits {
+		return refuse(ReasonSignature, "certificate %s is for an RSA key of %d bits, too small for its signature to be trusted (at least %d bits)", name, bits, minRSABits)
+	}
 
 	// 4. valid_after <= now < valid_before.
 	now := a.now()
@@ -137,10 +147,16 @@ func (a *Authenticator) certificate(ctx context.Context, at Attempt, cert *gossh
 		}
 	}
 
-	// 8. Not revoked.
+	// 8. Not revoked. A key ID that is not text (a NUL byte, invalid UTF-8) is not looked
+	// up: no revocation can name it, and Postgres refuses such a query argument, which would
+	// turn a decision into "unavailable". Such a certificate is revoked by serial or key.
+	revKeyID := cert.KeyId
+	if !utf8.ValidString(revKeyID) || strings.ContainsRune(revKeyID, 0) {
+		revKeyID = ""
+	}
 	rev, err := a.store.FindRevocation(ctx, acct.ID, db.CertRef{
 		Serial:         cert.Serial,
-		KeyID:          cert.KeyId,
+		KeyID:          revKeyID,
 		KeyFingerprint: keyFP,
 		CAFingerprint:  caFP,
 	})
@@ -235,12 +251,16 @@ func expandPrincipals(principals []string) []Service {
 }
 
 // principalList shows a certificate's principals in a message, sanitised like key IDs.
-func principalList(ps []string) string {
+func principalList(ps []string) string { return strings.Join(sanitizePrincipals(ps), ", ") }
+
+// sanitizePrincipals returns principals fit to show, sanitised like key IDs: whoever signs
+// the certificate chooses them, and they reach its holder's terminal (whoami, the TUI).
+func sanitizePrincipals(ps []string) []string {
 	shown := make([]string, len(ps))
 	for i, p := range ps {
 		shown[i] = SanitizeKeyID(p)
 	}
-	return strings.Join(shown, ", ")
+	return shown
 }
 
 func permitsOf(cert *gossh.Certificate) Permits {

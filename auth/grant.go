@@ -54,7 +54,7 @@ type CertFacts struct {
 	Serial        uint64
 	CAName        string
 	CAFingerprint string
-	Principals    []string   // as listed in the certificate
+	Principals    []string   // as listed in the certificate, each sanitised like KeyID
 	ValidBefore   *time.Time // nil when the certificate never expires
 }
 

@@ -287,10 +287,8 @@ func ParseKeyLine(line string) (KeyLine, error) {
 	if key.Type() != typ {
 		return KeyLine{}, fmt.Errorf("malformed key: the line says %s but the key is %s", typ, key.Type())
 	}
-	if ck, ok := key.(gossh.CryptoPublicKey); ok {
-		if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok && rk.N.BitLen() < minRSABits {
-			return KeyLine{}, fmt.Errorf("RSA key of %d bits is too small: use at least %d bits, or ssh-ed25519", rk.N.BitLen(), minRSABits)
-		}
+	if bits, ok := rsaBits(key); ok && bits < minRSABits {
+		return KeyLine{}, fmt.Errorf("RSA key of %d bits is too small: use at least %d bits, or ssh-ed25519", bits, minRSABits)
 	}
 	opts, err := ParseKeyOptions(optText)
 	if err != nil {
@@ -300,6 +298,16 @@ func ParseKeyLine(line string) (KeyLine, error) {
 		return KeyLine{}, errors.New(`option "principals" is only allowed with cert-authority (it limits what a CA may grant)`)
 	}
 	return KeyLine{Key: key, Options: opts, Comment: comment}, nil
+}
+
+// rsaBits returns the modulus size of an RSA key; ok is false for other keys.
+func rsaBits(key gossh.PublicKey) (bits int, ok bool) {
+	if ck, isCrypto := key.(gossh.CryptoPublicKey); isCrypto {
+		if rk, isRSA := ck.CryptoPublicKey().(*rsa.PublicKey); isRSA {
+			return rk.N.BitLen(), true
+		}
+	}
+	return 0, false
 }
 
 // cutField splits the first space- or tab-separated field off s.

@@ -185,6 +185,7 @@ func TestParseKeyOptions(t *testing.T) {
 		{`from="example.com"`, "not an IP address"},
 		{`from="*.example.com"`, "not host names"},
 		{`from="10.0.0.0/33"`, "10.0.0.0/33"},
+		{`from="192.0.2.7/24"`, "host bits set: the network is 192.0.2.0/24"},
 		{`from="!"`, "empty pattern"},
 		{`from=""`, "empty pattern"},
 		{`from="fe80::1%eth0"`, "not an IP address"},

@@ -807,6 +807,30 @@ func TestSQLiteMigrateThenReopen(t *testing.T) {
 	}
 }
 
+// TestSQLiteFilesArePrivate: the embedded database and its write-ahead log are readable by the
+// server's user only, even in a data directory others may read.
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := db.Open(ctx, "", dir)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	createAccount(t, s, "alice")
+	for _, name := range []string{db.SQLiteFile, db.SQLiteFile + "-wal", db.SQLiteFile + "-shm"} {
+		info, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := info.Mode().Perm(); mode&0o077 != 0 {
+			t.Errorf("%s has mode %o, want no access for group and others", name, mode)
+		}
+	}
+}
+
 func TestPostgresMigrateThenOpen(t *testing.T) {
 	t.Parallel()
 	u := dbtest.PostgresURL(t)

@@ -89,6 +89,14 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
 	}
+	// SQLite would create the file with mode 0644, and its -wal and -shm files with the
+	// file's mode: the database holds every account's keys and access log, so only the
+	// server's user may read it. An existing file keeps the mode the operator gave it.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
+	}
+	f.Close()
 	w, err := sql.Open("sqlite", sqliteDSN(path, true))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)

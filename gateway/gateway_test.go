@@ -2,7 +2,9 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -196,8 +198,8 @@ func TestAccessLogOnlyForSignedAttempts(t *testing.T) {
 			}
 		}
 	}
-	if f.auth.calls.Load() == 0 {
-		t.Fatal("no key was queried")
+	if n := f.auth.calls.Load(); n != 0 {
+		t.Fatalf("%d decisions for unsigned queries, want 0: nothing is decided before a key is proven", n)
 	}
 	if n := len(f.store.entries()); n != 0 {
 		t.Fatalf("%d access-log entries after unsigned queries, want 0", n)
@@ -207,6 +209,36 @@ func TestAccessLogOnlyForSignedAttempts(t *testing.T) {
 	f.refused(f.ssh, "pgs", bob)
 	if n := len(f.store.entries()); n != 2 {
 		t.Errorf("%d access-log entries after two signed attempts, want 2", n)
+	}
+}
+
+// signHook runs before its signer signs: after the server answered the client's query for
+// the key, before the signed attempt.
+type signHook struct {
+	gossh.Signer
+	before func()
+}
+
+func (s signHook) Sign(r io.Reader, data []byte) (*gossh.Signature, error) {
+	s.before()
+	return s.Signer.Sign(r, data)
+}
+
+// TestRevokedBetweenQueryAndSignature: a certificate revoked after the server answered the
+// query for it, but before the client signed, is refused: the decision is made on the proven
+// key, from the store as it is then, not carried over from the query.
+func TestRevokedBetweenQueryAndSignature(t *testing.T) {
+	f := start(t)
+	bob := newSigner(t)
+	cert := certFor(t, f.alice.ca, bob, nil)
+	revoke := func() {
+		if _, err := f.store.AddRevocation(context.Background(), f.alice.ID, db.NewRevocation{Kind: db.RevokeKeyID, Value: "bob@laptop"}); err != nil {
+			t.Error(err)
+		}
+	}
+	banner := f.refused(f.ssh, "pgs", signHook{cert, revoke})
+	if !strings.Contains(banner, "revoked") {
+		t.Errorf("banner %q, want it to say revoked", banner)
 	}
 }
 
@@ -390,6 +422,101 @@ func TestAgentAndX11ForwardingRefused(t *testing.T) {
 		if ok {
 			t.Errorf("%s accepted", req)
 		}
+	}
+}
+
+// TestWindowChangesDoNotStallTheSession: a session with a terminal whose service never reads
+// window changes (an exec, not the TUI) still answers every window-change request, so that
+// resizing the terminal cannot wedge the session's requests or leak it.
+func TestWindowChangesDoNotStallTheSession(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "pgs", f.alice.login)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 24, 80, gossh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("block"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		replied := make(chan error, 1)
+		go func() {
+			_, err := s.SendRequest("window-change", true, gossh.Marshal(struct{ W, H, PW, PH uint32 }{uint32(100 + i), 40, 0, 0}))
+			replied <- err
+		}()
+		select {
+		case err := <-replied:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("window change %d got no answer: the session's requests are stuck", i+1)
+		}
+	}
+}
+
+// TestEnvRequestsAreBounded: a session keeps a bounded number of environment variables;
+// further env requests are refused instead of held in memory.
+func TestEnvRequestsAreBounded(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "pgs", f.alice.login)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	accepted := 0
+	for i := range 200 {
+		if err := s.Setenv(fmt.Sprintf("VAR%d", i), strings.Repeat("x", 100)); err == nil {
+			accepted++
+		}
+	}
+	if accepted == 0 || accepted >= 200 {
+		t.Errorf("%d of 200 env requests accepted, want some but not all", accepted)
+	}
+	var stdout, stderr bytes.Buffer
+	s.Stdout, s.Stderr = &stdout, &stderr
+	if r, _, _ := finish(t, s.Run("ls"), &stdout, &stderr); r.Service != auth.PGS {
+		t.Errorf("the session did not run after the refused env requests: %+v", r)
+	}
+}
+
+// TestSessionsPerConnectionAreBounded: like sshd's MaxSessions, one connection holds at most
+// ten open sessions; closing one makes room for another.
+func TestSessionsPerConnectionAreBounded(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "pgs", f.alice.login)
+	var open []*gossh.Session
+	for range 10 {
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatalf("session %d: %v", len(open)+1, err)
+		}
+		open = append(open, s)
+	}
+	if s, err := c.NewSession(); err == nil {
+		s.Close()
+		t.Fatal("an eleventh session was opened")
+	}
+	open[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, err := c.NewSession()
+		if err == nil {
+			s.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no session after closing one: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, s := range open[1:] {
+		s.Close()
 	}
 }
 

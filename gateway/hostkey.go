@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	gossh "golang.org/x/crypto/ssh"
 )
@@ -22,6 +23,13 @@ const HostKeyFile = "ssh_host_ed25519_key"
 func LoadOrCreateHostKey(path string) (signer gossh.Signer, created bool, err error) {
 	pemBytes, err := os.ReadFile(path)
 	if err == nil {
+		// Like sshd, refuse a private host key that others may read: it is no longer
+		// this server's secret.
+		if info, err := os.Stat(path); err != nil {
+			return nil, false, fmt.Errorf("host key: %w", err)
+		} else if mode := info.Mode().Perm(); mode&0o077 != 0 && runtime.GOOS != "windows" {
+			return nil, false, fmt.Errorf("host key %s: permissions %04o are too open: others may read it; run chmod 600 %s", path, mode, path)
+		}
 		signer, err := gossh.ParsePrivateKey(pemBytes)
 		if err != nil {
 			return nil, false, fmt.Errorf("host key %s: %w", path, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -56,5 +57,19 @@ func TestLoadHostKeyRejectsGarbage(t *testing.T) {
 	}
 	if _, _, err := gateway.LoadOrCreateHostKey(path); err == nil {
 		t.Error("a garbage host key file was accepted")
+	}
+}
+
+func TestLoadHostKeyRefusesOpenPermissions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), gateway.HostKeyFile)
+	if _, _, err := gateway.LoadOrCreateHostKey(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := gateway.LoadOrCreateHostKey(path)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("a host key readable by others: error %v, want one that says chmod 600", err)
 	}
 }

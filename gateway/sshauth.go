@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -19,17 +18,6 @@ import (
 
 // How long one authentication decision or access-log write may take.
 const storeTimeout = 10 * time.Second
-
-// decision is what the public-key callback decided for one key. It travels, inside the
-// Permissions that x/crypto caches with that very key, to the verified-key callback.
-type decision struct {
-	key     []byte // the key the decision is about, in wire form
-	service auth.Service
-	grant   auth.Grant
-	err     error // *auth.Refusal, or the error that kept auth from deciding
-}
-
-type decisionKey struct{}
 
 type grantKey struct{}
 
@@ -50,11 +38,15 @@ func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.Serve
 		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {
 			return nil, errNoneAuth
 		},
-		PublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
-			return g.decide(bound, conn, key), nil
+		// Any key may be tried: nothing is decided, read or kept for an unsigned query. The
+		// decision is made once the client has proven it holds the key (verified), from the
+		// store as it is then, so a query learns nothing, no state travels from a query to
+		// the signed attempt, and a key removed or revoked after the query is refused.
+		PublicKeyCallback: func(gossh.ConnMetadata, gossh.PublicKey) (*gossh.Permissions, error) {
+			return &gossh.Permissions{}, nil
 		},
-		VerifiedPublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
-			p, err := g.verified(conn, key, perms)
+		VerifiedPublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			p, err := g.verified(bound, conn, key)
 			if err == nil {
 				if t, ok := ctx.Value(loginTimerKey{}).(*time.Timer); ok {
 					t.Stop()
@@ -65,56 +57,36 @@ func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.Serve
 	}
 }
 
-// decide asks auth about key. It runs for unsigned queries too, so it has no side effects and
-// always "accepts": the decision rides in the Permissions and is acted on only once the
-// client has proven it holds the key (verified).
-func (g *Gateway) decide(bound auth.Service, conn gossh.ConnMetadata, key gossh.PublicKey) *gossh.Permissions {
+// verified acts for a key whose signature verified: it asks auth to decide the attempt for the
+// service the SSH user routes to, writes the access log, touches the key, counts the decision
+// and answers x/crypto.
+func (g *Gateway) verified(bound auth.Service, conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
 	service := g.o.Router.Route(bound, conn.User()).Name()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	grant, err := g.o.Auth.Authenticate(ctx, auth.Attempt{Key: key, Service: service, RemoteAddr: conn.RemoteAddr()})
-	d := &decision{key: key.Marshal(), service: service, grant: grant, err: err}
-	return &gossh.Permissions{ExtraData: map[any]any{decisionKey{}: d}}
-}
-
-// verified acts on the decision for a key whose signature verified: it writes the access log,
-// touches the key, counts the decision and answers x/crypto.
-func (g *Gateway) verified(conn gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions) (*gossh.Permissions, error) {
-	var d *decision
-	if perms != nil {
-		d, _ = perms.ExtraData[decisionKey{}].(*decision)
-	}
-	// x/crypto hands over the Permissions cached for this very key; check it anyway, so that a
-	// decision can never be applied to another key.
-	if d == nil || !bytes.Equal(d.key, key.Marshal()) {
-		g.log.Error("no authentication decision for the verified key", "remote", conn.RemoteAddr().String())
-		return nil, &gossh.BannerError{Err: errors.New("no decision"), Message: "portico: internal error, try again\r\n"}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
 	now := g.o.Now()
 	method := methodOf(key)
 
-	if d.err != nil {
-		refusal, ok := auth.AsRefusal(d.err)
+	if err != nil {
+		refusal, ok := auth.AsRefusal(err)
 		if !ok {
-			return nil, g.unavailable(conn, d, method, d.err)
+			return nil, g.unavailable(conn, service, method, err)
 		}
-		e := deniedEntry(now, d.service, method, key, conn.RemoteAddr(), refusal)
+		e := deniedEntry(now, service, method, key, conn.RemoteAddr(), refusal)
 		if err := g.o.Store.AppendAccess(ctx, e); err != nil {
 			g.log.Error("writing the access log failed", "err", err, "remote", e.RemoteAddr)
 		}
-		g.metrics.authDecisions.WithLabelValues(string(d.service), method, "denied").Inc()
-		g.log.Info("auth denied", "account", e.Account, "service", d.service, "method", method,
+		g.metrics.authDecisions.WithLabelValues(string(service), method, "denied").Inc()
+		g.log.Info("auth denied", "account", e.Account, "service", service, "method", method,
 			"identity", e.Identity, "key", e.KeyFingerprint, "remote", e.RemoteAddr, "reason", refusal.Reason)
 		return nil, &gossh.BannerError{Err: refusal, Message: "portico: " + refusal.Message + "\r\n"}
 	}
 
-	grant := d.grant
 	e := allowedEntry(now, grant, conn.RemoteAddr())
 	if err := g.o.Store.AppendAccess(ctx, e); err != nil {
 		// An allowed connection that cannot be recorded is refused: nothing half-done.
-		return nil, g.unavailable(conn, d, string(grant.Method), err)
+		return nil, g.unavailable(conn, service, string(grant.Method), err)
 	}
 	if grant.KeyID != 0 {
 		if err := g.o.Store.TouchKey(ctx, grant.KeyID, now); err != nil {
@@ -138,12 +110,12 @@ func (g *Gateway) verified(conn gossh.ConnMetadata, key gossh.PublicKey, perms *
 }
 
 // unavailable refuses a connection that could not be decided or recorded; nothing is written.
-func (g *Gateway) unavailable(conn gossh.ConnMetadata, d *decision, method string, err error) error {
-	g.metrics.authDecisions.WithLabelValues(string(d.service), method, "unavailable").Inc()
-	g.log.Error("authentication could not be decided", "err", err, "service", d.service, "remote", conn.RemoteAddr().String())
+func (g *Gateway) unavailable(conn gossh.ConnMetadata, service auth.Service, method string, err error) error {
+	g.metrics.authDecisions.WithLabelValues(string(service), method, "unavailable").Inc()
+	g.log.Error("authentication could not be decided", "err", err, "service", service, "remote", conn.RemoteAddr().String())
 	return &gossh.BannerError{
 		Err:     fmt.Errorf("%s: %w", auth.ReasonUnavailable, err),
-		Message: fmt.Sprintf("portico: the %s service is temporarily unavailable, try again later\r\n", d.service),
+		Message: fmt.Sprintf("portico: the %s service is temporarily unavailable, try again later\r\n", service),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/anmitsu/go-shlex"
@@ -36,6 +37,7 @@ func (g *Gateway) newSSHServer(bound auth.Service) *ssh.Server {
 			// LoginGraceTime: the connection is closed unless it authenticates in time.
 			t := time.AfterFunc(g.o.LoginGraceTime, func() { conn.Close() })
 			ctx.SetValue(loginTimerKey{}, t)
+			ctx.SetValue(openSessionsKey{}, new(atomic.Int32))
 			context.AfterFunc(ctx, func() { t.Stop() })
 			return conn
 		},
@@ -67,7 +69,7 @@ func (g *Gateway) serveSession(s ssh.Session) {
 		return
 	}
 	svc := g.o.Router.Lookup(grant.Service)
-	sess := &services.Session{Session: s, Grant: grant}
+	sess := &services.Session{Session: withDrainedWindowChanges(s), Grant: grant}
 	if grant.ForceCommand != "" {
 		cmd, err := shlex.Split(grant.ForceCommand, true)
 		if err != nil {
@@ -108,10 +110,37 @@ func (g *Gateway) run(svc services.Service, sess *services.Session, log *slog.Lo
 }
 
 // serveSessionChannel is charmbracelet/ssh's session handler minus agent forwarding, which
-// it would otherwise accept. X11 requests are refused by it already.
+// it would otherwise accept, and with a bound on environment variables. X11 requests are
+// refused by it already.
 func serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
+	open, ok := ctx.Value(openSessionsKey{}).(*atomic.Int32)
+	if !ok {
+		ch.Reject(gossh.ConnectionFailed, "no session accounting")
+		return
+	}
+	if open.Add(1) > maxSessions {
+		open.Add(-1)
+		ch.Reject(gossh.ResourceShortage, fmt.Sprintf("at most %d sessions per connection", maxSessions))
+		return
+	}
+	defer open.Add(-1)
 	ssh.DefaultSessionHandler(srv, conn, agentlessChannel{ch}, ctx)
 }
+
+// maxSessions bounds the open session channels of one connection, as sshd's MaxSessions
+// (default 10) does: each holds goroutines and, with a terminal, a TUI.
+const maxSessions = 10
+
+// openSessionsKey holds a connection's count of open session channels (*atomic.Int32).
+type openSessionsKey struct{}
+
+// Bounds on the "env" requests of one session: charmbracelet/ssh keeps every one it is sent,
+// so without them a client could make the server hold any amount of memory. Requests past
+// them are refused, as sshd refuses variables it does not accept.
+const (
+	maxEnvVars  = 64
+	maxEnvBytes = 32 << 10
+)
 
 type agentlessChannel struct{ gossh.NewChannel }
 
@@ -123,15 +152,63 @@ func (c agentlessChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error)
 	out := make(chan *gossh.Request)
 	go func() {
 		defer close(out)
+		envVars, envBytes := 0, 0
 		for req := range reqs {
-			if req.Type == agentRequest {
+			switch req.Type {
+			case agentRequest:
 				req.Reply(false, nil)
 				continue
+			case "env":
+				envVars, envBytes = envVars+1, envBytes+len(req.Payload)
+				if envVars > maxEnvVars || envBytes > maxEnvBytes {
+					req.Reply(false, nil)
+					continue
+				}
 			}
 			out <- req
 		}
 	}()
 	return ch, out, nil
+}
+
+// drainedSession is a session whose window changes the gateway reads itself.
+// charmbracelet/ssh delivers each "window-change" request on an unbuffered-in-practice
+// channel (one slot, filled by the pty request) and blocks the session's request loop until
+// someone reads it; a service that does not (an exec with a terminal) would leave that loop,
+// and the session, stuck for ever after one resize. The gateway reads every change and keeps
+// only the latest for the service.
+type drainedSession struct {
+	ssh.Session
+	winch <-chan ssh.Window
+}
+
+func (s drainedSession) Pty() (ssh.Pty, <-chan ssh.Window, bool) {
+	p, _, ok := s.Session.Pty()
+	return p, s.winch, ok
+}
+
+// withDrainedWindowChanges returns s with its window changes read by the gateway, when it has
+// a terminal. The reader ends when the session's requests end.
+func withDrainedWindowChanges(s ssh.Session) ssh.Session {
+	_, in, _ := s.Pty()
+	if in == nil {
+		return s
+	}
+	out := make(chan ssh.Window, 1)
+	go func() {
+		defer close(out)
+		for w := range in {
+			for {
+				select {
+				case out <- w:
+				case <-out: // drop the change the service has not read: w is newer
+					continue
+				}
+				break
+			}
+		}
+	}()
+	return drainedSession{Session: s, winch: out}
 }
 
 // serveGlobalRequest hands global requests (tcpip-forward, cancel-tcpip-forward) to the

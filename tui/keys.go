@@ -19,6 +19,11 @@ type keysPage struct {
 	confirm *ops.Key
 }
 
+// maxKeyLineRunes bounds the key line of the form: a text input's cost per key typed grows
+// with its length, so an unbounded one lets a paste of megabytes take hours of CPU. An
+// authorized_keys line of a 16384-bit RSA key with options fits.
+const maxKeyLineRunes = 8 << 10
+
 // keyForm is the form that adds a key.
 type keyForm struct {
 	ca    bool
@@ -81,7 +86,7 @@ func (p *keysPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 }
 
 func (p *keysPage) openForm(m *Model, ca bool) {
-	f := &keyForm{ca: ca, line: newInput("paste: ssh-ed25519 AAAA... comment", 0), name: newInput("optional; default: the key's comment", 64)}
+	f := &keyForm{ca: ca, line: newInput("paste: ssh-ed25519 AAAA... comment", maxKeyLineRunes), name: newInput("optional; default: the key's comment", 64)}
 	f.line.Width, f.name.Width = m.inputWidth(), m.inputWidth()
 	f.name.Blur()
 	p.form = f

@@ -81,18 +81,24 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, tea.Quit
 		}
 		if msg.Type == tea.KeyRunes && !msg.Paste && len(msg.Runes) > 1 {
-			// Keys typed fast (or sent by tmux) can arrive as one message: take them one by one.
+			// Keys typed fast (or sent by tmux) can arrive as one message: take them one by
+			// one, until a text input has the keyboard; it takes the rest in one piece (one
+			// update per key would cost time in the length of its text, per key).
 			cmds := make([]tea.Cmd, 0, len(msg.Runes))
-			for _, r := range msg.Runes {
+			for i, r := range msg.Runes {
+				if m.typing() {
+					cmds = append(cmds, m.input(tea.KeyMsg{Type: tea.KeyRunes, Runes: msg.Runes[i:], Alt: msg.Alt}))
+					break
+				}
 				_, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt})
 				cmds = append(cmds, cmd)
 			}
 			return m, tea.Batch(cmds...)
 		}
-		m.status, m.statusErr = "", false
-		if m.signup != nil {
-			return m, m.signup.update(m, msg)
+		if m.typing() {
+			return m, m.input(msg)
 		}
+		m.status, m.statusErr = "", false
 		p := m.pages[m.current]
 		if !p.capturing() {
 			switch s := msg.String(); s {
@@ -112,6 +118,29 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, p.update(m, msg)
 	}
 	return m, nil
+}
+
+// input hands a key to the signup form or to the page whose form has the keyboard.
+func (m *Model) input(msg tea.KeyMsg) tea.Cmd {
+	m.status, m.statusErr = "", false
+	if m.signup != nil {
+		return m.signup.update(m, msg)
+	}
+	return m.pages[m.current].update(m, msg)
+}
+
+// typing reports whether a text input has the keyboard: the signup form, or a page's form.
+func (m *Model) typing() bool {
+	if m.signup != nil {
+		return true
+	}
+	switch p := m.pages[m.current].(type) {
+	case *keysPage:
+		return p.form != nil
+	case *revocationsPage:
+		return p.form != nil
+	}
+	return false
 }
 
 // show switches to page i and loads its data.

@@ -65,8 +65,9 @@ func (p *revocationsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 	switch msg.String() {
 	case "a":
 		f := &revocationForm{}
-		for i, placeholder := range []string{"a number, e.g. 42", "a CA's name; empty: every CA", "e.g. bob@laptop", "SHA256:..."} {
-			in := newInput(placeholder, 0)
+		placeholders := []string{"a number, e.g. 42", "a CA's name; empty: every CA", "e.g. bob@laptop", "SHA256:..."}
+		for i, limit := range []int{20, 64, 128, 64} { // a uint64, a key name or fingerprint, a key ID, a fingerprint
+			in := newInput(placeholders[i], limit)
 			in.Width = m.inputWidth()
 			if i > 0 {
 				in.Blur()

@@ -393,3 +393,32 @@ func TestHelpScrolls(t *testing.T) {
 		}
 	}
 }
+
+// TestLongInputIntoKeyForm: the key form takes a bounded line, and keys arriving many to a
+// message go into it a message at a time. A text input's update costs time in the length of
+// its text, so an unbounded line fed one key per update took hours of CPU for a megabyte
+// (10 s for 20 kB); this input, 200 kB in 256-key messages as a terminal sends them, is
+// taken at once.
+func TestLongInputIntoKeyForm(t *testing.T) {
+	o, _ := opstest.New(t)
+	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	m := newModel(t, o, g, opstest.Key(t, 1))
+	typeKeys(m, "2a")
+	wantView(t, m, "Add login key")
+	long := []rune(strings.Repeat("A", 200<<10))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < len(long); i += 256 {
+			send(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: long[i:min(i+256, len(long))]})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("typing 200 kB into the key form took more than 15s")
+	}
+	if n := len(m.pages[1].(*keysPage).form.line.Value()); n != maxKeyLineRunes {
+		t.Errorf("key line of %d characters, want it cut at %d", n, maxKeyLineRunes)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,5 +71,51 @@ func TestServe(t *testing.T) {
 	s = &services.Session{Session: f, Grant: opstest.SignupGrant(key), Subsystem: "sftp"}
 	if code := svc.Serve(s); code != 1 || !strings.Contains(f.stderr.String(), `no subsystem "sftp"`) {
 		t.Errorf("sftp: status %d, stderr %q", code, f.stderr.String())
+	}
+}
+
+// ttySession is a session with an (emulated) terminal whose input never ends.
+type ttySession struct {
+	fakeSession
+	winch chan ssh.Window
+	out   syncBuffer
+}
+
+func (f *ttySession) Read(p []byte) (int, error)  { select {} }
+func (f *ttySession) Write(p []byte) (int, error) { return f.out.Write(p) }
+func (f *ttySession) EmulatedPty() bool           { return true }
+func (f *ttySession) Environ() []string           { return nil }
+func (f *ttySession) Pty() (ssh.Pty, <-chan ssh.Window, bool) {
+	return ssh.Pty{Term: "xterm", Window: ssh.Window{Width: 80, Height: 24}}, f.winch, true
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// TestTUIEndsWithItsChannel: when the session's requests end (the client closed the channel,
+// perhaps keeping the connection for others), the window-change channel closes and the TUI
+// stops, instead of being fed empty window sizes in a busy loop until the connection ends.
+func TestTUIEndsWithItsChannel(t *testing.T) {
+	o, _ := opstest.New(t)
+	key := opstest.Key(t, 1)
+	g := opstest.Register(t, o, "alice", key)
+	f := &ttySession{fakeSession: fakeSession{key: key}, winch: make(chan ssh.Window, 1)}
+	f.winch <- ssh.Window{Width: 80, Height: 24}
+	done := make(chan int, 1)
+	go func() { done <- New(o).Serve(&services.Session{Session: f, Grant: g}) }()
+	time.Sleep(100 * time.Millisecond)
+	close(f.winch)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the TUI still runs 10s after its session's requests ended")
 	}
 }

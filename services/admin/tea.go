@@ -32,7 +32,13 @@ func (a *service) serveTUI(s *services.Session, key gossh.PublicKey) int {
 			case <-ctx.Done():
 				program.Quit()
 				return
-			case w := <-windowChanges:
+			case w, ok := <-windowChanges:
+				if !ok {
+					// The session's requests ended: its channel is closed, though the
+					// connection may live on. Stop, rather than spin on the closed channel.
+					program.Quit()
+					return
+				}
 				program.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
 			}
 		}

@@ -2,6 +2,8 @@ package ops_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"strings"
 	"testing"
@@ -59,6 +61,14 @@ func TestRegisterRefusals(t *testing.T) {
 	alice := opstest.Register(t, o, "alice", opstest.Key(t, 1))
 	fresh := opstest.Key(t, 2)
 	cert := &gossh.Certificate{Key: fresh, CertType: gossh.UserCert}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smallRSA, err := gossh.NewPublicKey(&rsaKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name     string
@@ -82,6 +92,7 @@ func TestRegisterRefusals(t *testing.T) {
 		{"key of another connection", o, opstest.SignupGrant(opstest.Key(t, 3)), fresh, "bob", ops.Refused, []string{"does not match"}},
 		{"certificate", o, opstest.SignupGrant(fresh), cert, "bob", ops.Refused, []string{"certificate"}},
 		{"no key", o, opstest.SignupGrant(fresh), nil, "bob", ops.Refused, []string{"public key"}},
+		{"small RSA key", o, opstest.SignupGrant(smallRSA), smallRSA, "bob", ops.Invalid, []string{"1024 bits is too small"}},
 		{"signups closed", ops.New(store, ops.Config{SSHHost: "example.org", SSHPort: 2222}), opstest.SignupGrant(fresh), fresh, "bob", ops.Refused, []string{"signups are closed"}},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/db"
+	"github.com/portico-sh/portico/services"
+)
+
+// discardStore keeps nothing.
+type discardStore struct{}
+
+func (discardStore) AppendAccess(context.Context, db.AccessEntry) error    { return nil }
+func (discardStore) PruneAccess(context.Context, time.Time) (int64, error) { return 0, nil }
+func (discardStore) TouchKey(context.Context, int64, time.Time) error      { return nil }
+func (discardStore) Ping(context.Context) error                            { return nil }
+
+// recordingAuth refuses every key and records the last attempt.
+type recordingAuth struct{ last auth.Attempt }
+
+func (a *recordingAuth) Authenticate(_ context.Context, at auth.Attempt) (auth.Grant, error) {
+	a.last = at
+	return auth.Grant{}, &auth.Refusal{Reason: auth.ReasonNotRegistered, Message: "not registered"}
+}
+
+// connMeta is the ConnMetadata of a connection whose SSH user is user.
+type connMeta struct {
+	gossh.ConnMetadata
+	user string
+}
+
+func (c connMeta) User() string         { return c.user }
+func (c connMeta) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5000} }
+
+// TestDecisionIsForTheRoutedService: the decision is made for the service that the SSH user of
+// the signed attempt routes to (the user may change between authentication requests), or for
+// the listener's service.
+func TestDecisionIsForTheRoutedService(t *testing.T) {
+	a := &recordingAuth{}
+	router, err := services.NewRouter(services.Unavailable(auth.Admin), services.Unavailable(auth.PGS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Options{Store: discardStore{}, Auth: a, Router: router, HostKey: signer,
+		SSH: []Listener{{Addr: "127.0.0.1:0"}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		bound auth.Service
+		user  string
+		want  auth.Service
+	}{
+		{"", "admin", auth.Admin},
+		{"", "pgs", auth.PGS},
+		{"", "alice", auth.Admin},
+		{auth.PGS, "admin", auth.PGS},
+	} {
+		a.last = auth.Attempt{}
+		g.verified(tt.bound, connMeta{user: tt.user}, signer.PublicKey())
+		if a.last.Service != tt.want || a.last.Key == nil {
+			t.Errorf("listener %q, user %q: decided for %q, want %q", tt.bound, tt.user, a.last.Service, tt.want)
+		}
+	}
+}
