@@ -1,0 +1,306 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// screenTimeout bounds how long the TUI may take to show what a test waits for.
+const screenTimeout = 10 * time.Second
+
+// tmuxPane is one tmux session, on its own tmux server, running a command in a 120x40 pane.
+type tmuxPane struct {
+	t          *testing.T
+	socket     string
+	env        []string
+	statusFile string // where the command's exit status is written when it ends
+}
+
+// startTmux runs command in dir in a detached 120x40 tmux session on a tmux server of its own
+// called name. The pane stays after the command exits, so that its last words can be read,
+// and the command's exit status is written to a file (tmux may not know it yet when the pane
+// is already dead).
+func startTmux(t *testing.T, dir, name string, env []string, command string) *tmuxPane {
+	t.Helper()
+	conf := filepath.Join(dir, "tmux.conf")
+	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\nset -g default-terminal xterm-256color\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &tmuxPane{t: t, socket: filepath.Join(dir, name+".sock"), env: env, statusFile: filepath.Join(dir, name+".status")}
+	command += "; echo $? >" + p.statusFile
+	p.run("-f", conf, "new-session", "-d", "-s", "tui", "-c", dir, "-x", "120", "-y", "40", command)
+	t.Cleanup(func() { _ = p.command("kill-server").Run() })
+	return p
+}
+
+func (p *tmuxPane) command(args ...string) *exec.Cmd {
+	cmd := exec.Command("tmux", append([]string{"-S", p.socket}, args...)...)
+	cmd.Env = p.env
+	return cmd
+}
+
+func (p *tmuxPane) run(args ...string) string {
+	p.t.Helper()
+	out, err := p.command(args...).CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// screen is what the pane shows now.
+func (p *tmuxPane) screen() string {
+	p.t.Helper()
+	return p.run("capture-pane", "-p", "-t", "tui")
+}
+
+// keys sends tmux key names (Enter, Escape, ...) or single characters.
+func (p *tmuxPane) keys(keys ...string) {
+	p.t.Helper()
+	p.run(append([]string{"send-keys", "-t", "tui"}, keys...)...)
+}
+
+// typeText types text literally.
+func (p *tmuxPane) typeText(text string) {
+	p.t.Helper()
+	p.run("send-keys", "-t", "tui", "-l", text)
+}
+
+// paste pastes text as a terminal does (bracketed, if the application asked for it).
+func (p *tmuxPane) paste(text string) {
+	p.t.Helper()
+	p.run("set-buffer", "-b", "clip", text)
+	p.run("paste-buffer", "-p", "-d", "-b", "clip", "-t", "tui")
+}
+
+// waitFor polls the screen until it shows every one of texts, and returns it.
+func (p *tmuxPane) waitFor(texts ...string) string {
+	p.t.Helper()
+	deadline := time.Now().Add(screenTimeout)
+	for {
+		s := p.screen()
+		missing := ""
+		for _, text := range texts {
+			if !strings.Contains(s, text) {
+				missing = text
+				break
+			}
+		}
+		if missing == "" {
+			return s
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("after %v the screen does not show %q:\n%s", screenTimeout, missing, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitExit waits until the pane's command has exited and returns its exit status.
+func (p *tmuxPane) waitExit() string {
+	p.t.Helper()
+	deadline := time.Now().Add(screenTimeout)
+	for {
+		if status, err := os.ReadFile(p.statusFile); err == nil && len(status) > 0 {
+			return strings.TrimSpace(string(status))
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("the pane's command has not exited after %v:\n%s", screenTimeout, p.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestTUI signs up in the TUI, adds a CA by pasting its public key, sees a certificate's
+// connection in the access log, reads the help page's recipes, and removes the CA with
+// confirmation: through tmux and OpenSSH's ssh -t, as a user would.
+func TestTUI(t *testing.T) {
+	requireTools(t, "ssh", "ssh-keygen", "tmux")
+	requirePostgresEverywhere(t)
+	t.Parallel()
+	// tmux sockets must have short paths; t.TempDir's can be long.
+	dir, err := os.MkdirTemp("", "portico-tui-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+
+	e, err := newEndpoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir, "LANG=C.UTF-8"}
+	const domain = "portico.test"
+	args := []string{
+		"--data-dir", filepath.Join(dir, "data"),
+		"--ssh-listen", e.sshAddr(),
+		"--http-listen", strings.TrimPrefix(e.httpURL(""), "http://"),
+		"--domain", domain,
+	}
+	if postgresEverywhere() {
+		name, dbURL, err := createDatabase()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := dropDatabase(name); err != nil {
+				t.Error(err)
+			}
+		})
+		args = append(args, "--database-url", dbURL)
+	}
+	srv, err := startServer(dir, env, args, filepath.Join(dir, "portico.log"), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.kill()
+		if t.Failed() {
+			t.Log(srv.logTail())
+		}
+	})
+	knownHosts := filepath.Join(dir, "known_hosts")
+	if err := writeKnownHosts(knownHosts, e); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "ssh_config")
+	if err := os.WriteFile(config, []byte(sshConfig(e, knownHosts)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string, args ...string) (string, error) {
+		cmd := exec.Command(name, args...)
+		cmd.Dir, cmd.Env = dir, env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, k := range [][2]string{{"alice", "alice@laptop"}, {"desktop", "alice@desktop"}, {"ca", "teamca"}, {"bob", "bob@laptop"}} {
+		if out, err := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k[0], "-C", k[1]); err != nil {
+			t.Fatalf("ssh-keygen: %v\n%s", err, out)
+		}
+	}
+
+	// An unregistered key with a terminal gets the signup form.
+	pane := startTmux(t, dir, "signup", env, "ssh -F ssh_config -t -i alice "+loopback)
+	pane.waitFor("Sign up", "Account name")
+	pane.typeText("alice")
+	pane.waitFor("> alice")
+	pane.keys("Enter")
+	pane.waitFor("Account name", "alice", "created", "Login keys")
+
+	// Keys page: add a login key, then a CA, by pasting their public keys.
+	pubKey := func(name string) string {
+		line, err := os.ReadFile(filepath.Join(dir, name+".pub"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(line))
+	}
+	pane.keys("2")
+	pane.waitFor("NAME", "FINGERPRINT", "add login key", "add CA key")
+	pane.keys("a")
+	pane.waitFor("Add login key")
+	pane.paste(pubKey("desktop"))
+	pane.keys("Enter")
+	pane.waitFor("alice@desktop", "Added login key")
+	if out, err := run("ssh", "-F", "ssh_config", "-i", "desktop", "admin@"+loopback, "whoami"); err != nil || !strings.Contains(out, "alice") {
+		t.Errorf("the login key added in the TUI: %v\n%s", err, out)
+	}
+	pane.keys("c")
+	pane.waitFor("Add CA key")
+	pane.paste(pubKey("ca"))
+	pane.keys("Enter")
+	pane.waitFor("teamca", "Added certificate authority")
+
+	// A certificate signed by that CA connects (pgs is not built yet: exit status 1).
+	if out, err := run("ssh-keygen", "-q", "-s", "ca", "-I", "bob@laptop", "-n", "pgs", "-V", "+1h", "-z", "42", "bob.pub"); err != nil {
+		t.Fatalf("ssh-keygen -s: %v\n%s", err, out)
+	}
+	out, err := run("ssh", "-F", "ssh_config", "-i", "bob", "pgs@"+loopback)
+	if status := exitStatus(err); status != 1 || !strings.Contains(out, "not available yet") {
+		t.Fatalf("bob's certificate as pgs@: exit status %d, output:\n%s", status, out)
+	}
+
+	// The access log page shows it.
+	pane.keys("3")
+	pane.waitFor("Access log", "bob@laptop", "pgs")
+
+	// Revocations page: revoke serial 42, and bob is refused; lift it, with confirmation, and
+	// he is let in again.
+	bobAsPGS := func() (int, string) {
+		out, err := run("ssh", "-F", "ssh_config", "-i", "bob", "-o", "PubkeyAcceptedAlgorithms=ssh-ed25519-cert-v01@openssh.com", "pgs@"+loopback)
+		return exitStatus(err), out
+	}
+	pane.keys("4")
+	pane.waitFor("Revocations")
+	pane.keys("a")
+	pane.waitFor("Add revocation", "Serial")
+	pane.typeText("42")
+	pane.waitFor("> 42")
+	pane.keys("Enter")
+	pane.waitFor("Added revocation", "serial 42")
+	if status, out := bobAsPGS(); status != 255 || !strings.Contains(out, "revoked") {
+		t.Errorf("bob's revoked certificate as pgs@: exit status %d, output:\n%s", status, out)
+	}
+	pane.keys("d")
+	pane.waitFor("Lift revocation", "y/n")
+	pane.keys("y")
+	pane.waitFor("Lifted revocation")
+	if status, out := bobAsPGS(); status != 1 {
+		t.Errorf("bob's certificate after the revocation was lifted: exit status %d, output:\n%s", status, out)
+	}
+
+	// The help page's recipes are filled in with this server's host and port.
+	pane.keys("5")
+	seen := pane.waitFor("Help", "ssh-keygen -s")
+	pane.keys("End")
+	time.Sleep(200 * time.Millisecond)
+	seen += pane.screen()
+	for _, want := range []string{domain, strconv.Itoa(e.SSHPort), "CertificateFile"} {
+		if !strings.Contains(seen, want) {
+			t.Errorf("help page does not show %q:\n%s", want, seen)
+		}
+	}
+
+	// Remove the CA, with confirmation; bob's certificate stops working at once.
+	pane.keys("2")
+	pane.waitFor("teamca")
+	pane.keys("d")
+	pane.waitFor(`Remove certificate authority "teamca"`)
+	pane.keys("y")
+	pane.waitFor(`Removed certificate authority "teamca"`)
+	if status, out := bobAsPGS(); status != 255 || !strings.Contains(out, "unknown certificate authority") {
+		t.Errorf("bob's certificate after its CA was removed: exit status %d, output:\n%s", status, out)
+	}
+
+	// q quits; ssh ends with exit status 0.
+	pane.keys("q")
+	if status := pane.waitExit(); status != "0" {
+		t.Errorf("ssh -t exited with status %q after q:\n%s", status, pane.screen())
+	}
+
+	// A registered key with a terminal opens the TUI on the account overview.
+	pane = startTmux(t, dir, "again", env, "ssh -F ssh_config -t -i alice admin@"+loopback)
+	pane.waitFor("Account name", "alice", "login key", "Login keys")
+
+	// SIGTERM while that session is open: the server drains, ends the session and exits 0.
+	if err := srv.stop(); err != nil {
+		t.Error(err)
+	}
+	pane.waitExit()
+}
+
+// exitStatus is the exit status of a finished command's error (0 for nil, -1 if unknown).
+func exitStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		return exitErr.ExitCode()
+	}
+	return -1
+}
