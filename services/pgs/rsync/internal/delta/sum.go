@@ -1,0 +1,231 @@
+package delta
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash"
+
+	"golang.org/x/crypto/md4"
+)
+
+const (
+	// MinBlockLen is rsync's default block length (BLOCK_SIZE), used for files up to
+	// MinBlockLen² bytes.
+	MinBlockLen = 700
+	// MaxBlockLen is the largest block length BlockLength chooses. rsync at protocol 27 allows up
+	// to 1<<29, but blocks of 64 KiB or more are fed into the -z history with a protocol-27 quirk,
+	// so portico keeps them below 65,536 (the largest multiple of 8 below it).
+	MaxBlockLen = 65528
+	// MaxPeerBlockLen is the largest block length accepted from a peer (rsync's limit below
+	// protocol 30).
+	MaxPeerBlockLen = 1 << 29
+	// SumLen is the length of a full strong checksum (MD4).
+	SumLen = md4.Size
+	// shortSumLen and blockSumBias are rsync's SHORT_SUM_LENGTH and BLOCKSUM_BIAS, used to size
+	// the strong checksum of the first phase.
+	shortSumLen  = 2
+	blockSumBias = 10
+)
+
+// BlockLength returns the block length rsync's generator uses for a basis file of size bytes:
+// 700 up to 490,000 bytes, else the largest multiple of 8 whose square does not exceed size,
+// capped at MaxBlockLen.
+func BlockLength(size int64) int32 {
+	if size <= MinBlockLen*MinBlockLen {
+		return MinBlockLen
+	}
+	var c int64 = 1
+	for l := size; ; {
+		l >>= 2
+		if l == 0 {
+			break
+		}
+		c <<= 1
+	}
+	if c >= MaxBlockLen {
+		return MaxBlockLen
+	}
+	var b int64
+	for ; c >= 8; c >>= 1 {
+		b |= c
+		if size < b*b {
+			b &^= c
+		}
+	}
+	return int32(max(b, MinBlockLen))
+}
+
+// SumHead is the sum head that precedes a file's block checksums on the wire
+// (four little-endian int32s in this order).
+type SumHead struct {
+	Count     int32 // number of blocks
+	BlockLen  int32 // length of every block but the last
+	S2Len     int32 // bytes of each block's strong checksum that are sent (0..16)
+	Remainder int32 // length of the last block if shorter than BlockLen, else 0
+}
+
+// NewSumHead returns the sum head rsync's generator sends for a basis file of size bytes in the
+// first phase: BlockLength blocks and a strong checksum shortened to what the file size needs.
+// Use Strong for the redo phase.
+func NewSumHead(size int64) SumHead {
+	if size <= 0 {
+		return SumHead{}
+	}
+	blen := BlockLength(size)
+	b := blockSumBias
+	for l := size; ; b += 2 {
+		l >>= 1
+		if l == 0 {
+			break
+		}
+	}
+	for c := blen; b > 0; b-- {
+		c >>= 1
+		if c == 0 {
+			break
+		}
+	}
+	s2 := int32((b + 1 - 32 + 7) / 8)
+	s2 = min(max(s2, shortSumLen), SumLen)
+	count := size / int64(blen)
+	rem := int32(size % int64(blen))
+	if rem != 0 {
+		count++
+	}
+	return SumHead{Count: int32(count), BlockLen: blen, S2Len: s2, Remainder: rem}
+}
+
+// Strong returns h with full-length strong checksums, as rsync sends in the redo phase.
+func (h SumHead) Strong() SumHead {
+	if h.Count > 0 {
+		h.S2Len = SumLen
+	}
+	return h
+}
+
+// Validate checks a sum head received from a peer.
+func (h SumHead) Validate() error {
+	switch {
+	case h.Count < 0:
+		return fmt.Errorf("invalid checksum count %d", h.Count)
+	case h.BlockLen < 0 || h.BlockLen > MaxPeerBlockLen:
+		return fmt.Errorf("invalid block length %d", h.BlockLen)
+	case h.Count > 0 && h.BlockLen == 0:
+		return fmt.Errorf("invalid zero block length with %d blocks", h.Count)
+	case h.S2Len < 0 || h.S2Len > SumLen:
+		return fmt.Errorf("invalid checksum length %d", h.S2Len)
+	case h.Remainder < 0 || h.Remainder > h.BlockLen:
+		return fmt.Errorf("invalid remainder length %d", h.Remainder)
+	}
+	return nil
+}
+
+// Size returns the length of the basis file the head describes.
+func (h SumHead) Size() int64 {
+	if h.Count == 0 {
+		return 0
+	}
+	n := int64(h.Count) * int64(h.BlockLen)
+	if h.Remainder != 0 {
+		n -= int64(h.BlockLen - h.Remainder)
+	}
+	return n
+}
+
+// Block returns the offset and length of block i in the basis file.
+func (h SumHead) Block(i int32) (offset int64, length int32) {
+	offset = int64(i) * int64(h.BlockLen)
+	if i == h.Count-1 && h.Remainder != 0 {
+		return offset, h.Remainder
+	}
+	return offset, h.BlockLen
+}
+
+// Sum1 is rsync's rolling (weak) checksum of b, computed over signed chars.
+func Sum1(b []byte) uint32 {
+	var r Rolling
+	r.Reset(b)
+	return r.Sum()
+}
+
+// Rolling is rsync's weak checksum over a window that can slide one byte at a time.
+type Rolling struct {
+	s1, s2 uint32
+	n      uint32
+}
+
+// Reset sets the window to b.
+func (r *Rolling) Reset(b []byte) {
+	var s1, s2 uint32
+	for _, c := range b {
+		s1 += uint32(int32(int8(c)))
+		s2 += s1
+	}
+	r.s1, r.s2, r.n = s1, s2, uint32(len(b))
+}
+
+// Roll removes out from the front of the window and appends in at its end.
+func (r *Rolling) Roll(out, in byte) {
+	o := uint32(int32(int8(out)))
+	r.s1 += uint32(int32(int8(in))) - o
+	r.s2 += r.s1 - r.n*o
+}
+
+// Shrink removes out from the front of the window without appending (end of file).
+func (r *Rolling) Shrink(out byte) {
+	o := uint32(int32(int8(out)))
+	r.s1 -= o
+	r.s2 -= r.n * o
+	r.n--
+}
+
+// Sum returns the checksum of the current window.
+func (r *Rolling) Sum() uint32 { return r.s1&0xffff | r.s2<<16 }
+
+// Sum2 returns the protocol-27 strong checksum of a block: MD4(block ‖ seed as 4 LE bytes), the
+// seed left out when it is 0.
+func Sum2(b []byte, seed int32) []byte {
+	var s strong
+	s.init(seed)
+	out := s.sum(b)
+	return out[:]
+}
+
+// strong computes Sum2 without allocating per block.
+type strong struct {
+	h    hash.Hash
+	seed [4]byte
+	zero bool
+	buf  []byte
+}
+
+func (s *strong) init(seed int32) {
+	s.h = md4.New()
+	binary.LittleEndian.PutUint32(s.seed[:], uint32(seed))
+	s.zero = seed == 0
+}
+
+func (s *strong) sum(b []byte) [SumLen]byte {
+	s.h.Reset()
+	s.h.Write(b)
+	if !s.zero {
+		s.h.Write(s.seed[:])
+	}
+	var out [SumLen]byte
+	s.buf = s.h.Sum(s.buf[:0])
+	copy(out[:], s.buf)
+	return out
+}
+
+// NewFileHash returns the protocol-27 whole-file checksum that follows each file's tokens:
+// MD4(seed as 4 LE bytes ‖ data). Unlike Sum2 the seed is always included, even when 0.
+func NewFileHash(seed int32) hash.Hash {
+	h := md4.New()
+	var s [4]byte
+	binary.LittleEndian.PutUint32(s[:], uint32(seed))
+	h.Write(s[:])
+	return h
+}
+
+// NewChecksumHash returns the unseeded MD4 that -c (--checksum) compares and the file list carries.
+func NewChecksumHash() hash.Hash { return md4.New() }

@@ -1,0 +1,478 @@
+package rsync
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/portico-sh/portico/services/pgs/rsync/internal/delta"
+	"github.com/portico-sh/portico/services/pgs/rsync/internal/token"
+)
+
+// senderFS is the part of an FS the sender reads. Names are clean, relative, slash-separated
+// paths ("." for the root).
+type senderFS interface {
+	Lstat(name string) (fs.FileInfo, error)
+	ReadDir(name string) ([]fs.DirEntry, error)
+	Open(name string) (io.ReadCloser, error)
+	Readlink(name string) (string, error)
+}
+
+// sendOptions are the command-line options the sender acts on.
+type sendOptions struct {
+	recursive     bool // -r
+	links         bool // -l
+	owner, group  bool // -o, -g
+	devices       bool // -D
+	checksum      bool // -c
+	dryRun        bool // -n
+	compress      bool // -z
+	compressLevel int  // --compress-level, 0 for the default
+	numericIDs    bool // --numeric-ids
+}
+
+// sendParams is what a sender session needs once the handshake (versions and seed) is done.
+type sendParams struct {
+	opts sendOptions
+	args []string // source paths after the "." argument
+	fsys senderFS
+	in   *wireReader // client → server, raw at protocol 27
+	out  io.Writer   // the DATA channel to the client
+	// flush pushes buffered DATA to the client; the sender calls it before waiting for input.
+	flush func() error
+	// message sends a text message (msgErrorXfer, msgInfo, msgError) to the client.
+	message func(tag int, text string)
+	// exclude compiles the filter rules the client sent into a function that reports whether a
+	// name (relative to the transfer root; isDir for directories) is excluded.
+	exclude func(rules []string) (func(name string, isDir bool) bool, error)
+	seed    int32
+	// written returns the bytes written to the client so far, for the final stats.
+	written func() int64
+}
+
+// ioErrorGeneral is rsync's IOERR_GENERAL: some file could not be read.
+const ioErrorGeneral = 1
+
+// maxFilterRule bounds a filter rule read from the client (rsync's BIGPATHBUFLEN).
+const maxFilterRule = 4096 + 1024
+
+// sendSession is one sender run.
+type sendSession struct {
+	sendParams
+	w       *bufio.Writer
+	excl    func(name string, isDir bool) bool
+	list    []*sendEntry // sorted: the client's ndx indexes this
+	ioError int32
+	size    int64
+}
+
+// send runs the sender side of a download (`rsync --server --sender`): it reads the filter
+// rules, sends the file list, answers the client's requests with deltas and sends the stats.
+// It returns the exit status: 0, 23 when some files could not be read, 2 when the client broke
+// the protocol, 12 when the stream broke.
+func send(ctx context.Context, p sendParams) int {
+	s := &sendSession{sendParams: p}
+	s.w = bufio.NewWriterSize(p.out, 64<<10)
+	if err := s.run(ctx); err != nil {
+		s.w.Flush()
+		s.message(msgError, fmt.Sprintf("rsync: %v\n", err))
+		s.flush()
+		if errors.Is(err, errProtocolData) {
+			return exitProtocol
+		}
+		return exitStream
+	}
+	if s.ioError != 0 {
+		return exitPartial
+	}
+	return exitOK
+}
+
+func (s *sendSession) run(ctx context.Context) error {
+	rules, err := s.readFilterRules()
+	if err != nil {
+		return err
+	}
+	s.excl = func(string, bool) bool { return false }
+	if len(rules) > 0 && s.exclude != nil {
+		if s.excl, err = s.exclude(rules); err != nil {
+			return protocolErrorf("filter rules: %v", err)
+		}
+	}
+	if err := s.buildList(ctx); err != nil {
+		return err
+	}
+	if err := s.sendList(); err != nil {
+		return err
+	}
+	if len(s.list) == 0 {
+		// As rsync: with nothing to send the sender exits at once; the client does too.
+		return nil
+	}
+	if err := s.sendFiles(ctx); err != nil {
+		return err
+	}
+	// Stats: total read, total written, total size (longints), then the client's goodbye.
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	written := s.written()
+	var b []byte
+	b = appendLongint(b, s.in.n)
+	b = appendLongint(b, written)
+	b = appendLongint(b, s.size)
+	s.w.Write(b)
+	if err := s.flushOut(); err != nil {
+		return err
+	}
+	if ndx, err := s.readInt(); err != nil {
+		return err
+	} else if ndx != -1 {
+		return protocolErrorf("invalid packet at end of run (%d)", ndx)
+	}
+	return nil
+}
+
+func (s *sendSession) flushOut() error {
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// readInt reads an int32, flushing our output first if the client may be waiting for it.
+func (s *sendSession) readInt() (int32, error) {
+	if s.in.r.Buffered() < 4 {
+		if err := s.flushOut(); err != nil {
+			return 0, err
+		}
+	}
+	v, err := s.in.int32()
+	if err != nil {
+		return 0, fmt.Errorf("read from client: %w", err)
+	}
+	return v, nil
+}
+
+func (s *sendSession) writeInt(v int32) {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(v))
+	s.w.Write(b[:])
+}
+
+// readFilterRules reads the {int32 len, rule} list ended by 0 that a client always sends to a
+// sender.
+func (s *sendSession) readFilterRules() ([]string, error) {
+	var rules []string
+	for {
+		n, err := s.readInt()
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return rules, nil
+		}
+		if n < 0 || n >= maxFilterRule {
+			return nil, protocolErrorf("filter rule of %d bytes", n)
+		}
+		b, err := s.in.bytes(int(n))
+		if err != nil {
+			return nil, fmt.Errorf("read filter rule: %w", err)
+		}
+		rules = append(rules, string(b))
+	}
+}
+
+// xferError reports a per-file problem to the client and marks the run partial.
+func (s *sendSession) xferError(format string, args ...any) {
+	s.ioError |= ioErrorGeneral
+	s.message(msgErrorXfer, fmt.Sprintf("rsync: "+format+"\n", args...))
+}
+
+// cleanSource turns a source argument into an FS path and whether it named a directory's
+// contents (trailing slash, "." or empty). ok is false for names outside the FS.
+func cleanSource(arg string) (p string, contents bool, ok bool) {
+	contents = arg == "" || strings.HasSuffix(arg, "/") || arg == "." || strings.HasSuffix(arg, "/.")
+	p = strings.TrimLeft(arg, "/")
+	if p == "" {
+		return ".", true, true
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return "", false, false
+		}
+	}
+	return path.Clean(p), contents, true
+}
+
+// buildList walks the sources into s.list, sorted as the client sorts it.
+func (s *sendSession) buildList(ctx context.Context) error {
+	seen := map[string]bool{}
+	add := func(e *sendEntry) {
+		if !seen[e.name] {
+			seen[e.name] = true
+			s.list = append(s.list, e)
+		}
+	}
+	for _, arg := range s.args {
+		src, contents, ok := cleanSource(arg)
+		if !ok {
+			s.xferError("unsafe source path %q (contains ..)", arg)
+			continue
+		}
+		info, err := s.fsys.Lstat(src)
+		if err != nil {
+			s.xferError("link_stat %q failed: %v", arg, err)
+			continue
+		}
+		var top *sendEntry
+		if contents && info.IsDir() {
+			top = s.entry(".", src, info)
+		} else {
+			name := path.Base(src)
+			if s.excl(name, info.IsDir()) {
+				continue
+			}
+			top = s.entry(name, src, info)
+		}
+		if top == nil {
+			continue
+		}
+		if top.isDir() {
+			if !s.opts.recursive {
+				s.message(msgInfo, fmt.Sprintf("skipping directory %s\n", top.name))
+				continue
+			}
+			top.topDir = true
+		}
+		add(top)
+		if top.isDir() {
+			if err := s.walk(ctx, top, add); err != nil {
+				return err
+			}
+		}
+	}
+	slices.SortFunc(s.list, func(a, b *sendEntry) int { return strings.Compare(a.name, b.name) })
+	return nil
+}
+
+// walk adds the tree below dir.
+func (s *sendSession) walk(ctx context.Context, dir *sendEntry, add func(*sendEntry)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ents, err := s.fsys.ReadDir(dir.path)
+	if err != nil {
+		s.xferError("opendir %q failed: %v", dir.name, err)
+		return nil
+	}
+	for _, de := range ents {
+		name := de.Name()
+		if dir.name != "." {
+			name = dir.name + "/" + name
+		}
+		if s.excl(name, de.IsDir()) {
+			continue
+		}
+		info, err := de.Info()
+		if err != nil {
+			s.xferError("readdir %q: %v", name, err)
+			continue
+		}
+		e := s.entry(name, path.Join(dir.path, de.Name()), info)
+		if e == nil {
+			continue
+		}
+		add(e)
+		if e.isDir() {
+			if err := s.walk(ctx, e, add); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// entry describes one file, or returns nil (with a message) for what the options do not send.
+func (s *sendSession) entry(name, fsPath string, info fs.FileInfo) *sendEntry {
+	e := &sendEntry{
+		name:  name,
+		path:  fsPath,
+		mode:  wireMode(info.Mode()),
+		mtime: info.ModTime().Unix(),
+	}
+	e.uid, e.gid, e.rdev = fileOwner(info)
+	switch {
+	case e.isRegular():
+		e.size = info.Size()
+		if s.opts.checksum {
+			if err := s.checksum(e); err != nil {
+				s.xferError("checksum %q: %v", name, err)
+				return nil
+			}
+		}
+	case e.isDir():
+	case e.isLink():
+		if !s.opts.links {
+			s.message(msgInfo, fmt.Sprintf("skipping non-regular file %q\n", name))
+			return nil
+		}
+		target, err := s.fsys.Readlink(fsPath)
+		if err != nil {
+			s.xferError("readlink %q failed: %v", name, err)
+			return nil
+		}
+		e.link = target
+		e.size = int64(len(target))
+	case e.isDevice() || e.isSpecial():
+		if !s.opts.devices {
+			s.message(msgInfo, fmt.Sprintf("skipping non-regular file %q\n", name))
+			return nil
+		}
+	}
+	if e.isRegular() || e.isLink() {
+		s.size += e.size
+	}
+	return e
+}
+
+func (s *sendSession) checksum(e *sendEntry) error {
+	f, err := s.fsys.Open(e.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := delta.NewChecksumHash()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	copy(e.sum[:], h.Sum(nil))
+	return nil
+}
+
+// sendList writes the file list, the id lists and the io_error flag.
+func (s *sendSession) sendList() error {
+	enc := flistEncoder{fields: flistFields{
+		uid:       s.opts.owner,
+		gid:       s.opts.group,
+		devices:   s.opts.devices,
+		links:     s.opts.links,
+		checksums: s.opts.checksum,
+	}}
+	var b []byte
+	for _, e := range s.list {
+		b = enc.appendEntry(b[:0], e)
+		if _, err := s.w.Write(b); err != nil {
+			return err
+		}
+	}
+	s.w.WriteByte(0)
+	// uid and gid name lists: names are not mapped, so each list is only its terminator.
+	if !s.opts.numericIDs {
+		if s.opts.owner {
+			s.writeInt(0)
+		}
+		if s.opts.group {
+			s.writeInt(0)
+		}
+	}
+	s.writeInt(s.ioError)
+	return s.flushOut()
+}
+
+// sendFiles answers the client's requests: ndx, sum head and sums in; ndx, sum head, tokens and
+// the file checksum out. Two -1s end the two phases.
+func (s *sendSession) sendFiles(ctx context.Context) error {
+	var tw *token.Writer
+	if s.opts.compress {
+		level := s.opts.compressLevel
+		if level == 0 {
+			level = 6
+		}
+		var err error
+		if tw, err = token.NewCompressedWriter(s.w, level); err != nil {
+			return err
+		}
+	} else {
+		tw = token.NewWriter(s.w)
+	}
+	phase := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ndx, err := s.readInt()
+		if err != nil {
+			return err
+		}
+		if ndx == -1 {
+			phase++
+			s.writeInt(-1)
+			if phase == 2 {
+				return nil
+			}
+			continue
+		}
+		if ndx < 0 || int(ndx) >= len(s.list) || !s.list[ndx].isRegular() {
+			return protocolErrorf("invalid file index %d", ndx)
+		}
+		e := s.list[ndx]
+		if s.opts.dryRun {
+			s.writeInt(ndx)
+			continue
+		}
+		if err := s.sendFile(ndx, e, tw); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *sendSession) sendFile(ndx int32, e *sendEntry, tw *token.Writer) error {
+	var head delta.SumHead
+	for _, v := range []*int32{&head.Count, &head.BlockLen, &head.S2Len, &head.Remainder} {
+		var err error
+		if *v, err = s.readInt(); err != nil {
+			return err
+		}
+	}
+	if err := head.Validate(); err != nil {
+		return protocolErrorf("%s: %v", e.name, err)
+	}
+	sums, err := delta.ReadSums(s.in, head)
+	if err != nil {
+		return fmt.Errorf("%s: %w", e.name, err)
+	}
+	f, err := s.fsys.Open(e.path)
+	if err != nil {
+		s.xferError("send_files failed to open %q: %v", e.name, err)
+		return nil
+	}
+	defer f.Close()
+	s.writeInt(ndx)
+	for _, v := range []int32{head.Count, head.BlockLen, head.S2Len, head.Remainder} {
+		s.writeInt(v)
+	}
+	sum := delta.NewFileHash(s.seed)
+	if err := delta.Match(sums, s.seed, io.TeeReader(f, sum), tokenSink{tw}); err != nil {
+		// The tokens already sent cannot be taken back: the stream is broken.
+		return fmt.Errorf("read %s: %w", e.name, err)
+	}
+	if err := tw.End(); err != nil {
+		return err
+	}
+	_, err = s.w.Write(sum.Sum(nil))
+	return err
+}
+
+// tokenSink feeds the delta of a file to the token writer.
+type tokenSink struct{ w *token.Writer }
+
+func (t tokenSink) Literal(p []byte) error           { return t.w.Literal(p) }
+func (t tokenSink) Match(i int32, data []byte) error { return t.w.Block(i, data) }
