@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"github.com/portico-sh/portico/internal/sshtest"
 	"net"
 	"slices"
 	"strings"
@@ -53,8 +54,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: newFakeStore(), login: newSigner(t), ca: newSigner(t), carolCA: newSigner(t),
-		user: newSigner(t), stranger: newSigner(t), rsaCA: rsaCA, rsaSigner: sharedRSA}
+	e := &env{store: newFakeStore(), login: sshtest.NewSigner(t), ca: sshtest.NewSigner(t), carolCA: sshtest.NewSigner(t),
+		user: sshtest.NewSigner(t), stranger: sshtest.NewSigner(t), rsaCA: rsaCA, rsaSigner: sharedRSA}
 	e.alice = e.store.addAccount("alice")
 	e.carol = e.store.addAccount("carol")
 	e.loginKey = e.store.addKey(e.alice.ID, "laptop", db.KindLogin, e.login.PublicKey(), "")
@@ -763,7 +764,7 @@ func TestForgedCertificateRevealsNothing(t *testing.T) {
 		"a login key":    e.login,
 		"an unknown key": e.stranger,
 	}
-	forger := newSigner(t)
+	forger := sshtest.NewSigner(t)
 	var first string
 	for what, signer := range signers {
 		c := userCert(t, e.user.PublicKey(), forger, nil)

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"net"
@@ -92,19 +91,6 @@ func (s *fakeStore) FindRevocation(_ context.Context, accountID int64, c db.Cert
 		}
 	}
 	return db.Revocation{}, db.ErrNotFound
-}
-
-func newSigner(t *testing.T) gossh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // testNow is the fixed clock of the decision tests.

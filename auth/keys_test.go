@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"github.com/portico-sh/portico/internal/sshtest"
 	"slices"
 	"strings"
 	"testing"
@@ -13,14 +14,9 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// authorizedKey returns k in authorized_keys form, without a newline.
-func authorizedKey(k gossh.PublicKey) string {
-	return strings.TrimSuffix(string(gossh.MarshalAuthorizedKey(k)), "\n")
-}
-
 func TestParseKeyLine(t *testing.T) {
-	ed := newSigner(t).PublicKey()
-	edLine := authorizedKey(ed)
+	ed := sshtest.NewSigner(t).PublicKey()
+	edLine := sshtest.AuthorizedKey(ed)
 	ecPriv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +33,7 @@ func TestParseKeyLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert := userCert(t, ed, newSigner(t), nil)
+	cert := userCert(t, ed, sshtest.NewSigner(t), nil)
 	expiry := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
 	good := []struct {
@@ -50,7 +46,7 @@ func TestParseKeyLine(t *testing.T) {
 		{"comment", edLine + " alice@laptop", ed, KeyOptions{}, "alice@laptop"},
 		{"comment with spaces and trailing newline", edLine + "  my work laptop \n", ed, KeyOptions{}, "my work laptop"},
 		{"tabs and leading space", "  " + strings.Replace(edLine, " ", "\t", 1) + "\tx", ed, KeyOptions{}, "x"},
-		{"ecdsa", authorizedKey(ec) + " ec", ec, KeyOptions{}, "ec"},
+		{"ecdsa", sshtest.AuthorizedKey(ec) + " ec", ec, KeyOptions{}, "ec"},
 		{"CA", "cert-authority " + edLine + " team", ed, KeyOptions{CertAuthority: true}, "team"},
 		{
 			"CA with every option",
@@ -87,11 +83,11 @@ func TestParseKeyLine(t *testing.T) {
 		{"bad base64", "ssh-ed25519 !!!!", "base64"},
 		{"truncated key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==", "malformed ssh-ed25519 key"},
 		{"type mismatch", "ssh-rsa " + strings.Fields(edLine)[1], "the line says ssh-rsa but the key is ssh-ed25519"},
-		{"certificate", authorizedKey(cert), "certificate, not a key"},
-		{"certificate with options", "cert-authority " + authorizedKey(cert), "certificate, not a key"},
+		{"certificate", sshtest.AuthorizedKey(cert), "certificate, not a key"},
+		{"certificate with options", "cert-authority " + sshtest.AuthorizedKey(cert), "certificate, not a key"},
 		{"DSA", "ssh-dss AAAAB3NzaC1kc3M=", "DSA"},
 		{"unknown type", "ssh-foo AAAA", "unsupported key type \"ssh-foo\""},
-		{"small RSA", authorizedKey(small), "1024 bits is too small"},
+		{"small RSA", sshtest.AuthorizedKey(small), "1024 bits is too small"},
 		{"principals without cert-authority", `principals="pgs" ` + edLine, "only allowed with cert-authority"},
 		{"unknown option", `no-pty ` + edLine, `unknown option "no-pty"`},
 		{"unknown option after a known one", `cert-authority,command="ls" ` + edLine, `unknown option "command"`},
@@ -276,7 +272,7 @@ func TestValidAccountName(t *testing.T) {
 }
 
 func TestFingerprint(t *testing.T) {
-	k := newSigner(t).PublicKey()
+	k := sshtest.NewSigner(t).PublicKey()
 	fp := Fingerprint(k)
 	if !strings.HasPrefix(fp, "SHA256:") || len(fp) != len("SHA256:")+43 {
 		t.Errorf("Fingerprint = %q, want OpenSSH's SHA256:<43 base64 characters>", fp)

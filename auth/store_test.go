@@ -2,8 +2,8 @@ package auth_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
+	"github.com/portico-sh/portico/internal/sshtest"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +24,8 @@ func TestWithSQLiteStore(t *testing.T) {
 	a := auth.New(store, auth.Options{Now: func() time.Time { return now }})
 	addr := &netAddr{"192.0.2.10:40000"}
 
-	login, ca, user := signer(t), signer(t), signer(t)
-	loginLine, err := auth.ParseKeyLine(authorizedKey(login.PublicKey()) + " laptop")
+	login, ca, user := sshtest.NewSigner(t), sshtest.NewSigner(t), sshtest.NewSigner(t)
+	loginLine, err := auth.ParseKeyLine(sshtest.AuthorizedKey(login.PublicKey()) + " laptop")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestWithSQLiteStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caLine, err := auth.ParseKeyLine(`cert-authority,principals="pgs" ` + authorizedKey(ca.PublicKey()) + " team-ca")
+	caLine, err := auth.ParseKeyLine(`cert-authority,principals="pgs" ` + sshtest.AuthorizedKey(ca.PublicKey()) + " team-ca")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,23 +87,6 @@ func TestWithSQLiteStore(t *testing.T) {
 	if r, ok := auth.AsRefusal(err); !ok || r.Reason != auth.ReasonNotRegistered || strings.Contains(r.Message, "alice") {
 		t.Fatalf("unregistered key: %v", err)
 	}
-}
-
-func signer(t *testing.T) gossh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func authorizedKey(k gossh.PublicKey) string {
-	return strings.TrimSuffix(string(gossh.MarshalAuthorizedKey(k)), "\n")
 }
 
 type netAddr struct{ s string }

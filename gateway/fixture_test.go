@@ -3,11 +3,11 @@ package gateway_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"github.com/portico-sh/portico/internal/sshtest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -167,24 +167,6 @@ func (a *countingAuth) Authenticate(ctx context.Context, at auth.Attempt) (auth.
 	return a.Authenticator.Authenticate(ctx, at)
 }
 
-// syncBuffer collects the gateway's log, shown when a test fails.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type fixture struct {
 	t       *testing.T
 	store   *store
@@ -223,10 +205,10 @@ func start(t *testing.T, tweak ...func(*fixture, *gateway.Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostKey := newSigner(t)
+	hostKey := sshtest.NewSigner(t)
 	f.hostKey = hostKey.PublicKey()
 	f.auth = &countingAuth{Authenticator: auth.New(st, auth.Options{SignupsOpen: true})}
-	logs := &syncBuffer{}
+	logs := &sshtest.SyncBuffer{}
 	opts := gateway.Options{
 		Store:   st,
 		Auth:    f.auth,
@@ -287,7 +269,7 @@ func start(t *testing.T, tweak ...func(*fixture, *gateway.Options)) *fixture {
 func (f *fixture) newAccount(name string) *account {
 	f.t.Helper()
 	ctx := context.Background()
-	a := &account{login: newSigner(f.t), ca: newSigner(f.t)}
+	a := &account{login: sshtest.NewSigner(f.t), ca: sshtest.NewSigner(f.t)}
 	acct, _, err := f.store.CreateAccount(ctx, name, newKey("laptop", db.KindLogin, a.login.PublicKey(), ""))
 	if err != nil {
 		f.t.Fatal(err)
@@ -308,19 +290,6 @@ func newKey(name string, kind db.KeyKind, pub gossh.PublicKey, options string) d
 		PublicKey:   strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pub))),
 		Options:     options,
 	}
-}
-
-func newSigner(t testing.TB) gossh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // certFor signs a user certificate for key with ca: key ID bob@laptop, serial 7, principals

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/portico-sh/portico/internal/sshtest"
 	"io"
 	"net"
 	"net/http"
@@ -75,7 +76,7 @@ func TestUnavailableService(t *testing.T) {
 
 func TestRefusalShowsTheReasonAsBanner(t *testing.T) {
 	f := start(t)
-	bob := newSigner(t)
+	bob := sshtest.NewSigner(t)
 	tests := []struct {
 		name, user string
 		signer     gossh.Signer
@@ -93,7 +94,7 @@ func TestRefusalShowsTheReasonAsBanner(t *testing.T) {
 		{"source-address mismatch", "pgs", certFor(t, f.alice.ca, bob, func(c *gossh.Certificate) {
 			c.CriticalOptions["source-address"] = "192.0.2.0/24"
 		}), "source address", "alice"},
-		{"unknown CA", "pgs", certFor(t, newSigner(t), bob, nil), "unknown certificate authority", ""},
+		{"unknown CA", "pgs", certFor(t, sshtest.NewSigner(t), bob, nil), "unknown certificate authority", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,7 +118,7 @@ func TestRefusalShowsTheReasonAsBanner(t *testing.T) {
 
 func TestCertificateGrant(t *testing.T) {
 	f := start(t)
-	bob := newSigner(t)
+	bob := sshtest.NewSigner(t)
 	cert := certFor(t, f.alice.ca, bob, func(c *gossh.Certificate) {
 		c.CriticalOptions["source-address"] = "127.0.0.0/8"
 	})
@@ -190,7 +191,7 @@ func (failingSigner) Sign(io.Reader, []byte) (*gossh.Signature, error) {
 
 func TestAccessLogOnlyForSignedAttempts(t *testing.T) {
 	f := start(t)
-	bob := newSigner(t)
+	bob := sshtest.NewSigner(t)
 	for _, signer := range []gossh.Signer{f.alice.login, bob, certFor(t, f.alice.ca, bob, nil)} {
 		for _, user := range []string{"admin", "pgs"} {
 			if d := f.dial(f.ssh, user, gossh.PublicKeys(failingSigner{signer})); d.err == nil {
@@ -229,7 +230,7 @@ func (s signHook) Sign(r io.Reader, data []byte) (*gossh.Signature, error) {
 // key, from the store as it is then, not carried over from the query.
 func TestRevokedBetweenQueryAndSignature(t *testing.T) {
 	f := start(t)
-	bob := newSigner(t)
+	bob := sshtest.NewSigner(t)
 	cert := certFor(t, f.alice.ca, bob, nil)
 	revoke := func() {
 		if _, err := f.store.AddRevocation(context.Background(), f.alice.ID, db.NewRevocation{Kind: db.RevokeKeyID, Value: "bob@laptop"}); err != nil {
@@ -244,7 +245,7 @@ func TestRevokedBetweenQueryAndSignature(t *testing.T) {
 
 func TestFirstKeyRefusedSecondAccepted(t *testing.T) {
 	f := start(t)
-	d := f.dial(f.ssh, "pgs", gossh.PublicKeys(newSigner(t), f.alice.login))
+	d := f.dial(f.ssh, "pgs", gossh.PublicKeys(sshtest.NewSigner(t), f.alice.login))
 	if d.err != nil {
 		t.Fatalf("refused: %v", d.err)
 	}
@@ -283,7 +284,7 @@ func TestUnrecordedLoginIsRefused(t *testing.T) {
 
 func TestForceCommand(t *testing.T) {
 	f := start(t)
-	bob := newSigner(t)
+	bob := sshtest.NewSigner(t)
 	cert := certFor(t, f.alice.ca, bob, func(c *gossh.Certificate) {
 		c.CriticalOptions["force-command"] = `publish --site "my blog"`
 	})
@@ -328,7 +329,7 @@ func TestSubsystemReachesTheService(t *testing.T) {
 
 func TestPTYNeedsPermit(t *testing.T) {
 	f := start(t)
-	bob := newSigner(t)
+	bob := sshtest.NewSigner(t)
 	tests := []struct {
 		name   string
 		signer gossh.Signer
@@ -361,7 +362,7 @@ func TestPTYNeedsPermit(t *testing.T) {
 
 func TestPortForwardingNeedsPermitAndService(t *testing.T) {
 	f := start(t)
-	bob := newSigner(t)
+	bob := sshtest.NewSigner(t)
 	withPermit := certFor(t, f.alice.ca, bob, func(c *gossh.Certificate) {
 		c.Extensions["permit-port-forwarding"] = ""
 		c.ValidPrincipals = []string{"pgs", "admin"}
@@ -522,7 +523,7 @@ func TestSessionsPerConnectionAreBounded(t *testing.T) {
 
 func TestSignupGrantForUnknownKeyOnAdmin(t *testing.T) {
 	f := start(t)
-	c := f.connect(f.ssh, "admin", newSigner(t))
+	c := f.connect(f.ssh, "admin", sshtest.NewSigner(t))
 	r, _, _ := exec(t, c, "register bob")
 	if r.Method != auth.MethodSignup || r.Account != "" {
 		t.Errorf("service saw %+v, want a signup grant", r)
@@ -657,7 +658,7 @@ func TestMaxAuthTries(t *testing.T) {
 	f := start(t)
 	var keys []gossh.Signer
 	for range 8 {
-		keys = append(keys, newSigner(t))
+		keys = append(keys, sshtest.NewSigner(t))
 	}
 	keys = append(keys, f.alice.login)
 	d := f.dial(f.ssh, "pgs", gossh.PublicKeys(keys...))

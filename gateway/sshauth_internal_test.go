@@ -2,8 +2,7 @@ package gateway
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
+	"github.com/portico-sh/portico/internal/sshtest"
 	"io"
 	"log/slog"
 	"net"
@@ -51,14 +50,7 @@ func TestDecisionIsForTheRoutedService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := sshtest.NewSigner(t)
 	g, err := New(Options{Store: discardStore{}, Auth: a, Router: router, HostKey: signer,
 		SSH: []Listener{{Addr: "127.0.0.1:0"}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
+	"github.com/portico-sh/portico/internal/sshtest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,44 +17,19 @@ import (
 	"github.com/portico-sh/portico/gateway"
 )
 
-// syncBuffer is a bytes.Buffer safe for the server goroutine and the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // portico runs the command in-process and returns its exit status, stdout and stderr.
 func portico(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr sshtest.SyncBuffer
 	code := run(t.Context(), args, strings.NewReader(stdin), &stdout, &stderr, func(k string) string { return env[k] })
 	return code, stdout.String(), stderr.String()
 }
 
 func writeKey(t *testing.T) (string, gossh.Signer) {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := sshtest.NewSigner(t)
 	path := filepath.Join(t.TempDir(), "id_ed25519.pub")
-	line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(signer.PublicKey()))) + " alice@laptop\n"
+	line := sshtest.AuthorizedKey(signer.PublicKey()) + " alice@laptop\n"
 	if err := os.WriteFile(path, []byte("# alice's key\n\n"+line), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +203,7 @@ func TestServe(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr syncBuffer
+	var stdout, stderr sshtest.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"},

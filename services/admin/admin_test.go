@@ -3,9 +3,9 @@ package admin
 import (
 	"bytes"
 	"context"
+	"github.com/portico-sh/portico/internal/sshtest"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,7 +78,7 @@ func TestServe(t *testing.T) {
 type ttySession struct {
 	fakeSession
 	winch chan ssh.Window
-	out   syncBuffer
+	out   sshtest.SyncBuffer
 }
 
 func (f *ttySession) Read(p []byte) (int, error)  { select {} }
@@ -87,17 +87,6 @@ func (f *ttySession) EmulatedPty() bool           { return true }
 func (f *ttySession) Environ() []string           { return nil }
 func (f *ttySession) Pty() (ssh.Pty, <-chan ssh.Window, bool) {
 	return ssh.Pty{Term: "xterm", Window: ssh.Window{Width: 80, Height: 24}}, f.winch, true
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
 }
 
 // TestTUIEndsWithItsChannel: when the session's requests end (the client closed the channel,
