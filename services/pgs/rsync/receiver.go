@@ -1,7 +1,6 @@
 package rsync
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -59,8 +58,9 @@ type recvSession struct {
 	phaseDone chan struct{} // the receiver read the client's end of the first phase
 	recvExit  chan struct{} // the receiver returned
 
-	out   *bufio.Writer // the receiver's write buffer, reused for every file
-	block []byte        // the receiver's basis block buffer, reused for every file
+	sink  fileSink    // writes and hashes received data, reused for every file
+	block []byte      // the receiver's block of zeros (matched blocks without a basis file)
+	ahead blockReader // reads matched blocks of the basis file, reused for every file
 }
 
 // fatal ends the session: the error reaches the client as an in-band message.
@@ -183,7 +183,8 @@ func int32Bytes(v int32) []byte {
 	return binary.LittleEndian.AppendUint32(nil, uint32(v))
 }
 
-// readFilterRules reads {int32 len, rule}... ended by a zero length.
+// readFilterRules reads {int32 len, rule}... ended by a zero length (the client sends them to a
+// sender, and to a receiver in delete mode).
 func readFilterRules(r *wireReader) ([]string, error) {
 	var rules []string
 	total := 0
@@ -198,8 +199,11 @@ func readFilterRules(r *wireReader) ([]string, error) {
 		if n < 0 || n >= maxFilterRule {
 			return nil, protocolErrorf("filter rule of %d bytes", n)
 		}
-		if total += int(n); total > maxListBytes {
-			return nil, protocolErrorf("filter rules longer than %d bytes", maxListBytes)
+		if len(rules) == maxFilterRules {
+			return nil, protocolErrorf("more than %d filter rules", maxFilterRules)
+		}
+		if total += int(n); total > maxFilterBytes {
+			return nil, protocolErrorf("filter rules longer than %d bytes", maxFilterBytes)
 		}
 		b, err := r.bytes(int(n))
 		if err != nil {
@@ -224,6 +228,9 @@ func cleanDest(arg string) (string, error) {
 	}
 	if len(parts) == 0 {
 		return ".", nil
+	}
+	if len(parts) > maxPathDepth {
+		return "", fmt.Errorf("unsafe destination: deeper than %d directories", maxPathDepth)
 	}
 	return strings.Join(parts, "/"), nil
 }
@@ -288,28 +295,30 @@ func (s *recvSession) join(name string) string {
 	return s.dest + "/" + name
 }
 
-// mkdirAll creates p and its missing parents; it never goes through a symbolic link.
+// mkdirAll creates p and its missing parents; it never goes through a symbolic link. It looks
+// at p first and goes up only while directories are missing: looking at every parent from the
+// top for every directory would cost time quadratic in the depth.
 func (s *recvSession) mkdirAll(p string) error {
 	if p == "." {
 		return nil
 	}
-	for i := 0; i <= len(p); i++ {
-		if i < len(p) && p[i] != '/' {
-			continue
-		}
-		dir := p[:i]
-		st, err := s.fsys.Lstat(dir)
-		switch {
-		case err == nil && st.IsDir():
-			continue
-		case err == nil:
-			return fmt.Errorf("%s is not a directory", dir)
-		case !errors.Is(err, fs.ErrNotExist):
-			return err
-		}
-		if err := s.fsys.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
+	if m, ok := s.fsys.(mkdirAllFS); ok {
+		return m.MkdirAll(p, 0o755)
+	}
+	st, err := s.fsys.Lstat(p)
+	switch {
+	case err == nil && st.IsDir():
+		return nil
+	case err == nil:
+		return fmt.Errorf("%s is not a directory", p)
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	if err := s.mkdirAll(path.Dir(p)); err != nil {
+		return err
+	}
+	if err := s.fsys.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
 	}
 	return nil
 }
@@ -393,7 +402,8 @@ func (s *recvSession) makeDir(f *fileEntry, target string) {
 	if err == nil && st.IsDir() {
 		return
 	}
-	if s.o.dryRun {
+	// --existing creates nothing new, directories included (as rsync).
+	if s.o.dryRun || (s.o.existing && err != nil) {
 		return
 	}
 	if err == nil {
@@ -471,7 +481,7 @@ func (s *recvSession) writeSums(w io.Writer, target string, head delta.SumHead) 
 		return err
 	}
 	defer f.Close()
-	return delta.WriteSums(w, io.NewSectionReader(f, 0, head.Size()), head, s.seed)
+	return delta.WriteSums(w, f, head, s.seed)
 }
 
 // request asks the client for file ndx: the index, then (unless dry run) the sum head and
@@ -632,30 +642,27 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		}
 	}
 	defer abort()
-	var bw *bufio.Writer
-	if up != nil {
-		if s.out == nil {
-			s.out = bufio.NewWriterSize(up, 256<<10)
-		}
-		s.out.Reset(up)
-		bw = s.out
-	}
 	sum := delta.NewFileHash(s.seed)
 	if s.o.unseededFileSum {
 		sum = delta.NewChecksumHash()
 	}
+	sink := &s.sink
+	if up != nil {
+		sink.reset(up, sum)
+		defer sink.stop()
+	}
+	// Once there is a problem the data is only read: the file is not written and not verified.
 	write := func(p []byte) {
-		sum.Write(p)
-		if bw != nil && problem == nil {
-			if _, err := bw.Write(p); err != nil {
+		if problem == nil {
+			if err := sink.write(p); err != nil {
 				problem = fmt.Errorf("write: %w", err)
 			}
 		}
 	}
-	if int(head.BlockLen) > cap(s.block) {
-		s.block = make([]byte, head.BlockLen)
+	if basis != nil {
+		s.ahead.reset(basis, head.Size(), int(head.BlockLen))
+		defer s.ahead.reset(nil, 0, 0)
 	}
-	block := s.block[:head.BlockLen]
 	for {
 		t, err := tr.Next()
 		if err != nil {
@@ -672,10 +679,14 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 			return protocolErrorf("block %d of %q is beyond the %d sent", t.Block, f.name, head.Count)
 		}
 		off, n := head.Block(t.Block)
-		b := block[:n]
+		var b []byte
 		if basis == nil {
+			if int(n) > cap(s.block) {
+				s.block = make([]byte, n)
+			}
+			b = s.block[:n]
 			clear(b)
-		} else if _, err := basis.ReadAt(b, off); err != nil && problem == nil {
+		} else if b, err = s.ahead.block(off, int(n)); err != nil && problem == nil {
 			problem = fmt.Errorf("read basis file: %w", err)
 		}
 		write(b)
@@ -685,8 +696,9 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 	if err := s.in.full(want[:]); err != nil {
 		return fmt.Errorf("read checksum of %q: %w", f.name, err)
 	}
-	if problem == nil && bw != nil {
-		if err := bw.Flush(); err != nil {
+	var got []byte
+	if problem == nil {
+		if got, err = sink.finish(); err != nil {
 			problem = fmt.Errorf("write: %w", err)
 		}
 	}
@@ -694,7 +706,7 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		s.fileError("%q not written: %v", f.name, problem)
 		return nil
 	}
-	if !bytes.Equal(sum.Sum(nil), want[:]) {
+	if !bytes.Equal(got, want[:]) {
 		abort()
 		if phase == 0 {
 			s.mu.Lock()
@@ -710,6 +722,57 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		s.fileError("%v", err)
 	}
 	return nil
+}
+
+// blockReader reads the matched blocks of a basis file. A client matches mostly runs of
+// consecutive blocks, so a read that follows the previous one reads ahead, twice as far each
+// time up to maxAhead (one system call for many blocks rather than one per block); a jump
+// starts again from one block, so that blocks matched out of order cost no extra reading.
+type blockReader struct {
+	f    io.ReaderAt
+	size int64  // length of the basis file when its checksums were made
+	buf  []byte // data read from the file at offset off
+	off  int64
+	next int64 // where the block after the last one served starts
+	span int   // how far the next sequential read reaches (whole blocks)
+	blen int   // the block length
+}
+
+// maxAhead bounds a blockReader's buffer.
+const maxAhead = 256 << 10
+
+func (r *blockReader) reset(f io.ReaderAt, size int64, blockLen int) {
+	r.f, r.size, r.buf, r.off, r.next, r.span, r.blen = f, size, r.buf[:0], 0, 0, blockLen, blockLen
+}
+
+// block returns the n bytes at off, valid until the next call. On an error the contents are
+// undefined.
+func (r *blockReader) block(off int64, n int) ([]byte, error) {
+	sequential := off == r.next
+	r.next = off + int64(n)
+	if off >= r.off && off+int64(n) <= r.off+int64(len(r.buf)) {
+		return r.buf[off-r.off:][:n], nil
+	}
+	want := n
+	if sequential {
+		// Whole blocks, so that no block is read twice.
+		r.span = min(2*r.span, max(maxAhead/r.blen*r.blen, n))
+		want = max(n, int(min(int64(r.span), r.size-off)))
+	} else {
+		r.span = n
+	}
+	if cap(r.buf) < want {
+		r.buf = make([]byte, max(want, min(2*cap(r.buf), maxAhead)))
+	}
+	got, err := r.f.ReadAt(r.buf[:want], off)
+	r.buf, r.off = r.buf[:got], off
+	if got >= n {
+		return r.buf[:n], nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return r.buf[:n], err
 }
 
 // create starts an upload, making missing parent directories (a list may omit them).
@@ -751,8 +814,10 @@ func (s *recvSession) setDirAttrs() {
 		if err != nil || !st.IsDir() {
 			continue
 		}
-		if o.perms && st.Mode().Perm() != fileMode(f.perm()) {
-			if err := s.fsys.Chmod(target, fileMode(f.perm())); err != nil {
+		// The owner (the server) keeps full access to its directories: without it a later
+		// session could not list, write or delete in them, nor open the root itself.
+		if perm := fileMode(f.perm()) | 0o700; o.perms && st.Mode().Perm() != perm {
+			if err := s.fsys.Chmod(target, perm); err != nil {
 				s.fileError("failed to set permissions on %q: %v", f.name, err)
 			}
 		}

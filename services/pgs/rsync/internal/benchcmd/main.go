@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,21 +22,41 @@ import (
 // serveEnv makes this binary the portico server over the named directory (the wrapper sets it).
 const serveEnv = "PORTICO_RSYNC_BENCH_SERVE"
 
+// profileEnv names the file the server writes its CPU profile to (only for timed runs).
+const profileEnv = "PORTICO_RSYNC_BENCH_CPUPROFILE"
+
 func main() {
 	if root := os.Getenv(serveEnv); root != "" {
-		cmd := strings.Join(os.Args[1:], " ")
-		os.Exit(rsync.Serve(context.Background(), cmd, os.Stdin, os.Stdout, os.Stderr, rsync.DirFS(root)))
+		os.Exit(serve(root))
 	}
 	runs := flag.Int("runs", 3, "runs per measurement (the median is reported)")
 	files := flag.Int("files", 2000, "files in the tree of the initial upload")
 	treeMB := flag.Int("tree-mb", 100, "total size of that tree in MB")
 	bigMB := flag.Int("big-mb", 50, "size of the file that gets a 1-byte change, in MB")
 	dir := flag.String("dir", os.TempDir(), "where the trees and destinations are written (e.g. a tmpfs)")
+	profDir := flag.String("cpuprofile", "", "directory for CPU profiles of portico's server, one per timed run: cpu-SCENARIO-RUN.pprof, SCENARIO 0, 1, 2 in table order")
+	only := flag.String("only", "", "run only the scenarios whose name contains this (e.g. \"1-byte\")")
 	flag.Parse()
-	if err := run(*dir, *runs, *files, *treeMB<<20, *bigMB<<20); err != nil {
+	if err := run(*dir, *profDir, *only, *runs, *files, *treeMB<<20, *bigMB<<20); err != nil {
 		slog.Error("benchmark failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// serve runs portico's server for the wrapper, with a CPU profile if the benchmark asked for one.
+func serve(root string) int {
+	if p := os.Getenv(profileEnv); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer func() {
+					pprof.StopCPUProfile()
+					f.Close()
+				}()
+			}
+		}
+	}
+	cmd := strings.Join(os.Args[1:], " ")
+	return rsync.Serve(context.Background(), cmd, os.Stdin, os.Stdout, os.Stderr, rsync.DirFS(root))
 }
 
 // server is one side of the comparison.
@@ -55,7 +76,7 @@ type result struct {
 	literal     int64
 }
 
-func run(dir string, runs, files, treeBytes, bigBytes int) error {
+func run(dir, profDir, only string, runs, files, treeBytes, bigBytes int) error {
 	work, err := os.MkdirTemp(dir, "portico-rsync-bench-")
 	if err != nil {
 		return err
@@ -94,11 +115,17 @@ func run(dir string, runs, files, treeBytes, bigBytes int) error {
 		src     string
 		prepare func(dest string) error // before each timed run
 	}
-	upload := func(s server, src, dest string) (result, error) {
+	if profDir != "" {
+		if err := os.MkdirAll(profDir, 0o755); err != nil {
+			return err
+		}
+	}
+	// profile is the profile file of a timed run of portico's server ("" for none).
+	upload := func(s server, src, dest, profile string) (result, error) {
 		args := append([]string{"-e", s.wrapper, "-a", "--stats"}, s.clientArgs...)
 		args = append(args, src+"/", s.dest(dest))
 		cmd := exec.Command("rsync", args...)
-		cmd.Env = append(os.Environ(), "PORTICO_DEST="+dest)
+		cmd.Env = append(os.Environ(), "PORTICO_DEST="+dest, profileEnv+"="+profile)
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		wall := time.Since(start)
@@ -129,7 +156,10 @@ func run(dir string, runs, files, treeBytes, bigBytes int) error {
 	}
 	fmt.Printf("| scenario | server | wall (median of %d) | wall ratio portico / this | server CPU (median) | bytes sent | bytes received | literal data |\n", runs)
 	fmt.Println("|---|---|---|---|---|---|---|---|")
-	for _, sc := range scenarios {
+	for si, sc := range scenarios {
+		if !strings.Contains(sc.name, only) {
+			continue
+		}
 		// Runs alternate between the servers, so that load from elsewhere on the machine
 		// spreads over all of them.
 		results := make([][]result, len(servers))
@@ -149,7 +179,7 @@ func run(dir string, runs, files, treeBytes, bigBytes int) error {
 					if err := setByte(bigFile, int64(bigBytes/2), byte(r)); err != nil {
 						return err
 					}
-					if _, err := upload(s, sc.src, dest); err != nil {
+					if _, err := upload(s, sc.src, dest, ""); err != nil {
 						return err
 					}
 					if err := setByte(bigFile, int64(bigBytes/2), byte(r+100)); err != nil {
@@ -157,11 +187,15 @@ func run(dir string, runs, files, treeBytes, bigBytes int) error {
 					}
 				case r == 0:
 					// Unchanged re-upload: the destination must hold the tree first.
-					if _, err := upload(s, sc.src, dest); err != nil {
+					if _, err := upload(s, sc.src, dest, ""); err != nil {
 						return err
 					}
 				}
-				res, err := upload(s, sc.src, dest)
+				profile := ""
+				if profDir != "" && i == 0 {
+					profile = filepath.Join(profDir, fmt.Sprintf("cpu-%d-%d.pprof", si, r))
+				}
+				res, err := upload(s, sc.src, dest, profile)
 				if err != nil {
 					return err
 				}

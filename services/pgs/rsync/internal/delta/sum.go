@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
-
-	"golang.org/x/crypto/md4"
 )
 
 const (
@@ -20,7 +18,7 @@ const (
 	// protocol 30).
 	MaxPeerBlockLen = 1 << 29
 	// SumLen is the length of a full strong checksum (MD4).
-	SumLen = md4.Size
+	SumLen = 16
 	// shortSumLen and blockSumBias are rsync's SHORT_SUM_LENGTH and BLOCKSUM_BIAS, used to size
 	// the strong checksum of the first phase.
 	shortSumLen  = 2
@@ -157,11 +155,18 @@ type Rolling struct {
 // Reset sets the window to b.
 func (r *Rolling) Reset(b []byte) {
 	var s1, s2 uint32
+	n := len(b)
+	// Four bytes a step, as rsync's get_checksum1 does: s2 gains 4·s1 + 4·c0 + 3·c1 + 2·c2 + c3.
+	for ; len(b) >= 4; b = b[4:] {
+		c0, c1, c2, c3 := uint32(int32(int8(b[0]))), uint32(int32(int8(b[1]))), uint32(int32(int8(b[2]))), uint32(int32(int8(b[3])))
+		s2 += 4*(s1+c0) + 3*c1 + 2*c2 + c3
+		s1 += c0 + c1 + c2 + c3
+	}
 	for _, c := range b {
 		s1 += uint32(int32(int8(c)))
 		s2 += s1
 	}
-	r.s1, r.s2, r.n = s1, s2, uint32(len(b))
+	r.s1, r.s2, r.n = s1, s2, uint32(n)
 }
 
 // Roll removes out from the front of the window and appends in at its end.
@@ -193,14 +198,13 @@ func Sum2(b []byte, seed int32) []byte {
 
 // strong computes Sum2 without allocating per block.
 type strong struct {
-	h    hash.Hash
+	h    md4Digest
 	seed [4]byte
 	zero bool
-	buf  []byte
 }
 
 func (s *strong) init(seed int32) {
-	s.h = md4.New()
+	s.h.Reset()
 	binary.LittleEndian.PutUint32(s.seed[:], uint32(seed))
 	s.zero = seed == 0
 }
@@ -211,16 +215,13 @@ func (s *strong) sum(b []byte) [SumLen]byte {
 	if !s.zero {
 		s.h.Write(s.seed[:])
 	}
-	var out [SumLen]byte
-	s.buf = s.h.Sum(s.buf[:0])
-	copy(out[:], s.buf)
-	return out
+	return s.h.sum()
 }
 
 // NewFileHash returns the protocol-27 whole-file checksum that follows each file's tokens:
 // MD4(seed as 4 LE bytes ‖ data). Unlike Sum2 the seed is always included, even when 0.
 func NewFileHash(seed int32) hash.Hash {
-	h := md4.New()
+	h := newMD4()
 	var s [4]byte
 	binary.LittleEndian.PutUint32(s[:], uint32(seed))
 	h.Write(s[:])
@@ -228,4 +229,4 @@ func NewFileHash(seed int32) hash.Hash {
 }
 
 // NewChecksumHash returns the unseeded MD4 that -c (--checksum) compares and the file list carries.
-func NewChecksumHash() hash.Hash { return md4.New() }
+func NewChecksumHash() hash.Hash { return newMD4() }

@@ -1,11 +1,12 @@
 package delta
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 )
 
 // MaxStoredBlocks bounds the memory ReadSums spends on a peer's checksums (about 24 bytes per
@@ -42,36 +43,136 @@ func ReadSums(r io.Reader, head SumHead) (*Sums, error) {
 	return s, nil
 }
 
+// sumJobBytes is about how much of the basis file one job of WriteSums reads and sums: large
+// enough that a job is one read and little bookkeeping, small enough to bound memory.
+const sumJobBytes = 1 << 20
+
 // WriteSums writes the block checksums of the basis file read from old, which must hold
-// head.Size() bytes, for the given head and seed (the generator's side of ReadSums).
-func WriteSums(w io.Writer, old io.Reader, head SumHead, seed int32) error {
+// head.Size() bytes, for the given head and seed (the generator's side of ReadSums). Blocks are
+// independent, so runs of them are read and summed on up to GOMAXPROCS goroutines (parallel
+// ReadAt calls, as io.ReaderAt allows; none is left running when WriteSums returns); the output
+// is written in block order and at most a few runs per goroutine are in memory at once.
+func WriteSums(w io.Writer, old io.ReaderAt, head SumHead, seed int32) error {
 	if head.Count == 0 {
 		return nil
 	}
-	if head.BlockLen <= 0 || head.S2Len < 0 || head.S2Len > SumLen {
+	if head.BlockLen <= 0 || head.S2Len < 0 || head.S2Len > SumLen || head.Count < 0 {
 		return fmt.Errorf("invalid sum head %+v", head)
 	}
-	bw := bufio.NewWriterSize(w, 32<<10)
-	// Read ahead several blocks at a time: one read per block is a system call per block.
-	old = bufio.NewReaderSize(old, max(256<<10, int(head.BlockLen)))
-	block := make([]byte, head.BlockLen)
-	var st strong
-	st.init(seed)
-	var rec [4 + SumLen]byte
-	for i := int32(0); i < head.Count; i++ {
-		_, n := head.Block(i)
-		if _, err := io.ReadFull(old, block[:n]); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
+	per := min(max(1, sumJobBytes/int(head.BlockLen)), int(head.Count))
+	jobs := (int(head.Count) + per - 1) / per
+	workers := min(runtime.GOMAXPROCS(0), jobs)
+	recLen := 4 + int(head.S2Len)
+	if workers <= 1 {
+		s := newSummer(head, seed, per)
+		out := make([]byte, per*recLen)
+		for j := range jobs {
+			n, err := s.job(old, j, out)
+			if err != nil {
+				return err
 			}
-			return fmt.Errorf("read basis block %d: %w", i, err)
+			if _, err := w.Write(out[:n]); err != nil {
+				return err
+			}
 		}
-		binary.LittleEndian.PutUint32(rec[:4], Sum1(block[:n]))
-		s2 := st.sum(block[:n])
-		copy(rec[4:], s2[:head.S2Len])
-		if _, err := bw.Write(rec[:4+head.S2Len]); err != nil {
-			return err
+		return nil
+	}
+
+	type sumJob struct {
+		index int
+		out   []byte
+		n     int
+		err   error
+		done  chan struct{}
+	}
+	stop := make(chan struct{})
+	work := make(chan *sumJob)
+	// order holds the jobs handed out, in block order; its capacity bounds how far the workers
+	// run ahead of the writer.
+	order := make(chan *sumJob, 2*workers)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(order)
+		defer close(work)
+		for j := range jobs {
+			jb := &sumJob{index: j, out: make([]byte, per*recLen), done: make(chan struct{})}
+			select {
+			case order <- jb:
+			case <-stop:
+				return
+			}
+			select {
+			case work <- jb:
+			case <-stop:
+				return
+			}
+		}
+	})
+	for range workers {
+		wg.Go(func() {
+			s := newSummer(head, seed, per)
+			for jb := range work {
+				jb.n, jb.err = s.job(old, jb.index, jb.out)
+				close(jb.done)
+			}
+		})
+	}
+	var err error
+	for jb := range order {
+		<-jb.done
+		if err = jb.err; err == nil {
+			_, err = w.Write(jb.out[:jb.n])
+		}
+		if err != nil {
+			break
 		}
 	}
-	return bw.Flush()
+	close(stop)
+	// No goroutine may read old once WriteSums returns (the caller closes it).
+	wg.Wait()
+	return err
+}
+
+// summer reads and sums runs of consecutive blocks.
+type summer struct {
+	head SumHead
+	per  int // blocks per job
+	buf  []byte
+	st   strong
+}
+
+func newSummer(head SumHead, seed int32, per int) *summer {
+	s := &summer{head: head, per: per, buf: make([]byte, per*int(head.BlockLen))}
+	s.st.init(seed)
+	return s
+}
+
+// job reads blocks [index·per, (index+1)·per) from old and writes their records to out,
+// returning the number of bytes written.
+func (s *summer) job(old io.ReaderAt, index int, out []byte) (int, error) {
+	h := s.head
+	first := int32(index * s.per)
+	last := min(first+int32(s.per), h.Count)
+	off, _ := h.Block(first)
+	end := h.Size()
+	if last < h.Count {
+		end, _ = h.Block(last)
+	}
+	data := s.buf[:end-off]
+	if n, err := old.ReadAt(data, off); n < len(data) {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, fmt.Errorf("read basis blocks %d-%d: %w", first, last-1, err)
+	}
+	w := 0
+	for i := first; i < last; i++ {
+		_, n := h.Block(i)
+		block := data[:n]
+		data = data[n:]
+		binary.LittleEndian.PutUint32(out[w:], Sum1(block))
+		s2 := s.st.sum(block)
+		w += 4 + copy(out[w+4:w+4+int(h.S2Len)], s2[:])
+	}
+	return w, nil
 }
