@@ -16,6 +16,9 @@ const (
 	maxFiles     = 1 << 20  // entries in one file list
 	maxIDEntries = 1 << 16  // entries in a uid or gid name list
 	maxListBytes = 64 << 20 // bytes of names and symlink targets in one file list
+	// maxPathDepth bounds the directories in a name, and in the destination: every file
+	// operation walks the path one directory at a time.
+	maxPathDepth = 128
 )
 
 // errProtocolData wraps every error about bytes the client sent that break the protocol.
@@ -171,6 +174,9 @@ func readFileList(r *wireReader, o *options) ([]*fileEntry, error) {
 		lastName = name
 		if !safeName(name) {
 			return nil, protocolErrorf("unsafe pathname %q", name)
+		}
+		if strings.Count(name, "/") >= maxPathDepth {
+			return nil, protocolErrorf("file name %q... is deeper than %d directories", name[:min(len(name), 100)], maxPathDepth)
 		}
 		f := &fileEntry{name: name}
 		if f.size, err = r.longint(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,10 +66,24 @@ type ChecksumFS interface {
 }
 
 // DirFS is an FS over a local directory; nothing outside root can be read or written. Writes
-// go to a temporary file next to the target (".name.XXXXXXXX", as rsync does) that is renamed
-// into place on Commit.
+// go to a temporary file next to the target (".name.XXXXXXXX.rsync-tmp") that is renamed into
+// place on Commit. Names of that form (a leading "." and the suffix tempSuffix) are reserved:
+// listings leave them out and every other operation refuses them, so a temporary file is never
+// sent, deleted or replaced as if it were a user's file, and no user's file looks like one.
 func DirFS(root string) FS {
 	return &dirFS{dir: root}
+}
+
+// tempSuffix ends the base name of every temporary file DirFS writes.
+const tempSuffix = ".rsync-tmp"
+
+// errReservedName refuses a name of DirFS's temporary files.
+var errReservedName = errors.New("name reserved for temporary files")
+
+// isTempName reports whether the last component of name is reserved for temporary files.
+func isTempName(name string) bool {
+	base := name[strings.LastIndexByte(name, '/')+1:]
+	return strings.HasPrefix(base, ".") && strings.HasSuffix(base, tempSuffix)
 }
 
 type dirFS struct {
@@ -86,26 +101,56 @@ func (d *dirFS) open(name string) (*os.Root, string, error) {
 	if !fs.ValidPath(name) {
 		return nil, "", &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
+	if isTempName(name) {
+		return nil, "", &fs.PathError{Op: "open", Path: name, Err: errReservedName}
+	}
 	return d.root, name, nil
 }
 
-// writable is open for an operation that changes name: no directory on the way may be a
-// symbolic link (os.Root alone would follow links that stay inside the root).
-func (d *dirFS) writable(name string) (*os.Root, string, error) {
+// writable opens the directory holding name for an operation that changes name and returns
+// it with name's last component and a function that releases it. It walks the path one
+// component at a time, refusing a symbolic link on the way (os.Root alone would follow links
+// that stay inside the root); the walk costs one step per component, where checking every
+// prefix from the root would cost quadratic time in the depth of name.
+func (d *dirFS) writable(name string) (*os.Root, string, func(), error) {
 	r, name, err := d.open(name)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	for i := 0; i < len(name); i++ {
-		if name[i] != '/' {
-			continue
+	dir, base := path.Split(name)
+	if dir == "" {
+		return r, base, func() {}, nil
+	}
+	cur := r
+	release := func() {
+		if cur != r {
+			cur.Close()
 		}
-		fi, err := r.Lstat(name[:i])
+	}
+	for part := range strings.SplitSeq(dir[:len(dir)-1], "/") {
+		fi, err := cur.Lstat(part)
 		if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			return nil, "", &fs.PathError{Op: "write", Path: name, Err: fmt.Errorf("%s is a symbolic link", name[:i])}
+			release()
+			return nil, "", nil, &fs.PathError{Op: "write", Path: name, Err: fmt.Errorf("%s is a symbolic link", part)}
 		}
+		next, err := cur.OpenRoot(part)
+		release()
+		if err != nil {
+			return nil, "", nil, &fs.PathError{Op: "write", Path: name, Err: unwrapPathError(err)}
+		}
+		cur = next
 	}
-	return r, name, nil
+	return cur, base, release, nil
+}
+
+// unwrapPathError returns the cause of a *fs.PathError (so that the caller names the whole
+// path), or err.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func (d *dirFS) Lstat(name string) (fs.FileInfo, error) {
@@ -126,7 +171,8 @@ func (d *dirFS) ReadDir(name string) ([]fs.DirEntry, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return f.ReadDir(-1)
+	ents, err := f.ReadDir(-1)
+	return slices.DeleteFunc(ents, func(e fs.DirEntry) bool { return isTempName(e.Name()) }), err
 }
 
 func (d *dirFS) Open(name string) (File, error) {
@@ -157,44 +203,98 @@ func (d *dirFS) Readlink(name string) (string, error) {
 }
 
 func (d *dirFS) Mkdir(name string, perm fs.FileMode) error {
-	r, name, err := d.writable(name)
+	r, base, done, err := d.writable(name)
 	if err != nil {
 		return err
 	}
-	return r.Mkdir(name, perm)
+	defer done()
+	return r.Mkdir(base, perm)
+}
+
+// mkdirAllFS is an FS that creates a directory and its missing parents in one call.
+type mkdirAllFS interface {
+	MkdirAll(name string, perm fs.FileMode) error
+}
+
+// MkdirAll creates name and its missing parents in one walk down from the root, never through
+// a symbolic link: making each parent with Mkdir would walk from the root for each of them.
+func (d *dirFS) MkdirAll(name string, perm fs.FileMode) error {
+	r, name, err := d.open(name)
+	if err != nil || name == "." {
+		return err
+	}
+	cur := r
+	defer func() {
+		if cur != r {
+			cur.Close()
+		}
+	}()
+	fail := func(err error) error {
+		return &fs.PathError{Op: "mkdir", Path: name, Err: unwrapPathError(err)}
+	}
+	for part := range strings.SplitSeq(name, "/") {
+		fi, err := cur.Lstat(part)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if isTempName(part) {
+				return fail(errReservedName)
+			}
+			if err := cur.Mkdir(part, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fail(err)
+			}
+		case err != nil:
+			return fail(err)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fail(fmt.Errorf("%s is a symbolic link", part))
+		case !fi.IsDir():
+			return fail(fmt.Errorf("%s is not a directory", part))
+		}
+		next, err := cur.OpenRoot(part)
+		if err != nil {
+			return fail(err)
+		}
+		if cur != r {
+			cur.Close()
+		}
+		cur = next
+	}
+	return nil
 }
 
 func (d *dirFS) Chtimes(name string, mtime time.Time) error {
-	r, name, err := d.writable(name)
+	r, base, done, err := d.writable(name)
 	if err != nil {
 		return err
 	}
-	if err := refuseSymlink(r, name); err != nil {
+	defer done()
+	if err := refuseSymlink(r, base); err != nil {
 		return err
 	}
-	return r.Chtimes(name, mtime, mtime)
+	return r.Chtimes(base, mtime, mtime)
 }
 
 func (d *dirFS) Chmod(name string, perm fs.FileMode) error {
-	r, name, err := d.writable(name)
+	r, base, done, err := d.writable(name)
 	if err != nil {
 		return err
 	}
-	if err := refuseSymlink(r, name); err != nil {
+	defer done()
+	if err := refuseSymlink(r, base); err != nil {
 		return err
 	}
-	return r.Chmod(name, perm)
+	return r.Chmod(base, perm)
 }
 
 func (d *dirFS) Remove(name string) error {
 	if name == "." {
 		return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrPermission}
 	}
-	r, name, err := d.writable(name)
+	r, base, done, err := d.writable(name)
 	if err != nil {
 		return err
 	}
-	return r.Remove(name)
+	defer done()
+	return r.Remove(base)
 }
 
 func refuseSymlink(r *os.Root, name string) error {
@@ -212,27 +312,27 @@ func (d *dirFS) Create(name string) (Upload, error) {
 	if name == "." {
 		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrInvalid}
 	}
-	r, name, err := d.writable(name)
+	r, base, done, err := d.writable(name)
 	if err != nil {
 		return nil, err
 	}
-	dir, base := path.Split(name)
 	var f *os.File
 	var tmp string
 	for range 10 {
 		var b [4]byte
 		rand.Read(b[:])
 		// Keep the temporary name within NAME_MAX.
-		tmp = dir + "." + truncate(base, 200) + "." + hex.EncodeToString(b[:])
+		tmp = "." + truncate(base, 200) + "." + hex.EncodeToString(b[:]) + tempSuffix
 		f, err = r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if !errors.Is(err, fs.ErrExist) {
 			break
 		}
 	}
 	if err != nil {
+		done()
 		return nil, err
 	}
-	return &dirUpload{root: r, f: f, tmp: tmp, name: name}, nil
+	return &dirUpload{root: r, release: done, f: f, tmp: tmp, name: base, path: name}, nil
 }
 
 func truncate(s string, n int) string {
@@ -243,11 +343,13 @@ func truncate(s string, n int) string {
 }
 
 type dirUpload struct {
-	root *os.Root
-	f    *os.File
-	tmp  string
-	name string
-	done bool
+	root    *os.Root // the directory of the file
+	release func()   // releases root
+	f       *os.File
+	tmp     string // the temporary file's name in root
+	name    string // the file's name in root
+	path    string // the file's name in the FS
+	done    bool
 }
 
 func (u *dirUpload) Write(p []byte) (int, error) { return u.f.Write(p) }
@@ -257,6 +359,7 @@ func (u *dirUpload) Commit(mtime time.Time, perm fs.FileMode) error {
 		return errors.New("upload already finished")
 	}
 	u.done = true
+	defer u.release()
 	err := u.f.Chmod(perm)
 	if cerr := u.f.Close(); err == nil {
 		err = cerr
@@ -269,7 +372,7 @@ func (u *dirUpload) Commit(mtime time.Time, perm fs.FileMode) error {
 	}
 	if err != nil {
 		u.root.Remove(u.tmp)
-		return fmt.Errorf("commit %s: %w", u.name, err)
+		return fmt.Errorf("commit %s: %w", u.path, err)
 	}
 	return nil
 }
@@ -279,6 +382,7 @@ func (u *dirUpload) Abort() error {
 		return nil
 	}
 	u.done = true
+	defer u.release()
 	u.f.Close()
 	return u.root.Remove(u.tmp)
 }

@@ -18,6 +18,12 @@ const (
 // maxFrame is the most payload one multiplexed frame carries here (the header allows 16 MiB).
 const maxFrame = 32 << 10
 
+// maxMessageFrame is the most text one message frame carries: an rsync client reads a message
+// into a buffer of BIGPATHBUFLEN (5,120) bytes and aborts ("multiplexing overflow") on a longer
+// one, and a message naming a long file in Go quoting can exceed that. Longer text goes in
+// several frames, which the client prints one after another.
+const maxMessageFrame = 4096
+
 // muxWriter multiplexes the server's output after the handshake: DATA is buffered and framed,
 // messages are framed at once after the pending DATA. It is safe for concurrent use (the
 // generator and the receiver share it) and counts every byte written to the client.
@@ -68,7 +74,7 @@ func (m *muxWriter) message(tag int, text string) {
 	defer m.mu.Unlock()
 	m.flushData()
 	for p := []byte(text); len(p) > 0 && m.err == nil; {
-		k := min(len(p), maxFrame)
+		k := min(len(p), maxMessageFrame)
 		m.frame(tag, p[:k])
 		p = p[k:]
 	}

@@ -12,6 +12,8 @@ type options struct {
 	sender       bool // --sender: the server sends (download)
 	verbose      int
 	recursive    bool
+	dirs         bool // -d: directories are sent without their contents
+	listOnly     bool // --list-only: the client only lists what a sender sends
 	links        bool
 	owner, group bool
 	devices      bool
@@ -196,6 +198,7 @@ func (o *options) short(b string) error {
 		case 'r':
 			o.recursive = true
 		case 'd':
+			o.dirs = true
 		case 'l':
 			o.links = true
 		case 'o':
@@ -283,6 +286,8 @@ func (o *options) long(name, value string, hasValue bool) error {
 		case n > 0:
 			o.maxDelete = int(min(n, 1<<31-1))
 		}
+	case "list-only":
+		o.listOnly = true
 	case "force":
 		o.force = true
 	case "existing", "ignore-non-existing":
@@ -306,7 +311,8 @@ func (o *options) long(name, value string, hasValue bool) error {
 		if err != nil {
 			return err
 		}
-		o.modifyWindow = n
+		// -1 asks for equal nanoseconds: protocol 27 carries whole seconds, so equal seconds.
+		o.modifyWindow = max(n, 0)
 	case "compress-level":
 		n, err := number()
 		if err != nil {
@@ -357,7 +363,7 @@ func (o *options) long(name, value string, hasValue bool) error {
 	case "log-format", "out-format", "stats", "partial", "timeout", "contimeout", "info",
 		"debug", "msgs2stderr", "no-msgs2stderr", "no-W", "no-whole-file", "bwlimit",
 		"block-size", "protocol", "no-i-r", "no-inc-recursive", "safe-links", "preallocate",
-		"ignore-missing-args":
+		"ignore-missing-args", "max-alloc", "skip-compress":
 	case "inplace", "append", "append-verify", "backup", "backup-dir", "suffix", "temp-dir",
 		"partial-dir", "delay-updates", "files-from", "from0", "iconv", "remove-source-files",
 		"remove-sent-files", "compare-dest", "copy-dest", "link-dest", "chmod", "chown",

@@ -28,6 +28,7 @@ type senderFS interface {
 // sendOptions are the command-line options the sender acts on.
 type sendOptions struct {
 	recursive     bool // -r
+	dirs          bool // -d: directories without their contents, unless named "dir/" or "."
 	links         bool // -l
 	owner, group  bool // -o, -g
 	devices       bool // -D
@@ -60,8 +61,13 @@ type sendParams struct {
 // ioErrorGeneral is rsync's IOERR_GENERAL: some file could not be read.
 const ioErrorGeneral = 1
 
-// maxFilterRule bounds a filter rule read from the client (rsync's BIGPATHBUFLEN).
-const maxFilterRule = 4096 + 1024
+// Limits on the filter rules a client sends: the length of one rule (rsync's BIGPATHBUFLEN),
+// how many and their total length. Every name of a transfer is matched against every rule.
+const (
+	maxFilterRule  = 4096 + 1024
+	maxFilterRules = 4096
+	maxFilterBytes = 1 << 20
+)
 
 // sendSession is one sender run.
 type sendSession struct {
@@ -170,24 +176,10 @@ func (s *sendSession) writeInt(v int32) {
 // readFilterRules reads the {int32 len, rule} list ended by 0 that a client always sends to a
 // sender.
 func (s *sendSession) readFilterRules() ([]string, error) {
-	var rules []string
-	for {
-		n, err := s.readInt()
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return rules, nil
-		}
-		if n < 0 || n >= maxFilterRule {
-			return nil, protocolErrorf("filter rule of %d bytes", n)
-		}
-		b, err := s.in.bytes(int(n))
-		if err != nil {
-			return nil, fmt.Errorf("read filter rule: %w", err)
-		}
-		rules = append(rules, string(b))
+	if err := s.flushOut(); err != nil {
+		return nil, err
 	}
+	return readFilterRules(s.in)
 }
 
 // xferError reports a per-file problem to the client and marks the run partial.
@@ -246,11 +238,17 @@ func (s *sendSession) buildList(ctx context.Context) error {
 			continue
 		}
 		if top.isDir() {
-			if !s.opts.recursive {
+			switch {
+			case s.opts.recursive || (s.opts.dirs && contents):
+				top.topDir = true
+			case s.opts.dirs:
+				// -d and "dir": the directory itself (rsync host:dir lists it so).
+				add(top)
+				continue
+			default:
 				s.message(msgInfo, fmt.Sprintf("skipping directory %s\n", top.name))
 				continue
 			}
-			top.topDir = true
 		}
 		add(top)
 		if top.isDir() {
@@ -263,7 +261,7 @@ func (s *sendSession) buildList(ctx context.Context) error {
 	return nil
 }
 
-// walk adds the tree below dir.
+// walk adds the tree below dir, or only dir's entries without -r.
 func (s *sendSession) walk(ctx context.Context, dir *sendEntry, add func(*sendEntry)) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -291,7 +289,7 @@ func (s *sendSession) walk(ctx context.Context, dir *sendEntry, add func(*sendEn
 			continue
 		}
 		add(e)
-		if e.isDir() {
+		if e.isDir() && s.opts.recursive {
 			if err := s.walk(ctx, e, add); err != nil {
 				return err
 			}

@@ -423,3 +423,65 @@ func TestDownloadListsFileOver2GiB(t *testing.T) {
 		t.Errorf("total file size %d, want %d", got, size)
 	}
 }
+
+// TestDownloadNeverReadsThroughSymlinksOutOfTheRoot plants symbolic links that lead out of the
+// server's root: listing, -l, sources through them and -L must not reveal what they point to.
+func TestDownloadNeverReadsThroughSymlinksOutOfTheRoot(t *testing.T) {
+	outside := t.TempDir()
+	writeTree(t, outside, map[string]string{"secret.txt": "outside the root\n"})
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"site/index.html": "home\n"})
+	for name, target := range map[string]string{
+		"site/abs":      outside,
+		"site/rel":      "../../" + filepath.Base(outside),
+		"site/file.txt": filepath.Join(outside, "secret.txt"),
+	} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		src  string
+		args []string
+	}{
+		{"/site/", []string{"-r"}},
+		{"/site/", []string{"-rL"}},
+		{"/site/", []string{"-a"}},
+		{"/site/abs/", []string{"-r"}},
+		{"/site/rel/", []string{"-r"}},
+		{"/site/abs/secret.txt", []string{"-r"}},
+		{"/site/rel/secret.txt", []string{"-r"}},
+		{"/site/file.txt", []string{"-rL"}},
+	} {
+		t.Run(tt.src+" "+strings.Join(tt.args, " "), func(t *testing.T) {
+			dst := t.TempDir()
+			out, _ := downloadStatus(t, root, tt.src, dst+"/", tt.args...)
+			for name, content := range readTree(t, dst) {
+				if strings.Contains(content, "outside the root") || strings.Contains(name, "secret") {
+					t.Errorf("downloaded %s from outside the root\n%s", name, out)
+				}
+			}
+		})
+	}
+}
+
+// TestDownloadDirs: -d sends a directory's entries without descending (what `rsync host:dir/`,
+// the listing without a destination, asks for); "dir" without the slash is the directory alone.
+func TestDownloadDirs(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"site/index.html": "home\n", "site/sub/deep.txt": "deep\n"})
+	dst := t.TempDir()
+	download(t, src, "/site/", dst+"/", "-d")
+	diffTrees(t, readTree(t, dst), map[string]string{"index.html": "home\n", "sub/": ""})
+	dst = t.TempDir()
+	download(t, src, "/site", dst+"/", "-d")
+	diffTrees(t, readTree(t, dst), map[string]string{"site/": ""})
+	// The listing: no destination.
+	for _, args := range [][]string{nil, {"--list-only"}, {"--list-only", "-r"}} {
+		argv := append([]string{"-e", uploadWrapper(t, src)}, args...)
+		out, err := exec.Command(rsyncClient(t), append(argv, "host:/site/")...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "index.html") || !strings.Contains(string(out), "sub") || strings.Contains(string(out), "deep") != (len(args) == 2) {
+			t.Errorf("listing %q: %v\n%s", args, err, out)
+		}
+	}
+}

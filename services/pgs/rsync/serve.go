@@ -70,6 +70,9 @@ func Serve(ctx context.Context, command string, stdin io.Reader, stdout, stderr 
 	if len(o.args) == 0 {
 		return refuse(syntaxError("missing path arguments"))
 	}
+	if o.listOnly && !o.sender {
+		return refuse(unsupported("--list-only (on uploads)"))
+	}
 	if o.sender && o.unseededFileSum {
 		// The sender always sends seeded whole-file checksums.
 		return refuse(unsupported("--checksum-choice (on downloads)"))
@@ -103,6 +106,7 @@ func Serve(ctx context.Context, command string, stdin io.Reader, stdout, stderr 
 		return send(ctx, sendParams{
 			opts: sendOptions{
 				recursive:     o.recursive,
+				dirs:          o.dirs,
 				links:         o.links,
 				owner:         o.owner,
 				group:         o.group,

@@ -6,11 +6,13 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portico-sh/portico/services/pgs/rsync/internal/delta"
+	"github.com/portico-sh/portico/services/pgs/rsync/internal/token"
 )
 
 // testSeed is the --checksum-seed the crafted sessions use, so that their file checksums can be
@@ -274,6 +276,8 @@ func TestServeCommandLine(t *testing.T) {
 	}{
 		{`rsync --server -vre.iLsfxCIvu --delete . /site/`, 0, ""},
 		{`rsync --server -vlogDtprze.iLsfxCIvu --delete-after --log-format=%i --stats --partial . /site/`, 0, ""},
+		{`rsync --server -vrze.iLsfxCIvu --max-alloc=1M --skip-compress=gz/jpg . /site/`, 0, ""},
+		{`rsync --server -de.LsfxCIvu --list-only . /site/`, exitUnsupported, "--list-only"},
 		{`rsync --server -vre.iLsfxCIvu --inplace . /site/`, exitUnsupported, "--inplace"},
 		{`rsync --server -vre.iLsfxCIvu --append . /site/`, exitUnsupported, "--append"},
 		{`rsync --server -vHre.iLsfxCIvu . /site/`, exitUnsupported, "-H"},
@@ -430,5 +434,255 @@ func TestServeUsesStoredChecksums(t *testing.T) {
 	code := Serve(context.Background(), "rsync --server -rc . dest/", bytes.NewReader(c.buf.Bytes()), &out, &stderr, fsys)
 	if code != 0 || fsys.calls != 1 {
 		t.Errorf("exit %d, %d Checksum calls; want 0 and 1 (%q)", code, fsys.calls, stderr.String())
+	}
+}
+
+// TestServeBoundsFilterRules sends more filter rules, or longer ones in total, than a session
+// keeps: each is refused as a protocol error, when receiving (--delete) and when sending.
+func TestServeBoundsFilterRules(t *testing.T) {
+	rules := func(n, size int) []byte {
+		c := newFakeClient()
+		for range n {
+			c.int32(int32(size))
+			c.buf.Write(bytes.Repeat([]byte("x"), size))
+		}
+		c.int32(0)
+		return c.buf.Bytes()
+	}
+	receiverRest := func() []byte {
+		c := &fakeClient{}
+		c.entry(".", sIFDIR|0o755, 0)
+		c.endList()
+		c.int32(-1)
+		c.int32(-1)
+		return c.buf.Bytes()
+	}()
+	senderRest := bytes.Repeat(int32Bytes(-1), 3)
+	tests := []struct {
+		name, command string
+		in            []byte
+		msg           string
+	}{
+		{"receiver count", "rsync --server -r --delete . dest/", append(rules(maxFilterRules+1, 1), receiverRest...), "more than"},
+		{"receiver bytes", "rsync --server -r --delete . dest/", append(rules(maxFilterBytes/4000+1, 4000), receiverRest...), "longer than"},
+		{"sender count", "rsync --server --sender -r . dest/", append(rules(maxFilterRules+1, 1), senderRest...), "more than"},
+		{"sender bytes", "rsync --server --sender -r . dest/", append(rules(maxFilterBytes/4000+1, 4000), senderRest...), "longer than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.Mkdir(filepath.Join(root, "dest"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			code, out, _ := serveBytes(t, root, tt.command, tt.in)
+			if code != exitProtocol || !strings.Contains(out, "filter rules") || !strings.Contains(out, tt.msg) {
+				t.Errorf("exit %d, output %q; want %d and an error about the filter rules", code, out, exitProtocol)
+			}
+		})
+	}
+}
+
+// TestModifyWindowMinusOne: --modify-window=-1 (-@-1, "compare nanoseconds") must still let the
+// quick check skip a file whose whole-second mtime and size match.
+func TestModifyWindowMinusOne(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f.txt")
+	if err := os.WriteFile(p, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Unix(1_600_000_000, 0)
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opt := range []string{"-r@-1", "--modify-window=-1"} {
+		o, err := parseCommand([]string{"rsync", "--server", "-r", opt, ".", "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &recvSession{o: o}
+		if !s.upToDate(&fileEntry{name: "f.txt", mode: sIFREG | 0o644, size: 5, mtime: 1_600_000_000}, "f.txt", st) {
+			t.Errorf("%s: an unchanged file is not up to date", opt)
+		}
+	}
+}
+
+// TestServeRefusesDeepNames: a name or destination with more directories than maxPathDepth is
+// refused before anything is written (every file operation walks the path).
+func TestServeRefusesDeepNames(t *testing.T) {
+	deep := strings.Repeat("d/", maxPathDepth) + "f"
+	ok := strings.Repeat("d/", maxPathDepth-1) + "f"
+	for _, tt := range []struct {
+		name, dest string
+		code       int
+	}{
+		{deep, "dest/", exitProtocol},
+		{"f", strings.Repeat("d/", maxPathDepth+1), exitStream},
+		{ok, "dest/", 0},
+	} {
+		root := t.TempDir()
+		c := newFakeClient()
+		c.entry(".", sIFDIR|0o755, 0)
+		c.entry(tt.name, sIFREG|0o644, 4)
+		c.endList()
+		c.file(1, []byte("data"), true)
+		c.int32(-1)
+		c.int32(-1)
+		code, out, _ := serveBytes(t, root, "rsync --server -re.iLsfxCIvu --checksum-seed=4242 . "+tt.dest, c.buf.Bytes())
+		if code != tt.code {
+			t.Errorf("%d directories, destination of %d: exit %d, want %d (%q)", strings.Count(tt.name, "/"), strings.Count(tt.dest, "/"), code, tt.code, out)
+		}
+		if tt.code != 0 && len(readTree(t, root)) != 0 {
+			t.Errorf("refused session wrote %d entries", len(readTree(t, root)))
+		}
+	}
+}
+
+// TestDirFSDeepPathsAreLinear makes, writes and removes a file 2,000 directories down: each
+// operation walks the path once (checking every parent from the root took hours).
+func TestDirFSDeepPathsAreLinear(t *testing.T) {
+	d := DirFS(t.TempDir())
+	dir := strings.TrimSuffix(strings.Repeat("a/", 2000), "/")
+	start := time.Now()
+	s := &recvSession{o: &options{}, fsys: d}
+	if err := s.mkdirAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	up, err := d.Create(dir + "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Commit(time.Unix(1, 0), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Chmod(dir+"/f", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove(dir + "/f"); err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("took %v", elapsed)
+	}
+}
+
+// TestMessagesFitTheClientsBuffer: a message longer than an rsync client's message buffer
+// (5,120 bytes) goes out in several frames, each short enough, together the whole text.
+func TestMessagesFitTheClientsBuffer(t *testing.T) {
+	var out bytes.Buffer
+	m := newMuxWriter(&out)
+	text := strings.Repeat(`rsync: "\x01\x02" not written `, 1000) + "\n"
+	m.message(msgErrorXfer, text)
+	var got strings.Builder
+	for b := out.Bytes(); len(b) > 0; {
+		h := binary.LittleEndian.Uint32(b)
+		n := int(h & 0xffffff)
+		if tag := int(h>>24) - 7; tag != msgErrorXfer {
+			t.Fatalf("tag %d", tag)
+		}
+		if n >= 5120 {
+			t.Errorf("message frame of %d bytes", n)
+		}
+		got.Write(b[4 : 4+n])
+		b = b[4+n:]
+	}
+	if got.String() != text {
+		t.Error("the frames do not add up to the message")
+	}
+}
+
+// TestServeKeepsDirectoriesAccessible: with -p a directory gets the client's permissions, but
+// never without the owner's rwx, or the server could lock itself out of the user's tree.
+func TestServeKeepsDirectoriesAccessible(t *testing.T) {
+	root := t.TempDir()
+	c := newFakeClient()
+	c.entry(".", sIFDIR|0o500, 0)
+	c.entry("d", sIFDIR|0o055, 0)
+	c.endList()
+	c.int32(-1)
+	c.int32(-1)
+	if code, out, _ := serveBytes(t, root, "rsync --server -rpe.iLsfxCIvu . dest/", c.buf.Bytes()); code != 0 {
+		t.Fatalf("exit %d: %q", code, out)
+	}
+	for name, want := range map[string]os.FileMode{"dest": 0o700, "dest/d": 0o755} {
+		st, err := os.Stat(filepath.Join(root, name))
+		if err != nil || st.Mode().Perm() != want {
+			t.Errorf("%s: %v, %v; want %v", name, st.Mode().Perm(), err, want)
+		}
+	}
+}
+
+// countingFS records the largest single write and the bytes written to uploads.
+type countingFS struct {
+	FS
+	largest, total int
+}
+
+func (c *countingFS) Create(name string) (Upload, error) {
+	up, err := c.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &countingUpload{Upload: up, fs: c}, nil
+}
+
+type countingUpload struct {
+	Upload
+	fs *countingFS
+}
+
+func (u *countingUpload) Write(p []byte) (int, error) {
+	u.fs.largest = max(u.fs.largest, len(p))
+	u.fs.total += len(p)
+	return u.Upload.Write(p)
+}
+
+// TestServeStreamsCompressedBomb: 128 MiB of zeros deflate to about 128 KiB with -z; the
+// receiver streams them to the upload in bounded pieces, never holding the file in memory.
+func TestServeStreamsCompressedBomb(t *testing.T) {
+	const size = 128 << 20
+	c := newFakeClient()
+	c.entry(".", sIFDIR|0o755, 0)
+	c.entry("bomb", sIFREG|0o644, size)
+	c.endList()
+	c.int32(1)
+	for range 4 {
+		c.int32(0)
+	}
+	tw, err := token.NewCompressedWriter(&c.buf, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros := make([]byte, 1<<20)
+	h := delta.NewFileHash(testSeed)
+	for range size / len(zeros) {
+		tw.Literal(zeros)
+		h.Write(zeros)
+	}
+	tw.End()
+	c.buf.Write(h.Sum(nil))
+	c.int32(-1)
+	c.int32(-1)
+	if c.buf.Len() > 1<<20 {
+		t.Fatalf("the compressed stream is %d bytes", c.buf.Len())
+	}
+	root := t.TempDir()
+	fsys := &countingFS{FS: DirFS(root)}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var out, stderr bytes.Buffer
+	code := Serve(context.Background(), "rsync --server -rze.iLsfxCIvu --checksum-seed=4242 . dest/", bytes.NewReader(c.buf.Bytes()), &out, &stderr, fsys)
+	runtime.ReadMemStats(&after)
+	if code != 0 || fsys.total != size {
+		t.Fatalf("exit %d, %d bytes written (%q)", code, fsys.total, stderr.String())
+	}
+	if fsys.largest > 1<<20 {
+		t.Errorf("a write of %d bytes", fsys.largest)
+	}
+	if grown := int64(after.HeapSys) - int64(before.HeapSys); grown > 32<<20 {
+		t.Errorf("the heap grew by %d MiB", grown>>20)
 	}
 }

@@ -379,10 +379,12 @@ func TestUploadQuickCheckOptions(t *testing.T) {
 	})
 	t.Run("--existing", func(t *testing.T) {
 		src, root := setup(t, false)
-		writeTree(t, src, map[string]string{"new.txt": "new\n"})
+		writeTree(t, src, map[string]string{"new.txt": "new\n", "new dir/f.txt": "new\n"})
 		upload(t, root, src+"/", "site/", "-a", "--existing")
-		if _, err := os.Stat(filepath.Join(root, "site/new.txt")); err == nil {
-			t.Errorf("--existing created new.txt")
+		for _, name := range []string{"new.txt", "new dir"} {
+			if _, err := os.Stat(filepath.Join(root, "site", name)); err == nil {
+				t.Errorf("--existing created %s", name)
+			}
 		}
 	})
 }
@@ -640,5 +642,29 @@ func TestUploadInterruptedLeavesNothing(t *testing.T) {
 			t.Fatalf("after the interrupted upload site/ holds %q, want nothing", names)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestUploadDeleteNeverFollowsSymlinks deletes around symbolic links that lead out of the
+// destination: only the links go, never what they point to.
+func TestUploadDeleteNeverFollowsSymlinks(t *testing.T) {
+	for _, variant := range []string{"--delete", "--delete-during", "--delete-after"} {
+		t.Run(variant, func(t *testing.T) {
+			outside := t.TempDir()
+			writeTree(t, outside, map[string]string{"keep.txt": "outside\n", "sub/keep.txt": "outside\n"})
+			root := t.TempDir()
+			writeTree(t, filepath.Join(root, "site"), map[string]string{"old.txt": "old\n"})
+			for name, target := range map[string]string{"site/gone": outside, "site/dir": outside, "site/sub": filepath.Join(outside, "sub")} {
+				if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			src := t.TempDir()
+			// "dir" and "sub" are directories in the upload, "gone" is not there at all.
+			writeTree(t, src, map[string]string{"dir/new.txt": "new\n", "sub/x/y.txt": "y\n"})
+			upload(t, root, src+"/", "site/", "-r", variant)
+			diffTrees(t, readTree(t, outside), map[string]string{"keep.txt": "outside\n", "sub/keep.txt": "outside\n"})
+			diffTrees(t, readTree(t, filepath.Join(root, "site")), map[string]string{"dir/new.txt": "new\n", "sub/x/y.txt": "y\n"})
+		})
 	}
 }

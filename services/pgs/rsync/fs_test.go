@@ -1,0 +1,100 @@
+package rsync
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDirFSHidesTemporaryFiles: an upload in progress (or one a crash left behind) is never
+// listed, so it is neither sent to a downloading client nor deleted by --delete, and a client
+// cannot read, replace or remove a file under a temporary file's name.
+func TestDirFSHidesTemporaryFiles(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"dir/a.txt": "committed\n"})
+	d := DirFS(root)
+	up, err := d.Create("dir/a.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	if _, err := up.Write([]byte("half of the new vers")); err != nil {
+		t.Fatal(err)
+	}
+	onDisk, err := os.ReadDir(filepath.Join(root, "dir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmp string
+	for _, e := range onDisk {
+		if e.Name() != "a.txt" {
+			tmp = "dir/" + e.Name()
+		}
+	}
+	if tmp == "" {
+		t.Fatalf("no temporary file on disk: %v", onDisk)
+	}
+	ents, err := d.ReadDir("dir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "a.txt" {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("ReadDir lists %q, want only a.txt", names)
+	}
+	if _, err := d.Lstat(tmp); err == nil {
+		t.Errorf("Lstat(%s) succeeded", tmp)
+	}
+	if f, err := d.Open(tmp); err == nil {
+		f.Close()
+		t.Errorf("Open(%s) succeeded", tmp)
+	}
+	if err := d.Remove(tmp); err == nil {
+		t.Errorf("Remove(%s) succeeded", tmp)
+	}
+	if err := d.Chtimes(tmp, time.Unix(1, 0)); err == nil {
+		t.Errorf("Chtimes(%s) succeeded", tmp)
+	}
+	// A client's file named like a temporary one is refused, never written.
+	for _, name := range []string{tmp, "dir/.b.txt.0123abcd" + tempSuffix} {
+		if u, err := d.Create(name); err == nil {
+			u.Abort()
+			t.Errorf("Create(%s) succeeded", name)
+		} else if !errors.Is(err, errReservedName) {
+			t.Errorf("Create(%s): %v, want a reserved-name error", name, err)
+		}
+		if err := d.Mkdir(name, 0o755); err == nil {
+			t.Errorf("Mkdir(%s) succeeded", name)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(root, "dir/a.txt")); err != nil || string(got) != "committed\n" {
+		t.Errorf("a.txt: %q, %v", got, err)
+	}
+	if err := up.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, tmp)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("temporary file left after Abort: %v", err)
+	}
+}
+
+// TestUploadRefusesTemporaryFileNames uploads a file named like a temporary file: it is refused
+// with a per-file error and the rest of the upload goes through.
+func TestUploadRefusesTemporaryFileNames(t *testing.T) {
+	src := t.TempDir()
+	reserved := ".index.html.0123abcd" + tempSuffix
+	writeTree(t, src, map[string]string{"index.html": "home\n", reserved: "mine\n"})
+	root := t.TempDir()
+	out, code := uploadStatus(t, root, src+"/", "site/", "-r")
+	if code != exitPartial || !strings.Contains(out, "reserved") {
+		t.Errorf("exit %d, want %d and an error naming the reserved name\n%s", code, exitPartial, out)
+	}
+	diffTrees(t, readTree(t, filepath.Join(root, "site")), map[string]string{"index.html": "home\n"})
+}
