@@ -2,7 +2,6 @@ package rsync
 
 import (
 	"bytes"
-	"errors"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -105,18 +105,7 @@ func withParents(tree map[string]string) map[string]string {
 // DirFS(serverRoot) and returns the combined output and the client's exit status.
 func downloadStatus(t testing.TB, serverRoot, src, dst string, args ...string) (string, int) {
 	t.Helper()
-	argv := append([]string{"-e", uploadWrapper(t, serverRoot)}, args...)
-	argv = append(argv, "host:"+src, dst)
-	out, err := exec.Command(rsyncClient(t), argv...).CombinedOutput()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return string(out), 0
-	case errors.As(err, &exit):
-		return string(out), exit.ExitCode()
-	}
-	t.Fatal(err)
-	return "", 0
+	return runClient(t, serverRoot, slices.Concat(args, []string{"host:" + src, dst})...)
 }
 
 // download runs the real client against Serve over DirFS(serverRoot),

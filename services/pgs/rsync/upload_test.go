@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,8 +38,14 @@ func uploadWrapper(t testing.TB, root string) string {
 // and returns the combined output and the client's exit status.
 func uploadStatus(t testing.TB, root, src, dest string, args ...string) (string, int) {
 	t.Helper()
+	return runClient(t, root, slices.Concat(args, []string{src, "host:" + dest})...)
+}
+
+// runClient runs the real client as `rsync -e WRAPPER args...`, the wrapper serving Serve over
+// DirFS(root), and returns its combined output and exit status.
+func runClient(t testing.TB, root string, args ...string) (string, int) {
+	t.Helper()
 	argv := append([]string{"-e", uploadWrapper(t, root)}, args...)
-	argv = append(argv, src, "host:"+dest)
 	out, err := exec.Command(rsyncClient(t), argv...).CombinedOutput()
 	var exit *exec.ExitError
 	switch {
