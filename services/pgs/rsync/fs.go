@@ -262,18 +262,15 @@ func (d *dirFS) MkdirAll(name string, perm fs.FileMode) error {
 }
 
 func (d *dirFS) Chtimes(name string, mtime time.Time) error {
-	r, base, done, err := d.writable(name)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := refuseSymlink(r, base); err != nil {
-		return err
-	}
-	return r.Chtimes(base, mtime, mtime)
+	return d.atEntry(name, func(r *os.Root, base string) error { return r.Chtimes(base, mtime, mtime) })
 }
 
 func (d *dirFS) Chmod(name string, perm fs.FileMode) error {
+	return d.atEntry(name, func(r *os.Root, base string) error { return r.Chmod(base, perm) })
+}
+
+// atEntry runs op on name from inside its parent directory, refusing a symlink at name.
+func (d *dirFS) atEntry(name string, op func(r *os.Root, base string) error) error {
 	r, base, done, err := d.writable(name)
 	if err != nil {
 		return err
@@ -282,7 +279,7 @@ func (d *dirFS) Chmod(name string, perm fs.FileMode) error {
 	if err := refuseSymlink(r, base); err != nil {
 		return err
 	}
-	return r.Chmod(base, perm)
+	return op(r, base)
 }
 
 func (d *dirFS) Remove(name string) error {
