@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -39,8 +38,6 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return usageError(fs, "%v", err)
 	}
-	// The admin operations log store failures through the default logger.
-	slog.SetDefault(log)
 
 	if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -66,6 +63,7 @@ func serve(ctx context.Context, env *environment, args []string) error {
 		SSHHost:     s.domain,
 		SSHPort:     publicSSHPort(cfg.listeners),
 		SignupsOpen: cfg.signupsOpen,
+		Log:         log,
 	})
 	router, err := services.NewRouter(
 		admin.New(accountOps),

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -45,7 +44,7 @@ func (a *service) serveTUI(s *services.Session, key gossh.PublicKey) int {
 	}()
 	status := 0
 	if _, err := program.Run(); err != nil && ctx.Err() == nil {
-		slog.ErrorContext(ctx, "admin TUI failed", "account", s.Grant.Account, "err", err)
+		a.ops.Logger().ErrorContext(ctx, "admin TUI failed", "account", s.Grant.Account, "err", err)
 		status = 1
 	}
 	// Kill restores the terminal if the program is still running (after a panic, say).

@@ -77,7 +77,7 @@ func (o *Ops) createAccount(ctx context.Context, name string, first db.NewKey) (
 	case errors.Is(err, db.ErrKeyTaken):
 		return acct, k, &Error{Kind: Conflict, Message: "this key is already registered", Err: err}
 	case err != nil:
-		return acct, k, failed(ctx, "create the account", err)
+		return acct, k, o.failed(ctx, "create the account", err)
 	}
 	return acct, k, nil
 }

@@ -3,7 +3,6 @@ package ops
 import (
 	"context"
 	"errors"
-	"log/slog"
 )
 
 // Kind says what sort of failure an operation's Error is, so that each face can show it well.
@@ -58,7 +57,7 @@ func KindOf(err error) Kind {
 func errorf(kind Kind, msg string) *Error { return &Error{Kind: kind, Message: msg} }
 
 // failed logs a store error and returns the plain Failed error shown to the user.
-func failed(ctx context.Context, what string, err error) *Error {
-	slog.ErrorContext(ctx, "admin operation failed", "op", what, "err", err)
+func (o *Ops) failed(ctx context.Context, what string, err error) *Error {
+	o.log.ErrorContext(ctx, "admin operation failed", "op", what, "err", err)
 	return &Error{Kind: Failed, Message: "could not " + what + ": the database failed; nothing was changed, try again", Err: err}
 }

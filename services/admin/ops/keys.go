@@ -29,7 +29,7 @@ func (o *Ops) ListKeys(ctx context.Context, g auth.Grant) ([]Key, error) {
 func (o *Ops) listKeys(ctx context.Context, g auth.Grant) ([]Key, error) {
 	keys, err := o.store.ListKeys(ctx, g.AccountID)
 	if err != nil {
-		return nil, failed(ctx, "list keys", err)
+		return nil, o.failed(ctx, "list keys", err)
 	}
 	out := make([]Key, 0, len(keys))
 	for _, k := range keys {
@@ -56,7 +56,7 @@ func (o *Ops) AddKey(ctx context.Context, g auth.Grant, line, name string, ca bo
 	case errors.Is(err, db.ErrNameTaken):
 		return Key{}, &Error{Kind: Conflict, Message: fmt.Sprintf("this account already has a key named %q; choose another name", nk.Name), Err: err}
 	case err != nil:
-		return Key{}, failed(ctx, "add the key", err)
+		return Key{}, o.failed(ctx, "add the key", err)
 	}
 	return keyView(k), nil
 }
@@ -78,7 +78,7 @@ func (o *Ops) RemoveKey(ctx context.Context, g auth.Grant, ref string) (Key, err
 	case errors.Is(err, db.ErrNotFound):
 		return Key{}, &Error{Kind: NotFound, Message: fmt.Sprintf("no key named %q in this account", k.Name), Err: err}
 	case err != nil:
-		return Key{}, failed(ctx, "remove the key", err)
+		return Key{}, o.failed(ctx, "remove the key", err)
 	}
 	return k, nil
 }

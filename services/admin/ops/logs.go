@@ -30,7 +30,7 @@ func (o *Ops) Logs(ctx context.Context, g auth.Grant, service string, limit int)
 	}
 	entries, err := o.store.ListAccess(ctx, g.AccountID, service, limit)
 	if err != nil {
-		return nil, failed(ctx, "read the access log", err)
+		return nil, o.failed(ctx, "read the access log", err)
 	}
 	out := make([]LogEntry, 0, len(entries))
 	for _, e := range entries {

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 
@@ -15,18 +16,29 @@ type Config struct {
 	SSHHost     string // host name users ssh to; Domain when empty
 	SSHPort     int    // port users ssh to; 22 leaves -p out of the commands shown
 	SignupsOpen bool   // whether an unregistered key may register an account
+	// Log receives store failures, which users see only as "the database failed";
+	// slog.Default() when nil.
+	Log *slog.Logger
 }
 
 // Ops runs account operations against a store.
 type Ops struct {
 	store db.Store
 	cfg   Config
+	log   *slog.Logger
 }
 
 // New returns the operations on store for a server configured as cfg.
 func New(store db.Store, cfg Config) *Ops {
-	return &Ops{store: store, cfg: cfg}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Ops{store: store, cfg: cfg, log: log}
 }
+
+// Logger is where the operations, and the faces built on them, log failures.
+func (o *Ops) Logger() *slog.Logger { return o.log }
 
 // Host is the host name users ssh to.
 func (o *Ops) Host() string {

@@ -67,7 +67,7 @@ func (o *Ops) Revoke(ctx context.Context, g auth.Grant, req RevokeRequest) (Revo
 	}
 	r, err := o.store.AddRevocation(ctx, g.AccountID, nr)
 	if err != nil {
-		return Revocation{}, failed(ctx, "add the revocation", err)
+		return Revocation{}, o.failed(ctx, "add the revocation", err)
 	}
 	return revocationView(r), nil
 }
@@ -79,7 +79,7 @@ func (o *Ops) ListRevocations(ctx context.Context, g auth.Grant) ([]Revocation, 
 	}
 	rs, err := o.store.ListRevocations(ctx, g.AccountID)
 	if err != nil {
-		return nil, failed(ctx, "list revocations", err)
+		return nil, o.failed(ctx, "list revocations", err)
 	}
 	out := make([]Revocation, 0, len(rs))
 	for _, r := range rs {
@@ -98,7 +98,7 @@ func (o *Ops) RemoveRevocation(ctx context.Context, g auth.Grant, id int64) erro
 	case errors.Is(err, db.ErrNotFound):
 		return &Error{Kind: NotFound, Message: fmt.Sprintf("no revocation %d in this account", id), Err: err}
 	case err != nil:
-		return failed(ctx, "remove the revocation", err)
+		return o.failed(ctx, "remove the revocation", err)
 	}
 	return nil
 }
