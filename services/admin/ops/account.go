@@ -37,10 +37,11 @@ func (o *Ops) Register(ctx context.Context, g auth.Grant, key gossh.PublicKey, n
 	}
 	// The key must be one keys add would take: SSH accepts key types and sizes (a 1024-bit
 	// RSA key, say) that portico does not register.
-	if _, err := auth.ParseKeyLine(string(gossh.MarshalAuthorizedKey(key))); err != nil {
+	kl, err := auth.ParseKeyLine(string(gossh.MarshalAuthorizedKey(key)))
+	if err != nil {
 		return auth.Grant{}, &Error{Kind: Invalid, Message: "this key cannot be registered: " + err.Error(), Err: err}
 	}
-	if _, _, err := o.createAccount(ctx, name, newKey(key, db.KindLogin, defaultKeyName(key), "")); err != nil {
+	if _, _, err := o.createAccount(ctx, name, kl.NewKey(defaultKeyName(key))); err != nil {
 		return auth.Grant{}, err
 	}
 	// What the key may do now is auth's to say, as on its next connection.

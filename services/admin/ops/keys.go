@@ -136,22 +136,8 @@ func parseNewKey(text, name string, ca bool) (db.NewKey, error) {
 	default:
 		name = defaultKeyName(kl.Key)
 	}
-	kind := db.KindLogin
-	if opts.CertAuthority {
-		kind = db.KindCA
-	}
-	return newKey(kl.Key, kind, name, opts.String()), nil
-}
-
-func newKey(key gossh.PublicKey, kind db.KeyKind, name, options string) db.NewKey {
-	return db.NewKey{
-		Name:        name,
-		Kind:        kind,
-		Algorithm:   key.Type(),
-		Fingerprint: auth.Fingerprint(key),
-		PublicKey:   strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key))),
-		Options:     options,
-	}
+	kl.Options = opts
+	return kl.NewKey(name), nil
 }
 
 // oneLine returns the only key line of text, skipping blank lines and # comments.
