@@ -67,6 +67,10 @@ type Gateway struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	// terminals holds each session's terminal as it was when its shell, exec or subsystem
+	// request was accepted, until the session's handler takes it (see snapshotTerminal).
+	terminals sync.Map // ssh.Session → terminal
+
 	mu      sync.Mutex
 	ssh     []*sshListener
 	http    *http.Server

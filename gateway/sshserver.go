@@ -51,7 +51,8 @@ func (g *Gateway) newSSHServer(bound auth.Service) *ssh.Server {
 			grant, ok := grantFrom(ctx)
 			return ok && grant.Permits.PTY
 		},
-		SubsystemHandlers: map[string]ssh.SubsystemHandler{"default": g.serveSession},
+		SessionRequestCallback: g.snapshotTerminal,
+		SubsystemHandlers:      map[string]ssh.SubsystemHandler{"default": g.serveSession},
 		ChannelHandlers: map[string]ssh.ChannelHandler{
 			"session": serveSessionChannel,
 			"default": g.serveChannel,
@@ -68,8 +69,10 @@ func (g *Gateway) serveSession(s ssh.Session) {
 		s.Exit(1)
 		return
 	}
+	t, _ := g.terminals.LoadAndDelete(s)
+	term, _ := t.(terminal)
 	svc := g.o.Router.Lookup(grant.Service)
-	sess := &services.Session{Session: withDrainedWindowChanges(s), Grant: grant}
+	sess := &services.Session{Session: withDrainedWindowChanges(s, term), Grant: grant}
 	if grant.ForceCommand != "" {
 		cmd, err := shlex.Split(grant.ForceCommand, true)
 		if err != nil {
@@ -87,7 +90,7 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	g.metrics.sessionsTotal.WithLabelValues(name).Inc()
 	g.metrics.sessionsActive.WithLabelValues(name).Inc()
 	defer g.metrics.sessionsActive.WithLabelValues(name).Dec()
-	_, _, pty := s.Pty()
+	pty := term.ok
 	log := g.log.With("account", grant.Account, "service", name, "identity", grant.Identity, "remote", s.RemoteAddr().String())
 	log.Info("session start", "command", sess.RawCommand, "subsystem", sess.Subsystem, "pty", pty)
 	start := time.Now()
@@ -171,33 +174,51 @@ func (c agentlessChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error)
 	return ch, out, nil
 }
 
-// drainedSession is a session whose window changes the gateway reads itself.
-// charmbracelet/ssh delivers each "window-change" request on an unbuffered-in-practice
-// channel (one slot, filled by the pty request) and blocks the session's request loop until
-// someone reads it; a service that does not (an exec with a terminal) would leave that loop,
-// and the session, stuck for ever after one resize. The gateway reads every change and keeps
-// only the latest for the service.
+// terminal is a session's terminal as its shell, exec or subsystem request found it.
+type terminal struct {
+	pty   ssh.Pty
+	winch <-chan ssh.Window
+	ok    bool
+}
+
+// snapshotTerminal records the session's terminal when its shell, exec or subsystem request
+// is accepted. charmbracelet/ssh writes the terminal's size on every "window-change" without a
+// lock, from its request loop, and Pty() reads it: only this callback, which runs in that loop
+// before the session's handler starts, can read it without racing a resize. The handler and
+// the services use the snapshot, and window changes arrive on its channel.
+func (g *Gateway) snapshotTerminal(s ssh.Session, _ string) bool {
+	p, winch, ok := s.Pty()
+	g.terminals.Store(s, terminal{pty: p, winch: winch, ok: ok})
+	return true
+}
+
+// drainedSession is a session whose terminal is the snapshot taken when it started and whose
+// window changes the gateway reads itself. charmbracelet/ssh delivers each "window-change"
+// request on a one-slot channel and blocks the session's request loop until someone reads it;
+// a service that does not (an exec with a terminal) would leave that loop, and the session,
+// stuck for ever after one resize. The gateway reads every change and keeps only the latest
+// for the service.
 type drainedSession struct {
 	ssh.Session
+	term  terminal
 	winch <-chan ssh.Window
 }
 
+// Pty is the terminal as the session started; later sizes arrive on the channel.
 func (s drainedSession) Pty() (ssh.Pty, <-chan ssh.Window, bool) {
-	p, _, ok := s.Session.Pty()
-	return p, s.winch, ok
+	return s.term.pty, s.winch, s.term.ok
 }
 
-// withDrainedWindowChanges returns s with its window changes read by the gateway, when it has
-// a terminal. The reader ends when the session's requests end.
-func withDrainedWindowChanges(s ssh.Session) ssh.Session {
-	_, in, _ := s.Pty()
-	if in == nil {
-		return s
+// withDrainedWindowChanges returns s with the terminal term, its window changes read by the
+// gateway. The reader ends when the session's requests end.
+func withDrainedWindowChanges(s ssh.Session, term terminal) ssh.Session {
+	if term.winch == nil {
+		return drainedSession{Session: s, term: term}
 	}
 	out := make(chan ssh.Window, 1)
 	go func() {
 		defer close(out)
-		for w := range in {
+		for w := range term.winch {
 			for {
 				select {
 				case out <- w:
@@ -208,7 +229,7 @@ func withDrainedWindowChanges(s ssh.Session) ssh.Session {
 			}
 		}
 	}()
-	return drainedSession{Session: s, winch: out}
+	return drainedSession{Session: s, term: term, winch: out}
 }
 
 // serveGlobalRequest hands global requests (tcpip-forward, cancel-tcpip-forward) to the
