@@ -15,6 +15,7 @@ import (
 	"github.com/portico-sh/portico/services"
 	"github.com/portico-sh/portico/services/admin"
 	"github.com/portico-sh/portico/services/admin/ops"
+	"github.com/portico-sh/portico/services/pipe"
 )
 
 // How long opening the database at start may take before serve gives up.
@@ -65,11 +66,17 @@ func serve(ctx context.Context, env *environment, args []string) error {
 		SignupsOpen: cfg.signupsOpen,
 		Log:         log,
 	})
+	pipeOptions := cfg.pipe
+	pipeOptions.Logger = log
 	router, err := services.NewRouter(
 		admin.New(accountOps),
 		services.Unavailable(auth.PGS),
 		services.Unavailable(auth.Tuns),
-		services.Unavailable(auth.Pipe),
+		pipe.New(pipe.Options{
+			Broker:     pipe.NewMemoryBroker(pipeOptions),
+			SSHCommand: accountOps.SSHCommand(string(auth.Pipe)),
+			Logger:     log,
+		}),
 	)
 	if err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 
 	"github.com/portico-sh/portico/auth"
 	"github.com/portico-sh/portico/gateway"
+	"github.com/portico-sh/portico/internal/cliargs"
+	"github.com/portico-sh/portico/services/pipe"
 )
 
 // settings are the operator's settings (SPEC §7). Each is a flag whose default comes from its
@@ -26,6 +28,8 @@ type settings struct {
 	logFormat     string
 	accessLogDays string
 	drainTimeout  string
+	pipeBuffer    string
+	pipeStall     string
 }
 
 // setting describes one flag and its environment variable.
@@ -47,6 +51,8 @@ var (
 		{"signups", "PORTICO_SIGNUPS", "open", "whether unregistered keys may register: open or closed", func(s *settings) *string { return &s.signups }},
 		{"access-log-days", "PORTICO_ACCESS_LOG_DAYS", "90", "days the access log is kept", func(s *settings) *string { return &s.accessLogDays }},
 		{"drain-timeout", "PORTICO_DRAIN_TIMEOUT", "10s", "how long shutdown waits for open sessions", func(s *settings) *string { return &s.drainTimeout }},
+		{"pipe-buffer", "PORTICO_PIPE_BUFFER", "1MiB", "pipe: bytes buffered for each reader", func(s *settings) *string { return &s.pipeBuffer }},
+		{"pipe-stall-timeout", "PORTICO_PIPE_STALL_TIMEOUT", "10s", "pipe: how long a reader's buffer may stay full before it is dropped", func(s *settings) *string { return &s.pipeStall }},
 	}
 )
 
@@ -73,21 +79,14 @@ func newFlagSet(name, usageLine string, env *environment, s *settings, groups ..
 // parseFlags parses args, allowing flags after positional arguments, and returns the
 // positional arguments. Errors are usage errors (already printed) or flag.ErrHelp.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if err == flag.ErrHelp {
-				return nil, err
-			}
-			return nil, errUsage
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
+	positional, err := cliargs.Parse(fs, args)
+	switch {
+	case err == flag.ErrHelp:
+		return nil, err
+	case err != nil:
+		return nil, errUsage
 	}
+	return positional, nil
 }
 
 // usageError prints a usage error for fs and returns errUsage.
@@ -115,6 +114,7 @@ type serveConfig struct {
 	signupsOpen  bool
 	retention    time.Duration
 	drainTimeout time.Duration
+	pipe         pipe.MemoryOptions
 }
 
 func (s *settings) serveConfig() (serveConfig, error) {
@@ -140,6 +140,12 @@ func (s *settings) serveConfig() (serveConfig, error) {
 	}
 	if strings.TrimSpace(s.domain) == "" {
 		return c, fmt.Errorf("domain is empty")
+	}
+	if c.pipe.BufferSize, err = pipe.ParseSize(s.pipeBuffer); err != nil {
+		return c, fmt.Errorf("pipe buffer: %w", err)
+	}
+	if c.pipe.StallTimeout, err = time.ParseDuration(s.pipeStall); err != nil || c.pipe.StallTimeout <= 0 {
+		return c, fmt.Errorf("pipe stall timeout %q: want a duration such as 10s", s.pipeStall)
 	}
 	return c, nil
 }

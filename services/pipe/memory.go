@@ -1,0 +1,549 @@
+package pipe
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portico-sh/portico/auth"
+)
+
+// Defaults of the memory broker's limits (SPEC §8.1).
+const (
+	DefaultBufferSize   = 1 << 20
+	DefaultStallTimeout = 10 * time.Second
+)
+
+// chunkOverhead is what each queued chunk costs beyond its bytes in a reader's buffer, so that
+// many tiny writes cannot hold more memory than the buffer size says.
+const chunkOverhead = 64
+
+// MemoryOptions are the limits of a memory broker.
+type MemoryOptions struct {
+	// BufferSize bounds the bytes queued for one reader (DefaultBufferSize when zero).
+	BufferSize int
+	// StallTimeout is how long a reader's buffer may stay full before the reader is dropped
+	// (DefaultStallTimeout when zero).
+	StallTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// MemoryBroker is the in-process Broker of one gateway.
+type MemoryBroker struct {
+	bufSize int
+	stall   time.Duration
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	topics map[string]*topic
+}
+
+// NewMemoryBroker returns an empty in-process broker.
+func NewMemoryBroker(o MemoryOptions) *MemoryBroker {
+	if o.BufferSize <= 0 {
+		o.BufferSize = DefaultBufferSize
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = DefaultStallTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &MemoryBroker{bufSize: o.BufferSize, stall: o.StallTimeout, log: o.Logger, topics: make(map[string]*topic)}
+}
+
+// topic is one open topic: it exists while it has clients.
+type topic struct {
+	name Topic
+	// turn is held (a token in a 1-slot channel) while a chunk is delivered, so that every
+	// reader sees the writers' chunks in one order.
+	turn chan struct{}
+	rr   int // round-robin position, guarded by turn
+	// space is signalled whenever a reader of the topic takes a chunk, for a round-robin
+	// writer waiting for any of them to make room.
+	space chan struct{}
+
+	readers atomic.Pointer[[]*memClient] // copy-on-write, replaced under MemoryBroker.mu
+
+	// Guarded by MemoryBroker.mu.
+	clients      []*memClient
+	writers      int // publishers still writing; pipe clients do not count
+	readerJoined chan struct{} // closed and replaced whenever a reader joins
+}
+
+// memClient is one client on a topic of a MemoryBroker.
+type memClient struct {
+	b       *MemoryBroker
+	t       *topic
+	req     JoinRequest
+	foreign bool // neither the owner nor on a public topic: admitted by a share list
+	events  chan Event
+	dropped chan struct{}
+
+	// Guarded by MemoryBroker.mu.
+	left      bool
+	writing   bool  // a publisher counted in t.writers
+	writeErr  error // set when this client may write no more (left, access ended, dropped)
+	sawWriter bool  // a publisher was on the topic while this reader was
+
+	// The reader's queue, guarded by qmu.
+	qmu       sync.Mutex
+	queue     [][]byte
+	queued    int       // bytes (with chunkOverhead) in queue
+	fullSince time.Time // when a writer first found the buffer full; zero when it is not
+	end       error     // once set no chunk is queued; Next returns it after the queue drains
+	ready     chan struct{}
+	space     chan struct{}
+}
+
+// Join attaches a client to req.Topic, creating the topic if it is not open yet.
+func (b *MemoryBroker) Join(ctx context.Context, req JoinRequest) (Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	owner := req.Topic.Owner
+	if len(req.Share) > 0 {
+		if req.Topic.Public() {
+			return nil, ErrPublicShared
+		}
+		if req.Grant.Account != owner {
+			return nil, ErrNotOwner
+		}
+	}
+	key := req.Topic.String()
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.topics[key]
+	var lists []auth.ShareList
+	if t != nil {
+		lists = t.shareLists()
+	}
+	if !auth.MayUse(req.Grant, owner, req.Topic.Public(), lists...) {
+		return nil, ErrNoAccess
+	}
+	foreign := !req.Topic.Public() && req.Grant.Account != owner
+	if t == nil {
+		t = &topic{name: req.Topic, turn: make(chan struct{}, 1), space: make(chan struct{}, 1), readerJoined: make(chan struct{})}
+		t.readers.Store(&[]*memClient{})
+		b.topics[key] = t
+	}
+	c := &memClient{
+		b: b, t: t, req: req, foreign: foreign,
+		events:  make(chan Event, 16),
+		dropped: make(chan struct{}),
+		ready:   make(chan struct{}, 1),
+		space:   make(chan struct{}, 1),
+	}
+	t.clients = append(t.clients, c)
+	if c.req.Role == Publisher {
+		c.writing = true
+		t.writers++
+		for _, o := range t.clients {
+			o.sawWriter = true
+		}
+	}
+	c.sawWriter = t.writers > 0
+	if c.reads() {
+		t.storeReaders()
+		close(t.readerJoined)
+		t.readerJoined = make(chan struct{})
+		for _, o := range t.clients {
+			if o != c && o.writes() {
+				o.notify(ReaderJoined)
+			}
+		}
+	}
+	return c, nil
+}
+
+// Topics lists the topics account owns and the public topics its clients have open.
+func (b *MemoryBroker) Topics(account string) []TopicStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []TopicStats
+	for key, t := range b.topics {
+		if t.name.Owner != account && !(t.name.Public() && t.hasClientOf(account)) {
+			continue
+		}
+		st := TopicStats{Topic: key, Public: t.name.Public(), Shared: auth.ShareList{}}
+		for _, c := range t.clients {
+			switch c.req.Role {
+			case Publisher:
+				st.Publishers++
+			case Subscriber:
+				st.Subscribers++
+			case Peer:
+				st.Pipes++
+			}
+		}
+		for _, l := range t.shareLists() {
+			for _, who := range l {
+				if !slices.Contains(st.Shared, who) {
+					st.Shared = append(st.Shared, who)
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b TopicStats) int {
+		switch {
+		case a.Topic < b.Topic:
+			return -1
+		case a.Topic > b.Topic:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// shareLists returns the access lists of the owner's clients on t. Caller holds b.mu.
+func (t *topic) shareLists() []auth.ShareList {
+	var ls []auth.ShareList
+	for _, c := range t.clients {
+		if len(c.req.Share) > 0 {
+			ls = append(ls, c.req.Share)
+		}
+	}
+	return ls
+}
+
+func (t *topic) hasClientOf(account string) bool {
+	return slices.ContainsFunc(t.clients, func(c *memClient) bool { return c.req.Grant.Account == account })
+}
+
+// storeReaders publishes the current readers for writers. Caller holds b.mu.
+func (t *topic) storeReaders() {
+	rs := make([]*memClient, 0, len(t.clients))
+	for _, c := range t.clients {
+		if c.reads() {
+			rs = append(rs, c)
+		}
+	}
+	t.readers.Store(&rs)
+}
+
+func (c *memClient) reads() bool  { return c.req.Role == Subscriber || c.req.Role == Peer }
+func (c *memClient) writes() bool { return c.req.Role == Publisher || c.req.Role == Peer }
+
+// notify queues a status event without ever blocking: status lines may be lost, data not.
+func (c *memClient) notify(e Event) {
+	select {
+	case c.events <- e:
+	default:
+	}
+}
+
+func (c *memClient) Events() <-chan Event     { return c.events }
+func (c *memClient) Dropped() <-chan struct{} { return c.dropped }
+
+// HasReader reports whether another client reads the topic.
+func (c *memClient) HasReader() bool {
+	return slices.ContainsFunc(*c.t.readers.Load(), func(r *memClient) bool { return r != c })
+}
+
+// WaitReader blocks until another client reads the topic.
+func (c *memClient) WaitReader(ctx context.Context) error {
+	for {
+		c.b.mu.Lock()
+		found := c.HasReader()
+		joined := c.t.readerJoined
+		err := c.writeErr
+		c.b.mu.Unlock()
+		switch {
+		case err != nil:
+			return err
+		case found:
+			return nil
+		}
+		select {
+		case <-joined:
+		case <-c.dropped:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Publish delivers p to the topic's readers: all of them, or the next one for RoundRobin.
+func (c *memClient) Publish(ctx context.Context, p []byte) error {
+	if !c.writes() {
+		return errors.New("pipe: this client does not write")
+	}
+	select {
+	case c.t.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.t.turn }()
+	c.b.mu.Lock()
+	err := c.writeErr
+	c.b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	readers := *c.t.readers.Load()
+	if c.req.Role == Peer && !c.req.Echo {
+		readers = slices.DeleteFunc(slices.Clone(readers), func(r *memClient) bool { return r == c })
+	}
+	if c.req.Dispatch == RoundRobin {
+		return c.t.deliverNext(ctx, readers, p)
+	}
+	for _, r := range readers {
+		if err := r.enqueue(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deliverNext gives p to the next reader in turn that has room. When none has, it waits
+// for any of them to make room, dropping the one whose buffer has been full longest once it
+// has been full for the stall timeout. Caller holds t.turn.
+func (t *topic) deliverNext(ctx context.Context, readers []*memClient, p []byte) error {
+	for {
+		var (
+			oldest      *memClient
+			oldestSince time.Time
+		)
+		n := len(readers)
+		start := 0
+		if n > 0 {
+			start = t.rr % n
+		}
+		for i := range n {
+			r := readers[(start+i)%n]
+			queued, ended, since := r.offer(p)
+			switch {
+			case queued:
+				t.rr = start + i + 1
+				return nil
+			case ended:
+			case oldest == nil || since.Before(oldestSince):
+				oldest, oldestSince = r, since
+			}
+		}
+		if oldest == nil {
+			return nil // nobody reads: the chunk is dropped, as with no subscriber at all
+		}
+		if err := t.waitForRoom(ctx, oldest, oldestSince, t.space); err != nil {
+			return err
+		}
+	}
+}
+
+// enqueue queues p for the reader, waiting while its buffer is full. A reader whose buffer
+// stays full for the stall timeout is dropped and p is not queued for it. A reader that has
+// ended is skipped.
+func (c *memClient) enqueue(ctx context.Context, p []byte) error {
+	for {
+		queued, ended, since := c.offer(p)
+		if queued || ended {
+			return nil
+		}
+		if err := c.t.waitForRoom(ctx, c, since, c.space); err != nil {
+			return err
+		}
+	}
+}
+
+// waitForRoom waits for a signal on space that a reader made room, at most until r's buffer
+// has been full since fullSince for the stall timeout; then it drops r.
+func (t *topic) waitForRoom(ctx context.Context, r *memClient, fullSince time.Time, space <-chan struct{}) error {
+	wait := time.Until(fullSince.Add(r.b.stall))
+	if wait <= 0 {
+		r.drop()
+		return nil
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-space:
+	case <-timer.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// offer queues p if the reader has room. Otherwise it reports whether the reader has ended
+// (it takes nothing more) or since when its buffer has been full.
+func (c *memClient) offer(p []byte) (queued, ended bool, fullSince time.Time) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	switch {
+	case c.end != nil:
+		return false, true, time.Time{}
+	case c.roomFor(p):
+		c.push(p)
+		return true, false, time.Time{}
+	}
+	if c.fullSince.IsZero() {
+		c.fullSince = time.Now()
+	}
+	return false, false, c.fullSince
+}
+
+// roomFor reports whether p fits in the buffer. An empty buffer takes any chunk, so a buffer
+// smaller than a chunk still moves. Caller holds qmu.
+func (c *memClient) roomFor(p []byte) bool {
+	return c.queued == 0 || c.queued+len(p)+chunkOverhead <= c.b.bufSize
+}
+
+// push queues p and wakes the reader. Caller holds qmu.
+func (c *memClient) push(p []byte) {
+	c.queue = append(c.queue, p)
+	c.queued += len(p) + chunkOverhead
+	signal(c.ready)
+}
+
+// Next returns the reader's next chunk.
+func (c *memClient) Next(ctx context.Context) ([]byte, error) {
+	if !c.reads() {
+		return nil, errors.New("pipe: this client does not read")
+	}
+	for {
+		c.qmu.Lock()
+		if len(c.queue) > 0 && c.end != ErrDropped {
+			p := c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+			if len(c.queue) == 0 {
+				c.queue = nil // let the backing array go
+			}
+			c.queued -= len(p) + chunkOverhead
+			c.fullSince = time.Time{}
+			c.qmu.Unlock()
+			signal(c.space)
+			signal(c.t.space)
+			return p, nil
+		}
+		end := c.end
+		c.qmu.Unlock()
+		if end != nil {
+			return nil, end
+		}
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// finish ends the reader's stream with err once its queue drains (ErrDropped at once). It
+// keeps the first reason.
+func (c *memClient) finish(err error) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.end != nil {
+		return
+	}
+	c.end = err
+	if err == ErrDropped {
+		c.queue, c.queued = nil, 0
+	}
+	signal(c.ready)
+	signal(c.space)
+	signal(c.t.space)
+}
+
+// drop removes a stalled reader from its topic.
+func (c *memClient) drop() {
+	c.finish(ErrDropped)
+	b := c.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-c.dropped:
+		return
+	default:
+		close(c.dropped)
+	}
+	c.stopWriting(ErrDropped)
+	b.detach(c)
+	b.log.Info("pipe reader dropped", "topic", c.t.name.String(), "account", c.req.Grant.Account,
+		"identity", c.req.Grant.Identity, "stalled", b.stall.String())
+}
+
+// CloseWrite ends this client's writing.
+func (c *memClient) CloseWrite() {
+	c.b.mu.Lock()
+	defer c.b.mu.Unlock()
+	c.stopWriting(nil)
+}
+
+// stopWriting takes c off the topic's publishers; err, when not nil, is what its later
+// Publish calls return. When the last publisher goes, subscribers that saw one end. Caller
+// holds b.mu.
+func (c *memClient) stopWriting(err error) {
+	if err != nil && c.writeErr == nil {
+		c.writeErr = err
+	}
+	if !c.writing {
+		return
+	}
+	c.writing = false
+	t := c.t
+	t.writers--
+	if t.writers > 0 {
+		return
+	}
+	for _, o := range t.clients {
+		if o.req.Role == Subscriber && !o.req.Keep && o.sawWriter {
+			o.finish(io.EOF)
+		}
+	}
+}
+
+// Leave detaches the client from its topic.
+func (c *memClient) Leave() {
+	c.finish(io.EOF)
+	c.b.mu.Lock()
+	defer c.b.mu.Unlock()
+	c.stopWriting(ErrLeft)
+	c.b.detach(c)
+}
+
+// detach removes c from its topic, ends the access of foreign clients that no share list
+// admits any more, and forgets the topic when it has no clients. Caller holds b.mu.
+func (b *MemoryBroker) detach(c *memClient) {
+	if c.left {
+		return
+	}
+	c.left = true
+	t := c.t
+	t.clients = slices.DeleteFunc(t.clients, func(o *memClient) bool { return o == c })
+	if c.reads() {
+		t.storeReaders()
+	}
+	if len(c.req.Share) > 0 {
+		lists := t.shareLists()
+		for _, o := range t.clients {
+			if o.foreign && !auth.MayUse(o.req.Grant, t.name.Owner, false, lists...) {
+				o.stopWriting(ErrAccessEnded)
+				o.finish(ErrAccessEnded)
+			}
+		}
+	}
+	if len(t.clients) == 0 {
+		delete(b.topics, t.name.String())
+	}
+}
+
+// signal wakes the one waiter of a 1-slot channel without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
