@@ -57,6 +57,8 @@ func TestUsageAndVersion(t *testing.T) {
 		{[]string{"serve", "--log-format", "xml"}, exitUsage, "", `log format "xml"`},
 		{[]string{"serve", "--access-log-days", "0"}, exitUsage, "", "access log days"},
 		{[]string{"serve", "--drain-timeout", "soon"}, exitUsage, "", "drain timeout"},
+		{[]string{"serve", "--pipe-buffer", "1MB"}, exitUsage, "", "pipe buffer"},
+		{[]string{"serve", "--pipe-stall-timeout", "0s"}, exitUsage, "", "pipe stall timeout"},
 		{[]string{"account"}, exitUsage, "", "usage: portico account"},
 		{[]string{"account", "rm", "alice"}, exitUsage, "", `unknown command "rm"`},
 		{[]string{"account", "create", "alice"}, exitUsage, "", "--key FILE is required"},
@@ -82,6 +84,7 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 		"PORTICO_SIGNUPS":      "closed",
 		"PORTICO_LOG_FORMAT":   "json",
 		"PORTICO_DATABASE_URL": "postgres://env/db",
+		"PORTICO_PIPE_BUFFER":  "64KiB",
 	}
 	tests := []struct {
 		name string
@@ -89,13 +92,13 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 		want settings
 	}{
 		{"defaults", nil, settings{dataDir: "./data", sshListen: ":2222", httpListen: ":8080", domain: "localhost",
-			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s"}},
+			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s"}},
 		{"environment", nil, settings{dataDir: "/env/data", databaseURL: "postgres://env/db", sshListen: ":3333", httpListen: ":8080",
-			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s"}},
+			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s"}},
 		{"flags win", []string{"--data-dir", "/flag", "--ssh-listen", ":4444,pgs=:4445", "--domain", "flag.example", "--signups", "open",
-			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090"},
+			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s"},
 			settings{dataDir: "/flag", sshListen: ":4444,pgs=:4445", httpListen: "127.0.0.1:9090", domain: "flag.example",
-				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s"}},
+				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
