@@ -72,7 +72,7 @@ type topic struct {
 
 	// Guarded by MemoryBroker.mu.
 	clients      []*memClient
-	writers      int // publishers still writing; pipe clients do not count
+	writers      int           // publishers still writing; pipe clients do not count
 	readerJoined chan struct{} // closed and replaced whenever a reader joins
 }
 

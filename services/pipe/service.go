@@ -107,17 +107,15 @@ func (s *Service) Serve(sess *services.Session) int {
 func (s *Service) usage() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "portico pipe: publish and subscribe byte streams over SSH.\n\nusage: %s COMMAND [flags] [TOPIC]\n\n", s.sshCmd)
-	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, line := range [][2]string{
-		{"sub TOPIC [-k] [-p] [-a LIST] [-c]", "write what is published on TOPIC to stdout; -k keeps listening after the last publisher leaves"},
-		{"pub TOPIC [-b=BOOL] [-t DURATION] [-p] [-a LIST] [-e] [-c] [-d multicast|round-robin]", "publish stdin; -b (default true) waits for a subscriber, at most -t (default 24h); -e sends nothing; -d round-robin gives each chunk to one subscriber"},
+		{"sub TOPIC [-k] [-p] [-a LIST] [-c]", "writes what is published on TOPIC to stdout; ends when the last publisher leaves, unless -k"},
+		{"pub TOPIC [-b=BOOL] [-t DURATION] [-p] [-a LIST] [-e] [-c] [-d multicast|round-robin]", "publishes stdin; -b (default true) waits for a subscriber, at most -t (default 24h);\n-e sends nothing; -d round-robin gives each chunk to one subscriber in turn"},
 		{"pipe TOPIC [-r] [-p] [-a LIST] [-c]", "both ways: what any pipe client writes goes to the others; -r echoes it back too"},
 		{"ls [--json]", "your topics with publisher, subscriber and pipe counts"},
 		{"help", "this text"},
 	} {
-		fmt.Fprintf(w, "  %s\t%s\n", line[0], line[1])
+		fmt.Fprintf(&b, "  %s\n      %s\n", line[0], strings.ReplaceAll(line[1], "\n", "\n      "))
 	}
-	w.Flush()
 	b.WriteString(`
 TOPIC is yours (ACCOUNT/TOPIC); -p makes it public (public/TOPIC), usable by every account.
 -a bob,SHA256:... shares your topic with accounts or keys while you have it open; they name it
