@@ -84,6 +84,7 @@ type memClient struct {
 	foreign bool // neither the owner nor on a public topic: admitted by a share list
 	events  chan Event
 	dropped chan struct{}
+	stopped chan struct{} // closed when writeErr is set
 
 	// Guarded by MemoryBroker.mu.
 	left      bool
@@ -137,6 +138,7 @@ func (b *MemoryBroker) Join(ctx context.Context, req JoinRequest) (Client, error
 		b: b, t: t, req: req, foreign: foreign,
 		events:  make(chan Event, 16),
 		dropped: make(chan struct{}),
+		stopped: make(chan struct{}),
 		ready:   make(chan struct{}, 1),
 		space:   make(chan struct{}, 1),
 	}
@@ -264,7 +266,7 @@ func (c *memClient) WaitReader(ctx context.Context) error {
 		}
 		select {
 		case <-joined:
-		case <-c.dropped:
+		case <-c.stopped:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -488,6 +490,7 @@ func (c *memClient) CloseWrite() {
 func (c *memClient) stopWriting(err error) {
 	if err != nil && c.writeErr == nil {
 		c.writeErr = err
+		close(c.stopped)
 	}
 	if !c.writing {
 		return

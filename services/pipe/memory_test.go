@@ -452,3 +452,15 @@ func TestTopicsCountsClientsPerTopic(t *testing.T) {
 		t.Fatalf("bob owns no topic and has no public one open: %+v", got)
 	}
 }
+
+func TestAGuestWaitingForAReaderHearsThatAccessEnded(t *testing.T) {
+	b := NewMemoryBroker(MemoryOptions{})
+	owner := mustJoin(t, b, JoinRequest{Topic: aliceT, Role: Publisher, Grant: grant("alice"), Share: auth.ShareList{"bob"}})
+	guest := mustJoin(t, b, JoinRequest{Topic: aliceT, Role: Publisher, Grant: grant("bob")})
+	waited := make(chan error, 1)
+	go func() { waited <- guest.WaitReader(context.Background()) }()
+	owner.Leave()
+	if err := <-waited; !errors.Is(err, ErrAccessEnded) {
+		t.Fatalf("WaitReader: %v, want ErrAccessEnded", err)
+	}
+}

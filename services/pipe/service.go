@@ -171,6 +171,9 @@ func (f *topicFlags) register(fs *flag.FlagSet) {
 func (r *run) join(name string, fs *flag.FlagSet, f *topicFlags, args []string, build func() (JoinRequest, int)) (Client, Topic, int) {
 	pos, err := cliargs.Parse(fs, args)
 	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(r.stdout, r.svc.usage())
+		return nil, Topic{}, exitOK
 	case err != nil:
 		return nil, Topic{}, r.usagef("%s: %v", name, err)
 	case len(pos) == 0:
@@ -296,6 +299,9 @@ func (r *run) ls(args []string) int {
 	asJSON := fs.Bool("json", false, "JSON output")
 	pos, err := cliargs.Parse(fs, args)
 	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(r.stdout, r.svc.usage())
+		return exitOK
 	case err != nil:
 		return r.usagef("ls: %v", err)
 	case len(pos) > 0:
@@ -438,19 +444,30 @@ func (r *run) noticeDrop(t Topic) {
 	<-written
 }
 
-// reportJoins writes a status line whenever a reader joins, until the returned stop is called.
+// reportJoins writes a status line whenever a reader joins, until the returned stop is
+// called; stop first writes the lines of joins that happened before it.
 func (r *run) reportJoins(c Client, t Topic) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
+	report := func(e Event) {
+		if e == ReaderJoined {
+			r.statusf("subscriber joined %s", t)
+		}
+	}
 	go func() {
 		defer close(finished)
 		for {
 			select {
-			case <-done:
-				return
 			case e := <-c.Events():
-				if e == ReaderJoined {
-					r.statusf("subscriber joined %s", t)
+				report(e)
+			case <-done:
+				for {
+					select {
+					case e := <-c.Events():
+						report(e)
+					default:
+						return
+					}
 				}
 			}
 		}
