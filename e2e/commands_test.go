@@ -60,11 +60,15 @@ import (
 //	                            $DATABASE_URL to it; it is dropped at the end of the script
 //	pg-down, pg-up              make that database refuse every connection (and end the existing
 //	                            ones), then accept connections again
+//	bg-ssh, bg-write, bg-close, bg-expect, bg-wait, bg-kill, bg-running, ssh-until, ssh-within,
+//	stream-sum, lines-split     run several ssh clients at once: see pipe_commands_test.go
 //
 // A PATH is dot-separated field names and array indexes: cert.key_id, 0.id.
 //
 // The condition [postgres] holds when PORTICO_TEST_DATABASE_URL is set; under CI=true its
 // absence fails the script instead.
+// [pg-rerun] holds when PORTICO_E2E_DATABASE=postgres runs every script again on Postgres, for
+// scripts too slow to run twice that do not depend on the database.
 var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"portico-up":     cmdPorticoUp,
 	"portico-ready":  cmdPorticoReady,
@@ -87,6 +91,17 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	"pg-createdb":    cmdPgCreateDB,
 	"pg-down":        cmdPgDown,
 	"pg-up":          cmdPgUp,
+	"bg-ssh":         cmdBgSSH,
+	"bg-write":       cmdBgWrite,
+	"bg-close":       cmdBgClose,
+	"bg-expect":      cmdBgExpect,
+	"bg-wait":        cmdBgWait,
+	"bg-kill":        cmdBgKill,
+	"bg-running":     cmdBgRunning,
+	"ssh-until":      cmdSSHUntil,
+	"ssh-within":     cmdSSHWithin,
+	"stream-sum":     cmdStreamSum,
+	"lines-split":    cmdLinesSplit,
 }
 
 // stateKey finds a script's scriptState in its values.
@@ -102,6 +117,7 @@ type scriptState struct {
 	stopDefer  bool // the end-of-script stop is arranged
 	lastStatus int  // exit status of the last portico, ssh or go-ssh
 	database   string
+	bg         bgClients // the clients bg-ssh started
 }
 
 func state(ts *testscript.TestScript) *scriptState {

@@ -125,9 +125,11 @@ func setupScript(t *testing.T, env *testscript.Env) error {
 	return nil
 }
 
-// scriptCondition evaluates the scripts' own conditions: [postgres].
+// scriptCondition evaluates the scripts' own conditions: [postgres], [pg-rerun].
 func scriptCondition(cond string) (bool, error) {
 	switch cond {
+	case "pg-rerun":
+		return postgresEverywhere(), nil
 	case "postgres":
 		if os.Getenv("PORTICO_TEST_DATABASE_URL") != "" {
 			return true, nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,15 +28,54 @@ const (
 	stopTimeout  = 20 * time.Second
 )
 
-// freePort returns a loopback TCP port that was free a moment ago. The server is given the
-// number because it would not tell us a port it picked itself.
+// freePort returns a loopback TCP port that was free a moment ago and that no other test of
+// this process was given. The server is given the number because it would not tell us a port
+// it picked itself. Ports come from below the kernel's ephemeral range, where the many ssh
+// clients of the tests take their own ports, so that a client cannot take a server's port
+// between this check and the server's bind.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
-	if err != nil {
-		return 0, err
+	low := ephemeralLow()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := portsBase + rand.IntN(low-portsBase)
+		if portsGiven[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(loopback, strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return p, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free loopback port below the ephemeral range")
+}
+
+// portsBase is the lowest port freePort hands out.
+const portsBase = 20000
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= portsBase+1000 {
+		return 32768
+	}
+	return n
 }
 
 // endpoints are the loopback ports one test's server may listen on: SSH, HTTP, and a spare
