@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/portico-sh/portico/services/pipe"
 )
 
 // The commands for scripts that run several OpenSSH clients at once, such as the pipe
@@ -729,23 +731,10 @@ func (pc *prefixCheck) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// parseSize reads 100, 64KiB, 16MiB or 1GiB.
+// parseSize reads a byte count such as 100, 64KiB or 1GiB, as the pipe buffer setting does.
 func parseSize(s string) (int64, error) {
-	num, mult := s, int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
-		if n, ok := strings.CutSuffix(s, u.suffix); ok {
-			num, mult = n, u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: want a number of bytes such as 100, 64KiB or 1GiB", s)
-	}
-	return n * mult, nil
+	n, err := pipe.ParseSize(s)
+	return int64(n), err
 }
 
 func cmdStreamSum(ts *testscript.TestScript, neg bool, args []string) {

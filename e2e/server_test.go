@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/internal/sshtest"
 )
 
 // loopback is the only address the tests use.
@@ -208,7 +209,7 @@ func waitReady(e endpoints, exited <-chan struct{}) error {
 			return errors.New("portico serve exited before it was ready")
 		default:
 		}
-		if last = sshGreets(e.sshAddr()); last == nil {
+		if last = sshtest.Greets(e.sshAddr()); last == nil {
 			resp, err := client.Get(e.httpURL("/healthz"))
 			if err == nil {
 				resp.Body.Close()
@@ -222,24 +223,6 @@ func waitReady(e endpoints, exited <-chan struct{}) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("portico serve not ready after %v: %v", startTimeout, last)
-}
-
-// sshGreets reports whether addr accepts a connection and sends an SSH version line.
-func sshGreets(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("reading SSH banner from %s: %w", addr, err)
-	}
-	if !strings.HasPrefix(line, "SSH-2.0-") {
-		return fmt.Errorf("%s greets with %q, not SSH-2.0", addr, line)
-	}
-	return nil
 }
 
 // hostKey returns the host key the SSH server at addr offers (the handshake stops there).

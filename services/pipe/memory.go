@@ -284,11 +284,12 @@ func (c *memClient) Publish(ctx context.Context, p []byte) error {
 		return ctx.Err()
 	}
 	defer func() { <-c.t.turn }()
-	c.b.mu.Lock()
-	err := c.writeErr
-	c.b.mu.Unlock()
-	if err != nil {
-		return err
+	select {
+	case <-c.stopped: // writeErr is set; the broker's lock is taken only then
+		c.b.mu.Lock()
+		defer c.b.mu.Unlock()
+		return c.writeErr
+	default:
 	}
 	if len(p) == 0 {
 		return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/portico-sh/portico/internal/sshtest"
 )
 
 const (
@@ -316,7 +317,7 @@ func (s *server) waitReady(ctx context.Context, healthz string) error {
 			return ctx.Err()
 		default:
 		}
-		if last = sshGreets(s.addr); last == nil && healthz != "" {
+		if last = sshtest.Greets(s.addr); last == nil && healthz != "" {
 			last = httpOK(client, healthz)
 		}
 		if last == nil {
@@ -335,24 +336,6 @@ func httpOK(client *http.Client, url string) error {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return nil
-}
-
-// sshGreets reports whether addr accepts a connection and sends an SSH version line.
-func sshGreets(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("reading the SSH banner from %s: %w", addr, err)
-	}
-	if !strings.HasPrefix(line, "SSH-2.0-") {
-		return fmt.Errorf("%s greets with %q, not SSH-2.0", addr, line)
 	}
 	return nil
 }
