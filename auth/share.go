@@ -31,11 +31,11 @@ func ParseShareList(s string) (ShareList, error) {
 			return nil, fmt.Errorf("%q is neither an account name nor a key fingerprint", entry)
 		}
 		if !slices.Contains(l, entry) {
+			if len(l) == maxShares {
+				return nil, fmt.Errorf("at most %d accounts or keys may share a topic", maxShares)
+			}
 			l = append(l, entry)
 		}
-	}
-	if len(l) > maxShares {
-		return nil, fmt.Errorf("at most %d accounts or keys may share a topic", maxShares)
 	}
 	return l, nil
 }

@@ -45,6 +45,11 @@ func TestParseShareList(t *testing.T) {
 	if _, err := ParseShareList(strings.Join(many, ",")); err == nil {
 		t.Errorf("a list of %d entries was accepted", len(many))
 	}
+	// A long list is refused at its 65th entry, before the rest is read: what follows it
+	// (here an entry that is not a name) is never looked at.
+	if _, err := ParseShareList(strings.Join(many, ",") + ",NotAName" + strings.Repeat(",x1", 50000)); err == nil || !strings.Contains(err.Error(), "at most 64") {
+		t.Errorf("a long list: %v, want the bound of 64 entries", err)
+	}
 }
 
 func TestMayUse(t *testing.T) {

@@ -41,7 +41,10 @@ type report struct {
 
 // testService reports its session as JSON. The command "exit N" exits with status N, "block"
 // waits until the connection closes.
-type testService struct{ name auth.Service }
+type testService struct {
+	name    auth.Service
+	blocked atomic.Int32 // sessions running "block"
+}
 
 func (s *testService) Name() auth.Service { return s.name }
 
@@ -62,6 +65,8 @@ func (s *testService) Serve(sess *services.Session) int {
 		return n
 	}
 	if len(sess.Command) == 1 && sess.Command[0] == "block" {
+		s.blocked.Add(1)
+		defer s.blocked.Add(-1)
 		<-sess.Context().Done()
 	}
 	return 0
@@ -179,6 +184,7 @@ type fixture struct {
 
 	alice   *account
 	hostKey gossh.PublicKey
+	pgs     *tunnelService // the pgs test service
 }
 
 type account struct {
@@ -197,9 +203,10 @@ func start(t *testing.T, tweak ...func(*fixture, *gateway.Options)) *fixture {
 	f := &fixture{t: t, store: st}
 	f.alice = f.newAccount("alice")
 
+	f.pgs = &tunnelService{testService{name: auth.PGS}}
 	router, err := services.NewRouter(
 		&testService{name: auth.Admin},
-		&tunnelService{testService{name: auth.PGS}},
+		f.pgs,
 		services.Unavailable(auth.Tuns),
 	)
 	if err != nil {

@@ -69,7 +69,7 @@ type Gateway struct {
 
 	// terminals holds each session's terminal as it was when its shell, exec or subsystem
 	// request was accepted, until the session's handler takes it (see snapshotTerminal).
-	terminals sync.Map // ssh.Session → terminal
+	terminals sync.Map // ssh.Session → sessionStart
 
 	mu      sync.Mutex
 	ssh     []*sshListener

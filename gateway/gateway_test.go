@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -518,6 +519,51 @@ func TestSessionsPerConnectionAreBounded(t *testing.T) {
 	}
 	for _, s := range open[1:] {
 		s.Close()
+	}
+}
+
+// TestClosingASessionEndsItsHandler: a client that closes a session but keeps the connection
+// (ssh's connection sharing) ends that session's context, so a service waiting on it returns;
+// the session counts against the ten per connection until its handler has returned.
+func TestClosingASessionEndsItsHandler(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "pgs", f.alice.login)
+	for i := range 25 { // "block" returns only when the session's context ends
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+		out, err := s.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start("block"); err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+		// The service has started once its report arrives.
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+		s.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.pgs.blocked.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handlers of closed sessions still run", f.pgs.blocked.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Had the closed sessions' handlers gone on, the connection would have no room left.
+	for {
+		s, err := c.NewSession()
+		if err == nil {
+			s.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no session after 25 closed ones: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"net"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,16 +65,23 @@ func (g *Gateway) newSSHServer(bound auth.Service) *ssh.Server {
 
 // serveSession runs one shell, exec or subsystem session on the service of the grant.
 func (g *Gateway) serveSession(s ssh.Session) {
+	v, _ := g.terminals.LoadAndDelete(s)
+	begun, _ := v.(sessionStart)
+	term := begun.term
+	closed := make(<-chan struct{}) // never, without a channel: the connection's end ends it
+	if begun.channel != nil {
+		defer begun.channel.unref()
+		closed = begun.channel.closed
+	}
 	grant, ok := grantFrom(s.Context())
 	if !ok {
 		fmt.Fprint(s.Stderr(), "portico: not authenticated\n")
 		s.Exit(1)
 		return
 	}
-	t, _ := g.terminals.LoadAndDelete(s)
-	term, _ := t.(terminal)
 	svc := g.o.Router.Lookup(grant.Service)
-	sess := &services.Session{Session: withDrainedWindowChanges(s, term), Grant: grant}
+	ds := withDrainedWindowChanges(s, term, newSessionContext(s.Context(), closed))
+	sess := &services.Session{Session: ds, Grant: grant}
 	if grant.ForceCommand != "" {
 		cmd, err := shlex.Split(grant.ForceCommand, true)
 		if err != nil {
@@ -126,8 +135,91 @@ func serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, ch gossh.NewCh
 		ch.Reject(gossh.ResourceShortage, fmt.Sprintf("at most %d sessions per connection", maxSessions))
 		return
 	}
-	defer open.Add(-1)
-	ssh.DefaultSessionHandler(srv, conn, agentlessChannel{ch}, ctx)
+	sc := &sessionChannel{closed: make(chan struct{}), release: func() { open.Add(-1) }}
+	sc.refs.Store(1)
+	// DefaultSessionHandler returns when the channel's requests end: the client closed the
+	// channel or the connection ended. The handler may still be running; it holds the slot
+	// until it returns.
+	ssh.DefaultSessionHandler(srv, conn, agentlessChannel{ch, sc}, ctx)
+	sc.unref()
+}
+
+// sessionChannel is an accepted session channel that knows when it is closed, and holds its
+// connection's session slot until both it and its handler are done.
+type sessionChannel struct {
+	gossh.Channel
+	closed  chan struct{} // closed when the channel's requests end
+	refs    atomic.Int32  // the channel, and its handler while that runs
+	release func()        // gives the connection's session slot back
+}
+
+func (c *sessionChannel) unref() {
+	if c.refs.Add(-1) == 0 {
+		c.release()
+	}
+}
+
+// channelLookup is the name of a request the gateway sends itself, through a session, to
+// find that session's channel: charmbracelet/ssh hides it inside the session.
+const channelLookup = "portico-channel-lookup"
+
+var (
+	lookupSeq atomic.Uint64
+	lookups   sync.Map // key → *sessionChannel, for the moment of one channelOf
+)
+
+// SendRequest answers channelLookup without sending anything; other requests go to the client.
+func (c *sessionChannel) SendRequest(name string, wantReply bool, payload []byte) (bool, error) {
+	if name == channelLookup {
+		lookups.Store(string(payload), c)
+		return false, nil
+	}
+	return c.Channel.SendRequest(name, wantReply, payload)
+}
+
+// channelOf returns the session channel under s, or nil.
+func channelOf(s ssh.Session) *sessionChannel {
+	key := strconv.FormatUint(lookupSeq.Add(1), 10)
+	_, _ = s.SendRequest(channelLookup, false, []byte(key))
+	v, ok := lookups.LoadAndDelete(key)
+	if !ok {
+		return nil
+	}
+	return v.(*sessionChannel)
+}
+
+// sessionContext is a session's context: the connection's, ended also when the session's
+// channel closes, so that a service stops when its client closes the session even while the
+// connection goes on (ssh's connection sharing, or any client running several sessions).
+type sessionContext struct {
+	ssh.Context
+	done chan struct{}
+}
+
+func newSessionContext(conn ssh.Context, closed <-chan struct{}) sessionContext {
+	c := sessionContext{Context: conn, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		select {
+		case <-closed:
+		case <-conn.Done():
+		}
+	}()
+	return c
+}
+
+func (c sessionContext) Done() <-chan struct{} { return c.done }
+
+func (c sessionContext) Err() error {
+	select {
+	case <-c.done:
+		if err := c.Context.Err(); err != nil {
+			return err
+		}
+		return context.Canceled
+	default:
+		return nil
+	}
 }
 
 // maxSessions bounds the open session channels of one connection, as sshd's MaxSessions
@@ -145,15 +237,20 @@ const (
 	maxEnvBytes = 32 << 10
 )
 
-type agentlessChannel struct{ gossh.NewChannel }
+type agentlessChannel struct {
+	gossh.NewChannel
+	sc *sessionChannel
+}
 
 func (c agentlessChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
 	ch, reqs, err := c.NewChannel.Accept()
 	if err != nil {
 		return ch, reqs, err
 	}
+	c.sc.Channel = ch
 	out := make(chan *gossh.Request)
 	go func() {
+		defer close(c.sc.closed)
 		defer close(out)
 		envVars, envBytes := 0, 0
 		for req := range reqs {
@@ -171,7 +268,7 @@ func (c agentlessChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error)
 			out <- req
 		}
 	}()
-	return ch, out, nil
+	return c.sc, out, nil
 }
 
 // terminal is a session's terminal as its shell, exec or subsystem request found it.
@@ -188,8 +285,18 @@ type terminal struct {
 // the services use the snapshot, and window changes arrive on its channel.
 func (g *Gateway) snapshotTerminal(s ssh.Session, _ string) bool {
 	p, winch, ok := s.Pty()
-	g.terminals.Store(s, terminal{pty: p, winch: winch, ok: ok})
+	start := sessionStart{term: terminal{pty: p, winch: winch, ok: ok}, channel: channelOf(s)}
+	if start.channel != nil {
+		start.channel.refs.Add(1) // the handler, which starts once this returns true
+	}
+	g.terminals.Store(s, start)
 	return true
+}
+
+// sessionStart is what the gateway learns about a session as its handler is about to start.
+type sessionStart struct {
+	term    terminal
+	channel *sessionChannel // nil only if the session did not come through serveSessionChannel
 }
 
 // drainedSession is a session whose terminal is the snapshot taken when it started and whose
@@ -202,7 +309,11 @@ type drainedSession struct {
 	ssh.Session
 	term  terminal
 	winch <-chan ssh.Window
+	ctx   sessionContext
 }
+
+// Context ends when the session's channel closes, not only with the connection.
+func (s drainedSession) Context() ssh.Context { return s.ctx }
 
 // Pty is the terminal as the session started; later sizes arrive on the channel.
 func (s drainedSession) Pty() (ssh.Pty, <-chan ssh.Window, bool) {
@@ -210,10 +321,10 @@ func (s drainedSession) Pty() (ssh.Pty, <-chan ssh.Window, bool) {
 }
 
 // withDrainedWindowChanges returns s with the terminal term, its window changes read by the
-// gateway. The reader ends when the session's requests end.
-func withDrainedWindowChanges(s ssh.Session, term terminal) ssh.Session {
+// gateway, and the context ctx. The reader ends when the session's requests end.
+func withDrainedWindowChanges(s ssh.Session, term terminal, ctx sessionContext) ssh.Session {
 	if term.winch == nil {
-		return drainedSession{Session: s, term: term}
+		return drainedSession{Session: s, term: term, ctx: ctx}
 	}
 	out := make(chan ssh.Window, 1)
 	go func() {
@@ -229,7 +340,7 @@ func withDrainedWindowChanges(s ssh.Session, term terminal) ssh.Session {
 			}
 		}
 	}()
-	return drainedSession{Session: s, term: term, winch: out}
+	return drainedSession{Session: s, term: term, winch: out, ctx: ctx}
 }
 
 // serveGlobalRequest hands global requests (tcpip-forward, cancel-tcpip-forward) to the

@@ -71,6 +71,10 @@ type Client interface {
 	Events() <-chan Event
 	// Dropped is closed when the broker drops this client as a stalled reader.
 	Dropped() <-chan struct{}
+	// Stopped is closed when this client may write no more: it left, was dropped, or the
+	// owner stopped sharing the topic with it. Err then says which.
+	Stopped() <-chan struct{}
+	Err() error
 	// Leave detaches the client; it is safe to call more than once.
 	Leave()
 }

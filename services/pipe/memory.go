@@ -99,7 +99,6 @@ type memClient struct {
 	fullSince time.Time // when a writer first found the buffer full; zero when it is not
 	end       error     // once set no chunk is queued; Next returns it after the queue drains
 	ready     chan struct{}
-	space     chan struct{}
 }
 
 // Join attaches a client to req.Topic, creating the topic if it is not open yet.
@@ -140,7 +139,6 @@ func (b *MemoryBroker) Join(ctx context.Context, req JoinRequest) (Client, error
 		dropped: make(chan struct{}),
 		stopped: make(chan struct{}),
 		ready:   make(chan struct{}, 1),
-		space:   make(chan struct{}, 1),
 	}
 	t.clients = append(t.clients, c)
 	if c.req.Role == Publisher {
@@ -153,6 +151,7 @@ func (b *MemoryBroker) Join(ctx context.Context, req JoinRequest) (Client, error
 	c.sawWriter = t.writers > 0
 	if c.reads() {
 		t.storeReaders()
+		signal(t.space) // a round-robin writer waiting for room may use the newcomer
 		close(t.readerJoined)
 		t.readerJoined = make(chan struct{})
 		for _, o := range t.clients {
@@ -220,15 +219,23 @@ func (t *topic) hasClientOf(account string) bool {
 	return slices.ContainsFunc(t.clients, func(c *memClient) bool { return c.req.Grant.Account == account })
 }
 
-// storeReaders publishes the current readers for writers. Caller holds b.mu.
+// storeReaders publishes the readers whose stream goes on, for writers and WaitReader.
+// Caller holds b.mu.
 func (t *topic) storeReaders() {
 	rs := make([]*memClient, 0, len(t.clients))
 	for _, c := range t.clients {
-		if c.reads() {
+		if c.reads() && !c.ended() {
 			rs = append(rs, c)
 		}
 	}
 	t.readers.Store(&rs)
+}
+
+// ended reports whether the reader's stream has ended (it may still be draining its queue).
+func (c *memClient) ended() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.end != nil
 }
 
 func (c *memClient) reads() bool  { return c.req.Role == Subscriber || c.req.Role == Peer }
@@ -284,98 +291,134 @@ func (c *memClient) Publish(ctx context.Context, p []byte) error {
 		return ctx.Err()
 	}
 	defer func() { <-c.t.turn }()
+	if err := c.Err(); err != nil {
+		return err
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	if c.req.Dispatch == RoundRobin {
+		return c.deliverNext(ctx, p)
+	}
+	return c.deliverAll(ctx, p)
+}
+
+// targets are the readers a chunk of c's goes to: every reader of the topic, less c itself
+// unless it asked for its own writes back.
+func (c *memClient) targets() []*memClient {
+	readers := *c.t.readers.Load()
+	if c.req.Role == Peer && !c.req.Echo && slices.Contains(readers, c) {
+		readers = slices.DeleteFunc(slices.Clone(readers), func(r *memClient) bool { return r == c })
+	}
+	return readers
+}
+
+// deliverAll gives p to every reader. It offers p to all of them first, so that every full
+// buffer's stall clock starts together, then waits for the full ones to make room: however
+// many readers stall, the publisher waits at most about one stall timeout. Caller holds
+// t.turn.
+func (c *memClient) deliverAll(ctx context.Context, p []byte) error {
+	pending := c.targets()
+	for {
+		if err := c.Err(); err != nil {
+			return err
+		}
+		full := pending[:0:0]
+		for _, r := range pending {
+			if queued, ended, _ := r.offer(p); !queued && !ended {
+				full = append(full, r)
+			}
+		}
+		if len(full) == 0 {
+			return nil
+		}
+		pending = full
+		if err := c.waitForRoom(ctx, pending); err != nil {
+			return err
+		}
+	}
+}
+
+// deliverNext gives p to the next reader in turn that has room. When none has, it waits
+// for any of them (or a reader that joins meanwhile) to make room. Caller holds t.turn.
+func (c *memClient) deliverNext(ctx context.Context, p []byte) error {
+	t := c.t
+	for {
+		if err := c.Err(); err != nil {
+			return err
+		}
+		readers := c.targets()
+		n := len(readers)
+		start := 0
+		if n > 0 {
+			start = t.rr % n
+		}
+		var full []*memClient
+		for i := range n {
+			r := readers[(start+i)%n]
+			queued, ended, _ := r.offer(p)
+			switch {
+			case queued:
+				t.rr = start + i + 1
+				return nil
+			case !ended:
+				full = append(full, r)
+			}
+		}
+		if len(full) == 0 {
+			return nil // nobody reads: the chunk is dropped, as with no subscriber at all
+		}
+		if err := c.waitForRoom(ctx, full); err != nil {
+			return err
+		}
+	}
+}
+
+// waitForRoom waits until one of the full readers may have made room (a reader of the topic
+// took a chunk, ended or joined), or until the first of them has been full for the stall
+// timeout; the readers that have been are dropped. It returns early with the writer's own
+// error when the writer may write no more.
+func (c *memClient) waitForRoom(ctx context.Context, full []*memClient) error {
+	now := time.Now()
+	var next time.Time
+	for _, r := range full {
+		deadline := r.fullSinceOr(now).Add(c.b.stall)
+		switch {
+		case !deadline.After(now):
+			r.drop()
+		case next.IsZero() || deadline.Before(next):
+			next = deadline
+		}
+	}
+	if next.IsZero() {
+		return nil // every full reader was dropped: offer again
+	}
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
+	select {
+	case <-c.t.space:
+	case <-timer.C:
+	case <-c.stopped:
+		return c.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Stopped is closed when the client may write no more; Err says why.
+func (c *memClient) Stopped() <-chan struct{} { return c.stopped }
+
+// Err is why the client may write no more (ErrLeft, ErrAccessEnded, ErrDropped), or nil.
+func (c *memClient) Err() error {
 	select {
 	case <-c.stopped: // writeErr is set; the broker's lock is taken only then
 		c.b.mu.Lock()
 		defer c.b.mu.Unlock()
 		return c.writeErr
 	default:
-	}
-	if len(p) == 0 {
 		return nil
 	}
-	readers := *c.t.readers.Load()
-	if c.req.Role == Peer && !c.req.Echo {
-		readers = slices.DeleteFunc(slices.Clone(readers), func(r *memClient) bool { return r == c })
-	}
-	if c.req.Dispatch == RoundRobin {
-		return c.t.deliverNext(ctx, readers, p)
-	}
-	for _, r := range readers {
-		if err := r.enqueue(ctx, p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// deliverNext gives p to the next reader in turn that has room. When none has, it waits
-// for any of them to make room, dropping the one whose buffer has been full longest once it
-// has been full for the stall timeout. Caller holds t.turn.
-func (t *topic) deliverNext(ctx context.Context, readers []*memClient, p []byte) error {
-	for {
-		var (
-			oldest      *memClient
-			oldestSince time.Time
-		)
-		n := len(readers)
-		start := 0
-		if n > 0 {
-			start = t.rr % n
-		}
-		for i := range n {
-			r := readers[(start+i)%n]
-			queued, ended, since := r.offer(p)
-			switch {
-			case queued:
-				t.rr = start + i + 1
-				return nil
-			case ended:
-			case oldest == nil || since.Before(oldestSince):
-				oldest, oldestSince = r, since
-			}
-		}
-		if oldest == nil {
-			return nil // nobody reads: the chunk is dropped, as with no subscriber at all
-		}
-		if err := t.waitForRoom(ctx, oldest, oldestSince, t.space); err != nil {
-			return err
-		}
-	}
-}
-
-// enqueue queues p for the reader, waiting while its buffer is full. A reader whose buffer
-// stays full for the stall timeout is dropped and p is not queued for it. A reader that has
-// ended is skipped.
-func (c *memClient) enqueue(ctx context.Context, p []byte) error {
-	for {
-		queued, ended, since := c.offer(p)
-		if queued || ended {
-			return nil
-		}
-		if err := c.t.waitForRoom(ctx, c, since, c.space); err != nil {
-			return err
-		}
-	}
-}
-
-// waitForRoom waits for a signal on space that a reader made room, at most until r's buffer
-// has been full since fullSince for the stall timeout; then it drops r.
-func (t *topic) waitForRoom(ctx context.Context, r *memClient, fullSince time.Time, space <-chan struct{}) error {
-	wait := time.Until(fullSince.Add(r.b.stall))
-	if wait <= 0 {
-		r.drop()
-		return nil
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-space:
-	case <-timer.C:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return nil
 }
 
 // offer queues p if the reader has room. Otherwise it reports whether the reader has ended
@@ -394,6 +437,16 @@ func (c *memClient) offer(p []byte) (queued, ended bool, fullSince time.Time) {
 		c.fullSince = time.Now()
 	}
 	return false, false, c.fullSince
+}
+
+// fullSinceOr is when the reader's buffer was first found full, or now when it is not full.
+func (c *memClient) fullSinceOr(now time.Time) time.Time {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.fullSince.IsZero() {
+		return now
+	}
+	return c.fullSince
 }
 
 // roomFor reports whether p fits in the buffer. An empty buffer takes any chunk, so a buffer
@@ -426,7 +479,6 @@ func (c *memClient) Next(ctx context.Context) ([]byte, error) {
 			c.queued -= len(p) + chunkOverhead
 			c.fullSince = time.Time{}
 			c.qmu.Unlock()
-			signal(c.space)
 			signal(c.t.space)
 			return p, nil
 		}
@@ -456,7 +508,6 @@ func (c *memClient) finish(err error) {
 		c.queue, c.queued = nil, 0
 	}
 	signal(c.ready)
-	signal(c.space)
 	signal(c.t.space)
 }
 
@@ -507,6 +558,7 @@ func (c *memClient) stopWriting(err error) {
 			o.finish(io.EOF)
 		}
 	}
+	t.storeReaders()
 }
 
 // Leave detaches the client from its topic.
@@ -538,6 +590,7 @@ func (b *MemoryBroker) detach(c *memClient) {
 				o.finish(ErrAccessEnded)
 			}
 		}
+		t.storeReaders()
 	}
 	if len(t.clients) == 0 {
 		delete(b.topics, t.name.String())

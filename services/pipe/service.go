@@ -229,7 +229,7 @@ func (r *run) sub(args []string) int {
 		return code
 	}
 	defer c.Leave()
-	return r.deliver(c, t)
+	return r.deliver(c, t, false)
 }
 
 func (r *run) pub(args []string) int {
@@ -269,7 +269,17 @@ func (r *run) pub(args []string) int {
 	if *empty {
 		return exitOK
 	}
-	if err := r.copyIn(c); err != nil {
+	// copyIn may sit in a read of a quiet stdin: the publisher stops as soon as it may write
+	// no more (the owner stopped sharing), not at its next write.
+	copied := make(chan error, 1)
+	go func() { copied <- r.copyIn(c) }()
+	var err error
+	select {
+	case err = <-copied:
+	case <-c.Stopped():
+		err = c.Err()
+	}
+	if err != nil {
 		return r.writeFailure(t, err)
 	}
 	return exitOK
@@ -291,7 +301,7 @@ func (r *run) pipe(args []string) int {
 	defer stop()
 	// A pipe client's write failures show on its reading side (dropped, access ended).
 	go r.copyIn(c) //nolint:errcheck
-	return r.deliver(c, t)
+	return r.deliver(c, t, true)
 }
 
 func (r *run) ls(args []string) int {
@@ -390,7 +400,8 @@ func (r *run) writeFailure(t Topic, err error) int {
 }
 
 // deliver copies the topic's stream to the session's stdout until it ends.
-func (r *run) deliver(c Client, t Topic) int {
+// A writing reader (a pipe client) whose access ends fails like a publisher would.
+func (r *run) deliver(c Client, t Topic, writes bool) int {
 	done := make(chan struct{})
 	noticed := make(chan struct{})
 	go func() {
@@ -408,6 +419,8 @@ func (r *run) deliver(c Client, t Topic) int {
 		case err == nil:
 		case err == io.EOF:
 			return exitOK
+		case errors.Is(err, ErrAccessEnded) && writes:
+			return r.failf("%s stopped sharing %s", t.Owner, t)
 		case errors.Is(err, ErrAccessEnded):
 			r.statusf("%s stopped sharing %s", t.Owner, t)
 			return exitOK

@@ -24,23 +24,25 @@ import (
 	"github.com/portico-sh/portico/services/pipe"
 )
 
-// server is a gateway on loopback serving the pipe service, with the account alice.
+// server is a gateway on loopback serving the pipe service, with the accounts alice and bob.
 type server struct {
-	addr   string
-	alice  gossh.Signer
-	broker *pipe.MemoryBroker
+	addr       string
+	alice, bob gossh.Signer
+	broker     *pipe.MemoryBroker
 }
 
 func startServer(t *testing.T, o pipe.MemoryOptions) *server {
 	t.Helper()
 	store := dbtest.SQLite(t)
-	s := &server{alice: sshtest.NewSigner(t), broker: pipe.NewMemoryBroker(o)}
-	line, err := auth.ParseKeyLine(sshtest.AuthorizedKey(s.alice.PublicKey()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := store.CreateAccount(context.Background(), "alice", line.NewKey("laptop")); err != nil {
-		t.Fatal(err)
+	s := &server{alice: sshtest.NewSigner(t), bob: sshtest.NewSigner(t), broker: pipe.NewMemoryBroker(o)}
+	for name, k := range map[string]gossh.Signer{"alice": s.alice, "bob": s.bob} {
+		line, err := auth.ParseKeyLine(sshtest.AuthorizedKey(k.PublicKey()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := store.CreateAccount(context.Background(), name, line.NewKey("laptop")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	router, err := services.NewRouter(pipe.New(pipe.Options{Broker: s.broker, DropNotice: 300 * time.Millisecond}))
 	if err != nil {
@@ -76,22 +78,23 @@ func startServer(t *testing.T, o pipe.MemoryOptions) *server {
 	return s
 }
 
-// dial opens a connection as alice to the pipe service.
-func (s *server) dial(t *testing.T) *gossh.Client {
+// dial opens a connection to the pipe service with key k; it is closed at the end of the test.
+func (s *server) dial(t *testing.T, k gossh.Signer) *gossh.Client {
 	t.Helper()
 	c, err := gossh.Dial("tcp", s.addr, &gossh.ClientConfig{
 		User:            "pipe",
-		Auth:            []gossh.AuthMethod{gossh.PublicKeys(s.alice)},
+		Auth:            []gossh.AuthMethod{gossh.PublicKeys(k)},
 		HostKeyCallback: gossh.InsecureIgnoreHostKey(),
 		Timeout:         10 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 
-// session starts command on a new connection; the caller closes the connection.
+// session is one command running on a connection.
 type session struct {
 	conn   *gossh.Client
 	sess   *gossh.Session
@@ -100,9 +103,21 @@ type session struct {
 	stderr *sshtest.SyncBuffer
 }
 
+// start runs command as alice on a new connection.
 func (s *server) start(t *testing.T, command string) *session {
 	t.Helper()
-	conn := s.dial(t)
+	return s.startOn(t, s.dial(t, s.alice), command)
+}
+
+// startAs runs command with key k on a new connection.
+func (s *server) startAs(t *testing.T, k gossh.Signer, command string) *session {
+	t.Helper()
+	return s.startOn(t, s.dial(t, k), command)
+}
+
+// startOn runs command in a new session of conn.
+func (s *server) startOn(t *testing.T, conn *gossh.Client, command string) *session {
+	t.Helper()
 	sess, err := conn.NewSession()
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +136,16 @@ func (s *server) start(t *testing.T, command string) *session {
 	return out
 }
 
+// count returns the counts of topic among account's topics (zero when it is not open).
+func (s *server) count(account, topic string) pipe.TopicStats {
+	for _, st := range s.broker.Topics(account) {
+		if st.Topic == topic {
+			return st
+		}
+	}
+	return pipe.TopicStats{}
+}
+
 // waitFor polls until cond holds, failing the test after a while.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -131,15 +156,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func (s *server) subscribers(topic string) int {
-	for _, st := range s.broker.Topics("alice") {
-		if st.Topic == topic {
-			return st.Subscribers + st.Pipes
-		}
-	}
-	return 0
 }
 
 // TestNoGoroutineOutlivesItsSessions runs rounds of sessions that end every way a client can
@@ -173,7 +189,7 @@ func TestNoGoroutineOutlivesItsSessions(t *testing.T) {
 		chatty := s.start(t, "pipe "+topic+" -r")
 		wg.Go(func() { io.Copy(io.Discard, quiet.stdout) })
 		wg.Go(func() { io.Copy(io.Discard, chatty.stdout) })
-		waitFor(t, "four readers", func() bool { return s.subscribers("alice/"+topic) == 4 })
+		waitFor(t, "four readers", func() bool { st := s.count("alice", "alice/"+topic); return st.Subscribers+st.Pipes == 4 })
 
 		pub := s.start(t, "pub "+topic+" -c")
 		pub.stdin.Write(payload)
