@@ -567,6 +567,18 @@ func TestClosingASessionEndsItsHandler(t *testing.T) {
 	}
 }
 
+func TestLongCommandIsRefused(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "pgs", f.alice.login)
+	_, stderr, code := exec(t, c, "echo "+strings.Repeat("a ", 10<<10))
+	if code != 2 || !strings.Contains(stderr, "longer than") {
+		t.Fatalf("exit %d, stderr %q; want 2 and why", code, stderr)
+	}
+	if r, _, code := exec(t, c, "echo "+strings.Repeat("a ", 1<<10)); code != 0 || len(r.Command) != 1025 {
+		t.Fatalf("a 2 KiB command: exit %d, %d words", code, len(r.Command))
+	}
+}
+
 func TestSignupGrantForUnknownKeyOnAdmin(t *testing.T) {
 	f := start(t)
 	c := f.connect(f.ssh, "admin", sshtest.NewSigner(t))

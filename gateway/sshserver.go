@@ -92,6 +92,11 @@ func (g *Gateway) serveSession(s ssh.Session) {
 		}
 		sess.Command, sess.RawCommand = cmd, grant.ForceCommand
 	} else {
+		if len(s.RawCommand()) > maxCommandBytes {
+			fmt.Fprintf(s.Stderr(), "portico: the command is longer than %d bytes\n", maxCommandBytes)
+			s.Exit(2)
+			return
+		}
 		sess.Command, sess.RawCommand, sess.Subsystem = s.Command(), s.RawCommand(), s.Subsystem()
 	}
 
@@ -221,6 +226,10 @@ func (c sessionContext) Err() error {
 		return nil
 	}
 }
+
+// maxCommandBytes bounds an exec command: splitting one into words costs time that grows
+// faster than its length, and no portico command needs more.
+const maxCommandBytes = 16 << 10
 
 // maxSessions bounds the open session channels of one connection, as sshd's MaxSessions
 // (default 10) does: each holds goroutines and, with a terminal, a TUI.
