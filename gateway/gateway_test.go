@@ -505,18 +505,7 @@ func TestSessionsPerConnectionAreBounded(t *testing.T) {
 		t.Fatal("an eleventh session was opened")
 	}
 	open[0].Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s, err := c.NewSession()
-		if err == nil {
-			s.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no session after closing one: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForRoom(t, c, "after closing one")
 	for _, s := range open[1:] {
 		s.Close()
 	}
@@ -554,14 +543,21 @@ func TestClosingASessionEndsItsHandler(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Had the closed sessions' handlers gone on, the connection would have no room left.
+	waitForRoom(t, c, "after 25 closed ones")
+}
+
+// waitForRoom waits until c may open a session again.
+func waitForRoom(t *testing.T, c *gossh.Client, when string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s, err := c.NewSession()
 		if err == nil {
 			s.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no session after 25 closed ones: %v", err)
+			t.Fatalf("no session %s: %v", when, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
