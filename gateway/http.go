@@ -48,7 +48,8 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
-// siteOf splits a host name of the form {account}-{name}.{domain} (any port ignored).
+// siteOf splits a host name of the form {account}-{name}.{domain} (any port ignored);
+// {account}.{domain} names the account's site called like the account itself.
 func siteOf(host, domain string) (account, name string, ok bool) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -59,7 +60,10 @@ func siteOf(host, domain string) (account, name string, ok bool) {
 		return "", "", false
 	}
 	account, name, found = strings.Cut(label, "-")
-	if !found || name == "" || auth.ValidAccountName(account) != nil {
+	if !found {
+		name = account
+	}
+	if name == "" || auth.ValidAccountName(account) != nil {
 		return "", "", false
 	}
 	return account, name, true

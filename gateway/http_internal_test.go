@@ -14,7 +14,9 @@ func TestSiteOf(t *testing.T) {
 		{"alice-my-blog.example.com", "example.com", "alice", "my-blog", true},
 		{"alice-blog.localhost", "localhost", "alice", "blog", true},
 		{"example.com", "example.com", "", "", false},
-		{"alice.example.com", "example.com", "", "", false},
+		{"alice.example.com", "example.com", "alice", "alice", true},
+		{"alice.example.com:8080", "example.com", "alice", "alice", true},
+		{"admin.example.com", "example.com", "", "", false},
 		{"alice-.example.com", "example.com", "", "", false},
 		{"-blog.example.com", "example.com", "", "", false},
 		{"admin-blog.example.com", "example.com", "", "", false}, // reserved account name

@@ -61,8 +61,8 @@ func serve(ctx context.Context, env *environment, args []string) error {
 
 	accountOps := ops.New(store, ops.Config{
 		Domain:      s.domain,
-		SSHHost:     s.domain,
-		SSHPort:     publicSSHPort(cfg.listeners),
+		SSHHost:     cfg.public.SSHHost,
+		SSHPort:     cfg.public.SSHPort,
 		SignupsOpen: cfg.signupsOpen,
 		Log:         log,
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/portico-sh/portico/auth"
 	"github.com/portico-sh/portico/gateway"
 	"github.com/portico-sh/portico/internal/cliargs"
+	"github.com/portico-sh/portico/services"
 	"github.com/portico-sh/portico/services/pipe"
 )
 
@@ -30,6 +31,8 @@ type settings struct {
 	drainTimeout  string
 	pipeBuffer    string
 	pipeStall     string
+	publicHTTP    string
+	publicSSH     string
 }
 
 // setting describes one flag and its environment variable.
@@ -48,6 +51,8 @@ var (
 		{"ssh-listen", "PORTICO_SSH_LISTEN", ":2222", "SSH listen addresses, a comma list of [service=]addr", func(s *settings) *string { return &s.sshListen }},
 		{"http-listen", "PORTICO_HTTP_LISTEN", ":8080", "HTTP listen address (sites, tunnels, /healthz, /metrics)", func(s *settings) *string { return &s.httpListen }},
 		{"domain", "PORTICO_DOMAIN", "localhost", "public host name used in URLs and recipes", func(s *settings) *string { return &s.domain }},
+		{"public-http", "PORTICO_PUBLIC_HTTP", "", "scheme, host and port of printed site and tunnel URLs (empty: http://DOMAIN:HTTP-PORT)", func(s *settings) *string { return &s.publicHTTP }},
+		{"public-ssh", "PORTICO_PUBLIC_SSH", "", "host and port in printed ssh, rsync and scp recipes (empty: DOMAIN:SSH-PORT)", func(s *settings) *string { return &s.publicSSH }},
 		{"signups", "PORTICO_SIGNUPS", "open", "whether unregistered keys may register: open or closed", func(s *settings) *string { return &s.signups }},
 		{"access-log-days", "PORTICO_ACCESS_LOG_DAYS", "90", "days the access log is kept", func(s *settings) *string { return &s.accessLogDays }},
 		{"drain-timeout", "PORTICO_DRAIN_TIMEOUT", "10s", "how long shutdown waits for open sessions", func(s *settings) *string { return &s.drainTimeout }},
@@ -115,6 +120,7 @@ type serveConfig struct {
 	retention    time.Duration
 	drainTimeout time.Duration
 	pipe         pipe.MemoryOptions
+	public       services.Public
 }
 
 func (s *settings) serveConfig() (serveConfig, error) {
@@ -141,6 +147,9 @@ func (s *settings) serveConfig() (serveConfig, error) {
 	if strings.TrimSpace(s.domain) == "" {
 		return c, fmt.Errorf("domain is empty")
 	}
+	if c.public, err = s.publicAddresses(c.listeners); err != nil {
+		return c, err
+	}
 	if c.pipe.BufferSize, err = pipe.ParseSize(s.pipeBuffer); err != nil {
 		return c, fmt.Errorf("pipe buffer: %w", err)
 	}
@@ -148,6 +157,27 @@ func (s *settings) serveConfig() (serveConfig, error) {
 		return c, fmt.Errorf("pipe stall timeout %q: want a duration such as 10s", s.pipeStall)
 	}
 	return c, nil
+}
+
+// publicAddresses is how users reach this server: PORTICO_PUBLIC_HTTP and PORTICO_PUBLIC_SSH,
+// by default the domain with the HTTP listener's port and with the SSH port of recipes.
+func (s *settings) publicAddresses(ls []gateway.Listener) (services.Public, error) {
+	httpBase := s.publicHTTP
+	if httpBase == "" {
+		port := "80"
+		if _, p, err := net.SplitHostPort(s.httpListen); err == nil && p != "" {
+			port = p
+		}
+		httpBase = "http://" + net.JoinHostPort(s.domain, port)
+		if port == "80" {
+			httpBase = "http://" + s.domain
+		}
+	}
+	sshAddr := s.publicSSH
+	if sshAddr == "" {
+		sshAddr = net.JoinHostPort(s.domain, strconv.Itoa(publicSSHPort(ls)))
+	}
+	return services.ParsePublic(httpBase, sshAddr)
 }
 
 // publicSSHPort is the port shown in recipes: that of the first listener not bound to a
