@@ -37,6 +37,7 @@ type report struct {
 	RawCommand string
 	Subsystem  string
 	PTY        bool
+	Columns    int // the terminal's width as the session started
 }
 
 // testService reports its session as JSON. The command "exit N" exits with status N, "block"
@@ -49,8 +50,9 @@ type testService struct {
 func (s *testService) Name() auth.Service { return s.name }
 
 func (s *testService) Serve(sess *services.Session) int {
-	_, _, pty := sess.Pty()
+	term, _, pty := sess.Pty()
 	json.NewEncoder(sess).Encode(report{
+		Columns:    term.Window.Width,
 		Service:    s.name,
 		Account:    sess.Grant.Account,
 		Method:     sess.Grant.Method,

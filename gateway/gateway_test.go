@@ -461,6 +461,29 @@ func TestWindowChangesDoNotStallTheSession(t *testing.T) {
 	}
 }
 
+// TestResizeBeforeExecSizesTheTerminal: a window change between the pty request and the exec
+// is the terminal's size when the session starts.
+func TestResizeBeforeExecSizesTheTerminal(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "pgs", f.alice.login)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 24, 80, gossh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.SendRequest("window-change", true, gossh.Marshal(struct{ W, H, PW, PH uint32 }{132, 40, 0, 0})); !ok || err != nil {
+		t.Fatalf("window change: %v, %v", ok, err)
+	}
+	var stdout, stderr bytes.Buffer
+	s.Stdout, s.Stderr = &stdout, &stderr
+	if r, _, _ := finish(t, s.Run("ls"), &stdout, &stderr); !r.PTY || r.Columns != 132 {
+		t.Errorf("service saw pty %v with %d columns, want 132", r.PTY, r.Columns)
+	}
+}
+
 // TestEnvRequestsAreBounded: a session keeps a bounded number of environment variables;
 // further env requests are refused instead of held in memory.
 func TestEnvRequestsAreBounded(t *testing.T) {
