@@ -319,6 +319,46 @@ func TestForceCommand(t *testing.T) {
 	}
 }
 
+// TestBlankForceCommandRunsNothing: a force-command with no words (force-command=" ") runs
+// nothing the client asked for: no exec, no shell (which would be the TUI), no subsystem.
+func TestBlankForceCommandRunsNothing(t *testing.T) {
+	f := start(t)
+	for _, forced := range []string{" ", "\t \n"} {
+		cert := certFor(t, f.alice.ca, sshtest.NewSigner(t), func(c *gossh.Certificate) {
+			c.CriticalOptions["force-command"] = forced
+			c.Extensions["permit-pty"] = ""
+		})
+		c := f.connect(f.ssh, "pgs", cert)
+		for _, req := range []string{"exec", "shell", "subsystem"} {
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, _ := s.StdoutPipe()
+			stderr, _ := s.StderrPipe()
+			switch req {
+			case "exec":
+				err = s.Start("deploy --everything")
+			case "shell":
+				if err = s.RequestPty("xterm", 24, 80, gossh.TerminalModes{}); err == nil {
+					err = s.Shell()
+				}
+			case "subsystem":
+				err = s.RequestSubsystem("sftp")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := io.ReadAll(stdout)
+			errOut, _ := io.ReadAll(stderr)
+			if len(out) > 0 || !strings.Contains(string(errOut), "force-command") {
+				t.Errorf("force-command %q, %s: service said %q, stderr %q; want nothing run, and why", forced, req, out, errOut)
+			}
+			s.Close()
+		}
+	}
+}
+
 func TestSubsystemReachesTheService(t *testing.T) {
 	f := start(t)
 	c := f.connect(f.ssh, "pgs", f.alice.login)

@@ -89,6 +89,13 @@ func (g *Gateway) serveSession(s ssh.Session) {
 			s.Exit(1)
 			return
 		}
+		if len(cmd) == 0 {
+			// No words is no command, not the client's: an empty command would be a shell
+			// (the TUI) or whatever the service does without one.
+			fmt.Fprint(s.Stderr(), "portico: the certificate's force-command is blank: nothing to run\n")
+			s.Exit(1)
+			return
+		}
 		sess.Command, sess.RawCommand = cmd, grant.ForceCommand
 	} else {
 		if len(s.RawCommand()) > maxCommandBytes {
