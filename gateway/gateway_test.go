@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/dsa"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"github.com/portico-sh/portico/internal/sshtest"
@@ -798,5 +801,62 @@ func TestLoginGraceTime(t *testing.T) {
 	// Read the server's version line, then never authenticate.
 	if _, err := io.ReadAll(conn); err != nil {
 		t.Fatalf("the server did not close the connection in time: %v", err)
+	}
+}
+
+// TestRSASignaturesNeedSHA2: as sshd since 8.8, an RSA key signs in with rsa-sha2-256 or
+// rsa-sha2-512 only; ssh-rsa (SHA-1) signatures are refused, for plain keys and certificates
+// alike, and so are DSA keys (ssh-dss), even for a sign-up.
+func TestRSASignaturesNeedSHA2(t *testing.T) {
+	f := start(t)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaSigner, err := gossh.NewSignerFromKey(rsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.AddKey(t.Context(), f.alice.ID, newKey("rsa", db.KindLogin, rsaSigner.PublicKey(), "")); err != nil {
+		t.Fatal(err)
+	}
+	only := func(s gossh.Signer, algo string) gossh.Signer {
+		t.Helper()
+		ms, err := gossh.NewSignerWithAlgorithms(s.(gossh.AlgorithmSigner), []string{algo})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	dsaKey := new(dsa.PrivateKey)
+	if err := dsa.GenerateParameters(&dsaKey.Parameters, rand.Reader, dsa.L1024N160); err != nil {
+		t.Fatal(err)
+	}
+	if err := dsa.GenerateKey(dsaKey, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	dsaSigner, err := gossh.NewSignerFromKey(dsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, user string
+		signer     gossh.Signer
+		accepted   bool
+	}{
+		{"rsa-sha2-256", "pgs", only(rsaSigner, gossh.KeyAlgoRSASHA256), true},
+		{"rsa-sha2-512", "pgs", only(rsaSigner, gossh.KeyAlgoRSASHA512), true},
+		{"ssh-rsa (SHA-1)", "pgs", only(rsaSigner, gossh.KeyAlgoRSA), false},
+		{"certificate signed in with ssh-rsa", "pgs", only(certFor(t, f.alice.ca, rsaSigner, nil), gossh.KeyAlgoRSA), false},
+		{"certificate signed in with rsa-sha2-512", "pgs", only(certFor(t, f.alice.ca, rsaSigner, nil), gossh.KeyAlgoRSASHA512), true},
+		{"ssh-dss sign-up", "admin", dsaSigner, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := f.dial(f.ssh, tt.user, gossh.PublicKeys(tt.signer))
+			if got := d.err == nil; got != tt.accepted {
+				t.Errorf("accepted %v, want %v (%v)", got, tt.accepted, d.err)
+			}
+		})
 	}
 }

@@ -34,7 +34,8 @@ var errNoneAuth = errors.New("portico: authenticate with a public key")
 // no password or keyboard-interactive callback is set, and "none" is refused.
 func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.ServerConfig {
 	return &gossh.ServerConfig{
-		MaxAuthTries: g.o.MaxAuthTries,
+		MaxAuthTries:            g.o.MaxAuthTries,
+		PublicKeyAuthAlgorithms: auth.SignatureAlgorithms,
 		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {
 			return nil, errNoneAuth
 		},
