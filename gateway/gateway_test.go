@@ -666,6 +666,7 @@ func TestHTTP(t *testing.T) {
 		{"healthz", "localhost", "/healthz", false, 200, "ok"},
 		{"healthz with the database down", "localhost", "/healthz", true, 503, "database unreachable"},
 		{"metrics", domain, "/metrics", false, 200, `portico_auth_decisions_total{method="key",outcome="allowed",service="pgs"} 1`},
+		{"metrics not on the public listener", domain, "/metrics", false, 404, ""},
 		{"site", "alice-blog." + domain + ":8080", "/", false, 200, "alice's blog"},
 		{"unknown site", "alice-wiki." + domain, "/", false, 404, ""},
 		{"site of a bad account name", "Admin-blog." + domain, "/healthz", false, 200, "ok"},
@@ -675,7 +676,11 @@ func TestHTTP(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f.store.down.Store(tt.down)
 			defer f.store.down.Store(false)
-			req, err := http.NewRequest("GET", f.httpURL+tt.path, nil)
+			base := f.httpURL
+			if tt.name == "metrics" {
+				base = f.metricsURL
+			}
+			req, err := http.NewRequest("GET", base+tt.path, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -690,6 +695,37 @@ func TestHTTP(t *testing.T) {
 				t.Errorf("%d %q, want %d with %q", resp.StatusCode, body, tt.code, tt.body)
 			}
 		})
+	}
+}
+
+// TestHTTPKeepAliveTimesOut: an HTTP client that keeps its connection open after a request
+// and sends nothing more is disconnected after the idle timeout, on the public listener and
+// the metrics listener.
+func TestHTTPKeepAliveTimesOut(t *testing.T) {
+	f := start(t, func(_ *fixture, o *gateway.Options) { o.HTTPIdleTimeout = 300 * time.Millisecond })
+	for _, addr := range []string{f.httpURL, f.metricsURL} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(addr, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		path := "/healthz"
+		if addr == f.metricsURL {
+			path = "/metrics"
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		begin := time.Now()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := conn.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("%s: an idle keep-alive connection was not closed: read %d, %v after %s", addr, n, err, time.Since(begin).Round(time.Millisecond))
+		}
+		t.Logf("%s: idle keep-alive connection closed after %s", addr, time.Since(begin).Round(time.Millisecond))
 	}
 }
 

@@ -47,21 +47,33 @@ func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.Serve
 			return &gossh.Permissions{}, nil
 		},
 		VerifiedPublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
-			p, err := g.verified(bound, conn, key)
-			if err == nil {
-				if t, ok := ctx.Value(loginTimerKey{}).(*time.Timer); ok {
-					t.Stop()
-				}
+			c, ok := clientOf(ctx)
+			if !ok {
+				return nil, errors.New("portico: connection not admitted")
 			}
-			return p, err
+			p, err := g.verified(bound, c, conn, key)
+			if err != nil {
+				return nil, err
+			}
+			if t, ok := ctx.Value(loginTimerKey{}).(*time.Timer); ok {
+				t.Stop()
+			}
+			if grant := p.ExtraData[grantKey{}].(auth.Grant); grant.IsSignup() && g.limits.SignupIdleTimeout > 0 {
+				g.watchSignupIdle(ctx, conn.RemoteAddr())
+			}
+			return p, nil
 		},
 	}
 }
 
-// verified acts for a key whose signature verified: it asks auth to decide the attempt for the
-// service the SSH user routes to, writes the access log, touches the key, counts the decision
-// and answers x/crypto.
-func (g *Gateway) verified(bound auth.Service, conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+// verified acts for a key whose signature verified: within the connection limits, it asks
+// auth to decide the attempt for the service the SSH user routes to, writes the access log,
+// touches the key, counts the decision and answers x/crypto.
+func (g *Gateway) verified(bound auth.Service, c *client, conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+	if err := c.authenticating(); err != nil {
+		g.refuse(err, conn.RemoteAddr())
+		return nil, &gossh.BannerError{Err: err, Message: "portico: " + err.Error() + "\r\n"}
+	}
 	service := g.o.Router.Route(bound, conn.User()).Name()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
@@ -71,6 +83,7 @@ func (g *Gateway) verified(bound auth.Service, conn gossh.ConnMetadata, key goss
 
 	if err != nil {
 		refusal, ok := auth.AsRefusal(err)
+		c.decided(false, ok, false)
 		if !ok {
 			return nil, g.unavailable(conn, service, method, err)
 		}
@@ -87,8 +100,10 @@ func (g *Gateway) verified(bound auth.Service, conn gossh.ConnMetadata, key goss
 	e := allowedEntry(now, grant, conn.RemoteAddr())
 	if err := g.o.Store.AppendAccess(ctx, e); err != nil {
 		// An allowed connection that cannot be recorded is refused: nothing half-done.
+		c.decided(false, false, false)
 		return nil, g.unavailable(conn, service, string(grant.Method), err)
 	}
+	c.decided(true, false, grant.IsSignup())
 	if grant.KeyID != 0 {
 		if err := g.o.Store.TouchKey(ctx, grant.KeyID, now); err != nil {
 			g.log.Warn("recording the key's last use failed", "err", err, "account", grant.Account)
@@ -108,6 +123,18 @@ func (g *Gateway) verified(bound auth.Service, conn gossh.ConnMetadata, key goss
 		out.CriticalOptions = maps.Clone(cert.CriticalOptions)
 	}
 	return out, nil
+}
+
+// watchSignupIdle closes a connection on a sign-up grant once its client has sent nothing for
+// the sign-up idle timeout.
+func (g *Gateway) watchSignupIdle(ctx ssh.Context, remote net.Addr) {
+	ic, ok := ctx.Value(idleConnKey{}).(*idleConn)
+	if !ok {
+		return
+	}
+	ic.watch(g.limits.SignupIdleTimeout, func() {
+		g.refuse(&errLimit{limitSignupIdle, "idle sign-up connection closed"}, remote)
+	})
 }
 
 // unavailable refuses a connection that could not be decided or recorded; nothing is written.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -67,7 +68,12 @@ func TestDecisionIsForTheRoutedService(t *testing.T) {
 		{auth.PGS, "admin", auth.PGS},
 	} {
 		a.last = auth.Attempt{}
-		g.verified(tt.bound, connMeta{user: tt.user}, signer.PublicKey())
+		c, err := g.admission.connect(netip.Prefix{}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.verified(tt.bound, c, connMeta{user: tt.user}, signer.PublicKey())
+		c.close()
 		if a.last.Service != tt.want || a.last.Key == nil {
 			t.Errorf("listener %q, user %q: decided for %q, want %q", tt.bound, tt.user, a.last.Service, tt.want)
 		}

@@ -32,17 +32,10 @@ func (g *Gateway) newSSHServer(bound auth.Service) *ssh.Server {
 		version += "_" + v
 	}
 	return &ssh.Server{
-		Version:     version,
-		HostSigners: []ssh.Signer{g.o.HostKey},
-		Handler:     g.serveSession,
-		ConnCallback: func(ctx ssh.Context, conn net.Conn) net.Conn {
-			// LoginGraceTime: the connection is closed unless it authenticates in time.
-			t := time.AfterFunc(g.o.LoginGraceTime, func() { conn.Close() })
-			ctx.SetValue(loginTimerKey{}, t)
-			ctx.SetValue(openSessionsKey{}, new(atomic.Int32))
-			context.AfterFunc(ctx, func() { t.Stop() })
-			return conn
-		},
+		Version:      version,
+		HostSigners:  []ssh.Signer{g.o.HostKey},
+		Handler:      g.serveSession,
+		ConnCallback: g.admit,
 		ServerConfigCallback: func(ctx ssh.Context) *gossh.ServerConfig {
 			return g.serverConfig(ctx, bound)
 		},
@@ -56,7 +49,7 @@ func (g *Gateway) newSSHServer(bound auth.Service) *ssh.Server {
 		SessionRequestCallback: g.snapshotTerminal,
 		SubsystemHandlers:      map[string]ssh.SubsystemHandler{"default": g.serveSession},
 		ChannelHandlers: map[string]ssh.ChannelHandler{
-			"session": serveSessionChannel,
+			"session": g.serveSessionChannel,
 			"default": g.serveChannel,
 		},
 		RequestHandlers: map[string]ssh.RequestHandler{"default": g.serveGlobalRequest},
@@ -133,20 +126,21 @@ func (g *Gateway) run(svc services.Service, sess *services.Session, log *slog.Lo
 }
 
 // serveSessionChannel is charmbracelet/ssh's session handler minus agent forwarding, which
-// it would otherwise accept, and with a bound on environment variables. X11 requests are
-// refused by it already.
-func serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
-	open, ok := ctx.Value(openSessionsKey{}).(*atomic.Int32)
+// it would otherwise accept, with the gateway answering window changes, and with bounds on
+// sessions and environment variables. X11 requests are refused by it already.
+func (g *Gateway) serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
+	c, ok := clientOf(ctx)
 	if !ok {
 		ch.Reject(gossh.ConnectionFailed, "no session accounting")
 		return
 	}
-	if open.Add(1) > maxSessions {
-		open.Add(-1)
-		ch.Reject(gossh.ResourceShortage, fmt.Sprintf("at most %d sessions per connection", maxSessions))
+	release, err := c.openChannel(true)
+	if err != nil {
+		g.refuse(err, conn.RemoteAddr())
+		ch.Reject(gossh.ResourceShortage, err.Error())
 		return
 	}
-	sc := &sessionChannel{closed: make(chan struct{}), release: func() { open.Add(-1) }, winch: make(chan ssh.Window, 1)}
+	sc := &sessionChannel{closed: make(chan struct{}), release: release, winch: make(chan ssh.Window, 1)}
 	sc.refs.Store(1)
 	// DefaultSessionHandler returns when the channel's requests end: the client closed the
 	// channel or the connection ended. The handler may still be running; it holds the slot
@@ -249,13 +243,6 @@ func (c sessionContext) Err() error {
 // maxCommandBytes bounds an exec command: splitting one into words costs time that grows
 // faster than its length, and no portico command needs more.
 const maxCommandBytes = 16 << 10
-
-// maxSessions bounds the open session channels of one connection, as sshd's MaxSessions
-// (default 10) does: each holds goroutines and, with a terminal, a TUI.
-const maxSessions = 10
-
-// openSessionsKey holds a connection's count of open session channels (*atomic.Int32).
-type openSessionsKey struct{}
 
 // Bounds on the "env" requests of one session: charmbracelet/ssh keeps every one it is sent,
 // so without them a client could make the server hold any amount of memory. Requests past
@@ -432,8 +419,9 @@ func (g *Gateway) serveGlobalRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.
 }
 
 // serveChannel hands channels other than sessions (direct-tcpip) to the grant's service when
-// the grant permits port forwarding and the service takes them.
-func (g *Gateway) serveChannel(_ *ssh.Server, _ *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
+// the grant permits port forwarding and the service takes them, within the connection's and
+// the gateway's channel limits.
+func (g *Gateway) serveChannel(_ *ssh.Server, conn *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
 	c, svc, ok := g.forwarding(ctx)
 	if !ok {
 		ch.Reject(gossh.Prohibited, "port forwarding is not permitted")
@@ -444,7 +432,51 @@ func (g *Gateway) serveChannel(_ *ssh.Server, _ *gossh.ServerConn, ch gossh.NewC
 		ch.Reject(gossh.UnknownChannelType, "unsupported channel type")
 		return
 	}
-	h.HandleChannel(c, ch)
+	cl, ok := clientOf(ctx)
+	if !ok {
+		ch.Reject(gossh.ConnectionFailed, "no channel accounting")
+		return
+	}
+	release, err := cl.openChannel(false)
+	if err != nil {
+		g.refuse(err, conn.RemoteAddr())
+		ch.Reject(gossh.ResourceShortage, err.Error())
+		return
+	}
+	// The slot is given back when the service rejects or closes the channel, or when the
+	// connection ends, whichever comes first.
+	stop := context.AfterFunc(ctx, release)
+	h.HandleChannel(c, countedChannel{NewChannel: ch, release: func() { stop(); release() }})
+}
+
+// countedChannel is a forwarded channel that gives its slot back when it is rejected or closed.
+type countedChannel struct {
+	gossh.NewChannel
+	release func()
+}
+
+func (c countedChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
+	ch, reqs, err := c.NewChannel.Accept()
+	if err != nil {
+		c.release()
+		return ch, reqs, err
+	}
+	return closingChannel{Channel: ch, release: c.release}, reqs, nil
+}
+
+func (c countedChannel) Reject(reason gossh.RejectionReason, message string) error {
+	defer c.release()
+	return c.NewChannel.Reject(reason, message)
+}
+
+type closingChannel struct {
+	gossh.Channel
+	release func()
+}
+
+func (c closingChannel) Close() error {
+	defer c.release()
+	return c.Channel.Close()
 }
 
 // forwarding returns the connection and its service when the grant permits port forwarding.
