@@ -85,7 +85,7 @@ func DefaultLimits() Limits {
 
 // Defaults of the gateway's own global bounds.
 const (
-	DefaultMaxConnections    = 2000
+	DefaultMaxConnections    = 4096
 	DefaultMaxChannels       = 1024
 	DefaultSignupIdleTimeout = 10 * time.Minute
 )
