@@ -27,6 +27,7 @@ type Authenticator interface {
 // Store is what the gateway itself keeps: the access log, key use times, and a health check.
 type Store interface {
 	AppendAccess(ctx context.Context, e db.AccessEntry) error
+	AddSuppressedAccess(ctx context.Context, e db.AccessEntry) error
 	PruneAccess(ctx context.Context, before time.Time) (int64, error)
 	TouchKey(ctx context.Context, keyID int64, at time.Time) error
 	Ping(ctx context.Context) error
@@ -79,6 +80,7 @@ type Gateway struct {
 	limits    Limits
 	admission *admission
 	refusals  refusalLog
+	denied    deniedRows
 
 	// terminals holds each session's terminal as it was when its shell, exec or subsystem
 	// request was accepted, until the session's handler takes it (see snapshotTerminal).
@@ -273,6 +275,12 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		defer close(pruned)
 		g.pruneAccessLog(pruneCtx)
 	}()
+	flushCtx, stopFlush := context.WithCancel(context.Background())
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		g.flushSuppressed(flushCtx)
+	}()
 
 	var serveErr error
 	select {
@@ -281,7 +289,9 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	g.shutdown()
 	stopPrune()
+	stopFlush() // after the shutdown: the last counts are written too
 	<-pruned
+	<-flushed
 	return serveErr
 }
 

@@ -87,13 +87,17 @@ func (g *Gateway) verified(bound auth.Service, c *client, conn gossh.ConnMetadat
 		if !ok {
 			return nil, g.unavailable(conn, service, method, err)
 		}
-		e := deniedEntry(now, service, method, key, conn.RemoteAddr(), refusal)
-		if err := g.o.Store.AppendAccess(ctx, e); err != nil {
-			g.log.Error("writing the access log failed", "err", err, "remote", e.RemoteAddr)
-		}
 		g.metrics.authDecisions.WithLabelValues(string(service), method, "denied").Inc()
-		g.log.Info("auth denied", "account", e.Account, "service", service, "method", method,
-			"identity", e.Identity, "key", e.KeyFingerprint, "remote", e.RemoteAddr, "reason", refusal.Reason)
+		// Keys of no account cost nothing to make: past a few per source and minute, their
+		// denials are counted into one row instead (see deniedRows).
+		if refusal.AccountID != 0 || g.denied.log(conn.RemoteAddr(), string(service), method, now) {
+			e := deniedEntry(now, service, method, key, conn.RemoteAddr(), refusal)
+			if err := g.o.Store.AppendAccess(ctx, e); err != nil {
+				g.log.Error("writing the access log failed", "err", err, "remote", e.RemoteAddr)
+			}
+			g.log.Info("auth denied", "account", e.Account, "service", service, "method", method,
+				"identity", e.Identity, "key", e.KeyFingerprint, "remote", e.RemoteAddr, "reason", refusal.Reason)
+		}
 		return nil, &gossh.BannerError{Err: refusal, Message: "portico: " + refusal.Message + "\r\n"}
 	}
 

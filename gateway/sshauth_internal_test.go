@@ -20,10 +20,11 @@ import (
 // discardStore keeps nothing.
 type discardStore struct{}
 
-func (discardStore) AppendAccess(context.Context, db.AccessEntry) error    { return nil }
-func (discardStore) PruneAccess(context.Context, time.Time) (int64, error) { return 0, nil }
-func (discardStore) TouchKey(context.Context, int64, time.Time) error      { return nil }
-func (discardStore) Ping(context.Context) error                            { return nil }
+func (discardStore) AppendAccess(context.Context, db.AccessEntry) error        { return nil }
+func (discardStore) AddSuppressedAccess(context.Context, db.AccessEntry) error { return nil }
+func (discardStore) PruneAccess(context.Context, time.Time) (int64, error)     { return 0, nil }
+func (discardStore) TouchKey(context.Context, int64, time.Time) error          { return nil }
+func (discardStore) Ping(context.Context) error                                { return nil }
 
 // recordingAuth refuses every key and records the last attempt.
 type recordingAuth struct{ last auth.Attempt }

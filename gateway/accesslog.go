@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/db"
+)
+
+// Bounds on the access-log rows of keys that belong to no account: anyone can make such keys,
+// and each attempt would otherwise be a row kept for the retention period.
+const (
+	// deniedRowsPerMinute is how many such denials one source gets logged one by one in a
+	// minute; the rest are counted into one suppressed row per source and minute.
+	deniedRowsPerMinute = 10
+	// maxDeniedSources bounds the sources counted in one minute; denials from sources past
+	// it are counted together, under the source "*".
+	maxDeniedSources = 10000
+	// suppressedFlushEvery is how often the counts are written.
+	suppressedFlushEvery = 10 * time.Second
+)
+
+// suppressedReason is the reason of a suppressed row.
+const suppressedReason = "denied attempts by keys of no account past the first few from this address in this minute, counted instead of logged one by one"
+
+// deniedRows rations the access-log rows of denials of keys of no account, per source and
+// minute, and counts what it holds back.
+type deniedRows struct {
+	mu      sync.Mutex
+	sources map[deniedKey]*deniedCount
+}
+
+type deniedKey struct {
+	minute time.Time
+	source string
+}
+
+type deniedCount struct {
+	logged          int
+	held            int64  // counted, not yet written
+	service, method string // of the first attempt held back
+}
+
+// log reports whether a denial from remote at now is logged one by one; if not, it is
+// counted.
+func (d *deniedRows) log(remote net.Addr, service, method string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sources == nil {
+		d.sources = map[deniedKey]*deniedCount{}
+	}
+	k := deniedKey{now.UTC().Truncate(time.Minute), sourceText(remote)}
+	c := d.sources[k]
+	if c == nil {
+		if len(d.sources) >= maxDeniedSources {
+			k.source = "*"
+			c = d.sources[k]
+		}
+		if c == nil {
+			c = &deniedCount{}
+			d.sources[k] = c
+		}
+	}
+	if c.logged < deniedRowsPerMinute {
+		c.logged++
+		return true
+	}
+	if c.held == 0 {
+		c.service, c.method = service, method
+	}
+	c.held++
+	return false
+}
+
+// take returns the rows to write for what was held back, and forgets the minutes before now.
+func (d *deniedRows) take(now time.Time) []db.AccessEntry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	minute := now.UTC().Truncate(time.Minute)
+	var out []db.AccessEntry
+	for k, c := range d.sources {
+		if c.held > 0 {
+			out = append(out, db.AccessEntry{Time: k.minute, Service: c.service, Method: c.method, RemoteAddr: k.source,
+				Outcome: db.OutcomeSuppressed, Reason: suppressedReason, Count: c.held})
+			c.held = 0
+		}
+		if k.minute.Before(minute) {
+			delete(d.sources, k)
+		}
+	}
+	return out
+}
+
+// sourceText is a source as suppressed rows name it: an IPv4 address, or an IPv6 /64.
+func sourceText(remote net.Addr) string {
+	p, ok := auth.Source(remote)
+	switch {
+	case !ok:
+		return "*"
+	case p.Bits() == p.Addr().BitLen():
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// writeSuppressed writes the counts held back so far.
+func (g *Gateway) writeSuppressed(ctx context.Context) {
+	for _, e := range g.denied.take(g.o.Now()) {
+		g.log.Warn("denied attempts of keys of no account counted, not logged one by one",
+			"remote", e.RemoteAddr, "count", e.Count, "minute", e.Time.Format(time.RFC3339))
+		if err := g.o.Store.AddSuppressedAccess(ctx, e); err != nil && ctx.Err() == nil {
+			g.log.Error("writing suppressed denials to the access log failed", "err", err, "remote", e.RemoteAddr, "count", e.Count)
+		}
+	}
+}
+
+// flushSuppressed writes the held-back counts every suppressedFlushEvery until ctx is done,
+// and once more then.
+func (g *Gateway) flushSuppressed(ctx context.Context) {
+	t := time.NewTicker(suppressedFlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			defer cancel()
+			g.writeSuppressed(final)
+			return
+		case <-t.C:
+			g.writeSuppressed(ctx)
+		}
+	}
+}
