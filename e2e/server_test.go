@@ -79,14 +79,14 @@ func ephemeralLow() int {
 	return n
 }
 
-// endpoints are the loopback ports one test's server may listen on: SSH, HTTP, and a spare
-// one for an SSH listener bound to one service.
+// endpoints are the loopback ports one test's server may listen on: SSH, HTTP, a spare one
+// for an SSH listener bound to one service, and one for the metrics listener.
 type endpoints struct {
-	SSHPort, HTTPPort, ServicePort int
+	SSHPort, HTTPPort, ServicePort, MetricsPort int
 }
 
 func newEndpoints() (endpoints, error) {
-	var ports [3]int
+	var ports [4]int
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
@@ -94,7 +94,7 @@ func newEndpoints() (endpoints, error) {
 		}
 		ports[i] = p
 	}
-	return endpoints{SSHPort: ports[0], HTTPPort: ports[1], ServicePort: ports[2]}, nil
+	return endpoints{SSHPort: ports[0], HTTPPort: ports[1], ServicePort: ports[2], MetricsPort: ports[3]}, nil
 }
 
 func (e endpoints) sshAddr() string {
