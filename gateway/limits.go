@@ -86,7 +86,7 @@ func DefaultLimits() Limits {
 // Defaults of the gateway's own global bounds.
 const (
 	DefaultMaxConnections    = 4096
-	DefaultMaxChannels       = 1024
+	DefaultMaxChannels       = 512
 	DefaultSignupIdleTimeout = 10 * time.Minute
 )
 

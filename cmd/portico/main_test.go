@@ -143,7 +143,7 @@ func withLimitDefaults(s settings) settings {
 	}{
 		{&s.metricsListen, "127.0.0.1:9222"}, {&s.maxStartups, "100:30:1000"}, {&s.perSourceMaxStartups, "20"},
 		{&s.perSourceMaxConnections, "200"}, {&s.perSourcePenalty, "on"}, {&s.maxConnections, "4096"},
-		{&s.maxChannels, "1024"}, {&s.pipeMaxReaders, "64"},
+		{&s.maxChannels, "512"}, {&s.pipeMaxReaders, "64"},
 	} {
 		switch *d.dst {
 		case "":
