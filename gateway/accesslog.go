@@ -12,13 +12,19 @@ import (
 
 // Bounds on the access-log rows of keys that belong to no account: anyone can make such keys,
 // and each attempt would otherwise be a row kept for the retention period.
+//
+// So at most deniedRowsPerMinute + maxDeniedSources + 1 such rows are written in a minute,
+// however many sources (IPv6 /64s) the attempts come from.
 const (
-	// deniedRowsPerMinute is how many such denials one source gets logged one by one in a
+	// deniedRowsPerSource is how many such denials one source gets logged one by one in a
 	// minute; the rest are counted into one suppressed row per source and minute.
-	deniedRowsPerMinute = 10
-	// maxDeniedSources bounds the sources counted in one minute; denials from sources past
-	// it are counted together, under the source "*".
-	maxDeniedSources = 10000
+	deniedRowsPerSource = 10
+	// deniedRowsPerMinute is how many such denials all sources together get logged one by
+	// one in a minute.
+	deniedRowsPerMinute = 100
+	// maxDeniedSources bounds the sources counted on their own in one minute; denials from
+	// sources past it are counted together, under the source "*".
+	maxDeniedSources = 100
 	// suppressedFlushEvery is how often the counts are written.
 	suppressedFlushEvery = 10 * time.Second
 )
@@ -31,6 +37,9 @@ const suppressedReason = "denied attempts by keys of no account past the first f
 type deniedRows struct {
 	mu      sync.Mutex
 	sources map[deniedKey]*deniedCount
+	minute  time.Time // the minute logged and tracked count
+	logged  int       // denials logged one by one in minute
+	tracked int       // sources counted on their own in minute
 }
 
 type deniedKey struct {
@@ -53,19 +62,26 @@ func (d *deniedRows) log(remote net.Addr, service, method string, now time.Time)
 		d.sources = map[deniedKey]*deniedCount{}
 	}
 	k := deniedKey{now.UTC().Truncate(time.Minute), sourceText(remote)}
+	if !k.minute.Equal(d.minute) {
+		d.minute, d.logged, d.tracked = k.minute, 0, 0
+	}
 	c := d.sources[k]
 	if c == nil {
-		if len(d.sources) >= maxDeniedSources {
+		if k.source != "*" && d.tracked >= maxDeniedSources {
 			k.source = "*"
 			c = d.sources[k]
 		}
 		if c == nil {
 			c = &deniedCount{}
 			d.sources[k] = c
+			if k.source != "*" {
+				d.tracked++
+			}
 		}
 	}
-	if c.logged < deniedRowsPerMinute {
+	if c.logged < deniedRowsPerSource && d.logged < deniedRowsPerMinute {
 		c.logged++
+		d.logged++
 		return true
 	}
 	if c.held == 0 {

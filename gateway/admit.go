@@ -34,10 +34,9 @@ func (g *Gateway) admit(ctx ssh.Context, conn net.Conn) net.Conn {
 		conn.Write([]byte("portico: " + err.Error() + "\r\n"))
 		return nil
 	}
-	ic := &idleConn{Conn: conn}
-	ic.lastRead.Store(time.Now().UnixNano())
+	act := &activity{close: conn.Close}
 	ctx.SetValue(clientKey{}, c)
-	ctx.SetValue(idleConnKey{}, ic)
+	ctx.SetValue(activityKey{}, act)
 	grace := time.AfterFunc(g.o.LoginGraceTime, func() {
 		c.graceOverrun()
 		conn.Close()
@@ -45,10 +44,10 @@ func (g *Gateway) admit(ctx ssh.Context, conn net.Conn) net.Conn {
 	ctx.SetValue(loginTimerKey{}, grace)
 	context.AfterFunc(ctx, func() {
 		grace.Stop()
-		ic.stopWatch()
+		act.stop()
 		c.close()
 	})
-	return ic
+	return conn
 }
 
 // refuse logs and counts a refusal by a limit. Logging is rate limited per limit, so that a
@@ -90,58 +89,56 @@ func (r *refusalLog) allow(limit limitName, now time.Time) (skipped int, ok bool
 	return skipped, true
 }
 
-// idleConnKey holds a connection's *idleConn in its context.
-type idleConnKey struct{}
+// activityKey holds a connection's *activity in its context.
+type activityKey struct{}
 
-// idleConn is a connection that knows when its client last sent anything, so that an idle
-// connection can be closed.
-type idleConn struct {
-	net.Conn
-	lastRead atomic.Int64 // UnixNano
+// activity knows when a connection's client last typed or sent anything that a session read,
+// so that an idle connection can be closed. Keepalives and window changes are not activity:
+// a sign-up form nobody types into is idle, whatever the client sends to keep it open.
+type activity struct {
+	close func() error // closes the connection
+	last  atomic.Int64 // UnixNano of the last input read
 
 	mu    sync.Mutex
 	timer *time.Timer
 	done  bool
 }
 
-func (c *idleConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.lastRead.Store(time.Now().UnixNano())
-	}
-	return n, err
-}
+// input records that a session read its client's input.
+func (a *activity) input() { a.last.Store(time.Now().UnixNano()) }
 
-// watch closes the connection once its client has sent nothing for idle, calling onIdle first.
-func (c *idleConn) watch(idle time.Duration, onIdle func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done || c.timer != nil {
+// watch closes the connection once no input has been read for idle, from now on, calling
+// onIdle first.
+func (a *activity) watch(idle time.Duration, onIdle func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.done || a.timer != nil {
 		return
 	}
+	a.input()
 	var check func()
 	check = func() {
-		quiet := time.Since(time.Unix(0, c.lastRead.Load()))
+		quiet := time.Since(time.Unix(0, a.last.Load()))
 		if quiet < idle {
-			c.mu.Lock()
-			if !c.done {
-				c.timer = time.AfterFunc(idle-quiet, check)
+			a.mu.Lock()
+			if !a.done {
+				a.timer = time.AfterFunc(idle-quiet, check)
 			}
-			c.mu.Unlock()
+			a.mu.Unlock()
 			return
 		}
 		onIdle()
-		c.Conn.Close()
+		a.close()
 	}
-	c.timer = time.AfterFunc(idle, check)
+	a.timer = time.AfterFunc(idle, check)
 }
 
-// stopWatch stops watching for idleness: the connection has ended.
-func (c *idleConn) stopWatch() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.done = true
-	if c.timer != nil {
-		c.timer.Stop()
+// stop stops watching: the connection has ended.
+func (a *activity) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.done = true
+	if a.timer != nil {
+		a.timer.Stop()
 	}
 }

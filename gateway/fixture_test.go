@@ -43,7 +43,7 @@ type report struct {
 }
 
 // testService reports its session as JSON. The command "exit N" exits with status N, "block"
-// waits until the connection closes.
+// waits until the connection closes, "cat" then copies stdin to stdout.
 type testService struct {
 	name    auth.Service
 	blocked atomic.Int32 // sessions running "block"
@@ -67,6 +67,10 @@ func (s *testService) Serve(sess *services.Session) int {
 	if len(sess.Command) == 2 && sess.Command[0] == "exit" {
 		n, _ := strconv.Atoi(sess.Command[1])
 		return n
+	}
+	if len(sess.Command) == 1 && sess.Command[0] == "cat" {
+		io.Copy(sess, sess)
+		return 0
 	}
 	if len(sess.Command) == 1 && sess.Command[0] == "block" {
 		s.blocked.Add(1)

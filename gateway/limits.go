@@ -320,6 +320,13 @@ func (c *client) decided(allowed, refused, signup bool) {
 	c.releaseConn()
 }
 
+// failedAttempt records an authentication attempt that failed before any decision of auth.
+func (c *client) failedAttempt() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failedAuth = true
+}
+
 // graceOverrun records that the connection did not authenticate within the login grace time.
 func (c *client) graceOverrun() {
 	c.mu.Lock()

@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/charmbracelet/ssh"
+	gossh "golang.org/x/crypto/ssh"
 )
 
 func TestParseStartups(t *testing.T) {
@@ -129,5 +133,51 @@ func TestPenaltyArithmetic(t *testing.T) {
 	}
 	if _, err := a.connect(netip.MustParsePrefix("192.0.2.2/32"), false); err != nil {
 		t.Errorf("another source: %v", err)
+	}
+}
+
+// ctxWithClient is the context of a connection admitted as c.
+type ctxWithClient struct {
+	ssh.Context
+	c *client
+}
+
+func (x ctxWithClient) Value(k any) any {
+	if k == (clientKey{}) {
+		return x.c
+	}
+	return nil
+}
+
+// TestFailedMethodsArePenalised: password guesses (a method portico never offers, which bots
+// try anyway) and keys the SSH library refuses count as failed logins, as in sshd; "none",
+// refusals by a limit and an unreachable store do not.
+func TestFailedMethodsArePenalised(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	g := &Gateway{limits: Limits{Penalty: DefaultPenalty()}}
+	g.admission = newAdmission(g.limits, func() time.Time { return now })
+	src := netip.MustParsePrefix("192.0.2.1/32")
+	for _, tt := range []struct {
+		method string
+		err    error
+		want   time.Duration
+	}{
+		{"password", errors.New("ssh: password auth not configured"), 5 * time.Second},
+		{"keyboard-interactive", errors.New("not configured"), 5 * time.Second},
+		{"publickey", errors.New(`ssh: algorithm "ssh-rsa" not accepted`), 5 * time.Second},
+		{"none", errNoneAuth, time.Second},
+		{"publickey", &gossh.BannerError{Err: &errLimit{limitPerSourceConnections, "too many"}}, time.Second},
+		{"publickey", &gossh.BannerError{Err: errors.New("unavailable")}, time.Second},
+	} {
+		g.admission.penalties = map[netip.Prefix]*penalty{}
+		c, err := g.admission.connect(src, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.serverConfig(ctxWithClient{c: c}, "").AuthLogCallback(nil, tt.method, tt.err)
+		c.close()
+		if got := g.admission.penalties[src].expiry.Sub(now); got != tt.want {
+			t.Errorf("%s failing with %v: penalty %s, want %s", tt.method, tt.err, got, tt.want)
+		}
 	}
 }

@@ -341,9 +341,12 @@ func (c *fakeClock) advance(d time.Duration) {
 }
 
 // TestSignupConnectionsAreSmall: a connection on a sign-up grant has one session at a time
-// and is closed once idle for the sign-up idle timeout; a login key's connection is not.
+// and is closed once none of its sessions has read input for the sign-up idle timeout, however
+// many keepalives its client sends; typing keeps it open. A login key's connection is not
+// closed when idle.
 func TestSignupConnectionsAreSmall(t *testing.T) {
-	f := start(t, func(_ *fixture, o *gateway.Options) { o.Limits.SignupIdleTimeout = 500 * time.Millisecond })
+	const idle = 500 * time.Millisecond
+	f := start(t, func(_ *fixture, o *gateway.Options) { o.Limits.SignupIdleTimeout = idle })
 	signup := f.connect(f.ssh, "admin", sshtest.NewSigner(t))
 	s, err := signup.NewSession()
 	if err != nil {
@@ -358,14 +361,40 @@ func TestSignupConnectionsAreSmall(t *testing.T) {
 	}
 	login := f.connect(f.ssh, "admin", f.alice.login)
 
-	closed := make(chan error, 1)
+	// Keepalives are not input.
+	ended := make(chan error, 1)
 	begin := time.Now()
-	go func() { closed <- signup.Wait() }()
-	select {
-	case <-closed:
-		t.Logf("idle sign-up connection closed after %s", time.Since(begin).Round(time.Millisecond))
-	case <-time.After(10 * time.Second):
-		t.Fatal("an idle sign-up connection was not closed")
+	go func() { ended <- signup.Wait() }()
+	keepalives := time.NewTicker(50 * time.Millisecond)
+	defer keepalives.Stop()
+wait:
+	for {
+		select {
+		case <-ended:
+			break wait
+		case <-keepalives.C:
+			signup.SendRequest("keepalive@openssh.com", true, nil)
+		case <-time.After(10 * time.Second):
+			t.Fatal("an idle sign-up connection sending keepalives was not closed")
+		}
+	}
+	t.Logf("idle sign-up connection sending keepalives closed after %s", time.Since(begin).Round(time.Millisecond))
+
+	// Typing into a session is.
+	typing := f.connect(f.ssh, "admin", sshtest.NewSigner(t))
+	ts, err := typing.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := ts.StdinPipe()
+	if err := ts.Start("cat"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 * int(idle/(100*time.Millisecond)) {
+		if _, err := in.Write([]byte("a")); err != nil {
+			t.Fatalf("a sign-up connection that types was closed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if _, _, code := exec(t, login, "ls"); code != 0 {
 		t.Errorf("the login key's idle connection: exit %d", code)

@@ -39,6 +39,17 @@ func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.Serve
 		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {
 			return nil, errNoneAuth
 		},
+		// A failed attempt of a method portico does not offer (password guessing, say) or a
+		// key refused by the SSH library itself (a bad signature, SHA-1) counts as a failed
+		// login for the address's penalty, as in sshd; "none" does not. Decisions of auth
+		// (banners) are counted where they are made, and refusals by a limit or an
+		// unreachable store are not the client's failure.
+		AuthLogCallback: func(_ gossh.ConnMetadata, method string, err error) {
+			var banner *gossh.BannerError
+			if c, ok := clientOf(ctx); ok && err != nil && method != "none" && !errors.As(err, &banner) {
+				c.failedAttempt()
+			}
+		},
 		// Any key may be tried: nothing is decided, read or kept for an unsigned query. The
 		// decision is made once the client has proven it holds the key (verified), from the
 		// store as it is then, so a query learns nothing, no state travels from a query to
@@ -129,14 +140,14 @@ func (g *Gateway) verified(bound auth.Service, c *client, conn gossh.ConnMetadat
 	return out, nil
 }
 
-// watchSignupIdle closes a connection on a sign-up grant once its client has sent nothing for
-// the sign-up idle timeout.
+// watchSignupIdle closes a connection on a sign-up grant once none of its sessions has read
+// any input for the sign-up idle timeout.
 func (g *Gateway) watchSignupIdle(ctx ssh.Context, remote net.Addr) {
-	ic, ok := ctx.Value(idleConnKey{}).(*idleConn)
+	act, ok := ctx.Value(activityKey{}).(*activity)
 	if !ok {
 		return
 	}
-	ic.watch(g.limits.SignupIdleTimeout, func() {
+	act.watch(g.limits.SignupIdleTimeout, func() {
 		g.refuse(&errLimit{limitSignupIdle, "idle sign-up connection closed"}, remote)
 	})
 }

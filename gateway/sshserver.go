@@ -140,7 +140,8 @@ func (g *Gateway) serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, c
 		ch.Reject(gossh.ResourceShortage, err.Error())
 		return
 	}
-	sc := &sessionChannel{closed: make(chan struct{}), release: release, winch: make(chan ssh.Window, 1)}
+	act, _ := ctx.Value(activityKey{}).(*activity)
+	sc := &sessionChannel{closed: make(chan struct{}), release: release, winch: make(chan ssh.Window, 1), activity: act}
 	sc.refs.Store(1)
 	// DefaultSessionHandler returns when the channel's requests end: the client closed the
 	// channel or the connection ended. The handler may still be running; it holds the slot
@@ -169,6 +170,17 @@ type sessionChannel struct {
 	// passes the shell, exec or subsystem request on, and snapshotTerminal reads it only once
 	// that request arrived.
 	size *ssh.Window
+	// activity learns of every read of the client's input.
+	activity *activity
+}
+
+// Read is the session's stdin, as its service reads it.
+func (c *sessionChannel) Read(p []byte) (int, error) {
+	n, err := c.Channel.Read(p)
+	if n > 0 && c.activity != nil {
+		c.activity.input()
+	}
+	return n, err
 }
 
 func (c *sessionChannel) unref() {
@@ -363,9 +375,10 @@ type terminal struct {
 }
 
 // snapshotTerminal records the session's terminal when its shell, exec or subsystem request
-// is accepted: charmbracelet/ssh's pty request, sized as the gateway last saw it. The callback runs in charmbracelet/ssh's request loop before the session's
-// handler starts, so it reads the pty without racing that loop. Later window changes arrive
-// on the session channel's own channel.
+// is accepted: charmbracelet/ssh's pty request, sized as the gateway last saw it. The callback
+// runs in charmbracelet/ssh's request loop before the session's handler starts, so it reads
+// the pty without racing that loop. Later window changes arrive on the session channel's own
+// channel.
 func (g *Gateway) snapshotTerminal(s ssh.Session, _ string) bool {
 	p, _, ok := s.Pty()
 	start := sessionStart{term: terminal{pty: p, ok: ok}, channel: channelOf(s)}
