@@ -121,8 +121,8 @@ func ParseStartups(s string) (Startups, error) {
 	default:
 		return Startups{}, bad
 	}
-	if st.Full < 1 || st.Start > st.Full || st.Rate > 100 {
-		return Startups{}, fmt.Errorf("max startups %q: want 0 < start <= full and a rate of at most 100 percent", s)
+	if st.Start < 1 || st.Start > st.Full || st.Rate < 1 || st.Rate > 100 {
+		return Startups{}, fmt.Errorf("max startups %q: want 0 < start <= full and a rate from 1 to 100 percent", s)
 	}
 	return st, nil
 }
