@@ -341,3 +341,27 @@ func (s *Server) LogTail() string {
 	}
 	return fmt.Sprintf("--- end of %s ---\n%s", s.LogPath, b)
 }
+
+// BuildPortico builds ./cmd/portico of the module in the current directory into a temporary
+// directory, which cleanup removes.
+func BuildPortico(ctx context.Context) (bin string, cleanup func(), err error) {
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	if err != nil || root == "." || strings.TrimSpace(string(gomod)) == os.DevNull {
+		return "", nil, fmt.Errorf("not inside portico's module (go env GOMOD: %v); run from it or pass -portico", err)
+	}
+	dir, err := os.MkdirTemp("", "portico-bench-bin-")
+	if err != nil {
+		return "", nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	bin = filepath.Join(dir, "portico")
+	slog.Info("building portico", "module", root)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/portico")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("go build ./cmd/portico: %w\n%s", err, out)
+	}
+	return bin, cleanup, nil
+}
