@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,7 @@ func (g *Gateway) admit(ctx ssh.Context, conn net.Conn) net.Conn {
 	c, err := g.admission.connect(src, auth.ListContains(g.limits.Exempt, conn.RemoteAddr()))
 	if err != nil {
 		g.refuse(err, conn.RemoteAddr())
-		conn.SetWriteDeadline(time.Now().Add(time.Second))
-		conn.Write([]byte("portico: " + err.Error() + "\r\n"))
+		tell(conn, err.Error())
 		return nil
 	}
 	act := &activity{close: conn.Close}
@@ -48,6 +48,21 @@ func (g *Gateway) admit(ctx ssh.Context, conn net.Conn) net.Conn {
 		c.close()
 	})
 	return conn
+}
+
+// refusalDrain bounds how long a refused connection is read from before it is closed.
+const refusalDrain = 20 * time.Millisecond
+
+// tell writes one line to a connection refused before its SSH handshake, then closes its
+// writing side and reads what the client already sent (its version line), briefly: closing a
+// socket with unread data resets it, and the client would lose the line.
+func tell(conn net.Conn, msg string) {
+	conn.SetDeadline(time.Now().Add(refusalDrain))
+	conn.Write([]byte("portico: " + msg + "\r\n"))
+	if tc, ok := conn.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	io.Copy(io.Discard, io.LimitReader(conn, 4<<10))
 }
 
 // refuse logs and counts a refusal by a limit. Logging is rate limited per limit, so that a
