@@ -176,6 +176,10 @@ func TestLimitSettings(t *testing.T) {
 	if !reflect.DeepEqual(c.limits, want) || c.metricsAddr != "" || c.pipe.MaxReaders != 3 {
 		t.Errorf("all off: limits %+v, metrics %q, pipe readers %d", c.limits, c.metricsAddr, c.pipe.MaxReaders)
 	}
+	s.pipeMaxReaders = "off"
+	if c, err = s.serveConfig(); err != nil || c.pipe.MaxReaders >= 0 {
+		t.Errorf("pipe readers off: %d, %v; want no cap (negative)", c.pipe.MaxReaders, err)
+	}
 }
 
 func TestPublicSSHPort(t *testing.T) {

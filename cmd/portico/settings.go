@@ -77,7 +77,7 @@ var (
 		{"per-source-exempt", "PORTICO_PER_SOURCE_EXEMPT", "", "CIDR list exempt from the per-source limits and penalties", func(s *settings) *string { return &s.perSourceExempt }},
 		{"max-connections", "PORTICO_MAX_CONNECTIONS", strconv.Itoa(gateway.DefaultMaxConnections), "authenticated connections at once, from all addresses, or off", func(s *settings) *string { return &s.maxConnections }},
 		{"max-channels", "PORTICO_MAX_CHANNELS", strconv.Itoa(gateway.DefaultMaxChannels), "sessions and forwarded connections open at once, over all connections (each may hold 2 MiB of unread data), or off", func(s *settings) *string { return &s.maxChannels }},
-		{"pipe-max-readers", "PORTICO_PIPE_MAX_READERS", strconv.Itoa(pipe.DefaultMaxReaders), "pipe: subscribers and pipe clients of one topic", func(s *settings) *string { return &s.pipeMaxReaders }},
+		{"pipe-max-readers", "PORTICO_PIPE_MAX_READERS", strconv.Itoa(pipe.DefaultMaxReaders), "pipe: subscribers and pipe clients of one topic, or off", func(s *settings) *string { return &s.pipeMaxReaders }},
 	}
 )
 
@@ -178,8 +178,11 @@ func (s *settings) serveConfig() (serveConfig, error) {
 	if c.pipe.StallTimeout, err = time.ParseDuration(s.pipeStall); err != nil || c.pipe.StallTimeout <= 0 {
 		return c, fmt.Errorf("pipe stall timeout %q: want a duration such as 10s", s.pipeStall)
 	}
-	if c.pipe.MaxReaders, err = strconv.Atoi(s.pipeMaxReaders); err != nil || c.pipe.MaxReaders < 1 {
-		return c, fmt.Errorf("pipe max readers %q: want a positive number", s.pipeMaxReaders)
+	if c.pipe.MaxReaders, err = gateway.ParseLimit("pipe max readers", s.pipeMaxReaders); err != nil {
+		return c, err
+	}
+	if c.pipe.MaxReaders == 0 {
+		c.pipe.MaxReaders = -1 // off: no cap
 	}
 	if c.limits, err = s.limits(); err != nil {
 		return c, err

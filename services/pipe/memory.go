@@ -34,7 +34,7 @@ type MemoryOptions struct {
 	// (DefaultStallTimeout when zero).
 	StallTimeout time.Duration
 	// MaxReaders caps the readers (subscribers and pipe clients) of one topic, and so the
-	// buffers it holds (DefaultMaxReaders when zero).
+	// buffers it holds (DefaultMaxReaders when zero; no cap when negative).
 	MaxReaders int
 	Logger     *slog.Logger
 }
@@ -58,7 +58,7 @@ func NewMemoryBroker(o MemoryOptions) *MemoryBroker {
 	if o.StallTimeout <= 0 {
 		o.StallTimeout = DefaultStallTimeout
 	}
-	if o.MaxReaders <= 0 {
+	if o.MaxReaders == 0 {
 		o.MaxReaders = DefaultMaxReaders
 	}
 	if o.Logger == nil {
@@ -138,7 +138,7 @@ func (b *MemoryBroker) Join(ctx context.Context, req JoinRequest) (Client, error
 		return nil, ErrNoAccess
 	}
 	foreign := !req.Topic.Public() && req.Grant.Account != owner
-	if reads(req.Role) && t != nil && t.readerCount() >= b.maxReaders {
+	if reads(req.Role) && t != nil && b.maxReaders > 0 && t.readerCount() >= b.maxReaders {
 		return nil, &TooManyReadersError{Topic: req.Topic, Max: b.maxReaders}
 	}
 	if t == nil {

@@ -65,3 +65,10 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
 }
+
+func TestReadersUncappedWhenOff(t *testing.T) {
+	b := NewMemoryBroker(MemoryOptions{MaxReaders: -1})
+	for range DefaultMaxReaders + 1 {
+		mustJoin(t, b, JoinRequest{Topic: aliceT, Role: Subscriber, Grant: grant("alice")})
+	}
+}
