@@ -173,7 +173,11 @@ func testPendingKeys(t *testing.T, s db.Store) {
 		{"a key pending in this account", pending(with(newKey("again", db.KindCA), p.Fingerprint), now), db.ErrPendingTaken},
 		{"a code in use", func() db.NewPendingKey { k := pending(newKey("other", db.KindLogin), now); k.Code = p.Code; return k }(), db.ErrCodeTaken},
 		{"no code", func() db.NewPendingKey { k := pending(newKey("other", db.KindLogin), now); k.Code = ""; return k }(), nil},
-		{"no expiry", func() db.NewPendingKey { k := pending(newKey("other", db.KindLogin), now); k.ExpiresAt = time.Time{}; return k }(), nil},
+		{"no expiry", func() db.NewPendingKey {
+			k := pending(newKey("other", db.KindLogin), now)
+			k.ExpiresAt = time.Time{}
+			return k
+		}(), nil},
 	}
 	for _, tt := range tests {
 		_, err := s.AddPendingKey(ctx, alice.ID, tt.key, now)

@@ -76,9 +76,12 @@ func TestClaimLoginKey(t *testing.T) {
 	}
 	// It may do nothing else.
 	for name, call := range map[string]func() error{
-		"whoami":   func() error { _, err := o.Whoami(claimGrant); return err },
-		"keys ls":  func() error { _, err := o.ListKeys(ctx, claimGrant); return err },
-		"keys add": func() error { _, err := o.AddKey(ctx, claimGrant, opstest.Line(opstest.Key(t, 11), ""), "", false); return err },
+		"whoami":  func() error { _, err := o.Whoami(claimGrant); return err },
+		"keys ls": func() error { _, err := o.ListKeys(ctx, claimGrant); return err },
+		"keys add": func() error {
+			_, err := o.AddKey(ctx, claimGrant, opstest.Line(opstest.Key(t, 11), ""), "", false)
+			return err
+		},
 		"register": func() error { _, err := o.Register(ctx, claimGrant, desk, "desk"); return err },
 		"delete":   func() error { _, err := o.DeleteAccount(ctx, claimGrant); return err },
 		"revoke":   func() error { _, err := o.Revoke(ctx, claimGrant, ops.RevokeRequest{KeyID: "x"}); return err },
