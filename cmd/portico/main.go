@@ -50,7 +50,7 @@ type environment struct {
 var commands = []command{
 	{"serve", "portico serve [flags]                   run the SSH and HTTP servers until SIGINT/SIGTERM", serve},
 	{"migrate", "portico migrate [flags]                 apply database migrations and exit", migrate},
-	{"account", "portico account create NAME --key FILE  create an account offline\n  portico account ls                      list accounts", account},
+	{"account", "portico account create NAME --key FILE  create an account offline\n  portico account ls                      list accounts\n  portico account rm NAME                 delete an account, as its owner's account delete does", account},
 	{"version", "portico version                         print the version", printVersion},
 }
 
