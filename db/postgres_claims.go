@@ -67,18 +67,23 @@ func (s *postgresStore) AddPendingKey(ctx context.Context, accountID int64, pk N
 		if err := postgresLockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
+		var active, waiting int
+		err := tx.QueryRow(ctx,
+			`SELECT (SELECT count(*) FROM keys WHERE account_id = $1 AND fingerprint = $2),
+			        (SELECT count(*) FROM pending_keys WHERE account_id = $1 AND fingerprint = $2)`,
+			accountID, pk.Fingerprint).Scan(&active, &waiting)
+		switch {
+		case err != nil:
+			return err
+		case active > 0:
+			return ErrKeyTaken
+		case waiting > 0:
+			return ErrPendingTaken
+		}
 		if err := postgresNameFree(ctx, tx, accountID, pk.Name, now); err != nil {
 			return err
 		}
 		var n int
-		err := tx.QueryRow(ctx, `SELECT count(*) FROM keys WHERE account_id = $1 AND fingerprint = $2`,
-			accountID, pk.Fingerprint).Scan(&n)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			return ErrKeyTaken
-		}
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pending_keys WHERE account_id = $1`, accountID).Scan(&n); err != nil {
 			return err
 		}

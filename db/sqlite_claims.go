@@ -25,18 +25,23 @@ func (s *sqliteStore) AddPendingKey(ctx context.Context, accountID int64, pk New
 		if err := sqliteAccountExists(ctx, tx, accountID); err != nil {
 			return err
 		}
+		var active, waiting int
+		err := tx.QueryRowContext(ctx,
+			`SELECT (SELECT count(*) FROM keys WHERE account_id = ? AND fingerprint = ?),
+			        (SELECT count(*) FROM pending_keys WHERE account_id = ? AND fingerprint = ?)`,
+			accountID, pk.Fingerprint, accountID, pk.Fingerprint).Scan(&active, &waiting)
+		switch {
+		case err != nil:
+			return err
+		case active > 0:
+			return ErrKeyTaken
+		case waiting > 0:
+			return ErrPendingTaken
+		}
 		if err := sqliteNameFree(ctx, tx, accountID, pk.Name, now); err != nil {
 			return err
 		}
 		var n int
-		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM keys WHERE account_id = ? AND fingerprint = ?`,
-			accountID, pk.Fingerprint).Scan(&n)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			return ErrKeyTaken
-		}
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pending_keys WHERE account_id = ?`, accountID).Scan(&n); err != nil {
 			return err
 		}
