@@ -22,6 +22,8 @@ var lifecycleContract = []struct {
 	{"ClaimLoginKey", testClaimLoginKey},
 	{"ClaimAttemptsAreBounded", testClaimAttemptsAreBounded},
 	{"ConcurrentClaims", testConcurrentClaims},
+	{"ConcurrentActivations", testConcurrentActivations},
+	{"ConcurrentWrongClaims", testConcurrentWrongClaims},
 	{"ActivatePendingKey", testActivatePendingKey},
 	{"CreateAccountDropsPendingEntries", testCreateAccountDropsPendingEntries},
 	{"SignUpRate", testSignUpRate},
@@ -592,5 +594,79 @@ func testDeleteAccount(t *testing.T, s db.Store) {
 	again, _ := createAccount(t, s, "dave")
 	if again.ID == dave.ID {
 		t.Errorf("the new dave has the deleted dave's id %d", dave.ID)
+	}
+}
+
+// testConcurrentActivations: the holder of a CA that four accounts added activates it in all
+// four at once (and registers an account with it as a login key, too): one wins, cleanly.
+func testConcurrentActivations(t *testing.T, s db.Store) {
+	now := time.Now()
+	ca := newKey("ca", db.KindCA)
+	type entry struct{ account, id int64 }
+	var entries []entry
+	for _, name := range []string{"alice", "bob", "carol", "dave"} {
+		a, _ := createAccount(t, s, name)
+		p := addPending(t, s, a.ID, pending(with(newKey("ca", db.KindCA), ca.Fingerprint), now), now)
+		entries = append(entries, entry{a.ID, p.ID})
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins int
+	)
+	record := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, db.ErrNotFound) && !errors.Is(err, db.ErrKeyTaken):
+			t.Errorf("a losing activation failed with %v, want ErrNotFound or ErrKeyTaken", err)
+		}
+	}
+	for range 2 {
+		for _, e := range entries {
+			wg.Go(func() {
+				_, err := s.ActivatePendingKey(ctx, e.account, e.id, now)
+				record(err)
+			})
+		}
+	}
+	wg.Go(func() {
+		first := with(newKey("first", db.KindLogin), ca.Fingerprint)
+		_, _, err := s.CreateAccount(ctx, "erin", first)
+		record(err)
+	})
+	wg.Wait()
+	if wins != 1 {
+		t.Errorf("%d activations or sign-ups won, want 1", wins)
+	}
+	if _, err := s.KeyByFingerprint(ctx, ca.Fingerprint); err != nil {
+		t.Errorf("KeyByFingerprint: %v", err)
+	}
+}
+
+func testConcurrentWrongClaims(t *testing.T, s db.Store) {
+	now := time.Now()
+	alice, _ := createAccount(t, s, "alice")
+	bob, _ := createAccount(t, s, "bob")
+	desk := newKey("desk", db.KindLogin)
+	addPending(t, s, alice.ID, pending(desk, now), now)
+	addPending(t, s, bob.ID, pending(with(newKey("desk", db.KindLogin), desk.Fingerprint), now), now)
+	// Many guesses at once: each is counted, whatever else runs, and the entries go.
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			_, err := s.ClaimLoginKey(ctx, desk.Fingerprint, fmt.Sprintf("W%07d", i), now)
+			if !errors.Is(err, db.ErrNotFound) {
+				t.Errorf("a wrong claim: %v, want ErrNotFound", err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, a := range []db.Account{alice, bob} {
+		if names := pendingNames(t, s, a.ID, now); len(names) != 0 {
+			t.Errorf("%s's entry after 30 wrong codes: %v", a.Name, names)
+		}
 	}
 }

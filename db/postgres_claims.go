@@ -14,7 +14,18 @@ import (
 const (
 	pgLockAccountName  = 7001 // creating or deleting the account of a name
 	pgLockSignupSource = 7002 // counting and recording the sign-ups of a source address
+	pgLockKey          = 7003 // making a fingerprint active: claims, activations, sign-ups
 )
+
+// postgresLockKey serialises, for the rest of the transaction, everything that makes the
+// fingerprint active (a claim, an activation, a new account's first key) with everything else
+// that does, and with the wrong claims that count against its entries. Without it, two claims
+// of one key into two accounts each lock their own entry and then wait for the other's, and
+// guesses made at once would all read an entry before any of their counts committed.
+func postgresLockKey(ctx context.Context, tx pgx.Tx, fingerprint string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, pgLockKey, fingerprint)
+	return err
+}
 
 // Constraint names of pending keys, as the migration declares them.
 const (
@@ -155,6 +166,9 @@ func (s *postgresStore) ClaimLoginKey(ctx context.Context, fingerprint, code str
 		wrong bool
 	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := postgresLockKey(ctx, tx, fingerprint); err != nil {
+			return err
+		}
 		var accountID, id int64
 		err := tx.QueryRow(ctx,
 			`SELECT account_id, id FROM pending_keys
@@ -207,6 +221,14 @@ func (s *postgresStore) ActivatePendingKey(ctx context.Context, accountID, id in
 // every pending entry of its fingerprint. ErrNotFound: the entry is gone or expired (a
 // concurrent claim took it); ErrKeyTaken: the fingerprint is active somewhere already.
 func postgresActivate(ctx context.Context, tx pgx.Tx, accountID, id int64, now time.Time) (Key, error) {
+	var fingerprint string
+	err := tx.QueryRow(ctx, `SELECT fingerprint FROM pending_keys WHERE id = $1 AND account_id = $2`, id, accountID).Scan(&fingerprint)
+	if err != nil {
+		return Key{}, postgresErr(err)
+	}
+	if err := postgresLockKey(ctx, tx, fingerprint); err != nil {
+		return Key{}, err
+	}
 	if err := postgresLockAccount(ctx, tx, accountID); err != nil {
 		return Key{}, err
 	}
@@ -305,6 +327,9 @@ func postgresCreateAccount(ctx context.Context, tx pgx.Tx, name string, first Ne
 	}
 	if held {
 		return Account{}, Key{}, ErrNameHeld
+	}
+	if err := postgresLockKey(ctx, tx, first.Fingerprint); err != nil {
+		return Account{}, Key{}, err
 	}
 	a := Account{Name: name, CreatedAt: t}
 	err = tx.QueryRow(ctx,
