@@ -79,12 +79,14 @@ type client struct {
 	idTokenLifetime time.Duration
 }
 
-func (c *client) GetID() string                        { return c.id }
-func (c *client) RedirectURIs() []string               { return c.redirectURIs }
-func (c *client) PostLogoutRedirectURIs() []string     { return nil }
-func (c *client) ApplicationType() op.ApplicationType  { return op.ApplicationTypeNative }
-func (c *client) AuthMethod() oidc.AuthMethod          { return oidc.AuthMethodNone }
-func (c *client) ResponseTypes() []oidc.ResponseType   { return []oidc.ResponseType{oidc.ResponseTypeCode} }
+func (c *client) GetID() string                       { return c.id }
+func (c *client) RedirectURIs() []string              { return c.redirectURIs }
+func (c *client) PostLogoutRedirectURIs() []string    { return nil }
+func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTypeNative }
+func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodNone }
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
 func (c *client) LoginURL(id string) string            { return loginPath + "?authRequestID=" + id }
 func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }
 func (c *client) IDTokenLifetime() time.Duration       { return c.idTokenLifetime }
@@ -225,14 +227,14 @@ type refreshToken struct {
 	accessID                 string
 }
 
-func (r *refreshToken) GetAMR() []string              { return r.amr }
-func (r *refreshToken) GetAudience() []string         { return r.audience }
-func (r *refreshToken) GetAuthTime() time.Time        { return r.authTime }
-func (r *refreshToken) GetClientID() string           { return r.clientID }
-func (r *refreshToken) GetScopes() []string           { return r.scopes }
-func (r *refreshToken) GetSubject() string            { return r.subject }
-func (r *refreshToken) SetCurrentScopes(sc []string)  { r.scopes = sc }
-func (s *storage) Health(context.Context) error       { return nil }
+func (r *refreshToken) GetAMR() []string             { return r.amr }
+func (r *refreshToken) GetAudience() []string        { return r.audience }
+func (r *refreshToken) GetAuthTime() time.Time       { return r.authTime }
+func (r *refreshToken) GetClientID() string          { return r.clientID }
+func (r *refreshToken) GetScopes() []string          { return r.scopes }
+func (r *refreshToken) GetSubject() string           { return r.subject }
+func (r *refreshToken) SetCurrentScopes(sc []string) { r.scopes = sc }
+func (s *storage) Health(context.Context) error      { return nil }
 func (s *storage) newAccessToken(clientID, subject, refreshID string, aud, scopes []string) *accessToken {
 	t := &accessToken{id: newID(), clientID: clientID, subject: subject, refreshID: refreshID,
 		audience: aud, scopes: scopes, expires: time.Now().Add(accessTokenLifetime)}
@@ -350,10 +352,10 @@ func (k *signingKey) ID() string                                  { return k.id 
 
 type publicKey struct{ k *signingKey }
 
-func (p publicKey) ID() string                          { return p.k.id }
-func (p publicKey) Algorithm() jose.SignatureAlgorithm  { return jose.RS256 }
-func (p publicKey) Use() string                         { return "sig" }
-func (p publicKey) Key() any                            { return &p.k.key.PublicKey }
+func (p publicKey) ID() string                                       { return p.k.id }
+func (p publicKey) Algorithm() jose.SignatureAlgorithm               { return jose.RS256 }
+func (p publicKey) Use() string                                      { return "sig" }
+func (p publicKey) Key() any                                         { return &p.k.key.PublicKey }
 func (s *storage) SigningKey(context.Context) (op.SigningKey, error) { return s.key, nil }
 func (s *storage) KeySet(context.Context) ([]op.Key, error) {
 	return []op.Key{publicKey{s.key}}, nil
