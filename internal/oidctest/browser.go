@@ -3,15 +3,19 @@ package oidctest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
@@ -122,4 +126,58 @@ func (b *Browser) LogIn(ctx context.Context, authURL, username, password string)
 		return nil, err
 	}
 	return b.Submit(ctx, page, map[string]string{"username": username, "password": password}, "")
+}
+
+// Token logs username in through the authorization code flow with PKCE, as a native client
+// with a loopback redirect does, and returns the token response (ID token in Extra("id_token")).
+// scopes default to openid, email, profile and offline_access.
+func (p *Provider) Token(ctx context.Context, clientID, username, password string, scopes ...string) (*oauth2.Token, error) {
+	if len(scopes) == 0 {
+		scopes = []string{"openid", "email", "profile", "offline_access"}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	codes := make(chan string, 1)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case codes <- r.URL.Query().Get("code"):
+		default:
+		}
+		io.WriteString(w, "logged in\n")
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	config := oauth2.Config{
+		ClientID:    clientID,
+		Endpoint:    oauth2.Endpoint{AuthURL: p.Issuer + "/authorize", TokenURL: p.Issuer + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams},
+		RedirectURL: "http://" + l.Addr().String() + "/callback",
+		Scopes:      scopes,
+	}
+	verifier := oauth2.GenerateVerifier()
+	page, err := NewBrowser().LogIn(ctx, config.AuthCodeURL("state", oauth2.S256ChallengeOption(verifier)), username, password)
+	if err != nil {
+		return nil, err
+	}
+	var code string
+	select {
+	case code = <-codes:
+	default:
+		return nil, fmt.Errorf("login did not reach the redirect URI: HTTP %d at %s: %.300s", page.Status, page.URL, page.Body)
+	}
+	return config.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+}
+
+// IDToken is Token's ID token.
+func (p *Provider) IDToken(ctx context.Context, clientID, username, password string) (string, error) {
+	tok, err := p.Token(ctx, clientID, username, password)
+	if err != nil {
+		return "", err
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return "", errors.New("no ID token in the token response")
+	}
+	return raw, nil
 }
