@@ -25,9 +25,11 @@ import (
 	"golang.org/x/net/netutil"
 )
 
+// Backdate is how far in the past a certificate's validity starts, for clock skew.
+const Backdate = time.Minute
+
 // Certificate and request bounds.
 const (
-	backdate          = time.Minute // validity starts this far in the past, for clock skew
 	minTTL            = time.Second
 	maxRequestReason  = 256 // characters of the reason a client gives
 	minRSABits        = 2048
@@ -301,7 +303,7 @@ func (s *Server) sign(r *http.Request, now time.Time, entry *AuditEntry) (SignRe
 		CertType:        gossh.UserCert,
 		KeyId:           id.KeyID(),
 		ValidPrincipals: principals,
-		ValidAfter:      uint64(now.Add(-backdate).Unix()),
+		ValidAfter:      uint64(now.Add(-Backdate).Unix()),
 		ValidBefore:     uint64(now.Add(ttl).Unix()),
 		Permissions:     gossh.Permissions{Extensions: map[string]string{}},
 	}
