@@ -16,6 +16,8 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/portico-sh/portico/auth"
 )
 
 // AgentPrefix in a --ca value means: sign through the ssh-agent at SSH_AUTH_SOCK.
@@ -181,6 +183,10 @@ func ClaimCertificate(ca gossh.Signer, code string, now time.Time) (string, erro
 		return r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' && r != '_'
 	}) >= 0 {
 		return "", fmt.Errorf("claim code %q: want the code keys add --ca printed (letters and digits)", code)
+	}
+	if auth.KnownService(strings.ToLower(code)) {
+		// The throwaway key is never kept, but a CA signs no service principal without a person.
+		return "", fmt.Errorf("claim code %q is a service name, not a code keys add --ca printed", code)
 	}
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

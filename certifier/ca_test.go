@@ -74,7 +74,7 @@ func TestClaimCertificate(t *testing.T) {
 		time.Unix(int64(cert.ValidBefore), 0).Sub(fixedNow) != 15*time.Minute || time.Unix(int64(cert.ValidAfter), 0).After(fixedNow) {
 		t.Errorf("certificate %+v", cert)
 	}
-	for _, bad := range []string{"", "two words", "a,b", strings.Repeat("A", 65), "code\n"} {
+	for _, bad := range []string{"", "two words", "a,b", strings.Repeat("A", 65), "code\n", "admin", "PGS"} {
 		if _, err := ClaimCertificate(ca, bad, fixedNow); err == nil {
 			t.Errorf("code %q was signed", bad)
 		}

@@ -10,13 +10,16 @@ import (
 
 // Limits bound what clients can make the certifier hold or do. Zero fields take the defaults.
 type Limits struct {
-	MaxBody           int64 // bytes of a /sign request body (default 64 KiB)
-	MaxHeader         int   // bytes of a request's header, Authorization included (default 64 KiB)
-	MaxConnections    int   // open connections (default 256); more wait to be accepted
-	MaxSigning        int   // /sign requests worked on at once (default 32); more get 503
-	RefusalsPerSource int   // refused /sign requests per address and minute before 429 (default 20)
-	AuditRefusals     int   // refusals written one by one per minute, all addresses (default 600)
-	MaxSources        int   // addresses counted per minute (default 10000); more share one count
+	MaxBody        int64 // bytes of a /sign request body (default 64 KiB)
+	MaxHeader      int   // bytes of a request's header, Authorization included (default 64 KiB)
+	MaxConnections int   // open connections (default 256); more wait to be accepted
+	// PerSourceConnections are the open connections of one address (an IPv6 /64; default 16,
+	// trusted proxies exempt); more are closed at once.
+	PerSourceConnections int
+	MaxSigning           int // /sign requests worked on at once (default 32); more get 503
+	RefusalsPerSource    int // refused /sign requests per address and minute before 429 (default 20)
+	AuditRefusals        int // refusals written one by one per minute, all addresses (default 600)
+	MaxSources           int // addresses counted per minute (default 10000); more share one count
 }
 
 // Default limits.
@@ -24,6 +27,7 @@ const (
 	DefaultMaxBody           = 64 << 10
 	DefaultMaxHeader         = 64 << 10
 	DefaultMaxConnections    = 256
+	DefaultPerSourceConns    = 16
 	DefaultMaxSigning        = 32
 	DefaultRefusalsPerSource = 20
 	DefaultAuditRefusals     = 600
@@ -41,6 +45,7 @@ func (l Limits) withDefaults() Limits {
 	}
 	def(&l.MaxHeader, DefaultMaxHeader)
 	def(&l.MaxConnections, DefaultMaxConnections)
+	def(&l.PerSourceConnections, DefaultPerSourceConns)
 	def(&l.MaxSigning, DefaultMaxSigning)
 	def(&l.RefusalsPerSource, DefaultRefusalsPerSource)
 	def(&l.AuditRefusals, DefaultAuditRefusals)
@@ -204,4 +209,59 @@ func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// sourceLimitListener closes a new connection at once when its address (an IPv6 /64) already
+// has max open, so that one client cannot take every connection (slow requests) from the rest.
+type sourceLimitListener struct {
+	net.Listener
+	max     int
+	trusted []netip.Prefix
+	mu      sync.Mutex
+	open    map[string]int
+}
+
+func newSourceLimitListener(l net.Listener, max int, trusted []netip.Prefix) net.Listener {
+	return &sourceLimitListener{Listener: l, max: max, trusted: trusted, open: map[string]int{}}
+}
+
+func (l *sourceLimitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := parseIP(c.RemoteAddr().String())
+		if ip.IsValid() && inPrefixes(l.trusted, ip) {
+			return c, nil
+		}
+		_, key := sourceOf(c.RemoteAddr().String(), nil, nil)
+		l.mu.Lock()
+		if l.open[key] >= l.max {
+			l.mu.Unlock()
+			c.Close()
+			continue
+		}
+		l.open[key]++
+		l.mu.Unlock()
+		return &sourceConn{Conn: c, release: func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.open[key]--; l.open[key] <= 0 {
+				delete(l.open, key)
+			}
+		}}, nil
+	}
+}
+
+type sourceConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *sourceConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

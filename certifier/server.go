@@ -247,17 +247,18 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 
 // sign decides one /sign request, filling in the audit entry as it learns things.
 func (s *Server) sign(r *http.Request, now time.Time, entry *AuditEntry) (SignResponse, error) {
+	// The body is read before a signing slot is taken, so that slow senders cannot hold them.
+	req, err := readSignRequest(r.Body, s.cfg.Limits.MaxBody)
+	if err != nil {
+		return SignResponse{}, err
+	}
+	entry.RequestReason = req.Reason
 	select {
 	case s.signing <- struct{}{}:
 		defer func() { <-s.signing }()
 	default:
 		return SignResponse{}, refuse(ReasonBusy, "busy: too many requests at once; try again in a moment")
 	}
-	req, err := readSignRequest(r.Body, s.cfg.Limits.MaxBody)
-	if err != nil {
-		return SignResponse{}, err
-	}
-	entry.RequestReason = req.Reason
 
 	raw, isBearer := cutFold(r.Header.Get("Authorization"), "Bearer ")
 	if !isBearer {
@@ -287,7 +288,7 @@ func (s *Server) sign(r *http.Request, now time.Time, entry *AuditEntry) (SignRe
 	if err != nil {
 		return SignResponse{}, err
 	}
-	if rev.KeyIDRevoked(id.KeyID()) {
+	if rev.IdentityRevoked(id) {
 		return SignResponse{}, refuse(ReasonRevoked, "revoked: certificates for %q are revoked on this certifier", id.KeyID())
 	}
 	principals := s.cfg.Mapping.Principals(id.Groups)
@@ -472,7 +473,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr, certFile, keyFile str
 	if ready != nil {
 		ready(l.Addr())
 	}
-	l = netutil.LimitListener(l, s.cfg.Limits.MaxConnections)
+	l = netutil.LimitListener(newSourceLimitListener(l, s.cfg.Limits.PerSourceConnections, s.cfg.TrustedProxies), s.cfg.Limits.MaxConnections)
 	errc := make(chan error, 1)
 	go func() {
 		if certFile != "" {

@@ -68,6 +68,9 @@ type Revocations struct {
 	Updated time.Time       `json:"updated"`
 	KeyIDs  []RevokedKeyID  `json:"key_ids"`
 	Serials []RevokedSerial `json:"serials"`
+	// Subjects are the provider subjects seen with a revoked key ID: the certifier signs
+	// nothing more for them, even under another email. They are not in the KRL.
+	Subjects []string `json:"subjects,omitempty"`
 }
 
 // RevokedKeyID revokes every certificate with that key ID, past and future.
@@ -85,6 +88,14 @@ type RevokedSerial struct {
 // KeyIDRevoked reports whether id is revoked.
 func (r Revocations) KeyIDRevoked(id string) bool {
 	return slices.ContainsFunc(r.KeyIDs, func(k RevokedKeyID) bool { return k.KeyID == id })
+}
+
+// IdentityRevoked reports whether the certifier may sign nothing more for id: its key ID, its
+// email (verified or not) or its subject is revoked, or its subject was seen with a revoked key
+// ID. So a revoked person cannot get certificates back by changing their email at the provider.
+func (r Revocations) IdentityRevoked(id Identity) bool {
+	return r.KeyIDRevoked(id.KeyID()) || r.KeyIDRevoked(id.Subject) ||
+		id.Email != "" && r.KeyIDRevoked(id.Email) || slices.Contains(r.Subjects, id.Subject)
 }
 
 // State is the certifier's state directory, as the service uses it.
@@ -309,6 +320,15 @@ func Revoke(dir, keyID string, serial uint64, now time.Time) (bool, error) {
 		return false, nil
 	case keyID != "":
 		rev.KeyIDs = append(rev.KeyIDs, RevokedKeyID{KeyID: keyID, Time: now.UTC()})
+		issued, err := FindIssued(dir, keyID, 0)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range issued {
+			if r.Subject != "" && !slices.Contains(rev.Subjects, r.Subject) {
+				rev.Subjects = append(rev.Subjects, r.Subject)
+			}
+		}
 	default:
 		rev.Serials = append(rev.Serials, RevokedSerial{Serial: serial, Time: now.UTC()})
 	}

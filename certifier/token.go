@@ -135,6 +135,9 @@ func (v *tokenVerifier) Verify(ctx context.Context, raw string) (Identity, error
 	if err := idt.Claims(&c); err != nil {
 		return Identity{}, refuse(ReasonMalformedToken, "malformed token: its claims do not parse: %v", err)
 	}
+	if err := checkTokenType(raw, c); err != nil {
+		return Identity{}, err
+	}
 	// OpenID Connect Core 3.1.3.7: with several audiences there must be an authorized party,
 	// and an authorized party must be this client.
 	if c.AZP != "" && c.AZP != v.clientID || c.AZP == "" && len(idt.Audience) > 1 {
@@ -150,7 +153,7 @@ func (v *tokenVerifier) Verify(ctx context.Context, raw string) (Identity, error
 	if err := checkKeyID(id.KeyID()); err != nil {
 		return id, refuse(ReasonMalformedToken, "malformed token: %v", err)
 	}
-	switch v.replays.use(raw, id.Expiry, v.now()) {
+	switch v.replays.use(signedContent(raw), id.Expiry, v.now()) {
 	case errReplayed:
 		return id, refuse(ReasonReplayed, "replayed token: this ID token was already used; get a new one (portico login)")
 	case errReplayFull:
@@ -193,6 +196,31 @@ func (v *tokenVerifier) explain(raw string, algs []string, err error) *Refusal {
 		}
 	}
 	return refuse(ReasonSignature, "bad signature: the ID token does not verify with the keys of %s", v.issuer)
+}
+
+// checkTokenType refuses the provider's other signed tokens, which can carry the same issuer,
+// audience and keys as an ID token: JWT access tokens (typ at+jwt, RFC 9068), logout tokens
+// (typ logout+jwt, an events claim) and Keycloak's access and refresh tokens (typ claim).
+func checkTokenType(raw string, c tokenClaims) error {
+	jws, err := jose.ParseSigned(raw, anyAlgorithm)
+	if err != nil || len(jws.Signatures) != 1 {
+		return refuse(ReasonMalformedToken, "malformed token: not a signed JWT")
+	}
+	if typ, _ := jws.Signatures[0].Protected.ExtraHeaders[jose.HeaderType].(string); typ != "" &&
+		!strings.EqualFold(typ, "JWT") && !strings.EqualFold(typ, "application/jwt") {
+		return refuse(ReasonMalformedToken, "not an ID token: its type is %s", shown(typ))
+	}
+	if _, ok := c.raw["events"]; ok {
+		return refuse(ReasonMalformedToken, "not an ID token: it has an events claim (a logout token)")
+	}
+	var typ string
+	if json.Unmarshal(c.raw["typ"], &typ) == nil {
+		switch strings.ToLower(typ) {
+		case "bearer", "refresh", "offline", "logout":
+			return refuse(ReasonMalformedToken, "not an ID token: its typ claim is %s", shown(typ))
+		}
+	}
+	return nil
 }
 
 // anyAlgorithm lets go-jose parse a token whatever its algorithm, so that explain can name it.
@@ -301,15 +329,25 @@ func newReplayCache(max int) *replayCache {
 	return &replayCache{max: max, seen: map[[sha256.Size]byte]time.Time{}}
 }
 
+// signedContent is what the issuer signed: the token's header and payload, without the
+// signature. A token is remembered by it, not by its text: base64 lets the last character of
+// the signature change without changing the signature, so the same token has several spellings.
+func signedContent(raw string) string {
+	if i := strings.LastIndexByte(raw, '.'); i >= 0 {
+		return raw[:i]
+	}
+	return raw
+}
+
 var (
 	errReplayed   = errors.New("token already used")
 	errReplayFull = errors.New("too many tokens remembered")
 )
 
-// use records raw as used until expiry: errReplayed if it already was, errReplayFull if the
-// cache holds max unexpired tokens.
-func (c *replayCache) use(raw string, expiry, now time.Time) error {
-	key := sha256.Sum256([]byte(raw))
+// use records a token (by its signed content) as used until expiry: errReplayed if it already
+// was, errReplayFull if the cache holds max unexpired tokens.
+func (c *replayCache) use(content string, expiry, now time.Time) error {
+	key := sha256.Sum256([]byte(content))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if until, ok := c.seen[key]; ok && now.Before(until) {

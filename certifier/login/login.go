@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	gossh "golang.org/x/crypto/ssh"
@@ -94,12 +94,9 @@ func Run(ctx context.Context, o Options) error {
 
 	var refresh string
 	if o.Refresh {
-		cert, err := files.LoadCertificate(key.PublicKey())
-		if err == nil && !NeedsRefresh(cert, o.Now()) {
+		// A certificate that is missing, unreadable or for another key is renewed too.
+		if cert, err := files.LoadCertificate(key.PublicKey()); err == nil && !NeedsRefresh(cert, o.Now()) {
 			return nil
-		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
 		}
 		if refresh, err = files.readRefreshToken(); err != nil {
 			return err
@@ -119,6 +116,16 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("identity provider %s: %w", cfg.Issuer, err)
 	}
 	endpoint := provider.Endpoint()
+	// The provider's endpoints get the user's browser, codes and tokens: https only (http on
+	// loopback), whatever its discovery document says.
+	for _, u := range []string{endpoint.AuthURL, endpoint.TokenURL, endpoint.DeviceAuthURL} {
+		if u == "" {
+			continue
+		}
+		if err := certifier.CheckServiceURL(u); err != nil {
+			return fmt.Errorf("identity provider %s: an endpoint is not https: %w", cfg.Issuer, err)
+		}
+	}
 	endpoint.AuthStyle = oauth2.AuthStyleInParams // a public client: client_id in the form, no secret
 	oc := oauth2.Config{ClientID: cfg.ClientID, Endpoint: endpoint, Scopes: cfg.Scopes}
 
@@ -213,9 +220,9 @@ func deviceFlow(ctx context.Context, o Options, oc oauth2.Config) (*oauth2.Token
 	if err != nil {
 		return nil, fmt.Errorf("identity provider: starting the device login: %s", oauthError(err))
 	}
-	fmt.Fprintf(o.Out, "To log in, open %s\nand enter the code %s\n", da.VerificationURI, da.UserCode)
+	fmt.Fprintf(o.Out, "To log in, open %s\nand enter the code %s\n", printable(da.VerificationURI), printable(da.UserCode))
 	if da.VerificationURIComplete != "" {
-		fmt.Fprintf(o.Out, "(or open %s)\n", da.VerificationURIComplete)
+		fmt.Fprintf(o.Out, "(or open %s)\n", printable(da.VerificationURIComplete))
 	}
 	fmt.Fprintf(o.Out, "Waiting for you to log in...\n")
 	tok, err := oc.DeviceAccessToken(ctx, da)
@@ -274,7 +281,7 @@ func browserFlow(ctx context.Context, o Options, oc oauth2.Config) (*oauth2.Toke
 	go srv.Serve(l)
 	defer srv.Close()
 
-	fmt.Fprintf(o.Out, "To log in, open this address in your browser (opening it for you):\n%s\nWaiting for you to log in...\n", authURL)
+	fmt.Fprintf(o.Out, "To log in, open this address in your browser (opening it for you):\n%s\nWaiting for you to log in...\n", printable(authURL))
 	_ = o.OpenBrowser(authURL)
 	ctx, cancel := context.WithTimeout(ctx, browserTimeout)
 	defer cancel()
@@ -319,11 +326,11 @@ func openBrowser(url string) error {
 func oauthError(err error) string {
 	if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok && re.ErrorCode != "" {
 		if re.ErrorDescription != "" {
-			return re.ErrorCode + ": " + re.ErrorDescription
+			return printable(re.ErrorCode + ": " + re.ErrorDescription)
 		}
-		return re.ErrorCode
+		return printable(re.ErrorCode)
 	}
-	return err.Error()
+	return printable(err.Error())
 }
 
 // sign posts the key to the certifier and checks what comes back is a certificate for it.
@@ -346,7 +353,7 @@ func sign(ctx context.Context, o Options, idToken string, key gossh.PublicKey) (
 	if status != http.StatusOK {
 		var refusal certifier.ErrorResponse
 		if json.Unmarshal(data, &refusal) == nil && refusal.Error != "" {
-			return "", nil, fmt.Errorf("the certifier refused: %s", refusal.Error)
+			return "", nil, fmt.Errorf("the certifier refused: %s", printable(refusal.Error))
 		}
 		return "", nil, fmt.Errorf("certifier %s: POST /sign: HTTP %d", o.Certifier, status)
 	}
@@ -359,14 +366,27 @@ func sign(ctx context.Context, o Options, idToken string, key gossh.PublicKey) (
 	if err != nil || !ok || cert.CertType != gossh.UserCert || !bytes.Equal(cert.Key.Marshal(), key.Marshal()) {
 		return "", nil, fmt.Errorf("certifier %s answered with something that is not a user certificate for this key", o.Certifier)
 	}
-	return strings.TrimSpace(resp.Certificate), cert, nil
+	// Written as parsed: nothing else the answer held reaches the file ssh reads.
+	line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(cert))) + " " + strings.ReplaceAll(printable(cert.KeyId), " ", "_")
+	return line, cert, nil
+}
+
+// printable drops control characters from text that came from the provider or the certifier
+// before it reaches the user's terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return -1
+	}, s)
 }
 
 // report prints who the certificate says the user is.
 func report(w io.Writer, certifierURL string, files Files, cert *gossh.Certificate, now time.Time) {
 	before := time.Unix(int64(cert.ValidBefore), 0).UTC()
-	fmt.Fprintf(w, "Logged in as %s\n", cert.KeyId)
-	fmt.Fprintf(w, "  principals:  %s\n", strings.Join(cert.ValidPrincipals, ", "))
+	fmt.Fprintf(w, "Logged in as %s\n", printable(cert.KeyId))
+	fmt.Fprintf(w, "  principals:  %s\n", printable(strings.Join(cert.ValidPrincipals, ", ")))
 	left := before.Sub(now)
 	if left >= time.Minute {
 		left = left.Round(time.Minute)

@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
@@ -375,5 +377,31 @@ Host example.com
 	}
 	if slices.Contains(Aliases, "admin") {
 		t.Error("admin is not an alias")
+	}
+}
+
+// What the certifier and the provider send is checked before the user's browser, codes or
+// tokens go anywhere, and before it reaches the terminal.
+func TestLoginDistrustsWhatItIsSent(t *testing.T) {
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	mux.HandleFunc("GET /config", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"issuer": %q, "client_id": "portico", "scopes": ["openid"]}`, srv.URL)
+	})
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"issuer": %q, "authorization_endpoint": "http://idp.example.com/authorize",
+			"token_endpoint": %q, "device_authorization_endpoint": %q, "jwks_uri": %q}`,
+			srv.URL, srv.URL+"/token", srv.URL+"/device", srv.URL+"/keys")
+	})
+	err := Run(t.Context(), Options{Certifier: srv.URL, ConfigDir: t.TempDir(), Out: io.Discard, Result: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "not https") {
+		t.Errorf("a provider with a plain-http endpoint elsewhere: %v", err)
+	}
+	if err := Run(t.Context(), Options{Certifier: "http://cert.example.com", ConfigDir: t.TempDir()}); err == nil {
+		t.Error("a plain-http certifier off loopback was used")
+	}
+	if got := printable("https://idp/\x1b]0;pwned\x07device\r\n"); got != "https://idp/]0;pwneddevice" {
+		t.Errorf("printable = %q", got)
 	}
 }

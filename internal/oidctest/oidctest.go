@@ -182,6 +182,12 @@ func (p *Provider) Mint(claims map[string]any) (string, error) {
 	return Sign(claims, jose.RS256, p.store.key.key, p.store.key.id)
 }
 
+// MintTyped is Mint with another typ header, as the provider's other tokens have (at+jwt for
+// access tokens, logout+jwt for logout tokens).
+func (p *Provider) MintTyped(claims map[string]any, typ string) (string, error) {
+	return SignTyped(claims, jose.RS256, p.store.key.key, p.store.key.id, typ)
+}
+
 // SigningKey returns the provider's public key and its key ID.
 func (p *Provider) SigningKey() (*rsa.PublicKey, string) {
 	return &p.store.key.key.PublicKey, p.store.key.id
@@ -189,7 +195,12 @@ func (p *Provider) SigningKey() (*rsa.PublicKey, string) {
 
 // Sign makes a compact JWS of claims with any key and algorithm: for forged tokens.
 func Sign(claims map[string]any, alg jose.SignatureAlgorithm, key any, keyID string) (string, error) {
-	opts := (&jose.SignerOptions{}).WithType("JWT")
+	return SignTyped(claims, alg, key, keyID, "JWT")
+}
+
+// SignTyped is Sign with the given typ header.
+func SignTyped(claims map[string]any, alg jose.SignatureAlgorithm, key any, keyID, typ string) (string, error) {
+	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
 	if keyID != "" {
 		opts = opts.WithHeader("kid", keyID)
 	}
