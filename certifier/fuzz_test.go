@@ -2,12 +2,20 @@ package certifier
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/internal/oidctest"
 )
 
 // The body of POST /sign comes from anyone: reading it never panics, stays within its bound,
@@ -71,6 +79,45 @@ func FuzzClaimCode(f *testing.F) {
 		cert := pub.(*gossh.Certificate)
 		if len(cert.ValidPrincipals) != 1 || cert.ValidPrincipals[0] != code || strings.ContainsAny(code, ", \t\n") || code == "" {
 			t.Fatalf("code %q became principals %q", code, cert.ValidPrincipals)
+		}
+	})
+}
+
+// ID tokens come from anyone: whatever the bytes, verification refuses them with a Refusal
+// unless the issuer's key signed them (go-oidc and go-jose parse; this checks the certifier's
+// own handling around them: explaining refusals, claims, token types, replays).
+func FuzzVerifyToken(f *testing.F) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.Fatal(err)
+	}
+	const issuer = "https://sso.example.com"
+	now := time.Now()
+	claims := map[string]any{"iss": issuer, "sub": "u1", "aud": "portico", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(),
+		"email": "a@example.com", "email_verified": true, "groups": []string{"web-team"}}
+	valid, err := oidctest.Sign(claims, jose.RS256, key, "k1")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	f.Add(unsigned(claims))
+	f.Add("a.b.c")
+	f.Add(valid[:len(valid)-5])
+	f.Add(strings.Replace(valid, ".", "..", 1))
+	f.Fuzz(func(t *testing.T, raw string) {
+		v := newTokenVerifier(issuer, "portico", "groups", nil, time.Now)
+		v.verifier = oidc.NewVerifier(issuer, &oidc.StaticKeySet{PublicKeys: []crypto.PublicKey{&key.PublicKey}},
+			&oidc.Config{ClientID: "portico", SupportedSigningAlgs: []string{oidc.RS256}})
+		v.algs = []string{oidc.RS256}
+		id, err := v.Verify(t.Context(), raw)
+		if err != nil {
+			if _, ok := AsRefusal(err); !ok {
+				t.Fatalf("not a refusal: %v", err)
+			}
+			return
+		}
+		if signedContent(raw) != signedContent(valid) || id.Subject != "u1" || id.KeyID() != "a@example.com" {
+			t.Fatalf("accepted %q as %+v", raw, id)
 		}
 	})
 }
