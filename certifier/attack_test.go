@@ -143,3 +143,14 @@ func TestPerSourceConnections(t *testing.T) {
 	}
 	second.Close()
 }
+
+// A certificate whose audit line cannot be written is not handed out.
+func TestNoCertificateWithoutAudit(t *testing.T) {
+	f := newFixture(t)
+	token := f.token(alice, clientID)
+	f.server.cfg.State.audit.Close()
+	r := f.sign(token, newSigner(t).PublicKey(), "")
+	if r.status != http.StatusServiceUnavailable || r.err.Reason != ReasonUnavailable || strings.Contains(string(r.body), "cert-v01") {
+		t.Fatalf("HTTP %d %s; want unavailable and no certificate", r.status, r.body)
+	}
+}

@@ -240,7 +240,12 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entry.Outcome = "signed"
-	s.audit(entry)
+	if err := s.cfg.State.Audit(entry); err != nil {
+		// No certificate leaves without its audit line.
+		s.cfg.Logger.Error("audit log", "err", err, "key_id", entry.KeyID)
+		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "the certifier could not sign, try again later", Reason: ReasonUnavailable})
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, resp)
 }
