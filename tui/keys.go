@@ -100,9 +100,7 @@ func (p *keysPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 			p.confirm = &k
 		}
 	case "r":
-		if err := p.load(m); err != nil {
-			m.fail(err)
-		}
+		return m.reload()
 	}
 	return nil
 }

@@ -84,9 +84,7 @@ func (p *revocationsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 			p.confirm = &r
 		}
 	case "r":
-		if err := p.load(m); err != nil {
-			m.fail(err)
-		}
+		return m.reload()
 	}
 	return nil
 }

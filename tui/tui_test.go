@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ var ctx = context.Background()
 func newModel(t *testing.T, o *ops.Ops, g auth.Grant, key gossh.PublicKey) *Model {
 	t.Helper()
 	m := New(ctx, o, g, key, lipgloss.NewRenderer(io.Discard))
+	m.minReload = 0 // each key loads at once; TestKeyFloodLoadsLittle tests the default
 	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
 	return m
 }
@@ -538,4 +541,69 @@ func TestLongInputIntoKeyForm(t *testing.T) {
 	if n := len(m.pages[1].(*keysPage).form.line.Value()); n != maxKeyLineRunes {
 		t.Errorf("key line of %d characters, want it cut at %d", n, maxKeyLineRunes)
 	}
+}
+
+// TestKeyFloodLoadsLittle: page keys sent faster than anyone types (20 kB of "3", or of "12"
+// alternating, in the 256-key messages a terminal sends) query the store at most once per
+// minReload, so they cost little CPU. The model once loaded on every key: 20 kB of "3" cost
+// 10 s of CPU through the gateway.
+func TestKeyFloodLoadsLittle(t *testing.T) {
+	_, store := opstest.New(t)
+	counted := &countingStore{Store: store}
+	o := ops.New(counted, opstest.Config)
+	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	for _, keys := range []string{"3", "12", "s", "r"} {
+		t.Run(keys, func(t *testing.T) {
+			m := New(ctx, o, g, opstest.Key(t, 1), lipgloss.NewRenderer(io.Discard))
+			m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+			typeKeys(m, "312") // every page the flood visits has loaded once
+			typeKeys(m, "3")   // the access log, where s and r reload
+			counted.lists.Store(0)
+			flood := []rune(strings.Repeat(keys, (20<<10)/len(keys)))
+			before := cpuTime(t)
+			for i := 0; i < len(flood); i += 256 {
+				send(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: flood[i:min(i+256, len(flood))]})
+			}
+			if m.reloadDue {
+				send(m, reloadMsg{}) // as the tick would
+			}
+			t.Logf("20 kB of %q: %d queries, %v of CPU", keys, counted.lists.Load(), cpuTime(t)-before)
+			if n := counted.lists.Load(); n > 2 {
+				t.Errorf("20 kB of %q made %d queries, want at most 2", keys, n)
+			}
+			if m.reloadDue {
+				t.Error("the deferred load is still due after it ran")
+			}
+		})
+	}
+}
+
+// countingStore counts the queries that load pages.
+type countingStore struct {
+	db.Store
+	lists atomic.Int64
+}
+
+func (s *countingStore) ListKeys(ctx context.Context, accountID int64) ([]db.Key, error) {
+	s.lists.Add(1)
+	return s.Store.ListKeys(ctx, accountID)
+}
+
+func (s *countingStore) ListAccess(ctx context.Context, accountID int64, service string, limit int) ([]db.AccessEntry, error) {
+	s.lists.Add(1)
+	return s.Store.ListAccess(ctx, accountID, service, limit)
+}
+
+func (s *countingStore) ListRevocations(ctx context.Context, accountID int64) ([]db.Revocation, error) {
+	s.lists.Add(1)
+	return s.Store.ListRevocations(ctx, accountID)
+}
+
+// cpuTime is the CPU time the process has used.
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
