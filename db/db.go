@@ -145,6 +145,8 @@ type Store interface {
 	Keys
 	Revocations
 	AccessLog
+	PendingKeys
+	AccountLifecycle
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -140,7 +140,7 @@ func serverEnv(ts *testscript.TestScript) []string {
 	for _, name := range []string{
 		"PATH", "HOME", "TMPDIR", "GORACE", "GOCOVERDIR",
 		"PORTICO_DATA_DIR", "PORTICO_DATABASE_URL", "PORTICO_SSH_LISTEN", "PORTICO_HTTP_LISTEN",
-		"PORTICO_DOMAIN", "PORTICO_SIGNUPS", "PORTICO_LOG_FORMAT",
+		"PORTICO_DOMAIN", "PORTICO_SIGNUPS", "PORTICO_LOG_FORMAT", "PORTICO_SIGNUP_RATE",
 	} {
 		if v := ts.Getenv(name); v != "" {
 			env = append(env, name+"="+v)
