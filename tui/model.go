@@ -52,6 +52,8 @@ type Model struct {
 	loadedAt  time.Time     // when a page last loaded on a key press
 	minReload time.Duration // the shortest time between two such loads
 	reloadDue bool          // a deferred load is on its way (reloadMsg)
+
+	gone string // set once the account is deleted: all there is left to show
 }
 
 // defaultMinReload is the shortest time between two loads that key presses cause (switching
@@ -77,7 +79,7 @@ func New(ctx context.Context, o *ops.Ops, g auth.Grant, key gossh.PublicKey, r *
 	}
 	m.loaded = make([]bool, len(m.pages))
 	if g.IsSignup() {
-		m.signup = newSignupPage()
+		m.signup = newSignupPage(g)
 	} else {
 		m.show(0)
 	}
@@ -98,7 +100,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.load()
 		return m, nil
 	case tea.KeyMsg:
-		if msg.Type == tea.KeyCtrlC {
+		if msg.Type == tea.KeyCtrlC || m.gone != "" {
 			return m, tea.Quit
 		}
 		if msg.Type == tea.KeyRunes && !msg.Paste && len(msg.Runes) > 1 {
@@ -152,11 +154,8 @@ func (m *Model) typing() bool {
 	if m.signup != nil {
 		return true
 	}
-	switch p := m.pages[m.current].(type) {
-	case *keysPage:
-		return p.form != nil
-	case *revocationsPage:
-		return p.form != nil
+	if p, ok := m.pages[m.current].(interface{ typing() bool }); ok {
+		return p.typing()
 	}
 	return false
 }
@@ -230,9 +229,12 @@ func (m *Model) View() string {
 	if m.height > 0 {
 		height = max(3, m.height-chromeLines)
 	}
-	if m.signup != nil {
+	if m.gone != "" {
 		b.WriteString(m.st.brand.Render("portico"))
-		title, body, hints = "Sign up", m.signup.view(m), "[enter] create account  [ctrl+c] quit"
+		title, body, hints = "Account deleted", m.gone, "[any key] quit"
+	} else if m.signup != nil {
+		b.WriteString(m.st.brand.Render("portico"))
+		title, body, hints = m.signup.title(), m.signup.view(m), m.signup.hints()
 	} else {
 		b.WriteString(m.st.brand.Render("portico | " + m.grant.Account))
 		b.WriteString("  ")

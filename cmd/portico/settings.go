@@ -14,6 +14,7 @@ import (
 	"github.com/portico-sh/portico/gateway"
 	"github.com/portico-sh/portico/internal/cliargs"
 	"github.com/portico-sh/portico/services"
+	"github.com/portico-sh/portico/services/admin/ops"
 	"github.com/portico-sh/portico/services/pipe"
 )
 
@@ -33,6 +34,7 @@ type settings struct {
 	pipeStall     string
 	publicHTTP    string
 	publicSSH     string
+	signupRate    string
 
 	// Limits (README "Limits").
 	metricsListen           string
@@ -65,6 +67,7 @@ var (
 		{"public-http", "PORTICO_PUBLIC_HTTP", "", "scheme, host and port of printed site and tunnel URLs (empty: http://DOMAIN:HTTP-PORT)", func(s *settings) *string { return &s.publicHTTP }},
 		{"public-ssh", "PORTICO_PUBLIC_SSH", "", "host and port in printed ssh, rsync and scp recipes (empty: DOMAIN:SSH-PORT)", func(s *settings) *string { return &s.publicSSH }},
 		{"signups", "PORTICO_SIGNUPS", "open", "whether unregistered keys may register: open or closed", func(s *settings) *string { return &s.signups }},
+		{"signup-rate", "PORTICO_SIGNUP_RATE", ops.DefaultSignupRate, "sign-ups per source address (IPv6: per /64): N/s, N/m, N/h, N/d, N/DURATION, or off", func(s *settings) *string { return &s.signupRate }},
 		{"access-log-days", "PORTICO_ACCESS_LOG_DAYS", "90", "days the access log is kept", func(s *settings) *string { return &s.accessLogDays }},
 		{"drain-timeout", "PORTICO_DRAIN_TIMEOUT", "10s", "how long shutdown waits for open sessions", func(s *settings) *string { return &s.drainTimeout }},
 		{"pipe-buffer", "PORTICO_PIPE_BUFFER", "1MiB", "pipe: bytes buffered for each reader", func(s *settings) *string { return &s.pipeBuffer }},
@@ -141,6 +144,7 @@ type serveConfig struct {
 	drainTimeout time.Duration
 	pipe         pipe.MemoryOptions
 	public       services.Public
+	signupRate   ops.SignupRate
 	limits       gateway.Limits
 	metricsAddr  string
 }
@@ -157,6 +161,9 @@ func (s *settings) serveConfig() (serveConfig, error) {
 	case "closed":
 	default:
 		return c, fmt.Errorf("signups %q: want open or closed", s.signups)
+	}
+	if c.signupRate, err = ops.ParseSignupRate(s.signupRate); err != nil {
+		return c, err
 	}
 	days, err := strconv.Atoi(s.accessLogDays)
 	if err != nil || days < 1 {
