@@ -112,4 +112,3 @@ func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int) (idle
 	}
 	return idleResult{target: t.name, n: n, before: before, after: after}, nil
 }
-
