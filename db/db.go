@@ -147,6 +147,7 @@ type Store interface {
 	AccessLog
 	PendingKeys
 	AccountLifecycle
+	AccessVersions
 	Ping(ctx context.Context) error
 	Close() error
 }
