@@ -50,6 +50,7 @@ func runContract(t *testing.T, open func(testing.TB) db.Store) {
 		{"Closed", testClosed},
 	}
 	tests = append(tests, lifecycleContract...)
+	tests = append(tests, accessVersionsContract...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -148,6 +148,7 @@ type Store interface {
 	AccessLog
 	PendingKeys
 	AccountLifecycle
+	AccessVersions
 	SuppressedAccess
 	Ping(ctx context.Context) error
 	Close() error
