@@ -23,9 +23,10 @@ import (
 //
 //	portico-up [serve flags]    start `portico serve` in the background on $HOST:$SSH_PORT and
 //	                            $HOST:$HTTP_PORT with data in $WORK/data, no metrics listener
-//	                            and loopback exempt from the per-source limits (unless the flags
-//	                            or PORTICO_* variables say otherwise), log in $WORK/portico.log; wait
-//	                            until SSH greets and /healthz answers 200; at the end of the
+//	                            and loopback exempt from the per-source limits (withTestDefaults;
+//	                            unless the flags or PORTICO_* variables say otherwise), log in
+//	                            $WORK/portico.log; wait until SSH greets and /healthz answers
+//	                            200; at the end of the
 //	                            script SIGTERM it and expect exit status 0. With
 //	                            PORTICO_E2E_DATABASE=postgres it uses a fresh Postgres database
 //	                            (as pg-createdb) unless the script chooses the data directory or
@@ -178,10 +179,6 @@ func cmdPorticoUp(ts *testscript.TestScript, neg bool, args []string) {
 		{"data-dir", "PORTICO_DATA_DIR", ts.MkAbs("data")},
 		{"ssh-listen", "PORTICO_SSH_LISTEN", st.endpoints.sshAddr()},
 		{"http-listen", "PORTICO_HTTP_LISTEN", strings.TrimPrefix(st.endpoints.httpURL(""), "http://")},
-		// Servers of parallel scripts would share the default metrics port, and every client
-		// here comes from loopback, which a script not testing the limits exempts.
-		{"metrics-listen", "PORTICO_METRICS_LISTEN", "off"},
-		{"per-source-exempt", "PORTICO_PER_SOURCE_EXEMPT", "127.0.0.0/8"},
 	}
 	flags := slices.Clone(args)
 	if postgresEverywhere() && !choosesStorage(ts, args) {

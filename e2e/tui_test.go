@@ -158,7 +158,6 @@ func TestTUI(t *testing.T) {
 		"--ssh-listen", e.sshAddr(),
 		"--http-listen", strings.TrimPrefix(e.httpURL(""), "http://"),
 		"--domain", domain,
-		"--metrics-listen", "off", "--per-source-exempt", "127.0.0.0/8",
 	}
 	if postgresEverywhere() {
 		name, dbURL, err := createDatabase()
