@@ -90,10 +90,12 @@ func serve(ctx context.Context, env *environment, args []string) error {
 		HostKey:            hostKey,
 		SSH:                cfg.listeners,
 		HTTPAddr:           s.httpListen,
+		MetricsAddr:        cfg.metricsAddr,
 		Domain:             s.domain,
 		Version:            versionString(),
 		DrainTimeout:       cfg.drainTimeout,
 		AccessLogRetention: cfg.retention,
+		Limits:             &cfg.limits,
 		Logger:             log,
 	})
 	if err != nil {
