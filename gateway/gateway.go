@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,12 @@ type Options struct {
 	Auth    Authenticator
 	Router  *services.Router
 	HostKey gossh.Signer
+	// HostCert, when set, is presented to clients that ask for host certificates, beside the
+	// plain host key.
+	HostCert *HostCertificate
+	// Ciphers, when set, is the fixed list of SSH ciphers offered to every client; nil: chosen
+	// per connection from the client's KEXINIT (AES-GCM alone when it offers it).
+	Ciphers []string
 
 	SSH         []Listener // SSH listen addresses, each optionally bound to a service
 	HTTPAddr    string     // HTTP listen address (sites, /healthz); empty: no HTTP server
@@ -81,6 +88,8 @@ type Gateway struct {
 	admission *admission
 	refusals  refusalLog
 	denied    deniedRows
+
+	sshVersion string // the server's SSH version line, without CR LF
 
 	// terminals holds each session's terminal as it was when its shell, exec or subsystem
 	// request was accepted, until the session's handler takes it (see snapshotTerminal).
@@ -142,7 +151,10 @@ func New(o Options) (*Gateway, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	g := &Gateway{o: o, log: o.Logger, limits: DefaultLimits()}
+	if o.HostCert != nil && !bytes.Equal(o.HostCert.Cert.Key.Marshal(), o.HostKey.PublicKey().Marshal()) {
+		return nil, errors.New("gateway: the host certificate is not of the host key")
+	}
+	g := &Gateway{o: o, log: o.Logger, limits: DefaultLimits(), sshVersion: sshVersion(o.Version)}
 	if o.Limits != nil {
 		g.limits = *o.Limits
 	}

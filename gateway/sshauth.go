@@ -33,7 +33,12 @@ var errNoneAuth = errors.New("portico: authenticate with a public key")
 // serverConfig is the per-connection x/crypto configuration. Public keys are the only method:
 // no password or keyboard-interactive callback is set, and "none" is refused.
 func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.ServerConfig {
+	ciphers := g.o.Ciphers
+	if chosen, ok := ctx.Value(ciphersKey{}).([]string); ok {
+		ciphers = chosen
+	}
 	return &gossh.ServerConfig{
+		Config:                  gossh.Config{Ciphers: ciphers},
 		MaxAuthTries:            g.o.MaxAuthTries,
 		PublicKeyAuthAlgorithms: auth.SignatureAlgorithms,
 		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {

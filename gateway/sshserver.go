@@ -27,13 +27,13 @@ const agentRequest = "auth-agent-req@openssh.com"
 // newSSHServer makes the SSH server of one listener; bound is the service the listener is
 // bound to, or empty.
 func (g *Gateway) newSSHServer(bound auth.Service) *ssh.Server {
-	version := "portico"
-	if v := softwareVersion(g.o.Version); v != "" {
-		version += "_" + v
+	signers := []ssh.Signer{g.o.HostKey}
+	if g.o.HostCert != nil {
+		signers = append(signers, g.o.HostCert.Signer)
 	}
 	return &ssh.Server{
-		Version:      version,
-		HostSigners:  []ssh.Signer{g.o.HostKey},
+		Version:      strings.TrimPrefix(g.sshVersion, "SSH-2.0-"),
+		HostSigners:  signers,
 		Handler:      g.serveSession,
 		ConnCallback: g.admit,
 		ServerConfigCallback: func(ctx ssh.Context) *gossh.ServerConfig {
@@ -503,6 +503,15 @@ func (g *Gateway) forwarding(ctx ssh.Context) (*services.Conn, services.Service,
 		return nil, nil, false
 	}
 	return &services.Conn{Ctx: ctx, Grant: grant, SSH: conn}, g.o.Router.Lookup(grant.Service), true
+}
+
+// sshVersion is the server's SSH version line for software version v: SSH-2.0-portico_v.
+func sshVersion(v string) string {
+	version := "SSH-2.0-portico"
+	if v := softwareVersion(v); v != "" {
+		version += "_" + v
+	}
+	return version
 }
 
 // softwareVersion makes v fit the SSH version string (RFC 4253 §4.2: printable ASCII, no
