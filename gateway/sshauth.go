@@ -141,7 +141,9 @@ func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, c
 	}
 	if !grant.IsSignup() && grant.AccountID != 0 {
 		// Live access: the connection ends when its grounds do.
-		remove := g.live.add(attempt, grant, seen, cs.end)
+		again := attempt
+		again.LoginOnly = true // a login key removed since is no sign-up
+		remove := g.live.add(again, grant, seen, cs.end)
 		context.AfterFunc(connCtx, remove)
 	}
 	g.metrics.authDecisions.WithLabelValues(string(grant.Service), string(grant.Method), "allowed").Inc()
