@@ -145,6 +145,7 @@ type Store interface {
 	Keys
 	Revocations
 	AccessLog
+	PGS
 	Ping(ctx context.Context) error
 	Close() error
 }
