@@ -103,7 +103,6 @@ func publish(t *testing.T, s db.Store, accountID int64, project, holder string, 
 	return d
 }
 
-
 func paths(files []db.PGSFile) []string {
 	var out []string
 	for _, f := range files {
