@@ -182,8 +182,11 @@ func Parse(p string) (Path, error) {
 // Hidden reports whether a path below a project is not served over HTTP: a segment starting
 // with "." outside "/.well-known/", or the site rule files _redirects and _headers at the root.
 func Hidden(rel string) bool {
-	if rel == "_redirects" || rel == "_headers" {
+	switch rel {
+	case "_redirects", "_headers":
 		return true
+	case ".well-known":
+		return false
 	}
 	if strings.HasPrefix(rel, ".well-known/") {
 		rel = rel[len(".well-known/"):]

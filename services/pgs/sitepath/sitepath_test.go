@@ -143,7 +143,7 @@ func TestHidden(t *testing.T) {
 		"_redirects":               true,
 		"_headers":                 true,
 		"docs/_redirects":          false,
-		".well-known":              true,
+		".well-known":              false,
 		"assets/app.js":            false,
 	} {
 		if got := Hidden(rel); got != want {
