@@ -2,9 +2,9 @@ package pgs
 
 import (
 	"context"
-	"errors"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -149,7 +149,9 @@ func (s *Service) Serve(sess *services.Session) int {
 	return s.runCommand(sess)
 }
 
-func hasSuffix(s, suffix string) bool { return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix }
+func hasSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
 
 // ProjectExists reports whether the account has the project, or a first deploy of it is under
 // way: the tuns service refuses such a name for a tunnel.
