@@ -290,3 +290,28 @@ func mustEqualTree(t testing.TB, what string, got, want map[string]string) {
 		t.Fatalf("%s:\n got %v\nwant %v", what, got, want)
 	}
 }
+
+// sftp runs the real sftp client in batch mode with the given commands.
+func (h *harness) sftp(commands string) (string, string, int) {
+	h.t.Helper()
+	args := append(h.sshArgs()[2:], "-P", h.sshPort, "-b", "-", "pgs@127.0.0.1")
+	// sftp takes -P for the port; drop ssh's -p.
+	clean := []string{"-F", "/dev/null"}
+	for i := 0; i < len(args); i++ {
+		if args[i] == "-p" {
+			i++
+			continue
+		}
+		clean = append(clean, args[i])
+	}
+	return h.run(strings.NewReader(commands), "sftp", clean...)
+}
+
+// scp runs the real scp client (SFTP mode unless -O is among args).
+func (h *harness) scp(args ...string) (string, string, int) {
+	h.t.Helper()
+	base := []string{"-F", "/dev/null", "-P", h.sshPort, "-i", h.key, "-o", "IdentitiesOnly=yes",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+		"-o", "BatchMode=yes"}
+	return h.run(nil, "scp", append(base, args...)...)
+}

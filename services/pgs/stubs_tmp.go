@@ -2,5 +2,4 @@ package pgs
 
 import "github.com/portico-sh/portico/services"
 
-func (s *Service) serveSFTP(sess *services.Session) int { return 1 }
-func (s *Service) serveSCP(sess *services.Session) int  { return 1 }
+func (s *Service) serveSCP(sess *services.Session) int { return 1 }
