@@ -487,4 +487,3 @@ func (l *lister) Close() error {
 	}
 	return nil
 }
-
