@@ -315,3 +315,30 @@ func (h *harness) scp(args ...string) (string, string, int) {
 		"-o", "BatchMode=yes"}
 	return h.run(nil, "scp", append(base, args...)...)
 }
+
+// goSSH opens a session with golang.org/x/crypto/ssh as alice (it sends what OpenSSH will
+// not) and returns the client and a session.
+func (h *harness) goSSH(user string) (*gossh.Client, *gossh.Session) {
+	h.t.Helper()
+	pemBytes, err := os.ReadFile(h.key)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	signer, err := gossh.ParsePrivateKey(pemBytes)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	client, err := gossh.Dial("tcp", "127.0.0.1:"+h.sshPort, &gossh.ClientConfig{
+		User: user, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { client.Close() })
+	sess, err := client.NewSession()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return client, sess
+}
