@@ -59,6 +59,10 @@ func TestUsageAndVersion(t *testing.T) {
 		{[]string{"serve", "--drain-timeout", "soon"}, exitUsage, "", "drain timeout"},
 		{[]string{"serve", "--pipe-buffer", "1MB"}, exitUsage, "", "pipe buffer"},
 		{[]string{"serve", "--pipe-stall-timeout", "0s"}, exitUsage, "", "pipe stall timeout"},
+		{[]string{"serve", "--pgs-keep-deploys", "0"}, exitUsage, "", "pgs keep deploys"},
+		{[]string{"serve", "--pgs-quota", "1GB"}, exitUsage, "", "pgs quota"},
+		{[]string{"serve", "--pgs-max-file", "-1"}, exitUsage, "", "pgs max file"},
+		{[]string{"serve", "--pgs-max-files", "many"}, exitUsage, "", "pgs max files"},
 		{[]string{"account"}, exitUsage, "", "usage: portico account"},
 		{[]string{"account", "rm", "alice"}, exitUsage, "", `unknown command "rm"`},
 		{[]string{"account", "create", "alice"}, exitUsage, "", "--key FILE is required"},
@@ -85,6 +89,7 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 		"PORTICO_LOG_FORMAT":   "json",
 		"PORTICO_DATABASE_URL": "postgres://env/db",
 		"PORTICO_PIPE_BUFFER":  "64KiB",
+		"PORTICO_PGS_QUOTA":    "off",
 	}
 	tests := []struct {
 		name string
@@ -92,13 +97,17 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 		want settings
 	}{
 		{"defaults", nil, settings{dataDir: "./data", sshListen: ":2222", httpListen: ":8080", domain: "localhost",
-			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s"}},
+			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s",
+			pgsKeep: "10", pgsQuota: "1GiB", pgsMaxFile: "100MiB", pgsMaxFiles: "50000"}},
 		{"environment", nil, settings{dataDir: "/env/data", databaseURL: "postgres://env/db", sshListen: ":3333", httpListen: ":8080",
-			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s"}},
+			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s",
+			pgsKeep: "10", pgsQuota: "off", pgsMaxFile: "100MiB", pgsMaxFiles: "50000"}},
 		{"flags win", []string{"--data-dir", "/flag", "--ssh-listen", ":4444,pgs=:4445", "--domain", "flag.example", "--signups", "open",
-			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s"},
+			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s",
+			"--pgs-quota", "2GiB", "--pgs-max-files", "off"},
 			settings{dataDir: "/flag", sshListen: ":4444,pgs=:4445", httpListen: "127.0.0.1:9090", domain: "flag.example",
-				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s"}},
+				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s",
+				pgsKeep: "10", pgsQuota: "2GiB", pgsMaxFile: "100MiB", pgsMaxFiles: "off"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"github.com/portico-sh/portico/services"
 	"github.com/portico-sh/portico/services/admin"
 	"github.com/portico-sh/portico/services/admin/ops"
+	"github.com/portico-sh/portico/services/pgs"
+	"github.com/portico-sh/portico/services/pgs/blob"
 	"github.com/portico-sh/portico/services/pipe"
 )
 
@@ -66,11 +68,22 @@ func serve(ctx context.Context, env *environment, args []string) error {
 		SignupsOpen: cfg.signupsOpen,
 		Log:         log,
 	})
+	blobs, err := blob.NewFS(filepath.Join(s.dataDir, "blobs"))
+	if err != nil {
+		return err
+	}
+	if databaseKind(s.databaseURL) == "sqlite" {
+		// An embedded database has this one gateway: locks left by a previous run are stale.
+		if err := store.ResetPGSLocks(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+	}
+	sites := pgs.New(pgs.Options{Store: store, Blobs: blobs, Public: cfg.public, Limits: cfg.pgs, Logger: log})
 	pipeOptions := cfg.pipe
 	pipeOptions.Logger = log
 	router, err := services.NewRouter(
 		admin.New(accountOps),
-		services.Unavailable(auth.PGS),
+		sites,
 		services.Unavailable(auth.Tuns),
 		pipe.New(pipe.Options{
 			Broker:     pipe.NewMemoryBroker(pipeOptions),

@@ -14,6 +14,7 @@ import (
 	"github.com/portico-sh/portico/gateway"
 	"github.com/portico-sh/portico/internal/cliargs"
 	"github.com/portico-sh/portico/services"
+	"github.com/portico-sh/portico/services/pgs"
 	"github.com/portico-sh/portico/services/pipe"
 )
 
@@ -33,6 +34,10 @@ type settings struct {
 	pipeStall     string
 	publicHTTP    string
 	publicSSH     string
+	pgsKeep       string
+	pgsQuota      string
+	pgsMaxFile    string
+	pgsMaxFiles   string
 }
 
 // setting describes one flag and its environment variable.
@@ -58,6 +63,10 @@ var (
 		{"drain-timeout", "PORTICO_DRAIN_TIMEOUT", "10s", "how long shutdown waits for open sessions", func(s *settings) *string { return &s.drainTimeout }},
 		{"pipe-buffer", "PORTICO_PIPE_BUFFER", "1MiB", "pipe: bytes buffered for each reader", func(s *settings) *string { return &s.pipeBuffer }},
 		{"pipe-stall-timeout", "PORTICO_PIPE_STALL_TIMEOUT", "10s", "pipe: how long a reader's buffer may stay full before it is dropped", func(s *settings) *string { return &s.pipeStall }},
+		{"pgs-keep-deploys", "PORTICO_PGS_KEEP_DEPLOYS", "10", "pgs: deploys kept per project for rollback", func(s *settings) *string { return &s.pgsKeep }},
+		{"pgs-quota", "PORTICO_PGS_QUOTA", "1GiB", "pgs: bytes stored per account, each distinct file once (off: no limit)", func(s *settings) *string { return &s.pgsQuota }},
+		{"pgs-max-file", "PORTICO_PGS_MAX_FILE", "100MiB", "pgs: bytes in one file (off: no limit)", func(s *settings) *string { return &s.pgsMaxFile }},
+		{"pgs-max-files", "PORTICO_PGS_MAX_FILES", "50000", "pgs: files in one deploy (off: no limit)", func(s *settings) *string { return &s.pgsMaxFiles }},
 	}
 )
 
@@ -121,6 +130,7 @@ type serveConfig struct {
 	drainTimeout time.Duration
 	pipe         pipe.MemoryOptions
 	public       services.Public
+	pgs          pgs.Limits
 }
 
 func (s *settings) serveConfig() (serveConfig, error) {
@@ -156,7 +166,42 @@ func (s *settings) serveConfig() (serveConfig, error) {
 	if c.pipe.StallTimeout, err = time.ParseDuration(s.pipeStall); err != nil || c.pipe.StallTimeout <= 0 {
 		return c, fmt.Errorf("pipe stall timeout %q: want a duration such as 10s", s.pipeStall)
 	}
+	if c.pgs, err = s.pgsLimits(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// pgsLimits checks the pgs settings; the size limits and the file count accept off.
+func (s *settings) pgsLimits() (pgs.Limits, error) {
+	var l pgs.Limits
+	keep, err := strconv.Atoi(s.pgsKeep)
+	if err != nil || keep < 1 || keep > 1000 {
+		return l, fmt.Errorf("pgs keep deploys %q: want a number from 1 to 1000", s.pgsKeep)
+	}
+	l.KeepDeploys = keep
+	size := func(what, v string) (int64, error) {
+		if v == "off" {
+			return 0, nil
+		}
+		n, err := pipe.ParseSize(v)
+		if err != nil {
+			return 0, fmt.Errorf("%s %q: want a size such as 100MiB or 1GiB, or off", what, v)
+		}
+		return int64(n), nil
+	}
+	if l.Quota, err = size("pgs quota", s.pgsQuota); err != nil {
+		return l, err
+	}
+	if l.MaxFile, err = size("pgs max file", s.pgsMaxFile); err != nil {
+		return l, err
+	}
+	if s.pgsMaxFiles != "off" {
+		if l.MaxFiles, err = strconv.Atoi(s.pgsMaxFiles); err != nil || l.MaxFiles < 1 {
+			return l, fmt.Errorf("pgs max files %q: want a positive number of files, or off", s.pgsMaxFiles)
+		}
+	}
+	return l, nil
 }
 
 // publicAddresses is how users reach this server: PORTICO_PUBLIC_HTTP and PORTICO_PUBLIC_SSH,

@@ -93,7 +93,7 @@ func (c *cli) run(args []string) int {
 		fmt.Fprintf(c.stderr, "portico: %s\nrun: %s\n", ue.msg, c.svc.public.SSHCommand("pgs", "help"))
 		return exitUsage
 	default:
-		fmt.Fprintf(c.stderr, "portico: %s\n", userError(err).Message)
+		fmt.Fprintf(c.stderr, "portico: %s\n", asError(err).Message)
 		return exitFailed
 	}
 }

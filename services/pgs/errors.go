@@ -43,9 +43,17 @@ func kindOf(err error) Kind {
 	return Failed
 }
 
-// userError turns any error into one fit to show: a path error as it is, store failures as
+// userError is asError as an error: nil stays nil.
+func userError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return asError(err)
+}
+
+// asError turns any error into one fit to show: a path error as it is, store failures as
 // plain words (the cause goes to the log, not to the client).
-func userError(err error) *Error {
+func asError(err error) *Error {
 	var e *Error
 	var pe *sitepath.Error
 	var errno syscall.Errno

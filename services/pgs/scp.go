@@ -384,7 +384,7 @@ func (c *scpSource) run() int {
 	for _, arg := range c.o.paths {
 		p, err := sitepath.Parse(arg)
 		if err != nil {
-			c.warn("%s", userError(err).Message)
+			c.warn("%s", asError(err).Message)
 			continue
 		}
 		if err := c.send(p, p.Base(), 0); err != nil {
@@ -401,7 +401,7 @@ func (c *scpSource) run() int {
 func (c *scpSource) send(p sitepath.Path, name string, depth int) error {
 	fi, err := c.s.stat(p)
 	if err != nil {
-		c.warn("%s: %s", "/"+p.String(), userError(notExistWords(err)).Message)
+		c.warn("%s: %s", "/"+p.String(), asError(notExistWords(err)).Message)
 		return nil
 	}
 	if fi.IsDir() {
@@ -429,7 +429,7 @@ func (c *scpSource) send(p sitepath.Path, name string, depth int) error {
 		}
 		list, err := c.s.readDir(p)
 		if err != nil {
-			c.warn("/%s: %s", p, userError(err).Message)
+			c.warn("/%s: %s", p, asError(err).Message)
 		}
 		for _, e := range list {
 			child, err := p.Join(e.Name())
@@ -445,7 +445,7 @@ func (c *scpSource) send(p sitepath.Path, name string, depth int) error {
 	}
 	r, f, err := c.s.open(p)
 	if err != nil {
-		c.warn("/%s: %s", p, userError(err).Message)
+		c.warn("/%s: %s", p, asError(err).Message)
 		return nil
 	}
 	defer r.Close()

@@ -83,7 +83,7 @@ func (s *session) accountID() int64 { return s.grant.AccountID }
 // fail marks the session failed: nothing it changed will be published. The first failure is
 // told to the client and stops the transfer; fail returns it.
 func (s *session) fail(err error) *Error {
-	ue := userError(err)
+	ue := asError(err)
 	s.mu.Lock()
 	first := s.failure == nil
 	if first {
