@@ -3,8 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,10 +38,12 @@ import (
 //	portico-kill         SIGKILL the server portico-up started (no drain) and wait for it to die
 //	gen-file NAME SIZE [LINE]
 //	                     write SIZE bytes (100, 64KiB, 4MiB) to NAME: LINE and a newline (if
-//	                     given), then a fixed pseudo-random filler
+//	                     given), then pseudo-random filler that depends on LINE (so files of
+//	                     different LINEs share no blocks)
 //	mount-tmpfs DIR SIZE mount a tmpfs of SIZE (as mount -o size=) at DIR, unmounted at the end
 //	                     of the script; needs root and mount (condition [can-mount], which
 //	                     under CI=true fails instead of being false)
+//	dir-size DIR         print "files=N bytes=M": the regular files under DIR and their sizes
 //	require-tools TOOL...
 //	                     under CI=true, fail when a tool is missing (elsewhere scripts skip
 //	                     themselves with [!exec:TOOL] skip)
@@ -51,6 +55,29 @@ func init() {
 	scriptCommands["gen-file"] = cmdGenFile
 	scriptCommands["mount-tmpfs"] = cmdMountTmpfs
 	scriptCommands["require-tools"] = cmdRequireTools
+	scriptCommands["dir-size"] = cmdDirSize
+}
+
+func cmdDirSize(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "dir-size")
+	if len(args) != 1 {
+		ts.Fatalf("usage: dir-size DIR")
+	}
+	var files, bytes int64
+	err := filepath.WalkDir(ts.MkAbs(args[0]), func(_ string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files++
+		bytes += fi.Size()
+		return nil
+	})
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "files=%d bytes=%d\n", files, bytes)
 }
 
 func cmdRequireTools(ts *testscript.TestScript, neg bool, args []string) {
@@ -251,7 +278,10 @@ func cmdGenFile(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	_, err = f.Write(head)
 	ts.Check(err)
-	ts.Check(writeStream(f, size-int64(len(head))))
+	seed := sha256.Sum256(head)
+	rng := rand.NewChaCha8(seed)
+	_, err = io.CopyN(f, rng, size-int64(len(head)))
+	ts.Check(err)
 }
 
 func cmdMountTmpfs(ts *testscript.TestScript, neg bool, args []string) {

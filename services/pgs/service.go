@@ -59,9 +59,10 @@ func DefaultLimits() Limits {
 const (
 	// defaultLockWait is how long a deploy waits for another deploy of the same project.
 	defaultLockWait = 60 * time.Second
-	// defaultLockTTL is how long a deploy lock lasts without renewal: a gateway that dies
-	// holding one (kill -9 on a shared Postgres) blocks that project this long.
-	defaultLockTTL = 20 * time.Second
+	// defaultLockTTL is how long a deploy lock lasts without renewal (it is renewed four times
+	// as often): a gateway that dies holding one blocks that project this long on a shared
+	// Postgres (a gateway on SQLite drops its stale locks when it starts).
+	defaultLockTTL = 10 * time.Second
 	// maxSessionProjects bounds the projects one session may change (each holds a lock and
 	// a working copy).
 	maxSessionProjects = 8
