@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,7 +56,7 @@ type harnessOptions struct {
 func requireTool(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
+		if _, err := osexec.LookPath(tool); err != nil {
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("%s is required (CI=true)", tool)
 			}
@@ -148,12 +148,12 @@ func (h *harness) run(stdin io.Reader, name string, args ...string) (string, str
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := osexec.CommandContext(ctx, name, args...)
 	cmd.Stdin = stdin
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	var exit *exec.ExitError
+	var exit *osexec.ExitError
 	switch {
 	case err == nil:
 		return stdout.String(), stderr.String(), 0
@@ -342,3 +342,6 @@ func (h *harness) goSSH(user string) (*gossh.Client, *gossh.Session) {
 	}
 	return client, sess
 }
+
+// exec is exec.LookPath.
+func exec(tool string) (string, error) { return osexec.LookPath(tool) }

@@ -26,8 +26,10 @@ func (s *Service) serveRsync(sess *services.Session) int {
 	}
 	pubs, err := ss.finish(code == 0)
 	if err != nil {
-		fmt.Fprintf(sess.Stderr(), "portico: %s\n", err.Message)
+		// A failure during the transfer reached the client in rsync's own messages; one at
+		// the end (publishing) is told here.
 		if code == 0 {
+			fmt.Fprintf(sess.Stderr(), "portico: %s\n", err.Message)
 			code = 11 // rsync's file I/O error
 		}
 		return code
