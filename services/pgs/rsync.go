@@ -1,6 +1,7 @@
 package pgs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +20,7 @@ import (
 func (s *Service) serveRsync(sess *services.Session) int {
 	ss := s.newSession(sess.Context(), sess.Grant, "rsync", false, sess.Stderr())
 	fsys := &rsyncFS{s: ss}
-	code := rsync.Serve(ss.ctx, sess.RawCommand, sess, sess, sess.Stderr(), fsys)
+	code := rsync.Serve(ss.ctx, sess.RawCommand, cancelableReader(ss.ctx, sess), sess, sess.Stderr(), fsys)
 	if !fsys.receiving {
 		ss.finish(false)
 		return code
@@ -36,6 +37,19 @@ func (s *Service) serveRsync(sess *services.Session) int {
 	}
 	s.reportPublished(sess.Stderr(), sess.Grant.Account, pubs)
 	return code
+}
+
+// cancelableReader reads r until ctx ends: a session that fails (a limit, a store failure)
+// must not stay blocked reading from a client that waits for an answer. The copying goroutine
+// ends when r does (the gateway closes the channel once the session is over).
+func cancelableReader(ctx context.Context, r io.Reader) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, r)
+		pw.CloseWithError(err)
+	}()
+	context.AfterFunc(ctx, func() { pr.CloseWithError(context.Cause(ctx)) })
+	return pr
 }
 
 // reportPublished tells the client what went live, ending with the site's URL.

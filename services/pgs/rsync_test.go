@@ -30,3 +30,19 @@ func TestRsyncUploadAndDownload(t *testing.T) {
 		h.mustRsync(append(args, src+"/", remote+"/blog/")...)
 	}
 }
+
+// A session that fails while the client waits for the server (here: a directory the
+// generator cannot make) ends at once instead of waiting for input that never comes.
+func TestRsyncFailureDoesNotHang(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	long := strings.Repeat(strings.Repeat("d", 200)+"/", 6) + "f"
+	writeTree(t, src, map[string]string{long: "x", "index.html": "i"})
+	out, errOut, code := h.rsync("-r", src+"/", remote+"/blog/")
+	if code == 0 || !strings.Contains(errOut, "longer than 1024 bytes") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if got := h.liveFiles("blog"); got != nil {
+		t.Fatalf("published %v", got)
+	}
+}

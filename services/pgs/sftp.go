@@ -78,6 +78,7 @@ type sftpHandler struct {
 	s          *session
 	handles    atomic.Int32 // open files and directory listings
 	incomplete atomic.Int32 // files still open for writing when the session ended
+	notices    atomic.Int32 // refusals explained on stderr
 
 	mu      sync.Mutex
 	writers map[string]*sftpWriter // files open for writing, by path
@@ -86,7 +87,7 @@ type sftpHandler struct {
 func (h *sftpHandler) path(p string) (sitepath.Path, error) {
 	sp, err := sitepath.Parse(p)
 	if err != nil {
-		return sitepath.Path{}, userError(err)
+		return sitepath.Path{}, h.sftpError(err)
 	}
 	return sp, nil
 }
@@ -100,15 +101,25 @@ func (h *sftpHandler) takeHandle() error {
 	return nil
 }
 
+// maxSFTPNotices bounds the refusals one SFTP session explains on stderr.
+const maxSFTPNotices = 20
+
 // sftpError is err as the SFTP client sees it: the request server turns not-exist errors into
-// "no such file"; the others are failures with err's text. The first failure of the session
-// also went to stderr, which ssh shows.
-func sftpError(err error) error {
+// "no such file", the others into a failure. An SFTP client shows only the status's name, so a
+// refusal's reason also goes to stderr, which ssh shows (at most maxSFTPNotices of them).
+func (h *sftpHandler) sftpError(err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return os.ErrNotExist
+	}
+	var e *Error
+	var pe *sitepath.Error
+	if errors.As(err, &e) || errors.As(err, &pe) {
+		if h.notices.Add(1) <= maxSFTPNotices {
+			fmt.Fprintf(h.s.notice, "portico: %s\n", asError(err).Message)
+		}
 	}
 	if errors.Is(err, fs.ErrPermission) {
 		return sftp.ErrSSHFxPermissionDenied
@@ -123,12 +134,12 @@ func (h *sftpHandler) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 		return nil, err
 	}
 	if err := h.takeHandle(); err != nil {
-		return nil, err
+		return nil, h.sftpError(err)
 	}
 	rd, _, err := h.s.open(p)
 	if err != nil {
 		h.handles.Add(-1)
-		return nil, sftpError(err)
+		return nil, h.sftpError(err)
 	}
 	return &sftpReader{h: h, r: rd}, nil
 }
@@ -164,12 +175,12 @@ func (h *sftpHandler) Filewrite(r *sftp.Request) (io.WriterAt, error) {
 		return nil, sftp.ErrSSHFxOpUnsupported
 	}
 	if err := h.takeHandle(); err != nil {
-		return nil, err
+		return nil, h.sftpError(err)
 	}
 	u, err := h.s.create(p)
 	if err != nil {
 		h.handles.Add(-1)
-		return nil, sftpError(err)
+		return nil, h.sftpError(err)
 	}
 	w := &sftpWriter{h: h, u: u, path: p, mode: 0o644, mtime: time.Now().Unix()}
 	if old, err := h.s.stat(p); err == nil && !old.IsDir() {
@@ -183,7 +194,7 @@ func (h *sftpHandler) Filewrite(r *sftp.Request) (io.WriterAt, error) {
 			if err := w.copyOld(p); err != nil {
 				u.Abort()
 				h.handles.Add(-1)
-				return nil, sftpError(err)
+				return nil, h.sftpError(err)
 			}
 		}
 	}
@@ -222,7 +233,7 @@ func (w *sftpWriter) copyOld(p sitepath.Path) error {
 
 func (w *sftpWriter) WriteAt(p []byte, off int64) (int, error) {
 	n, err := w.u.WriteAt(p, off)
-	return n, sftpError(err)
+	return n, w.h.sftpError(err)
 }
 
 // setAttrs records attributes set on the open file (fsetstat), applied when it is committed.
@@ -263,7 +274,7 @@ func (w *sftpWriter) Close() error {
 		w.h.incomplete.Add(1)
 		return w.u.Abort()
 	}
-	return sftpError(w.u.commit(mode, mtime))
+	return w.h.sftpError(w.u.commit(mode, mtime))
 }
 
 // Filecmd runs setstat, rename, mkdir, rmdir and remove. Links are refused: sites hold files.
@@ -274,15 +285,15 @@ func (h *sftpHandler) Filecmd(r *sftp.Request) error {
 	}
 	switch r.Method {
 	case "Setstat":
-		return sftpError(h.setstat(r, p))
+		return h.sftpError(h.setstat(r, p))
 	case "Rename":
-		return sftpError(h.rename(p, r.Target, false))
+		return h.sftpError(h.rename(p, r.Target, false))
 	case "Mkdir":
-		return sftpError(h.mkdir(p))
+		return h.sftpError(h.mkdir(p))
 	case "Rmdir", "Remove":
-		return sftpError(h.remove(p, r.Method == "Rmdir"))
+		return h.sftpError(h.remove(p, r.Method == "Rmdir"))
 	case "Link", "Symlink":
-		return errorf(Refused, "sites hold no links: upload the file itself")
+		return h.sftpError(errorf(Refused, "sites hold no links: upload the file itself"))
 	}
 	return sftp.ErrSSHFxOpUnsupported
 }
@@ -293,7 +304,7 @@ func (h *sftpHandler) PosixRename(r *sftp.Request) error {
 	if err != nil {
 		return err
 	}
-	return sftpError(h.rename(p, r.Target, true))
+	return h.sftpError(h.rename(p, r.Target, true))
 }
 
 func (h *sftpHandler) setstat(r *sftp.Request, p sitepath.Path) error {
@@ -442,22 +453,22 @@ func (h *sftpHandler) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	switch r.Method {
 	case "List":
 		if err := h.takeHandle(); err != nil {
-			return nil, err
+			return nil, h.sftpError(err)
 		}
 		list, err := h.s.readDir(p)
 		if err != nil {
 			h.handles.Add(-1)
-			return nil, sftpError(err)
+			return nil, h.sftpError(err)
 		}
 		return &lister{h: h, list: list, handle: true}, nil
 	case "Stat":
 		fi, err := h.s.stat(p)
 		if err != nil {
-			return nil, sftpError(err)
+			return nil, h.sftpError(err)
 		}
 		return &lister{list: []fs.FileInfo{fi}}, nil
 	case "Readlink":
-		return nil, errorf(Invalid, "sites hold no links")
+		return nil, h.sftpError(errorf(Invalid, "sites hold no links"))
 	}
 	return nil, sftp.ErrSSHFxOpUnsupported
 }
