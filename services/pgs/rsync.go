@@ -20,7 +20,14 @@ import (
 func (s *Service) serveRsync(sess *services.Session) int {
 	ss := s.newSession(sess.Context(), sess.Grant, "rsync", false, sess.Stderr())
 	fsys := &rsyncFS{s: ss}
-	code := rsync.Serve(ss.ctx, sess.RawCommand, cancelableReader(ss.ctx, sess), sess, sess.Stderr(), fsys)
+	stdin, stdinDone := cancelableReader(ss.ctx, sess)
+	code := rsync.Serve(ss.ctx, sess.RawCommand, stdin, sess, sess.Stderr(), fsys)
+	if code != 0 && ss.failed() != nil {
+		select {
+		case <-stdinDone:
+		case <-time.After(failureGrace):
+		}
+	}
 	if !fsys.receiving {
 		ss.finish(false)
 		return code
@@ -40,17 +47,27 @@ func (s *Service) serveRsync(sess *services.Session) int {
 }
 
 // cancelableReader reads r until ctx ends: a session that fails (a limit, a store failure)
-// must not stay blocked reading from a client that waits for an answer. The copying goroutine
-// ends when r does (the gateway closes the channel once the session is over).
-func cancelableReader(ctx context.Context, r io.Reader) io.Reader {
+// must not stay blocked reading from a client that waits for an answer. Reads then return
+// the failure; what the client still sends is read and dropped, so that it is not stopped by
+// a full window before it has read the failure's message. done is closed when r has ended.
+func cancelableReader(ctx context.Context, r io.Reader) (_ io.Reader, done <-chan struct{}) {
 	pr, pw := io.Pipe()
+	ended := make(chan struct{})
 	go func() {
+		defer close(ended)
 		_, err := io.Copy(pw, r)
 		pw.CloseWithError(err)
+		if err == nil || errors.Is(err, io.ErrClosedPipe) {
+			io.Copy(io.Discard, r)
+		}
 	}()
-	context.AfterFunc(ctx, func() { pr.CloseWithError(context.Cause(ctx)) })
-	return pr
+	context.AfterFunc(ctx, func() { pw.CloseWithError(context.Cause(ctx)) })
+	return pr, ended
 }
+
+// failureGrace is how long a failed upload waits for its client to read the failure and hang
+// up before the session ends.
+const failureGrace = 2 * time.Second
 
 // reportPublished tells the client what went live, ending with the site's URL.
 func (s *Service) reportPublished(w io.Writer, account string, pubs []published) {
