@@ -67,7 +67,7 @@ func cancelableReader(ctx context.Context, r io.Reader) (_ io.Reader, done <-cha
 
 // failureGrace is how long a failed upload waits for its client to read the failure and hang
 // up before the session ends.
-const failureGrace = 2 * time.Second
+const failureGrace = time.Second
 
 // reportPublished tells the client what went live, ending with the site's URL.
 func (s *Service) reportPublished(w io.Writer, account string, pubs []published) {
