@@ -144,3 +144,22 @@ func TestWildcardMatchIsNotExponential(t *testing.T) {
 		t.Fatal("matching one from= pattern took more than 10s")
 	}
 }
+
+func TestSourceOf(t *testing.T) {
+	for addr, want := range map[net.Addr]string{
+		tcp("192.0.2.10:5000"):           "192.0.2.10",
+		tcp("[::ffff:192.0.2.10]:5000"):  "192.0.2.10",
+		tcp("[2001:db8:1:2:3:4:5:6]:22"): "2001:db8:1:2::/64",
+		tcp("[2001:db8:1:2:ffff::1]:22"): "2001:db8:1:2::/64",
+		tcp("[2001:db8:1:3::1]:22"):      "2001:db8:1:3::/64",
+		tcp("[::1]:22"):                  "::/64",
+		pipeAddr{}:                       "pipe",
+	} {
+		if got := SourceOf(addr); got != want {
+			t.Errorf("SourceOf(%v) = %q, want %q", addr, got, want)
+		}
+	}
+	if got := SourceOf(nil); got != "" {
+		t.Errorf("SourceOf(nil) = %q", got)
+	}
+}

@@ -16,6 +16,7 @@ import (
 // Store is what auth reads; db.Store satisfies it.
 type Store interface {
 	KeyByFingerprint(ctx context.Context, fingerprint string) (db.Key, error)
+	HasPendingLoginKey(ctx context.Context, fingerprint string, now time.Time) (bool, error)
 	AccountByID(ctx context.Context, id int64) (db.Account, error)
 	FindRevocation(ctx context.Context, accountID int64, c db.CertRef) (db.Revocation, error)
 }
@@ -68,7 +69,7 @@ func (a *Authenticator) plainKey(ctx context.Context, at Attempt) (Grant, error)
 	fp := Fingerprint(at.Key)
 	k, err := a.store.KeyByFingerprint(ctx, fp)
 	if errors.Is(err, db.ErrNotFound) {
-		return a.unregistered(at, fp)
+		return a.unregistered(ctx, at, fp)
 	}
 	if err != nil {
 		return Grant{}, fmt.Errorf("auth: looking up key %s: %w", fp, err)
@@ -111,6 +112,7 @@ func (a *Authenticator) plainKey(ctx context.Context, at Attempt) (Grant, error)
 		KeyFingerprint: fp,
 		Permits:        Permits{PTY: true, PortForwarding: true},
 		KeyID:          k.ID,
+		RemoteAddr:     at.RemoteAddr,
 	}
 	if !g.Allows(at.Service) {
 		return refuse(ReasonDoesNotGrant, "key %q does not grant %s: there is no such service (services are %s)", k.Name, at.Service, serviceList(Services))
@@ -118,21 +120,38 @@ func (a *Authenticator) plainKey(ctx context.Context, at Attempt) (Grant, error)
 	return g, nil
 }
 
-// unregistered decides a plain key that is in no account: it may only sign up. The message
-// says nothing about any account.
-func (a *Authenticator) unregistered(at Attempt, fp string) (Grant, error) {
-	if a.signupsOpen && at.Service == Admin {
+// unregistered decides a plain key that is in no account. It may sign up when signups are
+// open, and claim itself when it waits to be claimed as a login key (whatever the signups
+// setting), on the admin service only. The message says nothing about any account.
+func (a *Authenticator) unregistered(ctx context.Context, at Attempt, fp string) (Grant, error) {
+	pending, err := a.store.HasPendingLoginKey(ctx, fp, a.now())
+	if err != nil {
+		return Grant{}, fmt.Errorf("auth: looking up pending key %s: %w", fp, err)
+	}
+	if at.Service == Admin && (pending || a.signupsOpen) {
+		method := MethodSignup
+		if pending {
+			method = MethodClaim
+		}
 		return Grant{
-			Method:         MethodSignup,
+			Method:         method,
 			Service:        Admin,
 			Services:       []Service{Admin},
 			KeyFingerprint: fp,
 			Permits:        Permits{PTY: true},
+			RemoteAddr:     at.RemoteAddr,
+			MayRegister:    a.signupsOpen,
+			MayClaim:       pending,
 		}, nil
 	}
-	msg := fmt.Sprintf("key %s is not registered, and signups are closed", fp)
-	if a.signupsOpen {
+	var msg string
+	switch {
+	case pending:
+		msg = fmt.Sprintf("key %s is not registered yet: it waits to be claimed; run the claim command you were given (ssh admin@HOST keys claim CODE)", fp)
+	case a.signupsOpen:
 		msg = fmt.Sprintf("key %s is not registered: sign up first with the admin service (ssh admin@HOST register NAME)", fp)
+	default:
+		msg = fmt.Sprintf("key %s is not registered, and signups are closed", fp)
 	}
 	return Grant{}, &Refusal{Reason: ReasonNotRegistered, Message: msg}
 }

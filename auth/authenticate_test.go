@@ -177,7 +177,7 @@ func TestAuthenticate(t *testing.T) {
 			name: "signup open: unregistered key may sign up on admin", key: stranger, service: Admin, signups: true,
 			check: func(t *testing.T, e *env, g Grant) {
 				want := Grant{Method: MethodSignup, Service: Admin, Services: []Service{Admin},
-					KeyFingerprint: Fingerprint(e.stranger.PublicKey()), Permits: Permits{PTY: true}}
+					KeyFingerprint: Fingerprint(e.stranger.PublicKey()), Permits: Permits{PTY: true}, MayRegister: true}
 				if !grantsEqual(g, want) {
 					t.Errorf("grant = %+v\nwant %+v", g, want)
 				}
@@ -193,6 +193,50 @@ func TestAuthenticate(t *testing.T) {
 		{
 			name: "signups closed", key: stranger, service: Admin,
 			reason: ReasonNotRegistered, messages: []string{"signups are closed"}, refusal: noAccount,
+		},
+
+		// Pending login keys: a claim grant on admin, whatever the signups setting.
+		{
+			name: "pending key, signups closed: claim grant", key: stranger, service: Admin,
+			setup: func(e *env) { e.store.pending[Fingerprint(e.stranger.PublicKey())] = testNow.Add(time.Minute) },
+			check: func(t *testing.T, e *env, g Grant) {
+				want := Grant{Method: MethodClaim, Service: Admin, Services: []Service{Admin},
+					KeyFingerprint: Fingerprint(e.stranger.PublicKey()), Permits: Permits{PTY: true}, MayClaim: true}
+				if !grantsEqual(g, want) {
+					t.Errorf("grant = %+v\nwant %+v", g, want)
+				}
+				if !g.IsSignup() || g.IsAdmin() || g.AccountID != 0 || g.Account != "" {
+					t.Error("a claim grant must have no account and not be admin")
+				}
+			},
+		},
+		{
+			name: "pending key, signups open: claim grant that may also sign up", key: stranger, service: Admin, signups: true,
+			setup: func(e *env) { e.store.pending[Fingerprint(e.stranger.PublicKey())] = testNow.Add(time.Minute) },
+			check: func(t *testing.T, e *env, g Grant) {
+				if g.Method != MethodClaim || !g.MayClaim || !g.MayRegister || g.IsAdmin() {
+					t.Errorf("grant = %+v, want a claim grant that may register", g)
+				}
+			},
+		},
+		{
+			name: "pending key on another service", key: stranger, service: Pipe, signups: true,
+			setup:  func(e *env) { e.store.pending[Fingerprint(e.stranger.PublicKey())] = testNow.Add(time.Minute) },
+			reason: ReasonNotRegistered, messages: []string{"waits to be claimed", "keys claim"}, refusal: noAccount,
+		},
+		{
+			name: "pending key expired, signups closed", key: stranger, service: Admin,
+			setup:  func(e *env) { e.store.pending[Fingerprint(e.stranger.PublicKey())] = testNow },
+			reason: ReasonNotRegistered, messages: []string{"signups are closed"}, refusal: noAccount,
+		},
+		{
+			name: "pending key expired, signups open: a plain signup grant", key: stranger, service: Admin, signups: true,
+			setup: func(e *env) { e.store.pending[Fingerprint(e.stranger.PublicKey())] = testNow.Add(-time.Second) },
+			check: func(t *testing.T, e *env, g Grant) {
+				if g.Method != MethodSignup || g.MayClaim || !g.MayRegister {
+					t.Errorf("grant = %+v, want a signup grant", g)
+				}
+			},
 		},
 
 		// Certificates: accepted.
@@ -594,6 +638,9 @@ func TestAuthenticate(t *testing.T) {
 				if !g.Allows(at.Service) {
 					t.Errorf("grant %v does not include the service asked for", g.Services)
 				}
+				if g.RemoteAddr != at.RemoteAddr {
+					t.Errorf("grant remote address = %v, want %v", g.RemoteAddr, at.RemoteAddr)
+				}
 				if c.check != nil {
 					c.check(t, e, g)
 				}
@@ -636,7 +683,8 @@ func grantsEqual(a, b Grant) bool {
 	a.Cert, b.Cert, a.Services, b.Services = nil, nil, nil, nil
 	return a.AccountID == b.AccountID && a.Account == b.Account && a.Method == b.Method &&
 		a.Identity == b.Identity && a.Service == b.Service && a.KeyFingerprint == b.KeyFingerprint &&
-		a.Permits == b.Permits && a.ForceCommand == b.ForceCommand && a.KeyID == b.KeyID
+		a.Permits == b.Permits && a.ForceCommand == b.ForceCommand && a.KeyID == b.KeyID &&
+		a.MayRegister == b.MayRegister && a.MayClaim == b.MayClaim
 }
 
 // pipeAddr is a net.Addr with no IP, like net.Pipe's.
@@ -861,5 +909,25 @@ func TestCertificateFactsAreSanitised(t *testing.T) {
 	}
 	if !slices.Equal(g.Cert.Principals, []string{"pgs", "?[2J?[31mdeploy"}) {
 		t.Errorf("principals %q", g.Cert.Principals)
+	}
+}
+
+type failingPending struct{ *fakeStore }
+
+func (failingPending) HasPendingLoginKey(context.Context, string, time.Time) (bool, error) {
+	return false, errBoom
+}
+
+// TestAuthenticatePendingStoreError: when whether a key is pending cannot be read, an
+// unregistered key gets no grant at all (not even a signup grant) and no refusal.
+func TestAuthenticatePendingStoreError(t *testing.T) {
+	e := newEnv(t)
+	a := New(failingPending{e.store}, Options{SignupsOpen: true, Now: func() time.Time { return testNow }})
+	_, err := a.Authenticate(context.Background(), Attempt{Key: e.stranger.PublicKey(), Service: Admin, RemoteAddr: tcp("192.0.2.10:1")})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("err = %v, want the store error", err)
+	}
+	if _, ok := AsRefusal(err); ok {
+		t.Fatal("a store error must not be a refusal")
 	}
 }

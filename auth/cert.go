@@ -199,6 +199,7 @@ func (a *Authenticator) certificate(ctx context.Context, at Attempt, cert *gossh
 		Permits:        permitsOf(cert),
 		ForceCommand:   forceCommand,
 		KeyID:          ca.ID,
+		RemoteAddr:     at.RemoteAddr,
 	}
 	if !g.Allows(at.Service) {
 		return refuse(ReasonDoesNotGrant, "certificate %s does not grant %s (it grants %s)", name, at.Service, serviceList(services))

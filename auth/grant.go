@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"net"
 	"slices"
 	"time"
 )
@@ -30,6 +31,7 @@ const (
 	MethodKey    Method = "key"    // a registered login key
 	MethodCert   Method = "cert"   // a user certificate signed by a registered CA
 	MethodSignup Method = "signup" // an unregistered key that may only sign up
+	MethodClaim  Method = "claim"  // a pending login key, which may claim itself (and sign up if signups are open)
 )
 
 // Grant is the outcome of a successful authentication: who the connection is and what it may
@@ -46,6 +48,11 @@ type Grant struct {
 	Permits        Permits
 	ForceCommand   string // non-empty: every exec, shell or subsystem runs this instead
 	KeyID          int64  // the store's id of the login key or CA that vouched for this connection
+	RemoteAddr     net.Addr
+
+	// What a grant without an account (IsSignup) allows besides help.
+	MayRegister bool // register an account: signups are open
+	MayClaim    bool // keys claim CODE: the key waits to be claimed as a login key somewhere
 }
 
 // CertFacts records the facts of an accepted certificate.
@@ -68,7 +75,8 @@ type Permits struct {
 func (g Grant) Allows(s Service) bool { return slices.Contains(g.Services, s) }
 
 // IsAdmin reports whether the grant may manage the account.
-func (g Grant) IsAdmin() bool { return g.Method != MethodSignup && g.Allows(Admin) }
+func (g Grant) IsAdmin() bool { return !g.IsSignup() && g.AccountID != 0 && g.Allows(Admin) }
 
-// IsSignup reports whether the connection is an unregistered key that may only sign up.
-func (g Grant) IsSignup() bool { return g.Method == MethodSignup }
+// IsSignup reports whether the connection is a key of no account, which may only sign up or
+// claim itself (MayRegister, MayClaim): a signup or claim grant.
+func (g Grant) IsSignup() bool { return g.Method == MethodSignup || g.Method == MethodClaim }

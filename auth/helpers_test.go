@@ -21,12 +21,21 @@ type fakeStore struct {
 	accounts map[int64]db.Account
 	keys     map[string]db.Key // by fingerprint
 	revs     []db.Revocation
-	err      error // returned by every call when set
+	pending  map[string]time.Time // pending login keys: fingerprint → expiry
+	err      error                // returned by every call when set
 	nextID   int64
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{accounts: map[int64]db.Account{}, keys: map[string]db.Key{}}
+	return &fakeStore{accounts: map[int64]db.Account{}, keys: map[string]db.Key{}, pending: map[string]time.Time{}}
+}
+
+func (s *fakeStore) HasPendingLoginKey(_ context.Context, fp string, now time.Time) (bool, error) {
+	if s.err != nil {
+		return false, s.err
+	}
+	expires, ok := s.pending[fp]
+	return ok && now.Before(expires), nil
 }
 
 func (s *fakeStore) addAccount(name string) db.Account {

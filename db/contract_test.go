@@ -48,6 +48,7 @@ func runContract(t *testing.T, open func(testing.TB) db.Store) {
 		{"ConcurrentUse", testConcurrentUse},
 		{"Closed", testClosed},
 	}
+	tests = append(tests, lifecycleContract...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -146,6 +146,8 @@ type Store interface {
 	Revocations
 	AccessLog
 	PGS
+	PendingKeys
+	AccountLifecycle
 	Ping(ctx context.Context) error
 	Close() error
 }

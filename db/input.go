@@ -37,6 +37,17 @@ func checkKey(k NewKey) error {
 	return nil
 }
 
+// checkFirstKey checks the first key of a new account.
+func checkFirstKey(name string, first NewKey) error {
+	if err := checkKey(first); err != nil {
+		return fmt.Errorf("create account %q: %w", name, err)
+	}
+	if first.Kind != KindLogin {
+		return fmt.Errorf("create account %q: the first key must be a login key, not %q", name, first.Kind)
+	}
+	return nil
+}
+
 // checkRevocation validates r and returns it in stored form: a serial in canonical decimal, so
 // that it matches CertRef.Serial formatted the same way.
 func checkRevocation(r NewRevocation) (NewRevocation, error) {

@@ -43,8 +43,12 @@ func postgresErr(err error) error {
 			return ErrAccountTaken
 		case pgKeysFingerprint:
 			return ErrKeyTaken
-		case pgKeysName:
+		case pgKeysName, pgPendingName:
 			return ErrNameTaken
+		case pgPendingCode:
+			return ErrCodeTaken
+		case pgPendingFingerprint:
+			return ErrPendingTaken
 		}
 	case pgForeignKey:
 		return fmt.Errorf("account: %w", ErrNotFound)
@@ -67,22 +71,16 @@ func (s *postgresStore) Close() error {
 // Accounts
 
 func (s *postgresStore) CreateAccount(ctx context.Context, name string, first NewKey) (Account, Key, error) {
-	if err := checkKey(first); err != nil {
-		return Account{}, Key{}, fmt.Errorf("create account %q: %w", name, err)
+	if err := checkFirstKey(name, first); err != nil {
+		return Account{}, Key{}, err
 	}
-	if first.Kind != KindLogin {
-		return Account{}, Key{}, fmt.Errorf("create account %q: the first key must be a login key, not %q", name, first.Kind)
-	}
-	a := Account{Name: name, CreatedAt: now()}
-	var k Key
+	var (
+		a Account
+		k Key
+	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx,
-			`INSERT INTO accounts (name, created_at) VALUES ($1, $2) RETURNING id`,
-			a.Name, a.CreatedAt).Scan(&a.ID)
-		if err != nil {
-			return postgresErr(err)
-		}
-		k, err = postgresInsertKey(ctx, tx, a.ID, first)
+		var err error
+		a, k, err = postgresCreateAccount(ctx, tx, name, first, now())
 		return err
 	})
 	if err != nil {
@@ -153,6 +151,12 @@ func (s *postgresStore) AddKey(ctx context.Context, accountID int64, nk NewKey) 
 	}
 	var k Key
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := postgresLockAccount(ctx, tx, accountID); err != nil {
+			return err
+		}
+		if err := postgresNameFree(ctx, tx, accountID, nk.Name, now()); err != nil {
+			return err
+		}
 		var err error
 		k, err = postgresInsertKey(ctx, tx, accountID, nk)
 		return err

@@ -52,6 +52,12 @@ func sqliteErr(err error) error {
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE:
 		msg := e.Error()
 		switch {
+		case strings.Contains(msg, "pending_keys.code"):
+			return ErrCodeTaken
+		case strings.Contains(msg, "pending_keys.account_id, pending_keys.fingerprint"):
+			return ErrPendingTaken
+		case strings.Contains(msg, "pending_keys.account_id, pending_keys.name"):
+			return ErrNameTaken
 		case strings.Contains(msg, "accounts.name"):
 			return ErrAccountTaken
 		case strings.Contains(msg, "keys.fingerprint"):
@@ -95,22 +101,16 @@ func (s *sqliteStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error
 // Accounts
 
 func (s *sqliteStore) CreateAccount(ctx context.Context, name string, first NewKey) (Account, Key, error) {
-	if err := checkKey(first); err != nil {
-		return Account{}, Key{}, fmt.Errorf("create account %q: %w", name, err)
+	if err := checkFirstKey(name, first); err != nil {
+		return Account{}, Key{}, err
 	}
-	if first.Kind != KindLogin {
-		return Account{}, Key{}, fmt.Errorf("create account %q: the first key must be a login key, not %q", name, first.Kind)
-	}
-	a := Account{Name: name, CreatedAt: now()}
-	var k Key
+	var (
+		a Account
+		k Key
+	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx,
-			`INSERT INTO accounts (name, created_at) VALUES (?, ?) RETURNING id`,
-			a.Name, sqliteTime(a.CreatedAt)).Scan(&a.ID)
-		if err != nil {
-			return sqliteErr(err)
-		}
-		k, err = sqliteInsertKey(ctx, tx, a.ID, first)
+		var err error
+		a, k, err = sqliteCreateAccount(ctx, tx, name, first, now())
 		return err
 	})
 	if err != nil {
@@ -188,6 +188,9 @@ func (s *sqliteStore) AddKey(ctx context.Context, accountID int64, nk NewKey) (K
 	}
 	var k Key
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := sqliteNameFree(ctx, tx, accountID, nk.Name, now()); err != nil {
+			return err
+		}
 		var err error
 		k, err = sqliteInsertKey(ctx, tx, accountID, nk)
 		return err

@@ -62,6 +62,8 @@ import (
 //	                            ones), then accept connections again
 //	bg-ssh, bg-write, bg-close, bg-expect, bg-wait, bg-kill, bg-running, ssh-until, ssh-within,
 //	stream-sum, lines-split     run several ssh clients at once: see pipe_commands_test.go
+//	oidc-up, oidc-approve, certifier-up, certifier-stop, bg-portico, agent-up, tls-cert,
+//	cat-files                   single sign-on: see certifier_commands_test.go
 //
 // A PATH is dot-separated field names and array indexes: cert.key_id, 0.id.
 //
@@ -117,7 +119,8 @@ type scriptState struct {
 	stopDefer  bool // the end-of-script stop is arranged
 	lastStatus int  // exit status of the last portico, ssh or go-ssh
 	database   string
-	bg         bgClients // the clients bg-ssh started
+	bg         bgClients       // the clients bg-ssh started
+	certifier  *certifierState // the provider and certifier of certifier_commands_test.go
 }
 
 func state(ts *testscript.TestScript) *scriptState {
@@ -137,7 +140,7 @@ func serverEnv(ts *testscript.TestScript) []string {
 	for _, name := range []string{
 		"PATH", "HOME", "TMPDIR", "GORACE", "GOCOVERDIR",
 		"PORTICO_DATA_DIR", "PORTICO_DATABASE_URL", "PORTICO_SSH_LISTEN", "PORTICO_HTTP_LISTEN",
-		"PORTICO_DOMAIN", "PORTICO_SIGNUPS", "PORTICO_LOG_FORMAT",
+		"PORTICO_DOMAIN", "PORTICO_SIGNUPS", "PORTICO_LOG_FORMAT", "PORTICO_SIGNUP_RATE",
 	} {
 		if v := ts.Getenv(name); v != "" {
 			env = append(env, name+"="+v)

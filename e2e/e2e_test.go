@@ -82,7 +82,7 @@ func requireTools(t *testing.T, tools ...string) {
 // TestScripts runs every testdata/*.txtar script, each with its own server. The custom
 // commands they use are documented in commands_test.go.
 func TestScripts(t *testing.T) {
-	requireTools(t, "ssh", "ssh-keygen")
+	requireTools(t, "ssh", "ssh-keygen", "ssh-agent", "ssh-add", "curl")
 	requirePostgresEverywhere(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata",

@@ -342,13 +342,12 @@ func cmdBgSSH(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		old.release()
 	}
-	clients[name] = startBgClient(ts, name, o, args[1:])
+	clients[name] = startBgClient(ts, name, o, sshCommand(context.Background(), ts, args[1:]))
 }
 
-// startBgClient starts ssh -F $SSH_CONFIG sshArgs in the background. The caller files it in
-// bg(ts) at once, so that it is ended at the end of the script.
-func startBgClient(ts *testscript.TestScript, name string, o bgOptions, sshArgs []string) *bgClient {
-	cmd := sshCommand(context.Background(), ts, sshArgs)
+// startBgClient starts cmd (ssh -F $SSH_CONFIG ..., or another client) in the background. The
+// caller files it in bg(ts) at once, so that it is ended at the end of the script.
+func startBgClient(ts *testscript.TestScript, name string, o bgOptions, cmd *exec.Cmd) *bgClient {
 	c := &bgClient{name: name, cmd: cmd, quit: make(chan struct{}), exited: make(chan struct{})}
 	var feed func(w io.WriteCloser)
 	switch {
@@ -434,7 +433,7 @@ func cmdSSHWithin(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	d, err := time.ParseDuration(args[0])
 	ts.Check(err)
-	c := startBgClient(ts, "ssh-within", bgOptions{genSize: -1, lines: -1, noStdin: true}, args[1:])
+	c := startBgClient(ts, "ssh-within", bgOptions{genSize: -1, lines: -1, noStdin: true}, sshCommand(context.Background(), ts, args[1:]))
 	defer func() {
 		c.stop()
 		c.release()

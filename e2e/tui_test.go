@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,6 +102,22 @@ func (p *tmuxPane) waitFor(texts ...string) string {
 	}
 }
 
+// waitWithout polls the screen until it no longer shows text, and returns it.
+func (p *tmuxPane) waitWithout(text string) string {
+	p.t.Helper()
+	deadline := time.Now().Add(screenTimeout)
+	for {
+		s := p.screen()
+		if !strings.Contains(s, text) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("after %v the screen still shows %q:\n%s", screenTimeout, text, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // waitExit waits until the pane's command has exited and returns its exit status.
 func (p *tmuxPane) waitExit() string {
 	p.t.Helper()
@@ -178,7 +195,8 @@ func TestTUI(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	for _, k := range [][2]string{{"alice", "alice@laptop"}, {"desktop", "alice@desktop"}, {"ca", "teamca"}, {"bob", "bob@laptop"}} {
+	for _, k := range [][2]string{{"alice", "alice@laptop"}, {"desktop", "alice@desktop"}, {"ca", "teamca"}, {"bob", "bob@laptop"},
+		{"claimkey", "claim"}, {"tablet", "alice@tablet"}} {
 		if out, err := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k[0], "-C", k[1]); err != nil {
 			t.Fatalf("ssh-keygen: %v\n%s", err, out)
 		}
@@ -200,21 +218,51 @@ func TestTUI(t *testing.T) {
 		}
 		return strings.TrimSpace(string(line))
 	}
+	// The login key waits to be claimed: the page prints the command that claims it, which
+	// its holder runs with the key.
 	pane.keys("2")
 	pane.waitFor("NAME", "FINGERPRINT", "add login key", "add CA key")
 	pane.keys("a")
 	pane.waitFor("Add login key")
 	pane.paste(pubKey("desktop"))
 	pane.keys("Enter")
-	pane.waitFor("alice@desktop", "Added login key")
-	if out, err := run("ssh", "-F", "ssh_config", "-i", "desktop", "admin@"+loopback, "whoami"); err != nil || !strings.Contains(out, "alice") {
-		t.Errorf("the login key added in the TUI: %v\n%s", err, out)
+	screen := pane.waitFor(`Claim login key "alice@desktop"`, "Added login key", "ssh -o IdentitiesOnly=yes -i ~/.ssh/id_ed25519 -p "+strconv.Itoa(e.SSHPort)+" admin@"+domain+" keys claim ")
+	code := claimCode.FindStringSubmatch(screen)
+	if code == nil {
+		t.Fatalf("no claim command on the screen:\n%s", screen)
 	}
+	if out, err := run("ssh", "-F", "ssh_config", "-i", "desktop", "admin@"+loopback, "whoami"); err == nil || strings.Contains(out, "alice") {
+		t.Errorf("the pending login key logs in: %v\n%s", err, out)
+	}
+	if out, err := run("ssh", "-F", "ssh_config", "-i", "desktop", "admin@"+loopback, "keys", "claim", code[1]); err != nil {
+		t.Fatalf("keys claim %s: %v\n%s", code[1], err, out)
+	}
+	if out, err := run("ssh", "-F", "ssh_config", "-i", "desktop", "admin@"+loopback, "whoami"); err != nil || !strings.Contains(out, "alice") {
+		t.Errorf("the login key added in the TUI and claimed: %v\n%s", err, out)
+	}
+	// The page shows it active once reloaded.
+	pane.keys("Enter")
+	pane.keys("r")
+	pane.waitWithout("pending")
+
+	// The CA waits too: the page prints the ssh-keygen command for its code, and takes the
+	// certificate that writes.
 	pane.keys("c")
 	pane.waitFor("Add CA key")
 	pane.paste(pubKey("ca"))
 	pane.keys("Enter")
-	pane.waitFor("teamca", "Added certificate authority")
+	screen = pane.waitFor("teamca", "Added certificate authority", "ssh-keygen -s CA_KEY -I portico-claim -n ", "Certificate: >")
+	caCode := regexp.MustCompile(`-n ([2-9A-HJKMNP-Z]{8}) -V \+15m`).FindStringSubmatch(screen)
+	if caCode == nil {
+		t.Fatalf("no ssh-keygen command on the screen:\n%s", screen)
+	}
+	if out, err := run("ssh-keygen", "-q", "-s", "ca", "-I", "portico-claim", "-n", caCode[1], "-V", "+15m", "claimkey.pub"); err != nil {
+		t.Fatalf("ssh-keygen -s: %v\n%s", err, out)
+	}
+	pane.paste(pubKey("claimkey-cert"))
+	pane.keys("Enter")
+	pane.waitFor("Claimed certificate authority", "teamca")
+	pane.waitWithout("pending")
 
 	// A certificate signed by that CA connects (pgs is not built yet: exit status 1).
 	if out, err := run("ssh-keygen", "-q", "-s", "ca", "-I", "bob@laptop", "-n", "pgs", "-V", "+1h", "-z", "42", "bob.pub"); err != nil {
@@ -283,6 +331,21 @@ func TestTUI(t *testing.T) {
 		t.Errorf("ssh -t exited with status %q after q:\n%s", status, pane.screen())
 	}
 
+	// A pending key with a terminal gets the claim prompt (signups are open: the sign-up form
+	// too); its code makes it a login key, and the account's pages open.
+	out, err = run("sh", "-c", "ssh -F ssh_config -i alice admin@"+loopback+" keys add < tablet.pub")
+	code = claimCode.FindStringSubmatch(out)
+	if err != nil || code == nil {
+		t.Fatalf("keys add: %v\n%s", err, out)
+	}
+	pane = startTmux(t, dir, "claim", env, "ssh -F ssh_config -t -i tablet admin@"+loopback)
+	pane.waitFor("Claim this key", "Claim code:", "Account name:")
+	pane.typeText(code[1])
+	pane.keys("Enter")
+	pane.waitFor("portico | alice", `Key "alice@tablet" is now a login key of account alice.`)
+	pane.keys("q")
+	pane.waitExit()
+
 	// A registered key with a terminal opens the TUI on the account overview.
 	pane = startTmux(t, dir, "again", env, "ssh -F ssh_config -t -i alice admin@"+loopback)
 	pane.waitFor("Account name", "alice", "login key", "Login keys")
@@ -293,6 +356,9 @@ func TestTUI(t *testing.T) {
 	}
 	pane.waitExit()
 }
+
+// claimCode finds the code in a printed claim command.
+var claimCode = regexp.MustCompile(`keys claim ([2-9A-HJKMNP-Z]{8})`)
 
 // exitStatus is the exit status of a finished command's error (0 for nil, -1 if unknown).
 func exitStatus(err error) int {

@@ -42,10 +42,7 @@ func (p *logsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 	default:
 		return nil
 	}
-	if err := p.load(m); err != nil {
-		m.fail(err)
-	}
-	return nil
+	return m.reload()
 }
 
 // nextService cycles "" (all), then every service, then "" again.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
@@ -46,7 +47,22 @@ type Model struct {
 
 	status    string
 	statusErr bool
+
+	loaded    []bool        // whether each page has loaded once
+	loadedAt  time.Time     // when a page last loaded on a key press
+	minReload time.Duration // the shortest time between two such loads
+	reloadDue bool          // a deferred load is on its way (reloadMsg)
+
+	gone string // set once the account is deleted: all there is left to show
 }
+
+// defaultMinReload is the shortest time between two loads that key presses cause (switching
+// pages, refreshing, filtering): each load queries the store, and keys arrive faster than this
+// only when pasted or sent by a program (20 kB of "3" once cost 10 s of CPU in queries).
+const defaultMinReload = 250 * time.Millisecond
+
+// reloadMsg asks for the deferred load of the current page.
+type reloadMsg struct{}
 
 // New returns the TUI for a connection with grant g that authenticated with key. ctx bounds
 // the operations; r renders the styles for the session's terminal.
@@ -58,9 +74,12 @@ func New(ctx context.Context, o *ops.Ops, g auth.Grant, key gossh.PublicKey, r *
 		key:   key,
 		st:    newStyles(r),
 		pages: []page{&accountPage{}, &keysPage{}, &logsPage{}, &revocationsPage{}, &helpPage{}},
+
+		minReload: defaultMinReload,
 	}
+	m.loaded = make([]bool, len(m.pages))
 	if g.IsSignup() {
-		m.signup = newSignupPage()
+		m.signup = newSignupPage(g)
 	} else {
 		m.show(0)
 	}
@@ -76,8 +95,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 		return m, nil
+	case reloadMsg:
+		m.reloadDue = false
+		m.load()
+		return m, nil
 	case tea.KeyMsg:
-		if msg.Type == tea.KeyCtrlC {
+		if msg.Type == tea.KeyCtrlC || m.gone != "" {
 			return m, tea.Quit
 		}
 		if msg.Type == tea.KeyRunes && !msg.Paste && len(msg.Runes) > 1 {
@@ -105,14 +128,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			case "q":
 				return m, tea.Quit
 			case "tab", "right":
-				m.show((m.current + 1) % len(m.pages))
-				return m, nil
+				return m, m.show((m.current + 1) % len(m.pages))
 			case "shift+tab", "left":
-				m.show((m.current + len(m.pages) - 1) % len(m.pages))
-				return m, nil
+				return m, m.show((m.current + len(m.pages) - 1) % len(m.pages))
 			case "1", "2", "3", "4", "5":
-				m.show(int(s[0] - '1'))
-				return m, nil
+				return m, m.show(int(s[0] - '1'))
 			}
 		}
 		return m, p.update(m, msg)
@@ -134,21 +154,46 @@ func (m *Model) typing() bool {
 	if m.signup != nil {
 		return true
 	}
-	switch p := m.pages[m.current].(type) {
-	case *keysPage:
-		return p.form != nil
-	case *revocationsPage:
-		return p.form != nil
+	if p, ok := m.pages[m.current].(interface{ typing() bool }); ok {
+		return p.typing()
 	}
 	return false
 }
 
-// show switches to page i and loads its data.
-func (m *Model) show(i int) {
+// show switches to page i and loads its data: at once the first time, else through reload.
+func (m *Model) show(i int) tea.Cmd {
 	m.current = i
-	if err := m.pages[i].load(m); err != nil {
-		m.fail(err)
+	if !m.loaded[i] {
+		m.load()
+		return nil
 	}
+	return m.reload()
+}
+
+// reload loads the current page now, or, if a key press loaded one less than minReload ago,
+// once that time has passed; meanwhile the page shows what it last loaded. However fast keys
+// come, the store sees at most one query per minReload.
+func (m *Model) reload() tea.Cmd {
+	wait := m.minReload - time.Since(m.loadedAt)
+	if wait <= 0 {
+		m.load()
+		return nil
+	}
+	if m.reloadDue {
+		return nil
+	}
+	m.reloadDue = true
+	return tea.Tick(wait, func(time.Time) tea.Msg { return reloadMsg{} })
+}
+
+// load loads the current page's data.
+func (m *Model) load() {
+	m.loadedAt = time.Now()
+	if err := m.pages[m.current].load(m); err != nil {
+		m.fail(err)
+		return
+	}
+	m.loaded[m.current] = true
 }
 
 // fail puts err in the status line.
@@ -184,9 +229,12 @@ func (m *Model) View() string {
 	if m.height > 0 {
 		height = max(3, m.height-chromeLines)
 	}
-	if m.signup != nil {
+	if m.gone != "" {
 		b.WriteString(m.st.brand.Render("portico"))
-		title, body, hints = "Sign up", m.signup.view(m), "[enter] create account  [ctrl+c] quit"
+		title, body, hints = "Account deleted", m.gone, "[any key] quit"
+	} else if m.signup != nil {
+		b.WriteString(m.st.brand.Render("portico"))
+		title, body, hints = m.signup.title(), m.signup.view(m), m.signup.hints()
 	} else {
 		b.WriteString(m.st.brand.Render("portico | " + m.grant.Account))
 		b.WriteString("  ")

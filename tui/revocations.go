@@ -41,6 +41,9 @@ func (p *revocationsPage) hints() string {
 
 func (p *revocationsPage) capturing() bool { return p.form != nil || p.confirm != nil }
 
+// typing reports whether the form's text inputs have the keyboard.
+func (p *revocationsPage) typing() bool { return p.form != nil }
+
 func (p *revocationsPage) load(m *Model) error {
 	list, err := m.ops.ListRevocations(m.ctx, m.grant)
 	if err != nil {
@@ -81,9 +84,7 @@ func (p *revocationsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 			p.confirm = &r
 		}
 	case "r":
-		if err := p.load(m); err != nil {
-			m.fail(err)
-		}
+		return m.reload()
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ var ctx = context.Background()
 func newModel(t *testing.T, o *ops.Ops, g auth.Grant, key gossh.PublicKey) *Model {
 	t.Helper()
 	m := New(ctx, o, g, key, lipgloss.NewRenderer(io.Discard))
+	m.minReload = 0 // each key loads at once; TestKeyFloodLoadsLittle tests the default
 	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
 	return m
 }
@@ -185,10 +188,7 @@ func TestKeysArrivingTogether(t *testing.T) {
 func TestAccountOverviewOfACertificate(t *testing.T) {
 	o, _ := opstest.New(t)
 	alice := opstest.Register(t, o, "alice", opstest.Key(t, 1))
-	ca, err := o.AddKey(ctx, alice, opstest.Line(opstest.Key(t, 11), "team-ca"), "", true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := opstest.AddCA(t, o, alice, opstest.Signer(t, 11), opstest.Line(opstest.Key(t, 11), "team-ca"), "")
 	until := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
 	bob := auth.Grant{
 		AccountID: alice.AccountID, Account: "alice", Method: auth.MethodCert, Identity: "bob@laptop",
@@ -207,7 +207,7 @@ func TestAddCAByPaste(t *testing.T) {
 	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
 	m := newModel(t, o, g, opstest.Key(t, 1))
 	typeKeys(m, "2")
-	wantView(t, m, "Keys", "[a] add login key  [c] add CA key  [d] remove")
+	wantView(t, m, "Keys", "[a] add login key  [c] add CA key  [enter] how to claim  [d] remove")
 
 	// A bad paste leaves the form open with the reason in the status line.
 	typeKeys(m, "c")
@@ -218,33 +218,155 @@ func TestAddCAByPaste(t *testing.T) {
 	press(m, tea.KeyEsc)
 	dontWantView(t, m, "Add CA key")
 
-	// Page keys typed in the form stay in it.
+	// Page keys typed in the form stay in it. The CA waits to be claimed: the page shows the
+	// ssh-keygen command with its code, and takes the certificate.
 	typeKeys(m, "c")
 	paste(m, `principals="pgs,tuns" `+opstest.Line(opstest.Key(t, 11), "team-ca")+"\n")
 	press(m, tea.KeyTab)
 	typeKeys(m, "q1ca")
 	press(m, tea.KeyEnter)
 	fp := auth.Fingerprint(opstest.Key(t, 11))
-	wantView(t, m, `Added certificate authority "q1ca" (`+fp+").", "q1ca", "ca", `cert-authority,principals="pgs,tuns"`)
-	dontWantView(t, m, "Add CA key", "error:")
-
 	keys, err := o.ListKeys(ctx, g)
-	if err != nil || len(keys) != 2 || !keys[1].IsCA() || keys[1].Name != "q1ca" {
+	if err != nil || len(keys) != 2 || !keys[1].IsCA() || keys[1].Name != "q1ca" || !keys[1].IsPending() {
 		t.Fatalf("keys after adding a CA = %+v, %v", keys, err)
 	}
+	code := keys[1].Claim.Code
+	wantView(t, m, `Added certificate authority "q1ca" (`+fp+"), pending.", `Claim certificate authority "q1ca"`,
+		"  ssh-keygen -s CA_KEY -I portico-claim -n "+code+" -V +15m SOME_KEY.pub", "Certificate: > ",
+		"[enter] claim with the certificate  [esc] later")
+	dontWantView(t, m, "Add CA key", "error:")
 
-	// A login key pasted with the cert-authority option becomes a CA too; one without is a login key.
+	// A certificate for another code is refused; the right one activates the CA.
+	paste(m, opstest.ClaimCertificate(t, opstest.Signer(t, 11), "7KQ2M9XA"))
+	press(m, tea.KeyEnter)
+	wantView(t, m, `error: this certificate does not claim certificate authority "q1ca"`, "Certificate: > ")
+	for range 2000 {
+		press(m, tea.KeyBackspace)
+	}
+	typeKeys(m, "q") // page keys go into the input: q does not quit
+	press(m, tea.KeyBackspace)
+	paste(m, opstest.ClaimCertificate(t, opstest.Signer(t, 11), code))
+	press(m, tea.KeyEnter)
+	wantView(t, m, `Claimed certificate authority "q1ca" (`+fp+"): it is active.", "q1ca", "active", `cert-authority,principals="pgs,tuns"`)
+	dontWantView(t, m, "Certificate: >", "error:")
+
+	// A login key pasted with the cert-authority option becomes a CA too; esc leaves it pending.
 	typeKeys(m, "a")
 	wantView(t, m, "Add login key")
 	paste(m, "cert-authority "+opstest.Line(opstest.Key(t, 12), "other-ca"))
 	press(m, tea.KeyEnter)
-	wantView(t, m, `Added certificate authority "other-ca"`)
+	wantView(t, m, `Added certificate authority "other-ca"`, `Claim certificate authority "other-ca"`)
+	press(m, tea.KeyEsc)
+	wantView(t, m, "other-ca", "pending", "waits to be claimed until")
+
+	// One without is a login key: the page shows its claim command, ready to paste.
 	typeKeys(m, "a")
 	typeKeys(m, opstest.Line(opstest.Key(t, 13), "desk"))
 	press(m, tea.KeyEnter)
-	wantView(t, m, `Added login key "desk"`)
+	keys, _ = o.ListKeys(ctx, g)
+	wantView(t, m, `Added login key "desk"`, `Claim login key "desk"`,
+		"  ssh -o IdentitiesOnly=yes -i ~/.ssh/id_ed25519 -p 2222 admin@example.org keys claim "+keys[3].Claim.Code, "[enter/esc] done")
+	press(m, tea.KeyEnter)
+	dontWantView(t, m, "Claim login key")
+	// Enter on a pending key shows it again.
+	press(m, tea.KeyEnter)
+	wantView(t, m, `Claim login key "desk"`, keys[3].Claim.Code)
+	press(m, tea.KeyEsc)
 	typeKeys(m, "1")
-	wantView(t, m, "Login keys               2", "Certificate authorities  2")
+	wantView(t, m, "Login keys               1", "Certificate authorities  1", "Waiting to be claimed    2")
+}
+
+// TestClaimPrompt: a pending key with a terminal gets the claim prompt, whatever the signups
+// setting; the right code makes it a login key and opens the account.
+func TestClaimPrompt(t *testing.T) {
+	o, store := opstest.New(t)
+	alice := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	desk := opstest.Key(t, 10)
+	added, err := o.AddKey(ctx, alice, opstest.Line(desk, "desk"), "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := auth.New(store, auth.Options{}).Authenticate(ctx, auth.Attempt{Key: desk, Service: auth.Admin, RemoteAddr: opstest.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newModel(t, o, g, desk)
+	wantView(t, m, "Claim this key", "waits to be claimed", "Claim code:   > ", "[enter] claim")
+	dontWantView(t, m, "Account name")
+
+	typeKeys(m, "q1WRONG2")
+	press(m, tea.KeyEnter)
+	wantView(t, m, "error: ")
+	for range 8 {
+		press(m, tea.KeyBackspace)
+	}
+	typeKeys(m, strings.ToLower(added.Claim.Code))
+	press(m, tea.KeyEnter)
+	wantView(t, m, "portico | alice", "Account name", "alice", `Key "desk" is now a login key of account alice.`)
+	typeKeys(m, "2")
+	wantView(t, m, "desk", "active")
+}
+
+func TestClaimPromptWithSignupsOpen(t *testing.T) {
+	o, store := opstest.New(t)
+	mallory := opstest.Register(t, o, "mallory", opstest.Key(t, 1))
+	carol := opstest.Key(t, 10)
+	if _, err := o.AddKey(ctx, mallory, opstest.Line(carol, "carol"), "", false); err != nil {
+		t.Fatal(err)
+	}
+	// Carol's key was squatted: she is offered the claim and the sign-up, and signs up.
+	g, err := auth.New(store, auth.Options{SignupsOpen: true}).Authenticate(ctx, auth.Attempt{Key: carol, Service: auth.Admin, RemoteAddr: opstest.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newModel(t, o, g, carol)
+	wantView(t, m, "Claim code:   > ", "Or, to sign up instead", "Account name: >")
+	press(m, tea.KeyTab)
+	typeKeys(m, "carol")
+	press(m, tea.KeyEnter)
+	wantView(t, m, "portico | carol", "Account carol created")
+	if keys, _ := o.ListKeys(ctx, mallory); len(keys) != 1 {
+		t.Errorf("mallory's squat is still there: %+v", keys)
+	}
+}
+
+func TestDeleteAccount(t *testing.T) {
+	o, store := opstest.New(t)
+	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	m := newModel(t, o, g, opstest.Key(t, 1))
+	wantView(t, m, "[D] delete account")
+	typeKeys(m, "D")
+	wantView(t, m, "Delete account alice for good?", "Account name: > ", "[enter] delete for good  [esc] keep")
+	press(m, tea.KeyEsc)
+	wantView(t, m, "Kept the account.")
+	typeKeys(m, "D")
+	typeKeys(m, "bob2q") // page keys go into the input
+	press(m, tea.KeyEnter)
+	wantView(t, m, "error: type the account's name, alice, to delete it")
+	if _, err := store.AccountByName(ctx, "alice"); err != nil {
+		t.Fatalf("alice after a wrong name: %v", err)
+	}
+	for range 5 {
+		press(m, tea.KeyBackspace)
+	}
+	typeKeys(m, "alice")
+	press(m, tea.KeyEnter)
+	wantView(t, m, "Account deleted", "Account alice was deleted", "cannot be registered again until", "[any key] quit")
+	if _, err := store.AccountByName(ctx, "alice"); err == nil {
+		t.Fatal("alice still exists")
+	}
+	if !isQuit(typeKeysCmd(m, "2")) {
+		t.Error("a key does not quit after the deletion")
+	}
+}
+
+// typeKeysCmd types s and returns the last command.
+func typeKeysCmd(m *Model, s string) tea.Cmd {
+	var cmd tea.Cmd
+	for _, r := range s {
+		cmd = send(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+	return cmd
 }
 
 func TestRemoveKeyWithConfirmation(t *testing.T) {
@@ -325,9 +447,7 @@ func TestLogFilter(t *testing.T) {
 func TestRevocations(t *testing.T) {
 	o, _ := opstest.New(t)
 	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
-	if _, err := o.AddKey(ctx, g, opstest.Line(opstest.Key(t, 11), "team-ca"), "", true); err != nil {
-		t.Fatal(err)
-	}
+	opstest.AddCA(t, o, g, opstest.Signer(t, 11), opstest.Line(opstest.Key(t, 11), "team-ca"), "")
 	m := newModel(t, o, g, opstest.Key(t, 1))
 	typeKeys(m, "4")
 	wantView(t, m, "Revocations", "No revocations.")
@@ -421,4 +541,69 @@ func TestLongInputIntoKeyForm(t *testing.T) {
 	if n := len(m.pages[1].(*keysPage).form.line.Value()); n != maxKeyLineRunes {
 		t.Errorf("key line of %d characters, want it cut at %d", n, maxKeyLineRunes)
 	}
+}
+
+// TestKeyFloodLoadsLittle: page keys sent faster than anyone types (20 kB of "3", or of "12"
+// alternating, in the 256-key messages a terminal sends) query the store at most once per
+// minReload, so they cost little CPU. The model once loaded on every key: 20 kB of "3" cost
+// 10 s of CPU through the gateway.
+func TestKeyFloodLoadsLittle(t *testing.T) {
+	_, store := opstest.New(t)
+	counted := &countingStore{Store: store}
+	o := ops.New(counted, opstest.Config)
+	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	for _, keys := range []string{"3", "12", "s", "r"} {
+		t.Run(keys, func(t *testing.T) {
+			m := New(ctx, o, g, opstest.Key(t, 1), lipgloss.NewRenderer(io.Discard))
+			m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+			typeKeys(m, "312") // every page the flood visits has loaded once
+			typeKeys(m, "3")   // the access log, where s and r reload
+			counted.lists.Store(0)
+			flood := []rune(strings.Repeat(keys, (20<<10)/len(keys)))
+			before := cpuTime(t)
+			for i := 0; i < len(flood); i += 256 {
+				send(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: flood[i:min(i+256, len(flood))]})
+			}
+			if m.reloadDue {
+				send(m, reloadMsg{}) // as the tick would
+			}
+			t.Logf("20 kB of %q: %d queries, %v of CPU", keys, counted.lists.Load(), cpuTime(t)-before)
+			if n := counted.lists.Load(); n > 2 {
+				t.Errorf("20 kB of %q made %d queries, want at most 2", keys, n)
+			}
+			if m.reloadDue {
+				t.Error("the deferred load is still due after it ran")
+			}
+		})
+	}
+}
+
+// countingStore counts the queries that load pages.
+type countingStore struct {
+	db.Store
+	lists atomic.Int64
+}
+
+func (s *countingStore) ListKeys(ctx context.Context, accountID int64) ([]db.Key, error) {
+	s.lists.Add(1)
+	return s.Store.ListKeys(ctx, accountID)
+}
+
+func (s *countingStore) ListAccess(ctx context.Context, accountID int64, service string, limit int) ([]db.AccessEntry, error) {
+	s.lists.Add(1)
+	return s.Store.ListAccess(ctx, accountID, service, limit)
+}
+
+func (s *countingStore) ListRevocations(ctx context.Context, accountID int64) ([]db.Revocation, error) {
+	s.lists.Add(1)
+	return s.Store.ListRevocations(ctx, accountID)
+}
+
+// cpuTime is the CPU time the process has used.
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

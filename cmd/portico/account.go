@@ -15,7 +15,7 @@ import (
 	"github.com/portico-sh/portico/services/admin/ops"
 )
 
-const accountUsage = "portico account create NAME --key FILE | portico account ls"
+const accountUsage = "portico account create NAME --key FILE | portico account ls | portico account rm NAME"
 
 func account(ctx context.Context, env *environment, args []string) error {
 	if len(args) == 0 {
@@ -27,6 +27,8 @@ func account(ctx context.Context, env *environment, args []string) error {
 		return accountCreate(ctx, env, args[1:])
 	case "ls":
 		return accountList(ctx, env, args[1:])
+	case "rm":
+		return accountRemove(ctx, env, args[1:])
 	default:
 		fmt.Fprintf(env.stderr, "portico account: unknown command %q\nusage: %s\n", args[0], accountUsage)
 		return errUsage
@@ -116,4 +118,41 @@ func accountList(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\n", a.Name, a.CreatedAt.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+// accountRemove deletes an account offline, as `account delete` does: its keys, CAs,
+// revocations and the data of every service go; the access log keeps its entries; its name is
+// held for 90 days.
+func accountRemove(ctx context.Context, env *environment, args []string) error {
+	var s settings
+	fs := newFlagSet("account rm", "portico account rm NAME [flags]", env, &s, storeSettings)
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usageError(fs, "want exactly one account NAME")
+	}
+	log, err := s.logger(env.stderr)
+	if err != nil {
+		return usageError(fs, "%v", err)
+	}
+	store, err := db.Open(ctx, s.databaseURL, s.dataDir)
+	if err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	defer store.Close()
+	until, err := ops.New(store, ops.Config{AccountHooks: accountHooks(&s), Log: log}).DeleteAccountByName(ctx, rest[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "deleted account %s; its name is held until %s\n", rest[0], until.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// accountHooks are what the services keep outside the database tables that cascade with an
+// account (a site's files, say): `serve` and `account rm` delete an account's data with them.
+// A service with such data adds its ops.AccountHook here.
+func accountHooks(*settings) []ops.AccountHook {
+	return nil
 }

@@ -50,7 +50,10 @@ type environment struct {
 var commands = []command{
 	{"serve", "portico serve [flags]                   run the SSH and HTTP servers until SIGINT/SIGTERM", serve},
 	{"migrate", "portico migrate [flags]                 apply database migrations and exit", migrate},
-	{"account", "portico account create NAME --key FILE  create an account offline\n  portico account ls                      list accounts", account},
+	{"account", "portico account create NAME --key FILE  create an account offline\n  portico account ls                      list accounts\n  portico account rm NAME                 delete an account, as its owner's account delete does", account},
+	{"certifier", "portico certifier [flags]               run the certifier: certificates from single sign-on\n  portico certifier claim --ca CA CODE    print the certificate that proves possession of CA to keys add --ca\n  portico certifier revoke --key-id ID    revoke certificates (or --serial N); GET /krl lists them", certifierCmd},
+	{"login", "portico login --certifier URL           get a certificate from the certifier (--browser, --refresh)", loginCmd},
+	{"ssh-config", "portico ssh-config --certifier URL --host HOST [--port PORT]\n                                          print the ssh_config block that keeps it fresh", sshConfigCmd},
 	{"version", "portico version                         print the version", printVersion},
 }
 

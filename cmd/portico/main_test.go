@@ -64,7 +64,10 @@ func TestUsageAndVersion(t *testing.T) {
 		{[]string{"serve", "--pgs-max-file", "-1"}, exitUsage, "", "pgs max file"},
 		{[]string{"serve", "--pgs-max-files", "many"}, exitUsage, "", "pgs max files"},
 		{[]string{"account"}, exitUsage, "", "usage: portico account"},
-		{[]string{"account", "rm", "alice"}, exitUsage, "", `unknown command "rm"`},
+		{[]string{"account", "remove", "alice"}, exitUsage, "", `unknown command "remove"`},
+		{[]string{"account", "rm"}, exitUsage, "", "exactly one account NAME"},
+		{[]string{"serve", "--signup-rate", "lots"}, exitUsage, "", `sign-up rate "lots"`},
+		{[]string{"serve", "--signup-rate", "0/h"}, exitUsage, "", `sign-up rate "0/h"`},
 		{[]string{"account", "create", "alice"}, exitUsage, "", "--key FILE is required"},
 		{[]string{"account", "create", "--key", "k.pub"}, exitUsage, "", "exactly one account NAME"},
 		{[]string{"account", "ls", "extra"}, exitUsage, "", "unexpected argument"},
@@ -90,6 +93,7 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 		"PORTICO_DATABASE_URL": "postgres://env/db",
 		"PORTICO_PIPE_BUFFER":  "64KiB",
 		"PORTICO_PGS_QUOTA":    "off",
+		"PORTICO_SIGNUP_RATE":  "off",
 	}
 	tests := []struct {
 		name string
@@ -97,16 +101,16 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 		want settings
 	}{
 		{"defaults", nil, settings{dataDir: "./data", sshListen: ":2222", httpListen: ":8080", domain: "localhost",
-			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s",
+			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h",
 			pgsKeep: "10", pgsQuota: "1GiB", pgsMaxFile: "100MiB", pgsMaxFiles: "50000"}},
 		{"environment", nil, settings{dataDir: "/env/data", databaseURL: "postgres://env/db", sshListen: ":3333", httpListen: ":8080",
-			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s",
+			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s", signupRate: "off",
 			pgsKeep: "10", pgsQuota: "off", pgsMaxFile: "100MiB", pgsMaxFiles: "50000"}},
 		{"flags win", []string{"--data-dir", "/flag", "--ssh-listen", ":4444,pgs=:4445", "--domain", "flag.example", "--signups", "open",
-			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s",
+			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s", "--signup-rate", "10/d",
 			"--pgs-quota", "2GiB", "--pgs-max-files", "off"},
 			settings{dataDir: "/flag", sshListen: ":4444,pgs=:4445", httpListen: "127.0.0.1:9090", domain: "flag.example",
-				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s",
+				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s", signupRate: "10/d",
 				pgsKeep: "10", pgsQuota: "2GiB", pgsMaxFile: "100MiB", pgsMaxFiles: "off"}},
 	}
 	for _, tt := range tests {
@@ -188,6 +192,25 @@ func TestOfflineAccounts(t *testing.T) {
 	code, out, errOut := portico(t, env, "", "account", "ls")
 	if code != exitOK || !regexp.MustCompile(`(?m)^NAME\s+CREATED\nalice\s+\S+Z\nbob\s+\S+Z\n$`).MatchString(out) {
 		t.Errorf("account ls: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	// account rm deletes; its keys are free at once, its name is held.
+	code, out, errOut = portico(t, env, "", "account", "rm", "alice")
+	if code != exitOK || !regexp.MustCompile(`^deleted account alice; its name is held until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$`).MatchString(out) {
+		t.Fatalf("account rm: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, errOut := portico(t, env, "", "account", "rm", "alice"); code != exitFailure || !strings.Contains(errOut, `no account named "alice"`) {
+		t.Errorf("account rm again: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, errOut := portico(t, env, "", "account", "create", "alice", "--key", otherKey); code != exitFailure || !strings.Contains(errOut, "deleted less than 90 days ago") {
+		t.Errorf("account create of a deleted name: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, errOut := portico(t, env, "", "account", "create", "carol", "--key", keyFile); code != exitOK {
+		t.Errorf("account create with the deleted account's key: exit %d, stderr %q", code, errOut)
+	}
+	code, out, _ = portico(t, env, "", "account", "ls")
+	if code != exitOK || !regexp.MustCompile(`(?m)^NAME\s+CREATED\nbob\s+\S+Z\ncarol\s+\S+Z\n$`).MatchString(out) {
+		t.Errorf("account ls after rm: %q", out)
 	}
 }
 

@@ -62,11 +62,13 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	log.Info("database ready", "kind", databaseKind(s.databaseURL))
 
 	accountOps := ops.New(store, ops.Config{
-		Domain:      s.domain,
-		SSHHost:     cfg.public.SSHHost,
-		SSHPort:     cfg.public.SSHPort,
-		SignupsOpen: cfg.signupsOpen,
-		Log:         log,
+		Domain:       s.domain,
+		SSHHost:      cfg.public.SSHHost,
+		SSHPort:      cfg.public.SSHPort,
+		SignupsOpen:  cfg.signupsOpen,
+		SignupRate:   cfg.signupRate,
+		AccountHooks: accountHooks(&s),
+		Log:          log,
 	})
 	blobs, err := blob.NewFS(filepath.Join(s.dataDir, "blobs"))
 	if err != nil {
@@ -110,7 +112,7 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "version", versionString(), "domain", s.domain, "signups", s.signups)
+	log.Info("starting", "version", versionString(), "domain", s.domain, "signups", s.signups, "signup_rate", cfg.signupRate.String())
 	return gw.Serve(ctx)
 }
 

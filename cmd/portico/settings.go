@@ -14,6 +14,7 @@ import (
 	"github.com/portico-sh/portico/gateway"
 	"github.com/portico-sh/portico/internal/cliargs"
 	"github.com/portico-sh/portico/services"
+	"github.com/portico-sh/portico/services/admin/ops"
 	"github.com/portico-sh/portico/services/pgs"
 	"github.com/portico-sh/portico/services/pipe"
 )
@@ -38,6 +39,7 @@ type settings struct {
 	pgsQuota      string
 	pgsMaxFile    string
 	pgsMaxFiles   string
+	signupRate    string
 }
 
 // setting describes one flag and its environment variable.
@@ -59,6 +61,7 @@ var (
 		{"public-http", "PORTICO_PUBLIC_HTTP", "", "scheme, host and port of printed site and tunnel URLs (empty: http://DOMAIN:HTTP-PORT)", func(s *settings) *string { return &s.publicHTTP }},
 		{"public-ssh", "PORTICO_PUBLIC_SSH", "", "host and port in printed ssh, rsync and scp recipes (empty: DOMAIN:SSH-PORT)", func(s *settings) *string { return &s.publicSSH }},
 		{"signups", "PORTICO_SIGNUPS", "open", "whether unregistered keys may register: open or closed", func(s *settings) *string { return &s.signups }},
+		{"signup-rate", "PORTICO_SIGNUP_RATE", ops.DefaultSignupRate, "sign-ups per source address (IPv6: per /64): N/s, N/m, N/h, N/d, N/DURATION, or off", func(s *settings) *string { return &s.signupRate }},
 		{"access-log-days", "PORTICO_ACCESS_LOG_DAYS", "90", "days the access log is kept", func(s *settings) *string { return &s.accessLogDays }},
 		{"drain-timeout", "PORTICO_DRAIN_TIMEOUT", "10s", "how long shutdown waits for open sessions", func(s *settings) *string { return &s.drainTimeout }},
 		{"pipe-buffer", "PORTICO_PIPE_BUFFER", "1MiB", "pipe: bytes buffered for each reader", func(s *settings) *string { return &s.pipeBuffer }},
@@ -131,6 +134,7 @@ type serveConfig struct {
 	pipe         pipe.MemoryOptions
 	public       services.Public
 	pgs          pgs.Limits
+	signupRate   ops.SignupRate
 }
 
 func (s *settings) serveConfig() (serveConfig, error) {
@@ -145,6 +149,9 @@ func (s *settings) serveConfig() (serveConfig, error) {
 	case "closed":
 	default:
 		return c, fmt.Errorf("signups %q: want open or closed", s.signups)
+	}
+	if c.signupRate, err = ops.ParseSignupRate(s.signupRate); err != nil {
+		return c, err
 	}
 	days, err := strconv.Atoi(s.accessLogDays)
 	if err != nil || days < 1 {

@@ -54,7 +54,7 @@ type command struct {
 	name   string   // "whoami", "keys ls"
 	args   []string // what may follow the name: one usage line each
 	does   string
-	signup bool // a signup grant may run it
+	signup bool // a grant without an account (signup or claim) may run it
 	run    func(c *cli, fs *flag.FlagSet, args []string) error
 }
 
@@ -68,12 +68,14 @@ func init() {
 		{"register", []string{"NAME"}, "unregistered key only: creates account NAME with this key as its first login key", true, (*cli).register},
 		{"whoami", []string{"[--json]"}, "who this connection is and what it may do", false, (*cli).whoami},
 		{"keys ls", []string{"[--json]"}, "login keys and certificate authorities (CAs)", false, (*cli).keysList},
-		{"keys add", []string{"[--name NAME] [--ca]"}, "reads one authorized_keys line from stdin; --ca or a cert-authority option makes it a CA", false, (*cli).keysAdd},
-		{"keys rm", []string{"NAME-OR-FINGERPRINT"}, "removes a key; the last login key cannot be removed", false, (*cli).keysRemove},
+		{"keys add", []string{"[--name NAME] [--ca] [--json]"}, "reads one authorized_keys line from stdin; --ca or a cert-authority option makes it a CA. The key is pending until its holder claims it: it prints how. A CA's claim certificate, fed the same way, activates the CA", false, (*cli).keysAdd},
+		{"keys claim", []string{"CODE"}, "run with the pending login key itself: makes it a login key of the account that added it", true, (*cli).keysClaim},
+		{"keys rm", []string{"NAME-OR-FINGERPRINT"}, "removes a key, active or pending; the last login key cannot be removed", false, (*cli).keysRemove},
 		{"logs", []string{"[--json] [--service S] [--limit N]"}, "access log, newest first (default limit 100)", false, (*cli).logs},
 		{"revoke", []string{"--serial N [--ca NAME]", "--key-id ID", "--key FINGERPRINT"}, "revokes certificates by serial (of one CA, or of all), key ID, or key fingerprint", false, (*cli).revoke},
 		{"revocations ls", []string{"[--json]"}, "lists revocations", false, (*cli).revocationsList},
 		{"revocations rm", []string{"ID"}, "lifts a revocation", false, (*cli).revocationsRemove},
+		{"account delete", []string{"--yes"}, "deletes this account: its keys, CAs, revocations and data; its name is held for 90 days", false, (*cli).accountDelete},
 	}
 }
 
@@ -111,7 +113,7 @@ func lookup(args []string) (command, []string, error) {
 	switch name {
 	case "-h", "--help", "-help":
 		name = "help"
-	case "keys", "revocations":
+	case "keys", "revocations", "account":
 		if len(args) < 2 {
 			return command{}, nil, usagef("%s needs a subcommand: %s", name, subcommands(name))
 		}
@@ -208,7 +210,10 @@ func (c *cli) help(fs *flag.FlagSet, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "\nWith a terminal (ssh -t %s) the same things are in a TUI.\nExit status: 0 done, 1 refused or failed, 2 usage error.\n",
 		strings.TrimPrefix(c.ops.SSHCommand(""), "ssh "))
-	if c.grant.IsSignup() {
+	if c.grant.MayClaim {
+		fmt.Fprintf(c.stdout, "\nThis key waits to be claimed: run %s with the code you were given.\n", c.ops.SSHCommand("", "keys", "claim", "CODE"))
+	}
+	if c.grant.IsSignup() && c.grant.MayRegister {
 		fmt.Fprintf(c.stdout, "\nThis key is not registered yet: run %s\n", c.ops.SSHCommand("", "register", "NAME"))
 	}
 	return nil
@@ -273,20 +278,29 @@ func (c *cli) keysList(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	t := newTable(c.stdout)
-	t.row("NAME", "TYPE", "ALGORITHM", "FINGERPRINT", "OPTIONS", "CREATED", "LAST USED")
+	t.row("NAME", "TYPE", "STATE", "ALGORITHM", "FINGERPRINT", "OPTIONS", "CREATED", "LAST USED")
 	for _, k := range keys {
 		last := "never"
 		if k.LastUsedAt != nil {
 			last = k.LastUsedAt.String()
 		}
-		t.row(k.Name, k.Type, k.Algorithm, k.Fingerprint, orDash(k.Options), k.CreatedAt.String(), last)
+		t.row(k.Name, k.Type, k.State, k.Algorithm, k.Fingerprint, orDash(k.Options), k.CreatedAt.String(), last)
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.Claim != nil {
+			fmt.Fprintf(c.stdout, "\n%s %q waits to be claimed until %s:\n  %s\n", k.KindName(), k.Name, k.Claim.ExpiresAt, k.Claim.Command)
+		}
+	}
+	return nil
 }
 
 func (c *cli) keysAdd(fs *flag.FlagSet, args []string) error {
 	name := fs.String("name", "", "")
 	ca := fs.Bool("ca", false, "")
+	asJSON := fs.Bool("json", false, "")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -301,7 +315,58 @@ func (c *cli) keysAdd(fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(c.stdout, "added %s %q (%s)\n", k.KindName(), k.Name, k.Fingerprint)
+	if *asJSON {
+		return writeJSON(c.stdout, k.Added())
+	}
+	_, err = io.WriteString(c.stdout, addedText(k, c.ops))
+	return err
+}
+
+// addedText says what keys add did and, for a pending key, how to claim it.
+func addedText(k ops.Key, o *ops.Ops) string {
+	var b strings.Builder
+	switch {
+	case !k.IsPending():
+		fmt.Fprintf(&b, "%s %q (%s) is active: certificates it signs log in now\n", k.KindName(), k.Name, k.Fingerprint)
+	case k.IsCA():
+		fmt.Fprintf(&b, "added %s %q (%s), pending: it vouches for nothing until you prove you hold it.\n", k.KindName(), k.Name, k.Fingerprint)
+		fmt.Fprintf(&b, "Before %s, sign a claim certificate with its private key (CA_KEY; SOME_KEY.pub is any\npublic key: ssh-keygen writes the certificate to SOME_KEY-cert.pub):\n\n", k.Claim.ExpiresAt)
+		fmt.Fprintf(&b, "  %s\n\nthen feed it to keys add:\n\n  %s < SOME_KEY-cert.pub\n", k.Claim.Command, o.SSHCommand(string(auth.Admin), "keys", "add", "--ca"))
+	default:
+		fmt.Fprintf(&b, "added %s %q (%s), pending: it grants nothing until its holder claims it.\n", k.KindName(), k.Name, k.Fingerprint)
+		fmt.Fprintf(&b, "Before %s, run this with the key's private half (-i: its file):\n\n  %s\n", k.Claim.ExpiresAt, k.Claim.Command)
+	}
+	return b.String()
+}
+
+func (c *cli) keysClaim(fs *flag.FlagSet, args []string) error {
+	rest, err := parse(fs, args, "CODE")
+	if err != nil {
+		return err
+	}
+	g, k, err := c.ops.ClaimKey(c.ctx, c.grant, c.key, rest[0])
+	if err != nil {
+		return err
+	}
+	c.grant = g
+	_, err = fmt.Fprintf(c.stdout, "key %q (%s) is now a login key of account %s\n", k.Name, k.Fingerprint, g.Account)
+	return err
+}
+
+func (c *cli) accountDelete(fs *flag.FlagSet, args []string) error {
+	yes := fs.Bool("yes", false, "")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if !*yes {
+		return usagef("account delete deletes account %s for good: its keys, certificate authorities, revocations and data; its name cannot be registered again for 90 days. To do it, run: %s",
+			c.grant.Account, c.ops.SSHCommand(string(auth.Admin), "account", "delete", "--yes"))
+	}
+	until, err := c.ops.DeleteAccount(c.ctx, c.grant)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "account %s deleted; its name is held until %s\n", c.grant.Account, ops.Time{Time: until})
 	return err
 }
 

@@ -52,13 +52,11 @@ func (a *service) serveTUI(s *services.Session, key gossh.PublicKey) int {
 	return status
 }
 
-// programIO connects the program to the session's terminal: the allocated pty when the gateway
-// made one, else the session itself (an emulated pty), as wish's bubbletea.MakeOptions does.
+// programIO connects the program to the session: the gateway never allocates a real pty (the
+// session is an emulated one), so the session is the terminal, as in wish's
+// bubbletea.MakeOptions. Its input passes through tuiInput's bounds.
 func programIO(s ssh.Session) []tea.ProgramOption {
-	if pty, _, ok := s.Pty(); ok && !s.EmulatedPty() && pty.Slave != nil {
-		return []tea.ProgramOption{tea.WithInput(pty.Slave), tea.WithOutput(pty.Slave)}
-	}
-	return []tea.ProgramOption{tea.WithInput(s), tea.WithOutput(s)}
+	return []tea.ProgramOption{tea.WithInput(newTUIInput(s)), tea.WithOutput(s)}
 }
 
 // newRenderer returns a lipgloss renderer for the session's terminal. Unlike wish's
@@ -71,12 +69,7 @@ func newRenderer(s ssh.Session) *lipgloss.Renderer {
 		return lipgloss.NewRenderer(s, termenv.WithProfile(termenv.Ascii))
 	}
 	env := environ(append(s.Environ(), "TERM="+pty.Term))
-	var r *lipgloss.Renderer
-	if pty.Slave != nil {
-		r = lipgloss.NewRenderer(pty.Slave, termenv.WithEnvironment(env), termenv.WithColorCache(true))
-	} else {
-		r = lipgloss.NewRenderer(s, termenv.WithEnvironment(env), termenv.WithUnsafe(), termenv.WithColorCache(true))
-	}
+	r := lipgloss.NewRenderer(s, termenv.WithEnvironment(env), termenv.WithUnsafe(), termenv.WithColorCache(true))
 	r.SetHasDarkBackground(true)
 	return r
 }

@@ -20,7 +20,7 @@ func (o *Ops) Register(ctx context.Context, g auth.Grant, key gossh.PublicKey, n
 		return auth.Grant{}, errorf(Refused, fmt.Sprintf("this key is already registered to account %s", g.Account))
 	case !g.IsSignup():
 		return auth.Grant{}, errorf(Refused, "only an unregistered key can register an account")
-	case !o.cfg.SignupsOpen:
+	case !o.cfg.SignupsOpen || !g.MayRegister:
 		return auth.Grant{}, errorf(Refused, "signups are closed on this server; ask its operator to create your account")
 	case key == nil:
 		return auth.Grant{}, errorf(Refused, "this connection did not authenticate with a public key")
@@ -41,12 +41,16 @@ func (o *Ops) Register(ctx context.Context, g auth.Grant, key gossh.PublicKey, n
 	if err != nil {
 		return auth.Grant{}, &Error{Kind: Invalid, Message: "this key cannot be registered: " + err.Error(), Err: err}
 	}
-	if _, _, err := o.createAccount(ctx, name, kl.NewKey(defaultKeyName(key))); err != nil {
+	_, _, err = o.store.SignUp(ctx, name, kl.NewKey(defaultKeyName(key)), o.signupLimit(g))
+	if errors.Is(err, db.ErrSignupRate) {
+		return auth.Grant{}, &Error{Kind: Refused, Message: fmt.Sprintf("too many accounts were created from your address (at most %s); try again later", o.cfg.SignupRate), Err: err}
+	}
+	if err := o.createError(ctx, name, err); err != nil {
 		return auth.Grant{}, err
 	}
+	o.log.InfoContext(ctx, "account registered", "account", name, "key", fp, "remote", addrText(g))
 	// What the key may do now is auth's to say, as on its next connection.
-	ng, err := auth.New(o.store, auth.Options{SignupsOpen: o.cfg.SignupsOpen}).
-		Authenticate(ctx, auth.Attempt{Key: key, Service: g.Service})
+	ng, err := o.authenticator().Authenticate(ctx, auth.Attempt{Key: key, Service: g.Service, RemoteAddr: g.RemoteAddr})
 	if err != nil {
 		return auth.Grant{}, &Error{Kind: Failed, Message: fmt.Sprintf("account %s was created, but this connection cannot use it yet (%v); reconnect", name, err), Err: err}
 	}
@@ -66,21 +70,26 @@ func (o *Ops) CreateAccount(ctx context.Context, name string, keyLine string) (d
 	if nk.Kind == db.KindCA {
 		return db.Account{}, errorf(Invalid, "an account's first key must be a login key, not a certificate authority")
 	}
-	acct, _, err := o.createAccount(ctx, name, nk)
-	return acct, err
+	acct, _, err := o.store.CreateAccount(ctx, name, nk)
+	if err := o.createError(ctx, name, err); err != nil {
+		return db.Account{}, err
+	}
+	return acct, nil
 }
 
-func (o *Ops) createAccount(ctx context.Context, name string, first db.NewKey) (db.Account, db.Key, error) {
-	acct, k, err := o.store.CreateAccount(ctx, name, first)
+// createError turns the store's refusal to create account name into what users see.
+func (o *Ops) createError(ctx context.Context, name string, err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, db.ErrAccountTaken):
-		return acct, k, &Error{Kind: Conflict, Message: fmt.Sprintf("account name %q is taken; choose another", name), Err: err}
+		return &Error{Kind: Conflict, Message: fmt.Sprintf("account name %q is taken; choose another", name), Err: err}
+	case errors.Is(err, db.ErrNameHeld):
+		return &Error{Kind: Conflict, Message: fmt.Sprintf("account name %q belonged to an account deleted less than %d days ago and cannot be registered yet; choose another", name, int(NameHold.Hours()/24)), Err: err}
 	case errors.Is(err, db.ErrKeyTaken):
-		return acct, k, &Error{Kind: Conflict, Message: "this key is already registered", Err: err}
-	case err != nil:
-		return acct, k, o.failed(ctx, "create the account", err)
+		return &Error{Kind: Conflict, Message: "this key is already registered", Err: err}
 	}
-	return acct, k, nil
+	return o.failed(ctx, "create the account", err)
 }
 
 // Whoami says who the connection of g is and what it may do.

@@ -18,7 +18,8 @@ import (
 // maxKeyNameLen is the longest key name, in characters.
 const maxKeyNameLen = 64
 
-// ListKeys returns the account's login keys and CAs.
+// ListKeys returns the account's login keys and CAs, active ones first, then those waiting to
+// be claimed.
 func (o *Ops) ListKeys(ctx context.Context, g auth.Grant) ([]Key, error) {
 	if err := o.requireAdmin(g); err != nil {
 		return nil, err
@@ -31,38 +32,76 @@ func (o *Ops) listKeys(ctx context.Context, g auth.Grant) ([]Key, error) {
 	if err != nil {
 		return nil, o.failed(ctx, "list keys", err)
 	}
-	out := make([]Key, 0, len(keys))
+	pending, err := o.store.ListPendingKeys(ctx, g.AccountID, o.now())
+	if err != nil {
+		return nil, o.failed(ctx, "list keys", err)
+	}
+	out := make([]Key, 0, len(keys)+len(pending))
 	for _, k := range keys {
 		out = append(out, keyView(k))
+	}
+	for _, p := range pending {
+		out = append(out, o.pendingView(p))
 	}
 	return out, nil
 }
 
-// AddKey registers one authorized_keys line to the account: a CA if ca is set or the line has
-// the cert-authority option, else a login key. The key is called name, else the line's comment,
+// AddKey adds one authorized_keys line to the account: a CA if ca is set or the line has the
+// cert-authority option, else a login key. The key is called name, else the line's comment,
 // else a name made from its type and fingerprint (such as "ed25519-AbCdEf12").
-func (o *Ops) AddKey(ctx context.Context, g auth.Grant, line, name string, ca bool) (Key, error) {
+//
+// The key is pending: it grants nothing until its holder proves they hold it (see Key.Claim),
+// within ClaimTTL. A key active or pending in another account is taken all the same, and
+// nothing tells the two cases apart: only its holder's claim fails, with the reason.
+//
+// A certificate line (what ssh-keygen -s writes) instead activates the pending CA that signed
+// it, if it is a claim certificate for that CA's code (auth.CheckCAClaim).
+func (o *Ops) AddKey(ctx context.Context, g auth.Grant, text, name string, ca bool) (Key, error) {
 	if err := o.requireAdmin(g); err != nil {
 		return Key{}, err
+	}
+	line, err := oneLine(text)
+	if err != nil {
+		return Key{}, err
+	}
+	if auth.IsCertificateLine(line) {
+		if name != "" {
+			return Key{}, errorf(Invalid, "a claim certificate takes no name: the certificate authority keeps the name it was added with")
+		}
+		return o.activateCA(ctx, g, line)
 	}
 	nk, err := parseNewKey(line, name, ca)
 	if err != nil {
 		return Key{}, err
 	}
-	k, err := o.store.AddKey(ctx, g.AccountID, nk)
+	now := o.now()
+	var p db.PendingKey
+	for range 3 { // a new code if the random one is in use
+		p, err = o.store.AddPendingKey(ctx, g.AccountID, db.NewPendingKey{NewKey: nk, Code: auth.NewClaimCode(), ExpiresAt: now.Add(ClaimTTL)}, now)
+		if !errors.Is(err, db.ErrCodeTaken) {
+			break
+		}
+	}
 	switch {
 	case errors.Is(err, db.ErrKeyTaken):
-		return Key{}, &Error{Kind: Conflict, Message: fmt.Sprintf("key %s is already registered", nk.Fingerprint), Err: err}
+		return Key{}, &Error{Kind: Conflict, Message: fmt.Sprintf("key %s is already a key of this account", nk.Fingerprint), Err: err}
+	case errors.Is(err, db.ErrPendingTaken):
+		return Key{}, &Error{Kind: Conflict, Message: fmt.Sprintf("key %s is already waiting to be claimed in this account; to get a new code, remove it (keys rm %s) and add it again", nk.Fingerprint, nk.Fingerprint), Err: err}
 	case errors.Is(err, db.ErrNameTaken):
 		return Key{}, &Error{Kind: Conflict, Message: fmt.Sprintf("this account already has a key named %q; choose another name", nk.Name), Err: err}
+	case errors.Is(err, db.ErrTooManyPending):
+		return Key{}, &Error{Kind: Refused, Message: fmt.Sprintf("%d keys are already waiting to be claimed in this account; claim or remove some first (keys ls, keys rm)", db.MaxPendingKeys), Err: err}
+	case errors.Is(err, db.ErrNotFound):
+		return Key{}, &Error{Kind: NotFound, Message: "this account no longer exists", Err: err}
 	case err != nil:
 		return Key{}, o.failed(ctx, "add the key", err)
 	}
-	return keyView(k), nil
+	o.log.InfoContext(ctx, "key added, pending", "account", g.Account, "kind", nk.Kind, "key", nk.Fingerprint, "expires", p.ExpiresAt)
+	return o.pendingView(p), nil
 }
 
-// RemoveKey removes the account's key whose name or fingerprint is ref. The last login key
-// cannot be removed.
+// RemoveKey removes the account's key whose name or fingerprint is ref, active or pending. The
+// last login key cannot be removed.
 func (o *Ops) RemoveKey(ctx context.Context, g auth.Grant, ref string) (Key, error) {
 	if err := o.requireAdmin(g); err != nil {
 		return Key{}, err
@@ -71,7 +110,11 @@ func (o *Ops) RemoveKey(ctx context.Context, g auth.Grant, ref string) (Key, err
 	if err != nil {
 		return Key{}, err
 	}
-	err = o.store.RemoveKey(ctx, g.AccountID, k.ID)
+	if k.IsPending() {
+		err = o.store.RemovePendingKey(ctx, g.AccountID, k.ID)
+	} else {
+		err = o.store.RemoveKey(ctx, g.AccountID, k.ID)
+	}
 	switch {
 	case errors.Is(err, db.ErrLastLoginKey):
 		return Key{}, &Error{Kind: Refused, Message: fmt.Sprintf("%q is the account's last login key and cannot be removed; add another login key first", k.Name), Err: err}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portico-sh/portico/auth"
 	"github.com/portico-sh/portico/db"
@@ -12,13 +13,18 @@ import (
 
 // Config is what the operations need to know about this server.
 type Config struct {
-	Domain      string // public host name (PORTICO_DOMAIN)
-	SSHHost     string // host name users ssh to; Domain when empty
-	SSHPort     int    // port users ssh to; 22 leaves -p out of the commands shown
-	SignupsOpen bool   // whether an unregistered key may register an account
+	Domain      string     // public host name (PORTICO_DOMAIN)
+	SSHHost     string     // host name users ssh to; Domain when empty
+	SSHPort     int        // port users ssh to; 22 leaves -p out of the commands shown
+	SignupsOpen bool       // whether an unregistered key may register an account
+	SignupRate  SignupRate // sign-ups per source address (PORTICO_SIGNUP_RATE); zero: no limit
+	// AccountHooks remove what services keep for an account outside the database tables that
+	// cascade with it, when it is deleted.
+	AccountHooks []AccountHook
 	// Log receives store failures, which users see only as "the database failed";
 	// slog.Default() when nil.
 	Log *slog.Logger
+	Now func() time.Time // nil: time.Now
 }
 
 // Ops runs account operations against a store.
@@ -26,6 +32,7 @@ type Ops struct {
 	store db.Store
 	cfg   Config
 	log   *slog.Logger
+	now   func() time.Time
 }
 
 // New returns the operations on store for a server configured as cfg.
@@ -34,7 +41,16 @@ func New(store db.Store, cfg Config) *Ops {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Ops{store: store, cfg: cfg, log: log}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Ops{store: store, cfg: cfg, log: log, now: now}
+}
+
+// authenticator decides as the gateway does, on the same store and clock.
+func (o *Ops) authenticator() *auth.Authenticator {
+	return auth.New(o.store, auth.Options{SignupsOpen: o.cfg.SignupsOpen, Now: o.now})
 }
 
 // Logger is where the operations, and the faces built on them, log failures.
@@ -54,7 +70,12 @@ func (o *Ops) Host() string {
 // SSHCommand is the ssh command line that runs args on this server as user ("" for none),
 // e.g. "ssh -p 2222 localhost register NAME".
 func (o *Ops) SSHCommand(user string, args ...string) string {
-	parts := []string{"ssh"}
+	return o.sshCommand(nil, user, args...)
+}
+
+// sshCommand is SSHCommand with ssh options (such as -i FILE) before -p.
+func (o *Ops) sshCommand(options []string, user string, args ...string) string {
+	parts := append([]string{"ssh"}, options...)
 	if o.cfg.SSHPort != 0 && o.cfg.SSHPort != 22 {
 		parts = append(parts, "-p", strconv.Itoa(o.cfg.SSHPort))
 	}
@@ -66,15 +87,19 @@ func (o *Ops) SSHCommand(user string, args ...string) string {
 	return strings.Join(append(parts, args...), " ")
 }
 
-// notRegistered is the refusal every operation but register gives a signup grant.
-func (o *Ops) notRegistered() *Error {
+// notRegistered is the refusal every operation but register and claim gives a grant without
+// an account.
+func (o *Ops) notRegistered(g auth.Grant) *Error {
+	if g.MayClaim {
+		return errorf(Refused, "this key is not registered yet: it waits to be claimed; run: "+o.SSHCommand("", "keys", "claim", "CODE")+" with the code you were given")
+	}
 	return errorf(Refused, "this key is not registered; run: "+o.SSHCommand("", "register", "NAME"))
 }
 
 // requireAccount refuses signup grants.
 func (o *Ops) requireAccount(g auth.Grant) error {
 	if g.IsSignup() || g.AccountID == 0 {
-		return o.notRegistered()
+		return o.notRegistered(g)
 	}
 	return nil
 }

@@ -176,8 +176,9 @@ func TestAddKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o, _ := opstest.New(t)
+			o, store := opstest.New(t)
 			g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+			before := time.Now()
 			k, err := o.AddKey(ctx, g, tt.line, tt.keyName, tt.ca)
 			if err != nil {
 				t.Fatal(err)
@@ -186,9 +187,30 @@ func TestAddKey(t *testing.T) {
 				k.Fingerprint != auth.Fingerprint(opstest.Key(t, 10)) || k.Algorithm != "ssh-ed25519" {
 				t.Errorf("added %+v, want name %q type %q options %q", k, tt.want.Name, tt.want.Type, tt.want.Options)
 			}
+			// It waits to be claimed, with a fresh code and the command that claims it.
+			if k.State != ops.StatePending || k.Claim == nil {
+				t.Fatalf("added %+v, want a pending key with a claim", k)
+			}
+			if _, err := auth.ParseClaimCode(k.Claim.Code); err != nil {
+				t.Errorf("claim code: %v", err)
+			}
+			want := "ssh -o IdentitiesOnly=yes -i ~/.ssh/id_ed25519 -p 2222 admin@example.org keys claim " + k.Claim.Code
+			if k.IsCA() {
+				want = "ssh-keygen -s CA_KEY -I portico-claim -n " + k.Claim.Code + " -V +15m SOME_KEY.pub"
+			}
+			if k.Claim.Command != want {
+				t.Errorf("claim command %q, want %q", k.Claim.Command, want)
+			}
+			if exp := k.Claim.ExpiresAt.Time; exp.Before(before.Add(ops.ClaimTTL).Add(-time.Second)) || exp.After(time.Now().Add(ops.ClaimTTL)) {
+				t.Errorf("claim expires at %v, want 15 minutes from now", exp)
+			}
 			keys, _ := o.ListKeys(ctx, g)
-			if len(keys) != 2 {
-				t.Errorf("account has %d keys, want 2", len(keys))
+			if len(keys) != 2 || keys[1].Fingerprint != k.Fingerprint || keys[1].State != ops.StatePending || keys[1].Claim.Code != k.Claim.Code {
+				t.Errorf("keys = %+v, want the first and the pending one", keys)
+			}
+			// It grants nothing, and it is no CA.
+			if _, err := auth.New(store, auth.Options{}).Authenticate(ctx, auth.Attempt{Key: opstest.Key(t, 10), Service: auth.PGS, RemoteAddr: opstest.Addr}); err == nil {
+				t.Error("the pending key logs in to pgs")
 			}
 		})
 	}
@@ -206,7 +228,6 @@ func TestAddKey(t *testing.T) {
 		{"garbage", "hello world", "", false, ops.Invalid, nil},
 		{"bad base64", "ssh-ed25519 AAAA!!!", "", false, ops.Invalid, []string{"base64"}},
 		{"unsupported type", "ssh-dss AAAAB3NzaC1kc3M=", "", false, ops.Invalid, []string{"DSA"}},
-		{"certificate", "ssh-ed25519-cert-v01@openssh.com AAAA", "", false, ops.Invalid, []string{"certificate"}},
 		{"unknown option named", "no-pty " + opstest.Line(opstest.Key(t, 10), ""), "", false, ops.Invalid, []string{`"no-pty"`}},
 		{"unknown option among known", `cert-authority,command="ls" ` + opstest.Line(opstest.Key(t, 10), ""), "", false, ops.Invalid, []string{`"command"`}},
 		{"principals on a login key", `principals="pgs" ` + opstest.Line(opstest.Key(t, 10), ""), "", false, ops.Invalid, []string{"principals"}},
@@ -217,9 +238,11 @@ func TestAddKey(t *testing.T) {
 		{"name with a space", opstest.Line(opstest.Key(t, 10), ""), "my key", false, ops.Invalid, []string{"space"}},
 		{"name like a fingerprint", opstest.Line(opstest.Key(t, 10), ""), "SHA256:abc", false, ops.Invalid, []string{"SHA256:"}},
 		{"name too long", opstest.Line(opstest.Key(t, 10), ""), strings.Repeat("n", 65), false, ops.Invalid, []string{"longer than 64"}},
-		{"key already in the account", opstest.Line(opstest.Key(t, 1), "again"), "", false, ops.Conflict, []string{"already registered"}},
-		{"key of another account", opstest.Line(opstest.Key(t, 2), "bobs"), "", true, ops.Conflict, []string{"already registered"}},
+		{"key already in the account", opstest.Line(opstest.Key(t, 1), "again"), "", false, ops.Conflict, []string{"already a key of this account"}},
+		{"key already pending in the account", opstest.Line(opstest.Key(t, 20), "again"), "", false, ops.Conflict, []string{"already waiting", "keys rm"}},
 		{"name taken", opstest.Line(opstest.Key(t, 10), "dup"), "dup", false, ops.Conflict, []string{`named "dup"`}},
+		{"name of the first key", opstest.Line(opstest.Key(t, 10), ""), "ed25519-" + alnum8(auth.Fingerprint(opstest.Key(t, 1))), false, ops.Conflict, []string{"named"}},
+		{"a certificate that claims no CA here", "ssh-ed25519-cert-v01@openssh.com AAAA", "", false, ops.Invalid, []string{"certificate"}},
 	}
 	o, _ := opstest.New(t)
 	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
@@ -235,6 +258,11 @@ func TestAddKey(t *testing.T) {
 	}
 	if keys, _ := o.ListKeys(ctx, g); len(keys) != 2 {
 		t.Errorf("refused adds changed the keys: %+v", keys)
+	}
+	// A key of another account is taken as pending, as any key is: adding it tells nothing.
+	k, err := o.AddKey(ctx, g, opstest.Line(opstest.Key(t, 2), "bobs"), "", true)
+	if err != nil || k.State != ops.StatePending {
+		t.Errorf("adding bob's key to alice: %+v, %v; want a pending key", k, err)
 	}
 }
 
@@ -255,14 +283,24 @@ func TestRemoveKey(t *testing.T) {
 	o, _ := opstest.New(t)
 	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
 	bob := opstest.Register(t, o, "bob", opstest.Key(t, 2))
-	for _, line := range []string{
-		opstest.Line(opstest.Key(t, 10), "laptop"),
-		opstest.Line(opstest.Key(t, 11), "desktop"),
-		"cert-authority " + opstest.Line(opstest.Key(t, 12), "ca"),
-	} {
-		if _, err := o.AddKey(ctx, g, line, "", false); err != nil {
-			t.Fatal(err)
-		}
+	opstest.AddLoginKey(t, o, g, opstest.Key(t, 10), opstest.Line(opstest.Key(t, 10), "laptop"), "")
+	opstest.AddLoginKey(t, o, g, opstest.Key(t, 11), opstest.Line(opstest.Key(t, 11), "desktop"), "")
+	opstest.AddCA(t, o, g, opstest.Signer(t, 12), "cert-authority "+opstest.Line(opstest.Key(t, 12), "ca"), "")
+	// Pending keys are removed the same way.
+	if _, err := o.AddKey(ctx, g, opstest.Line(opstest.Key(t, 13), "tablet"), "", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.AddKey(ctx, g, opstest.Line(opstest.Key(t, 14), "pending-ca"), "", true); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := o.RemoveKey(ctx, g, "tablet"); err != nil || !k.IsPending() {
+		t.Fatalf("remove a pending key by name = %+v, %v", k, err)
+	}
+	if k, err := o.RemoveKey(ctx, g, auth.Fingerprint(opstest.Key(t, 14))); err != nil || !k.IsPending() || !k.IsCA() {
+		t.Fatalf("remove a pending CA by fingerprint = %+v, %v", k, err)
+	}
+	if _, err := o.AddKey(ctx, g, opstest.Line(opstest.Key(t, 13), "tablet"), "", false); err != nil {
+		t.Fatalf("adding a removed pending key again: %v", err)
 	}
 
 	k, err := o.RemoveKey(ctx, g, "laptop")
@@ -283,6 +321,7 @@ func TestRemoveKey(t *testing.T) {
 	if _, err := o.RemoveKey(ctx, g, "desktop"); err != nil {
 		t.Fatal(err)
 	}
+	// A pending login key is no login key yet: the first one is still the last.
 	_, err = o.RemoveKey(ctx, g, g.Identity)
 	wantErr(t, err, ops.Refused, "last login key")
 	_, err = o.RemoveKey(ctx, bob, bob.Identity)
@@ -346,12 +385,9 @@ func TestRevoke(t *testing.T) {
 	o, _ := opstest.New(t)
 	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
 	bob := opstest.Register(t, o, "bob", opstest.Key(t, 2))
-	ca, err := o.AddKey(ctx, g, opstest.Line(opstest.Key(t, 12), "team-ca"), "", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bobCA, err := o.AddKey(ctx, bob, opstest.Line(opstest.Key(t, 13), "bob-ca"), "", true)
-	if err != nil {
+	ca := opstest.AddCA(t, o, g, opstest.Signer(t, 12), opstest.Line(opstest.Key(t, 12), "team-ca"), "")
+	bobCA := opstest.AddCA(t, o, bob, opstest.Signer(t, 13), opstest.Line(opstest.Key(t, 13), "bob-ca"), "")
+	if _, err := o.AddKey(ctx, g, opstest.Line(opstest.Key(t, 14), "pending-ca"), "", true); err != nil {
 		t.Fatal(err)
 	}
 	serial := func(n uint64) *uint64 { return &n }
@@ -395,6 +431,7 @@ func TestRevoke(t *testing.T) {
 		{"unknown CA", ops.RevokeRequest{Serial: serial(1), CA: "nope"}, ops.NotFound, []string{`"nope"`}},
 		{"CA of another account", ops.RevokeRequest{Serial: serial(1), CA: bobCA.Fingerprint}, ops.NotFound, nil},
 		{"login key as CA", ops.RevokeRequest{Serial: serial(1), CA: g.Identity}, ops.Invalid, []string{"login key"}},
+		{"pending CA", ops.RevokeRequest{Serial: serial(1), CA: "pending-ca"}, ops.Invalid, []string{"waits to be claimed"}},
 		{"key ID with a control character", ops.RevokeRequest{KeyID: "bob\x1b[2J"}, ops.Invalid, []string{"printable"}},
 		{"key ID too long", ops.RevokeRequest{KeyID: strings.Repeat("k", 129)}, ops.Invalid, []string{"128"}},
 		{"key not a fingerprint", ops.RevokeRequest{Key: "bob.pub"}, ops.Invalid, []string{"fingerprint"}},

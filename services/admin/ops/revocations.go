@@ -52,6 +52,9 @@ func (o *Ops) Revoke(ctx context.Context, g auth.Grant, req RevokeRequest) (Revo
 			if !ca.IsCA() {
 				return Revocation{}, errorf(Invalid, fmt.Sprintf("%q is a login key, not a certificate authority", ca.Name))
 			}
+			if ca.IsPending() {
+				return Revocation{}, errorf(Invalid, fmt.Sprintf("certificate authority %q waits to be claimed and vouches for nothing yet", ca.Name))
+			}
 			nr.CAFingerprint = ca.Fingerprint
 		}
 	case req.KeyID != "":

@@ -41,9 +41,15 @@ type Cert struct {
 	ValidBefore   *Time    `json:"valid_before"` // nil: never expires
 }
 
+// Key states.
+const (
+	StateActive  = "active"  // it logs in or vouches for certificates
+	StatePending = "pending" // it waits for its holder to claim it, and grants nothing
+)
+
 // Key is a login key or CA of the account (`keys ls --json`).
 type Key struct {
-	ID          int64  `json:"-"`
+	ID          int64  `json:"-"` // the store's id: of the key, or of the pending entry
 	Name        string `json:"name"`
 	Type        string `json:"type"` // login or ca
 	Algorithm   string `json:"algorithm"`
@@ -51,10 +57,38 @@ type Key struct {
 	Options     string `json:"options"`
 	CreatedAt   Time   `json:"created_at"`
 	LastUsedAt  *Time  `json:"last_used_at"`
+	State       string `json:"state"` // active or pending
+	Claim       *Claim `json:"claim"` // how a pending key is claimed; nil when active
+}
+
+// Claim is how the holder of a pending key proves they hold it: a login key runs Command
+// (ssh ... keys claim CODE) with the key; a CA signs a certificate for CODE with Command
+// (ssh-keygen -s ...) and feeds it to keys add. The code works once, until ExpiresAt.
+type Claim struct {
+	Code      string `json:"code"`
+	Command   string `json:"command"`
+	ExpiresAt Time   `json:"expires_at"`
+}
+
+// AddedKey is what keys add did (`keys add --json`).
+type AddedKey struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	Fingerprint string `json:"fingerprint"`
+	State       string `json:"state"`
+	Claim       *Claim `json:"claim"`
+}
+
+// Added is k as keys add reports it.
+func (k Key) Added() AddedKey {
+	return AddedKey{Name: k.Name, Type: k.Type, Fingerprint: k.Fingerprint, State: k.State, Claim: k.Claim}
 }
 
 // IsCA reports whether the key is a certificate authority.
 func (k Key) IsCA() bool { return k.Type == string(db.KindCA) }
+
+// IsPending reports whether the key waits to be claimed.
+func (k Key) IsPending() bool { return k.State == StatePending }
 
 // KindName is what the key is, in words: "login key" or "certificate authority".
 func (k Key) KindName() string {
@@ -74,6 +108,7 @@ func keyView(k db.Key) Key {
 		Options:     k.Options,
 		CreatedAt:   Time{k.CreatedAt},
 		LastUsedAt:  timePtr(k.LastUsedAt),
+		State:       StateActive,
 	}
 }
 

@@ -19,7 +19,7 @@ const cmdWaitDelay = 5 * time.Second
 // benchmark's key and known_hosts only, no compression, no multiplexing, the forced cipher
 // (if any). logLevel is ERROR for measured connections and DEBUG1 for the cipher probe.
 func (e *env) sshArgs(s *server, cipher, logLevel, user string) []string {
-	host, port, _ := net.SplitHostPort(s.addr)
+	host, port, _ := net.SplitHostPort(s.Addr)
 	args := []string{
 		"-F", "/dev/null", "-T", "-p", port, "-i", e.keyPath,
 		"-o", "IdentitiesOnly=yes",
@@ -81,7 +81,7 @@ func (e *env) probe(ctx context.Context, s *server, cipher, user, remote string)
 	}
 	m := cipherLine.FindSubmatch(out)
 	if m == nil {
-		return n, fmt.Errorf("ssh -v to %s: no cipher negotiated (%v)\n%s", s.name, err, lastLines(out, 15))
+		return n, fmt.Errorf("ssh -v to %s: no cipher negotiated (%v)\n%s", s.Name, err, lastLines(out, 15))
 	}
 	n.cipher, n.mac = string(m[1]), string(m[2])
 	return n, nil
@@ -102,15 +102,15 @@ func (e *env) dial(s *server, cipher, user string) (*ssh.Client, error) {
 	config := &ssh.ClientConfig{
 		User:            user,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(e.signer)},
-		HostKeyCallback: ssh.FixedHostKey(s.hostKey),
+		HostKeyCallback: ssh.FixedHostKey(s.HostKey),
 		Timeout:         10 * time.Second,
 	}
 	if cipher != "" {
 		config.Ciphers = []string{cipher}
 	}
-	c, err := ssh.Dial("tcp", s.addr, config)
+	c, err := ssh.Dial("tcp", s.Addr, config)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s as %s: %w", s.name, user, err)
+		return nil, fmt.Errorf("connect to %s as %s: %w", s.Name, user, err)
 	}
 	return c, nil
 }

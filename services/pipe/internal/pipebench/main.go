@@ -21,9 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +29,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/internal/benchenv"
 )
 
 // options are the command's flags.
@@ -114,7 +114,7 @@ type bench struct {
 
 func run(ctx context.Context, o options) error {
 	if !o.noPipe && o.portico == "" {
-		bin, cleanup, err := buildPortico(ctx)
+		bin, cleanup, err := benchenv.BuildPortico(ctx)
 		if err != nil {
 			return err
 		}
@@ -213,28 +213,4 @@ func (b *bench) checkPipe() error {
 		return fmt.Errorf("pipe help: %w\n%s", err, out)
 	}
 	return nil
-}
-
-// buildPortico builds ./cmd/portico of the module in the current directory into a temporary
-// directory, which cleanup removes.
-func buildPortico(ctx context.Context) (bin string, cleanup func(), err error) {
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	if err != nil || root == "." || strings.TrimSpace(string(gomod)) == os.DevNull {
-		return "", nil, fmt.Errorf("not inside portico's module (go env GOMOD: %v); run from it or pass -portico", err)
-	}
-	dir, err := os.MkdirTemp("", "portico-pipebench-bin-")
-	if err != nil {
-		return "", nil, fmt.Errorf("temporary directory: %w", err)
-	}
-	cleanup = func() { os.RemoveAll(dir) }
-	bin = filepath.Join(dir, "portico")
-	slog.Info("building portico", "module", root)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/portico")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		cleanup()
-		return "", nil, fmt.Errorf("go build ./cmd/portico: %w\n%s", err, out)
-	}
-	return bin, cleanup, nil
 }

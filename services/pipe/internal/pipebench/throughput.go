@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/portico-sh/portico/internal/benchenv"
 )
 
 const (
@@ -192,7 +194,7 @@ func (b *bench) ceiling(ctx context.Context, size int64) (tput, error) {
 	defer cancel()
 	cmd := b.e.sshCommand(ctx, b.e.sshd, b.o.cipher, "root", "cat")
 	cmd.Stdin = newSource(b.p, size)
-	meter := startCPUMeter(b.e.sshd)
+	meter := benchenv.StartCPUMeter(b.e.sshd)
 	start := time.Now()
 	r, err := startReceiver(cmd, b.p, b.o.verify)
 	if err != nil {
@@ -201,7 +203,7 @@ func (b *bench) ceiling(ctx context.Context, size int64) (tput, error) {
 	if err := waitClosed(r.done, b.o.timeout+time.Minute); err != nil {
 		return tput{}, fmt.Errorf("ssh cat: %w", err)
 	}
-	busy, server := meter.stop()
+	busy, server := meter.Stop()
 	if err := r.check("ssh root@sshd cat", size); err != nil {
 		return tput{}, err
 	}
@@ -238,7 +240,7 @@ func (b *bench) fanout(ctx context.Context, k int, size int64, topic string) (_ 
 	pub.Stdin = newSource(b.p, size)
 	var pubErr bytes.Buffer
 	pub.Stderr = &pubErr
-	meter := startCPUMeter(b.e.portico)
+	meter := benchenv.StartCPUMeter(b.e.portico)
 	start := time.Now()
 	if err := pub.Start(); err != nil {
 		return tput{}, fmt.Errorf("start pub: %w", err)
@@ -249,7 +251,7 @@ func (b *bench) fanout(ctx context.Context, k int, size int64, topic string) (_ 
 	if err != nil {
 		return tput{}, err
 	}
-	busy, server := meter.stop()
+	busy, server := meter.Stop()
 	select {
 	case err := <-pubDone:
 		if err != nil {

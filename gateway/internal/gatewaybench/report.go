@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// describe is the header of the report: machine, versions, the command.
+func describe(o options, e *env) []string {
+	var head []string
+	head = append(head, fmt.Sprintf("machine: %d CPUs, %s/%s, load average at the start %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, loadAverage()))
+	if out, err := exec.Command(o.portico, "version").Output(); err == nil {
+		head = append(head, "portico: "+strings.TrimSpace(string(out)))
+	}
+	head = append(head, "go: gatewaybench "+runtime.Version())
+	if e.sshd != nil {
+		if out, err := exec.Command("ssh", "-V").CombinedOutput(); err == nil {
+			head = append(head, "sshd: "+strings.TrimSpace(string(out)))
+		}
+	}
+	head = append(head, fmt.Sprintf("clients: golang.org/x/crypto/ssh, %d workers, default algorithms, ed25519 key and certificate", o.workers))
+	head = append(head, "command: "+strings.Join(os.Args, " "))
+	return head
+}
+
+func report(w io.Writer, o options, head []string, rates map[rateCase][]rateRound, idle []idleResult) {
+	for _, h := range head {
+		fmt.Fprintf(w, "%s  \n", h)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Authenticated exec sessions per second (%d rounds of %v; sshd %v), each round's figure:\n\n", o.rounds, o.round, o.sshdRound)
+	fmt.Fprintln(w, "| auth | bare x/crypto | portico | sshd | portico / bare (median) | portico sessions per server CPU-second |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, method := range []string{"key", "cert"} {
+		bare := rates[rateCase{"bare x/crypto", method}]
+		port := rates[rateCase{"portico", method}]
+		sshd := rates[rateCase{"sshd", method}]
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s |\n", method, perSecondList(bare), perSecondList(port), perSecondList(sshd),
+			median(perSeconds(port))/median(perSeconds(bare)), perCPU(port))
+	}
+	if failed := totalFailures(rates); failed > 0 {
+		fmt.Fprintf(w, "\n%d sessions failed (see the log).\n", failed)
+	}
+	if len(idle) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Idle authenticated connections: server RSS growth per connection, read %v after the last one opened:\n\n", idleSettle)
+	fmt.Fprintln(w, "| connections | bare x/crypto | portico | portico / bare |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	byN := map[int]map[string]idleResult{}
+	var ns []int
+	for _, r := range idle {
+		if byN[r.n] == nil {
+			byN[r.n] = map[string]idleResult{}
+			ns = append(ns, r.n)
+		}
+		byN[r.n][r.target] = r
+	}
+	for _, n := range ns {
+		b, p := byN[n]["bare x/crypto"], byN[n]["portico"]
+		fmt.Fprintf(w, "| %d | %.1f KiB (RSS %d→%d MiB) | %.1f KiB (RSS %d→%d MiB) | %.2f× |\n", n,
+			b.perConn()/1024, b.before>>20, b.after>>20, p.perConn()/1024, p.before>>20, p.after>>20, p.perConn()/b.perConn())
+	}
+}
+
+func perSeconds(rs []rateRound) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = r.perSecond()
+	}
+	return out
+}
+
+func perSecondList(rs []rateRound) string {
+	if len(rs) == 0 {
+		return "–"
+	}
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%.0f", r.perSecond())
+	}
+	return strings.Join(parts, ", ")
+}
+
+func perCPU(rs []rateRound) string {
+	var sessions int
+	var cpu time.Duration
+	for _, r := range rs {
+		sessions += r.sessions
+		cpu += r.cpu
+	}
+	if cpu <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", float64(sessions)/cpu.Seconds())
+}
+
+func totalFailures(rates map[rateCase][]rateRound) int {
+	n := 0
+	for _, rs := range rates {
+		for _, r := range rs {
+			n += r.failures
+		}
+	}
+	return n
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,223 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// A client takes the first cipher of its own list that the server offers, and OpenSSH lists
+// chacha20-poly1305 first, which golang.org/x/crypto runs at a third of AES-GCM's speed on
+// amd64. So the gateway reads the client's KEXINIT before the SSH library starts and offers
+// only AES-GCM to clients that offer it, and the full list to the others.
+
+// gcmCiphers are offered alone to a client that offers one of them.
+var gcmCiphers = []string{gossh.CipherAES128GCM, gossh.CipherAES256GCM}
+
+// allCiphers is what a client without AES-GCM is offered: x/crypto's supported list.
+var allCiphers = []string{
+	gossh.CipherAES128GCM, gossh.CipherAES256GCM, gossh.CipherChaCha20Poly1305,
+	gossh.CipherAES128CTR, gossh.CipherAES192CTR, gossh.CipherAES256CTR,
+}
+
+// Bounds on what the gateway reads before the SSH library starts.
+const (
+	// kexPeekTimeout is how long the gateway waits for the client's version line and KEXINIT.
+	// OpenSSH and x/crypto send their KEXINIT as soon as they have the server's version line,
+	// so this passes only for clients that wait for the server's KEXINIT first, and for
+	// distant ones, which then get the full list.
+	kexPeekTimeout = time.Second
+	// maxKEXInitPacket bounds the client's first packet; x/crypto and OpenSSH take packets of
+	// up to 256 KiB, but a KEXINIT's name lists are a few KiB.
+	maxKEXInitPacket = 64 << 10
+	// maxVersionLines bounds the lines before the client's version line (RFC 4253 lets a
+	// server send such lines; a client must not, but the library skips them too).
+	maxVersionLines = 16
+	maxVersionLine  = 255
+)
+
+// clientKEXInit is the start of SSH_MSG_KEXINIT (RFC 4253 §7.1) as far as the gateway needs it.
+type clientKEXInit struct {
+	Cookie              [16]byte `sshtype:"20"`
+	KexAlgos            []string
+	ServerHostKeyAlgos  []string
+	CiphersClientServer []string
+	CiphersServerClient []string
+	Rest                []byte `ssh:"rest"`
+}
+
+// ciphersFor returns the ciphers to offer a client whose KEXINIT offered these, in each
+// direction: AES-GCM alone when the client offers it both ways, else every cipher.
+func ciphersFor(k *clientKEXInit) []string {
+	if k == nil {
+		return allCiphers
+	}
+	has := func(list []string) bool {
+		return slices.ContainsFunc(list, func(c string) bool { return slices.Contains(gcmCiphers, c) })
+	}
+	if has(k.CiphersClientServer) && has(k.CiphersServerClient) {
+		return gcmCiphers
+	}
+	return allCiphers
+}
+
+// parseKEXInitPacket parses an unencrypted SSH binary packet (RFC 4253 §6) holding a
+// KEXINIT. It returns the packet's length in b, or 0 when b does not yet hold it all.
+func parseKEXInitPacket(b []byte) (*clientKEXInit, int, error) {
+	if len(b) < 5 {
+		return nil, 0, nil
+	}
+	length := binary.BigEndian.Uint32(b)
+	if length > maxKEXInitPacket-4 {
+		return nil, 0, fmt.Errorf("first packet of %d bytes", length)
+	}
+	total := 4 + int(length)
+	if len(b) < total {
+		return nil, 0, nil
+	}
+	padding := int(b[4])
+	if padding+1 > int(length) {
+		return nil, 0, errors.New("first packet's padding overruns it")
+	}
+	payload := b[5 : total-padding]
+	var k clientKEXInit
+	if err := gossh.Unmarshal(payload, &k); err != nil {
+		return nil, 0, fmt.Errorf("first packet is not a KEXINIT: %w", err)
+	}
+	return &k, total, nil
+}
+
+// peekedConn is a connection whose first bytes from the client were already read: it replays
+// them, and it drops the server's version line, which the gateway already sent, when the SSH
+// library writes it again.
+type peekedConn struct {
+	net.Conn
+	replay []byte
+
+	mu   sync.Mutex
+	skip []byte // the version line the library will write first, not yet dropped
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) {
+	if len(c.replay) > 0 {
+		n := copy(p, c.replay)
+		c.replay = c.replay[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *peekedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if len(c.skip) > 0 {
+		n := min(len(c.skip), len(p))
+		if !bytes.Equal(p[:n], c.skip[:n]) {
+			c.mu.Unlock()
+			return 0, errors.New("gateway: the SSH library's version line differs from the one sent")
+		}
+		c.skip = c.skip[n:]
+		c.mu.Unlock()
+		if n == len(p) {
+			return n, nil
+		}
+		m, err := c.Conn.Write(p[n:])
+		return n + m, err
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// peekKEXInit sends the server's version line on conn, then reads the client's version line
+// and KEXINIT, for at most timeout. It returns a connection for the SSH library that replays
+// what was read and does not repeat the version line, and the client's KEXINIT, or nil when
+// it did not come in time or did not parse (the library then meets whatever it was).
+func peekKEXInit(conn net.Conn, serverVersion string, timeout time.Duration) (net.Conn, *clientKEXInit, error) {
+	line := []byte(serverVersion + "\r\n")
+	if _, err := conn.Write(line); err != nil {
+		return nil, nil, err
+	}
+	pc := &peekedConn{Conn: conn, skip: line}
+	if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, nil, err
+	}
+	rec := &recordingReader{r: conn}
+	kex := readClientKEXInit(bufio.NewReaderSize(rec, 512))
+	if err := conn.SetReadDeadline(time.Time{}); err != nil {
+		return nil, nil, err
+	}
+	pc.replay = rec.read
+	return pc, kex, nil
+}
+
+// readClientKEXInit reads the client's version line and its first packet from r, or returns
+// nil when they do not come or do not parse.
+func readClientKEXInit(r *bufio.Reader) *clientKEXInit {
+	for lines := 0; ; lines++ {
+		if lines > maxVersionLines {
+			return nil
+		}
+		line, err := readLine(r, maxVersionLine)
+		if err != nil {
+			return nil
+		}
+		if bytes.HasPrefix(line, []byte("SSH-")) {
+			break
+		}
+	}
+	var packet []byte
+	buf := make([]byte, 512)
+	for {
+		k, n, err := parseKEXInitPacket(packet)
+		if err != nil {
+			return nil
+		}
+		if n > 0 {
+			return k
+		}
+		m, err := r.Read(buf)
+		packet = append(packet, buf[:m]...)
+		if err != nil && !(m > 0 && err == io.EOF) {
+			if k, n, _ := parseKEXInitPacket(packet); n > 0 {
+				return k
+			}
+			return nil
+		}
+	}
+}
+
+// readLine reads up to and including '\n', at most limit bytes.
+func readLine(r *bufio.Reader, limit int) ([]byte, error) {
+	var line []byte
+	for len(line) <= limit {
+		c, err := r.ReadByte()
+		if err != nil {
+			return nil, err
+		}
+		if c == '\n' {
+			return line, nil
+		}
+		line = append(line, c)
+	}
+	return nil, errors.New("version line too long")
+}
+
+// recordingReader keeps every byte read through it.
+type recordingReader struct {
+	r    io.Reader
+	read []byte
+}
+
+func (rr *recordingReader) Read(p []byte) (int, error) {
+	n, err := rr.r.Read(p)
+	rr.read = append(rr.read, p[:n]...)
+	return n, err
+}

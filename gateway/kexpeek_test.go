@@ -1,0 +1,272 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/internal/sshtest"
+)
+
+const testServerVersion = "SSH-2.0-portico_test"
+
+// handshake runs one SSH handshake between an x/crypto client with cfg and a server that
+// peeks at the client's KEXINIT first, and returns the cipher the server reads with.
+func handshake(t *testing.T, cfg *gossh.ClientConfig, wait time.Duration) (string, *clientKEXInit) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	hostKey := sshtest.NewSigner(t)
+	type result struct {
+		cipher string
+		kex    *clientKEXInit
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer conn.Close()
+		peeked, kex, err := peekKEXInit(conn, testServerVersion, wait)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		srv := &gossh.ServerConfig{NoClientAuth: true, ServerVersion: testServerVersion}
+		srv.Ciphers = ciphersFor(kex)
+		srv.AddHostKey(hostKey)
+		sc, chans, reqs, err := gossh.NewServerConn(peeked, srv)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		go gossh.DiscardRequests(reqs)
+		go func() {
+			for ch := range chans {
+				ch.Reject(gossh.Prohibited, "no")
+			}
+		}()
+		done <- result{cipher: sc.Conn.(gossh.AlgorithmsConnMetadata).Algorithms().Read.Cipher, kex: kex}
+		sc.Wait()
+	}()
+	cfg.HostKeyCallback = gossh.InsecureIgnoreHostKey()
+	cfg.User = "test"
+	client, err := gossh.Dial("tcp", ln.Addr().String(), cfg)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if _, _, err := client.SendRequest("ping", true, nil); err != nil {
+		t.Fatalf("request after handshake: %v", err)
+	}
+	client.Close()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("server: %v", r.err)
+	}
+	return r.cipher, r.kex
+}
+
+func TestCiphersChosenPerClient(t *testing.T) {
+	tests := []struct {
+		name    string
+		ciphers []string // nil: x/crypto's defaults
+		want    string
+	}{
+		{"default client", nil, gossh.CipherAES128GCM},
+		{"chacha20 first, then AES-GCM", []string{gossh.CipherChaCha20Poly1305, gossh.CipherAES256GCM, gossh.CipherAES128CTR}, gossh.CipherAES256GCM},
+		{"only chacha20", []string{gossh.CipherChaCha20Poly1305}, gossh.CipherChaCha20Poly1305},
+		{"only aes128-ctr", []string{gossh.CipherAES128CTR}, gossh.CipherAES128CTR},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &gossh.ClientConfig{}
+			cfg.Ciphers = tt.ciphers
+			got, kex := handshake(t, cfg, 5*time.Second)
+			if kex == nil {
+				t.Error("the client's KEXINIT was not read")
+			}
+			if got != tt.want {
+				t.Errorf("negotiated %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSilentClientConnectsAfterTheTimeout: a client that waits for the server's KEXINIT
+// before sending its own still connects, with every cipher offered.
+func TestSilentClientConnectsAfterTheTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		peeked, kex, err := peekKEXInit(conn, testServerVersion, 200*time.Millisecond)
+		if err != nil || kex != nil {
+			t.Errorf("peek: kex %v, err %v; want none and no error", kex, err)
+			return
+		}
+		srv := &gossh.ServerConfig{NoClientAuth: true, ServerVersion: testServerVersion}
+		srv.Ciphers = ciphersFor(kex)
+		srv.AddHostKey(sshtest.NewSigner(t))
+		sc, chans, reqs, err := gossh.NewServerConn(peeked, srv)
+		if err != nil {
+			t.Errorf("server: %v", err)
+			return
+		}
+		go gossh.DiscardRequests(reqs)
+		go func() {
+			for range chans {
+			}
+		}()
+		sc.Wait()
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Like a client that waits: nothing is sent until the server's KEXINIT has arrived.
+	waiting := &waitForServerKEXInit{Conn: raw, started: make(chan struct{})}
+	cfg := &gossh.ClientConfig{User: "test", HostKeyCallback: gossh.InsecureIgnoreHostKey()}
+	c, chans, reqs, err := gossh.NewClientConn(waiting, ln.Addr().String(), cfg)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	gossh.NewClient(c, chans, reqs).Close()
+}
+
+// waitForServerKEXInit holds back the client's writes after its version line until the
+// server has sent something more than its own version line.
+type waitForServerKEXInit struct {
+	net.Conn
+	writes  int
+	read    int
+	started chan struct{}
+}
+
+func (w *waitForServerKEXInit) Read(p []byte) (int, error) {
+	n, err := w.Conn.Read(p)
+	w.read += n
+	if w.read > len(testServerVersion)+2 {
+		select {
+		case <-w.started:
+		default:
+			close(w.started)
+		}
+	}
+	return n, err
+}
+
+func (w *waitForServerKEXInit) Write(p []byte) (int, error) {
+	w.writes++
+	if w.writes > 1 {
+		<-w.started
+	}
+	return w.Conn.Write(p)
+}
+
+func TestPeekedConnDropsTheRepeatedVersionLine(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	line := []byte(testServerVersion + "\r\n")
+	pc := &peekedConn{Conn: a, skip: append([]byte(nil), line...), replay: []byte("abc")}
+	got := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, 64)
+		n, _ := b.Read(buf)
+		got <- buf[:n]
+	}()
+	// The library writes its version line in pieces, then a packet in the same write.
+	if n, err := pc.Write(line[:5]); n != 5 || err != nil {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	if n, err := pc.Write(append(line[5:], "packet"...)); n != len(line)-5+6 || err != nil {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	if g := <-got; string(g) != "packet" {
+		t.Errorf("the client got %q, want only the packet", g)
+	}
+	buf := make([]byte, 2)
+	if n, _ := pc.Read(buf); string(buf[:n]) != "ab" {
+		t.Errorf("replay read %q", buf[:n])
+	}
+	if n, _ := pc.Read(buf); string(buf[:n]) != "c" {
+		t.Errorf("replay read %q", buf[:n])
+	}
+	other := &peekedConn{Conn: a, skip: []byte("SSH-2.0-x\r\n")}
+	if _, err := other.Write([]byte("SSH-2.0-y\r\n")); err == nil {
+		t.Error("a different version line went through")
+	}
+}
+
+// kexInitPacket frames a KEXINIT as an unencrypted binary packet.
+func kexInitPacket(k clientKEXInit) []byte {
+	payload := gossh.Marshal(&k)
+	padding := 8 - (len(payload)+5)%8
+	if padding < 4 {
+		padding += 8
+	}
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(payload)+padding+1))
+	b = append(b, byte(padding))
+	b = append(b, payload...)
+	return append(b, make([]byte, padding)...)
+}
+
+func TestParseKEXInitPacket(t *testing.T) {
+	good := kexInitPacket(clientKEXInit{KexAlgos: []string{"curve25519-sha256"}, CiphersClientServer: []string{"aes128-gcm@openssh.com"}, CiphersServerClient: []string{"aes128-gcm@openssh.com"}, Rest: make([]byte, 40)})
+	k, n, err := parseKEXInitPacket(good)
+	if err != nil || n != len(good) || k == nil || ciphersFor(k)[0] != gossh.CipherAES128GCM || len(ciphersFor(k)) != 2 {
+		t.Fatalf("good packet: %v, %d, %v", k, n, err)
+	}
+	for i := range len(good) - 1 {
+		if _, n, err := parseKEXInitPacket(good[:i]); n != 0 || err != nil {
+			t.Errorf("a packet cut at %d: %d, %v; want to wait for more", i, n, err)
+		}
+	}
+	huge := binary.BigEndian.AppendUint32(nil, 1<<20)
+	if _, _, err := parseKEXInitPacket(append(huge, make([]byte, 8)...)); err == nil {
+		t.Error("a 1 MiB first packet was accepted")
+	}
+	badPadding := bytes.Clone(good)
+	badPadding[4] = 255
+	if _, _, err := parseKEXInitPacket(badPadding); err == nil {
+		t.Error("padding longer than the packet was accepted")
+	}
+	notKEX := bytes.Clone(good)
+	notKEX[5] = 21
+	if _, _, err := parseKEXInitPacket(notKEX); err == nil {
+		t.Error("a packet of another type was accepted")
+	}
+	oneWay := kexInitPacket(clientKEXInit{CiphersClientServer: []string{"aes128-gcm@openssh.com"}, CiphersServerClient: []string{"aes128-ctr"}})
+	if k, _, _ := parseKEXInitPacket(oneWay); len(ciphersFor(k)) != len(allCiphers) {
+		t.Error("AES-GCM in one direction only got AES-GCM alone")
+	}
+}
+
+func FuzzParseKEXInitPacket(f *testing.F) {
+	f.Add(kexInitPacket(clientKEXInit{CiphersClientServer: []string{"aes128-gcm@openssh.com"}}))
+	f.Add([]byte{0, 0, 0, 12, 4, 20})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, n, err := parseKEXInitPacket(b)
+		if err == nil && n > 0 && (k == nil || n > len(b)) {
+			t.Fatalf("parsed %d of %d bytes, kex %v", n, len(b), k)
+		}
+		_ = ciphersFor(k)
+	})
+}

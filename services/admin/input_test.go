@@ -1,0 +1,145 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"syscall"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/charmbracelet/ssh"
+
+	"github.com/portico-sh/portico/services"
+	"github.com/portico-sh/portico/services/admin/ops/opstest"
+)
+
+func TestTUIInputBounds(t *testing.T) {
+	run := func(c byte, n int) string { return strings.Repeat(string(c), n) }
+	tests := []struct {
+		name    string
+		in, out string
+	}{
+		{"keys pass", "abc \x1b[A\r\x7fq", "abc \x1b[A\r\x7fq"},
+		{"a run at the bound passes", run('a', maxKeyRun), run('a', maxKeyRun)},
+		{"a longer run is cut", run('a', maxKeyRun+10) + " b", run('a', maxKeyRun) + " b"},
+		{"spaces end runs", run('a', maxKeyRun) + " " + run('b', maxKeyRun), run('a', maxKeyRun) + " " + run('b', maxKeyRun)},
+		{"control characters end runs", run('a', maxKeyRun) + "\r" + run('b', 5), run('a', maxKeyRun) + "\r" + run('b', 5)},
+		{"a paste passes whole", pasteStart + "ssh-ed25519 AAAA key\n" + pasteEnd + "x", pasteStart + "ssh-ed25519 AAAA key\n" + pasteEnd + "x"},
+		{"a paste is not a run", pasteStart + run('a', maxKeyRun*2) + pasteEnd, pasteStart + run('a', maxKeyRun*2) + pasteEnd},
+		{"a long paste is cut, its end kept", pasteStart + run('a', maxPaste+100) + pasteEnd + "x", pasteStart + run('a', maxPaste) + pasteEnd + "x"},
+		{"a paste that never ends is cut", pasteStart + run('a', maxPaste*3), pasteStart + run('a', maxPaste)},
+		{"typing goes on after a paste", pasteStart + "p" + pasteEnd + run('a', maxKeyRun+1), pasteStart + "p" + pasteEnd + run('a', maxKeyRun)},
+		{"an escape restarts a marker", "\x1b[2\x1b[200~p\x1b[201~", "\x1b[2\x1b[200~p\x1b[201~"},
+	}
+	for _, tt := range tests {
+		for _, name := range []string{"whole", "byte by byte"} {
+			t.Run(tt.name+"/"+name, func(t *testing.T) {
+				var r io.Reader = strings.NewReader(tt.in)
+				if name == "byte by byte" {
+					r = iotest.OneByteReader(r)
+				}
+				got, err := io.ReadAll(newTUIInput(r))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != tt.out {
+					t.Errorf("got %d bytes %.40q..., want %d bytes %.40q...", len(got), got, len(tt.out), tt.out)
+				}
+			})
+		}
+	}
+}
+
+// inputSession is a terminal session whose input is in, after which it says so on drained and
+// waits for its context to end.
+type inputSession struct {
+	ttySession
+	ctx     context.Context
+	in      io.Reader
+	drained chan struct{}
+}
+
+func (f *inputSession) Read(p []byte) (int, error) {
+	n, err := f.in.Read(p)
+	if err == io.EOF {
+		close(f.drained)
+		<-f.ctx.Done()
+	}
+	return n, err
+}
+
+func (f *inputSession) Context() ssh.Context { return fakeContext{ctx: f.ctx} }
+
+// cpuTime is the CPU time the process has used.
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestTUIInputCost: long input into the sign-up form, typed in one run or as a paste that
+// never ends, costs the server little CPU. Before tuiInput, bubbletea's parser rescanned such
+// input on every read: 500 KB in one run cost about 10 s of CPU.
+func TestTUIInputCost(t *testing.T) {
+	o, _ := opstest.New(t)
+	key := opstest.Key(t, 1)
+	for _, tt := range []struct{ name, input string }{
+		{"one run of 500 KB", strings.Repeat("a", 500<<10)},
+		{"a paste of 3 MB that never ends", pasteStart + strings.Repeat("a", 3<<20)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			f := &inputSession{
+				ttySession: ttySession{fakeSession: fakeSession{key: key}, winch: make(chan ssh.Window)},
+				ctx:        ctx,
+				in:         bytes.NewReader([]byte(tt.input)),
+				drained:    make(chan struct{}),
+			}
+			done := make(chan int, 1)
+			before := cpuTime(t)
+			go func() { done <- New(o).Serve(&services.Session{Session: f, Grant: opstest.SignupGrant(key)}) }()
+			select {
+			case <-f.drained:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("the TUI read its input for over 60 s (CPU %v)", cpuTime(t)-before)
+			}
+			used := cpuTime(t) - before
+			cancel()
+			<-done
+			t.Logf("%s: %v of CPU", tt.name, used)
+			if used > 2*time.Second {
+				t.Errorf("reading the input cost %v of CPU, want well under a second", used)
+			}
+		})
+	}
+}
+
+// FuzzTUIInput: the filter's output does not depend on how the input is split into reads,
+// and is never longer than the input plus the paste end markers it may add.
+func FuzzTUIInput(f *testing.F) {
+	f.Add([]byte("abc \x1b[A\r"))
+	f.Add([]byte(pasteStart + "key" + pasteEnd))
+	f.Add([]byte("\x1b[2\x1b[200~p\x1b[201~"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		whole, err := io.ReadAll(newTUIInput(bytes.NewReader(in)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		split, err := io.ReadAll(newTUIInput(iotest.HalfReader(bytes.NewReader(in))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(whole, split) {
+			t.Fatalf("whole %q, split %q", whole, split)
+		}
+		if max := len(in) + len(pasteEnd)*(bytes.Count(in, []byte(pasteEnd))); len(whole) > max {
+			t.Fatalf("%d bytes out of %d in", len(whole), len(in))
+		}
+	})
+}
