@@ -122,7 +122,7 @@ type PGS interface {
 	ResetPGSLocks(ctx context.Context) error
 
 	// RecordPGSBlobs records blobs of the account (already recorded ones stay as they are) and
-	// returns the account's stored bytes afterwards.
+	// returns the account's stored bytes afterwards; ErrNotFound when the account is gone.
 	RecordPGSBlobs(ctx context.Context, accountID int64, blobs []PGSBlob) (int64, error)
 	PGSUsage(ctx context.Context, accountID int64) (PGSUsage, error)
 
@@ -143,10 +143,11 @@ type PGS interface {
 	// CollectPGSBlobs deletes up to limit of the account's blobs that no kept deploy uses: it
 	// calls remove with their hashes and forgets the ones remove reports removed. Unless force,
 	// it refuses with ErrBusy while a deploy of the account holds a lock; while it runs, no
-	// deploy of the account can start. It returns how many blobs were forgotten.
+	// deploy of the account can start. It returns how many blobs were forgotten. The account may
+	// be deleted already.
 	CollectPGSBlobs(ctx context.Context, accountID int64, limit int, force bool,
 		remove func(hashes []string) (removed []string, err error)) (int, error)
 	// DeletePGSAccountData deletes every project, deploy and lock of the account (its blobs
-	// are then collected with force).
+	// are then collected with force). Blob records outlive a deleted account until collected.
 	DeletePGSAccountData(ctx context.Context, accountID int64) error
 }

@@ -40,6 +40,7 @@ func runPGSContract(t *testing.T, open func(testing.TB) db.Store) {
 		{"DeleteAndCollect", testPGSDeleteAndCollect},
 		{"CollectWaitsForDeploys", testPGSCollectWaitsForDeploys},
 		{"Accounts", testPGSAccounts},
+		{"AccountDeleted", testPGSAccountDeleted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -473,5 +474,31 @@ func testPGSAccounts(t *testing.T, s db.Store) {
 	lock(t, s, b.ID, "docs", "h2")
 	if ok, _ := s.LockPGSProject(ctx, a.ID, "docs", "h3", ttl); !ok {
 		t.Fatal("bob's lock on docs blocks alice's docs")
+	}
+}
+
+// A deleted account's projects and deploys go with it; its blob records stay until they are
+// collected, so that the blobs themselves can be deleted by hash.
+func testPGSAccountDeleted(t *testing.T, s db.Store) {
+	a, _ := createAccount(t, s, "alice")
+	lock(t, s, a.ID, "blog", "h")
+	publish(t, s, a.ID, "blog", "h", 1, map[string]string{"i": "alice's", "j": "more"})
+	if err := s.DeleteAccount(ctx, a.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.PGSProjects(ctx, a.ID); len(list) != 0 {
+		t.Fatalf("projects of a deleted account: %v", list)
+	}
+	if ok, _ := s.PGSProjectExists(ctx, "alice", "blog"); ok {
+		t.Fatal("a deleted account's project exists")
+	}
+	_, err := s.RecordPGSBlobs(ctx, a.ID, []db.PGSBlob{blobOf("late")})
+	wantErr(t, "recording a blob of a deleted account", err, db.ErrNotFound)
+	got, err := collectAll(t, s, a.ID, false)
+	if err != nil || !slices.Equal(got, hashesOf("alice's", "more")) {
+		t.Fatalf("collected %v, %v", got, err)
+	}
+	if u, _ := s.PGSUsage(ctx, a.ID); u != (db.PGSUsage{}) {
+		t.Fatalf("usage after collecting = %+v", u)
 	}
 }

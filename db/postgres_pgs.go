@@ -191,6 +191,10 @@ func (s *postgresStore) RecordPGSBlobs(ctx context.Context, accountID int64, blo
 	}
 	var total int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var id int64
+		if err := tx.QueryRow(ctx, `SELECT id FROM accounts WHERE id = $1 FOR SHARE`, accountID).Scan(&id); err != nil {
+			return postgresErr(err)
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO pgs_blobs (account_id, hash, size, created_at)
 			SELECT $1, h, z, now() FROM unnest($2::text[], $3::bigint[]) AS b (h, z)
 			ON CONFLICT (account_id, hash) DO NOTHING`, accountID, hashes, sizes)
@@ -420,9 +424,11 @@ func (s *postgresStore) CollectPGSBlobs(ctx context.Context, accountID int64, li
 	var n int
 	var rerr error
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A deleted account's records are collected all the same; no deploy can start for it.
 		var id int64
-		if err := tx.QueryRow(ctx, `SELECT id FROM accounts WHERE id = $1 FOR UPDATE`, accountID).Scan(&id); err != nil {
-			return postgresErr(err)
+		err := tx.QueryRow(ctx, `SELECT id FROM accounts WHERE id = $1 FOR UPDATE`, accountID).Scan(&id)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
 		}
 		if !force {
 			var busy bool

@@ -211,6 +211,13 @@ func sqlitePGSErr(err error) error {
 func (s *sqliteStore) RecordPGSBlobs(ctx context.Context, accountID int64, blobs []PGSBlob) (int64, error) {
 	var total int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var id int64
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE id = ?`, accountID).Scan(&id); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("account %d: %w", accountID, ErrNotFound)
+			}
+			return err
+		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO pgs_blobs (account_id, hash, size, created_at)
 			VALUES (?, ?, ?, ?) ON CONFLICT (account_id, hash) DO NOTHING`)
 		if err != nil {

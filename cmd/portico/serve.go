@@ -15,8 +15,6 @@ import (
 	"github.com/portico-sh/portico/services"
 	"github.com/portico-sh/portico/services/admin"
 	"github.com/portico-sh/portico/services/admin/ops"
-	"github.com/portico-sh/portico/services/pgs"
-	"github.com/portico-sh/portico/services/pgs/blob"
 	"github.com/portico-sh/portico/services/pipe"
 )
 
@@ -61,26 +59,25 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	defer store.Close()
 	log.Info("database ready", "kind", databaseKind(s.databaseURL))
 
+	if databaseKind(s.databaseURL) == "sqlite" {
+		// An embedded database has this one gateway: deploy locks left by a previous run are stale.
+		if err := store.ResetPGSLocks(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+	}
+	sites, err := newSites(&s, store, cfg.public, cfg.pgs, log)
+	if err != nil {
+		return err
+	}
 	accountOps := ops.New(store, ops.Config{
 		Domain:       s.domain,
 		SSHHost:      cfg.public.SSHHost,
 		SSHPort:      cfg.public.SSHPort,
 		SignupsOpen:  cfg.signupsOpen,
 		SignupRate:   cfg.signupRate,
-		AccountHooks: accountHooks(&s),
+		AccountHooks: accountHooks(sites),
 		Log:          log,
 	})
-	blobs, err := blob.NewFS(filepath.Join(s.dataDir, "blobs"))
-	if err != nil {
-		return err
-	}
-	if databaseKind(s.databaseURL) == "sqlite" {
-		// An embedded database has this one gateway: locks left by a previous run are stale.
-		if err := store.ResetPGSLocks(ctx); err != nil {
-			return fmt.Errorf("database: %w", err)
-		}
-	}
-	sites := pgs.New(pgs.Options{Store: store, Blobs: blobs, Public: cfg.public, Limits: cfg.pgs, Logger: log})
 	pipeOptions := cfg.pipe
 	pipeOptions.Logger = log
 	router, err := services.NewRouter(

@@ -1,6 +1,8 @@
 -- pgs: projects, their deploys and manifests, the blobs each account stores, deploy locks.
 -- Hashes are SHA-256 in lower-case hex. A manifest row names a blob of its account (foreign
--- key), so a blob that a kept deploy uses cannot be forgotten. Lock expiry uses the
+-- key), so a blob that a kept deploy uses cannot be forgotten. pgs_blobs has no foreign key to
+-- accounts: when an account is deleted, its blob records stay until the pgs service has deleted
+-- the blobs themselves (the blob store cannot list what an account has). Lock expiry uses the
 -- database's clock, which every gateway shares.
 
 -- +goose Up
@@ -36,7 +38,7 @@ CREATE TABLE pgs_deploys (
 );
 
 CREATE TABLE pgs_blobs (
-    account_id BIGINT      NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    account_id BIGINT      NOT NULL,
     hash       TEXT        NOT NULL,
     size       BIGINT      NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,

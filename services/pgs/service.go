@@ -205,10 +205,11 @@ func (s *Service) deleter(ctx context.Context, accountID int64) func(hashes []st
 
 func isBusy(err error) bool { return errors.Is(err, db.ErrBusy) }
 
-// DeleteAccountData deletes every project, deploy and blob of the account: the account
-// deletion calls it before deleting the account itself. Deploys of the account that are still
-// running fail to publish.
-func (s *Service) DeleteAccountData(ctx context.Context, accountID int64) error {
+// DeleteAccountData deletes every project, deploy and blob of an account (ops.AccountHook):
+// account deletion calls it once the account is gone from the database, whose records of the
+// account's blobs outlive it for this. Deploys of the account still running fail to publish.
+func (s *Service) DeleteAccountData(ctx context.Context, account db.Account) error {
+	accountID := account.ID
 	if err := s.store.DeletePGSAccountData(ctx, accountID); err != nil {
 		return err
 	}
@@ -218,7 +219,7 @@ func (s *Service) DeleteAccountData(ctx context.Context, accountID int64) error 
 			return fmt.Errorf("delete the blobs of account %d: %w", accountID, err)
 		}
 		if n == 0 {
-			s.sites.forgetAccount(accountID)
+			s.sites.forget(account.Name)
 			return nil
 		}
 	}

@@ -106,17 +106,6 @@ func (c *siteCache) forget(account string) {
 	}
 }
 
-// forgetAccount is forget by account id.
-func (c *siteCache) forgetAccount(accountID int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, e := range c.live {
-		if e.live.AccountID == accountID {
-			delete(c.live, k)
-		}
-	}
-}
-
 // tree returns the files of a deploy (an empty tree for deploy 0).
 func (c *siteCache) tree(ctx context.Context, deployID int64) (*tree, error) {
 	if deployID == 0 {
