@@ -81,7 +81,7 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	pipeOptions := cfg.pipe
 	pipeOptions.Logger = log
 	router, err := services.NewRouter(
-		admin.New(accountOps),
+		admin.New(accountOps, admin.WithSites(sites)),
 		sites,
 		services.Unavailable(auth.Tuns),
 		pipe.New(pipe.Options{
