@@ -144,7 +144,7 @@ func accountRemove(ctx context.Context, env *environment, args []string) error {
 		return fmt.Errorf("database unreachable: %w", err)
 	}
 	defer store.Close()
-	sites, err := newSites(&s, store, services.Public{}, pgs.Limits{}, log)
+	sites, err := newSites(&s, store, services.Public{}, pgs.Limits{}, nil, log)
 	if err != nil {
 		return err
 	}

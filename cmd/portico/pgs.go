@@ -10,11 +10,12 @@ import (
 	"github.com/portico-sh/portico/services/pgs/blob"
 )
 
-// newSites is the pgs service on store, its blobs under DATA_DIR/blobs.
-func newSites(s *settings, store db.Store, public services.Public, limits pgs.Limits, log *slog.Logger) (*pgs.Service, error) {
+// newSites is the pgs service on store, its blobs under DATA_DIR/blobs. tunnels tells it which
+// names live tunnels hold (nil: none); the tuns service asks it ProjectExists in turn.
+func newSites(s *settings, store db.Store, public services.Public, limits pgs.Limits, tunnels pgs.Tunnels, log *slog.Logger) (*pgs.Service, error) {
 	blobs, err := blob.NewFS(filepath.Join(s.dataDir, "blobs"))
 	if err != nil {
 		return nil, err
 	}
-	return pgs.New(pgs.Options{Store: store, Blobs: blobs, Public: public, Limits: limits, Logger: log}), nil
+	return pgs.New(pgs.Options{Store: store, Blobs: blobs, Public: public, Limits: limits, Tunnels: tunnels, Logger: log}), nil
 }

@@ -65,7 +65,7 @@ func serve(ctx context.Context, env *environment, args []string) error {
 			return fmt.Errorf("database: %w", err)
 		}
 	}
-	sites, err := newSites(&s, store, cfg.public, cfg.pgs, log)
+	sites, err := newSites(&s, store, cfg.public, cfg.pgs, nil, log) // tuns: pass its TunnelLive here
 	if err != nil {
 		return err
 	}
