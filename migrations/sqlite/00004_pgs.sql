@@ -2,7 +2,8 @@
 -- Hashes are SHA-256 in lower-case hex. A manifest row names a blob of its account (foreign
 -- key), so a blob that a kept deploy uses cannot be forgotten. pgs_blobs has no foreign key to
 -- accounts: when an account is deleted, its blob records stay until the pgs service has deleted
--- the blobs themselves (the blob store cannot list what an account has).
+-- the blobs themselves (the blob store cannot list what an account has). Deploy ids are never
+-- reused (AUTOINCREMENT): gateways cache a deploy's manifest by its id.
 
 -- +goose Up
 CREATE TABLE pgs_projects (
@@ -19,7 +20,7 @@ CREATE TABLE pgs_projects (
 );
 
 CREATE TABLE pgs_deploys (
-    id              INTEGER PRIMARY KEY,
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
     project_id      INTEGER NOT NULL REFERENCES pgs_projects (id) ON DELETE CASCADE,
     seq             INTEGER NOT NULL,
     created_at      TEXT    NOT NULL,

@@ -167,3 +167,23 @@ func sha256hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return File{Hash: h}.Hash.String()
 }
+
+// A deploy's manifest is cached by its id: ids are never reused, so a project deployed after
+// another was removed never serves the removed one's files.
+func TestHTTPAfterRemove(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	one, two := t.TempDir(), t.TempDir()
+	writeTree(t, one, map[string]string{"index.html": "one"})
+	writeTree(t, two, map[string]string{"index.html": "two"})
+	h.mustRsync("-r", one+"/", remote+"/one/")
+	if code, body, _ := h.get("one", "/"); code != 200 || body != "one" {
+		t.Fatalf("one: %d %q", code, body)
+	}
+	if _, errOut, code := h.ssh("rm", "one", "--yes"); code != 0 {
+		t.Fatalf("rm: %s", errOut)
+	}
+	h.mustRsync("-r", two+"/", remote+"/two/")
+	if code, body, _ := h.get("two", "/"); code != 200 || body != "two" {
+		t.Fatalf("two: %d %q", code, body)
+	}
+}
