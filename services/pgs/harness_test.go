@@ -345,3 +345,11 @@ func (h *harness) goSSH(user string) (*gossh.Client, *gossh.Session) {
 
 // exec is exec.LookPath.
 func exec(tool string) (string, error) { return osexec.LookPath(tool) }
+
+// newFuzzKey is a login key for an account made without SSH.
+func newFuzzKey() db.NewKey {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := gossh.NewSignerFromKey(priv)
+	kl, _ := auth.ParseKeyLine(sshtest.AuthorizedKey(signer.PublicKey()) + " fuzz")
+	return kl.NewKey("fuzz")
+}

@@ -34,6 +34,9 @@ type scpOptions struct {
 
 func parseSCP(args []string) (scpOptions, error) {
 	var o scpOptions
+	if len(args) == 0 {
+		return o, errors.New("scp: no command")
+	}
 	i := 1
 	for ; i < len(args); i++ {
 		a := args[i]
