@@ -23,6 +23,8 @@ var (
 	ErrOverQuota = errors.New("over the storage quota")
 	// ErrBusy: a deploy of the account is in progress, so its blobs cannot be collected now.
 	ErrBusy = errors.New("a deploy is in progress")
+	// ErrTooManyProjects: the account has as many projects as it may.
+	ErrTooManyProjects = errors.New("too many projects")
 )
 
 // PGSProject is a site of an account, with the facts of the deploy it serves.
@@ -90,6 +92,8 @@ type PGSPublish struct {
 	Files     []PGSFile // every blob among them must be recorded (RecordPGSBlobs)
 	Keep      int       // deploys kept per project, the new one included (at least 1)
 	Quota     int64     // the account's stored bytes may not exceed this; 0: no limit
+	// MaxProjects bounds the account's projects when this deploy creates one; 0: no limit.
+	MaxProjects int
 }
 
 // PGSUsage is what an account stores.
@@ -132,9 +136,9 @@ type PGS interface {
 	PublishPGSDeploy(ctx context.Context, p PGSPublish) (PGSDeploy, error)
 	// SetPGSLive makes the kept deploy seq live (rollback); the caller holds the lock.
 	SetPGSLive(ctx context.Context, accountID int64, project, holder string, seq int64, by string) error
-	// LinkPGSProject makes project serve target's live deploy, creating project if needed; the
-	// caller holds project's lock. Chains are refused.
-	LinkPGSProject(ctx context.Context, accountID int64, project, target, holder, by string) error
+	// LinkPGSProject makes project serve target's live deploy, creating project if needed (but
+	// not past maxProjects, unless 0); the caller holds project's lock. Chains are refused.
+	LinkPGSProject(ctx context.Context, accountID int64, project, target, holder, by string, maxProjects int) error
 	// UnlinkPGSProject makes project serve its own deploys again.
 	UnlinkPGSProject(ctx context.Context, accountID int64, project, holder, by string) error
 	// DeletePGSProject deletes a project and its deploys; refused while others link to it.
@@ -147,6 +151,9 @@ type PGS interface {
 	// be deleted already.
 	CollectPGSBlobs(ctx context.Context, accountID int64, limit int, force bool,
 		remove func(hashes []string) (removed []string, err error)) (int, error)
+	// PGSAccountsWithGarbage lists up to limit accounts (deleted ones too) that have blobs no
+	// kept deploy uses: what a crashed deploy or a deleted account left to collect.
+	PGSAccountsWithGarbage(ctx context.Context, limit int) ([]int64, error)
 	// DeletePGSAccountData deletes every project, deploy and lock of the account (its blobs
 	// are then collected with force). Blob records outlive a deleted account until collected.
 	DeletePGSAccountData(ctx context.Context, accountID int64) error

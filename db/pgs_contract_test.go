@@ -41,6 +41,7 @@ func runPGSContract(t *testing.T, open func(testing.TB) db.Store) {
 		{"CollectWaitsForDeploys", testPGSCollectWaitsForDeploys},
 		{"Accounts", testPGSAccounts},
 		{"AccountDeleted", testPGSAccountDeleted},
+		{"MaxProjects", testPGSMaxProjects},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -313,9 +314,9 @@ func testPGSLinks(t *testing.T, s db.Store) {
 	}
 	ds := publish(t, s, a.ID, "staging", "h", 10, map[string]string{"i": "staging"})
 	publish(t, s, a.ID, "docs", "h", 10, map[string]string{"i": "docs"})
-	wantErr(t, "link to a missing project", s.LinkPGSProject(ctx, a.ID, "prod", "nope", "h", "bob"), db.ErrNotFound)
-	wantErr(t, "link to itself", s.LinkPGSProject(ctx, a.ID, "prod", "prod", "h", "bob"), db.ErrLinkChain)
-	if err := s.LinkPGSProject(ctx, a.ID, "prod", "staging", "h", "bob"); err != nil {
+	wantErr(t, "link to a missing project", s.LinkPGSProject(ctx, a.ID, "prod", "nope", "h", "bob", 0), db.ErrNotFound)
+	wantErr(t, "link to itself", s.LinkPGSProject(ctx, a.ID, "prod", "prod", "h", "bob", 0), db.ErrLinkChain)
+	if err := s.LinkPGSProject(ctx, a.ID, "prod", "staging", "h", "bob", 0); err != nil {
 		t.Fatal(err)
 	}
 	live, err := s.PGSLive(ctx, "alice", "prod")
@@ -323,8 +324,8 @@ func testPGSLinks(t *testing.T, s db.Store) {
 		t.Fatalf("PGSLive of a link = %+v, %v", live, err)
 	}
 	// Chains: linking to a link, or linking a project others link to.
-	wantErr(t, "link to a link", s.LinkPGSProject(ctx, a.ID, "x", "prod", "h", "bob"), db.ErrLinkChain)
-	wantErr(t, "link a link target", s.LinkPGSProject(ctx, a.ID, "staging", "docs", "h", "bob"), db.ErrLinkChain)
+	wantErr(t, "link to a link", s.LinkPGSProject(ctx, a.ID, "x", "prod", "h", "bob", 0), db.ErrLinkChain)
+	wantErr(t, "link a link target", s.LinkPGSProject(ctx, a.ID, "staging", "docs", "h", "bob", 0), db.ErrLinkChain)
 	// A link takes no deploys; its target cannot be deleted.
 	record(t, s, a.ID, "p")
 	_, err = s.PublishPGSDeploy(ctx, db.PGSPublish{AccountID: a.ID, Project: "prod", Holder: "h", Keep: 1,
@@ -494,11 +495,46 @@ func testPGSAccountDeleted(t *testing.T, s db.Store) {
 	}
 	_, err := s.RecordPGSBlobs(ctx, a.ID, []db.PGSBlob{blobOf("late")})
 	wantErr(t, "recording a blob of a deleted account", err, db.ErrNotFound)
+	ids, err := s.PGSAccountsWithGarbage(ctx, 10)
+	if err != nil || !slices.Equal(ids, []int64{a.ID}) {
+		t.Fatalf("accounts with garbage = %v, %v", ids, err)
+	}
 	got, err := collectAll(t, s, a.ID, false)
 	if err != nil || !slices.Equal(got, hashesOf("alice's", "more")) {
 		t.Fatalf("collected %v, %v", got, err)
 	}
 	if u, _ := s.PGSUsage(ctx, a.ID); u != (db.PGSUsage{}) {
 		t.Fatalf("usage after collecting = %+v", u)
+	}
+	if ids, err := s.PGSAccountsWithGarbage(ctx, 10); err != nil || len(ids) != 0 {
+		t.Fatalf("accounts with garbage after collecting = %v, %v", ids, err)
+	}
+}
+
+// An account's projects are bounded, for deploys and links alike; existing ones go on.
+func testPGSMaxProjects(t *testing.T, s db.Store) {
+	a, _ := createAccount(t, s, "alice")
+	for _, p := range []string{"one", "two", "three", "four"} {
+		lock(t, s, a.ID, p, "h")
+	}
+	record(t, s, a.ID, "x")
+	pub := func(project string) error {
+		_, err := s.PublishPGSDeploy(ctx, db.PGSPublish{AccountID: a.ID, Project: project, Holder: "h", Keep: 1, MaxProjects: 2,
+			Files: []db.PGSFile{fileOf("i", "x")}})
+		return err
+	}
+	if err := pub("one"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub("two"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "a third project", pub("three"), db.ErrTooManyProjects)
+	wantErr(t, "a third project by link", s.LinkPGSProject(ctx, a.ID, "four", "one", "h", "bob", 2), db.ErrTooManyProjects)
+	if err := pub("one"); err != nil {
+		t.Fatalf("a new deploy of an existing project: %v", err)
+	}
+	if err := s.LinkPGSProject(ctx, a.ID, "two", "one", "h", "bob", 2); err != nil {
+		t.Fatalf("linking an existing project: %v", err)
 	}
 }

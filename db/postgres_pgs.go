@@ -236,6 +236,9 @@ func (s *postgresStore) PublishPGSDeploy(ctx context.Context, p PGSPublish) (PGS
 			p.AccountID, p.Project).Scan(&d.ProjectID, &d.Seq, &linkTo)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
+			if err := postgresCheckProjects(ctx, tx, p.AccountID, p.MaxProjects); err != nil {
+				return err
+			}
 			err = tx.QueryRow(ctx, `INSERT INTO pgs_projects (account_id, name, created_at, updated_at)
 				VALUES ($1, $2, $3, $3) RETURNING id, next_seq`, p.AccountID, p.Project, d.CreatedAt).Scan(&d.ProjectID, &d.Seq)
 			if err != nil {
@@ -329,7 +332,26 @@ func (s *postgresStore) SetPGSLive(ctx context.Context, accountID int64, project
 	return nil
 }
 
-func (s *postgresStore) LinkPGSProject(ctx context.Context, accountID int64, project, target, holder, by string) error {
+// postgresCheckProjects refuses a new project past max (0: no limit). The account row is
+// locked so that two new projects cannot both pass.
+func postgresCheckProjects(ctx context.Context, tx pgx.Tx, accountID int64, max int) error {
+	if max <= 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT id FROM accounts WHERE id = $1 FOR UPDATE`, accountID); err != nil {
+		return err
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM pgs_projects WHERE account_id = $1`, accountID).Scan(&n); err != nil {
+		return err
+	}
+	if n >= max {
+		return ErrTooManyProjects
+	}
+	return nil
+}
+
+func (s *postgresStore) LinkPGSProject(ctx context.Context, accountID int64, project, target, holder, by string, maxProjects int) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if project == target {
 			return ErrLinkChain
@@ -360,6 +382,16 @@ func (s *postgresStore) LinkPGSProject(ctx context.Context, accountID int64, pro
 		}
 		if linkers > 0 {
 			return ErrLinkChain
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pgs_projects WHERE account_id = $1 AND name = $2)`,
+			accountID, project).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			if err := postgresCheckProjects(ctx, tx, accountID, maxProjects); err != nil {
+				return err
+			}
 		}
 		at := now()
 		_, err = tx.Exec(ctx, `INSERT INTO pgs_projects (account_id, name, link_to, created_at, updated_at, updated_by)
@@ -468,6 +500,20 @@ func (s *postgresStore) CollectPGSBlobs(ctx context.Context, accountID int64, li
 		return n, fmt.Errorf("collect blobs of account %d: %w", accountID, err)
 	}
 	return n, nil
+}
+
+func (s *postgresStore) PGSAccountsWithGarbage(ctx context.Context, limit int) ([]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT account_id FROM pgs_blobs b
+		WHERE NOT EXISTS (SELECT 1 FROM pgs_files f WHERE f.account_id = b.account_id AND f.hash = b.hash)
+		LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("accounts with unused blobs: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("accounts with unused blobs: %w", err)
+	}
+	return ids, nil
 }
 
 func (s *postgresStore) DeletePGSAccountData(ctx context.Context, accountID int64) error {

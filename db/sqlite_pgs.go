@@ -266,6 +266,9 @@ func (s *sqliteStore) PublishPGSDeploy(ctx context.Context, p PGSPublish) (PGSDe
 			p.AccountID, p.Project).Scan(&d.ProjectID, &d.Seq, &linkTo)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
+			if err := sqliteCheckProjects(ctx, tx, p.AccountID, p.MaxProjects); err != nil {
+				return err
+			}
 			err = tx.QueryRowContext(ctx, `INSERT INTO pgs_projects (account_id, name, created_at, updated_at)
 				VALUES (?, ?, ?, ?) RETURNING id, next_seq`,
 				p.AccountID, p.Project, sqliteTime(d.CreatedAt), sqliteTime(d.CreatedAt)).Scan(&d.ProjectID, &d.Seq)
@@ -367,7 +370,22 @@ func (s *sqliteStore) SetPGSLive(ctx context.Context, accountID int64, project, 
 	return nil
 }
 
-func (s *sqliteStore) LinkPGSProject(ctx context.Context, accountID int64, project, target, holder, by string) error {
+// sqliteCheckProjects refuses a new project past max (0: no limit).
+func sqliteCheckProjects(ctx context.Context, tx *sql.Tx, accountID int64, max int) error {
+	if max <= 0 {
+		return nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pgs_projects WHERE account_id = ?`, accountID).Scan(&n); err != nil {
+		return err
+	}
+	if n >= max {
+		return ErrTooManyProjects
+	}
+	return nil
+}
+
+func (s *sqliteStore) LinkPGSProject(ctx context.Context, accountID int64, project, target, holder, by string, maxProjects int) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if project == target {
 			return ErrLinkChain
@@ -394,6 +412,16 @@ func (s *sqliteStore) LinkPGSProject(ctx context.Context, accountID int64, proje
 		}
 		if linkers > 0 {
 			return ErrLinkChain
+		}
+		var exists int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pgs_projects WHERE account_id = ? AND name = ?`,
+			accountID, project).Scan(&exists); err != nil {
+			return err
+		}
+		if exists == 0 {
+			if err := sqliteCheckProjects(ctx, tx, accountID, maxProjects); err != nil {
+				return err
+			}
 		}
 		at := sqliteTime(time.Now())
 		_, err = tx.ExecContext(ctx, `INSERT INTO pgs_projects (account_id, name, link_to, created_at, updated_at, updated_by)
@@ -495,6 +523,23 @@ func (s *sqliteStore) CollectPGSBlobs(ctx context.Context, accountID int64, limi
 		return n, fmt.Errorf("collect blobs of account %d: %w", accountID, err)
 	}
 	return n, nil
+}
+
+func (s *sqliteStore) PGSAccountsWithGarbage(ctx context.Context, limit int) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT account_id FROM pgs_blobs b
+		WHERE NOT EXISTS (SELECT 1 FROM pgs_files f WHERE f.account_id = b.account_id AND f.hash = b.hash)
+		LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("accounts with unused blobs: %w", err)
+	}
+	ids, err := collectSQLite(rows, func(row interface{ Scan(...any) error }) (int64, error) {
+		var id int64
+		return id, row.Scan(&id)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("accounts with unused blobs: %w", err)
+	}
+	return ids, nil
 }
 
 func (s *sqliteStore) DeletePGSAccountData(ctx context.Context, accountID int64) error {

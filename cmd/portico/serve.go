@@ -109,6 +109,7 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	go sites.Sweep(ctx, time.Hour)
 	log.Info("starting", "version", versionString(), "domain", s.domain, "signups", s.signups, "signup_rate", cfg.signupRate.String())
 	return gw.Serve(ctx)
 }

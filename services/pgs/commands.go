@@ -197,7 +197,7 @@ func (c *cli) ls(args []string) error {
 		}
 		rows := make([][]string, len(files))
 		for i, f := range files {
-			rows[i] = []string{fmt.Sprint(f.Size), f.Mode, timeText(f.Modified), f.Path}
+			rows[i] = []string{fmt.Sprint(f.Size), f.Mode, timeText(f.Modified), shown(f.Path)}
 		}
 		return c.table("SIZE\tMODE\tMODIFIED\tPATH", rows)
 	}

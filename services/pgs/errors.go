@@ -3,6 +3,7 @@ package pgs
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 
 	"github.com/portico-sh/portico/db"
@@ -72,6 +73,10 @@ func asError(err error) *Error {
 	return &Error{Kind: Failed, Message: "the server failed (its log says why); nothing was changed", Err: err}
 }
 
+func tooManyProjects() *Error {
+	return errorf(Refused, "an account may have at most %d projects; remove one first (rm PROJECT --yes)", maxProjects)
+}
+
 // humanBytes writes a byte count in binary units: 100 MiB, 1 GiB, 512 B.
 func humanBytes(n int64) string {
 	const unit = 1024
@@ -88,4 +93,21 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%d %ciB", int64(v), "KMGTPE"[exp])
 	}
 	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp])
+}
+
+// shown is a path as messages and listings print it: control characters (which a terminal
+// would obey) are escaped, the rest is left as it is.
+func shown(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		switch {
+		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case r == '\\':
+			b.WriteString(`\\`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/portico-sh/portico/db"
+	"github.com/portico-sh/portico/services/pgs/blob"
 )
 
 // A limit fails the whole session with a message naming the limit and the file; nothing is
@@ -63,4 +66,33 @@ func TestLimits(t *testing.T) {
 		o, e, code = h.scp("-O", quota+"/a", quota+"/b", quota+"/c", remote+"/blog/")
 		check("scp -O over the quota", o+e, code, "PORTICO_PGS_QUOTA")
 	}
+}
+
+// What a crashed deploy left (blobs recorded and stored, used by no deploy) is collected by
+// the sweep; blobs in use stay.
+func TestSweep(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "kept"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	ctx := context.Background()
+	w, err := h.blobs.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("left behind"))
+	hash, size, _ := w.Sum()
+	if _, err := h.store.RecordPGSBlobs(ctx, h.account.ID, []db.PGSBlob{{Hash: hash.String(), Size: size}}); err != nil {
+		t.Fatal(err)
+	}
+	ref := blob.Ref{Account: h.account.ID, Hash: hash}
+	if err := w.Commit(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	h.svc.sweep(ctx)
+	if _, err := h.blobs.Stat(ctx, ref); err == nil {
+		t.Fatal("the sweep left the unused blob")
+	}
+	mustEqualTree(t, "after the sweep", h.liveFiles("blog"), map[string]string{"index.html": "kept"})
 }

@@ -166,7 +166,7 @@ func (s *Service) Files(ctx context.Context, g auth.Grant, project, path string)
 	}
 	n := t.lookup(path)
 	if n == nil {
-		return nil, errorf(NotFound, "no file or directory %s/%s in the live deploy", project, path)
+		return nil, errorf(NotFound, "no file or directory %s/%s in the live deploy", project, shown(path))
 	}
 	out := []FileView{}
 	t.walk(path, func(p string, f File) {
@@ -265,8 +265,10 @@ func (s *Service) Link(ctx context.Context, g auth.Grant, project, target string
 		return errorf(Refused, "%s is the name of a live tunnel of %s: a project cannot take it", project, g.Account)
 	}
 	return s.locked(ctx, g, project, notice, func(holder string) error {
-		err := s.store.LinkPGSProject(ctx, g.AccountID, project, target, holder, g.Identity)
+		err := s.store.LinkPGSProject(ctx, g.AccountID, project, target, holder, g.Identity, maxProjects)
 		switch {
+		case errors.Is(err, db.ErrTooManyProjects):
+			return tooManyProjects()
 		case errors.Is(err, db.ErrNotFound):
 			return errorf(NotFound, "no project %s to link to", target)
 		case errors.Is(err, db.ErrLinkChain):

@@ -19,6 +19,7 @@ import (
 // transfer ends with exit status 0, all or nothing; a download reads live deploys.
 func (s *Service) serveRsync(sess *services.Session) int {
 	ss := s.newSession(sess.Context(), sess.Grant, "rsync", false, sess.Stderr())
+	defer ss.close()
 	fsys := &rsyncFS{s: ss}
 	stdin, stdinDone := cancelableReader(ss.ctx, sess)
 	code := rsync.Serve(ss.ctx, sess.RawCommand, stdin, sess, sess.Stderr(), fsys)

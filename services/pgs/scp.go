@@ -86,6 +86,7 @@ func (s *Service) serveSCP(sess *services.Session) int {
 		return exitFailed
 	}
 	ss := s.newSession(sess.Context(), sess.Grant, "scp", true, sess.Stderr())
+	defer ss.close()
 	if o.source {
 		code := (&scpSource{s: ss, in: bufio.NewReader(sess), out: sess, o: o}).run()
 		ss.finish(false)
@@ -165,7 +166,7 @@ func (k *scpSink) run() bool {
 	if fi, err := k.s.stat(target); err == nil && fi.IsDir() {
 		targetIsDir = true
 	} else if k.o.targetDir {
-		return k.fatal(errorf(Invalid, "%s: not a directory", k.o.paths[0]))
+		return k.fatal(errorf(Invalid, "%s: not a directory", shown(k.o.paths[0])))
 	}
 	k.ack()
 	var (
@@ -189,7 +190,7 @@ func (k *scpSink) run() bool {
 		defer func() { firstEntry = false }()
 		if len(dirs) == 0 && !targetIsDir {
 			if !firstEntry {
-				return sitepath.Path{}, errorf(Invalid, "%s: not a directory, and more than one file was sent", k.o.paths[0])
+				return sitepath.Path{}, errorf(Invalid, "%s: not a directory, and more than one file was sent", shown(k.o.paths[0]))
 			}
 			return target, nil
 		}
@@ -212,9 +213,9 @@ func (k *scpSink) run() bool {
 		}
 		switch line[0] {
 		case 1: // a warning from the client: it skipped something
-			fmt.Fprintf(k.s.notice, "portico: the client reported: %s\n", line[1:])
+			fmt.Fprintf(k.s.notice, "portico: the client reported: %s\n", shown(line[1:]))
 		case 2: // the client gives up
-			k.s.fail(errorf(Invalid, "the client stopped (%s); nothing was published", line[1:]))
+			k.s.fail(errorf(Invalid, "the client stopped (%s); nothing was published", shown(line[1:])))
 			return false
 		case 'T':
 			var mu, a, au int64
@@ -302,15 +303,19 @@ func (k *scpSink) mkdir(p sitepath.Path) error {
 	k.s.mu.Lock()
 	defer k.s.mu.Unlock()
 	if n := d.work.lookup(p.Rel); n != nil && !n.isDir() {
-		return errorf(Invalid, "%s: a file stands where a directory was sent", p)
+		return errorf(Invalid, "%s: a file stands where a directory was sent", shown(p.String()))
 	}
 	return d.work.mkdir(p.Rel, true)
 }
 
 // file receives one file's data and the client's status byte after it.
 func (k *scpSink) file(p sitepath.Path, mode fs.FileMode, size int64, mtime int64) bool {
-	if max := k.s.svc.limits.MaxFile; max > 0 && size > max {
-		return k.fatal(errorf(Refused, "%s is larger than the %s limit on one file (PORTICO_PGS_MAX_FILE); nothing was published", p, humanBytes(max)))
+	if max := k.s.svc.limits.maxFile(); max > 0 && size > max {
+		limit := "PORTICO_PGS_MAX_FILE"
+		if k.s.svc.limits.MaxFile <= 0 {
+			limit = "PORTICO_PGS_QUOTA"
+		}
+		return k.fatal(errorf(Refused, "%s is larger than the %s limit on one file (%s); nothing was published", shown(p.String()), humanBytes(max), limit))
 	}
 	u, err := k.s.create(p)
 	if err != nil {
@@ -324,7 +329,7 @@ func (k *scpSink) file(p sitepath.Path, mode fs.FileMode, size int64, mtime int6
 	if err != nil {
 		u.Abort()
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			k.s.fail(errorf(Invalid, "the transfer ended inside %s; nothing was published", p))
+			k.s.fail(errorf(Invalid, "the transfer ended inside %s; nothing was published", shown(p.String())))
 			return false
 		}
 		return k.fatal(err)
@@ -332,13 +337,13 @@ func (k *scpSink) file(p sitepath.Path, mode fs.FileMode, size int64, mtime int6
 	status, err := k.in.ReadByte()
 	if err != nil {
 		u.Abort()
-		k.s.fail(errorf(Invalid, "the transfer ended inside %s; nothing was published", p))
+		k.s.fail(errorf(Invalid, "the transfer ended inside %s; nothing was published", shown(p.String())))
 		return false
 	}
 	if status != 0 {
 		msg, _ := readSCPLine(k.in)
 		u.Abort()
-		return k.fatal(errorf(Failed, "the client could not send %s: %s", p, strings.TrimSpace(msg)))
+		return k.fatal(errorf(Failed, "the client could not send %s: %s", shown(p.String()), shown(strings.TrimSpace(msg))))
 	}
 	if err := u.commit(mode, mtime); err != nil {
 		return k.fatal(err)

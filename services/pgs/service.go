@@ -50,6 +50,15 @@ const (
 	DefaultMaxFiles    = 50_000
 )
 
+// maxFile is the most one file may hold: MaxFile, or without it the quota (a file larger than
+// the quota can never be stored, and a sparse write far out must not cost reading it back).
+func (l Limits) maxFile() int64 {
+	if l.MaxFile > 0 {
+		return l.MaxFile
+	}
+	return l.Quota
+}
+
 // DefaultLimits are the limits of the settings' defaults.
 func DefaultLimits() Limits {
 	return Limits{KeepDeploys: DefaultKeepDeploys, Quota: DefaultQuota, MaxFile: DefaultMaxFile, MaxFiles: DefaultMaxFiles}
@@ -72,6 +81,8 @@ const (
 	maxPendingBytes = 64 << 20
 	// collectBatch is how many blobs one collection pass deletes.
 	collectBatch = 1000
+	// maxProjects bounds the projects (and links) of one account.
+	maxProjects = 500
 )
 
 // Options configure the service.
@@ -182,6 +193,39 @@ func (s *Service) collect(ctx context.Context, accountID int64, force bool) {
 		if n < collectBatch {
 			return
 		}
+	}
+}
+
+// sweepBatch is how many accounts one sweep looks at.
+const sweepBatch = 1000
+
+// Sweep collects unused blobs of every account now and then every interval until ctx is done:
+// what a deploy cut by a crash, or a deleted account whose hook failed, left behind (deploys
+// collect their own account's when they end).
+func (s *Service) Sweep(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		s.sweep(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sweep is one pass of Sweep.
+func (s *Service) sweep(ctx context.Context) {
+	ids, err := s.store.PGSAccountsWithGarbage(ctx, sweepBatch)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("pgs: looking for unused blobs failed", "err", err)
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		s.collect(ctx, id, false)
 	}
 }
 

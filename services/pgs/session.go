@@ -47,6 +47,7 @@ type session struct {
 	pendingBytes int64
 	known        map[blob.Hash]bool // recorded and committed for the account
 	stored       int64              // the account's stored bytes, as last counted
+	finished     bool
 }
 
 // deploy is a session's deploy of one project.
@@ -256,7 +257,7 @@ func (s *session) writable(p sitepath.Path) (*deploy, error) {
 	case failure != nil:
 		return nil, failure
 	case d == nil:
-		return nil, errorf(Refused, "%s: this session deploys another project", p)
+		return nil, errorf(Refused, "%s: this session deploys another project", shown(p.String()))
 	}
 	return d, nil
 }
@@ -437,7 +438,7 @@ func parentsOK(t *tree, rel string) error {
 // create starts writing the file p.
 func (s *session) create(p sitepath.Path) (*upload, error) {
 	if p.Rel == "" {
-		return nil, errorf(Invalid, "%s: a project is a directory: write files into it, e.g. /%s/index.html", "/"+p.String(), p.Project)
+		return nil, errorf(Invalid, "/%s: a project is a directory: write files into it, e.g. /%s/index.html", p.Project, p.Project)
 	}
 	d, err := s.writable(p)
 	if err != nil {
@@ -456,7 +457,7 @@ func (s *session) create(p sitepath.Path) (*upload, error) {
 	if err != nil {
 		return nil, s.fail(err)
 	}
-	return &upload{s: s, path: p, w: w, max: s.svc.limits.MaxFile}, nil
+	return &upload{s: s, path: p, w: w, max: s.svc.limits.maxFile()}, nil
 }
 
 // upload is a file being written in a deploy.
@@ -474,8 +475,12 @@ type upload struct {
 // checkSize fails the session when data would reach past the file size limit.
 func (u *upload) checkSize(end int64) error {
 	if u.max > 0 && end > u.max {
-		return u.s.fail(errorf(Refused, "%s is larger than the %s limit on one file (PORTICO_PGS_MAX_FILE); nothing was published",
-			u.path, humanBytes(u.max)))
+		limit := "PORTICO_PGS_MAX_FILE"
+		if u.s.svc.limits.MaxFile <= 0 {
+			limit = "PORTICO_PGS_QUOTA"
+		}
+		return u.s.fail(errorf(Refused, "%s is larger than the %s limit on one file (%s); nothing was published",
+			shown(u.path.String()), humanBytes(u.max), limit))
 	}
 	return nil
 }
@@ -500,7 +505,7 @@ func (u *upload) Write(p []byte) (int, error) {
 func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 	end := off + int64(len(p))
 	if off < 0 || end < off {
-		return 0, errorf(Invalid, "%s: bad offset", u.path)
+		return 0, errorf(Invalid, "%s: bad offset", shown(u.path.String()))
 	}
 	if err := u.checkSize(end); err != nil {
 		return 0, err
@@ -557,7 +562,7 @@ func (s *session) commit(p sitepath.Path, w blob.Writer, mode fs.FileMode, mtime
 	case s.failure != nil:
 		ferr = s.failure
 	case d == nil:
-		ferr = errorf(Refused, "%s: this session does not deploy %s", p, p.Project)
+		ferr = errorf(Refused, "%s: this session does not deploy %s", shown(p.String()), p.Project)
 	}
 	if ferr != nil {
 		s.mu.Unlock()
@@ -573,7 +578,7 @@ func (s *session) commit(p sitepath.Path, w blob.Writer, mode fs.FileMode, mtime
 		s.mu.Unlock()
 		w.Close()
 		return s.fail(errorf(Refused, "%s would hold more than %d files (PORTICO_PGS_MAX_FILES), at %s; nothing was published",
-			p.Project, limits.MaxFiles, p))
+			p.Project, limits.MaxFiles, shown(p.String())))
 	}
 	if err := parentsOK(d.work, p.Rel); err != nil {
 		s.mu.Unlock()
@@ -644,7 +649,7 @@ func (s *session) flush(ctx context.Context, trigger string) error {
 	s.mu.Unlock()
 	if q := s.svc.limits.Quota; q > 0 && total > q {
 		return s.fail(errorf(Refused, "storing %s takes %s past its %s storage quota (PORTICO_PGS_QUOTA); nothing was published",
-			trigger, s.grant.Account, humanBytes(q)))
+			shown(trigger), s.grant.Account, humanBytes(q)))
 	}
 	return nil
 }
@@ -677,6 +682,13 @@ type published struct {
 // the session changed gets a new live deploy; otherwise nothing is published. Every lock is
 // released, and the account's unused blobs are collected.
 func (s *session) finish(ok bool) ([]published, *Error) {
+	s.mu.Lock()
+	done := s.finished
+	s.finished = true
+	s.mu.Unlock()
+	if done {
+		return nil, errorf(Failed, "the session is over")
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), finishTimeout)
 	defer cancel()
 	s.mu.Lock()
@@ -713,6 +725,17 @@ func (s *session) finish(ok bool) ([]published, *Error) {
 	return out, ferr
 }
 
+// close ends a session that did not finish (a panic in its protocol): nothing is published,
+// and its locks are released. The serve functions defer it.
+func (s *session) close() {
+	s.mu.Lock()
+	done := s.finished
+	s.mu.Unlock()
+	if !done {
+		s.finish(false)
+	}
+}
+
 // publish makes a deploy's working copy live, unless it changed nothing.
 func (s *session) publish(ctx context.Context, d *deploy) (published, error) {
 	s.mu.Lock()
@@ -738,8 +761,11 @@ func (s *session) publish(ctx context.Context, d *deploy) (published, error) {
 	}
 	out, err := s.svc.store.PublishPGSDeploy(ctx, db.PGSPublish{
 		AccountID: s.accountID(), Project: d.project, Holder: d.holder, Deploy: dep, Files: files,
-		Keep: s.svc.limits.KeepDeploys, Quota: s.svc.limits.Quota,
+		Keep: s.svc.limits.KeepDeploys, Quota: s.svc.limits.Quota, MaxProjects: maxProjects,
 	})
+	if errors.Is(err, db.ErrTooManyProjects) {
+		return published{}, tooManyProjects()
+	}
 	if errors.Is(err, db.ErrOverQuota) {
 		return published{}, errorf(Refused, "deploying %s takes %s past its %s storage quota (PORTICO_PGS_QUOTA); nothing was published",
 			d.project, g.Account, humanBytes(s.svc.limits.Quota))

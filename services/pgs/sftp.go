@@ -30,6 +30,7 @@ const probeTimeout = 10 * time.Second
 // file is still open for writing; a dropped connection publishes nothing.
 func (s *Service) serveSFTP(sess *services.Session) int {
 	ss := s.newSession(sess.Context(), sess.Grant, "sftp", true, sess.Stderr())
+	defer ss.close()
 	h := &sftpHandler{s: ss, writers: map[string]*sftpWriter{}}
 	handlers := sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
 	server := sftp.NewRequestServer(sessionRWC{sess}, handlers)
@@ -413,7 +414,7 @@ func (h *sftpHandler) rename(from sitepath.Path, target string, replace bool) er
 	h.s.mu.Lock()
 	defer h.s.mu.Unlock()
 	if from.Project == to.Project && (to.Rel == from.Rel || len(to.Rel) > len(from.Rel) && to.Rel[:len(from.Rel)+1] == from.Rel+"/") {
-		return errorf(Invalid, "cannot move %s into itself", from)
+		return errorf(Invalid, "cannot move %s into itself", shown(from.String()))
 	}
 	if old := dTo.work.lookup(to.Rel); old != nil {
 		if !replace || old.isDir() {

@@ -142,12 +142,13 @@ func (c *siteCache) tree(ctx context.Context, deployID int64) (*tree, error) {
 func (c *siteCache) add(deployID int64, t *tree) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.trees[deployID]; ok || t.files > c.maxFiles {
+	if _, ok := c.trees[deployID]; ok {
 		return
 	}
+	// A deploy larger than the cache is kept alone rather than read again on every request.
 	c.trees[deployID] = c.lru.PushFront(&cachedTree{deployID: deployID, t: t})
 	c.files += t.files
-	for c.files > c.maxFiles {
+	for c.files > c.maxFiles && c.lru.Len() > 1 {
 		el := c.lru.Back()
 		ct := el.Value.(*cachedTree)
 		c.lru.Remove(el)

@@ -2,6 +2,7 @@ package pgs
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"slices"
 	"strings"
@@ -35,6 +36,7 @@ func (n *node) isDir() bool { return n.file == nil }
 type tree struct {
 	root   *node
 	files  int   // regular files
+	dirs   int   // directories below the root
 	bytes  int64 // their sizes
 	mtime  time.Time
 	hashes map[blob.Hash]struct{} // the contents of a stored manifest (nil in a working copy)
@@ -70,7 +72,7 @@ func (t *tree) hasHash(h blob.Hash) bool {
 
 // clone returns a deep copy, for a session's working copy.
 func (t *tree) clone() *tree {
-	c := &tree{files: t.files, bytes: t.bytes, mtime: t.mtime}
+	c := &tree{files: t.files, dirs: t.dirs, bytes: t.bytes, mtime: t.mtime}
 	c.root = cloneNode(t.root)
 	return c
 }
@@ -92,7 +94,12 @@ var (
 	errNotDir   = &errno{syscall.ENOTDIR, "not a directory"}
 	errIsDir    = &errno{syscall.EISDIR, "is a directory"}
 	errNotEmpty = &errno{syscall.ENOTEMPTY, "directory not empty"}
+	errTooDeep  = &errno{syscall.ENOSPC, fmt.Sprintf("a project may hold at most %d directories", maxTreeDirs)}
 )
+
+// maxTreeDirs bounds the directories of one working copy: files are bounded by
+// PORTICO_PGS_MAX_FILES, directories (which an upload can make without files) by this.
+const maxTreeDirs = 100_000
 
 // errno is a tree error that is also its syscall.Errno for errors.Is (fs.ErrExist and the
 // like work through it).
@@ -145,8 +152,12 @@ func (t *tree) dirOf(rel string, create bool) (*node, string, error) {
 		next := n.children[seg]
 		switch {
 		case next == nil && create:
+			if t.dirs >= maxTreeDirs {
+				return nil, "", errTooDeep
+			}
 			next = &node{children: map[string]*node{}}
 			n.children[seg] = next
+			t.dirs++
 		case next == nil:
 			return nil, "", fs.ErrNotExist
 		case !next.isDir():
@@ -212,7 +223,11 @@ func (t *tree) mkdir(rel string, parents bool) error {
 	}
 	switch old := dir.children[base]; {
 	case old == nil:
+		if t.dirs >= maxTreeDirs {
+			return errTooDeep
+		}
 		dir.children[base] = &node{children: map[string]*node{}}
+		t.dirs++
 	case !old.isDir():
 		return fs.ErrExist
 	}
@@ -237,6 +252,8 @@ func (t *tree) remove(rel string) error {
 	case !n.isDir():
 		t.files--
 		t.bytes -= n.file.Size
+	default:
+		t.dirs--
 	}
 	delete(dir.children, base)
 	return nil
@@ -256,6 +273,7 @@ func (t *tree) detach(rel string) (*node, error) {
 	files, bytes := n.count()
 	t.files -= files
 	t.bytes -= bytes
+	t.dirs -= n.countDirs()
 	return n, nil
 }
 
@@ -268,6 +286,11 @@ func (t *tree) attach(rel string, n *node) error {
 	if dir.children[base] != nil {
 		return fs.ErrExist
 	}
+	d := n.countDirs()
+	if t.dirs+d > maxTreeDirs {
+		return errTooDeep
+	}
+	t.dirs += d
 	dir.children[base] = n
 	files, bytes := n.count()
 	t.files += files
@@ -286,6 +309,18 @@ func (n *node) count() (files int, bytes int64) {
 		bytes += b
 	}
 	return files, bytes
+}
+
+// countDirs is the number of directories at or below n.
+func (n *node) countDirs() int {
+	if !n.isDir() {
+		return 0
+	}
+	d := 1
+	for _, c := range n.children {
+		d += c.countDirs()
+	}
+	return d
 }
 
 // names returns a directory's entries sorted bytewise.
