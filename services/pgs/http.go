@@ -2,6 +2,7 @@ package pgs
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -25,7 +26,9 @@ func (s *Service) Site(account, name string) (http.Handler, bool) {
 	}
 	live, found, err := s.sites.liveOf(context.Background(), account, name)
 	if err != nil {
-		s.log.Warn("pgs: looking up a site failed", "account", account, "project", name, "err", err)
+		if !errors.Is(err, errLookupsBusy) {
+			s.log.Warn("pgs: looking up a site failed", "account", account, "project", name, "err", err)
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
 		}), true
@@ -152,7 +155,10 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 	hdr.Set("Content-Type", contentType(name))
 	hdr.Set("Cache-Control", cacheControl)
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	body := io.NewSectionReader(rd, 0, rd.Size())
+	var body io.ReadSeeker = io.NewSectionReader(rd, 0, rd.Size())
+	if f, ok := rd.(interface{ ReadSeeker() io.ReadSeeker }); ok {
+		body = f.ReadSeeker() // a file the kernel can send by itself
+	}
 	if status == http.StatusOK {
 		hdr.Set("ETag", `"`+f.Hash.String()+`"`)
 		http.ServeContent(w, r, "", time.Unix(f.MTime, 0), body)

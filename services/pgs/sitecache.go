@@ -21,8 +21,19 @@ const liveTTL = time.Second
 // loadTimeout bounds one load from the store, shared by every request waiting for it.
 const loadTimeout = 10 * time.Second
 
-// maxLiveEntries bounds the projects whose live deploy a gateway remembers.
-const maxLiveEntries = 100_000
+// Bounds on what HTTP requests for host names make a gateway remember and ask the store: the
+// projects whose live deploy it remembers, the names it remembers are no project, and how many
+// store lookups a second (and in a burst) names that are not known projects may cost. Visitors
+// choose host names freely; without these, random ones would be a query each.
+const (
+	maxLiveEntries = 100_000
+	maxMissing     = 10_000
+	missLookups    = 500
+	missBurst      = 1000
+)
+
+// errLookupsBusy: too many lookups of unknown names; the request should be retried.
+var errLookupsBusy = errors.New("too many lookups of unknown sites; try again")
 
 // siteCache remembers which deploy each project serves (for liveTTL) and the manifests of
 // deploys (immutable, so kept until evicted, least recently used first, within a number of
@@ -31,7 +42,10 @@ type siteCache struct {
 	store Store
 
 	mu       sync.Mutex
-	live     map[siteKey]liveEntry
+	live     map[siteKey]liveEntry // known projects
+	missing  map[siteKey]time.Time // names known to be no project, when that was learnt
+	tokens   float64               // lookups of unknown names allowed now
+	refilled time.Time
 	trees    map[int64]*list.Element // deploy id → element of lru holding a *cachedTree
 	lru      *list.List
 	files    int // files of the cached trees
@@ -54,7 +68,8 @@ type cachedTree struct {
 }
 
 func newSiteCache(store Store, maxFiles int) *siteCache {
-	return &siteCache{store: store, live: map[siteKey]liveEntry{}, trees: map[int64]*list.Element{}, lru: list.New(), maxFiles: maxFiles}
+	return &siteCache{store: store, live: map[siteKey]liveEntry{}, missing: map[siteKey]time.Time{},
+		tokens: missBurst, refilled: time.Now(), trees: map[int64]*list.Element{}, lru: list.New(), maxFiles: maxFiles}
 }
 
 // liveOf returns what the project serves; found is false when the account has no such project.
@@ -63,10 +78,22 @@ func (c *siteCache) liveOf(ctx context.Context, account, project string) (db.PGS
 	key := siteKey{account, project}
 	c.mu.Lock()
 	e, ok := c.live[key]
-	c.mu.Unlock()
-	if ok && time.Since(e.at) < liveTTL {
-		return e.live, e.found, nil
+	missedAt, missed := c.missing[key]
+	switch {
+	case ok && time.Since(e.at) < liveTTL:
+		c.mu.Unlock()
+		return e.live, true, nil
+	case missed && time.Since(missedAt) < liveTTL:
+		c.mu.Unlock()
+		return db.PGSLive{}, false, nil
+	case !ok && !c.takeToken():
+		c.mu.Unlock()
+		if missed {
+			return db.PGSLive{}, false, nil
+		}
+		return db.PGSLive{}, false, errLookupsBusy
 	}
+	c.mu.Unlock()
 	v, err, _ := c.loads.Do("live\x00"+account+"\x00"+project, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 		defer cancel()
@@ -77,21 +104,43 @@ func (c *siteCache) liveOf(ctx context.Context, account, project string) (db.PGS
 		}
 		ne := liveEntry{live: l, found: found, at: time.Now()}
 		c.mu.Lock()
-		if len(c.live) >= maxLiveEntries {
-			clear(c.live)
+		if found {
+			if len(c.live) >= maxLiveEntries {
+				clear(c.live)
+			}
+			c.live[key] = ne
+			delete(c.missing, key)
+		} else {
+			if len(c.missing) >= maxMissing {
+				clear(c.missing)
+			}
+			c.missing[key] = ne.at
+			delete(c.live, key)
 		}
-		c.live[key] = ne
 		c.mu.Unlock()
 		return ne, nil
 	})
 	if err != nil {
 		if ok {
-			return e.live, e.found, nil
+			return e.live, true, nil
 		}
 		return db.PGSLive{}, false, err
 	}
 	ne := v.(liveEntry)
 	return ne.live, ne.found, nil
+}
+
+// takeToken spends one lookup of a name that is not a known project, if the rate allows;
+// c.mu is held.
+func (c *siteCache) takeToken() bool {
+	now := time.Now()
+	c.tokens = min(missBurst, c.tokens+now.Sub(c.refilled).Seconds()*missLookups)
+	c.refilled = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
 }
 
 // forget drops what this gateway knows about the account's projects: after a deploy switch,
@@ -102,6 +151,11 @@ func (c *siteCache) forget(account string) {
 	for k := range c.live {
 		if k.account == account {
 			delete(c.live, k)
+		}
+	}
+	for k := range c.missing {
+		if k.account == account {
+			delete(c.missing, k)
 		}
 	}
 }

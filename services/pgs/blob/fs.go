@@ -116,6 +116,9 @@ type fsReader struct {
 
 func (r *fsReader) Size() int64 { return r.size }
 
+// ReadSeeker is the blob's file itself: an HTTP server sends it with sendfile.
+func (r *fsReader) ReadSeeker() io.ReadSeeker { return r.File }
+
 // Stat returns a blob's size.
 func (s *FS) Stat(ctx context.Context, r Ref) (int64, error) {
 	if err := checkRef(r); err != nil {
