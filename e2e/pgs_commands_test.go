@@ -23,12 +23,13 @@ import (
 
 // The commands of the pgs scripts:
 //
-//	site [-X METHOD] [-H 'NAME: VALUE']... [-until STATUS] HOST /PATH
+//	site [-X METHOD] [-H 'NAME: VALUE']... [-set VAR=HEADER]... [-until STATUS] HOST /PATH
 //	                     request http://$HOST:$HTTP_PORT/PATH with the Host header HOST (for
 //	                     example alice-blog.localhost); print "HTTP <status>", the response
 //	                     headers Content-Type, Content-Length, Content-Range, ETag, Location,
 //	                     Cache-Control and Allow as "Name: value" lines, a blank line, and the
-//	                     body; with -until, retry for up to 10s until the status is STATUS
+//	                     body; -set sets VAR to a response header's value; with -until, retry
+//	                     for up to 10s until the status is STATUS
 //	site-watch start HOST /PATH...
 //	                     request the paths over and over in the background, noting the first
 //	                     line of each body
@@ -116,13 +117,15 @@ func siteRequest(ts *testscript.TestScript, method, host, path string, headers [
 func cmdSite(ts *testscript.TestScript, neg bool, args []string) {
 	noNeg(ts, neg, "site")
 	method, until := "GET", 0
-	var headers []string
+	var headers, sets []string
 	for len(args) > 2 && strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "-X":
 			method = args[1]
 		case "-H":
 			headers = append(headers, args[1])
+		case "-set":
+			sets = append(sets, args[1])
 		case "-until":
 			n, err := strconv.Atoi(args[1])
 			ts.Check(err)
@@ -149,6 +152,13 @@ func cmdSite(ts *testscript.TestScript, neg bool, args []string) {
 			b.WriteString("\n")
 			b.Write(body)
 			ts.Stdout().Write([]byte(b.String()))
+			for _, set := range sets {
+				name, header, ok := strings.Cut(set, "=")
+				if !ok {
+					ts.Fatalf("site -set %q: want VAR=HEADER", set)
+				}
+				ts.Setenv(name, resp.Header.Get(header))
+			}
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
