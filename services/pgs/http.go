@@ -24,7 +24,7 @@ func (s *Service) Site(account, name string) (http.Handler, bool) {
 	if sitepath.CheckProject(name) != nil {
 		return nil, false
 	}
-	live, found, err := s.sites.liveOf(context.Background(), account, name)
+	live, found, err := s.sites.liveOf(context.Background(), account, name, true)
 	if err != nil {
 		if !errors.Is(err, errLookupsBusy) {
 			s.log.Warn("pgs: looking up a site failed", "account", account, "project", name, "err", err)

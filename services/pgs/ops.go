@@ -154,7 +154,7 @@ func (s *Service) Files(ctx context.Context, g auth.Grant, project, path string)
 	if _, err := s.project(ctx, g, project); err != nil {
 		return nil, err
 	}
-	live, found, err := s.sites.liveOf(ctx, g.Account, project)
+	live, found, err := s.sites.liveOf(ctx, g.Account, project, false)
 	if err != nil {
 		return nil, userError(err)
 	}

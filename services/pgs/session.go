@@ -272,7 +272,7 @@ func (s *session) view(project string, fn func(t *tree) error) error {
 		return fn(t)
 	}
 	s.mu.Unlock()
-	live, found, err := s.svc.sites.liveOf(s.ctx, s.grant.Account, project)
+	live, found, err := s.svc.sites.liveOf(s.ctx, s.grant.Account, project, false)
 	if err != nil {
 		return err
 	}

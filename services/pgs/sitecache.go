@@ -73,8 +73,9 @@ func newSiteCache(store Store, maxFiles int) *siteCache {
 }
 
 // liveOf returns what the project serves; found is false when the account has no such project.
-// A store failure with a remembered answer serves the remembered answer.
-func (c *siteCache) liveOf(ctx context.Context, account, project string) (db.PGSLive, bool, error) {
+// A store failure with a remembered answer serves the remembered answer. A visitor's lookups of
+// names that are not known projects are limited; those of authenticated sessions are not.
+func (c *siteCache) liveOf(ctx context.Context, account, project string, visitor bool) (db.PGSLive, bool, error) {
 	key := siteKey{account, project}
 	c.mu.Lock()
 	e, ok := c.live[key]
@@ -86,7 +87,7 @@ func (c *siteCache) liveOf(ctx context.Context, account, project string) (db.PGS
 	case missed && time.Since(missedAt) < liveTTL:
 		c.mu.Unlock()
 		return db.PGSLive{}, false, nil
-	case !ok && !c.takeToken():
+	case !ok && visitor && !c.takeToken():
 		c.mu.Unlock()
 		if missed {
 			return db.PGSLive{}, false, nil

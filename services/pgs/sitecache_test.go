@@ -30,12 +30,12 @@ func TestSiteCacheBoundsLookups(t *testing.T) {
 	store := &countingStore{}
 	c := newSiteCache(store, 1000)
 	ctx := context.Background()
-	if l, ok, err := c.liveOf(ctx, "alice", "blog"); err != nil || !ok || l.DeployID != 7 {
+	if l, ok, err := c.liveOf(ctx, "alice", "blog", true); err != nil || !ok || l.DeployID != 7 {
 		t.Fatalf("alice/blog = %+v, %v, %v", l, ok, err)
 	}
 	busy := 0
 	for i := range 3 * missBurst {
-		_, ok, err := c.liveOf(ctx, "alice", fmt.Sprintf("random-%d", i))
+		_, ok, err := c.liveOf(ctx, "alice", fmt.Sprintf("random-%d", i), true)
 		switch {
 		case errors.Is(err, errLookupsBusy):
 			busy++
@@ -50,13 +50,13 @@ func TestSiteCacheBoundsLookups(t *testing.T) {
 		t.Fatal("random names were never refused")
 	}
 	before := store.lookups.Load()
-	if _, ok, err := c.liveOf(ctx, "alice", "random-1"); ok || err != nil {
+	if _, ok, err := c.liveOf(ctx, "alice", "random-1", true); ok || err != nil {
 		t.Fatalf("a remembered missing name: %v, %v", ok, err)
 	}
 	if store.lookups.Load() != before {
 		t.Fatal("a remembered missing name was looked up again")
 	}
-	if _, ok, err := c.liveOf(ctx, "alice", "blog"); !ok || err != nil {
+	if _, ok, err := c.liveOf(ctx, "alice", "blog", true); !ok || err != nil {
 		t.Fatalf("the known site while lookups are spent: %v, %v", ok, err)
 	}
 }
