@@ -18,8 +18,13 @@ import (
 	"github.com/portico-sh/portico/services/pgs/sitepath"
 )
 
-// maxSFTPHandles bounds the files and directories one SFTP session may hold open.
-const maxSFTPHandles = 64
+// maxSFTPHandles bounds the files and directories one SFTP session may hold open, and
+// maxSFTPListings the directory listings among them (each holds its entries, up to a
+// deploy's files).
+const (
+	maxSFTPHandles  = 64
+	maxSFTPListings = 4
+)
 
 // probeTimeout bounds the check that the connection is still up when an SFTP session ends.
 const probeTimeout = 10 * time.Second
@@ -78,6 +83,7 @@ func connectionUp(sess *services.Session) bool {
 type sftpHandler struct {
 	s          *session
 	handles    atomic.Int32 // open files and directory listings
+	listings   atomic.Int32 // open directory listings
 	incomplete atomic.Int32 // files still open for writing when the session ended
 	notices    atomic.Int32 // refusals explained on stderr
 
@@ -453,12 +459,18 @@ func (h *sftpHandler) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	}
 	switch r.Method {
 	case "List":
+		if h.listings.Add(1) > maxSFTPListings {
+			h.listings.Add(-1)
+			return nil, h.sftpError(errorf(Refused, "at most %d directory listings may be open at once", maxSFTPListings))
+		}
 		if err := h.takeHandle(); err != nil {
+			h.listings.Add(-1)
 			return nil, h.sftpError(err)
 		}
 		list, err := h.s.readDir(p)
 		if err != nil {
 			h.handles.Add(-1)
+			h.listings.Add(-1)
 			return nil, h.sftpError(err)
 		}
 		return &lister{h: h, list: list, handle: true}, nil
@@ -495,7 +507,10 @@ func (l *lister) ListAt(out []os.FileInfo, off int64) (int, error) {
 
 func (l *lister) Close() error {
 	if l.handle {
-		l.once.Do(func() { l.h.handles.Add(-1) })
+		l.once.Do(func() {
+			l.h.handles.Add(-1)
+			l.h.listings.Add(-1)
+		})
 	}
 	return nil
 }

@@ -1,11 +1,15 @@
 package pgs
 
 import (
+	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pkg/sftp"
+
+	"github.com/portico-sh/portico/auth"
 )
 
 // sftpClient opens an SFTP session with pkg/sftp's client over x/crypto/ssh.
@@ -131,6 +135,28 @@ func TestSFTPBadInput(t *testing.T) {
 		t.Errorf("open after closing the handles: %v", err)
 	} else {
 		f.Close()
+	}
+	// At most maxSFTPListings directory listings at once (each holds a directory's entries).
+	hs := &sftpHandler{s: h.svc.newSession(context.Background(), auth.Grant{AccountID: h.account.ID, Account: "alice"}, "sftp", true, io.Discard),
+		writers: map[string]*sftpWriter{}}
+	var listers []sftp.ListerAt
+	for range maxSFTPListings + 1 {
+		l, err := hs.Filelist(sftp.NewRequest("List", "/"))
+		if err != nil {
+			break
+		}
+		listers = append(listers, l)
+	}
+	if len(listers) != maxSFTPListings {
+		t.Errorf("opened %d listings, want %d", len(listers), maxSFTPListings)
+	}
+	for _, l := range listers {
+		l.(io.Closer).Close()
+	}
+	if l, err := hs.Filelist(sftp.NewRequest("List", "/")); err != nil {
+		t.Errorf("a listing after closing the others: %v", err)
+	} else {
+		l.(io.Closer).Close()
 	}
 	// A write far past the file size limit fails at once (no sparse giant file).
 	f, err := c.Create("/blog/sparse")
