@@ -61,7 +61,7 @@ func parseSCP(args []string) (scpOptions, error) {
 				o.preserve = true
 			case 'v', 'q':
 			default:
-				return o, fmt.Errorf("scp: option -%c is not supported", c)
+				return o, fmt.Errorf("scp: option %q is not supported", "-"+string(c))
 			}
 		}
 	}
