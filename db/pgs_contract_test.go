@@ -42,6 +42,7 @@ func runPGSContract(t *testing.T, open func(testing.TB) db.Store) {
 		{"Accounts", testPGSAccounts},
 		{"AccountDeleted", testPGSAccountDeleted},
 		{"MaxProjects", testPGSMaxProjects},
+		{"PublishWhileRenewing", testPGSPublishWhileRenewing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -536,5 +537,55 @@ func testPGSMaxProjects(t *testing.T, s db.Store) {
 	}
 	if err := s.LinkPGSProject(ctx, a.ID, "two", "one", "h", "bob", 2); err != nil {
 		t.Fatalf("linking an existing project: %v", err)
+	}
+}
+
+// Publishing new projects while their locks are renewed, links made and blobs recorded, all at
+// once, never deadlocks or fails.
+func testPGSPublishWhileRenewing(t *testing.T, s db.Store) {
+	a, _ := createAccount(t, s, "alice")
+	const n = 12
+	for i := range n {
+		lock(t, s, a.ID, fmt.Sprintf("p%d", i), "h")
+	}
+	record(t, s, a.ID, "x")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*n)
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for i := range n {
+				if _, err := s.LockPGSProject(ctx, a.ID, fmt.Sprintf("p%d", i), "h", ttl); err != nil {
+					errs <- err
+				}
+			}
+			if _, err := s.RecordPGSBlobs(ctx, a.ID, []db.PGSBlob{blobOf("x")}); err != nil {
+				errs <- err
+			}
+		}
+	})
+	for i := range n {
+		wg.Go(func() {
+			_, err := s.PublishPGSDeploy(ctx, db.PGSPublish{AccountID: a.ID, Project: fmt.Sprintf("p%d", i), Holder: "h",
+				Keep: 2, MaxProjects: 100, Files: []db.PGSFile{fileOf("i", "x")}})
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if list, _ := s.PGSProjects(ctx, a.ID); len(list) != n {
+		t.Fatalf("%d projects, want %d", len(list), n)
 	}
 }

@@ -12,7 +12,9 @@ import (
 
 // pgs on Postgres, shared by several gateways. Deploy locks expire by the database's clock.
 // Taking a lock locks the account row FOR SHARE and collecting blobs locks it FOR UPDATE, so
-// no deploy of an account starts while its blobs are being collected.
+// no deploy of an account starts while its blobs are being collected. Every transaction that
+// locks rows takes the account row first, then a lock row: one order, so none waits on another
+// in a circle.
 
 const postgresPGSProjectColumns = `p.id, p.account_id, p.name, p.link_to, COALESCE(d.seq, 0), COALESCE(p.live_deploy_id, 0),
 	COALESCE(d.files, 0), COALESCE(d.bytes, 0), p.created_at, p.updated_at, p.updated_by`
@@ -169,7 +171,7 @@ func (s *postgresStore) ResetPGSLocks(ctx context.Context) error {
 }
 
 // postgresHoldsLock checks, inside a transaction, that holder has the project's lock, and keeps
-// the lock row locked until the transaction ends.
+// the lock row locked until the transaction ends. The account row must be locked already.
 func postgresHoldsLock(ctx context.Context, tx pgx.Tx, accountID int64, project, holder string) error {
 	var n int
 	err := tx.QueryRow(ctx, `SELECT 1 FROM pgs_locks
@@ -228,6 +230,9 @@ func (s *postgresStore) PublishPGSDeploy(ctx context.Context, p PGSPublish) (PGS
 	d := p.Deploy
 	d.CreatedAt = now()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := postgresLockAccount(ctx, tx, p.AccountID); err != nil {
+			return err
+		}
 		if err := postgresHoldsLock(ctx, tx, p.AccountID, p.Project, p.Holder); err != nil {
 			return err
 		}
@@ -298,6 +303,9 @@ func (s *postgresStore) PublishPGSDeploy(ctx context.Context, p PGSPublish) (PGS
 // postgresLockedProject checks holder's lock and returns the project's id and link, locking
 // its row (ErrNotFound when the project does not exist).
 func postgresLockedProject(ctx context.Context, tx pgx.Tx, accountID int64, project, holder string) (int64, string, error) {
+	if err := postgresLockAccount(ctx, tx, accountID); err != nil {
+		return 0, "", err
+	}
 	if err := postgresHoldsLock(ctx, tx, accountID, project, holder); err != nil {
 		return 0, "", err
 	}
@@ -332,14 +340,11 @@ func (s *postgresStore) SetPGSLive(ctx context.Context, accountID int64, project
 	return nil
 }
 
-// postgresCheckProjects refuses a new project past max (0: no limit). The account row is
-// locked so that two new projects cannot both pass.
+// postgresCheckProjects refuses a new project past max (0: no limit). The caller has locked
+// the account row, so that two new projects cannot both pass.
 func postgresCheckProjects(ctx context.Context, tx pgx.Tx, accountID int64, max int) error {
 	if max <= 0 {
 		return nil
-	}
-	if _, err := tx.Exec(ctx, `SELECT id FROM accounts WHERE id = $1 FOR UPDATE`, accountID); err != nil {
-		return err
 	}
 	var n int
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM pgs_projects WHERE account_id = $1`, accountID).Scan(&n); err != nil {
@@ -356,11 +361,11 @@ func (s *postgresStore) LinkPGSProject(ctx context.Context, accountID int64, pro
 		if project == target {
 			return ErrLinkChain
 		}
-		if err := postgresHoldsLock(ctx, tx, accountID, project, holder); err != nil {
+		// The account row's lock also keeps a concurrent link from closing a chain.
+		if err := postgresLockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
-		// Lock the account's projects against a concurrent link that would close a chain.
-		if _, err := tx.Exec(ctx, `SELECT id FROM accounts WHERE id = $1 FOR UPDATE`, accountID); err != nil {
+		if err := postgresHoldsLock(ctx, tx, accountID, project, holder); err != nil {
 			return err
 		}
 		var targetLink string
@@ -429,9 +434,6 @@ func (s *postgresStore) DeletePGSProject(ctx context.Context, accountID int64, p
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		id, _, err := postgresLockedProject(ctx, tx, accountID, project, holder)
 		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SELECT id FROM accounts WHERE id = $1 FOR UPDATE`, accountID); err != nil {
 			return err
 		}
 		var linkers int
