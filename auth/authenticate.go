@@ -112,6 +112,7 @@ func (a *Authenticator) plainKey(ctx context.Context, at Attempt) (Grant, error)
 		KeyFingerprint: fp,
 		Permits:        Permits{PTY: true, PortForwarding: true},
 		KeyID:          k.ID,
+		ExpiresAt:      opts.ExpiryTime,
 		RemoteAddr:     at.RemoteAddr,
 	}
 	if !g.Allows(at.Service) {
@@ -177,4 +178,15 @@ func prefixesContain(ps []netip.Prefix, ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// earliest returns the earlier of two instants, either of which may be nil (never).
+func earliest(a, b *time.Time) *time.Time {
+	switch {
+	case a == nil:
+		return b
+	case b == nil || a.Before(*b):
+		return a
+	}
+	return b
 }

@@ -200,6 +200,7 @@ func (a *Authenticator) certificate(ctx context.Context, at Attempt, cert *gossh
 		ForceCommand:   forceCommand,
 		KeyID:          ca.ID,
 		RemoteAddr:     at.RemoteAddr,
+		ExpiresAt:      earliest(facts.ValidBefore, caOpts.ExpiryTime),
 	}
 	if !g.Allows(at.Service) {
 		return refuse(ReasonDoesNotGrant, "certificate %s does not grant %s (it grants %s)", name, at.Service, serviceList(services))

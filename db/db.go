@@ -96,8 +96,9 @@ type AccessEntry struct {
 	KeyFingerprint string
 	CAFingerprint  string
 	RemoteAddr     string
-	Outcome        string // allowed or denied
+	Outcome        string // allowed, denied, or suppressed (see SuppressedAccess)
 	Reason         string
+	Count          int64 // the attempts the entry stands for: 1, or more for a suppressed row
 }
 
 // Accounts stores accounts.
@@ -148,6 +149,8 @@ type Store interface {
 	PGS
 	PendingKeys
 	AccountLifecycle
+	AccessVersions
+	SuppressedAccess
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -40,6 +40,19 @@ type settings struct {
 	pgsMaxFile    string
 	pgsMaxFiles   string
 	signupRate    string
+	sshCiphers    string
+	hostCert      string
+
+	// Limits (README "Limits").
+	metricsListen           string
+	maxStartups             string
+	perSourceMaxStartups    string
+	perSourceMaxConnections string
+	perSourcePenalty        string
+	perSourceExempt         string
+	maxConnections          string
+	maxChannels             string
+	pipeMaxReaders          string
 }
 
 // setting describes one flag and its environment variable.
@@ -56,16 +69,27 @@ var (
 	}
 	serveSettings = []setting{
 		{"ssh-listen", "PORTICO_SSH_LISTEN", ":2222", "SSH listen addresses, a comma list of [service=]addr", func(s *settings) *string { return &s.sshListen }},
-		{"http-listen", "PORTICO_HTTP_LISTEN", ":8080", "HTTP listen address (sites, tunnels, /healthz, /metrics)", func(s *settings) *string { return &s.httpListen }},
+		{"http-listen", "PORTICO_HTTP_LISTEN", ":8080", "HTTP listen address (sites, tunnels, /healthz)", func(s *settings) *string { return &s.httpListen }},
 		{"domain", "PORTICO_DOMAIN", "localhost", "public host name used in URLs and recipes", func(s *settings) *string { return &s.domain }},
 		{"public-http", "PORTICO_PUBLIC_HTTP", "", "scheme, host and port of printed site and tunnel URLs (empty: http://DOMAIN:HTTP-PORT)", func(s *settings) *string { return &s.publicHTTP }},
 		{"public-ssh", "PORTICO_PUBLIC_SSH", "", "host and port in printed ssh, rsync and scp recipes (empty: DOMAIN:SSH-PORT)", func(s *settings) *string { return &s.publicSSH }},
+		{"host-cert", "PORTICO_HOST_CERT", "", "an OpenSSH host certificate of the host key (ssh-keygen -s HOSTCA -h), presented to clients", func(s *settings) *string { return &s.hostCert }},
+		{"ssh-ciphers", "PORTICO_SSH_CIPHERS", "", "a fixed comma list of SSH ciphers to offer (empty: AES-GCM alone to clients that offer it, all to the others)", func(s *settings) *string { return &s.sshCiphers }},
 		{"signups", "PORTICO_SIGNUPS", "open", "whether unregistered keys may register: open or closed", func(s *settings) *string { return &s.signups }},
 		{"signup-rate", "PORTICO_SIGNUP_RATE", ops.DefaultSignupRate, "sign-ups per source address (IPv6: per /64): N/s, N/m, N/h, N/d, N/DURATION, or off", func(s *settings) *string { return &s.signupRate }},
 		{"access-log-days", "PORTICO_ACCESS_LOG_DAYS", "90", "days the access log is kept", func(s *settings) *string { return &s.accessLogDays }},
 		{"drain-timeout", "PORTICO_DRAIN_TIMEOUT", "10s", "how long shutdown waits for open sessions", func(s *settings) *string { return &s.drainTimeout }},
 		{"pipe-buffer", "PORTICO_PIPE_BUFFER", "1MiB", "pipe: bytes buffered for each reader", func(s *settings) *string { return &s.pipeBuffer }},
 		{"pipe-stall-timeout", "PORTICO_PIPE_STALL_TIMEOUT", "10s", "pipe: how long a reader's buffer may stay full before it is dropped", func(s *settings) *string { return &s.pipeStall }},
+		{"metrics-listen", "PORTICO_METRICS_LISTEN", "127.0.0.1:9222", "Prometheus /metrics listen address (off, or an empty flag: none)", func(s *settings) *string { return &s.metricsListen }},
+		{"max-startups", "PORTICO_MAX_STARTUPS", "100:30:1000", "unauthenticated connections, as sshd's MaxStartups start:rate:full, or off", func(s *settings) *string { return &s.maxStartups }},
+		{"per-source-max-startups", "PORTICO_PER_SOURCE_MAX_STARTUPS", "20", "unauthenticated connections at once from one address (IPv6: one /64), or off", func(s *settings) *string { return &s.perSourceMaxStartups }},
+		{"per-source-max-connections", "PORTICO_PER_SOURCE_MAX_CONNECTIONS", "200", "authenticated connections at once from one address, or off", func(s *settings) *string { return &s.perSourceMaxConnections }},
+		{"per-source-penalty", "PORTICO_PER_SOURCE_PENALTY", "on", "refuse addresses that keep failing to log in, as sshd's PerSourcePenalties: on or off", func(s *settings) *string { return &s.perSourcePenalty }},
+		{"per-source-exempt", "PORTICO_PER_SOURCE_EXEMPT", "", "CIDR list exempt from the per-source limits and penalties", func(s *settings) *string { return &s.perSourceExempt }},
+		{"max-connections", "PORTICO_MAX_CONNECTIONS", strconv.Itoa(gateway.DefaultMaxConnections), "authenticated connections at once, from all addresses, or off", func(s *settings) *string { return &s.maxConnections }},
+		{"max-channels", "PORTICO_MAX_CHANNELS", strconv.Itoa(gateway.DefaultMaxChannels), "sessions and forwarded connections open at once, over all connections (each may hold 2 MiB of unread data), or off", func(s *settings) *string { return &s.maxChannels }},
+		{"pipe-max-readers", "PORTICO_PIPE_MAX_READERS", strconv.Itoa(pipe.DefaultMaxReaders), "pipe: subscribers and pipe clients of one topic, or off", func(s *settings) *string { return &s.pipeMaxReaders }},
 		{"pgs-keep-deploys", "PORTICO_PGS_KEEP_DEPLOYS", "10", "pgs: deploys kept per project for rollback", func(s *settings) *string { return &s.pgsKeep }},
 		{"pgs-quota", "PORTICO_PGS_QUOTA", "1GiB", "pgs: bytes stored per account, each distinct file once (off: no limit)", func(s *settings) *string { return &s.pgsQuota }},
 		{"pgs-max-file", "PORTICO_PGS_MAX_FILE", "100MiB", "pgs: bytes in one file (off: no limit)", func(s *settings) *string { return &s.pgsMaxFile }},
@@ -135,6 +159,9 @@ type serveConfig struct {
 	public       services.Public
 	pgs          pgs.Limits
 	signupRate   ops.SignupRate
+	limits       gateway.Limits
+	metricsAddr  string
+	ciphers      []string
 }
 
 func (s *settings) serveConfig() (serveConfig, error) {
@@ -173,6 +200,21 @@ func (s *settings) serveConfig() (serveConfig, error) {
 	if c.pipe.StallTimeout, err = time.ParseDuration(s.pipeStall); err != nil || c.pipe.StallTimeout <= 0 {
 		return c, fmt.Errorf("pipe stall timeout %q: want a duration such as 10s", s.pipeStall)
 	}
+	if c.pipe.MaxReaders, err = gateway.ParseLimit("pipe max readers", s.pipeMaxReaders); err != nil {
+		return c, err
+	}
+	if c.pipe.MaxReaders == 0 {
+		c.pipe.MaxReaders = -1 // off: no cap
+	}
+	if c.limits, err = s.limits(); err != nil {
+		return c, err
+	}
+	if c.ciphers, err = gateway.ParseCiphers(s.sshCiphers); err != nil {
+		return c, err
+	}
+	if c.metricsAddr = s.metricsListen; c.metricsAddr == "off" {
+		c.metricsAddr = ""
+	}
 	if c.pgs, err = s.pgsLimits(); err != nil {
 		return c, err
 	}
@@ -203,10 +245,37 @@ func (s *settings) pgsLimits() (pgs.Limits, error) {
 	if l.MaxFile, err = size("pgs max file", s.pgsMaxFile); err != nil {
 		return l, err
 	}
-	if s.pgsMaxFiles != "off" {
-		if l.MaxFiles, err = strconv.Atoi(s.pgsMaxFiles); err != nil || l.MaxFiles < 1 {
-			return l, fmt.Errorf("pgs max files %q: want a positive number of files, or off", s.pgsMaxFiles)
+	if l.MaxFiles, err = gateway.ParseLimit("pgs max files", s.pgsMaxFiles); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+// limits are the gateway's limits from their settings; each accepts off.
+func (s *settings) limits() (gateway.Limits, error) {
+	l := gateway.DefaultLimits()
+	var err error
+	if l.MaxStartups, err = gateway.ParseStartups(s.maxStartups); err != nil {
+		return l, err
+	}
+	for _, n := range []struct {
+		name, value string
+		dst         *int
+	}{
+		{"per-source max startups", s.perSourceMaxStartups, &l.PerSourceMaxStartups},
+		{"per-source max connections", s.perSourceMaxConnections, &l.PerSourceMaxConnections},
+		{"max connections", s.maxConnections, &l.MaxConnections},
+		{"max channels", s.maxChannels, &l.MaxChannels},
+	} {
+		if *n.dst, err = gateway.ParseLimit(n.name, n.value); err != nil {
+			return l, err
 		}
+	}
+	if l.Penalty, err = gateway.ParsePenalty(s.perSourcePenalty); err != nil {
+		return l, err
+	}
+	if l.Exempt, err = gateway.ParseExempt(s.perSourceExempt); err != nil {
+		return l, err
 	}
 	return l, nil
 }
