@@ -51,6 +51,8 @@ type harnessOptions struct {
 	blobs   func(blob.Store) blob.Store // wraps the blob store (fault injection)
 	tunnels Tunnels
 	lockTTL time.Duration
+	// share makes a second gateway on the first one's database, blob store and account.
+	share *harness
 }
 
 func requireTool(t testing.TB, tools ...string) {
@@ -68,20 +70,34 @@ func requireTool(t testing.TB, tools ...string) {
 func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
 	requireTool(t, "ssh", "rsync")
-	h := &harness{t: t, dir: t.TempDir(), store: dbtest.Open(t), log: &sshtest.SyncBuffer{}}
-	fsb, err := blob.NewFS(filepath.Join(h.dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.blobs = fsb
-	if o.blobs != nil {
-		h.blobs = o.blobs(fsb)
+	h := &harness{t: t, dir: t.TempDir(), log: &sshtest.SyncBuffer{}}
+	if o.share != nil {
+		h.store, h.blobs, h.key, h.account = o.share.store, o.share.blobs, o.share.key, o.share.account
+	} else {
+		h.store = dbtest.Open(t)
+		fsb, err := blob.NewFS(filepath.Join(h.dir, "blobs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.blobs = fsb
+		if o.blobs != nil {
+			h.blobs = o.blobs(fsb)
+		}
 	}
 	if o.limits == (Limits{}) {
 		o.limits = DefaultLimits()
 	}
 	logger := slog.New(slog.NewTextHandler(h.log, nil))
-	// alice's key, in OpenSSH's private key format for ssh -i.
+	if o.share == nil {
+		h.createAlice()
+	}
+	h.start(o, logger)
+	return h
+}
+
+// createAlice makes alice's key, in OpenSSH's private key format for ssh -i, and her account.
+func (h *harness) createAlice() {
+	t := h.t
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	block, err := gossh.MarshalPrivateKey(priv, "alice")
 	if err != nil {
@@ -99,6 +115,12 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if h.account, _, err = h.store.CreateAccount(context.Background(), "alice", kl.NewKey("alice")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// start runs a gateway with the pgs service.
+func (h *harness) start(o harnessOptions, logger *slog.Logger) {
+	t := h.t
+	var err error
 	hostKey := sshtest.NewSigner(t)
 	pub, _ := services.ParsePublic("http://localhost:8080", "localhost:2222")
 	h.svc = New(Options{Store: h.store, Blobs: h.blobs, Public: pub, Limits: o.limits, Tunnels: o.tunnels,
@@ -133,7 +155,6 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	})
 	_, h.sshPort, _ = strings.Cut(h.gw.SSHAddrs()[0].String(), "127.0.0.1:")
 	h.http = "http://" + h.gw.HTTPAddr().String()
-	return h
 }
 
 // sshArgs are the options every client gets: this server, alice's key, nothing else.
