@@ -36,6 +36,7 @@ func (g *Gateway) admit(ctx ssh.Context, conn net.Conn) net.Conn {
 	}
 	act := &activity{close: conn.Close}
 	ctx.SetValue(clientKey{}, c)
+	ctx.SetValue(connStateKey{}, newConnState(conn))
 	ctx.SetValue(activityKey{}, act)
 	grace := time.AfterFunc(g.o.LoginGraceTime, func() {
 		c.graceOverrun()

@@ -105,7 +105,7 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	}
 	gw, err := gateway.New(gateway.Options{
 		Store:              store,
-		Auth:               auth.New(store, auth.Options{SignupsOpen: cfg.signupsOpen}),
+		Auth:               auth.New(store, auth.Options{SignupsOpen: cfg.signupsOpen, Admin: cfg.public.SSHCommand(string(auth.Admin))}),
 		Router:             router,
 		HostKey:            hostKey,
 		HostCert:           hostCert,
