@@ -146,6 +146,7 @@ type Store interface {
 	Keys
 	Revocations
 	AccessLog
+	PGS
 	PendingKeys
 	AccountLifecycle
 	AccessVersions

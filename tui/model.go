@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -54,6 +55,8 @@ type Model struct {
 	reloadDue bool          // a deferred load is on its way (reloadMsg)
 
 	gone string // set once the account is deleted: all there is left to show
+
+	sites Sites // the Sites page's operations, when the server runs pgs
 }
 
 // defaultMinReload is the shortest time between two loads that key presses cause (switching
@@ -66,7 +69,7 @@ type reloadMsg struct{}
 
 // New returns the TUI for a connection with grant g that authenticated with key. ctx bounds
 // the operations; r renders the styles for the session's terminal.
-func New(ctx context.Context, o *ops.Ops, g auth.Grant, key gossh.PublicKey, r *lipgloss.Renderer) *Model {
+func New(ctx context.Context, o *ops.Ops, g auth.Grant, key gossh.PublicKey, r *lipgloss.Renderer, opts ...Option) *Model {
 	m := &Model{
 		ctx:   ctx,
 		ops:   o,
@@ -76,6 +79,9 @@ func New(ctx context.Context, o *ops.Ops, g auth.Grant, key gossh.PublicKey, r *
 		pages: []page{&accountPage{}, &keysPage{}, &logsPage{}, &revocationsPage{}, &helpPage{}},
 
 		minReload: defaultMinReload,
+	}
+	for _, o := range opts {
+		o(m)
 	}
 	m.loaded = make([]bool, len(m.pages))
 	if g.IsSignup() {
@@ -131,8 +137,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				return m, m.show((m.current + 1) % len(m.pages))
 			case "shift+tab", "left":
 				return m, m.show((m.current + len(m.pages) - 1) % len(m.pages))
-			case "1", "2", "3", "4", "5":
-				return m, m.show(int(s[0] - '1'))
+			default:
+				if len(s) == 1 && s[0] >= '1' && int(s[0]-'1') < len(m.pages) {
+					return m, m.show(int(s[0] - '1'))
+				}
 			}
 		}
 		return m, p.update(m, msg)
@@ -250,7 +258,7 @@ func (m *Model) View() string {
 		p := m.pages[m.current]
 		title, body, hints = p.title(), p.view(m, height), p.hints()
 		if !p.capturing() {
-			hints = strings.TrimPrefix(hints+"  [tab/1-5] pages  [q] quit", "  ")
+			hints = strings.TrimPrefix(hints+fmt.Sprintf("  [tab/1-%d] pages  [q] quit", len(m.pages)), "  ")
 		}
 	}
 	b.WriteString("\n\n")

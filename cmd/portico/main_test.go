@@ -61,6 +61,10 @@ func TestUsageAndVersion(t *testing.T) {
 		{[]string{"serve", "--drain-timeout", "soon"}, exitUsage, "", "drain timeout"},
 		{[]string{"serve", "--pipe-buffer", "1MB"}, exitUsage, "", "pipe buffer"},
 		{[]string{"serve", "--pipe-stall-timeout", "0s"}, exitUsage, "", "pipe stall timeout"},
+		{[]string{"serve", "--pgs-keep-deploys", "0"}, exitUsage, "", "pgs keep deploys"},
+		{[]string{"serve", "--pgs-quota", "1GB"}, exitUsage, "", "pgs quota"},
+		{[]string{"serve", "--pgs-max-file", "-1"}, exitUsage, "", "pgs max file"},
+		{[]string{"serve", "--pgs-max-files", "many"}, exitUsage, "", "pgs max files"},
 		{[]string{"serve", "--pipe-max-readers", "0"}, exitUsage, "", "pipe max readers"},
 		{[]string{"serve", "--max-startups", "10:30"}, exitUsage, "", "max startups"},
 		{[]string{"serve", "--per-source-max-startups", "none"}, exitUsage, "", "per-source max startups"},
@@ -102,6 +106,7 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 		"PORTICO_MAX_STARTUPS":      "off",
 		"PORTICO_PER_SOURCE_EXEMPT": "10.0.0.0/8",
 		"PORTICO_METRICS_LISTEN":    "off",
+		"PORTICO_PGS_QUOTA":         "off",
 	}
 	tests := []struct {
 		name string
@@ -112,13 +117,15 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h"})},
 		{"environment", nil, withLimitDefaults(settings{dataDir: "/env/data", databaseURL: "postgres://env/db", sshListen: ":3333", httpListen: ":8080",
 			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s",
-			signupRate: "off", maxStartups: "off", perSourceExempt: "10.0.0.0/8", metricsListen: "off"})},
+			signupRate: "off", maxStartups: "off", perSourceExempt: "10.0.0.0/8", metricsListen: "off", pgsQuota: "off"})},
 		{"flags win", []string{"--data-dir", "/flag", "--ssh-listen", ":4444,pgs=:4445", "--domain", "flag.example", "--signups", "open",
 			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s", "--signup-rate", "10/d",
-			"--max-startups", "10:50:20", "--per-source-exempt", "", "--metrics-listen", "", "--per-source-penalty", "off"},
+			"--max-startups", "10:50:20", "--per-source-exempt", "", "--metrics-listen", "", "--per-source-penalty", "off",
+			"--pgs-quota", "2GiB", "--pgs-max-files", "off"},
 			withLimitDefaults(settings{dataDir: "/flag", sshListen: ":4444,pgs=:4445", httpListen: "127.0.0.1:9090", domain: "flag.example",
 				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s", signupRate: "10/d",
-				maxStartups: "10:50:20", perSourceExempt: "", metricsListen: "-", perSourcePenalty: "off"})},
+				maxStartups: "10:50:20", perSourceExempt: "", metricsListen: "-", perSourcePenalty: "off",
+				pgsQuota: "2GiB", pgsMaxFiles: "off"})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,6 +155,7 @@ func withLimitDefaults(s settings) settings {
 		{&s.metricsListen, "127.0.0.1:9222"}, {&s.maxStartups, "100:30:1000"}, {&s.perSourceMaxStartups, "20"},
 		{&s.perSourceMaxConnections, "200"}, {&s.perSourcePenalty, "on"}, {&s.maxConnections, "4096"},
 		{&s.maxChannels, "512"}, {&s.pipeMaxReaders, "64"},
+		{&s.pgsKeep, "10"}, {&s.pgsQuota, "1GiB"}, {&s.pgsMaxFile, "100MiB"}, {&s.pgsMaxFiles, "50000"},
 	} {
 		switch *d.dst {
 		case "":

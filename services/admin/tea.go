@@ -19,7 +19,11 @@ import (
 // and window changes become tea.WindowSizeMsg.
 func (a *service) serveTUI(s *services.Session, key gossh.PublicKey) int {
 	_, windowChanges, _ := s.Pty()
-	m := tui.New(s.Context(), a.ops, s.Grant, key, newRenderer(s.Session))
+	var pages []tui.Option
+	if a.sites != nil {
+		pages = append(pages, tui.WithSites(a.sites))
+	}
+	m := tui.New(s.Context(), a.ops, s.Grant, key, newRenderer(s.Session), pages...)
 	opts := append(programIO(s.Session), tea.WithAltScreen(), tea.WithoutSignalHandler())
 	program := tea.NewProgram(m, opts...)
 
