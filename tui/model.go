@@ -50,8 +50,9 @@ type Model struct {
 
 	loaded    []bool        // whether each page has loaded once
 	loadedAt  time.Time     // when a page last loaded on a key press
-	minReload time.Duration // the shortest time between two such loads
+	minReload time.Duration // the shortest time between two such loads, and between two changes
 	reloadDue bool          // a deferred load is on its way (reloadMsg)
+	actedAt   time.Time     // when a key last changed something (see act)
 
 	gone string // set once the account is deleted: all there is left to show
 }
@@ -184,6 +185,24 @@ func (m *Model) reload() tea.Cmd {
 	}
 	m.reloadDue = true
 	return tea.Tick(wait, func(time.Time) tea.Msg { return reloadMsg{} })
+}
+
+// errTooFast refuses a change asked for less than minReload after the last one.
+var errTooFast = errors.New("too fast: wait a moment, then press the key again")
+
+// act reports whether a key may change something now (sign up, claim, add or remove a key or
+// a revocation, delete the account): at most one change per minReload, however fast keys
+// come, as for loads. Otherwise the status line says so and nothing changes; the key can be
+// pressed again. Each change queries the store and reloads a page: a run of "dy" on the keys
+// page (remove? yes) once cost a removal and a query per pair, 24 kB 8 s of CPU, and
+// Enter on the sign-up form a sign-up attempt per key.
+func (m *Model) act() bool {
+	if time.Since(m.actedAt) < m.minReload {
+		m.fail(errTooFast)
+		return false
+	}
+	m.actedAt = time.Now()
+	return true
 }
 
 // load loads the current page's data.

@@ -74,6 +74,9 @@ func (p *signupPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 		}
 		return nil
 	case tea.KeyEnter:
+		if !m.act() {
+			return nil
+		}
 		if fields[p.focus] == p.code {
 			p.claim(m)
 		} else {

@@ -578,10 +578,66 @@ func TestKeyFloodLoadsLittle(t *testing.T) {
 	}
 }
 
-// countingStore counts the queries that load pages.
+// TestKeyFloodChangesLittle: keys that change something, sent faster than anyone types (a
+// run of "dy" on the keys page: remove, yes; Enter on the sign-up form), reach the store at
+// most once per minReload. Once every "y" removed a key (or tried to) and reloaded the list:
+// 24 kB of "dy" cost 8 s of CPU through the gateway, and 20 kB of Enter on the sign-up form,
+// open to any key, 8 s in sign-up attempts.
+func TestKeyFloodChangesLittle(t *testing.T) {
+	_, store := opstest.New(t)
+	counted := &countingStore{Store: store}
+	o := ops.New(counted, opstest.Config)
+	alice := opstest.Key(t, 1)
+	g := opstest.Register(t, o, "alice", alice)
+	for _, tt := range []struct {
+		name  string
+		grant auth.Grant
+		key   gossh.PublicKey
+		setup string // typed first
+		flood []tea.KeyMsg
+	}{
+		{"remove a key, yes", g, alice, "2", []tea.KeyMsg{{Type: tea.KeyRunes, Runes: []rune(strings.Repeat("dy", 128))}}},
+		{"sign up", opstest.SignupGrant(opstest.Key(t, 2)), opstest.Key(t, 2), "alice", []tea.KeyMsg{{Type: tea.KeyEnter}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New(ctx, o, tt.grant, tt.key, lipgloss.NewRenderer(io.Discard))
+			m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+			typeKeys(m, tt.setup)
+			counted.changes.Store(0)
+			start := time.Now()
+			for sent := 0; sent < 20<<10; {
+				for _, k := range tt.flood {
+					send(m, k)
+					sent += max(1, len(k.Runes))
+				}
+			}
+			most := 1 + int64(time.Since(start)/m.minReload)
+			t.Logf("20 kB of keys in %v: %d changes asked of the store", time.Since(start), counted.changes.Load())
+			if n := counted.changes.Load(); n > most {
+				t.Errorf("20 kB of keys made %d changes, want at most %d (one per %v)", n, most, m.minReload)
+			}
+			if !strings.Contains(m.View(), errTooFast.Error()) {
+				t.Errorf("the keys past the first change were not told they came too fast:\n%s", m.View())
+			}
+		})
+	}
+}
+
+// countingStore counts the queries that load pages, and the changes asked of the store.
 type countingStore struct {
 	db.Store
-	lists atomic.Int64
+	lists   atomic.Int64
+	changes atomic.Int64
+}
+
+func (s *countingStore) RemoveKey(ctx context.Context, accountID, id int64) error {
+	s.changes.Add(1)
+	return s.Store.RemoveKey(ctx, accountID, id)
+}
+
+func (s *countingStore) SignUp(ctx context.Context, name string, first db.NewKey, limit db.SignupLimit) (db.Account, db.Key, error) {
+	s.changes.Add(1)
+	return s.Store.SignUp(ctx, name, first, limit)
 }
 
 func (s *countingStore) ListKeys(ctx context.Context, accountID int64) ([]db.Key, error) {
