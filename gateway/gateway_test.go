@@ -729,6 +729,31 @@ func TestHTTPKeepAliveTimesOut(t *testing.T) {
 	}
 }
 
+// TestHTTPStalledRequestsEnd: an HTTP connection on which nothing moves is closed after the
+// idle timeout in the middle of a request too, not only between requests. A request that
+// announces a body and never sends it once held its connection and goroutine for good (the
+// server reads the body before it answers, with no deadline): 300 such connections from one
+// client, which cost it nothing, held 300 goroutines and sockets while they stayed open.
+func TestHTTPStalledRequestsEnd(t *testing.T) {
+	f := start(t, func(_ *fixture, o *gateway.Options) { o.HTTPIdleTimeout = time.Second })
+	addr := strings.TrimPrefix(f.httpURL, "http://")
+	base := measure()
+	const conns = 300
+	for range conns {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n")
+	}
+	time.Sleep(200 * time.Millisecond)
+	held := measure()
+	t.Logf("%d stalled requests: %s (baseline %s)", conns, held, base)
+	u := settle(t, base, 20, 8<<20)
+	t.Logf("after the idle timeout: %s", u)
+}
+
 func TestShutdownDrainsAndReturns(t *testing.T) {
 	f := start(t)
 	c := f.connect(f.ssh, "admin", f.alice.login)
