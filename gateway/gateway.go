@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/charmbracelet/ssh"
@@ -190,7 +191,10 @@ func (g *Gateway) Listen() error {
 			return fail(fmt.Errorf("%s listen %s: %w", h.name, h.addr, err))
 		}
 		lns = append(lns, ln)
-		ln = progressListener{Listener: ln, idle: g.o.HTTPIdleTimeout}
+		ln = progressListener{Listener: ln, idle: g.o.HTTPIdleTimeout, max: g.limits.MaxHTTPConnections, open: new(atomic.Int64),
+			refused: func(remote net.Addr) {
+				g.refuse(&errLimit{limitMaxHTTPConnections, "too many HTTP connections"}, remote)
+			}}
 		g.http = append(g.http, &httpListener{name: h.name, ln: ln, srv: g.newHTTPServer(h.handler)})
 	}
 	g.started = true

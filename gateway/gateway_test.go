@@ -8,11 +8,13 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/portico-sh/portico/internal/sshtest"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -752,6 +754,54 @@ func TestHTTPStalledRequestsEnd(t *testing.T) {
 	t.Logf("%d stalled requests: %s (baseline %s)", conns, held, base)
 	u := settle(t, base, 20, 8<<20)
 	t.Logf("after the idle timeout: %s", u)
+}
+
+// TestHTTPConnectionsAreBounded: an HTTP listener holds at most its bound of connections;
+// past it, a new one is closed at once (and counted), and once some close, new ones are
+// served again. Without a bound, one client could open connections until the process ran out
+// of file descriptors, which SSH needs too.
+func TestHTTPConnectionsAreBounded(t *testing.T) {
+	const most = 40
+	f := start(t, withLimits(func(l *gateway.Limits) { l.MaxHTTPConnections = most }))
+	addr := strings.TrimPrefix(f.httpURL, "http://")
+	var held []net.Conn
+	for range most {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET /healthz HTTP/1.1\r\n") // and the rest never
+		held = append(held, conn)
+	}
+	time.Sleep(100 * time.Millisecond) // accepted, each
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection %d past the bound of %d: read %d bytes, %v; want it closed at once", most+1, most, n, err)
+	}
+	for _, c := range held[:5] {
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(f.httpURL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request served after connections under the bound closed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := f.metric(`portico_limit_refusals_total{limit="max_http_connections"}`); n < 1 {
+		t.Errorf("portico_limit_refusals_total{limit=\"max_http_connections\"} = %d, want at least 1", n)
+	}
 }
 
 func TestShutdownDrainsAndReturns(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -68,7 +69,7 @@ func tcpPair(t *testing.T, idle time.Duration) (*progressConn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := progressListener{Listener: ln, idle: idle}.Accept()
+	server, err := progressListener{Listener: ln, idle: idle, open: new(atomic.Int64)}.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}

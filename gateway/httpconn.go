@@ -10,18 +10,36 @@ import (
 	"time"
 )
 
-// progressListener hands out progressConns.
+// progressListener hands out progressConns, at most max at once (0: no bound). Past it, a
+// connection is closed as soon as it is accepted, and refused is told: HTTP connections cost a
+// file descriptor each, shared with SSH, and without a bound one client could take them all.
 type progressListener struct {
 	net.Listener
-	idle time.Duration
+	idle    time.Duration
+	max     int
+	open    *atomic.Int64
+	refused func(remote net.Addr)
 }
 
 func (l progressListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.max <= 0 {
+			return newProgressConn(c, l.idle, nil), nil
+		}
+		if l.open.Add(1) > int64(l.max) {
+			l.open.Add(-1)
+			c.Close()
+			if l.refused != nil {
+				l.refused(c.RemoteAddr())
+			}
+			continue
+		}
+		return newProgressConn(c, l.idle, func() { l.open.Add(-1) }), nil
 	}
-	return newProgressConn(c, l.idle), nil
 }
 
 // progressConn is an HTTP connection that fails a read or write that has waited idle while
@@ -39,12 +57,27 @@ type progressConn struct {
 	mu      sync.Mutex // orders the deadlines set on Conn
 	readDL  time.Time  // the read deadline net/http asked for; zero: none
 	writeDL time.Time  // the write deadline net/http asked for; zero: none
+
+	closeOnce sync.Once
+	release   func() // gives the listener's slot back; nil: none
 }
 
-func newProgressConn(c net.Conn, idle time.Duration) *progressConn {
-	p := &progressConn{Conn: c, idle: idle}
+func newProgressConn(c net.Conn, idle time.Duration, release func()) *progressConn {
+	p := &progressConn{Conn: c, idle: idle, release: release}
 	p.moved()
 	return p
+}
+
+// Close closes the connection and gives its slot back, once; net/http or whoever hijacked
+// it closes it.
+func (c *progressConn) Close() error {
+	err := c.Conn.Close()
+	c.closeOnce.Do(func() {
+		if c.release != nil {
+			c.release()
+		}
+	})
+	return err
 }
 
 func (c *progressConn) moved() { c.last.Store(time.Now().UnixNano()) }

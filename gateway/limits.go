@@ -34,6 +34,9 @@ type Limits struct {
 	MaxConnections int
 	// MaxChannels is how many channels clients may have open at once, over all connections.
 	MaxChannels int
+	// MaxHTTPConnections is how many connections each HTTP listener (the public one, the
+	// metrics one) holds at once; past it, new ones are closed at once.
+	MaxHTTPConnections int
 	// Penalty refuses addresses that keep failing to log in, as sshd's PerSourcePenalties.
 	Penalty Penalty
 	// Exempt lists the addresses that the per-source limits and penalties never count.
@@ -78,6 +81,7 @@ func DefaultLimits() Limits {
 		PerSourceMaxConnections: 200,
 		MaxConnections:          DefaultMaxConnections,
 		MaxChannels:             DefaultMaxChannels,
+		MaxHTTPConnections:      DefaultMaxHTTPConnections,
 		Penalty:                 DefaultPenalty(),
 		SignupIdleTimeout:       DefaultSignupIdleTimeout,
 	}
@@ -85,9 +89,11 @@ func DefaultLimits() Limits {
 
 // Defaults of the gateway's own global bounds.
 const (
-	DefaultMaxConnections    = 4096
-	DefaultMaxChannels       = 512
-	DefaultSignupIdleTimeout = 10 * time.Minute
+	DefaultMaxConnections = 4096
+	DefaultMaxChannels    = 512
+	// DefaultMaxHTTPConnections is nginx's 1024 worker connections on 4 cores.
+	DefaultMaxHTTPConnections = 4096
+	DefaultSignupIdleTimeout  = 10 * time.Minute
 )
 
 // DefaultPenalty is sshd's PerSourcePenalties default.
@@ -177,10 +183,11 @@ const (
 	limitSessions             limitName = "sessions_per_connection"
 	limitForwarded            limitName = "forwarded_channels_per_connection"
 	limitSignupIdle           limitName = "signup_idle_timeout"
+	limitMaxHTTPConnections   limitName = "max_http_connections"
 )
 
 var limitNames = []limitName{limitMaxStartups, limitPerSourceStartups, limitPenalty, limitPerSourceConnections,
-	limitMaxConnections, limitMaxChannels, limitSessions, limitForwarded, limitSignupIdle}
+	limitMaxConnections, limitMaxChannels, limitSessions, limitForwarded, limitSignupIdle, limitMaxHTTPConnections}
 
 // errLimit is a refusal by a limit: what the client is told.
 type errLimit struct {
