@@ -25,6 +25,9 @@ type Store interface {
 type Options struct {
 	SignupsOpen bool             // unregistered keys may sign up (admin service only)
 	Now         func() time.Time // nil: time.Now
+	// Admin is the command that reaches this server's admin service, for refusals that point
+	// there ("ssh -p 2222 admin@example.com"); empty: "ssh admin@HOST".
+	Admin string
 }
 
 // Authenticator decides public-key authentications. It keeps no state between calls: each
@@ -33,6 +36,7 @@ type Authenticator struct {
 	store       Store
 	signupsOpen bool
 	now         func() time.Time
+	admin       string // the command that reaches the admin service, for refusals
 }
 
 // New returns an Authenticator that reads keys, accounts and revocations from store.
@@ -41,7 +45,11 @@ func New(store Store, opts Options) *Authenticator {
 	if now == nil {
 		now = time.Now
 	}
-	return &Authenticator{store: store, signupsOpen: opts.SignupsOpen, now: now}
+	admin := opts.Admin
+	if admin == "" {
+		admin = "ssh admin@HOST"
+	}
+	return &Authenticator{store: store, signupsOpen: opts.SignupsOpen, now: now, admin: admin}
 }
 
 // Attempt is one public-key authentication to decide.
@@ -49,6 +57,11 @@ type Attempt struct {
 	Key        gossh.PublicKey // plain key or *gossh.Certificate, as presented
 	Service    Service         // the service the connection asks for (already resolved by the router)
 	RemoteAddr net.Addr
+	// LoginOnly judges a plain key as a login key only, with no sign-up or claim grant, and
+	// refuses it quietly (no banner) when it is none: a certificate was refused on this
+	// connection after its key signed, and the key behind it, which OpenSSH offers next, must
+	// not turn that refusal into a sign-up prompt. Live access judges open connections so too.
+	LoginOnly bool
 }
 
 // Authenticate returns the Grant, or an error: a *Refusal for every refusal (typed Reason and
@@ -129,6 +142,10 @@ func (a *Authenticator) unregistered(ctx context.Context, at Attempt, fp string)
 	if err != nil {
 		return Grant{}, fmt.Errorf("auth: looking up pending key %s: %w", fp, err)
 	}
+	if at.LoginOnly {
+		return Grant{}, &Refusal{Reason: ReasonNotRegistered, Quiet: true,
+			Message: fmt.Sprintf("key %s is not registered as a login key", fp)}
+	}
 	if at.Service == Admin && (pending || a.signupsOpen) {
 		method := MethodSignup
 		if pending {
@@ -148,9 +165,9 @@ func (a *Authenticator) unregistered(ctx context.Context, at Attempt, fp string)
 	var msg string
 	switch {
 	case pending:
-		msg = fmt.Sprintf("key %s is not registered yet: it waits to be claimed; run the claim command you were given (ssh admin@HOST keys claim CODE)", fp)
+		msg = fmt.Sprintf("key %s is not registered yet: it waits to be claimed; run the claim command you were given (%s keys claim CODE)", fp, a.admin)
 	case a.signupsOpen:
-		msg = fmt.Sprintf("key %s is not registered: sign up first with the admin service (ssh admin@HOST register NAME)", fp)
+		msg = fmt.Sprintf("key %s is not registered: sign up first with the admin service (%s register NAME)", fp, a.admin)
 	default:
 		msg = fmt.Sprintf("key %s is not registered, and signups are closed", fp)
 	}

@@ -36,6 +36,7 @@ func (g *Gateway) admit(ctx ssh.Context, conn net.Conn) net.Conn {
 	}
 	act := &activity{close: conn.Close}
 	ctx.SetValue(clientKey{}, c)
+	ctx.SetValue(connStateKey{}, newConnState(conn))
 	ctx.SetValue(activityKey{}, act)
 	grace := time.AfterFunc(g.o.LoginGraceTime, func() {
 		c.graceOverrun()
@@ -47,8 +48,21 @@ func (g *Gateway) admit(ctx ssh.Context, conn net.Conn) net.Conn {
 		act.stop()
 		c.close()
 	})
-	return conn
+	if g.o.Ciphers != nil {
+		return conn
+	}
+	// The client's KEXINIT picks the ciphers offered (see kexpeek.go). It is read here, after
+	// admission, so that a client that stalls holds its startup slot meanwhile.
+	peeked, kex, err := peekKEXInit(conn, g.sshVersion, kexPeekTimeout)
+	if err != nil {
+		return nil
+	}
+	ctx.SetValue(ciphersKey{}, ciphersFor(kex))
+	return peeked
 }
+
+// ciphersKey holds the ciphers chosen for a connection ([]string) in its context.
+type ciphersKey struct{}
 
 // refusalDrain bounds how long a refused connection is read from before it is closed.
 const refusalDrain = 20 * time.Millisecond

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,8 @@ type Store interface {
 	AddSuppressedAccess(ctx context.Context, e db.AccessEntry) error
 	PruneAccess(ctx context.Context, before time.Time) (int64, error)
 	TouchKey(ctx context.Context, keyID int64, at time.Time) error
+	// AccessVersions reads the accounts' access versions, for live access.
+	AccessVersions(ctx context.Context, accountIDs []int64) (map[int64]int64, error)
 	Ping(ctx context.Context) error
 }
 
@@ -55,6 +58,12 @@ type Options struct {
 	Auth    Authenticator
 	Router  *services.Router
 	HostKey gossh.Signer
+	// HostCert, when set, is presented to clients that ask for host certificates, beside the
+	// plain host key.
+	HostCert *HostCertificate
+	// Ciphers, when set, is the fixed list of SSH ciphers offered to every client; nil: chosen
+	// per connection from the client's KEXINIT (AES-GCM alone when it offers it).
+	Ciphers []string
 
 	SSH         []Listener // SSH listen addresses, each optionally bound to a service
 	HTTPAddr    string     // HTTP listen address (sites, /healthz); empty: no HTTP server
@@ -82,6 +91,10 @@ type Gateway struct {
 	admission *admission
 	refusals  refusalLog
 	denied    deniedRows
+
+	sshVersion string // the server's SSH version line, without CR LF
+	live       *liveAccess
+	sessions   sessionSet // every open session, to tell them at shutdown
 
 	// terminals holds each session's terminal as it was when its shell, exec or subsystem
 	// request was accepted, until the session's handler takes it (see snapshotTerminal).
@@ -143,11 +156,15 @@ func New(o Options) (*Gateway, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	g := &Gateway{o: o, log: o.Logger, limits: DefaultLimits()}
+	if o.HostCert != nil && !bytes.Equal(o.HostCert.Cert.Key.Marshal(), o.HostKey.PublicKey().Marshal()) {
+		return nil, errors.New("gateway: the host certificate is not of the host key")
+	}
+	g := &Gateway{o: o, log: o.Logger, limits: DefaultLimits(), sshVersion: sshVersion(o.Version)}
 	if o.Limits != nil {
 		g.limits = *o.Limits
 	}
 	g.admission = newAdmission(g.limits, o.Now)
+	g.live = newLiveAccess(o.Auth, o.Store, o.Logger, o.Now)
 	g.metrics = newMetrics(g.admission.counts)
 	return g, nil
 }
@@ -281,6 +298,9 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		defer close(pruned)
 		g.pruneAccessLog(pruneCtx)
 	}()
+	liveCtx, stopLive := context.WithCancel(context.Background())
+	defer stopLive()
+	go g.live.run(liveCtx)
 	flushCtx, stopFlush := context.WithCancel(context.Background())
 	flushed := make(chan struct{})
 	go func() {
@@ -306,6 +326,7 @@ func (g *Gateway) shutdown() {
 	g.log.Info("shutting down", "drain_timeout", g.o.DrainTimeout.String())
 	ctx, cancel := context.WithTimeout(context.Background(), g.o.DrainTimeout)
 	defer cancel()
+	g.tellShutdown()
 	var wg sync.WaitGroup
 	for _, l := range g.ssh {
 		wg.Go(func() {
@@ -324,6 +345,27 @@ func (g *Gateway) shutdown() {
 	}
 	wg.Wait()
 	g.log.Info("stopped")
+}
+
+// shutdownReason is what open sessions are told when the server stops.
+const shutdownReason = "server is shutting down"
+
+// tellShutdown tells every open session that the server is shutting down: a terminal session
+// (the TUI, a shell) cannot drain by itself, so it is ended now and says why once its service
+// has stopped; the others are told on stderr and may finish within the drain timeout.
+func (g *Gateway) tellShutdown() {
+	deadline := time.Now().Add(endGrace)
+	var wg sync.WaitGroup
+	for _, sc := range g.sessions.all() {
+		wg.Go(func() {
+			if sc.interactive() {
+				sc.end(shutdownReason, deadline)
+			} else {
+				sc.tell(shutdownReason, deadline)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // pruneAccessLog deletes access-log entries older than the retention now and every hour

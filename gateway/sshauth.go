@@ -33,7 +33,12 @@ var errNoneAuth = errors.New("portico: authenticate with a public key")
 // serverConfig is the per-connection x/crypto configuration. Public keys are the only method:
 // no password or keyboard-interactive callback is set, and "none" is refused.
 func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.ServerConfig {
+	ciphers := g.o.Ciphers
+	if chosen, ok := ctx.Value(ciphersKey{}).([]string); ok {
+		ciphers = chosen
+	}
 	return &gossh.ServerConfig{
+		Config:                  gossh.Config{Ciphers: ciphers},
 		MaxAuthTries:            g.o.MaxAuthTries,
 		PublicKeyAuthAlgorithms: auth.SignatureAlgorithms,
 		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {
@@ -59,10 +64,11 @@ func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.Serve
 		},
 		VerifiedPublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
 			c, ok := clientOf(ctx)
-			if !ok {
+			cs, ok2 := connStateOf(ctx)
+			if !ok || !ok2 {
 				return nil, errors.New("portico: connection not admitted")
 			}
-			p, err := g.verified(bound, c, conn, key)
+			p, err := g.verified(ctx, bound, c, cs, conn, key)
 			if err != nil {
 				return nil, err
 			}
@@ -80,7 +86,7 @@ func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.Serve
 // verified acts for a key whose signature verified: within the connection limits, it asks
 // auth to decide the attempt for the service the SSH user routes to, writes the access log,
 // touches the key, counts the decision and answers x/crypto.
-func (g *Gateway) verified(bound auth.Service, c *client, conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, cs *connState, conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
 	if err := c.authenticating(); err != nil {
 		g.refuse(err, conn.RemoteAddr())
 		return nil, &gossh.BannerError{Err: err, Message: "portico: " + err.Error() + "\r\n"}
@@ -88,7 +94,10 @@ func (g *Gateway) verified(bound auth.Service, c *client, conn gossh.ConnMetadat
 	service := g.o.Router.Route(bound, conn.User()).Name()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	grant, err := g.o.Auth.Authenticate(ctx, auth.Attempt{Key: key, Service: service, RemoteAddr: conn.RemoteAddr()})
+	_, isCert := key.(*gossh.Certificate)
+	attempt := auth.Attempt{Key: key, Service: service, RemoteAddr: conn.RemoteAddr(), LoginOnly: cs.hadRefusedCert()}
+	seen := g.live.generation()
+	grant, err := g.o.Auth.Authenticate(ctx, attempt)
 	now := g.o.Now()
 	method := methodOf(key)
 
@@ -108,6 +117,12 @@ func (g *Gateway) verified(bound auth.Service, c *client, conn gossh.ConnMetadat
 			}
 			g.log.Info("auth denied", "account", e.Account, "service", service, "method", method,
 				"identity", e.Identity, "key", e.KeyFingerprint, "remote", e.RemoteAddr, "reason", refusal.Reason)
+		}
+		if isCert {
+			cs.refusedCert()
+		}
+		if refusal.Quiet {
+			return nil, refusal
 		}
 		return nil, &gossh.BannerError{Err: refusal, Message: "portico: " + refusal.Message + "\r\n"}
 	}
@@ -129,6 +144,13 @@ func (g *Gateway) verified(bound auth.Service, c *client, conn gossh.ConnMetadat
 		if err := g.o.Store.TouchKey(ctx, grant.KeyID, now); err != nil {
 			g.log.Warn("recording the key's last use failed", "err", err, "account", grant.Account)
 		}
+	}
+	if !grant.IsSignup() && grant.AccountID != 0 {
+		// Live access: the connection ends when its grounds do.
+		again := attempt
+		again.LoginOnly = true // a login key removed since is no sign-up
+		remove := g.live.add(again, grant, seen, cs.end)
+		context.AfterFunc(connCtx, remove)
 	}
 	g.metrics.authDecisions.WithLabelValues(string(grant.Service), string(grant.Method), "allowed").Inc()
 	if logged {

@@ -25,6 +25,9 @@ func (discardStore) AddSuppressedAccess(context.Context, db.AccessEntry) error {
 func (discardStore) PruneAccess(context.Context, time.Time) (int64, error)     { return 0, nil }
 func (discardStore) TouchKey(context.Context, int64, time.Time) error          { return nil }
 func (discardStore) Ping(context.Context) error                                { return nil }
+func (discardStore) AccessVersions(context.Context, []int64) (map[int64]int64, error) {
+	return map[int64]int64{}, nil
+}
 
 // recordingAuth refuses every key and records the last attempt.
 type recordingAuth struct{ last auth.Attempt }
@@ -73,7 +76,7 @@ func TestDecisionIsForTheRoutedService(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g.verified(tt.bound, c, connMeta{user: tt.user}, signer.PublicKey())
+		g.verified(nil, tt.bound, c, newConnState(nil), connMeta{user: tt.user}, signer.PublicKey())
 		c.close()
 		if a.last.Service != tt.want || a.last.Key == nil {
 			t.Errorf("listener %q, user %q: decided for %q, want %q", tt.bound, tt.user, a.last.Service, tt.want)

@@ -27,13 +27,13 @@ const agentRequest = "auth-agent-req@openssh.com"
 // newSSHServer makes the SSH server of one listener; bound is the service the listener is
 // bound to, or empty.
 func (g *Gateway) newSSHServer(bound auth.Service) *ssh.Server {
-	version := "portico"
-	if v := softwareVersion(g.o.Version); v != "" {
-		version += "_" + v
+	signers := []ssh.Signer{g.o.HostKey}
+	if g.o.HostCert != nil {
+		signers = append(signers, g.o.HostCert.Signer)
 	}
 	return &ssh.Server{
-		Version:      version,
-		HostSigners:  []ssh.Signer{g.o.HostKey},
+		Version:      strings.TrimPrefix(g.sshVersion, "SSH-2.0-"),
+		HostSigners:  signers,
 		Handler:      g.serveSession,
 		ConnCallback: g.admit,
 		ServerConfigCallback: func(ctx ssh.Context) *gossh.ServerConfig {
@@ -72,8 +72,13 @@ func (g *Gateway) serveSession(s ssh.Session) {
 		s.Exit(1)
 		return
 	}
+	var stop <-chan struct{}
+	if sc := begun.channel; sc != nil {
+		defer close(sc.handlerDone)
+		stop = sc.stop
+	}
 	svc := g.o.Router.Lookup(grant.Service)
-	sess := &services.Session{Session: startedSession{Session: s, term: term, ctx: newSessionContext(s.Context(), closed)}, Grant: grant}
+	sess := &services.Session{Session: startedSession{Session: s, term: term, ctx: newSessionContext(s.Context(), closed, stop)}, Grant: grant}
 	if grant.ForceCommand != "" {
 		cmd, err := shlex.Split(grant.ForceCommand, true)
 		if err != nil {
@@ -108,6 +113,14 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	log.Info("session start", "command", sess.RawCommand, "subsystem", sess.Subsystem, "pty", pty)
 	start := time.Now()
 	code := g.run(svc, sess, log)
+	if begun.channel != nil {
+		// The gateway ended the session (its access ended, or the server is shutting
+		// down): now that the service has stopped, say why.
+		if reason := begun.channel.endReason(); reason != "" {
+			fmt.Fprintf(s.Stderr(), "portico: %s\r\n", reason)
+			code = max(code, 1)
+		}
+	}
 	log.Info("session end", "status", code, "duration", time.Since(start).Round(time.Millisecond).String())
 	s.Exit(code)
 }
@@ -141,12 +154,28 @@ func (g *Gateway) serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, c
 		return
 	}
 	act, _ := ctx.Value(activityKey{}).(*activity)
-	sc := &sessionChannel{closed: make(chan struct{}), release: release, winch: make(chan ssh.Window, 1), activity: act}
+	sc := &sessionChannel{closed: make(chan struct{}), release: release, winch: make(chan ssh.Window, 1), activity: act,
+		connCtx: ctx, stop: make(chan struct{}), handlerDone: make(chan struct{})}
 	sc.refs.Store(1)
+	// Once accepted, the session is known to its connection and to the gateway, which may
+	// end it (live access, shutdown).
+	cs, _ := connStateOf(ctx)
+	accepted := func() {
+		if cs != nil {
+			cs.addSession(sc)
+		}
+		g.sessions.add(sc)
+	}
+	defer func() {
+		if cs != nil {
+			cs.removeSession(sc)
+		}
+		g.sessions.remove(sc)
+	}()
 	// DefaultSessionHandler returns when the channel's requests end: the client closed the
 	// channel or the connection ended. The handler may still be running; it holds the slot
 	// until it returns.
-	ssh.DefaultSessionHandler(srv, conn, agentlessChannel{ch, sc}, ctx)
+	ssh.DefaultSessionHandler(srv, conn, agentlessChannel{ch, sc, accepted}, ctx)
 	sc.unref()
 }
 
@@ -172,6 +201,79 @@ type sessionChannel struct {
 	size *ssh.Window
 	// activity learns of every read of the client's input.
 	activity *activity
+
+	connCtx     ssh.Context   // the connection's context, for its grant
+	stop        chan struct{} // closed when the gateway ends the session
+	handlerDone chan struct{} // closed when the session's handler has returned
+
+	mu       sync.Mutex
+	started  bool   // its handler was started
+	terminal bool   // with a terminal
+	ending   bool   // the gateway is ending it
+	reason   string // why the gateway ended it
+}
+
+// begin reports whether the session's handler may start, and records that it does: not once
+// the gateway is ending the session.
+func (c *sessionChannel) begin(terminal bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ending {
+		return false
+	}
+	c.started, c.terminal = true, terminal
+	return true
+}
+
+// interactive reports whether the session runs with a terminal.
+func (c *sessionChannel) interactive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.started && c.terminal
+}
+
+// endReason is why the gateway ended the session, or empty.
+func (c *sessionChannel) endReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// end ends the session for reason: a running service is stopped, and its handler says why once
+// it has returned (waited for until deadline); a session whose service has not started is
+// told at once.
+func (c *sessionChannel) end(reason string, deadline time.Time) {
+	c.mu.Lock()
+	if c.ending {
+		c.mu.Unlock()
+		return
+	}
+	c.ending, c.reason = true, reason
+	started := c.started
+	c.mu.Unlock()
+	close(c.stop)
+	if started {
+		select {
+		case <-c.handlerDone:
+		case <-time.After(time.Until(deadline)):
+		}
+		return
+	}
+	c.tell(reason, deadline)
+}
+
+// tell writes "portico: reason" on the session's stderr, waiting for the client's window
+// until deadline at most.
+func (c *sessionChannel) tell(reason string, deadline time.Time) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Stderr().Write([]byte("portico: " + reason + "\r\n"))
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Until(deadline)):
+	}
 }
 
 // Read is the session's stdin, as its service reads it.
@@ -226,12 +328,13 @@ type sessionContext struct {
 	done chan struct{}
 }
 
-func newSessionContext(conn ssh.Context, closed <-chan struct{}) sessionContext {
+func newSessionContext(conn ssh.Context, closed, stop <-chan struct{}) sessionContext {
 	c := sessionContext{Context: conn, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		select {
 		case <-closed:
+		case <-stop:
 		case <-conn.Done():
 		}
 	}()
@@ -266,7 +369,8 @@ const (
 
 type agentlessChannel struct {
 	gossh.NewChannel
-	sc *sessionChannel
+	sc       *sessionChannel
+	accepted func()
 }
 
 func (c agentlessChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
@@ -275,6 +379,7 @@ func (c agentlessChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error)
 		return ch, reqs, err
 	}
 	c.sc.Channel = ch
+	c.accepted()
 	out := make(chan *gossh.Request)
 	go func() {
 		defer close(c.sc.closed)
@@ -296,6 +401,7 @@ type sessionRequests struct {
 	sc                *sessionChannel
 	envVars, envBytes int
 	terminal, started bool        // a pty-req came; a shell, exec or subsystem request came
+	toldNoPTY         bool        // the client was told its grant permits no terminal
 	size              *ssh.Window // the terminal's size, from its pty-req and window changes
 }
 
@@ -321,6 +427,10 @@ func (r *sessionRequests) pass(req *gossh.Request) bool {
 		if !r.terminal && !r.started && gossh.Unmarshal(req.Payload, &p) == nil {
 			r.size = &ssh.Window{Width: int(p.Columns), Height: int(p.Rows), WidthPixels: int(p.WidthPx), HeightPixels: int(p.HeightPx)}
 		}
+		if grant, ok := grantFrom(r.sc.connCtx); ok && !grant.Permits.PTY {
+			r.refuseTerminal(req)
+			return false
+		}
 		r.terminal = true
 	case "window-change":
 		req.Reply(r.resize(req.Payload), nil)
@@ -333,6 +443,22 @@ func (r *sessionRequests) pass(req *gossh.Request) bool {
 		r.started = true
 	}
 	return true
+}
+
+// ptyRefusalPause is how long the gateway waits between saying why a terminal is refused and
+// refusing it: OpenSSH, asked for a terminal with -t, ends the session as soon as the refusal
+// comes, and drops stderr it has received but not yet printed.
+const ptyRefusalPause = 200 * time.Millisecond
+
+// refuseTerminal refuses a pty request of a grant without permit-pty, saying why on the
+// session's stderr first (once); OpenSSH itself prints only "PTY allocation request failed".
+func (r *sessionRequests) refuseTerminal(req *gossh.Request) {
+	if !r.toldNoPTY {
+		r.toldNoPTY = true
+		r.sc.Stderr().Write([]byte("portico: this certificate does not permit a terminal (it lacks permit-pty)\r\n"))
+		time.Sleep(ptyRefusalPause)
+	}
+	req.Reply(false, nil)
 }
 
 // resize takes a window change: before the session starts it sets the terminal's size at the
@@ -383,6 +509,9 @@ func (g *Gateway) snapshotTerminal(s ssh.Session, _ string) bool {
 	p, _, ok := s.Pty()
 	start := sessionStart{term: terminal{pty: p, ok: ok}, channel: channelOf(s)}
 	if sc := start.channel; sc != nil {
+		if !sc.begin(ok) {
+			return false // the gateway is ending it
+		}
 		sc.refs.Add(1) // the handler, which starts once this returns true
 		if ok {
 			if sc.size != nil {
@@ -503,6 +632,15 @@ func (g *Gateway) forwarding(ctx ssh.Context) (*services.Conn, services.Service,
 		return nil, nil, false
 	}
 	return &services.Conn{Ctx: ctx, Grant: grant, SSH: conn}, g.o.Router.Lookup(grant.Service), true
+}
+
+// sshVersion is the server's SSH version line for software version v: SSH-2.0-portico_v.
+func sshVersion(v string) string {
+	version := "SSH-2.0-portico"
+	if v := softwareVersion(v); v != "" {
+		version += "_" + v
+	}
+	return version
 }
 
 // softwareVersion makes v fit the SSH version string (RFC 4253 §4.2: printable ASCII, no

@@ -35,6 +35,8 @@ type settings struct {
 	publicHTTP    string
 	publicSSH     string
 	signupRate    string
+	sshCiphers    string
+	hostCert      string
 
 	// Limits (README "Limits").
 	metricsListen           string
@@ -67,6 +69,8 @@ var (
 		{"domain", "PORTICO_DOMAIN", "localhost", "public host name used in URLs and recipes", func(s *settings) *string { return &s.domain }},
 		{"public-http", "PORTICO_PUBLIC_HTTP", "", "scheme, host and port of printed site and tunnel URLs (empty: http://DOMAIN:HTTP-PORT)", func(s *settings) *string { return &s.publicHTTP }},
 		{"public-ssh", "PORTICO_PUBLIC_SSH", "", "host and port in printed ssh, rsync and scp recipes (empty: DOMAIN:SSH-PORT)", func(s *settings) *string { return &s.publicSSH }},
+		{"host-cert", "PORTICO_HOST_CERT", "", "an OpenSSH host certificate of the host key (ssh-keygen -s HOSTCA -h), presented to clients", func(s *settings) *string { return &s.hostCert }},
+		{"ssh-ciphers", "PORTICO_SSH_CIPHERS", "", "a fixed comma list of SSH ciphers to offer (empty: AES-GCM alone to clients that offer it, all to the others)", func(s *settings) *string { return &s.sshCiphers }},
 		{"signups", "PORTICO_SIGNUPS", "open", "whether unregistered keys may register: open or closed", func(s *settings) *string { return &s.signups }},
 		{"signup-rate", "PORTICO_SIGNUP_RATE", ops.DefaultSignupRate, "sign-ups per source address (IPv6: per /64): N/s, N/m, N/h, N/d, N/DURATION, or off", func(s *settings) *string { return &s.signupRate }},
 		{"access-log-days", "PORTICO_ACCESS_LOG_DAYS", "90", "days the access log is kept", func(s *settings) *string { return &s.accessLogDays }},
@@ -149,6 +153,7 @@ type serveConfig struct {
 	signupRate   ops.SignupRate
 	limits       gateway.Limits
 	metricsAddr  string
+	ciphers      []string
 }
 
 func (s *settings) serveConfig() (serveConfig, error) {
@@ -194,6 +199,9 @@ func (s *settings) serveConfig() (serveConfig, error) {
 		c.pipe.MaxReaders = -1 // off: no cap
 	}
 	if c.limits, err = s.limits(); err != nil {
+		return c, err
+	}
+	if c.ciphers, err = gateway.ParseCiphers(s.sshCiphers); err != nil {
 		return c, err
 	}
 	if c.metricsAddr = s.metricsListen; c.metricsAddr == "off" {

@@ -18,6 +18,9 @@ type Config struct {
 	SSHPort     int        // port users ssh to; 22 leaves -p out of the commands shown
 	SignupsOpen bool       // whether an unregistered key may register an account
 	SignupRate  SignupRate // sign-ups per source address (PORTICO_SIGNUP_RATE); zero: no limit
+	// KnownHostsLine is the known_hosts line that trusts this server's host certificate
+	// (`@cert-authority ...`); empty when it presents none.
+	KnownHostsLine string
 	// AccountHooks remove what services keep for an account outside the database tables that
 	// cascade with it, when it is deleted.
 	AccountHooks []AccountHook
