@@ -520,3 +520,38 @@ func TestOneAddressCannotTakeEveryChannel(t *testing.T) {
 		t.Errorf("%d refusals counted, want %d", n, 40-opened)
 	}
 }
+
+// TestResetConnectionsLeaveNoStartup: a client that connects and resets at once (before the
+// server's version line is written) takes a startup slot, which it must give back. The write
+// of the version line failed, and the connection was dropped with its slot still counted: 20
+// such connections shut their address out for good, and 1000 (MaxStartups' full) every client.
+func TestResetConnectionsLeaveNoStartup(t *testing.T) {
+	f := start(t, withLimits(func(l *gateway.Limits) { l.Penalty = gateway.Penalty{} }))
+	for range 40 {
+		conn, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, resolveTCP(t, f.ssh))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetLinger(0) // close with a reset
+		conn.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.metric("portico_ssh_unauthenticated_connections") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d unauthenticated connections still counted 5 s after 40 reset ones", f.metric("portico_ssh_unauthenticated_connections"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if d := f.dialFrom("127.0.0.2", f.ssh, "pgs", gossh.PublicKeys(f.alice.login)); d.err != nil {
+		t.Fatalf("a login from the address after its reset connections: %v (banner %q)", d.err, d.banner)
+	}
+}
+
+func resolveTCP(t *testing.T, addr string) *net.TCPAddr {
+	t.Helper()
+	a, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
