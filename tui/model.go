@@ -52,7 +52,8 @@ type Model struct {
 	loadedAt  time.Time     // when a page last loaded on a key press
 	minReload time.Duration // the shortest time between two such loads, and between two changes
 	reloadDue bool          // a deferred load is on its way (reloadMsg)
-	actedAt   time.Time     // when a key last changed something (see act)
+	acts      float64       // changes keys may make now (see act)
+	actsAt    time.Time     // when acts was last topped up
 
 	gone string // set once the account is deleted: all there is left to show
 }
@@ -187,21 +188,34 @@ func (m *Model) reload() tea.Cmd {
 	return tea.Tick(wait, func(time.Time) tea.Msg { return reloadMsg{} })
 }
 
-// errTooFast refuses a change asked for less than minReload after the last one.
+// errTooFast refuses a change asked for past actBurst within a few minReloads.
 var errTooFast = errors.New("too fast: wait a moment, then press the key again")
 
+// actBurst is how many changes keys may make at once; then one per minReload.
+const actBurst = 4
+
 // act reports whether a key may change something now (sign up, claim, add or remove a key or
-// a revocation, delete the account): at most one change per minReload, however fast keys
-// come, as for loads. Otherwise the status line says so and nothing changes; the key can be
-// pressed again. Each change queries the store and reloads a page: a run of "dy" on the keys
-// page (remove? yes) once cost a removal and a query per pair, 24 kB 8 s of CPU, and
+// a revocation, delete the account): actBurst at once, then one per minReload, however fast
+// keys come, as for loads. Otherwise the status line says so and nothing changes; the key can
+// be pressed again. Each change queries the store and reloads a page: a run of "dy" on the
+// keys page (remove? yes) once cost a removal and a query per pair, 24 kB 8 s of CPU, and
 // Enter on the sign-up form a sign-up attempt per key.
 func (m *Model) act() bool {
-	if time.Since(m.actedAt) < m.minReload {
+	if m.minReload <= 0 {
+		return true
+	}
+	now := time.Now()
+	if m.actsAt.IsZero() {
+		m.acts = actBurst
+	} else {
+		m.acts = min(actBurst, m.acts+float64(now.Sub(m.actsAt))/float64(m.minReload))
+	}
+	m.actsAt = now
+	if m.acts < 1 {
 		m.fail(errTooFast)
 		return false
 	}
-	m.actedAt = time.Now()
+	m.acts--
 	return true
 }
 
