@@ -223,3 +223,65 @@ func FuzzTUIInput(f *testing.F) {
 		}
 	})
 }
+
+// TestResizes: window changes reach the TUI at most one per interval, the latest of those that
+// came meanwhile, and the last one always.
+func TestResizes(t *testing.T) {
+	changes := make(chan ssh.Window)
+	var got []ssh.Window
+	done := make(chan struct{})
+	const every = 20 * time.Millisecond
+	go func() {
+		defer close(done)
+		resizes(context.Background(), changes, every, func(w ssh.Window) { got = append(got, w) })
+	}()
+	begin := time.Now()
+	for i := 1; i <= 2000; i++ {
+		changes <- ssh.Window{Width: i, Height: 24}
+	}
+	time.Sleep(2 * every) // the last one goes out once the interval has passed
+	took := time.Since(begin)
+	close(changes)
+	<-done
+	if most := 2 + int(took/every); len(got) > most {
+		t.Errorf("2000 window changes in %v: %d sizes given, want at most %d", took, len(got), most)
+	}
+	if len(got) == 0 || got[len(got)-1].Width != 2000 {
+		t.Errorf("the last size given is %v, want the last window change (width 2000)", got[len(got)-1:])
+	}
+}
+
+// TestWindowChangeFloodCostsLittle: a client that sends window changes as fast as it can
+// costs the TUI a render per interval, not per change: 45,000 in 2 s once kept a core busy.
+// (The sender here costs CPU too: it is paced.)
+func TestWindowChangeFloodCostsLittle(t *testing.T) {
+	o, _ := opstest.New(t)
+	key := opstest.Key(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &inputSession{
+		ttySession: ttySession{fakeSession: fakeSession{key: key}, winch: make(chan ssh.Window)},
+		ctx:        ctx,
+		in:         bytes.NewReader(nil),
+		drained:    make(chan struct{}),
+	}
+	done := make(chan int, 1)
+	go func() { done <- New(o).Serve(&services.Session{Session: f, Grant: opstest.SignupGrant(key)}) }()
+	<-f.drained
+	const window = 2 * time.Second
+	before := cpuTime(t)
+	n := 0
+	for stop := time.Now().Add(window); time.Now().Before(stop); n++ {
+		f.winch <- ssh.Window{Width: 80 + n%2, Height: 24}
+		if n%100 == 99 {
+			time.Sleep(5 * time.Millisecond) // up to 20,000 a second, about what SSH carries
+		}
+	}
+	used := cpuTime(t) - before
+	cancel()
+	<-done
+	t.Logf("%d window changes in %v: %v of CPU", n, window, used)
+	if used > window/4 {
+		t.Errorf("%d window changes cost %v of CPU in %v, want a fraction of that", n, used, window)
+	}
+}
