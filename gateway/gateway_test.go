@@ -804,6 +804,45 @@ func TestHTTPConnectionsAreBounded(t *testing.T) {
 	}
 }
 
+// TestRegrantedConnectionEndsWithItsKey: a session that takes a new grant for its key (the
+// TUI after a sign-up or a claim) puts its connection under live access with it: removing the
+// key ends the connection. The gateway watched only the grant a connection logged in with, so
+// a key claimed in the TUI kept the account's access after its removal.
+func TestRegrantedConnectionEndsWithItsKey(t *testing.T) {
+	f := start(t)
+	key := sshtest.NewSigner(t)
+	c := f.connect(f.ssh, "admin", key) // a sign-up connection: the key is in no account yet
+	k, err := f.store.AddKey(t.Context(), f.alice.ID, newKey("tablet", db.KindLogin, key.PublicKey(), ""))
+	if err != nil { // as a claim in the session would
+		t.Fatal(err)
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr sshtest.SyncBuffer
+	s.Stderr = &stderr
+	if err := s.Start("regrant"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "regranted"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the session did not take the grant: %q", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := f.store.RemoveKey(t.Context(), f.alice.ID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- c.Wait() }()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the connection still runs with alice's grant 5 s after its key was removed (stderr %q)", stderr.String())
+	}
+}
+
 func TestShutdownDrainsAndReturns(t *testing.T) {
 	f := start(t)
 	c := f.connect(f.ssh, "admin", f.alice.login)

@@ -56,6 +56,21 @@ type Model struct {
 	actsAt    time.Time     // when acts was last topped up
 
 	gone string // set once the account is deleted: all there is left to show
+
+	regranted func(auth.Grant) // told of a grant the connection gets in the TUI (OnRegrant)
+}
+
+// OnRegrant has f told when the connection gets a new grant in the TUI (a sign-up or a claim
+// makes the key an account's login key), so that the connection's access ends when that
+// grant's grounds do.
+func (m *Model) OnRegrant(f func(auth.Grant)) { m.regranted = f }
+
+// regrant makes g the grant of the TUI, and tells OnRegrant's function.
+func (m *Model) regrant(g auth.Grant) {
+	m.grant = g
+	if m.regranted != nil {
+		m.regranted(g)
+	}
 }
 
 // defaultMinReload is the shortest time between two loads that key presses cause (switching

@@ -99,6 +99,8 @@ func TestSignup(t *testing.T) {
 	opstest.Register(t, o, "alice", opstest.Key(t, 1))
 	key := opstest.Key(t, 2)
 	m := newModel(t, o, opstest.SignupGrant(key), key)
+	var regranted []auth.Grant
+	m.OnRegrant(func(g auth.Grant) { regranted = append(regranted, g) })
 	wantView(t, m, "Sign up", "This key is not registered yet", "Account name: ")
 
 	// Page keys are typed into the form, not taken as page switches or quitting.
@@ -121,6 +123,10 @@ func TestSignup(t *testing.T) {
 	wantView(t, m, "portico | bob", "Account", "Account name", "bob", "Login keys", "1",
 		"Account bob created; this key is its first login key, named \"ed25519-")
 	dontWantView(t, m, "Sign up", "error:")
+	// The connection is told of its new grant (for live access), once.
+	if len(regranted) != 1 || regranted[0].Account != "bob" || regranted[0].Method != auth.MethodKey {
+		t.Errorf("grants the connection was told of: %+v, want bob's login key", regranted)
+	}
 
 	// The new grant manages the account at once.
 	typeKeys(m, "2")
@@ -291,6 +297,8 @@ func TestClaimPrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newModel(t, o, g, desk)
+	var regranted []auth.Grant
+	m.OnRegrant(func(g auth.Grant) { regranted = append(regranted, g) })
 	wantView(t, m, "Claim this key", "waits to be claimed", "Claim code:   > ", "[enter] claim")
 	dontWantView(t, m, "Account name")
 
@@ -303,6 +311,9 @@ func TestClaimPrompt(t *testing.T) {
 	typeKeys(m, strings.ToLower(added.Claim.Code))
 	press(m, tea.KeyEnter)
 	wantView(t, m, "portico | alice", "Account name", "alice", `Key "desk" is now a login key of account alice.`)
+	if len(regranted) != 1 || regranted[0].Account != "alice" || regranted[0].Identity != "desk" {
+		t.Errorf("grants the connection was told of: %+v, want alice's key desk", regranted)
+	}
 	typeKeys(m, "2")
 	wantView(t, m, "desk", "active")
 }

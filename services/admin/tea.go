@@ -21,6 +21,9 @@ import (
 func (a *service) serveTUI(s *services.Session, key gossh.PublicKey) int {
 	_, windowChanges, _ := s.Pty()
 	m := tui.New(s.Context(), a.ops, s.Grant, key, newRenderer(s.Session))
+	if s.Regrant != nil {
+		m.OnRegrant(s.Regrant)
+	}
 	opts := append(programIO(s.Session), tea.WithAltScreen(), tea.WithoutSignalHandler())
 	program := tea.NewProgram(m, opts...)
 
