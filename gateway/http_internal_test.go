@@ -96,9 +96,9 @@ func TestProgressConn(t *testing.T) {
 	t.Run("a write to a slow reader goes on", func(t *testing.T) {
 		s, c := tcpPair(t, idle)
 		go func() {
-			buf := make([]byte, 1<<20)
+			buf := make([]byte, 256<<10)
 			for {
-				time.Sleep(idle / 3)
+				time.Sleep(idle / 10)
 				if _, err := c.Read(buf); err != nil {
 					return
 				}
@@ -109,7 +109,10 @@ func TestProgressConn(t *testing.T) {
 		if n, err := s.Write(big[:size]); err != nil || n != size {
 			t.Fatalf("write to a slow reader: %d of %d bytes, %v after %v", n, size, err, time.Since(begin))
 		}
-		t.Logf("%d MiB to a client reading 1 MiB every %v: %v", size>>20, idle/3, time.Since(begin))
+		t.Logf("%d MiB to a client reading 256 KiB every %v: %v", size>>20, idle/10, time.Since(begin))
+		if time.Since(begin) < idle {
+			t.Errorf("the write took %v, less than the idle time %v: it tests nothing", time.Since(begin), idle)
+		}
 	})
 
 	t.Run("a read waits while the response moves", func(t *testing.T) {
@@ -158,11 +161,13 @@ func TestProgressConn(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		s, c := tcpPair(t, idle)
+		s, c := tcpPair(t, 5*time.Second) // room for a busy machine: this part is not about time
 		got := make(chan []byte, 1)
 		go func() {
-			b, _ := io.ReadAll(c)
-			got <- b
+			var b bytes.Buffer
+			b.Grow(32 << 20)
+			io.Copy(&b, c)
+			got <- b.Bytes()
 		}()
 		const size = 20 << 20 // as http.ServeContent sends a range: a limit around the file
 		if n, err := s.ReadFrom(&io.LimitedReader{R: f, N: size}); n != size || err != nil {
