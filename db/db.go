@@ -149,6 +149,7 @@ type Store interface {
 	PendingKeys
 	AccountLifecycle
 	AccessVersions
+	AccessBatches
 	SuppressedAccess
 	Ping(ctx context.Context) error
 	Close() error
