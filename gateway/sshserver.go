@@ -79,6 +79,7 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	}
 	svc := g.o.Router.Lookup(grant.Service)
 	sess := &services.Session{Session: startedSession{Session: s, term: term, ctx: newSessionContext(s.Context(), closed, stop)}, Grant: grant}
+	sess.Regrant = func(ng auth.Grant) { g.watchRegrant(s, ng) }
 	if grant.ForceCommand != "" {
 		cmd, err := shlex.Split(grant.ForceCommand, true)
 		if err != nil {
@@ -123,6 +124,21 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	}
 	log.Info("session end", "status", code, "duration", time.Since(start).Round(time.Millisecond).String())
 	s.Exit(code)
+}
+
+// watchRegrant puts the connection of s under live access with grant ng, which a service had
+// auth give the session's key during the session (a sign-up or a claim in the TUI): the
+// gateway watched only the grant the connection logged in with, and a key claimed in the TUI
+// kept its account's access after the key was removed. It is judged again at once: what
+// grounds ng may have changed since auth gave it.
+func (g *Gateway) watchRegrant(s ssh.Session, ng auth.Grant) {
+	cs, ok := connStateOf(s.Context())
+	if !ok || ng.IsSignup() || ng.AccountID == 0 || s.PublicKey() == nil {
+		return
+	}
+	at := auth.Attempt{Key: s.PublicKey(), Service: ng.Service, RemoteAddr: s.RemoteAddr(), LoginOnly: true}
+	remove := g.live.add(at, ng, judgeNow, cs.end)
+	context.AfterFunc(s.Context(), remove)
 }
 
 // run calls svc.Serve, turning a panic into exit status 1 so one session cannot take the

@@ -87,6 +87,9 @@ func (p *sitesPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 			m.inform(fmt.Sprintf("Kept the live deploy of %s.", p.project))
 			return nil
 		}
+		if !m.act() {
+			return nil
+		}
 		id, err := m.sites.Rollback(m.ctx, m.grant, p.project, d.ID, io.Discard)
 		if err != nil {
 			m.fail(err)

@@ -154,7 +154,7 @@ func withLimitDefaults(s settings) settings {
 	}{
 		{&s.metricsListen, "127.0.0.1:9222"}, {&s.maxStartups, "100:30:1000"}, {&s.perSourceMaxStartups, "20"},
 		{&s.perSourceMaxConnections, "200"}, {&s.perSourcePenalty, "on"}, {&s.maxConnections, "4096"},
-		{&s.maxChannels, "512"}, {&s.pipeMaxReaders, "64"},
+		{&s.maxChannels, "512"}, {&s.maxHTTPConnections, "4096"}, {&s.pipeMaxReaders, "64"},
 		{&s.pgsKeep, "10"}, {&s.pgsQuota, "1GiB"}, {&s.pgsMaxFile, "100MiB"}, {&s.pgsMaxFiles, "50000"},
 	} {
 		switch *d.dst {
@@ -179,6 +179,7 @@ func TestLimitSettings(t *testing.T) {
 		t.Errorf("defaults: limits %+v, metrics %q, pipe readers %d", c.limits, c.metricsAddr, c.pipe.MaxReaders)
 	}
 	s.maxStartups, s.perSourceMaxStartups, s.perSourceMaxConnections, s.maxConnections, s.maxChannels = "off", "off", "off", "off", "off"
+	s.maxHTTPConnections = "off"
 	s.perSourcePenalty, s.perSourceExempt, s.metricsListen, s.pipeMaxReaders = "off", "127.0.0.0/8, ::1", "off", "3"
 	if c, err = s.serveConfig(); err != nil {
 		t.Fatal(err)

@@ -52,6 +52,7 @@ type settings struct {
 	perSourceExempt         string
 	maxConnections          string
 	maxChannels             string
+	maxHTTPConnections      string
 	pipeMaxReaders          string
 }
 
@@ -89,6 +90,7 @@ var (
 		{"per-source-exempt", "PORTICO_PER_SOURCE_EXEMPT", "", "CIDR list exempt from the per-source limits and penalties", func(s *settings) *string { return &s.perSourceExempt }},
 		{"max-connections", "PORTICO_MAX_CONNECTIONS", strconv.Itoa(gateway.DefaultMaxConnections), "authenticated connections at once, from all addresses, or off", func(s *settings) *string { return &s.maxConnections }},
 		{"max-channels", "PORTICO_MAX_CHANNELS", strconv.Itoa(gateway.DefaultMaxChannels), "sessions and forwarded connections open at once, over all connections (each may hold 2 MiB of unread data), or off", func(s *settings) *string { return &s.maxChannels }},
+		{"max-http-connections", "PORTICO_MAX_HTTP_CONNECTIONS", strconv.Itoa(gateway.DefaultMaxHTTPConnections), "connections each HTTP listener holds at once, or off", func(s *settings) *string { return &s.maxHTTPConnections }},
 		{"pipe-max-readers", "PORTICO_PIPE_MAX_READERS", strconv.Itoa(pipe.DefaultMaxReaders), "pipe: subscribers and pipe clients of one topic, or off", func(s *settings) *string { return &s.pipeMaxReaders }},
 		{"pgs-keep-deploys", "PORTICO_PGS_KEEP_DEPLOYS", "10", "pgs: deploys kept per project for rollback", func(s *settings) *string { return &s.pgsKeep }},
 		{"pgs-quota", "PORTICO_PGS_QUOTA", "1GiB", "pgs: bytes stored per account, each distinct file once (off: no limit)", func(s *settings) *string { return &s.pgsQuota }},
@@ -266,6 +268,7 @@ func (s *settings) limits() (gateway.Limits, error) {
 		{"per-source max connections", s.perSourceMaxConnections, &l.PerSourceMaxConnections},
 		{"max connections", s.maxConnections, &l.MaxConnections},
 		{"max channels", s.maxChannels, &l.MaxChannels},
+		{"max HTTP connections", s.maxHTTPConnections, &l.MaxHTTPConnections},
 	} {
 		if *n.dst, err = gateway.ParseLimit(n.name, n.value); err != nil {
 			return l, err
