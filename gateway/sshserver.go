@@ -255,27 +255,41 @@ func (c *sessionChannel) endReason() string {
 	return c.reason
 }
 
-// end ends the session for reason: a running service is stopped, and its handler says why once
-// it has returned (waited for until deadline); a session whose service has not started is
-// told at once.
+// endPatience is how long a running service gets to finish by itself before the gateway stops
+// it: a command that ended its own access (account delete, keys rm of its own key) finishes
+// with its own output and status.
+const endPatience = 500 * time.Millisecond
+
+// end ends the session for reason: no new command starts on it; a running service that does not
+// finish within endPatience is stopped, and its handler says why once it has returned (waited
+// for until deadline); a session whose service has not started is told at once.
 func (c *sessionChannel) end(reason string, deadline time.Time) {
 	c.mu.Lock()
 	if c.ending {
 		c.mu.Unlock()
 		return
 	}
-	c.ending, c.reason = true, reason
+	c.ending = true
 	started := c.started
 	c.mu.Unlock()
-	close(c.stop)
-	if started {
-		select {
-		case <-c.handlerDone:
-		case <-time.After(time.Until(deadline)):
-		}
+	if !started {
+		close(c.stop)
+		c.tell(reason, deadline)
 		return
 	}
-	c.tell(reason, deadline)
+	select {
+	case <-c.handlerDone:
+		return
+	case <-time.After(min(endPatience, time.Until(deadline))):
+	}
+	c.mu.Lock()
+	c.reason = reason
+	c.mu.Unlock()
+	close(c.stop)
+	select {
+	case <-c.handlerDone:
+	case <-time.After(time.Until(deadline)):
+	}
 }
 
 // tell writes "portico: reason" on the session's stderr, waiting for the client's window
