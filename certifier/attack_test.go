@@ -2,46 +2,17 @@ package certifier
 
 import (
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
 // Tests of what an attacker might try, found reading the certifier as one.
-
-// base64 lets the last character of a JWT's signature change without changing the signature:
-// the same ID token then has several spellings that all verify. It still gets one certificate.
-func TestReplayedTokenRespelled(t *testing.T) {
-	f := newFixture(t)
-	token := f.token(alice, clientID)
-	sig := token[strings.LastIndexByte(token, '.')+1:]
-	want, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var respelled string
-	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
-		other := sig[:len(sig)-1] + string(c)
-		if other == sig {
-			continue
-		}
-		if got, err := base64.RawURLEncoding.DecodeString(other); err == nil && string(got) == string(want) {
-			respelled = token[:len(token)-len(sig)] + other
-			break
-		}
-	}
-	if respelled == "" {
-		t.Skip("this signature's last character has no other spelling")
-	}
-	f.sign(token, newSigner(t).PublicKey(), "").certificate(t)
-	r := f.sign(respelled, newSigner(t).PublicKey(), "")
-	if r.status != http.StatusUnauthorized || r.err.Reason != ReasonReplayed {
-		t.Fatalf("the respelled token: HTTP %d %s; want replayed", r.status, r.body)
-	}
-}
 
 // The provider's other signed tokens share its issuer, keys and often the audience: JWT access
 // tokens, logout tokens and Keycloak's access and refresh tokens are not ID tokens.
@@ -153,4 +124,62 @@ func TestNoCertificateWithoutAudit(t *testing.T) {
 	if r.status != http.StatusServiceUnavailable || r.err.Reason != ReasonUnavailable || strings.Contains(string(r.body), "cert-v01") {
 		t.Fatalf("HTTP %d %s; want unavailable and no certificate", r.status, r.body)
 	}
+}
+
+// go-jose reads a JWS in its JSON serialization too (spacing and member order free) and decodes
+// base64 leniently (the spare bits of a part's last character, the header's padding), so one
+// signed ID token has endless spellings that verify. None of them gets a second certificate, and
+// none that is not the token as issued gets one at all.
+func TestReplayedTokenOtherSpellings(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Limits.RefusalsPerSource = 1000 })
+	token := f.token(alice, clientID)
+	parts := strings.Split(token, ".")
+	var spellings []string
+	join := func(h, p, s string) string { return h + "." + p + "." + s }
+	for i := range 3 {
+		for _, other := range respell(parts[i]) {
+			p := slices.Clone(parts)
+			p[i] = other
+			spellings = append(spellings, join(p[0], p[1], p[2]))
+		}
+	}
+	spellings = append(spellings,
+		join(parts[0]+"=", parts[1], parts[2]),
+		fmt.Sprintf(`{"protected":%q,"payload":%q,"signature":%q}`, parts[0], parts[1], parts[2]),
+		fmt.Sprintf(`{"payload":%q, "protected":%q, "signature":%q}`, parts[1], parts[0], parts[2]),
+		fmt.Sprintf(`{"signatures":[{"protected":%q,"signature":%q}],"payload":%q}`, parts[0], parts[2], parts[1]),
+	)
+	key := newSigner(t).PublicKey()
+	signed := 0
+	for _, s := range append(spellings, token) {
+		if r := f.sign(s, key, ""); r.status == http.StatusOK {
+			signed++
+		} else if r.err.Reason != ReasonMalformedToken && r.err.Reason != ReasonReplayed {
+			t.Errorf("%.60s...: HTTP %d %s", s, r.status, r.body)
+		}
+	}
+	if signed != 1 {
+		t.Fatalf("one ID token in %d spellings got %d certificates, want 1", len(spellings)+1, signed)
+	}
+	// The token as issued is the one that was signed.
+	if r := f.sign(token, key, ""); r.err.Reason != ReasonReplayed {
+		t.Errorf("the token again: HTTP %d %s", r.status, r.body)
+	}
+}
+
+// respell returns the other base64url spellings of part that decode to the same bytes (the
+// last character's spare bits).
+func respell(part string) []string {
+	want, err := base64.RawURLEncoding.DecodeString(part)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		other := part[:len(part)-1] + string(c)
+		if got, err := base64.RawURLEncoding.DecodeString(other); other != part && err == nil && string(got) == string(want) {
+			out = append(out, other)
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package certifier
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,6 +123,9 @@ func (v *tokenVerifier) Verify(ctx context.Context, raw string) (Identity, error
 	}
 	if len(raw) > maxTokenBytes {
 		return Identity{}, refuse(ReasonMalformedToken, "malformed token: an ID token has at most %d bytes", maxTokenBytes)
+	}
+	if err := compactJWT(raw); err != nil {
+		return Identity{}, refuse(ReasonMalformedToken, "malformed token: %v", err)
 	}
 	verifier, algs, err := v.discover(ctx)
 	if err != nil {
@@ -329,9 +333,29 @@ func newReplayCache(max int) *replayCache {
 	return &replayCache{max: max, seen: map[[sha256.Size]byte]time.Time{}}
 }
 
-// signedContent is what the issuer signed: the token's header and payload, without the
-// signature. A token is remembered by it, not by its text: base64 lets the last character of
-// the signature change without changing the signature, so the same token has several spellings.
+// compactJWT refuses a token that is not a JWS in compact serialization with each part in
+// canonical base64url, as issuers write them. go-jose also reads the JSON serialization (whose
+// spacing and member order are free) and decodes base64 leniently (spare bits, the header's
+// padding, line breaks), so the same signed token would otherwise come in endless spellings,
+// each new to the replay check.
+func compactJWT(raw string) error {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return errors.New("not a JWT in compact form (header.payload.signature)")
+	}
+	for _, part := range parts {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(part)
+		if err != nil || base64.RawURLEncoding.EncodeToString(b) != part {
+			return errors.New("a part of the JWT is not canonical base64url")
+		}
+	}
+	return nil
+}
+
+// signedContent is what the issuer signed: the token's header and payload (canonical, see
+// compactJWT), without the signature. A token is remembered by it, not by its text: base64
+// lets the last character of the signature change without changing the signature, and an
+// ECDSA signature (r, s) has a twin (r, n-s) that verifies too.
 func signedContent(raw string) string {
 	if i := strings.LastIndexByte(raw, '.'); i >= 0 {
 		return raw[:i]
