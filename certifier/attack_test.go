@@ -183,3 +183,44 @@ func respell(part string) []string {
 	}
 	return out
 }
+
+// Go's JSON decoding matches a struct's fields ignoring case and keeps the last of duplicate
+// members, while the claims map is exact: a token is refused if it names a claim the
+// certifier (or go-oidc) reads twice, or in another case, so that what decides the key ID,
+// the audience and the groups is one claim, read one way.
+func TestClaimsAreReadExactly(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Limits.RefusalsPerSource = 1000 })
+	now := time.Now().Unix()
+	mint := func(claims string) string {
+		payload := fmt.Sprintf(`{"iss":%q,"aud":"portico","exp":%d,"iat":%d,%s}`, f.provider.Issuer, now+3600, now, claims)
+		raw, err := f.provider.MintPayload([]byte(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	key := newSigner(t).PublicKey()
+	for name, claims := range map[string]string{
+		"email in another case":    `"sub":"u-mallory","email":"mallory@example.com","email_verified":false,"groups":["web-team"],"Email":"alice@example.com","Email_Verified":true`,
+		"email_verified twice":     `"sub":"u-mallory","email":"alice@example.com","email_verified":false,"groups":["web-team"],"email_verified":true`,
+		"subject in another case":  `"sub":"u-mallory","groups":["web-team"],"SUB":"u-alice"`,
+		"subject with a long s":    `"sub":"u-mallory","groups":["web-team"],"ſub":"u-alice"`,
+		"groups twice":             `"sub":"u-mallory","groups":["sales"],"groups":["ops"]`,
+		"groups in another case":   `"sub":"u-mallory","groups":["sales"],"Groups":["ops"]`,
+		"authorized party, AZP":    `"sub":"u-mallory","groups":["web-team"],"azp":"portico","AZP":"other-app"`,
+		"audience in another case": `"sub":"u-mallory","groups":["web-team"],"AUD":"other-app"`,
+		"issuer in another case":   `"sub":"u-mallory","groups":["web-team"],"Iss":"https://elsewhere.example.com"`,
+		"unknown claim twice":      `"sub":"u-mallory","groups":["web-team"],"x":1,"x":2`,
+	} {
+		r := f.sign(mint(claims), key, "")
+		// go-oidc checks the issuer and audience it read before the certifier sees the claims.
+		if r.status != http.StatusUnauthorized || !slices.Contains([]Reason{ReasonMalformedToken, ReasonIssuer, ReasonAudience}, r.err.Reason) {
+			t.Errorf("%s: HTTP %d %s; want a malformed token", name, r.status, r.body)
+		}
+	}
+	// The same token, spelled plainly, is fine.
+	cert := f.sign(mint(`"sub":"u-mallory","email":"mallory@example.com","email_verified":true,"groups":["web-team"],"name":"Mallory","Name":"M"`), key, "").certificate(t)
+	if cert.KeyId != "mallory@example.com" {
+		t.Errorf("key ID %q", cert.KeyId)
+	}
+}

@@ -1,6 +1,7 @@
 package certifier
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -135,8 +136,15 @@ func (v *tokenVerifier) Verify(ctx context.Context, raw string) (Identity, error
 	if err != nil {
 		return Identity{}, v.explain(raw, algs, err)
 	}
+	var payload json.RawMessage
+	if err := idt.Claims(&payload); err != nil {
+		return Identity{}, refuse(ReasonMalformedToken, "malformed token: its claims do not parse: %v", err)
+	}
+	if err := checkClaimNames(payload, v.groupsClaim); err != nil {
+		return Identity{}, refuse(ReasonMalformedToken, "malformed token: %v", err)
+	}
 	var c tokenClaims
-	if err := idt.Claims(&c); err != nil {
+	if err := json.Unmarshal(payload, &c); err != nil {
 		return Identity{}, refuse(ReasonMalformedToken, "malformed token: its claims do not parse: %v", err)
 	}
 	if err := checkTokenType(raw, c); err != nil {
@@ -222,6 +230,45 @@ func checkTokenType(raw string, c tokenClaims) error {
 		switch strings.ToLower(typ) {
 		case "bearer", "refresh", "offline", "logout":
 			return refuse(ReasonMalformedToken, "not an ID token: its typ claim is %s", shown(typ))
+		}
+	}
+	return nil
+}
+
+// readClaims are the claims the certifier or go-oidc read into Go structs, whose JSON decoding
+// matches member names ignoring case (and Unicode folding: ſ is s) and keeps the last of
+// duplicates.
+var readClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "at_hash", "azp", "email",
+	"email_verified", "typ", "events", "_claim_names", "_claim_sources"}
+
+// checkClaimNames refuses claims that could be read two ways: a member name that appears twice
+// (RFC 7519 lets a parser refuse them), or one that differs only in case from a claim the
+// certifier reads (say Email beside email), which Go's decoding would take for it.
+func checkClaimNames(payload []byte, groupsClaim string) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errors.New("its claims are not a JSON object")
+	}
+	known := append(slices.Clone(readClaims), groupsClaim)
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return errors.New("its claims do not parse")
+		}
+		name, _ := t.(string)
+		if seen[name] {
+			return fmt.Errorf("the claim %s appears twice", shown(name))
+		}
+		seen[name] = true
+		for _, k := range known {
+			if name != k && strings.EqualFold(name, k) {
+				return fmt.Errorf("the claim %s is spelled like %q but is not it", shown(name), k)
+			}
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return errors.New("its claims do not parse")
 		}
 	}
 	return nil
