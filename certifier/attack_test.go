@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portico-sh/portico/internal/oidctest"
 )
 
 // Tests of what an attacker might try, found reading the certifier as one.
@@ -223,4 +225,39 @@ func TestClaimsAreReadExactly(t *testing.T) {
 	if cert.KeyId != "mallory@example.com" {
 		t.Errorf("key ID %q", cert.KeyId)
 	}
+}
+
+// A provider's JWT access tokens can share everything with its ID tokens: issuer, key, typ JWT,
+// the client as audience, even the email and groups (zitadel issues them so; Keycloak, Azure AD
+// and Okta can be set to). They are not ID tokens, whatever marks them: a scope (scope, scp),
+// Cognito's token_use, or RFC 9068's client_id and jti without an authorized party.
+func TestAccessTokensAreNotIDTokens(t *testing.T) {
+	f := newFixtureWith(t, oidctest.Options{JWTAccessTokens: true}, func(c *Config) { c.Limits.RefusalsPerSource = 1000 })
+	tok, err := f.provider.Token(t.Context(), clientID, alice.Username, alice.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := newSigner(t).PublicKey()
+	if strings.Count(tok.AccessToken, ".") != 2 {
+		t.Fatalf("the provider's access token %q is not a JWT", tok.AccessToken)
+	}
+	r := f.sign(tok.AccessToken, key, "")
+	if r.status != http.StatusUnauthorized || r.err.Reason != ReasonMalformedToken || !strings.Contains(r.err.Error, "access token") {
+		t.Errorf("the provider's JWT access token: HTTP %d %s", r.status, r.body)
+	}
+	for name, claims := range map[string]map[string]any{
+		"scope":            {"scope": "openid email"},
+		"scp":              {"scp": []string{"user.read"}},
+		"Cognito access":   {"token_use": "access"},
+		"client_id no azp": {"client_id": clientID, "jti": "t1", "azp": nil},
+	} {
+		r := f.sign(f.mint(claims), key, "")
+		if r.status != http.StatusUnauthorized || r.err.Reason != ReasonMalformedToken || !strings.Contains(r.err.Error, "not an ID token") {
+			t.Errorf("%s: HTTP %d %s", name, r.status, r.body)
+		}
+	}
+	// The same provider's ID tokens get certificates, marks of ID tokens and all.
+	f.sign(tok.Extra("id_token").(string), key, "").certificate(t)
+	f.sign(f.mint(map[string]any{"token_use": "id", "jti": "t2"}), key, "").certificate(t)
+	f.sign(f.mint(map[string]any{"client_id": clientID, "jti": "t3"}), key, "").certificate(t)
 }

@@ -211,8 +211,9 @@ func (v *tokenVerifier) explain(raw string, algs []string, err error) *Refusal {
 }
 
 // checkTokenType refuses the provider's other signed tokens, which can carry the same issuer,
-// audience and keys as an ID token: JWT access tokens (typ at+jwt, RFC 9068), logout tokens
-// (typ logout+jwt, an events claim) and Keycloak's access and refresh tokens (typ claim).
+// audience and keys as an ID token: JWT access tokens (typ at+jwt, RFC 9068, or the claims
+// below), logout tokens (typ logout+jwt, an events claim) and Keycloak's access and refresh
+// tokens (typ claim).
 func checkTokenType(raw string, c tokenClaims) error {
 	jws, err := jose.ParseSigned(raw, anyAlgorithm)
 	if err != nil || len(jws.Signatures) != 1 {
@@ -232,6 +233,23 @@ func checkTokenType(raw string, c tokenClaims) error {
 			return refuse(ReasonMalformedToken, "not an ID token: its typ claim is %s", shown(typ))
 		}
 	}
+	// Access tokens that say JWT: a scope (RFC 9068, Okta, Azure AD, Auth0, Hydra), Cognito's
+	// token_use, or RFC 9068's client_id and jti without the authorized party an ID token
+	// names (zitadel). ID tokens carry no scope.
+	for _, claim := range []string{"scope", "scp"} {
+		if _, ok := c.raw[claim]; ok {
+			return refuse(ReasonMalformedToken, "not an ID token: it has a %s claim (an access token)", claim)
+		}
+	}
+	var use string
+	if raw, ok := c.raw["token_use"]; ok && (json.Unmarshal(raw, &use) != nil || use != "id") {
+		return refuse(ReasonMalformedToken, "not an ID token: its token_use claim is %s (an access token)", shown(string(raw)))
+	}
+	_, hasClientID := c.raw["client_id"]
+	_, hasJTI := c.raw["jti"]
+	if hasClientID && hasJTI && c.AZP == "" {
+		return refuse(ReasonMalformedToken, "not an ID token: it has client_id and jti but no azp (an access token)")
+	}
 	return nil
 }
 
@@ -239,7 +257,7 @@ func checkTokenType(raw string, c tokenClaims) error {
 // matches member names ignoring case (and Unicode folding: ſ is s) and keeps the last of
 // duplicates.
 var readClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "at_hash", "azp", "email",
-	"email_verified", "typ", "events", "_claim_names", "_claim_sources"}
+	"email_verified", "typ", "events", "scope", "scp", "token_use", "client_id", "jti", "_claim_names", "_claim_sources"}
 
 // checkClaimNames refuses claims that could be read two ways: a member name that appears twice
 // (RFC 7519 lets a parser refuse them), or one that differs only in case from a claim the

@@ -51,6 +51,10 @@ type Options struct {
 	Clients []string // IDs of public clients; each may use every flow
 	// IDTokenLifetime is how long ID tokens live (default 1h).
 	IDTokenLifetime time.Duration
+	// JWTAccessTokens makes access tokens signed JWTs (typ JWT, aud the client, as zitadel
+	// issues them) carrying the user's email and groups, as Keycloak, Azure AD and Okta can be
+	// configured to; else they are opaque.
+	JWTAccessTokens bool
 }
 
 // Provider is a running OpenID Connect provider on a loopback port.
@@ -98,7 +102,7 @@ func New(opts Options) (*Provider, error) {
 		st.users[u.Subject] = &u
 	}
 	for _, id := range opts.Clients {
-		st.clients[id] = &client{id: id, redirectURIs: []string{"http://127.0.0.1/callback"}, idTokenLifetime: lifetime}
+		st.clients[id] = &client{id: id, redirectURIs: []string{"http://127.0.0.1/callback"}, idTokenLifetime: lifetime, jwtAccessTokens: opts.JWTAccessTokens}
 	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
