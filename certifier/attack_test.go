@@ -261,3 +261,16 @@ func TestAccessTokensAreNotIDTokens(t *testing.T) {
 	f.sign(f.mint(map[string]any{"token_use": "id", "jti": "t2"}), key, "").certificate(t)
 	f.sign(f.mint(map[string]any{"client_id": clientID, "jti": "t3"}), key, "").certificate(t)
 }
+
+// An email's case is the provider's to choose (and often the user's): a revoked key ID stops
+// signing under any case of it, also for someone the certifier never signed for before.
+func TestRevokedKeyIDInAnyCase(t *testing.T) {
+	f := newFixture(t)
+	if _, err := Revoke(f.dir, "alice@example.com", 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r := f.sign(f.mint(map[string]any{"email": "Alice@Example.COM"}), newSigner(t).PublicKey(), "")
+	if r.status != http.StatusForbidden || r.err.Reason != ReasonRevoked {
+		t.Fatalf("Alice@Example.COM after alice@example.com was revoked: HTTP %d %s", r.status, r.body)
+	}
+}

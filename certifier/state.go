@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -91,11 +92,14 @@ func (r Revocations) KeyIDRevoked(id string) bool {
 }
 
 // IdentityRevoked reports whether the certifier may sign nothing more for id: its key ID, its
-// email (verified or not) or its subject is revoked, or its subject was seen with a revoked key
-// ID. So a revoked person cannot get certificates back by changing their email at the provider.
+// email (verified or not) or its subject is revoked, in any case (providers let people change
+// the case of their email), or its subject was seen with a revoked key ID. So a revoked person
+// cannot get certificates back by changing their email at the provider.
 func (r Revocations) IdentityRevoked(id Identity) bool {
-	return r.KeyIDRevoked(id.KeyID()) || r.KeyIDRevoked(id.Subject) ||
-		id.Email != "" && r.KeyIDRevoked(id.Email) || slices.Contains(r.Subjects, id.Subject)
+	revoked := func(s string) bool {
+		return s != "" && slices.ContainsFunc(r.KeyIDs, func(k RevokedKeyID) bool { return strings.EqualFold(k.KeyID, s) })
+	}
+	return revoked(id.KeyID()) || revoked(id.Subject) || revoked(id.Email) || slices.Contains(r.Subjects, id.Subject)
 }
 
 // State is the certifier's state directory, as the service uses it.
