@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -272,5 +274,40 @@ func TestRevokedKeyIDInAnyCase(t *testing.T) {
 	r := f.sign(f.mint(map[string]any{"email": "Alice@Example.COM"}), newSigner(t).PublicKey(), "")
 	if r.status != http.StatusForbidden || r.err.Reason != ReasonRevoked {
 		t.Fatalf("Alice@Example.COM after alice@example.com was revoked: HTTP %d %s", r.status, r.body)
+	}
+}
+
+// Revoking a person's key ID revokes, in the KRL, the certificates still valid that the same
+// person (the same subject) got under another key ID: an older email, or another case of it.
+func TestRevokeCoversThePersonsOtherKeyIDs(t *testing.T) {
+	requireTools(t, "ssh-keygen")
+	f := newFixture(t)
+	dir := t.TempDir()
+	certFile := func(name, token string) string {
+		r := f.sign(token, newSigner(t).PublicKey(), "")
+		r.certificate(t)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(r.sign.Certificate+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old := certFile("old-cert.pub", f.token(alice, clientID))
+	upper := certFile("upper-cert.pub", f.mint(map[string]any{"email": "ALICE@example.com"}))
+	current := certFile("current-cert.pub", f.mint(map[string]any{"email": "alice.new@example.com"}))
+	olga := certFile("olga-cert.pub", f.token(olga, clientID))
+	if _, err := Revoke(f.dir, "alice.new@example.com", 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	krlPath := filepath.Join(dir, "revoked.krl")
+	if err := os.WriteFile(krlPath, f.getKRL(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := run(t, nil, "ssh-keygen", "-Q", "-f", krlPath, old, upper, current, olga)
+	for _, want := range []string{"old-cert.pub (alice@example.com): REVOKED", "upper-cert.pub (ALICE@example.com): REVOKED",
+		"current-cert.pub (alice.new@example.com): REVOKED", "olga-cert.pub (olga@example.com): ok"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ssh-keygen -Q: no %q in\n%s", want, out)
+		}
 	}
 }
