@@ -341,7 +341,7 @@ func TestWriteSSHConfig(t *testing.T) {
 	}
 	dir := `"/home/al ice/.config/portico/certifiers/cert.example.com/id_ed25519`
 	want := `# portico: certificates from https://cert.example.com, renewed before they expire.
-Match host example.com,pgs,tuns,pipe exec "/usr/local/bin/portico login --certifier https://cert.example.com --refresh --quiet"
+Match host example.com,pgs,tuns,pipe exec "/usr/local/bin/portico login --certifier https://cert.example.com --config-dir '/home/al ice/.config/portico' --refresh --quiet"
 
 Host example.com
   Port 2222
@@ -359,7 +359,7 @@ Host example.com
 	if err := WriteSSHConfig(&b, SSHConfigOptions{Certifier: "http://127.0.0.1:8443/x%25y", Host: "10.0.0.1", ConfigDir: "/c", Command: "/opt/my tools/portico"}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), `exec "'/opt/my tools/portico' login --certifier 'http://127.0.0.1:8443/x%%25y' --refresh --quiet"`) || strings.Contains(b.String(), "Port") {
+	if !strings.Contains(b.String(), `exec "'/opt/my tools/portico' login --certifier 'http://127.0.0.1:8443/x%%25y' --config-dir /c --refresh --quiet"`) || strings.Contains(b.String(), "Port") {
 		t.Errorf("quoting and no port:\n%s", b.String())
 	}
 	for _, bad := range []SSHConfigOptions{
