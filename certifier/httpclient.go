@@ -38,6 +38,23 @@ func CheckServiceURL(raw string) error {
 	}
 }
 
+// maxRedirects is how many redirects a request follows, as Go's default.
+const maxRedirects = 10
+
+// CheckRedirect is an http.Client's CheckRedirect that follows a redirect only to https (or
+// http on a loopback address). Go's client keeps the Authorization header (and a 307's body)
+// on a redirect to the same host name whatever the scheme, so an https server answering with
+// a redirect to http, as a proxy set up for http does, would send a token in clear.
+func CheckRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	if u := req.URL; u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+		return fmt.Errorf("refusing a redirect to %s://%s: plain http is only for loopback addresses", u.Scheme, u.Host)
+	}
+	return nil
+}
+
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true

@@ -65,6 +65,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: requestTimeout}
 	}
+	// Tokens go to the certifier and the provider: no redirect takes them off https.
+	client := *o.HTTPClient
+	client.CheckRedirect = certifier.CheckRedirect
+	o.HTTPClient = &client
 	if o.OpenBrowser == nil {
 		o.OpenBrowser = openBrowser
 	}
