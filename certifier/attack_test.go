@@ -1,17 +1,24 @@
 package certifier
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/portico-sh/portico/internal/oidctest"
 )
@@ -309,5 +316,56 @@ func TestRevokeCoversThePersonsOtherKeyIDs(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("ssh-keygen -Q: no %q in\n%s", want, out)
 		}
+	}
+}
+
+// The provider's keys decide every signature, so they come over https only (http only from a
+// loopback address), as the issuer does: not from a jwks_uri in plain http, nor through a
+// redirect to plain http. Otherwise anyone on the path could serve their own key and sign
+// any ID token.
+func TestProviderKeysOnlyOverHTTPS(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	// keys.example.com, in clear: found on loopback by the test's dialer.
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(jwks) }))
+	t.Cleanup(keys.Close)
+	_, keysPort, _ := net.SplitHostPort(keys.Listener.Addr().String())
+	clearKeys := "http://keys.example.com:" + keysPort + "/keys"
+
+	for name, jwksURI := range map[string]string{"a plain-http jwks_uri": clearKeys, "a redirect to plain http": "/redirect"} {
+		t.Run(name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			issuer := httptest.NewServer(mux)
+			t.Cleanup(issuer.Close)
+			if strings.HasPrefix(jwksURI, "/") {
+				jwksURI = issuer.URL + jwksURI
+			}
+			mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+				json.NewEncoder(w).Encode(map[string]any{"issuer": issuer.URL, "jwks_uri": jwksURI,
+					"authorization_endpoint": issuer.URL + "/authorize", "token_endpoint": issuer.URL + "/token",
+					"id_token_signing_alg_values_supported": []string{"RS256"}})
+			})
+			mux.HandleFunc("GET /redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, clearKeys, http.StatusFound) })
+			transport := http.DefaultTransport.(*http.Transport).Clone()
+			transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				if host, p, err := net.SplitHostPort(addr); err == nil && host == "keys.example.com" {
+					addr = net.JoinHostPort("127.0.0.1", p)
+				}
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
+			}
+			f := newFixture(t, func(c *Config) { c.Issuer, c.HTTPClient = issuer.URL, issuerClient(transport) })
+			now := time.Now()
+			token, err := oidctest.Sign(map[string]any{"iss": issuer.URL, "sub": "u-eve", "aud": clientID, "exp": now.Add(time.Hour).Unix(),
+				"iat": now.Unix(), "email": "eve@example.com", "email_verified": true, "groups": []string{"ops"}}, jose.RS256, key, "k1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := f.sign(token, newSigner(t).PublicKey(), ""); r.status == http.StatusOK {
+				t.Fatalf("a token signed with keys fetched in clear got a certificate: %s", r.sign.Certificate)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -95,10 +96,16 @@ func (v *tokenVerifier) discover(ctx context.Context) (*oidc.IDTokenVerifier, []
 		return nil, nil, v.lastErr
 	}
 	var meta struct {
-		Algs []string `json:"id_token_signing_alg_values_supported"`
+		Algs    []string `json:"id_token_signing_alg_values_supported"`
+		JWKSURI string   `json:"jwks_uri"`
 	}
 	if err := p.Claims(&meta); err != nil {
 		v.lastErr = fmt.Errorf("discovery at %s: %w", v.issuer, err)
+		return nil, nil, v.lastErr
+	}
+	// The keys decide every signature: they come over https, as the discovery document did.
+	if u, err := url.Parse(meta.JWKSURI); err != nil || checkSecure(u) != nil {
+		v.lastErr = fmt.Errorf("discovery at %s: the key set %q is not https", v.issuer, meta.JWKSURI)
 		return nil, nil, v.lastErr
 	}
 	algs := slices.DeleteFunc(slices.Clone(meta.Algs), func(a string) bool { return !slices.Contains(asymmetricAlgs, a) })
