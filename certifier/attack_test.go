@@ -369,3 +369,27 @@ func TestProviderKeysOnlyOverHTTPS(t *testing.T) {
 		})
 	}
 }
+
+// The refusal table holds MaxSources addresses a minute; an attacker who fills it from as many
+// addresses (an IPv6 /48 holds 65536 /64s) must not get everyone else turned away: addresses
+// beyond the table are not limited one by one (their refusals still count for the audit log's
+// suppressed lines), rather than all sharing one budget that the attacker spends.
+func TestRefusalTableFullTurnsNobodyAway(t *testing.T) {
+	c := newRefusalCounter(Limits{RefusalsPerSource: 2, AuditRefusals: 1000, MaxSources: 3}.withDefaults())
+	now := time.Now()
+	for i := range 3 + 2 { // fills the table, then spends what would be the shared budget
+		src := fmt.Sprintf("2001:db8:0:%x::/64", i)
+		if ok, _ := c.admit(src, now); !ok {
+			t.Fatalf("attacker address %d turned away before its first request", i)
+		}
+		c.refused(src, now)
+	}
+	if ok, _ := c.admit("192.0.2.1", now); !ok {
+		t.Error("an address with no refusals was turned away because the table was full")
+	}
+	// An address in the table is still limited.
+	c.refused("2001:db8:0:0::/64", now)
+	if ok, _ := c.admit("2001:db8:0:0::/64", now); ok {
+		t.Error("an address over its budget was let in")
+	}
+}
