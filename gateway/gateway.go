@@ -241,6 +241,13 @@ func (g *Gateway) newHTTPServer(handler http.Handler) *http.Server {
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		IdleTimeout:       g.o.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		// A hijacked connection (a WebSocket or other Upgrade through a tunnel) is its new
+		// owner's: it may stay silent for as long as both ends are alive.
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if pc, ok := c.(*progressConn); ok && st == http.StateHijacked {
+				pc.hijacked()
+			}
+		},
 	}
 }
 

@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -204,4 +208,54 @@ func TestProgressConn(t *testing.T) {
 			t.Fatal("a deadline in the past did not end the read")
 		}
 	})
+}
+
+// TestHijackedConnectionsMayStandStill: a connection hijacked for an Upgrade (a WebSocket
+// through a tunnel) is its new owner's, and may stay silent longer than the HTTP idle time.
+func TestHijackedConnectionsMayStandStill(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	g := &Gateway{o: Options{HTTPIdleTimeout: idle}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	got := make(chan string, 1)
+	srv := g.newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			got <- "hijack: " + err.Error()
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n")
+		buf.Flush()
+		line, err := buf.ReadString('\n')
+		if err != nil {
+			got <- "read: " + err.Error()
+			return
+		}
+		got <- line
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(progressListener{Listener: ln, idle: idle, open: new(atomic.Int64)})
+	defer srv.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v, %v", resp, err)
+	}
+	time.Sleep(4 * idle) // silence both ways
+	fmt.Fprintf(c, "still here\n")
+	select {
+	case line := <-got:
+		if line != "still here\n" {
+			t.Errorf("the hijacked connection's owner got %q after a silence, want the line", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the owner got nothing")
+	}
 }

@@ -60,7 +60,13 @@ type progressConn struct {
 
 	closeOnce sync.Once
 	release   func() // gives the listener's slot back; nil: none
+
+	owned atomic.Bool // hijacked: its new owner decides how long it may stand still
 }
+
+// hijacked lifts the idle limit: the connection was hijacked (an Upgrade), and its new owner
+// keeps it as long as both ends are alive.
+func (c *progressConn) hijacked() { c.owned.Store(true) }
 
 func newProgressConn(c net.Conn, idle time.Duration, release func()) *progressConn {
 	p := &progressConn{Conn: c, idle: idle, release: release}
@@ -84,8 +90,11 @@ func (c *progressConn) moved() { c.last.Store(time.Now().UnixNano()) }
 
 func (c *progressConn) lastMoved() time.Time { return time.Unix(0, c.last.Load()) }
 
-// deadline is the earlier of asked (zero: none) and idle from now.
+// deadline is the earlier of asked (zero: none) and idle from now; once hijacked, asked.
 func (c *progressConn) deadline(asked time.Time) time.Time {
+	if c.owned.Load() {
+		return asked
+	}
 	d := time.Now().Add(c.idle)
 	if !asked.IsZero() && asked.Before(d) {
 		return asked
