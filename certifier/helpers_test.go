@@ -83,7 +83,15 @@ func pubLine(s gossh.Signer) string {
 // a maximum TTL of an hour; change lets a test adjust the configuration.
 func newFixture(t *testing.T, change ...func(*Config)) *fixture {
 	t.Helper()
-	p := oidctest.Start(t, oidctest.Options{Users: users, Clients: []string{clientID, "other-app"}})
+	return newFixtureWith(t, oidctest.Options{}, change...)
+}
+
+// newFixtureWith is newFixture with a provider started with opts (its users and clients are
+// the fixture's).
+func newFixtureWith(t *testing.T, opts oidctest.Options, change ...func(*Config)) *fixture {
+	t.Helper()
+	opts.Users, opts.Clients = users, []string{clientID, "other-app"}
+	p := oidctest.Start(t, opts)
 	dir := t.TempDir()
 	state, err := OpenState(dir)
 	if err != nil {

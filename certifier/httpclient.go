@@ -38,6 +38,31 @@ func CheckServiceURL(raw string) error {
 	}
 }
 
+// maxRedirects is how many redirects a request follows, as Go's default.
+const maxRedirects = 10
+
+// CheckRedirect is an http.Client's CheckRedirect that follows a redirect only to https (or
+// http on a loopback address). Go's client keeps the Authorization header (and a 307's body)
+// on a redirect to the same host name whatever the scheme, so an https server answering with
+// a redirect to http, as a proxy set up for http does, would send a token in clear.
+func CheckRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	if err := checkSecure(req.URL); err != nil {
+		return fmt.Errorf("refusing a redirect: %w", err)
+	}
+	return nil
+}
+
+// checkSecure refuses a URL that is not https, or http on a loopback address.
+func checkSecure(u *url.URL) error {
+	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+		return fmt.Errorf("%s://%s: plain http is only for loopback addresses", u.Scheme, u.Host)
+	}
+	return nil
+}
+
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
@@ -51,9 +76,14 @@ func isLoopback(host string) bool {
 // few seconds. go-oidc fetches the key set again for every token whose key it does not know,
 // so without that a stream of forged tokens would become a stream of requests to the provider.
 func IssuerClient() *http.Client {
+	return issuerClient(http.DefaultTransport)
+}
+
+func issuerClient(next http.RoundTripper) *http.Client {
 	return &http.Client{
-		Timeout:   idpTimeout,
-		Transport: &boundedTransport{next: http.DefaultTransport, last: map[string]time.Time{}},
+		Timeout:       idpTimeout,
+		Transport:     &boundedTransport{next: next, last: map[string]time.Time{}},
+		CheckRedirect: CheckRedirect,
 	}
 }
 

@@ -19,7 +19,10 @@ type Limits struct {
 	MaxSigning           int // /sign requests worked on at once (default 32); more get 503
 	RefusalsPerSource    int // refused /sign requests per address and minute before 429 (default 20)
 	AuditRefusals        int // refusals written one by one per minute, all addresses (default 600)
-	MaxSources           int // addresses counted per minute (default 10000); more share one count
+	// MaxSources are the addresses counted per minute (default 10000); refusals of more are
+	// counted together for the audit log, and those addresses are not limited one by one (a
+	// shared budget would let whoever fills the table turn everyone else away).
+	MaxSources int
 }
 
 // Default limits.
@@ -53,8 +56,8 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// otherSources is the shared count of addresses beyond MaxSources, and of refusals beyond
-// AuditRefusals in suppressed lines.
+// otherSources is the shared count of the refusals of addresses beyond MaxSources (never
+// turned away for it), in suppressed lines.
 const otherSources = "*"
 
 // refusalCounter counts refused requests per source address and one-minute window, so that
@@ -104,7 +107,7 @@ func (c *refusalCounter) admit(src string, now time.Time) (ok bool, ended map[st
 	defer c.mu.Unlock()
 	ended = c.roll(now)
 	k := c.key(src)
-	if c.refusals[k] >= c.limits.RefusalsPerSource {
+	if k != otherSources && c.refusals[k] >= c.limits.RefusalsPerSource {
 		c.suppressed[k]++
 		return false, ended
 	}

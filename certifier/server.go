@@ -474,7 +474,11 @@ func (s *Server) ListenAndServe(ctx context.Context, addr, certFile, keyFile str
 		MaxHeaderBytes:    s.cfg.Limits.MaxHeader,
 		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+		// HTTP/1.1 only: HTTP/2 carries up to 250 requests on each connection, which would make
+		// one address's share of connections 250 times as many requests in progress.
+		Protocols: new(http.Protocols),
 	}
+	srv.Protocols.SetHTTP1(true)
 	if ready != nil {
 		ready(l.Addr())
 	}

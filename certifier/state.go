@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -91,11 +92,14 @@ func (r Revocations) KeyIDRevoked(id string) bool {
 }
 
 // IdentityRevoked reports whether the certifier may sign nothing more for id: its key ID, its
-// email (verified or not) or its subject is revoked, or its subject was seen with a revoked key
-// ID. So a revoked person cannot get certificates back by changing their email at the provider.
+// email (verified or not) or its subject is revoked, in any case (providers let people change
+// the case of their email), or its subject was seen with a revoked key ID. So a revoked person
+// cannot get certificates back by changing their email at the provider.
 func (r Revocations) IdentityRevoked(id Identity) bool {
-	return r.KeyIDRevoked(id.KeyID()) || r.KeyIDRevoked(id.Subject) ||
-		id.Email != "" && r.KeyIDRevoked(id.Email) || slices.Contains(r.Subjects, id.Subject)
+	revoked := func(s string) bool {
+		return s != "" && slices.ContainsFunc(r.KeyIDs, func(k RevokedKeyID) bool { return strings.EqualFold(k.KeyID, s) })
+	}
+	return revoked(id.KeyID()) || revoked(id.Subject) || revoked(id.Email) || slices.Contains(r.Subjects, id.Subject)
 }
 
 // State is the certifier's state directory, as the service uses it.
@@ -320,14 +324,8 @@ func Revoke(dir, keyID string, serial uint64, now time.Time) (bool, error) {
 		return false, nil
 	case keyID != "":
 		rev.KeyIDs = append(rev.KeyIDs, RevokedKeyID{KeyID: keyID, Time: now.UTC()})
-		issued, err := FindIssued(dir, keyID, 0)
-		if err != nil {
+		if err := revokeThePerson(dir, &rev, keyID, now); err != nil {
 			return false, err
-		}
-		for _, r := range issued {
-			if r.Subject != "" && !slices.Contains(rev.Subjects, r.Subject) {
-				rev.Subjects = append(rev.Subjects, r.Subject)
-			}
 		}
 	default:
 		rev.Serials = append(rev.Serials, RevokedSerial{Serial: serial, Time: now.UTC()})
@@ -338,6 +336,33 @@ func Revoke(dir, keyID string, serial uint64, now time.Time) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// revokeThePerson adds to rev, for a revoked key ID, the subjects it was issued to (in any case
+// of it), so that the certifier signs nothing more for them under another email, and the
+// serials of their certificates still valid under another key ID (an older email, another
+// case of it), which the KRL's key ID, compared exactly, does not cover.
+func revokeThePerson(dir string, rev *Revocations, keyID string, now time.Time) error {
+	var subjects []string
+	err := scanIssued(dir, func(r Issued) {
+		if strings.EqualFold(r.KeyID, keyID) && r.Subject != "" && !slices.Contains(subjects, r.Subject) {
+			subjects = append(subjects, r.Subject)
+		}
+	})
+	if err != nil || len(subjects) == 0 {
+		return err
+	}
+	for _, sub := range subjects {
+		if !slices.Contains(rev.Subjects, sub) {
+			rev.Subjects = append(rev.Subjects, sub)
+		}
+	}
+	return scanIssued(dir, func(r Issued) {
+		if r.KeyID != keyID && slices.Contains(subjects, r.Subject) && r.ValidBefore.After(now) &&
+			!slices.ContainsFunc(rev.Serials, func(s RevokedSerial) bool { return s.Serial == r.Serial }) {
+			rev.Serials = append(rev.Serials, RevokedSerial{Serial: r.Serial, Time: now.UTC()})
+		}
+	})
 }
 
 // lockDir takes the state directory's lock (flock), so two revokes do not lose one another.
@@ -387,27 +412,34 @@ func writeFileAtomic(path string, v any) error {
 
 // FindIssued returns the issued-certificate records in dir that match keyID or serial.
 func FindIssued(dir, keyID string, serial uint64) ([]Issued, error) {
-	f, err := os.Open(filepath.Join(dir, IssuedFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	defer f.Close()
 	var out []Issued
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var r Issued
-		if json.Unmarshal(sc.Bytes(), &r) != nil {
-			continue
-		}
+	err := scanIssued(dir, func(r Issued) {
 		if keyID != "" && r.KeyID == keyID || serial != 0 && r.Serial == serial {
 			out = append(out, r)
 		}
+	})
+	return out, err
+}
+
+// scanIssued calls f with each issued-certificate record in dir.
+func scanIssued(dir string, f func(Issued)) error {
+	file, err := os.Open(filepath.Join(dir, IssuedFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	return out, sc.Err()
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer file.Close()
+	sc := bufio.NewScanner(file)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var r Issued
+		if json.Unmarshal(sc.Bytes(), &r) == nil {
+			f(r)
+		}
+	}
+	return sc.Err()
 }
 
 // AppendAudit appends one audit line to dir's audit log (for the operator's commands).

@@ -1,12 +1,15 @@
 package certifier
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -93,10 +96,16 @@ func (v *tokenVerifier) discover(ctx context.Context) (*oidc.IDTokenVerifier, []
 		return nil, nil, v.lastErr
 	}
 	var meta struct {
-		Algs []string `json:"id_token_signing_alg_values_supported"`
+		Algs    []string `json:"id_token_signing_alg_values_supported"`
+		JWKSURI string   `json:"jwks_uri"`
 	}
 	if err := p.Claims(&meta); err != nil {
 		v.lastErr = fmt.Errorf("discovery at %s: %w", v.issuer, err)
+		return nil, nil, v.lastErr
+	}
+	// The keys decide every signature: they come over https, as the discovery document did.
+	if u, err := url.Parse(meta.JWKSURI); err != nil || checkSecure(u) != nil {
+		v.lastErr = fmt.Errorf("discovery at %s: the key set %q is not https", v.issuer, meta.JWKSURI)
 		return nil, nil, v.lastErr
 	}
 	algs := slices.DeleteFunc(slices.Clone(meta.Algs), func(a string) bool { return !slices.Contains(asymmetricAlgs, a) })
@@ -123,6 +132,9 @@ func (v *tokenVerifier) Verify(ctx context.Context, raw string) (Identity, error
 	if len(raw) > maxTokenBytes {
 		return Identity{}, refuse(ReasonMalformedToken, "malformed token: an ID token has at most %d bytes", maxTokenBytes)
 	}
+	if err := compactJWT(raw); err != nil {
+		return Identity{}, refuse(ReasonMalformedToken, "malformed token: %v", err)
+	}
 	verifier, algs, err := v.discover(ctx)
 	if err != nil {
 		return Identity{}, refuse(ReasonUnavailable, "the identity provider is unavailable, try again later (%v)", err)
@@ -131,8 +143,15 @@ func (v *tokenVerifier) Verify(ctx context.Context, raw string) (Identity, error
 	if err != nil {
 		return Identity{}, v.explain(raw, algs, err)
 	}
+	var payload json.RawMessage
+	if err := idt.Claims(&payload); err != nil {
+		return Identity{}, refuse(ReasonMalformedToken, "malformed token: its claims do not parse: %v", err)
+	}
+	if err := checkClaimNames(payload, v.groupsClaim); err != nil {
+		return Identity{}, refuse(ReasonMalformedToken, "malformed token: %v", err)
+	}
 	var c tokenClaims
-	if err := idt.Claims(&c); err != nil {
+	if err := json.Unmarshal(payload, &c); err != nil {
 		return Identity{}, refuse(ReasonMalformedToken, "malformed token: its claims do not parse: %v", err)
 	}
 	if err := checkTokenType(raw, c); err != nil {
@@ -199,8 +218,9 @@ func (v *tokenVerifier) explain(raw string, algs []string, err error) *Refusal {
 }
 
 // checkTokenType refuses the provider's other signed tokens, which can carry the same issuer,
-// audience and keys as an ID token: JWT access tokens (typ at+jwt, RFC 9068), logout tokens
-// (typ logout+jwt, an events claim) and Keycloak's access and refresh tokens (typ claim).
+// audience and keys as an ID token: JWT access tokens (typ at+jwt, RFC 9068, or the claims
+// below), logout tokens (typ logout+jwt, an events claim) and Keycloak's access and refresh
+// tokens (typ claim).
 func checkTokenType(raw string, c tokenClaims) error {
 	jws, err := jose.ParseSigned(raw, anyAlgorithm)
 	if err != nil || len(jws.Signatures) != 1 {
@@ -218,6 +238,62 @@ func checkTokenType(raw string, c tokenClaims) error {
 		switch strings.ToLower(typ) {
 		case "bearer", "refresh", "offline", "logout":
 			return refuse(ReasonMalformedToken, "not an ID token: its typ claim is %s", shown(typ))
+		}
+	}
+	// Access tokens that say JWT: a scope (RFC 9068, Okta, Azure AD, Auth0, Hydra), Cognito's
+	// token_use, or RFC 9068's client_id and jti without the authorized party an ID token
+	// names (zitadel). ID tokens carry no scope.
+	for _, claim := range []string{"scope", "scp"} {
+		if _, ok := c.raw[claim]; ok {
+			return refuse(ReasonMalformedToken, "not an ID token: it has a %s claim (an access token)", claim)
+		}
+	}
+	var use string
+	if raw, ok := c.raw["token_use"]; ok && (json.Unmarshal(raw, &use) != nil || use != "id") {
+		return refuse(ReasonMalformedToken, "not an ID token: its token_use claim is %s (an access token)", shown(string(raw)))
+	}
+	_, hasClientID := c.raw["client_id"]
+	_, hasJTI := c.raw["jti"]
+	if hasClientID && hasJTI && c.AZP == "" {
+		return refuse(ReasonMalformedToken, "not an ID token: it has client_id and jti but no azp (an access token)")
+	}
+	return nil
+}
+
+// readClaims are the claims the certifier or go-oidc read into Go structs, whose JSON decoding
+// matches member names ignoring case (and Unicode folding: ſ is s) and keeps the last of
+// duplicates.
+var readClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "at_hash", "azp", "email",
+	"email_verified", "typ", "events", "scope", "scp", "token_use", "client_id", "jti", "_claim_names", "_claim_sources"}
+
+// checkClaimNames refuses claims that could be read two ways: a member name that appears twice
+// (RFC 7519 lets a parser refuse them), or one that differs only in case from a claim the
+// certifier reads (say Email beside email), which Go's decoding would take for it.
+func checkClaimNames(payload []byte, groupsClaim string) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errors.New("its claims are not a JSON object")
+	}
+	known := append(slices.Clone(readClaims), groupsClaim)
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return errors.New("its claims do not parse")
+		}
+		name, _ := t.(string)
+		if seen[name] {
+			return fmt.Errorf("the claim %s appears twice", shown(name))
+		}
+		seen[name] = true
+		for _, k := range known {
+			if name != k && strings.EqualFold(name, k) {
+				return fmt.Errorf("the claim %s is spelled like %q but is not it", shown(name), k)
+			}
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return errors.New("its claims do not parse")
 		}
 	}
 	return nil
@@ -329,9 +405,29 @@ func newReplayCache(max int) *replayCache {
 	return &replayCache{max: max, seen: map[[sha256.Size]byte]time.Time{}}
 }
 
-// signedContent is what the issuer signed: the token's header and payload, without the
-// signature. A token is remembered by it, not by its text: base64 lets the last character of
-// the signature change without changing the signature, so the same token has several spellings.
+// compactJWT refuses a token that is not a JWS in compact serialization with each part in
+// canonical base64url, as issuers write them. go-jose also reads the JSON serialization (whose
+// spacing and member order are free) and decodes base64 leniently (spare bits, the header's
+// padding, line breaks), so the same signed token would otherwise come in endless spellings,
+// each new to the replay check.
+func compactJWT(raw string) error {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return errors.New("not a JWT in compact form (header.payload.signature)")
+	}
+	for _, part := range parts {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(part)
+		if err != nil || base64.RawURLEncoding.EncodeToString(b) != part {
+			return errors.New("a part of the JWT is not canonical base64url")
+		}
+	}
+	return nil
+}
+
+// signedContent is what the issuer signed: the token's header and payload (canonical, see
+// compactJWT), without the signature. A token is remembered by it, not by its text: base64
+// lets the last character of the signature change without changing the signature, and an
+// ECDSA signature (r, s) has a twin (r, n-s) that verifies too.
 func signedContent(raw string) string {
 	if i := strings.LastIndexByte(raw, '.'); i >= 0 {
 		return raw[:i]

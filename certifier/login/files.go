@@ -3,6 +3,7 @@ package login
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ type Files struct {
 	PublicKey    string // Key + ".pub"
 	Certificate  string // Key + "-cert.pub", where ssh looks for it
 	RefreshToken string // the provider's refresh token (0600)
+	Provider     string // the provider and client the refresh token is for (0600)
 	lock         string
 }
 
@@ -50,6 +52,7 @@ func FilesFor(configDir, certifierURL string) (Files, error) {
 		PublicKey:    key + ".pub",
 		Certificate:  key + "-cert.pub",
 		RefreshToken: filepath.Join(dir, "refresh_token"),
+		Provider:     filepath.Join(dir, "provider.json"),
 		lock:         filepath.Join(dir, ".lock"),
 	}, nil
 }
@@ -146,6 +149,35 @@ func (f Files) readRefreshToken() (string, error) {
 		return "", nil
 	}
 	return strings.TrimSpace(string(data)), err
+}
+
+// providerRecord is the provider and client a refresh token was issued by and for.
+type providerRecord struct {
+	Issuer   string `json:"issuer"`
+	ClientID string `json:"client_id"`
+}
+
+// readProvider returns the recorded provider, ok false if none is recorded.
+func (f Files) readProvider() (rec providerRecord, ok bool, err error) {
+	data, err := os.ReadFile(f.Provider)
+	if errors.Is(err, fs.ErrNotExist) {
+		return rec, false, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(data, &rec)
+	}
+	if err != nil {
+		return rec, false, fmt.Errorf("%s: %w", f.Provider, err)
+	}
+	return rec, true, nil
+}
+
+func (f Files) writeProvider(rec providerRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(f.Provider, append(data, '\n'), 0o600)
 }
 
 // writeFileAtomic writes data to a temporary file in the same directory and renames it over

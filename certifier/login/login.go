@@ -65,6 +65,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: requestTimeout}
 	}
+	// Tokens go to the certifier and the provider: no redirect takes them off https.
+	client := *o.HTTPClient
+	client.CheckRedirect = certifier.CheckRedirect
+	o.HTTPClient = &client
 	if o.OpenBrowser == nil {
 		o.OpenBrowser = openBrowser
 	}
@@ -111,6 +115,19 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// The refresh token goes only to the provider and client it was issued by and for: a
+	// certifier that names another since the login (taken over, or its answer) gets nothing.
+	current := providerRecord{Issuer: cfg.Issuer, ClientID: cfg.ClientID}
+	if o.Refresh {
+		rec, ok, err := files.readProvider()
+		if err != nil {
+			return err
+		}
+		if ok && rec != current {
+			return fmt.Errorf("%w to %s: the certifier now names the identity provider %s (client %q), not %s (client %q) where you logged in; if that is right, run portico login --certifier %s",
+				ErrNotLoggedIn, o.Certifier, printable(cfg.Issuer), printable(cfg.ClientID), rec.Issuer, rec.ClientID, o.Certifier)
+		}
+	}
 	provider, err := oidc.NewProvider(ctx, cfg.Issuer)
 	if err != nil {
 		return fmt.Errorf("identity provider %s: %w", cfg.Issuer, err)
@@ -150,6 +167,13 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("the identity provider %s gave no ID token (is openid among the scopes %v?)", cfg.Issuer, cfg.Scopes)
 	}
 	// A rotated refresh token is kept before anything else can fail: the old one may be dead.
+	// So is the provider it is for (a refresh token from before that was recorded is taken to
+	// be for this one).
+	if tok.RefreshToken != "" && tok.RefreshToken != refresh || o.Refresh {
+		if err := files.writeProvider(current); err != nil {
+			return err
+		}
+	}
 	if tok.RefreshToken != "" && tok.RefreshToken != refresh {
 		if err := writeFileAtomic(files.RefreshToken, []byte(tok.RefreshToken+"\n"), 0o600); err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ type fixture struct {
 	configDir string
 	offset    time.Duration // the certifier's clock, ahead of real time
 	mu        sync.Mutex
+	config    atomic.Pointer[string] // if set, what GET /config answers instead of the certifier
 }
 
 func (f *fixture) now() time.Time {
@@ -69,7 +71,14 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := httptest.NewServer(s.Handler())
+	handler := s.Handler()
+	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c := f.config.Load(); c != nil && r.URL.Path == "/config" {
+			io.WriteString(w, *c)
+			return
+		}
+		handler.ServeHTTP(w, r)
+	}))
 	t.Cleanup(h.Close)
 	f.url = h.URL
 	return f
@@ -341,7 +350,7 @@ func TestWriteSSHConfig(t *testing.T) {
 	}
 	dir := `"/home/al ice/.config/portico/certifiers/cert.example.com/id_ed25519`
 	want := `# portico: certificates from https://cert.example.com, renewed before they expire.
-Match host example.com,pgs,tuns,pipe exec "/usr/local/bin/portico login --certifier https://cert.example.com --refresh --quiet"
+Match host example.com,pgs,tuns,pipe exec "/usr/local/bin/portico login --certifier https://cert.example.com --config-dir '/home/al ice/.config/portico' --refresh --quiet"
 
 Host example.com
   Port 2222
@@ -359,7 +368,7 @@ Host example.com
 	if err := WriteSSHConfig(&b, SSHConfigOptions{Certifier: "http://127.0.0.1:8443/x%25y", Host: "10.0.0.1", ConfigDir: "/c", Command: "/opt/my tools/portico"}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), `exec "'/opt/my tools/portico' login --certifier 'http://127.0.0.1:8443/x%%25y' --refresh --quiet"`) || strings.Contains(b.String(), "Port") {
+	if !strings.Contains(b.String(), `exec "'/opt/my tools/portico' login --certifier 'http://127.0.0.1:8443/x%%25y' --config-dir /c --refresh --quiet"`) || strings.Contains(b.String(), "Port") {
 		t.Errorf("quoting and no port:\n%s", b.String())
 	}
 	for _, bad := range []SSHConfigOptions{
@@ -403,5 +412,51 @@ func TestLoginDistrustsWhatItIsSent(t *testing.T) {
 	}
 	if got := printable("https://idp/\x1b]0;pwned\x07device\r\n"); got != "https://idp/]0;pwneddevice" {
 		t.Errorf("printable = %q", got)
+	}
+}
+
+// The refresh token goes only to the provider that issued it: a certifier whose /config later
+// names another provider (or client), because it was taken over or its answer was, gets no
+// refresh token sent there; the user is told to log in again.
+func TestRefreshTokenStaysWithItsProvider(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.login(alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var received []string
+	mux := http.NewServeMux()
+	hostile := httptest.NewServer(mux)
+	t.Cleanup(hostile.Close)
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"issuer": %q, "authorization_endpoint": %q, "token_endpoint": %q, "device_authorization_endpoint": %q, "jwks_uri": %q}`,
+			hostile.URL, hostile.URL+"/authorize", hostile.URL+"/token", hostile.URL+"/device", hostile.URL+"/keys")
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		mu.Lock()
+		received = append(received, r.PostForm.Get("refresh_token"))
+		mu.Unlock()
+		http.Error(w, `{"error": "invalid_grant"}`, http.StatusBadRequest)
+	})
+	for name, config := range map[string]string{
+		"another provider": fmt.Sprintf(`{"issuer": %q, "client_id": "portico", "scopes": ["openid", "offline_access"]}`, hostile.URL),
+		"another client":   fmt.Sprintf(`{"issuer": %q, "client_id": "other-app", "scopes": ["openid", "offline_access"]}`, f.provider.Issuer),
+	} {
+		f.config.Store(&config)
+		err := f.refresh(time.Now().Add(50 * time.Minute))
+		if !errors.Is(err, ErrNotLoggedIn) || !strings.Contains(err.Error(), "run portico login") {
+			t.Errorf("%s: refresh: %v", name, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(received) != 0 {
+		t.Errorf("the refresh token was sent to another provider: %q", received)
+	}
+	// The certifier names its provider again: the refresh works.
+	f.config.Store(nil)
+	if err := f.refresh(time.Now().Add(50 * time.Minute)); err != nil {
+		t.Errorf("refresh: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package login
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -37,11 +38,18 @@ func WriteSSHConfig(w io.Writer, o SSHConfigOptions) error {
 	if o.Port < 0 || o.Port > 65535 {
 		return fmt.Errorf("port %d: want 1 to 65535", o.Port)
 	}
-	files, err := FilesFor(o.ConfigDir, o.Certifier)
+	// The exec names the config directory: ssh may run it with another PORTICO_CONFIG_DIR (or
+	// another working directory) than this command had, and it must refresh the files the Host
+	// entries name.
+	configDir, err := filepath.Abs(o.ConfigDir)
 	if err != nil {
 		return err
 	}
-	exec, err := shellWords(o.Command, "login", "--certifier", o.Certifier, "--refresh", "--quiet")
+	files, err := FilesFor(configDir, o.Certifier)
+	if err != nil {
+		return err
+	}
+	exec, err := shellWords(o.Command, "login", "--certifier", o.Certifier, "--config-dir", configDir, "--refresh", "--quiet")
 	if err != nil {
 		return err
 	}

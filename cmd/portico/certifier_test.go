@@ -182,7 +182,7 @@ func TestCertifierCommands(t *testing.T) {
 
 	// ssh-config prints the block for these files.
 	code, out, _ = portico(t, env, "", "ssh-config", "--certifier", url, "--host", "example.com", "--port", "2222")
-	if code != exitOK || !strings.Contains(out, `exec "`) || !strings.Contains(out, "login --certifier "+url+" --refresh --quiet\"") ||
+	if code != exitOK || !strings.Contains(out, `exec "`) || !strings.Contains(out, "login --certifier "+url+" --config-dir "+env["PORTICO_CONFIG_DIR"]+" --refresh --quiet\"") ||
 		!strings.Contains(out, filepath.Join(env["PORTICO_CONFIG_DIR"], "certifiers")) || !strings.Contains(out, "Host pgs\n  HostName example.com\n  Port 2222\n  User pgs\n") {
 		t.Errorf("ssh-config: exit %d\n%s", code, out)
 	}

@@ -51,6 +51,10 @@ type Options struct {
 	Clients []string // IDs of public clients; each may use every flow
 	// IDTokenLifetime is how long ID tokens live (default 1h).
 	IDTokenLifetime time.Duration
+	// JWTAccessTokens makes access tokens signed JWTs (typ JWT, aud the client, as zitadel
+	// issues them) carrying the user's email and groups, as Keycloak, Azure AD and Okta can be
+	// configured to; else they are opaque.
+	JWTAccessTokens bool
 }
 
 // Provider is a running OpenID Connect provider on a loopback port.
@@ -98,7 +102,7 @@ func New(opts Options) (*Provider, error) {
 		st.users[u.Subject] = &u
 	}
 	for _, id := range opts.Clients {
-		st.clients[id] = &client{id: id, redirectURIs: []string{"http://127.0.0.1/callback"}, idTokenLifetime: lifetime}
+		st.clients[id] = &client{id: id, redirectURIs: []string{"http://127.0.0.1/callback"}, idTokenLifetime: lifetime, jwtAccessTokens: opts.JWTAccessTokens}
 	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -180,6 +184,21 @@ func (p *Provider) RevokeRefreshTokens(username string) int {
 // of tokens no flow would give: odd claims, expired ones, another audience.
 func (p *Provider) Mint(claims map[string]any) (string, error) {
 	return Sign(claims, jose.RS256, p.store.key.key, p.store.key.id)
+}
+
+// MintPayload signs payload, a JSON object written as the test wants it (duplicate or oddly
+// spelled claims, in any order), as an ID token with the provider's own key.
+func (p *Provider) MintPayload(payload []byte) (string, error) {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: p.store.key.key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", p.store.key.id))
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }
 
 // MintTyped is Mint with another typ header, as the provider's other tokens have (at+jwt for

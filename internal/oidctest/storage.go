@@ -77,6 +77,7 @@ type client struct {
 	id              string
 	redirectURIs    []string
 	idTokenLifetime time.Duration
+	jwtAccessTokens bool
 }
 
 func (c *client) GetID() string                       { return c.id }
@@ -87,8 +88,13 @@ func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodNo
 func (c *client) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
-func (c *client) LoginURL(id string) string            { return loginPath + "?authRequestID=" + id }
-func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }
+func (c *client) LoginURL(id string) string { return loginPath + "?authRequestID=" + id }
+func (c *client) AccessTokenType() op.AccessTokenType {
+	if c.jwtAccessTokens {
+		return op.AccessTokenTypeJWT
+	}
+	return op.AccessTokenTypeBearer
+}
 func (c *client) IDTokenLifetime() time.Duration       { return c.idTokenLifetime }
 func (c *client) DevMode() bool                        { return false }
 func (c *client) IsScopeAllowed(scope string) bool     { return scope == ScopeGroups }
@@ -428,8 +434,23 @@ func (s *storage) setUserinfo(info *oidc.UserInfo, subject string, scopes []stri
 	return nil
 }
 
-func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
-	return nil, nil
+// GetPrivateClaimsFromScopes gives JWT access tokens the user's email and groups, as providers
+// configured to put them in access tokens do.
+func (s *storage) GetPrivateClaimsFromScopes(_ context.Context, subject, _ string, _ []string) (map[string]any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[subject]
+	if !ok {
+		return nil, fmt.Errorf("user %q not found", subject)
+	}
+	claims := map[string]any{}
+	if u.Email != "" {
+		claims["email"], claims["email_verified"] = u.Email, !u.EmailUnverified
+	}
+	if u.Groups != nil {
+		claims[GroupsClaim] = slices.Clone(u.Groups)
+	}
+	return claims, nil
 }
 
 func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
