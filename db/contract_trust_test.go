@@ -577,11 +577,11 @@ func testListRevocationsPage(t *testing.T, s db.Store) {
 	importAll(t, s, alice.ID, rs...)
 	all, _ := s.ListRevocations(ctx, alice.ID)
 	page, total, err := s.ListRevocationsPage(ctx, alice.ID, 0, 3)
-	if err != nil || total != 7 || len(page) != 3 || page[0] != all[6] || page[2] != all[4] {
+	if err != nil || total != 7 || len(page) != 3 || page[0] != all[0] || page[2] != all[2] {
 		t.Fatalf("first page = %+v, %d, %v", page, total, err)
 	}
 	page, total, err = s.ListRevocationsPage(ctx, alice.ID, page[2].ID, 10)
-	if err != nil || total != 7 || len(page) != 4 || page[0] != all[3] || page[3] != all[0] {
+	if err != nil || total != 7 || len(page) != 4 || page[0] != all[3] || page[3] != all[6] {
 		t.Errorf("second page = %+v, %d, %v", page, total, err)
 	}
 }

@@ -124,13 +124,10 @@ func postgresRevocationIdentities(ctx context.Context, tx pgx.Tx, accountID int6
 	return have, rows.Err()
 }
 
-func (s *postgresStore) ListRevocationsPage(ctx context.Context, accountID, beforeID int64, limit int) ([]Revocation, int, error) {
-	if beforeID <= 0 {
-		beforeID = 1<<63 - 1
-	}
+func (s *postgresStore) ListRevocationsPage(ctx context.Context, accountID, afterID int64, limit int) ([]Revocation, int, error) {
 	rows, err := s.pool.Query(ctx,
-		`SELECT `+postgresRevocationColumns+` FROM revocations WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`,
-		accountID, beforeID, max(limit, 1))
+		`SELECT `+postgresRevocationColumns+` FROM revocations WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+		accountID, afterID, max(limit, 1))
 	if err != nil {
 		return nil, 0, fmt.Errorf("list revocations of account %d: %w", accountID, err)
 	}

@@ -127,13 +127,10 @@ func newRevocations(rs []storedRevocation, have map[string]bool) []storedRevocat
 // dedupe returns rs with repeats left out.
 func dedupe(rs []storedRevocation) []storedRevocation { return newRevocations(rs, map[string]bool{}) }
 
-func (s *sqliteStore) ListRevocationsPage(ctx context.Context, accountID, beforeID int64, limit int) ([]Revocation, int, error) {
-	if beforeID <= 0 {
-		beforeID = 1<<63 - 1
-	}
+func (s *sqliteStore) ListRevocationsPage(ctx context.Context, accountID, afterID int64, limit int) ([]Revocation, int, error) {
 	rows, err := s.r.QueryContext(ctx,
-		`SELECT `+sqliteRevocationColumns+` FROM revocations WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`,
-		accountID, beforeID, max(limit, 1))
+		`SELECT `+sqliteRevocationColumns+` FROM revocations WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?`,
+		accountID, afterID, max(limit, 1))
 	if err != nil {
 		return nil, 0, fmt.Errorf("list revocations of account %d: %w", accountID, err)
 	}

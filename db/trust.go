@@ -203,9 +203,9 @@ type KRLImports interface {
 	// due again Every after f.At. ErrLeaseLost: the source was removed, changed or claimed
 	// again meanwhile; nothing changed.
 	FinishKRLFetch(ctx context.Context, id int64, lease time.Time, f KRLFetch) error
-	// ListRevocationsPage returns up to limit of the account's revocations with ids below
-	// beforeID (0: from the newest), newest first, and how many the account has in all.
-	ListRevocationsPage(ctx context.Context, accountID, beforeID int64, limit int) ([]Revocation, int, error)
+	// ListRevocationsPage returns up to limit of the account's revocations with ids above
+	// afterID, oldest first, and how many the account has in all.
+	ListRevocationsPage(ctx context.Context, accountID, afterID int64, limit int) ([]Revocation, int, error)
 }
 
 // checkMapping validates m and returns it in stored form.

@@ -136,7 +136,7 @@ func TestCLI(t *testing.T) {
 		{"revoke bad serial", alice, "", []string{"revoke", "--serial", "-1"}, 2, "", "want a decimal serial"},
 		{"revoke unknown CA", alice, "", []string{"revoke", "--serial", "1", "--ca", "nope"}, 1, "", `no certificate authority named "nope"`},
 		{"revoke bad fingerprint", alice, "", []string{"revoke", "--key", "SHA256:nope"}, 1, "", "not a key fingerprint"},
-		{"revoke serial of a CA", alice, "", []string{"revoke", "--serial", "42", "--ca", "team-ca"}, 0, "revoked serial 42 of CA SHA256:", ""},
+		{"revoke serial of a CA", alice, "", []string{"revoke", "--serial", "42", "--ca", "team-ca"}, 0, "revoked serial 42 of CA team-ca SHA256:", ""},
 		{"revoke key ID", alice, "", []string{"revoke", "--key-id", "bob@laptop"}, 0, `revoked key ID "bob@laptop" (revocation 2)`, ""},
 		{"revocations ls", alice, "", []string{"revocations", "ls"}, 0, "ID  KIND", ""},
 		{"revocations rm not a number", alice, "", []string{"revocations", "rm", "first"}, 2, "", "not a revocation ID"},
