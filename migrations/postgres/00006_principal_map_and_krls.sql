@@ -43,6 +43,8 @@ ALTER TABLE revocations
     ADD COLUMN range_hi  BIGINT;
 CREATE INDEX revocations_range_idx ON revocations (account_id, range_key);
 CREATE INDEX revocations_source_idx ON revocations (source_id);
+-- Listing an account's revocations page by page, oldest first.
+CREATE INDEX revocations_account_id_idx ON revocations (account_id, id);
 
 -- The principal map: certificates of the account's CAs (or of ca_fingerprint's only) that list
 -- principal get services (a comma list), from client addresses matching from_patterns (a comma
