@@ -59,6 +59,9 @@ func TestUsageAndVersion(t *testing.T) {
 		{[]string{"serve", "--drain-timeout", "soon"}, exitUsage, "", "drain timeout"},
 		{[]string{"serve", "--pipe-buffer", "1MB"}, exitUsage, "", "pipe buffer"},
 		{[]string{"serve", "--pipe-stall-timeout", "0s"}, exitUsage, "", "pipe stall timeout"},
+		{[]string{"serve", "--krl-allow-internal", "yes"}, exitUsage, "", `krl allow internal "yes"`},
+		{[]string{"serve", "--krl-min-every", "0s"}, exitUsage, "", `krl min every "0s"`},
+		{[]string{"serve", "--krl-min-every", "often"}, exitUsage, "", `krl min every "often"`},
 		{[]string{"account"}, exitUsage, "", "usage: portico account"},
 		{[]string{"account", "remove", "alice"}, exitUsage, "", `unknown command "remove"`},
 		{[]string{"account", "rm"}, exitUsage, "", "exactly one account NAME"},
@@ -81,14 +84,16 @@ func TestUsageAndVersion(t *testing.T) {
 
 func TestFlagWinsOverEnvironment(t *testing.T) {
 	env := map[string]string{
-		"PORTICO_DATA_DIR":     "/env/data",
-		"PORTICO_SSH_LISTEN":   ":3333",
-		"PORTICO_DOMAIN":       "env.example",
-		"PORTICO_SIGNUPS":      "closed",
-		"PORTICO_LOG_FORMAT":   "json",
-		"PORTICO_DATABASE_URL": "postgres://env/db",
-		"PORTICO_PIPE_BUFFER":  "64KiB",
-		"PORTICO_SIGNUP_RATE":  "off",
+		"PORTICO_DATA_DIR":           "/env/data",
+		"PORTICO_SSH_LISTEN":         ":3333",
+		"PORTICO_DOMAIN":             "env.example",
+		"PORTICO_SIGNUPS":            "closed",
+		"PORTICO_LOG_FORMAT":         "json",
+		"PORTICO_DATABASE_URL":       "postgres://env/db",
+		"PORTICO_PIPE_BUFFER":        "64KiB",
+		"PORTICO_SIGNUP_RATE":        "off",
+		"PORTICO_KRL_ALLOW_INTERNAL": "on",
+		"PORTICO_KRL_MIN_EVERY":      "5m",
 	}
 	tests := []struct {
 		name string
@@ -96,13 +101,13 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 		want settings
 	}{
 		{"defaults", nil, settings{dataDir: "./data", sshListen: ":2222", httpListen: ":8080", domain: "localhost",
-			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h"}},
+			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h", krlInternal: "off", krlMinEvery: "1m0s"}},
 		{"environment", nil, settings{dataDir: "/env/data", databaseURL: "postgres://env/db", sshListen: ":3333", httpListen: ":8080",
-			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s", signupRate: "off"}},
+			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s", signupRate: "off", krlInternal: "on", krlMinEvery: "5m"}},
 		{"flags win", []string{"--data-dir", "/flag", "--ssh-listen", ":4444,pgs=:4445", "--domain", "flag.example", "--signups", "open",
-			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s", "--signup-rate", "10/d"},
+			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s", "--signup-rate", "10/d", "--krl-allow-internal", "off", "--krl-min-every", "10s"},
 			settings{dataDir: "/flag", sshListen: ":4444,pgs=:4445", httpListen: "127.0.0.1:9090", domain: "flag.example",
-				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s", signupRate: "10/d"}},
+				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s", signupRate: "10/d", krlInternal: "off", krlMinEvery: "10s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,6 +35,8 @@ type settings struct {
 	publicHTTP    string
 	publicSSH     string
 	signupRate    string
+	krlInternal   string
+	krlMinEvery   string
 }
 
 // setting describes one flag and its environment variable.
@@ -61,6 +63,8 @@ var (
 		{"drain-timeout", "PORTICO_DRAIN_TIMEOUT", "10s", "how long shutdown waits for open sessions", func(s *settings) *string { return &s.drainTimeout }},
 		{"pipe-buffer", "PORTICO_PIPE_BUFFER", "1MiB", "pipe: bytes buffered for each reader", func(s *settings) *string { return &s.pipeBuffer }},
 		{"pipe-stall-timeout", "PORTICO_PIPE_STALL_TIMEOUT", "10s", "pipe: how long a reader's buffer may stay full before it is dropped", func(s *settings) *string { return &s.pipeStall }},
+		{"krl-allow-internal", "PORTICO_KRL_ALLOW_INTERNAL", "off", "on: revocations import --url may fetch from loopback, private, link-local and other internal addresses", func(s *settings) *string { return &s.krlInternal }},
+		{"krl-min-every", "PORTICO_KRL_MIN_EVERY", ops.DefaultKRLMinEvery.String(), "the shortest --every of revocations import --url", func(s *settings) *string { return &s.krlMinEvery }},
 	}
 )
 
@@ -125,6 +129,7 @@ type serveConfig struct {
 	pipe         pipe.MemoryOptions
 	public       services.Public
 	signupRate   ops.SignupRate
+	krl          ops.KRLConfig
 }
 
 func (s *settings) serveConfig() (serveConfig, error) {
@@ -162,6 +167,16 @@ func (s *settings) serveConfig() (serveConfig, error) {
 	}
 	if c.pipe.StallTimeout, err = time.ParseDuration(s.pipeStall); err != nil || c.pipe.StallTimeout <= 0 {
 		return c, fmt.Errorf("pipe stall timeout %q: want a duration such as 10s", s.pipeStall)
+	}
+	switch s.krlInternal {
+	case "on":
+		c.krl.AllowInternal = true
+	case "off":
+	default:
+		return c, fmt.Errorf("krl allow internal %q: want on or off", s.krlInternal)
+	}
+	if c.krl.MinEvery, err = time.ParseDuration(s.krlMinEvery); err != nil || c.krl.MinEvery < time.Second || c.krl.MinEvery > ops.MaxKRLEvery {
+		return c, fmt.Errorf("krl min every %q: want a duration from 1s to %v, such as 1m", s.krlMinEvery, ops.MaxKRLEvery)
 	}
 	return c, nil
 }
