@@ -303,7 +303,7 @@ func TestTUI(t *testing.T) {
 	}
 
 	// The help page's recipes are filled in with this server's host and port.
-	pane.keys("5")
+	pane.keys("6")
 	seen := pane.waitFor("Help", "ssh-keygen -s")
 	pane.keys("End")
 	time.Sleep(200 * time.Millisecond)

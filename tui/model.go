@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -73,7 +74,7 @@ func New(ctx context.Context, o *ops.Ops, g auth.Grant, key gossh.PublicKey, r *
 		grant: g,
 		key:   key,
 		st:    newStyles(r),
-		pages: []page{&accountPage{}, &keysPage{}, &logsPage{}, &revocationsPage{}, &helpPage{}},
+		pages: []page{&accountPage{}, &keysPage{}, &logsPage{}, &revocationsPage{}, &principalsPage{}, &helpPage{}},
 
 		minReload: defaultMinReload,
 	}
@@ -131,8 +132,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				return m, m.show((m.current + 1) % len(m.pages))
 			case "shift+tab", "left":
 				return m, m.show((m.current + len(m.pages) - 1) % len(m.pages))
-			case "1", "2", "3", "4", "5":
-				return m, m.show(int(s[0] - '1'))
+			case "1", "2", "3", "4", "5", "6", "7", "8", "9":
+				if i := int(s[0] - '1'); i < len(m.pages) {
+					return m, m.show(i)
+				}
+				return m, nil
 			}
 		}
 		return m, p.update(m, msg)
@@ -250,7 +254,7 @@ func (m *Model) View() string {
 		p := m.pages[m.current]
 		title, body, hints = p.title(), p.view(m, height), p.hints()
 		if !p.capturing() {
-			hints = strings.TrimPrefix(hints+"  [tab/1-5] pages  [q] quit", "  ")
+			hints = strings.TrimPrefix(hints+fmt.Sprintf("  [tab/1-%d] pages  [q] quit", len(m.pages)), "  ")
 		}
 	}
 	b.WriteString("\n\n")

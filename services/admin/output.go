@@ -6,8 +6,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/portico-sh/portico/services/admin/ops"
 )
@@ -43,16 +41,8 @@ func revocationWords(r ops.Revocation) string {
 	return "certificates of key " + r.Value
 }
 
-// shown is s fit for a terminal: what a KRL or a certificate names is not the account's own
-// text, so control characters and the like become '?' (as key IDs do), without a length cut.
-func shown(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			return '?'
-		}
-		return r
-	}, s)
-}
+// shown is s fit for a terminal (ops.Printable).
+func shown(s string) string { return ops.Printable(s) }
 
 // jsonList writes a JSON array one element at a time, as writeJSON writes a whole one.
 type jsonList struct {

@@ -1,7 +1,10 @@
 package ops
 
 import (
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/portico-sh/portico/db"
 )
@@ -175,4 +178,16 @@ func revocationView(r db.Revocation, caNames map[string]string, sources map[int6
 		v.Source = &url
 	}
 	return v
+}
+
+// Printable is s fit for a terminal: what a KRL, a certificate or a URL names is not the account's
+// own words, so every character that is not printable becomes '?' (as in key IDs), and nothing
+// is cut.
+func Printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }
