@@ -141,6 +141,7 @@ func serverEnv(ts *testscript.TestScript) []string {
 		"PATH", "HOME", "TMPDIR", "GORACE", "GOCOVERDIR",
 		"PORTICO_DATA_DIR", "PORTICO_DATABASE_URL", "PORTICO_SSH_LISTEN", "PORTICO_HTTP_LISTEN",
 		"PORTICO_DOMAIN", "PORTICO_SIGNUPS", "PORTICO_LOG_FORMAT", "PORTICO_SIGNUP_RATE",
+		"SSL_CERT_FILE", // the CA of a test certifier's TLS certificate, for revocations import --url
 	} {
 		if v := ts.Getenv(name); v != "" {
 			env = append(env, name+"="+v)

@@ -196,7 +196,7 @@ func TestTUI(t *testing.T) {
 		return string(out), err
 	}
 	for _, k := range [][2]string{{"alice", "alice@laptop"}, {"desktop", "alice@desktop"}, {"ca", "teamca"}, {"bob", "bob@laptop"},
-		{"claimkey", "claim"}, {"tablet", "alice@tablet"}} {
+		{"claimkey", "claim"}, {"tablet", "alice@tablet"}, {"carol", "carol@team"}} {
 		if out, err := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k[0], "-C", k[1]); err != nil {
 			t.Fatalf("ssh-keygen: %v\n%s", err, out)
 		}
@@ -300,6 +300,32 @@ func TestTUI(t *testing.T) {
 	pane.waitFor("Lifted revocation")
 	if status, out := bobAsPGS(); status != 1 {
 		t.Errorf("bob's certificate after the revocation was lifted: exit status %d, output:\n%s", status, out)
+	}
+
+	// Principals page: carol's certificate names her team, web-team, which grants nothing until
+	// the page maps it to pgs.
+	if out, err := run("ssh-keygen", "-q", "-s", "ca", "-I", "carol@team", "-n", "web-team", "-V", "+1h", "carol.pub"); err != nil {
+		t.Fatalf("ssh-keygen -s: %v\n%s", err, out)
+	}
+	carolAsPGS := func() (int, string) {
+		out, err := run("ssh", "-F", "ssh_config", "-i", "carol", "-o", "PubkeyAcceptedAlgorithms=ssh-ed25519-cert-v01@openssh.com", "pgs@"+loopback)
+		return exitStatus(err), out
+	}
+	if status, out := carolAsPGS(); status != 255 || !strings.Contains(out, "does not grant") {
+		t.Errorf("carol's certificate for web-team before the mapping: exit status %d, output:\n%s", status, out)
+	}
+	pane.keys("5")
+	pane.waitFor("Principals", "No principals mapped")
+	pane.keys("a")
+	pane.waitFor("Map a principal", "Services:")
+	pane.typeText("web-team")
+	pane.keys("Tab")
+	pane.typeText("pgs")
+	pane.waitFor("> pgs")
+	pane.keys("Enter")
+	pane.waitFor("Mapped principal web-team: pgs.", "any address")
+	if status, out := carolAsPGS(); status != 1 || !strings.Contains(out, "not available yet") {
+		t.Errorf("carol's certificate for web-team once mapped to pgs: exit status %d, output:\n%s", status, out)
 	}
 
 	// The help page's recipes are filled in with this server's host and port.
