@@ -257,7 +257,8 @@ func extension(where string, s *krlReader) error {
 		return krlErrorf("malformed KRL: the extension of %s is malformed", where)
 	}
 	if critical {
-		return krlErrorf("the KRL has a critical extension (%s, %q) that portico does not understand", where, SanitizeKeyID(string(name)))
+		// Its name is not shown: it is the KRL's content (which may come from a URL).
+		return krlErrorf("the KRL has a critical extension (%s, a name of %d bytes) that portico does not understand", where, len(name))
 	}
 	return nil
 }
@@ -432,7 +433,7 @@ func (p *krlParser) signatures(data []byte, keyBlob []byte, rest *krlReader) err
 			return krlErrorf("malformed KRL: signature %d does not parse", n)
 		}
 		if !slices.Contains(caSignatureFormats[key.Type()], sig.Format) {
-			return krlErrorf("the KRL's signature %d by %s uses algorithm %q, which portico does not accept for a %s key", n, Fingerprint(key), SanitizeKeyID(sig.Format), key.Type())
+			return krlErrorf("the KRL's signature %d by %s uses an algorithm portico does not accept for a %s key (RSA keys must sign with rsa-sha2-256 or rsa-sha2-512)", n, Fingerprint(key), key.Type())
 		}
 		if err := key.Verify(signed, &sig); err != nil {
 			return krlErrorf("the KRL's signature %d, by %s, does not verify: the KRL was changed after it was signed, or forged", n, Fingerprint(key))

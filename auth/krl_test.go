@@ -254,7 +254,7 @@ func TestParseKRLRefuses(t *testing.T) {
 		{"certificate as a key", cat(krlHeader(""), krlSection(krlExplicitKey, wire(cert.Marshal()))), "a certificate where plain keys belong"},
 		{"SHA256 hash of 31 bytes", cat(krlHeader(""), krlSection(krlFingerprintSHA2, wire(make([]byte, 31)))), "not 32 bytes long"},
 		{"SHA1 hash of 32 bytes", cat(krlHeader(""), krlSection(krlFingerprintSHA1, wire(make([]byte, 32)))), "not 20 bytes long"},
-		{"critical extension", cat(krlHeader(""), krlSection(krlExtension, wire([]byte("x@example.com")), []byte{1}, wire([]byte(secret)))), `critical extension (section 1, "x@example.com")`},
+		{"critical extension", cat(krlHeader(""), krlSection(krlExtension, wire([]byte("x@example.com")), []byte{1}, wire([]byte(secret)))), `critical extension (section 1, a name of 13 bytes)`},
 		{"critical certificate extension", cat(krlHeader(""), certSection(caBlob, sub(krlCertExtension, wire([]byte("bloom@x")), []byte{1}, wire(nil)))), "critical extension"},
 		{"extension cut short", cat(krlHeader(""), krlSection(krlExtension, wire([]byte("x")))), "extension of section 1"},
 		{"too large", make([]byte, MaxKRLBytes+1), "larger than"},
@@ -263,7 +263,7 @@ func TestParseKRLRefuses(t *testing.T) {
 		{"signature cut short", signed[:len(signed)-3], "cut short"},
 		{"signed twice by one key", cat(signed, krlSection(krlSignature, caBlob), wire(signedSignature(t, ca, cat(signed, []byte{krlSignature}, wire(caBlob))))), "signed twice"},
 		{"signed by a huge RSA key", cat(good, krlSection(krlSignature, hugeRSA), wire([]byte(secret))), "key of signature 1 does not parse"},
-		{"signature of the wrong algorithm", cat(good, krlSection(krlSignature, caBlob), wire(gossh.Marshal(gossh.Signature{Format: "ssh-rsa", Blob: []byte(secret)}))), `algorithm "ssh-rsa"`},
+		{"signature of the wrong algorithm", cat(good, krlSection(krlSignature, caBlob), wire(gossh.Marshal(gossh.Signature{Format: "SECRET-rsa", Blob: []byte(secret)}))), `uses an algorithm portico does not accept`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -330,7 +330,7 @@ func TestParseKRLSigned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ParseKRL(sha1Signed); err == nil || !strings.Contains(err.Error(), `algorithm "ssh-rsa"`) {
+	if _, err := ParseKRL(sha1Signed); err == nil || !strings.Contains(err.Error(), `rsa-sha2-256 or rsa-sha2-512`) {
 		t.Errorf("a KRL signed with ssh-rsa (SHA-1): %v", err)
 	}
 }

@@ -28,6 +28,7 @@ var trustContract = []struct {
 	{"RevocationsAreBounded", testRevocationsAreBounded},
 	{"KRLSources", testKRLSources},
 	{"KRLSourceFetches", testKRLSourceFetches},
+	{"KRLSourceBackoff", testKRLSourceBackoff},
 	{"ConcurrentKRLClaims", testConcurrentKRLClaims},
 	{"ListRevocationsPage", testListRevocationsPage},
 }
@@ -532,6 +533,43 @@ func testKRLSourceFetches(t *testing.T, s db.Store) {
 		Entries: []db.NewRevocation{krl(db.RevokeKeyID, "ghost", "")}}), db.ErrLeaseLost)
 	if revs, _ := s.ListRevocations(ctx, alice.ID); len(revs) != 0 {
 		t.Errorf("revocations after the source was removed: %+v", revs)
+	}
+}
+
+// testKRLSourceBackoff: each failure in a row doubles the wait before the next fetch; a success
+// brings it back to the source's interval.
+func testKRLSourceBackoff(t *testing.T, s db.Store) {
+	alice, _ := createAccount(t, s, "alice")
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	src, err := s.SetKRLSource(ctx, alice.ID, db.NewKRLSource{URL: "https://slow/krl", Every: time.Minute}, "h", nil, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := at.Add(time.Minute)
+	for i, wait := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute} {
+		lease := now.Add(time.Minute)
+		if _, err := s.ClaimDueKRLSource(ctx, now, lease); err != nil {
+			t.Fatalf("failure %d: claim at %v: %v", i+1, now, err)
+		}
+		if err := s.FinishKRLFetch(ctx, src.ID, lease, db.KRLFetch{At: now, Err: "timed out"}); err != nil {
+			t.Fatal(err)
+		}
+		list, _ := s.ListKRLSources(ctx, alice.ID)
+		if got := list[0]; got.Failures != i+1 || !got.NextFetchAt.Equal(now.Add(wait)) {
+			t.Fatalf("after failure %d: failures %d, next fetch %v; want %v", i+1, got.Failures, got.NextFetchAt, now.Add(wait))
+		}
+		now = now.Add(wait)
+	}
+	lease := now.Add(time.Minute)
+	if _, err := s.ClaimDueKRLSource(ctx, now, lease); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishKRLFetch(ctx, src.ID, lease, db.KRLFetch{At: now, ContentHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := s.ListKRLSources(ctx, alice.ID)
+	if got := list[0]; got.Failures != 0 || !got.NextFetchAt.Equal(now.Add(time.Minute)) || got.LastError != "" {
+		t.Errorf("after a success: %+v", got)
 	}
 }
 

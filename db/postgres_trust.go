@@ -145,7 +145,7 @@ func (s *postgresStore) ListRevocationsPage(ctx context.Context, accountID, afte
 // KRL sources
 
 const postgresSourceColumns = `id, account_id, url, ca_fingerprint, every_seconds, next_fetch_at, lease_until, fetched_at,
-	content_sha256, entries, last_error, last_error_at, created_at`
+	content_sha256, entries, last_error, last_error_at, failures, created_at`
 
 func scanPostgresSource(row pgx.Row) (KRLSource, error) {
 	var (
@@ -153,7 +153,7 @@ func scanPostgresSource(row pgx.Row) (KRLSource, error) {
 		every int64
 	)
 	err := row.Scan(&src.ID, &src.AccountID, &src.URL, &src.CAFingerprint, &every, &src.NextFetchAt, &src.LeaseUntil,
-		&src.FetchedAt, &src.ContentHash, &src.Entries, &src.LastError, &src.LastErrorAt, &src.CreatedAt)
+		&src.FetchedAt, &src.ContentHash, &src.Entries, &src.LastError, &src.LastErrorAt, &src.Failures, &src.CreatedAt)
 	if err != nil {
 		return KRLSource{}, err
 	}
@@ -209,7 +209,7 @@ func (s *postgresStore) SetKRLSource(ctx context.Context, accountID int64, src N
 		}
 		_, err = tx.Exec(ctx,
 			`UPDATE krl_sources SET ca_fingerprint = $1, every_seconds = $2, next_fetch_at = $3, lease_until = NULL,
-			     fetched_at = $4, content_sha256 = $5, last_error = '', last_error_at = NULL
+			     fetched_at = $4, content_sha256 = $5, last_error = '', last_error_at = NULL, failures = 0
 			 WHERE id = $6`,
 			src.CAFingerprint, int64(src.Every/time.Second), nextFetch(src.Every, at), at, hash, id)
 		if err != nil {
@@ -291,10 +291,11 @@ func (s *postgresStore) FinishKRLFetch(ctx context.Context, id int64, lease time
 			accountID int64
 			entries   int
 			every     int64
+			failures  int
 		)
 		err := tx.QueryRow(ctx,
-			`SELECT account_id, entries, every_seconds FROM krl_sources WHERE id = $1 AND lease_until = $2 FOR UPDATE`,
-			id, storedTime(lease)).Scan(&accountID, &entries, &every)
+			`SELECT account_id, entries, every_seconds, failures FROM krl_sources WHERE id = $1 AND lease_until = $2 FOR UPDATE`,
+			id, storedTime(lease)).Scan(&accountID, &entries, &every, &failures)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrLeaseLost
 		}
@@ -304,8 +305,8 @@ func (s *postgresStore) FinishKRLFetch(ctx context.Context, id int64, lease time
 		next := nextFetch(time.Duration(every)*time.Second, at)
 		if f.Err != "" {
 			_, err := tx.Exec(ctx,
-				`UPDATE krl_sources SET lease_until = NULL, next_fetch_at = $1, last_error = $2, last_error_at = $3 WHERE id = $4`,
-				next, f.Err, at, id)
+				`UPDATE krl_sources SET lease_until = NULL, next_fetch_at = $1, last_error = $2, last_error_at = $3, failures = failures + 1 WHERE id = $4`,
+				nextFetch(retryAfter(time.Duration(every)*time.Second, failures+1), at), f.Err, at, id)
 			return err
 		}
 		if f.Entries != nil {
@@ -315,7 +316,7 @@ func (s *postgresStore) FinishKRLFetch(ctx context.Context, id int64, lease time
 		}
 		_, err = tx.Exec(ctx,
 			`UPDATE krl_sources SET lease_until = NULL, next_fetch_at = $1, fetched_at = $2, content_sha256 = $3,
-			     last_error = '', last_error_at = NULL
+			     last_error = '', last_error_at = NULL, failures = 0
 			 WHERE id = $4`,
 			next, at, f.ContentHash, id)
 		return err

@@ -148,7 +148,7 @@ func (s *sqliteStore) ListRevocationsPage(ctx context.Context, accountID, afterI
 // KRL sources
 
 const sqliteSourceColumns = `id, account_id, url, ca_fingerprint, every_seconds, next_fetch_at, lease_until, fetched_at,
-	content_sha256, entries, last_error, last_error_at, created_at`
+	content_sha256, entries, last_error, last_error_at, failures, created_at`
 
 func scanSQLiteSource(row interface{ Scan(...any) error }) (KRLSource, error) {
 	var (
@@ -158,7 +158,7 @@ func scanSQLiteSource(row interface{ Scan(...any) error }) (KRLSource, error) {
 		fetched, created         string
 	)
 	err := row.Scan(&src.ID, &src.AccountID, &src.URL, &src.CAFingerprint, &every, &next, &lease, &fetched,
-		&src.ContentHash, &src.Entries, &src.LastError, &lastErrorAt, &created)
+		&src.ContentHash, &src.Entries, &src.LastError, &lastErrorAt, &src.Failures, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return KRLSource{}, ErrNotFound
 	}
@@ -239,7 +239,7 @@ func (s *sqliteStore) SetKRLSource(ctx context.Context, accountID int64, src New
 		}
 		_, err = tx.ExecContext(ctx,
 			`UPDATE krl_sources SET ca_fingerprint = ?, every_seconds = ?, next_fetch_at = ?, lease_until = NULL,
-			     fetched_at = ?, content_sha256 = ?, last_error = '', last_error_at = NULL
+			     fetched_at = ?, content_sha256 = ?, last_error = '', last_error_at = NULL, failures = 0
 			 WHERE id = ?`,
 			src.CAFingerprint, int64(src.Every/time.Second), sqliteTimePtr(nextFetch(src.Every, at)), sqliteTime(at), hash, id)
 		if err != nil {
@@ -328,9 +328,10 @@ func (s *sqliteStore) FinishKRLFetch(ctx context.Context, id int64, lease time.T
 			accountID int64
 			entries   int
 			every     int64
+			failures  int
 		)
-		err := tx.QueryRowContext(ctx, `SELECT account_id, entries, every_seconds FROM krl_sources WHERE id = ? AND lease_until = ?`,
-			id, sqliteTime(lease)).Scan(&accountID, &entries, &every)
+		err := tx.QueryRowContext(ctx, `SELECT account_id, entries, every_seconds, failures FROM krl_sources WHERE id = ? AND lease_until = ?`,
+			id, sqliteTime(lease)).Scan(&accountID, &entries, &every, &failures)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrLeaseLost
 		}
@@ -339,9 +340,10 @@ func (s *sqliteStore) FinishKRLFetch(ctx context.Context, id int64, lease time.T
 		}
 		next := sqliteTimePtr(nextFetch(time.Duration(every)*time.Second, f.At))
 		if f.Err != "" {
+			retry := sqliteTimePtr(nextFetch(retryAfter(time.Duration(every)*time.Second, failures+1), f.At))
 			_, err := tx.ExecContext(ctx,
-				`UPDATE krl_sources SET lease_until = NULL, next_fetch_at = ?, last_error = ?, last_error_at = ? WHERE id = ?`,
-				next, f.Err, sqliteTime(f.At), id)
+				`UPDATE krl_sources SET lease_until = NULL, next_fetch_at = ?, last_error = ?, last_error_at = ?, failures = failures + 1 WHERE id = ?`,
+				retry, f.Err, sqliteTime(f.At), id)
 			return err
 		}
 		if f.Entries != nil {
@@ -351,7 +353,7 @@ func (s *sqliteStore) FinishKRLFetch(ctx context.Context, id int64, lease time.T
 		}
 		_, err = tx.ExecContext(ctx,
 			`UPDATE krl_sources SET lease_until = NULL, next_fetch_at = ?, fetched_at = ?, content_sha256 = ?,
-			     last_error = '', last_error_at = NULL
+			     last_error = '', last_error_at = NULL, failures = 0
 			 WHERE id = ?`,
 			next, sqliteTime(f.At), f.ContentHash, id)
 		return err

@@ -167,6 +167,7 @@ type KRLSource struct {
 	Entries     int        // how many revocations it holds
 	LastError   string     // why the last scheduled fetch failed; empty after a success
 	LastErrorAt *time.Time
+	Failures    int        // scheduled fetches that failed in a row
 	LeaseUntil  *time.Time // a fetch in progress holds it until then
 	CreatedAt   time.Time
 }
@@ -200,7 +201,8 @@ type KRLImports interface {
 	ClaimDueKRLSource(ctx context.Context, now, leaseUntil time.Time) (KRLSource, error)
 	// FinishKRLFetch records the fetch of the source claimed with lease (its LeaseUntil): it
 	// replaces the source's revocations when f.Entries is not nil, releases it and makes it
-	// due again Every after f.At. ErrLeaseLost: the source was removed, changed or claimed
+	// due again Every after f.At; after a failure (f.Err), later for each failure in a row
+	// (twice as long each time, at most a day). ErrLeaseLost: the source was removed, changed or claimed
 	// again meanwhile; nothing changed.
 	FinishKRLFetch(ctx context.Context, id int64, lease time.Time, f KRLFetch) error
 	// ListRevocationsPage returns up to limit of the account's revocations with ids above
@@ -310,4 +312,21 @@ func checkSource(src NewKRLSource) error {
 		return fmt.Errorf("KRL source %q: negative interval %v", src.URL, src.Every)
 	}
 	return nil
+}
+
+// maxFetchBackoff is the longest wait between two fetches of a source that keeps failing.
+const maxFetchBackoff = 24 * time.Hour
+
+// retryAfter is how long a source fetched every every waits after its failures-th failure in a
+// row: every, doubled for each failure after the first, at most maxFetchBackoff (or every, when
+// that is longer).
+func retryAfter(every time.Duration, failures int) time.Duration {
+	d := every
+	for range min(max(failures-1, 0), 16) {
+		if d >= maxFetchBackoff {
+			break
+		}
+		d *= 2
+	}
+	return max(min(d, maxFetchBackoff), every)
 }

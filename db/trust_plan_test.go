@@ -49,6 +49,26 @@ func TestRangeKeys(t *testing.T) {
 	}
 }
 
+func TestRetryAfter(t *testing.T) {
+	for _, c := range []struct {
+		every    time.Duration
+		failures int
+		want     time.Duration
+	}{
+		{time.Minute, 1, time.Minute},
+		{time.Minute, 2, 2 * time.Minute},
+		{time.Minute, 11, 1024 * time.Minute},
+		{time.Minute, 12, 24 * time.Hour},
+		{time.Minute, 1000, 24 * time.Hour},
+		{48 * time.Hour, 5, 48 * time.Hour},
+		{time.Second, 0, time.Second},
+	} {
+		if got := retryAfter(c.every, c.failures); got != c.want {
+			t.Errorf("retryAfter(%v, %d) = %v, want %v", c.every, c.failures, got, c.want)
+		}
+	}
+}
+
 // TestFindRevocationUsesIndexes: on both databases, FindRevocation reads revocations through
 // indexes only, whatever the number of revocations (rule 10 must stay cheap with big KRLs).
 func TestFindRevocationUsesIndexes(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Defaults for Options.
@@ -102,7 +103,7 @@ func New(o Options) *Fetcher {
 func CheckURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	switch {
-	case err != nil:
+	case err != nil || !utf8.ValidString(raw):
 		return nil, errorf("%q is not a URL", raw)
 	case u.Scheme != "http" && u.Scheme != "https":
 		return nil, errorf("%q: portico fetches only http:// and https:// URLs", raw)

@@ -50,6 +50,7 @@ func TestCheckURL(t *testing.T) {
 		{"//example.com/krl", "only http"},
 		{"https://user:secret@example.com/krl", "user name or password"},
 		{"https://example.com/\x00", "not a URL"},
+		{"https://example.com/\xff", "not a URL"},
 		{"", "only http"},
 	}
 	for _, c := range bad {

@@ -13,7 +13,8 @@
 
 -- Where revocations import --url fetched a KRL, and when it fetches it again. every_seconds 0: it
 -- was imported once; run the import again to refresh it. lease_until keeps two gateways sharing
--- the database from fetching the same source at once.
+-- the database from fetching the same source at once. failures counts the fetches that failed in
+-- a row: each doubles the wait before the next (up to a day), so a dead or slow URL costs little.
 CREATE TABLE krl_sources (
     id             BIGINT      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     account_id     BIGINT      NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
@@ -26,6 +27,7 @@ CREATE TABLE krl_sources (
     content_sha256 TEXT        NOT NULL DEFAULT '',
     entries        INTEGER     NOT NULL DEFAULT 0,
     last_error     TEXT        NOT NULL DEFAULT '',
+    failures       INTEGER     NOT NULL DEFAULT 0,
     last_error_at  TIMESTAMPTZ,
     created_at     TIMESTAMPTZ NOT NULL,
     CONSTRAINT krl_sources_account_id_url_key UNIQUE (account_id, url)

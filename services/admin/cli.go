@@ -712,6 +712,11 @@ func (c *cli) principalsSet(fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["from"] && req.From == "" || set["ca"] && req.CA == "" {
+		return usagef("principals set: a flag's value is empty (usage: %s)", usageLine("principals set"))
+	}
 	req.Principal, req.Services = rest[0], rest[1]
 	m, created, err := c.ops.SetPrincipal(c.ctx, c.grant, req)
 	if err != nil {

@@ -25,8 +25,12 @@ const (
 	// MaxKRLEvery is the longest --every.
 	MaxKRLEvery = 7 * 24 * time.Hour
 	// MaxKRLWork is how many KRL imports, fetches and exports one gateway runs at once: each
-	// may hold a KRL of auth.MaxKRLBytes and MaxKRLEntries revocations in memory. Others wait.
+	// may hold a KRL of auth.MaxKRLBytes and MaxKRLEntries revocations in memory. Others wait,
+	// an account's own for at most maxKRLWait, and an account runs one at a time.
 	MaxKRLWork = 2
+	// maxKRLWait is how long an import or export waits for its turn before it says the server
+	// is busy.
+	maxKRLWait = 30 * time.Second
 	// krlLease is how long a scheduled fetch holds its source: longer than a fetch may take.
 	krlLease = 2 * egress.DefaultTimeout
 	// krlRefreshPoll is the longest wait between two looks for sources due.
@@ -65,6 +69,7 @@ type KRLSource struct {
 	Entries       int    `json:"entries"`    // its revocations
 	LastError     string `json:"last_error"` // why the last scheduled fetch failed; empty after a success
 	LastErrorAt   *Time  `json:"last_error_at"`
+	Failures      int    `json:"failures"` // scheduled fetches failed in a row: each doubles the wait (up to a day)
 }
 
 // KRLImport is what an import did (`revocations import --json`).
@@ -80,12 +85,33 @@ type KRLExport struct {
 	Skipped     int // left out: serial 0 (OpenSSH refuses it), or of a CA since removed
 }
 
-// krlWork takes one of the gateway's MaxKRLWork slots, waiting for one; release gives it back.
-func (o *Ops) krlWork(ctx context.Context) (release func(), err error) {
+// krlWork takes one of the gateway's MaxKRLWork slots; release gives it back. For an account
+// (accountID not 0) it refuses a second at once, so that no account holds every slot, and waits
+// at most maxKRLWait; the refresher (0) waits as long as ctx lets it.
+func (o *Ops) krlWork(ctx context.Context, accountID int64) (release func(), err error) {
+	done := func() {}
+	if accountID != 0 {
+		o.krlMu.Lock()
+		if o.krlBusy[accountID] {
+			o.krlMu.Unlock()
+			return nil, errorf(Refused, "another KRL import or export of this account is running on this server; nothing was changed, try again once it is done")
+		}
+		o.krlBusy[accountID] = true
+		o.krlMu.Unlock()
+		done = func() {
+			o.krlMu.Lock()
+			delete(o.krlBusy, accountID)
+			o.krlMu.Unlock()
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, maxKRLWait)
+		defer cancel()
+	}
 	select {
 	case o.krlSlots <- struct{}{}:
-		return func() { <-o.krlSlots }, nil
+		return func() { <-o.krlSlots; done() }, nil
 	case <-ctx.Done():
+		done()
 		return nil, &Error{Kind: Failed, Message: "the server is busy with other KRLs; nothing was changed, try again", Err: ctx.Err()}
 	}
 }
@@ -98,7 +124,7 @@ func (o *Ops) ImportKRL(ctx context.Context, g auth.Grant, data []byte, ca strin
 	if err := o.requireAdmin(g); err != nil {
 		return KRLImport{}, err
 	}
-	release, err := o.krlWork(ctx)
+	release, err := o.krlWork(ctx, g.AccountID)
 	if err != nil {
 		return KRLImport{}, err
 	}
@@ -138,14 +164,14 @@ func (o *Ops) ImportKRLFromURL(ctx context.Context, g auth.Grant, url, ca string
 	if err != nil {
 		return KRLImport{}, err
 	}
-	release, err := o.krlWork(ctx)
+	release, err := o.krlWork(ctx, g.AccountID)
 	if err != nil {
 		return KRLImport{}, err
 	}
 	defer release()
 	data, err := o.fetcher.Get(ctx, url)
 	if err != nil {
-		return KRLImport{}, &Error{Kind: Failed, Message: fmt.Sprintf("could not fetch %s: %v; nothing was changed", url, err), Err: err}
+		return KRLImport{}, &Error{Kind: Failed, Message: fmt.Sprintf("could not fetch %s: %v; nothing was changed", Printable(url), err), Err: err}
 	}
 	revs, err := o.krlRevocations(ctx, g.AccountID, data, forced)
 	if err != nil {
@@ -278,7 +304,7 @@ func (o *Ops) ExportKRL(ctx context.Context, g auth.Grant, w io.Writer) (KRLExpo
 	if err := o.requireAdmin(g); err != nil {
 		return KRLExport{}, err
 	}
-	release, err := o.krlWork(ctx)
+	release, err := o.krlWork(ctx, g.AccountID)
 	if err != nil {
 		return KRLExport{}, err
 	}
@@ -427,7 +453,7 @@ func (o *Ops) refreshKRLSource(ctx context.Context, src db.KRLSource) {
 
 // fetchSource fetches src and fills in fetch: the hash, and the entries when the KRL changed.
 func (o *Ops) fetchSource(ctx context.Context, src db.KRLSource, fetch *db.KRLFetch) error {
-	release, err := o.krlWork(ctx)
+	release, err := o.krlWork(ctx, 0)
 	if err != nil {
 		return err
 	}
@@ -472,6 +498,7 @@ func sourceView(s db.KRLSource, caNames map[string]string) KRLSource {
 		Entries:       s.Entries,
 		LastError:     s.LastError,
 		LastErrorAt:   timePtr(s.LastErrorAt),
+		Failures:      s.Failures,
 	}
 	if s.Every > 0 {
 		v.Every = s.Every.String()

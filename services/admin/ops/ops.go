@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portico-sh/portico/auth"
@@ -39,6 +40,8 @@ type Ops struct {
 
 	fetcher  *egress.Fetcher // fetches KRLs from URLs users name
 	krlSlots chan struct{}   // MaxKRLWork: KRL imports, fetches and exports at once
+	krlMu    sync.Mutex
+	krlBusy  map[int64]bool // accounts with a KRL import or export running here
 }
 
 // New returns the operations on store for a server configured as cfg.
@@ -59,6 +62,7 @@ func New(store db.Store, cfg Config) *Ops {
 			MaxBytes:      auth.MaxKRLBytes,
 		}),
 		krlSlots: make(chan struct{}, MaxKRLWork),
+		krlBusy:  map[int64]bool{},
 	}
 }
 

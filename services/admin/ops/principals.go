@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/portico-sh/portico/auth"
 	"github.com/portico-sh/portico/db"
@@ -101,7 +102,11 @@ func (o *Ops) RemovePrincipal(ctx context.Context, g auth.Grant, principal strin
 	if err := o.requireAdmin(g); err != nil {
 		return err
 	}
-	err := o.store.RemovePrincipalMapping(ctx, g.AccountID, principal)
+	err := db.ErrNotFound
+	if utf8.ValidString(principal) && !strings.ContainsRune(principal, 0) {
+		// Only text can be mapped (and Postgres refuses a query argument that is not).
+		err = o.store.RemovePrincipalMapping(ctx, g.AccountID, principal)
+	}
 	switch {
 	case errors.Is(err, db.ErrNotFound):
 		return &Error{Kind: NotFound, Message: fmt.Sprintf("principal %q is not mapped in this account (see: principals ls)", auth.SanitizeKeyID(principal)), Err: err}

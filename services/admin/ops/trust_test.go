@@ -155,6 +155,7 @@ func TestPrincipals(t *testing.T) {
 	wantErr(t, err, ops.Refused)
 
 	wantErr(t, e.o.RemovePrincipal(ctx, e.alice, "nobody"), ops.NotFound, "not mapped")
+	wantErr(t, e.o.RemovePrincipal(ctx, e.alice, "no\xffbody\x00"), ops.NotFound, "not mapped")
 	if err := e.o.RemovePrincipal(ctx, e.alice, "peter"); err != nil {
 		t.Fatal(err)
 	}
@@ -497,6 +498,43 @@ func TestImportKRLFromURL(t *testing.T) {
 	}
 	_, err = e.o.RemoveKRLSource(ctx, e.alice, url)
 	wantErr(t, err, ops.NotFound)
+}
+
+// TestKRLWorkIsShared: an account runs one KRL import at a time on a gateway, so that it cannot
+// take every slot; another account's import goes on meanwhile.
+func TestKRLWorkIsShared(t *testing.T) {
+	cfg := opstest.Config
+	cfg.KRL = ops.KRLConfig{AllowInternal: true, FetchTimeout: 5 * time.Second}
+	e := newTrustEnv(t, cfg)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(arrived)
+		<-release
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer slow.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.o.ImportKRLFromURL(ctx, e.alice, slow.URL+"/krl", "", 0)
+		done <- err
+	}()
+	<-arrived
+	good := krlOf(t, []krl.KRLSection{certs(e.team.PublicKey(), serials(5))})
+	_, err := e.o.ImportKRL(ctx, e.alice, good, "")
+	wantErr(t, err, ops.Refused, "another KRL import or export of this account is running")
+	_, err = e.o.ExportKRL(ctx, e.alice, &bytes.Buffer{})
+	wantErr(t, err, ops.Refused, "another KRL import")
+	bobKRL := krlOf(t, []krl.KRLSection{certs(e.bobs.PublicKey(), serials(5))})
+	if _, err := e.o.ImportKRL(ctx, e.bob, bobKRL, ""); err != nil {
+		t.Errorf("bob's import while alice's runs: %v", err)
+	}
+	close(release)
+	if err := <-done; ops.KindOf(err) != ops.Failed {
+		t.Errorf("the slow import: %v", err)
+	}
+	if _, err := e.o.ImportKRL(ctx, e.alice, good, ""); err != nil {
+		t.Errorf("alice's import once hers ended: %v", err)
+	}
 }
 
 func TestImportKRLFromURLRefused(t *testing.T) {
