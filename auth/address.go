@@ -151,19 +151,3 @@ func parseSourceAddress(v string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
-
-// SourceOf is the source a per-address limit counts a connection against: its IPv4 address,
-// or the /64 network of its IPv6 address (one host usually has a whole /64), as text. A
-// connection with no IP address counts as its address's text.
-func SourceOf(a net.Addr) string {
-	ip, ok := clientIP(a)
-	switch {
-	case !ok && a == nil:
-		return ""
-	case !ok:
-		return a.String()
-	case ip.Is4():
-		return ip.String()
-	}
-	return netip.PrefixFrom(ip, 64).Masked().String()
-}

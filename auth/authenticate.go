@@ -26,6 +26,9 @@ type Store interface {
 type Options struct {
 	SignupsOpen bool             // unregistered keys may sign up (admin service only)
 	Now         func() time.Time // nil: time.Now
+	// Admin is the command that reaches this server's admin service, for refusals that point
+	// there ("ssh -p 2222 admin@example.com"); empty: "ssh admin@HOST".
+	Admin string
 }
 
 // Authenticator decides public-key authentications. It keeps no state between calls: each
@@ -34,6 +37,7 @@ type Authenticator struct {
 	store       Store
 	signupsOpen bool
 	now         func() time.Time
+	admin       string // the command that reaches the admin service, for refusals
 }
 
 // New returns an Authenticator that reads keys, accounts and revocations from store.
@@ -42,7 +46,11 @@ func New(store Store, opts Options) *Authenticator {
 	if now == nil {
 		now = time.Now
 	}
-	return &Authenticator{store: store, signupsOpen: opts.SignupsOpen, now: now}
+	admin := opts.Admin
+	if admin == "" {
+		admin = "ssh admin@HOST"
+	}
+	return &Authenticator{store: store, signupsOpen: opts.SignupsOpen, now: now, admin: admin}
 }
 
 // Attempt is one public-key authentication to decide.
@@ -50,6 +58,10 @@ type Attempt struct {
 	Key        gossh.PublicKey // plain key or *gossh.Certificate, as presented
 	Service    Service         // the service the connection asks for (already resolved by the router)
 	RemoteAddr net.Addr
+	// LoginOnly judges a plain key as a login key only, with no sign-up or claim grant: a
+	// certificate was refused on this connection after its key signed, and the key behind
+	// it, which OpenSSH offers next, must not turn that refusal into a sign-up prompt.
+	LoginOnly bool
 }
 
 // Authenticate returns the Grant, or an error: a *Refusal for every refusal (typed Reason and
@@ -113,6 +125,7 @@ func (a *Authenticator) plainKey(ctx context.Context, at Attempt) (Grant, error)
 		KeyFingerprint: fp,
 		Permits:        Permits{PTY: true, PortForwarding: true},
 		KeyID:          k.ID,
+		ExpiresAt:      opts.ExpiryTime,
 		RemoteAddr:     at.RemoteAddr,
 	}
 	if !g.Allows(at.Service) {
@@ -128,6 +141,10 @@ func (a *Authenticator) unregistered(ctx context.Context, at Attempt, fp string)
 	pending, err := a.store.HasPendingLoginKey(ctx, fp, a.now())
 	if err != nil {
 		return Grant{}, fmt.Errorf("auth: looking up pending key %s: %w", fp, err)
+	}
+	if at.LoginOnly {
+		return Grant{}, &Refusal{Reason: ReasonNotRegistered, Quiet: true,
+			Message: fmt.Sprintf("key %s is not registered as a login key (a certificate of it was refused on this connection)", fp)}
 	}
 	if at.Service == Admin && (pending || a.signupsOpen) {
 		method := MethodSignup
@@ -148,9 +165,9 @@ func (a *Authenticator) unregistered(ctx context.Context, at Attempt, fp string)
 	var msg string
 	switch {
 	case pending:
-		msg = fmt.Sprintf("key %s is not registered yet: it waits to be claimed; run the claim command you were given (ssh admin@HOST keys claim CODE)", fp)
+		msg = fmt.Sprintf("key %s is not registered yet: it waits to be claimed; run the claim command you were given (%s keys claim CODE)", fp, a.admin)
 	case a.signupsOpen:
-		msg = fmt.Sprintf("key %s is not registered: sign up first with the admin service (ssh admin@HOST register NAME)", fp)
+		msg = fmt.Sprintf("key %s is not registered: sign up first with the admin service (%s register NAME)", fp, a.admin)
 	default:
 		msg = fmt.Sprintf("key %s is not registered, and signups are closed", fp)
 	}
@@ -178,4 +195,15 @@ func prefixesContain(ps []netip.Prefix, ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// earliest returns the earlier of two instants, either of which may be nil (never).
+func earliest(a, b *time.Time) *time.Time {
+	switch {
+	case a == nil:
+		return b
+	case b == nil || a.Before(*b):
+		return a
+	}
+	return b
 }

@@ -126,6 +126,7 @@ func (a *Authenticator) certificate(ctx context.Context, at Attempt, cert *gossh
 		ForceCommand:   c.forceCommand,
 		KeyID:          c.ca.ID,
 		RemoteAddr:     at.RemoteAddr,
+		ExpiresAt:      earliest(c.facts.ValidBefore, c.caOpts.ExpiryTime),
 	}, nil
 }
 

@@ -48,7 +48,10 @@ type Grant struct {
 	Permits        Permits
 	ForceCommand   string // non-empty: every exec, shell or subsystem runs this instead
 	KeyID          int64  // the store's id of the login key or CA that vouched for this connection
-	RemoteAddr     net.Addr
+	// ExpiresAt is when the grant's grounds lapse by themselves: the certificate's valid_before,
+	// or a key's or CA's expiry-time option, whichever comes first; nil when never.
+	ExpiresAt  *time.Time
+	RemoteAddr net.Addr
 
 	// What a grant without an account (IsSignup) allows besides help.
 	MayRegister bool // register an account: signups are open

@@ -239,6 +239,22 @@ var keyTypes = []string{
 	gossh.KeyAlgoRSA,
 }
 
+// SignatureAlgorithms are the algorithms a key may sign a login with, as OpenSSH's
+// PubkeyAcceptedAlgorithms default since 8.8: RSA keys sign with SHA-2 (rsa-sha2-256 or
+// rsa-sha2-512), never with ssh-rsa (SHA-1), and DSA (ssh-dss) not at all. A certificate signs
+// with its key's algorithm. The gateway hands this list to the SSH library, which refuses any
+// other signature before a decision is asked for and tells clients what it accepts.
+var SignatureAlgorithms = []string{
+	gossh.KeyAlgoED25519,
+	gossh.KeyAlgoSKED25519,
+	gossh.KeyAlgoECDSA256,
+	gossh.KeyAlgoECDSA384,
+	gossh.KeyAlgoECDSA521,
+	gossh.KeyAlgoSKECDSA256,
+	gossh.KeyAlgoRSASHA512,
+	gossh.KeyAlgoRSASHA256,
+}
+
 // looksLikeKeyType reports whether field is a key or certificate type name rather than options,
 // so a line that starts with a type has no options field.
 func looksLikeKeyType(field string) bool {

@@ -31,6 +31,9 @@ type Refusal struct {
 	Account   string
 	Identity  string
 	Cert      *CertFacts
+	// Quiet refusals are not shown to the client, only logged: one reason per refused
+	// attempt, and nothing after a certificate's refusal that could contradict it.
+	Quiet bool
 }
 
 func (r *Refusal) Error() string { return r.Message }

@@ -100,8 +100,9 @@ type AccessEntry struct {
 	KeyFingerprint string
 	CAFingerprint  string
 	RemoteAddr     string
-	Outcome        string // allowed or denied
+	Outcome        string // allowed, denied, or suppressed (see SuppressedAccess)
 	Reason         string
+	Count          int64 // the attempts the entry stands for: 1, or more for a suppressed row
 }
 
 // Accounts stores accounts.
@@ -155,6 +156,8 @@ type Store interface {
 	PendingKeys
 	AccountLifecycle
 	TrustRules
+	AccessVersions
+	SuppressedAccess
 	Ping(ctx context.Context) error
 	Close() error
 }

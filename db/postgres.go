@@ -369,10 +369,10 @@ func (s *postgresStore) AppendAccess(ctx context.Context, e AccessEntry) error {
 	}
 	_, err := s.pool.Exec(ctx,
 		`INSERT INTO access_log (time, account_id, account, service, method, identity, serial,
-		     key_fingerprint, ca_fingerprint, remote_addr, outcome, reason)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7::text::numeric, $8, $9, $10, $11, $12)`,
+		     key_fingerprint, ca_fingerprint, remote_addr, outcome, reason, count)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7::text::numeric, $8, $9, $10, $11, $12, $13)`,
 		storedTime(e.Time), accountID, e.Account, e.Service, e.Method, e.Identity, formatSerial(e.Serial),
-		e.KeyFingerprint, e.CAFingerprint, e.RemoteAddr, e.Outcome, e.Reason)
+		e.KeyFingerprint, e.CAFingerprint, e.RemoteAddr, e.Outcome, e.Reason, entryCount(e))
 	if err != nil {
 		return fmt.Errorf("append access of %q to %q: %w", e.Identity, e.Service, postgresErr(err))
 	}
@@ -388,7 +388,7 @@ func (s *postgresStore) ListAccess(ctx context.Context, accountID int64, service
 	}
 	rows, err := s.pool.Query(ctx,
 		`SELECT id, time, account_id, account, service, method, identity, serial::text,
-		     key_fingerprint, ca_fingerprint, remote_addr, outcome, reason
+		     key_fingerprint, ca_fingerprint, remote_addr, outcome, reason, count
 		 FROM access_log
 		 WHERE `+where+`
 		 ORDER BY time DESC, id DESC LIMIT $2`, args...)
@@ -409,7 +409,7 @@ func scanPostgresAccess(row pgx.Row) (AccessEntry, error) {
 		serial    *string
 	)
 	err := row.Scan(&e.ID, &e.Time, &accountID, &e.Account, &e.Service, &e.Method, &e.Identity, &serial,
-		&e.KeyFingerprint, &e.CAFingerprint, &e.RemoteAddr, &e.Outcome, &e.Reason)
+		&e.KeyFingerprint, &e.CAFingerprint, &e.RemoteAddr, &e.Outcome, &e.Reason, &e.Count)
 	if err != nil {
 		return AccessEntry{}, err
 	}

@@ -423,10 +423,10 @@ func (s *sqliteStore) AppendAccess(ctx context.Context, e AccessEntry) error {
 	}
 	_, err := s.w.ExecContext(ctx,
 		`INSERT INTO access_log (time, account_id, account, service, method, identity, serial,
-		     key_fingerprint, ca_fingerprint, remote_addr, outcome, reason)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		     key_fingerprint, ca_fingerprint, remote_addr, outcome, reason, count)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sqliteTime(e.Time), accountID, e.Account, e.Service, e.Method, e.Identity, formatSerial(e.Serial),
-		e.KeyFingerprint, e.CAFingerprint, e.RemoteAddr, e.Outcome, e.Reason)
+		e.KeyFingerprint, e.CAFingerprint, e.RemoteAddr, e.Outcome, e.Reason, entryCount(e))
 	if err != nil {
 		return fmt.Errorf("append access of %q to %q: %w", e.Identity, e.Service, sqliteErr(err))
 	}
@@ -442,7 +442,7 @@ func (s *sqliteStore) ListAccess(ctx context.Context, accountID int64, service s
 	args = append(args, service, service, accessLimit(limit))
 	rows, err := s.r.QueryContext(ctx,
 		`SELECT id, time, account_id, account, service, method, identity, serial,
-		     key_fingerprint, ca_fingerprint, remote_addr, outcome, reason
+		     key_fingerprint, ca_fingerprint, remote_addr, outcome, reason, count
 		 FROM access_log
 		 WHERE `+where+` AND (? = '' OR service = ?)
 		 ORDER BY time DESC, id DESC LIMIT ?`, args...)
@@ -464,7 +464,7 @@ func scanSQLiteAccess(row interface{ Scan(...any) error }) (AccessEntry, error) 
 		serial    sql.NullString
 	)
 	err := row.Scan(&e.ID, &at, &accountID, &e.Account, &e.Service, &e.Method, &e.Identity, &serial,
-		&e.KeyFingerprint, &e.CAFingerprint, &e.RemoteAddr, &e.Outcome, &e.Reason)
+		&e.KeyFingerprint, &e.CAFingerprint, &e.RemoteAddr, &e.Outcome, &e.Reason, &e.Count)
 	if err != nil {
 		return AccessEntry{}, err
 	}

@@ -74,9 +74,21 @@ func TestPendingKeyGrantsNothingElse(t *testing.T) {
 			HostKeyCallback: ssh.FixedHostKey(hostPub), Timeout: 10 * time.Second,
 		})
 	}
+	// newSession opens a session once the connection has room: a pending key's connection
+	// has one session at a time, held until the previous one's handler has returned.
+	newSession := func(c *ssh.Client) (*ssh.Session, error) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s, err := c.NewSession()
+			if err == nil || !strings.Contains(err.Error(), "one session at a time") || time.Now().After(deadline) {
+				return s, err
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	run := func(c *ssh.Client, command, stdin string) (string, string, int) {
 		t.Helper()
-		s, err := c.NewSession()
+		s, err := newSession(c)
 		if err != nil {
 			t.Fatalf("session for %q: %v", command, err)
 		}
@@ -138,7 +150,7 @@ func TestPendingKeyGrantsNothingElse(t *testing.T) {
 		ch.Close()
 		t.Error("direct-tcpip was opened for the pending key")
 	}
-	if s, err := c.NewSession(); err == nil {
+	if s, err := newSession(c); err == nil {
 		if err := s.RequestSubsystem("sftp"); err == nil {
 			if err := s.Wait(); err == nil {
 				t.Error("the sftp subsystem ran for the pending key")
@@ -158,16 +170,25 @@ func TestPendingKeyGrantsNothingElse(t *testing.T) {
 		t.Errorf("help: status %d, %q", status, out)
 	}
 
-	// Guesses on parallel sessions of one connection: each counts, and after five the entry
-	// is gone, so the right code fails too.
+	// Guesses at once on parallel connections (one has one session at a time): each counts,
+	// and after five the entry is gone, so the right code fails too.
+	var guessers []*ssh.Client
+	for range 8 {
+		g, err := dial("admin", desk)
+		if err != nil {
+			t.Fatalf("a guesser's connection: %v", err)
+		}
+		defer g.Close()
+		guessers = append(guessers, g)
+	}
 	var wg sync.WaitGroup
-	for i := range 8 {
+	for i, g := range guessers {
 		wg.Go(func() {
 			code := []byte("2222222" + string(rune('2'+i)))
 			if string(code) == added.Claim.Code {
 				return
 			}
-			s, err := c.NewSession()
+			s, err := newSession(g)
 			if err != nil {
 				t.Errorf("session: %v", err)
 				return

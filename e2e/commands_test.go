@@ -22,9 +22,11 @@ import (
 // scriptCommands are the commands the scripts use besides testscript's own:
 //
 //	portico-up [serve flags]    start `portico serve` in the background on $HOST:$SSH_PORT and
-//	                            $HOST:$HTTP_PORT with data in $WORK/data (unless the flags or
-//	                            PORTICO_* variables say otherwise), log in $WORK/portico.log; wait
-//	                            until SSH greets and /healthz answers 200; at the end of the
+//	                            $HOST:$HTTP_PORT with data in $WORK/data, no metrics listener
+//	                            and loopback exempt from the per-source limits (withTestDefaults;
+//	                            unless the flags or PORTICO_* variables say otherwise), log in
+//	                            $WORK/portico.log; wait until SSH greets and /healthz answers
+//	                            200; at the end of the
 //	                            script SIGTERM it and expect exit status 0. With
 //	                            PORTICO_E2E_DATABASE=postgres it uses a fresh Postgres database
 //	                            (as pg-createdb) unless the script chooses the data directory or
@@ -46,8 +48,9 @@ import (
 //	envsubst FILE               replace $VARIABLES in FILE
 //	timestamp VAR DURATION      set VAR to the UTC time DURATION from now as YYYYMMDDHHMMSS
 //	sleep DURATION              wait (only for time to pass, never to wait for the server)
-//	http [-until N] /PATH       GET http://$HOST:$HTTP_PORT/PATH; print "HTTP <status>" and the
-//	                            body; with -until, retry for up to 10s until the status is N
+//	http [-until N] [-port P] /PATH
+//	                            GET http://$HOST:$HTTP_PORT/PATH (or port P); print "HTTP <status>"
+//	                            and the body; with -until, retry for up to 10s until the status is N
 //	json-has PATH=VALUE ...     stdout's JSON (or, if an array, one of its elements) has these
 //	                            values; VALUE is JSON (a string need not be quoted) and matches
 //	                            when it is contained in the actual value (objects: the listed
@@ -142,6 +145,9 @@ func serverEnv(ts *testscript.TestScript) []string {
 		"PORTICO_DATA_DIR", "PORTICO_DATABASE_URL", "PORTICO_SSH_LISTEN", "PORTICO_HTTP_LISTEN",
 		"PORTICO_DOMAIN", "PORTICO_SIGNUPS", "PORTICO_LOG_FORMAT", "PORTICO_SIGNUP_RATE",
 		"SSL_CERT_FILE", // the CA of a test certifier's TLS certificate, for revocations import --url
+		"PORTICO_METRICS_LISTEN", "PORTICO_MAX_STARTUPS", "PORTICO_PER_SOURCE_MAX_STARTUPS",
+		"PORTICO_PER_SOURCE_MAX_CONNECTIONS", "PORTICO_PER_SOURCE_PENALTY", "PORTICO_PER_SOURCE_EXEMPT",
+		"PORTICO_MAX_CONNECTIONS", "PORTICO_MAX_CHANNELS", "PORTICO_PIPE_MAX_READERS",
 	} {
 		if v := ts.Getenv(name); v != "" {
 			env = append(env, name+"="+v)
@@ -456,19 +462,24 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	noNeg(ts, neg, "http")
 	until := 0
-	if len(args) == 3 && args[0] == "-until" {
-		var err error
-		until, err = strconv.Atoi(args[1])
+	e := state(ts).endpoints
+	for len(args) >= 3 && (args[0] == "-until" || args[0] == "-port") {
+		n, err := strconv.Atoi(args[1])
 		ts.Check(err)
+		if args[0] == "-until" {
+			until = n
+		} else {
+			e.HTTPPort = n
+		}
 		args = args[2:]
 	}
 	if len(args) != 1 || !strings.HasPrefix(args[0], "/") {
-		ts.Fatalf("usage: http [-until STATUS] /PATH")
+		ts.Fatalf("usage: http [-until STATUS] [-port PORT] /PATH")
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	deadline := time.Now().Add(httpUntilTimeout)
 	for {
-		resp, err := client.Get(state(ts).endpoints.httpURL(args[0]))
+		resp, err := client.Get(e.httpURL(args[0]))
 		ts.Check(err)
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()

@@ -97,6 +97,7 @@ func TestScripts(t *testing.T) {
 //
 //	$HOST, $SSH_PORT, $HTTP_PORT  where portico-up makes the server listen
 //	$SERVICE_PORT                 a spare port, for an SSH listener bound to one service
+//	$METRICS_PORT                 a spare port, for the metrics listener
 //	$SSH_CONFIG                   the ssh_config the ssh command uses
 //	$CERTONLY                     an ssh option that offers only certificates, never the plain key
 func setupScript(t *testing.T, env *testscript.Env) error {
@@ -114,6 +115,7 @@ func setupScript(t *testing.T, env *testscript.Env) error {
 	env.Setenv("SSH_PORT", strconv.Itoa(e.SSHPort))
 	env.Setenv("HTTP_PORT", strconv.Itoa(e.HTTPPort))
 	env.Setenv("SERVICE_PORT", strconv.Itoa(e.ServicePort))
+	env.Setenv("METRICS_PORT", strconv.Itoa(e.MetricsPort))
 	env.Setenv("SSH_CONFIG", config)
 	env.Setenv("CERTONLY", "-oPubkeyAcceptedAlgorithms=ssh-ed25519-cert-v01@openssh.com")
 	env.Values[stateKey{}] = &scriptState{

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,14 +80,14 @@ func ephemeralLow() int {
 	return n
 }
 
-// endpoints are the loopback ports one test's server may listen on: SSH, HTTP, and a spare
-// one for an SSH listener bound to one service.
+// endpoints are the loopback ports one test's server may listen on: SSH, HTTP, a spare one
+// for an SSH listener bound to one service, and one for the metrics listener.
 type endpoints struct {
-	SSHPort, HTTPPort, ServicePort int
+	SSHPort, HTTPPort, ServicePort, MetricsPort int
 }
 
 func newEndpoints() (endpoints, error) {
-	var ports [3]int
+	var ports [4]int
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
@@ -94,7 +95,7 @@ func newEndpoints() (endpoints, error) {
 		}
 		ports[i] = p
 	}
-	return endpoints{SSHPort: ports[0], HTTPPort: ports[1], ServicePort: ports[2]}, nil
+	return endpoints{SSHPort: ports[0], HTTPPort: ports[1], ServicePort: ports[2], MetricsPort: ports[3]}, nil
 }
 
 func (e endpoints) sshAddr() string {
@@ -121,6 +122,7 @@ func startServer(dir string, env, args []string, logPath string, e endpoints) (*
 		return nil, err
 	}
 	defer logFile.Close()
+	args = withTestDefaults(args, env)
 	fmt.Fprintf(logFile, "### portico serve %s\n", strings.Join(args, " "))
 	cmd := exec.Command(porticoBin, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir
@@ -140,6 +142,22 @@ func startServer(dir string, env, args []string, logPath string, e endpoints) (*
 		return nil, fmt.Errorf("%w\n%s", err, s.logTail())
 	}
 	return s, nil
+}
+
+// withTestDefaults adds to a server's flags what every test server needs unless the test says
+// otherwise, with a flag or its PORTICO_ variable in env: no metrics listener (servers of
+// parallel tests would share its default port) and loopback exempt from the per-source limits
+// and penalties (every client of the tests comes from it; a test of the limits sets its own).
+func withTestDefaults(args, env []string) []string {
+	for _, d := range []struct{ flag, env, value string }{
+		{"metrics-listen", "PORTICO_METRICS_LISTEN", "off"},
+		{"per-source-exempt", "PORTICO_PER_SOURCE_EXEMPT", "127.0.0.0/8"},
+	} {
+		if !hasFlag(args, d.flag) && !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, d.env+"=") }) {
+			args = append(args, "--"+d.flag, d.value)
+		}
+	}
+	return args
 }
 
 // stop sends SIGTERM and expects the server to drain and exit 0.

@@ -10,7 +10,9 @@ import (
 	"github.com/portico-sh/portico/internal/sshtest"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,10 +39,11 @@ type report struct {
 	RawCommand string
 	Subsystem  string
 	PTY        bool
+	Columns    int // the terminal's width as the session started
 }
 
 // testService reports its session as JSON. The command "exit N" exits with status N, "block"
-// waits until the connection closes.
+// waits until the connection closes, "cat" then copies stdin to stdout.
 type testService struct {
 	name    auth.Service
 	blocked atomic.Int32 // sessions running "block"
@@ -49,8 +52,9 @@ type testService struct {
 func (s *testService) Name() auth.Service { return s.name }
 
 func (s *testService) Serve(sess *services.Session) int {
-	_, _, pty := sess.Pty()
+	term, _, pty := sess.Pty()
 	json.NewEncoder(sess).Encode(report{
+		Columns:    term.Window.Width,
 		Service:    s.name,
 		Account:    sess.Grant.Account,
 		Method:     sess.Grant.Method,
@@ -63,6 +67,10 @@ func (s *testService) Serve(sess *services.Session) int {
 	if len(sess.Command) == 2 && sess.Command[0] == "exit" {
 		n, _ := strconv.Atoi(sess.Command[1])
 		return n
+	}
+	if len(sess.Command) == 1 && sess.Command[0] == "cat" {
+		io.Copy(sess, sess)
+		return 0
 	}
 	if len(sess.Command) == 1 && sess.Command[0] == "block" {
 		s.blocked.Add(1)
@@ -180,7 +188,9 @@ type fixture struct {
 	ssh     string // listener serving every service
 	sshPGS  string // listener bound to pgs
 	httpURL string
-	stop    func() error
+	// metricsURL serves /metrics; httpURL does not.
+	metricsURL string
+	stop       func() error
 
 	alice   *account
 	hostKey gossh.PublicKey
@@ -216,7 +226,13 @@ func start(t *testing.T, tweak ...func(*fixture, *gateway.Options)) *fixture {
 	f.hostKey = hostKey.PublicKey()
 	f.auth = &countingAuth{Authenticator: auth.New(st, auth.Options{SignupsOpen: true})}
 	logs := &sshtest.SyncBuffer{}
+	// The tests' clients connect from 127.0.0.1, some of them to be refused: that address is
+	// exempt from the per-source limits and penalties unless a test says otherwise (and tests
+	// of those limits connect from other loopback addresses too).
+	limits := gateway.DefaultLimits()
+	limits.Exempt = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	opts := gateway.Options{
+		Limits:  &limits,
 		Store:   st,
 		Auth:    f.auth,
 		Router:  router,
@@ -226,6 +242,7 @@ func start(t *testing.T, tweak ...func(*fixture, *gateway.Options)) *fixture {
 			{Addr: "127.0.0.1:0", Service: auth.PGS},
 		},
 		HTTPAddr:     "127.0.0.1:0",
+		MetricsAddr:  "127.0.0.1:0",
 		Domain:       domain,
 		DrainTimeout: 2 * time.Second,
 		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -244,6 +261,7 @@ func start(t *testing.T, tweak ...func(*fixture, *gateway.Options)) *fixture {
 	addrs := gw.SSHAddrs()
 	f.ssh, f.sshPGS = addrs[0].String(), addrs[1].String()
 	f.httpURL = "http://" + gw.HTTPAddr().String()
+	f.metricsURL = "http://" + gw.MetricsAddr().String()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -337,6 +355,13 @@ type dialed struct {
 // dial connects as user with the given auth methods, capturing the banner.
 func (f *fixture) dial(addr, user string, methods ...gossh.AuthMethod) dialed {
 	f.t.Helper()
+	return f.dialFrom("127.0.0.1", addr, user, methods...)
+}
+
+// dialFrom is dial from the loopback address local (127.0.0.2, say): per-source limits count
+// clients by address.
+func (f *fixture) dialFrom(local, addr, user string, methods ...gossh.AuthMethod) dialed {
+	f.t.Helper()
 	var d dialed
 	var mu sync.Mutex
 	cfg := &gossh.ClientConfig{
@@ -351,7 +376,19 @@ func (f *fixture) dial(addr, user string, methods ...gossh.AuthMethod) dialed {
 		},
 		Timeout: 10 * time.Second,
 	}
-	d.client, d.err = gossh.Dial("tcp", addr, cfg)
+	dialer := net.Dialer{Timeout: cfg.Timeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	conn, err := dialer.Dial("tcp", addr)
+	if err != nil {
+		d.err = err
+		return d
+	}
+	sc, chans, reqs, err := gossh.NewClientConn(conn, addr, cfg)
+	if err != nil {
+		conn.Close()
+		d.err = err
+		return d
+	}
+	d.client = gossh.NewClient(sc, chans, reqs)
 	if d.client != nil {
 		f.t.Cleanup(func() { d.client.Close() })
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,8 +28,11 @@ type Authenticator interface {
 // Store is what the gateway itself keeps: the access log, key use times, and a health check.
 type Store interface {
 	AppendAccess(ctx context.Context, e db.AccessEntry) error
+	AddSuppressedAccess(ctx context.Context, e db.AccessEntry) error
 	PruneAccess(ctx context.Context, before time.Time) (int64, error)
 	TouchKey(ctx context.Context, keyID int64, at time.Time) error
+	// AccessVersions reads the accounts' access versions, for live access.
+	AccessVersions(ctx context.Context, accountIDs []int64) (map[int64]int64, error)
 	Ping(ctx context.Context) error
 }
 
@@ -38,7 +42,13 @@ const (
 	DefaultAccessLogRetention = 90 * 24 * time.Hour
 	DefaultLoginGraceTime     = 2 * time.Minute
 	DefaultMaxAuthTries       = 6
+	// DefaultHTTPIdleTimeout is how long an HTTP keep-alive connection may wait for its next
+	// request.
+	DefaultHTTPIdleTimeout = 60 * time.Second
 )
+
+// httpReadHeaderTimeout is how long an HTTP client may take to send a request's headers.
+const httpReadHeaderTimeout = 10 * time.Second
 
 // Options configure a Gateway. Store, Auth, Router, HostKey and at least one SSH listener are
 // required.
@@ -47,25 +57,43 @@ type Options struct {
 	Auth    Authenticator
 	Router  *services.Router
 	HostKey gossh.Signer
+	// HostCert, when set, is presented to clients that ask for host certificates, beside the
+	// plain host key.
+	HostCert *HostCertificate
+	// Ciphers, when set, is the fixed list of SSH ciphers offered to every client; nil: chosen
+	// per connection from the client's KEXINIT (AES-GCM alone when it offers it).
+	Ciphers []string
 
-	SSH      []Listener // SSH listen addresses, each optionally bound to a service
-	HTTPAddr string     // HTTP listen address; empty: no HTTP server
-	Domain   string     // sites answer on {account}-{name}.{Domain}
+	SSH         []Listener // SSH listen addresses, each optionally bound to a service
+	HTTPAddr    string     // HTTP listen address (sites, /healthz); empty: no HTTP server
+	MetricsAddr string     // Prometheus /metrics listen address; empty: no metrics server
+	Domain      string     // sites answer on {account}-{name}.{Domain}
 
 	Version            string        // sent in the SSH version string ("SSH-2.0-portico_VERSION")
 	DrainTimeout       time.Duration // how long shutdown waits for sessions to end
 	AccessLogRetention time.Duration // access-log entries older than this are pruned
 	LoginGraceTime     time.Duration // a connection must authenticate within this
 	MaxAuthTries       int           // failed authentication attempts per connection
-	Logger             *slog.Logger
-	Now                func() time.Time
+	// Limits bound connections, channels and login failures; nil: DefaultLimits.
+	Limits          *Limits
+	HTTPIdleTimeout time.Duration // how long an HTTP keep-alive connection may stay idle
+	Logger          *slog.Logger
+	Now             func() time.Time
 }
 
 // Gateway is portico's SSH and HTTP front door.
 type Gateway struct {
-	o       Options
-	log     *slog.Logger
-	metrics *metrics
+	o         Options
+	log       *slog.Logger
+	metrics   *metrics
+	limits    Limits
+	admission *admission
+	refusals  refusalLog
+	denied    deniedRows
+
+	sshVersion string // the server's SSH version line, without CR LF
+	live       *liveAccess
+	sessions   sessionSet // every open session, to tell them at shutdown
 
 	// terminals holds each session's terminal as it was when its shell, exec or subsystem
 	// request was accepted, until the session's handler takes it (see snapshotTerminal).
@@ -73,8 +101,7 @@ type Gateway struct {
 
 	mu      sync.Mutex
 	ssh     []*sshListener
-	http    *http.Server
-	httpLn  net.Listener
+	http    []*httpListener // the public listener, then the metrics listener
 	started bool
 }
 
@@ -82,6 +109,12 @@ type sshListener struct {
 	cfg Listener
 	ln  net.Listener
 	srv *ssh.Server
+}
+
+type httpListener struct {
+	name string // "http" or "metrics", for logs
+	ln   net.Listener
+	srv  *http.Server
 }
 
 // New checks o and fills in its defaults.
@@ -113,17 +146,30 @@ func New(o Options) (*Gateway, error) {
 	if o.MaxAuthTries <= 0 {
 		o.MaxAuthTries = DefaultMaxAuthTries
 	}
+	if o.HTTPIdleTimeout <= 0 {
+		o.HTTPIdleTimeout = DefaultHTTPIdleTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Gateway{o: o, log: o.Logger, metrics: newMetrics()}, nil
+	if o.HostCert != nil && !bytes.Equal(o.HostCert.Cert.Key.Marshal(), o.HostKey.PublicKey().Marshal()) {
+		return nil, errors.New("gateway: the host certificate is not of the host key")
+	}
+	g := &Gateway{o: o, log: o.Logger, limits: DefaultLimits(), sshVersion: sshVersion(o.Version)}
+	if o.Limits != nil {
+		g.limits = *o.Limits
+	}
+	g.admission = newAdmission(g.limits, o.Now)
+	g.live = newLiveAccess(o.Auth, o.Store, o.Logger, o.Now)
+	g.metrics = newMetrics(g.admission.counts)
+	return g, nil
 }
 
-// Listen binds every SSH listener and the HTTP listener and logs their addresses
-// (msg="ssh listening" addr=...). Serve calls it when it has not been called.
+// Listen binds every SSH listener, the HTTP listener and the metrics listener and logs their
+// addresses (msg="ssh listening" addr=...). Serve calls it when it has not been called.
 func (g *Gateway) Listen() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -135,7 +181,7 @@ func (g *Gateway) Listen() error {
 		for _, ln := range lns {
 			ln.Close()
 		}
-		g.ssh = nil
+		g.ssh, g.http = nil, nil
 		return err
 	}
 	for _, l := range g.o.SSH {
@@ -146,17 +192,22 @@ func (g *Gateway) Listen() error {
 		lns = append(lns, ln)
 		g.ssh = append(g.ssh, &sshListener{cfg: l, ln: ln, srv: g.newSSHServer(l.Service)})
 	}
-	if g.o.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", g.o.HTTPAddr)
+	for _, h := range []struct {
+		name, addr string
+		handler    http.Handler
+	}{
+		{"http", g.o.HTTPAddr, g.httpHandler()},
+		{"metrics", g.o.MetricsAddr, g.metricsHandler()},
+	} {
+		if h.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", h.addr)
 		if err != nil {
-			return fail(fmt.Errorf("http listen %s: %w", g.o.HTTPAddr, err))
+			return fail(fmt.Errorf("%s listen %s: %w", h.name, h.addr, err))
 		}
-		g.httpLn = ln
-		g.http = &http.Server{
-			Handler:           g.httpHandler(),
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
-		}
+		lns = append(lns, ln)
+		g.http = append(g.http, &httpListener{name: h.name, ln: ln, srv: g.newHTTPServer(h.handler)})
 	}
 	g.started = true
 	for _, l := range g.ssh {
@@ -166,10 +217,23 @@ func (g *Gateway) Listen() error {
 			g.log.Info("ssh listening", "addr", l.ln.Addr().String(), "service", l.cfg.Service)
 		}
 	}
-	if g.httpLn != nil {
-		g.log.Info("http listening", "addr", g.httpLn.Addr().String())
+	for _, h := range g.http {
+		g.log.Info(h.name+" listening", "addr", h.ln.Addr().String())
 	}
 	return nil
+}
+
+// newHTTPServer returns an HTTP server for handler. Headers must arrive within
+// httpReadHeaderTimeout and a keep-alive connection may wait Options.HTTPIdleTimeout for its
+// next request. No read or write timeout covers a whole request: tunnels stream bodies and
+// upgraded connections for as long as both ends live.
+func (g *Gateway) newHTTPServer(handler http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		IdleTimeout:       g.o.HTTPIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
 }
 
 // SSHAddrs returns the bound SSH addresses, in the order of Options.SSH, after Listen.
@@ -184,13 +248,20 @@ func (g *Gateway) SSHAddrs() []net.Addr {
 }
 
 // HTTPAddr returns the bound HTTP address after Listen, or nil.
-func (g *Gateway) HTTPAddr() net.Addr {
+func (g *Gateway) HTTPAddr() net.Addr { return g.httpAddr("http") }
+
+// MetricsAddr returns the bound metrics address after Listen, or nil.
+func (g *Gateway) MetricsAddr() net.Addr { return g.httpAddr("metrics") }
+
+func (g *Gateway) httpAddr(name string) net.Addr {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.httpLn == nil {
-		return nil
+	for _, h := range g.http {
+		if h.name == name {
+			return h.ln.Addr()
+		}
 	}
-	return g.httpLn.Addr()
+	return nil
 }
 
 // Serve serves until ctx is done, then stops accepting connections, waits up to
@@ -200,7 +271,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	if err := g.Listen(); err != nil {
 		return err
 	}
-	errc := make(chan error, len(g.ssh)+1)
+	errc := make(chan error, len(g.ssh)+len(g.http))
 	for _, l := range g.ssh {
 		go func() {
 			if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, ssh.ErrServerClosed) {
@@ -208,10 +279,10 @@ func (g *Gateway) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	if g.http != nil {
+	for _, h := range g.http {
 		go func() {
-			if err := g.http.Serve(g.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("http %s: %w", g.httpLn.Addr(), err)
+			if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s %s: %w", h.name, h.ln.Addr(), err)
 			}
 		}()
 	}
@@ -221,6 +292,15 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		defer close(pruned)
 		g.pruneAccessLog(pruneCtx)
 	}()
+	liveCtx, stopLive := context.WithCancel(context.Background())
+	defer stopLive()
+	go g.live.run(liveCtx)
+	flushCtx, stopFlush := context.WithCancel(context.Background())
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		g.flushSuppressed(flushCtx)
+	}()
 
 	var serveErr error
 	select {
@@ -229,7 +309,9 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	g.shutdown()
 	stopPrune()
+	stopFlush() // after the shutdown: the last counts are written too
 	<-pruned
+	<-flushed
 	return serveErr
 }
 
@@ -238,6 +320,7 @@ func (g *Gateway) shutdown() {
 	g.log.Info("shutting down", "drain_timeout", g.o.DrainTimeout.String())
 	ctx, cancel := context.WithTimeout(context.Background(), g.o.DrainTimeout)
 	defer cancel()
+	g.tellShutdown()
 	var wg sync.WaitGroup
 	for _, l := range g.ssh {
 		wg.Go(func() {
@@ -247,15 +330,36 @@ func (g *Gateway) shutdown() {
 			}
 		})
 	}
-	if g.http != nil {
+	for _, h := range g.http {
 		wg.Go(func() {
-			if err := g.http.Shutdown(ctx); err != nil {
-				g.http.Close()
+			if err := h.srv.Shutdown(ctx); err != nil {
+				h.srv.Close()
 			}
 		})
 	}
 	wg.Wait()
 	g.log.Info("stopped")
+}
+
+// shutdownReason is what open sessions are told when the server stops.
+const shutdownReason = "server is shutting down"
+
+// tellShutdown tells every open session that the server is shutting down: a terminal session
+// (the TUI, a shell) cannot drain by itself, so it is ended now and says why once its service
+// has stopped; the others are told on stderr and may finish within the drain timeout.
+func (g *Gateway) tellShutdown() {
+	deadline := time.Now().Add(endGrace)
+	var wg sync.WaitGroup
+	for _, sc := range g.sessions.all() {
+		wg.Go(func() {
+			if sc.interactive() {
+				sc.end(shutdownReason, deadline)
+			} else {
+				sc.tell(shutdownReason, deadline)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // pruneAccessLog deletes access-log entries older than the retention now and every hour

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/dsa"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"github.com/portico-sh/portico/internal/sshtest"
@@ -319,6 +322,46 @@ func TestForceCommand(t *testing.T) {
 	}
 }
 
+// TestBlankForceCommandRunsNothing: a force-command with no words (force-command=" ") runs
+// nothing the client asked for: no exec, no shell (which would be the TUI), no subsystem.
+func TestBlankForceCommandRunsNothing(t *testing.T) {
+	f := start(t)
+	for _, forced := range []string{" ", "\t \n"} {
+		cert := certFor(t, f.alice.ca, sshtest.NewSigner(t), func(c *gossh.Certificate) {
+			c.CriticalOptions["force-command"] = forced
+			c.Extensions["permit-pty"] = ""
+		})
+		c := f.connect(f.ssh, "pgs", cert)
+		for _, req := range []string{"exec", "shell", "subsystem"} {
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, _ := s.StdoutPipe()
+			stderr, _ := s.StderrPipe()
+			switch req {
+			case "exec":
+				err = s.Start("deploy --everything")
+			case "shell":
+				if err = s.RequestPty("xterm", 24, 80, gossh.TerminalModes{}); err == nil {
+					err = s.Shell()
+				}
+			case "subsystem":
+				err = s.RequestSubsystem("sftp")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := io.ReadAll(stdout)
+			errOut, _ := io.ReadAll(stderr)
+			if len(out) > 0 || !strings.Contains(string(errOut), "force-command") {
+				t.Errorf("force-command %q, %s: service said %q, stderr %q; want nothing run, and why", forced, req, out, errOut)
+			}
+			s.Close()
+		}
+	}
+}
+
 func TestSubsystemReachesTheService(t *testing.T) {
 	f := start(t)
 	c := f.connect(f.ssh, "pgs", f.alice.login)
@@ -461,6 +504,29 @@ func TestWindowChangesDoNotStallTheSession(t *testing.T) {
 	}
 }
 
+// TestResizeBeforeExecSizesTheTerminal: a window change between the pty request and the exec
+// is the terminal's size when the session starts.
+func TestResizeBeforeExecSizesTheTerminal(t *testing.T) {
+	f := start(t)
+	c := f.connect(f.ssh, "pgs", f.alice.login)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 24, 80, gossh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.SendRequest("window-change", true, gossh.Marshal(struct{ W, H, PW, PH uint32 }{132, 40, 0, 0})); !ok || err != nil {
+		t.Fatalf("window change: %v, %v", ok, err)
+	}
+	var stdout, stderr bytes.Buffer
+	s.Stdout, s.Stderr = &stdout, &stderr
+	if r, _, _ := finish(t, s.Run("ls"), &stdout, &stderr); !r.PTY || r.Columns != 132 {
+		t.Errorf("service saw pty %v with %d columns, want 132", r.PTY, r.Columns)
+	}
+}
+
 // TestEnvRequestsAreBounded: a session keeps a bounded number of environment variables;
 // further env requests are refused instead of held in memory.
 func TestEnvRequestsAreBounded(t *testing.T) {
@@ -600,6 +666,7 @@ func TestHTTP(t *testing.T) {
 		{"healthz", "localhost", "/healthz", false, 200, "ok"},
 		{"healthz with the database down", "localhost", "/healthz", true, 503, "database unreachable"},
 		{"metrics", domain, "/metrics", false, 200, `portico_auth_decisions_total{method="key",outcome="allowed",service="pgs"} 1`},
+		{"metrics not on the public listener", domain, "/metrics", false, 404, ""},
 		{"site", "alice-blog." + domain + ":8080", "/", false, 200, "alice's blog"},
 		{"unknown site", "alice-wiki." + domain, "/", false, 404, ""},
 		{"site of a bad account name", "Admin-blog." + domain, "/healthz", false, 200, "ok"},
@@ -609,7 +676,11 @@ func TestHTTP(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f.store.down.Store(tt.down)
 			defer f.store.down.Store(false)
-			req, err := http.NewRequest("GET", f.httpURL+tt.path, nil)
+			base := f.httpURL
+			if tt.name == "metrics" {
+				base = f.metricsURL
+			}
+			req, err := http.NewRequest("GET", base+tt.path, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -624,6 +695,37 @@ func TestHTTP(t *testing.T) {
 				t.Errorf("%d %q, want %d with %q", resp.StatusCode, body, tt.code, tt.body)
 			}
 		})
+	}
+}
+
+// TestHTTPKeepAliveTimesOut: an HTTP client that keeps its connection open after a request
+// and sends nothing more is disconnected after the idle timeout, on the public listener and
+// the metrics listener.
+func TestHTTPKeepAliveTimesOut(t *testing.T) {
+	f := start(t, func(_ *fixture, o *gateway.Options) { o.HTTPIdleTimeout = 300 * time.Millisecond })
+	for _, addr := range []string{f.httpURL, f.metricsURL} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(addr, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		path := "/healthz"
+		if addr == f.metricsURL {
+			path = "/metrics"
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		begin := time.Now()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := conn.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("%s: an idle keep-alive connection was not closed: read %d, %v after %s", addr, n, err, time.Since(begin).Round(time.Millisecond))
+		}
+		t.Logf("%s: idle keep-alive connection closed after %s", addr, time.Since(begin).Round(time.Millisecond))
 	}
 }
 
@@ -735,5 +837,62 @@ func TestLoginGraceTime(t *testing.T) {
 	// Read the server's version line, then never authenticate.
 	if _, err := io.ReadAll(conn); err != nil {
 		t.Fatalf("the server did not close the connection in time: %v", err)
+	}
+}
+
+// TestRSASignaturesNeedSHA2: as sshd since 8.8, an RSA key signs in with rsa-sha2-256 or
+// rsa-sha2-512 only; ssh-rsa (SHA-1) signatures are refused, for plain keys and certificates
+// alike, and so are DSA keys (ssh-dss), even for a sign-up.
+func TestRSASignaturesNeedSHA2(t *testing.T) {
+	f := start(t)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaSigner, err := gossh.NewSignerFromKey(rsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.AddKey(t.Context(), f.alice.ID, newKey("rsa", db.KindLogin, rsaSigner.PublicKey(), "")); err != nil {
+		t.Fatal(err)
+	}
+	only := func(s gossh.Signer, algo string) gossh.Signer {
+		t.Helper()
+		ms, err := gossh.NewSignerWithAlgorithms(s.(gossh.AlgorithmSigner), []string{algo})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	dsaKey := new(dsa.PrivateKey)
+	if err := dsa.GenerateParameters(&dsaKey.Parameters, rand.Reader, dsa.L1024N160); err != nil {
+		t.Fatal(err)
+	}
+	if err := dsa.GenerateKey(dsaKey, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	dsaSigner, err := gossh.NewSignerFromKey(dsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, user string
+		signer     gossh.Signer
+		accepted   bool
+	}{
+		{"rsa-sha2-256", "pgs", only(rsaSigner, gossh.KeyAlgoRSASHA256), true},
+		{"rsa-sha2-512", "pgs", only(rsaSigner, gossh.KeyAlgoRSASHA512), true},
+		{"ssh-rsa (SHA-1)", "pgs", only(rsaSigner, gossh.KeyAlgoRSA), false},
+		{"certificate signed in with ssh-rsa", "pgs", only(certFor(t, f.alice.ca, rsaSigner, nil), gossh.KeyAlgoRSA), false},
+		{"certificate signed in with rsa-sha2-512", "pgs", only(certFor(t, f.alice.ca, rsaSigner, nil), gossh.KeyAlgoRSASHA512), true},
+		{"ssh-dss sign-up", "admin", dsaSigner, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := f.dial(f.ssh, tt.user, gossh.PublicKeys(tt.signer))
+			if got := d.err == nil; got != tt.accepted {
+				t.Errorf("accepted %v, want %v (%v)", got, tt.accepted, d.err)
+			}
+		})
 	}
 }

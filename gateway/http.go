@@ -12,11 +12,11 @@ import (
 )
 
 // httpHandler answers sites by host name ({account}-{name}.{domain}) and, on other host
-// names, /healthz and /metrics.
+// names, /healthz. Metrics are on a listener of their own (metricsHandler): what the server
+// counts is for its operator, not for the public.
 func (g *Gateway) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", g.healthz)
-	mux.Handle("GET /metrics", g.metrics.handler())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		account, name, ok := siteOf(r.Host, g.o.Domain)
 		if !ok {
@@ -33,6 +33,13 @@ func (g *Gateway) httpHandler() http.Handler {
 		}
 		http.NotFound(w, r)
 	})
+}
+
+// metricsHandler answers GET /metrics, and nothing else.
+func (g *Gateway) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", g.metrics.handler())
+	return mux
 }
 
 func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {

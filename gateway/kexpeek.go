@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,25 @@ const (
 	maxVersionLines = 16
 	maxVersionLine  = 255
 )
+
+// ParseCiphers reads PORTICO_SSH_CIPHERS: a comma list of ciphers to offer every client
+// instead of choosing per connection; empty means choose per connection (nil).
+func ParseCiphers(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []string
+	for c := range strings.SplitSeq(s, ",") {
+		c = strings.TrimSpace(c)
+		if !slices.Contains(allCiphers, c) {
+			return nil, fmt.Errorf("ssh cipher %q: want a comma list of %s", c, strings.Join(allCiphers, ", "))
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
 
 // clientKEXInit is the start of SSH_MSG_KEXINIT (RFC 4253 §7.1) as far as the gateway needs it.
 type clientKEXInit struct {

@@ -15,9 +15,11 @@ type metrics struct {
 	authDecisions  *prometheus.CounterVec
 	sessionsActive *prometheus.GaugeVec
 	sessionsTotal  *prometheus.CounterVec
+	limitRefusals  *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+// newMetrics registers the gateway's metrics; held reads what the limits count now.
+func newMetrics(held func() counts) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		authDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -32,9 +34,23 @@ func newMetrics() *metrics {
 			Name: "portico_sessions_total",
 			Help: "SSH sessions started, by service.",
 		}, []string{"service"}),
+		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portico_limit_refusals_total",
+			Help: "Connections and channels refused, or connections closed, by a limit, by limit.",
+		}, []string{"limit"}),
+	}
+	for _, l := range limitNames {
+		m.limitRefusals.WithLabelValues(string(l))
+	}
+	gauge := func(name, help string, value func(counts) int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(value(held())) })
 	}
 	m.registry.MustRegister(
-		m.authDecisions, m.sessionsActive, m.sessionsTotal,
+		m.authDecisions, m.sessionsActive, m.sessionsTotal, m.limitRefusals,
+		gauge("portico_ssh_unauthenticated_connections", "SSH connections that have not authenticated yet.", func(c counts) int { return c.startups }),
+		gauge("portico_ssh_connections", "Authenticated SSH connections.", func(c counts) int { return c.conns }),
+		gauge("portico_ssh_channels", "Channels clients have open (sessions and forwarded connections).", func(c counts) int { return c.channels }),
+		gauge("portico_penalised_sources", "Addresses with a login penalty, active or not.", func(c counts) int { return c.penalised }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -33,10 +33,27 @@ var errNoneAuth = errors.New("portico: authenticate with a public key")
 // serverConfig is the per-connection x/crypto configuration. Public keys are the only method:
 // no password or keyboard-interactive callback is set, and "none" is refused.
 func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.ServerConfig {
+	ciphers := g.o.Ciphers
+	if chosen, ok := ctx.Value(ciphersKey{}).([]string); ok {
+		ciphers = chosen
+	}
 	return &gossh.ServerConfig{
-		MaxAuthTries: g.o.MaxAuthTries,
+		Config:                  gossh.Config{Ciphers: ciphers},
+		MaxAuthTries:            g.o.MaxAuthTries,
+		PublicKeyAuthAlgorithms: auth.SignatureAlgorithms,
 		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {
 			return nil, errNoneAuth
+		},
+		// A failed attempt of a method portico does not offer (password guessing, say) or a
+		// key refused by the SSH library itself (a bad signature, SHA-1) counts as a failed
+		// login for the address's penalty, as in sshd; "none" does not. Decisions of auth
+		// (banners) are counted where they are made, and refusals by a limit or an
+		// unreachable store are not the client's failure.
+		AuthLogCallback: func(_ gossh.ConnMetadata, method string, err error) {
+			var banner *gossh.BannerError
+			if c, ok := clientOf(ctx); ok && err != nil && method != "none" && !errors.As(err, &banner) {
+				c.failedAttempt()
+			}
 		},
 		// Any key may be tried: nothing is decided, read or kept for an unsigned query. The
 		// decision is made once the client has proven it holds the key (verified), from the
@@ -46,52 +63,86 @@ func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.Serve
 			return &gossh.Permissions{}, nil
 		},
 		VerifiedPublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
-			p, err := g.verified(bound, conn, key)
-			if err == nil {
-				if t, ok := ctx.Value(loginTimerKey{}).(*time.Timer); ok {
-					t.Stop()
-				}
+			c, ok := clientOf(ctx)
+			cs, ok2 := connStateOf(ctx)
+			if !ok || !ok2 {
+				return nil, errors.New("portico: connection not admitted")
 			}
-			return p, err
+			p, err := g.verified(ctx, bound, c, cs, conn, key)
+			if err != nil {
+				return nil, err
+			}
+			if t, ok := ctx.Value(loginTimerKey{}).(*time.Timer); ok {
+				t.Stop()
+			}
+			if grant := p.ExtraData[grantKey{}].(auth.Grant); grant.IsSignup() && g.limits.SignupIdleTimeout > 0 {
+				g.watchSignupIdle(ctx, conn.RemoteAddr())
+			}
+			return p, nil
 		},
 	}
 }
 
-// verified acts for a key whose signature verified: it asks auth to decide the attempt for the
-// service the SSH user routes to, writes the access log, touches the key, counts the decision
-// and answers x/crypto.
-func (g *Gateway) verified(bound auth.Service, conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+// verified acts for a key whose signature verified: within the connection limits, it asks
+// auth to decide the attempt for the service the SSH user routes to, writes the access log,
+// touches the key, counts the decision and answers x/crypto.
+func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, cs *connState, conn gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+	if err := c.authenticating(); err != nil {
+		g.refuse(err, conn.RemoteAddr())
+		return nil, &gossh.BannerError{Err: err, Message: "portico: " + err.Error() + "\r\n"}
+	}
 	service := g.o.Router.Route(bound, conn.User()).Name()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	grant, err := g.o.Auth.Authenticate(ctx, auth.Attempt{Key: key, Service: service, RemoteAddr: conn.RemoteAddr()})
+	_, isCert := key.(*gossh.Certificate)
+	attempt := auth.Attempt{Key: key, Service: service, RemoteAddr: conn.RemoteAddr(), LoginOnly: cs.hadRefusedCert()}
+	seen := g.live.generation()
+	grant, err := g.o.Auth.Authenticate(ctx, attempt)
 	now := g.o.Now()
 	method := methodOf(key)
 
 	if err != nil {
 		refusal, ok := auth.AsRefusal(err)
+		c.decided(false, ok, false)
 		if !ok {
 			return nil, g.unavailable(conn, service, method, err)
 		}
-		e := deniedEntry(now, service, method, key, conn.RemoteAddr(), refusal)
-		if err := g.o.Store.AppendAccess(ctx, e); err != nil {
-			g.log.Error("writing the access log failed", "err", err, "remote", e.RemoteAddr)
-		}
 		g.metrics.authDecisions.WithLabelValues(string(service), method, "denied").Inc()
-		g.log.Info("auth denied", "account", e.Account, "service", service, "method", method,
-			"identity", e.Identity, "key", e.KeyFingerprint, "remote", e.RemoteAddr, "reason", refusal.Reason)
+		// Keys of no account cost nothing to make: past a few per source and minute, their
+		// denials are counted into one row instead (see deniedRows).
+		if refusal.AccountID != 0 || g.denied.log(conn.RemoteAddr(), string(service), method, now) {
+			e := deniedEntry(now, service, method, key, conn.RemoteAddr(), refusal)
+			if err := g.o.Store.AppendAccess(ctx, e); err != nil {
+				g.log.Error("writing the access log failed", "err", err, "remote", e.RemoteAddr)
+			}
+			g.log.Info("auth denied", "account", e.Account, "service", service, "method", method,
+				"identity", e.Identity, "key", e.KeyFingerprint, "remote", e.RemoteAddr, "reason", refusal.Reason)
+		}
+		if isCert {
+			cs.refusedCert()
+		}
+		if refusal.Quiet {
+			return nil, refusal
+		}
 		return nil, &gossh.BannerError{Err: refusal, Message: "portico: " + refusal.Message + "\r\n"}
 	}
 
 	e := allowedEntry(now, grant, conn.RemoteAddr())
 	if err := g.o.Store.AppendAccess(ctx, e); err != nil {
 		// An allowed connection that cannot be recorded is refused: nothing half-done.
+		c.decided(false, false, false)
 		return nil, g.unavailable(conn, service, string(grant.Method), err)
 	}
+	c.decided(true, false, grant.IsSignup())
 	if grant.KeyID != 0 {
 		if err := g.o.Store.TouchKey(ctx, grant.KeyID, now); err != nil {
 			g.log.Warn("recording the key's last use failed", "err", err, "account", grant.Account)
 		}
+	}
+	if !grant.IsSignup() && grant.AccountID != 0 {
+		// Live access: the connection ends when its grounds do.
+		remove := g.live.add(attempt, grant, seen, cs.end)
+		context.AfterFunc(connCtx, remove)
 	}
 	g.metrics.authDecisions.WithLabelValues(string(grant.Service), string(grant.Method), "allowed").Inc()
 	g.log.Info("auth allowed", "account", grant.Account, "service", grant.Service, "method", grant.Method,
@@ -107,6 +158,18 @@ func (g *Gateway) verified(bound auth.Service, conn gossh.ConnMetadata, key goss
 		out.CriticalOptions = maps.Clone(cert.CriticalOptions)
 	}
 	return out, nil
+}
+
+// watchSignupIdle closes a connection on a sign-up grant once none of its sessions has read
+// any input for the sign-up idle timeout.
+func (g *Gateway) watchSignupIdle(ctx ssh.Context, remote net.Addr) {
+	act, ok := ctx.Value(activityKey{}).(*activity)
+	if !ok {
+		return
+	}
+	act.watch(g.limits.SignupIdleTimeout, func() {
+		g.refuse(&errLimit{limitSignupIdle, "idle sign-up connection closed"}, remote)
+	})
 }
 
 // unavailable refuses a connection that could not be decided or recorded; nothing is written.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -19,10 +20,14 @@ import (
 // discardStore keeps nothing.
 type discardStore struct{}
 
-func (discardStore) AppendAccess(context.Context, db.AccessEntry) error    { return nil }
-func (discardStore) PruneAccess(context.Context, time.Time) (int64, error) { return 0, nil }
-func (discardStore) TouchKey(context.Context, int64, time.Time) error      { return nil }
-func (discardStore) Ping(context.Context) error                            { return nil }
+func (discardStore) AppendAccess(context.Context, db.AccessEntry) error        { return nil }
+func (discardStore) AddSuppressedAccess(context.Context, db.AccessEntry) error { return nil }
+func (discardStore) PruneAccess(context.Context, time.Time) (int64, error)     { return 0, nil }
+func (discardStore) TouchKey(context.Context, int64, time.Time) error          { return nil }
+func (discardStore) Ping(context.Context) error                                { return nil }
+func (discardStore) AccessVersions(context.Context, []int64) (map[int64]int64, error) {
+	return map[int64]int64{}, nil
+}
 
 // recordingAuth refuses every key and records the last attempt.
 type recordingAuth struct{ last auth.Attempt }
@@ -67,7 +72,12 @@ func TestDecisionIsForTheRoutedService(t *testing.T) {
 		{auth.PGS, "admin", auth.PGS},
 	} {
 		a.last = auth.Attempt{}
-		g.verified(tt.bound, connMeta{user: tt.user}, signer.PublicKey())
+		c, err := g.admission.connect(netip.Prefix{}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.verified(nil, tt.bound, c, newConnState(nil), connMeta{user: tt.user}, signer.PublicKey())
+		c.close()
 		if a.last.Service != tt.want || a.last.Key == nil {
 			t.Errorf("listener %q, user %q: decided for %q, want %q", tt.bound, tt.user, a.last.Service, tt.want)
 		}

@@ -27,22 +27,15 @@ const agentRequest = "auth-agent-req@openssh.com"
 // newSSHServer makes the SSH server of one listener; bound is the service the listener is
 // bound to, or empty.
 func (g *Gateway) newSSHServer(bound auth.Service) *ssh.Server {
-	version := "portico"
-	if v := softwareVersion(g.o.Version); v != "" {
-		version += "_" + v
+	signers := []ssh.Signer{g.o.HostKey}
+	if g.o.HostCert != nil {
+		signers = append(signers, g.o.HostCert.Signer)
 	}
 	return &ssh.Server{
-		Version:     version,
-		HostSigners: []ssh.Signer{g.o.HostKey},
-		Handler:     g.serveSession,
-		ConnCallback: func(ctx ssh.Context, conn net.Conn) net.Conn {
-			// LoginGraceTime: the connection is closed unless it authenticates in time.
-			t := time.AfterFunc(g.o.LoginGraceTime, func() { conn.Close() })
-			ctx.SetValue(loginTimerKey{}, t)
-			ctx.SetValue(openSessionsKey{}, new(atomic.Int32))
-			context.AfterFunc(ctx, func() { t.Stop() })
-			return conn
-		},
+		Version:      strings.TrimPrefix(g.sshVersion, "SSH-2.0-"),
+		HostSigners:  signers,
+		Handler:      g.serveSession,
+		ConnCallback: g.admit,
 		ServerConfigCallback: func(ctx ssh.Context) *gossh.ServerConfig {
 			return g.serverConfig(ctx, bound)
 		},
@@ -56,7 +49,7 @@ func (g *Gateway) newSSHServer(bound auth.Service) *ssh.Server {
 		SessionRequestCallback: g.snapshotTerminal,
 		SubsystemHandlers:      map[string]ssh.SubsystemHandler{"default": g.serveSession},
 		ChannelHandlers: map[string]ssh.ChannelHandler{
-			"session": serveSessionChannel,
+			"session": g.serveSessionChannel,
 			"default": g.serveChannel,
 		},
 		RequestHandlers: map[string]ssh.RequestHandler{"default": g.serveGlobalRequest},
@@ -79,14 +72,28 @@ func (g *Gateway) serveSession(s ssh.Session) {
 		s.Exit(1)
 		return
 	}
+	var stop <-chan struct{}
+	if sc := begun.channel; sc != nil {
+		defer close(sc.handlerDone)
+		stop = sc.stop
+		if sc.ptyRefused {
+			fmt.Fprint(s.Stderr(), "portico: this certificate does not permit a terminal (it lacks permit-pty); running without one\r\n")
+		}
+	}
 	svc := g.o.Router.Lookup(grant.Service)
-	ds := withDrainedWindowChanges(s, term, newSessionContext(s.Context(), closed))
-	sess := &services.Session{Session: ds, Grant: grant}
+	sess := &services.Session{Session: startedSession{Session: s, term: term, ctx: newSessionContext(s.Context(), closed, stop)}, Grant: grant}
 	if grant.ForceCommand != "" {
 		cmd, err := shlex.Split(grant.ForceCommand, true)
 		if err != nil {
 			g.log.Warn("force-command does not parse", "account", grant.Account, "identity", grant.Identity, "err", err)
 			fmt.Fprint(s.Stderr(), "portico: the certificate's force-command does not parse\n")
+			s.Exit(1)
+			return
+		}
+		if len(cmd) == 0 {
+			// No words is no command, not the client's: an empty command would be a shell
+			// (the TUI) or whatever the service does without one.
+			fmt.Fprint(s.Stderr(), "portico: the certificate's force-command is blank: nothing to run\n")
 			s.Exit(1)
 			return
 		}
@@ -109,6 +116,14 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	log.Info("session start", "command", sess.RawCommand, "subsystem", sess.Subsystem, "pty", pty)
 	start := time.Now()
 	code := g.run(svc, sess, log)
+	if begun.channel != nil {
+		// The gateway ended the session (its access ended, or the server is shutting
+		// down): now that the service has stopped, say why.
+		if reason := begun.channel.endReason(); reason != "" {
+			fmt.Fprintf(s.Stderr(), "portico: %s\r\n", reason)
+			code = max(code, 1)
+		}
+	}
 	log.Info("session end", "status", code, "duration", time.Since(start).Round(time.Millisecond).String())
 	s.Exit(code)
 }
@@ -127,35 +142,151 @@ func (g *Gateway) run(svc services.Service, sess *services.Session, log *slog.Lo
 }
 
 // serveSessionChannel is charmbracelet/ssh's session handler minus agent forwarding, which
-// it would otherwise accept, and with a bound on environment variables. X11 requests are
-// refused by it already.
-func serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
-	open, ok := ctx.Value(openSessionsKey{}).(*atomic.Int32)
+// it would otherwise accept, with the gateway answering window changes, and with bounds on
+// sessions and environment variables. X11 requests are refused by it already.
+func (g *Gateway) serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
+	c, ok := clientOf(ctx)
 	if !ok {
 		ch.Reject(gossh.ConnectionFailed, "no session accounting")
 		return
 	}
-	if open.Add(1) > maxSessions {
-		open.Add(-1)
-		ch.Reject(gossh.ResourceShortage, fmt.Sprintf("at most %d sessions per connection", maxSessions))
+	release, err := c.openChannel(true)
+	if err != nil {
+		g.refuse(err, conn.RemoteAddr())
+		ch.Reject(gossh.ResourceShortage, err.Error())
 		return
 	}
-	sc := &sessionChannel{closed: make(chan struct{}), release: func() { open.Add(-1) }}
+	act, _ := ctx.Value(activityKey{}).(*activity)
+	sc := &sessionChannel{closed: make(chan struct{}), release: release, winch: make(chan ssh.Window, 1), activity: act,
+		connCtx: ctx, stop: make(chan struct{}), handlerDone: make(chan struct{})}
 	sc.refs.Store(1)
+	// Once accepted, the session is known to its connection and to the gateway, which may
+	// end it (live access, shutdown).
+	cs, _ := connStateOf(ctx)
+	accepted := func() {
+		if cs != nil {
+			cs.addSession(sc)
+		}
+		g.sessions.add(sc)
+	}
+	defer func() {
+		if cs != nil {
+			cs.removeSession(sc)
+		}
+		g.sessions.remove(sc)
+	}()
 	// DefaultSessionHandler returns when the channel's requests end: the client closed the
 	// channel or the connection ended. The handler may still be running; it holds the slot
 	// until it returns.
-	ssh.DefaultSessionHandler(srv, conn, agentlessChannel{ch, sc}, ctx)
+	ssh.DefaultSessionHandler(srv, conn, agentlessChannel{ch, sc, accepted}, ctx)
 	sc.unref()
 }
 
 // sessionChannel is an accepted session channel that knows when it is closed, and holds its
-// connection's session slot until both it and its handler are done.
+// connection's session slot until both it and its handler are done. The gateway answers the
+// session's window changes itself (see sessionRequests.resize): charmbracelet/ssh hands each
+// one to a one-slot channel and blocks the session's request loop until someone reads it,
+// which nothing does before a shell or exec starts, nor later for a service that ignores
+// resizes; that loop, the channel and its unread data would then be held for good.
 type sessionChannel struct {
 	gossh.Channel
 	closed  chan struct{} // closed when the channel's requests end
 	refs    atomic.Int32  // the channel, and its handler while that runs
 	release func()        // gives the connection's session slot back
+
+	// winch carries the terminal's size as the session starts, then its changes, the latest
+	// only; it is closed when the channel's requests end.
+	winch chan ssh.Window
+	// size is the terminal's size when the session started (its pty request's, or the last
+	// window change before the start), or nil. The request goroutine writes it only before it
+	// passes the shell, exec or subsystem request on, and snapshotTerminal reads it only once
+	// that request arrived.
+	size *ssh.Window
+	// activity learns of every read of the client's input.
+	activity *activity
+
+	connCtx     ssh.Context   // the connection's context, for its grant
+	ptyRefused  bool          // a terminal was asked for and the grant does not permit one
+	stop        chan struct{} // closed when the gateway ends the session
+	handlerDone chan struct{} // closed when the session's handler has returned
+
+	mu       sync.Mutex
+	started  bool   // its handler was started
+	terminal bool   // with a terminal
+	ending   bool   // the gateway is ending it
+	reason   string // why the gateway ended it
+}
+
+// begin reports whether the session's handler may start, and records that it does: not once
+// the gateway is ending the session.
+func (c *sessionChannel) begin(terminal bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ending {
+		return false
+	}
+	c.started, c.terminal = true, terminal
+	return true
+}
+
+// interactive reports whether the session runs with a terminal.
+func (c *sessionChannel) interactive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.started && c.terminal
+}
+
+// endReason is why the gateway ended the session, or empty.
+func (c *sessionChannel) endReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// end ends the session for reason: a running service is stopped, and its handler says why once
+// it has returned (waited for until deadline); a session whose service has not started is
+// told at once.
+func (c *sessionChannel) end(reason string, deadline time.Time) {
+	c.mu.Lock()
+	if c.ending {
+		c.mu.Unlock()
+		return
+	}
+	c.ending, c.reason = true, reason
+	started := c.started
+	c.mu.Unlock()
+	close(c.stop)
+	if started {
+		select {
+		case <-c.handlerDone:
+		case <-time.After(time.Until(deadline)):
+		}
+		return
+	}
+	c.tell(reason, deadline)
+}
+
+// tell writes "portico: reason" on the session's stderr, waiting for the client's window
+// until deadline at most.
+func (c *sessionChannel) tell(reason string, deadline time.Time) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Stderr().Write([]byte("portico: " + reason + "\r\n"))
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Until(deadline)):
+	}
+}
+
+// Read is the session's stdin, as its service reads it.
+func (c *sessionChannel) Read(p []byte) (int, error) {
+	n, err := c.Channel.Read(p)
+	if n > 0 && c.activity != nil {
+		c.activity.input()
+	}
+	return n, err
 }
 
 func (c *sessionChannel) unref() {
@@ -201,12 +332,13 @@ type sessionContext struct {
 	done chan struct{}
 }
 
-func newSessionContext(conn ssh.Context, closed <-chan struct{}) sessionContext {
+func newSessionContext(conn ssh.Context, closed, stop <-chan struct{}) sessionContext {
 	c := sessionContext{Context: conn, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		select {
 		case <-closed:
+		case <-stop:
 		case <-conn.Done():
 		}
 	}()
@@ -231,13 +363,6 @@ func (c sessionContext) Err() error {
 // faster than its length, and no portico command needs more.
 const maxCommandBytes = 16 << 10
 
-// maxSessions bounds the open session channels of one connection, as sshd's MaxSessions
-// (default 10) does: each holds goroutines and, with a terminal, a TUI.
-const maxSessions = 10
-
-// openSessionsKey holds a connection's count of open session channels (*atomic.Int32).
-type openSessionsKey struct{}
-
 // Bounds on the "env" requests of one session: charmbracelet/ssh keeps every one it is sent,
 // so without them a client could make the server hold any amount of memory. Requests past
 // them are refused, as sshd refuses variables it does not accept.
@@ -248,7 +373,8 @@ const (
 
 type agentlessChannel struct {
 	gossh.NewChannel
-	sc *sessionChannel
+	sc       *sessionChannel
+	accepted func()
 }
 
 func (c agentlessChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
@@ -257,27 +383,100 @@ func (c agentlessChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error)
 		return ch, reqs, err
 	}
 	c.sc.Channel = ch
+	c.accepted()
 	out := make(chan *gossh.Request)
 	go func() {
 		defer close(c.sc.closed)
+		defer close(c.sc.winch)
 		defer close(out)
-		envVars, envBytes := 0, 0
+		r := sessionRequests{sc: c.sc}
 		for req := range reqs {
-			switch req.Type {
-			case agentRequest:
-				req.Reply(false, nil)
-				continue
-			case "env":
-				envVars, envBytes = envVars+1, envBytes+len(req.Payload)
-				if envVars > maxEnvVars || envBytes > maxEnvBytes {
-					req.Reply(false, nil)
-					continue
-				}
+			if r.pass(req) {
+				out <- req
 			}
-			out <- req
 		}
 	}()
 	return c.sc, out, nil
+}
+
+// sessionRequests is what the gateway keeps of one session's requests while it reads them,
+// before charmbracelet/ssh sees them.
+type sessionRequests struct {
+	sc                *sessionChannel
+	envVars, envBytes int
+	terminal, started bool        // a pty-req came; a shell, exec or subsystem request came
+	size              *ssh.Window // the terminal's size, from its pty-req and window changes
+}
+
+// pass answers the requests the gateway handles itself and reports whether req goes on to
+// charmbracelet/ssh.
+func (r *sessionRequests) pass(req *gossh.Request) bool {
+	switch req.Type {
+	case agentRequest:
+		req.Reply(false, nil)
+		return false
+	case "env":
+		r.envVars, r.envBytes = r.envVars+1, r.envBytes+len(req.Payload)
+		if r.envVars > maxEnvVars || r.envBytes > maxEnvBytes {
+			req.Reply(false, nil)
+			return false
+		}
+	case "pty-req":
+		var p struct {
+			Term                             string
+			Columns, Rows, WidthPx, HeightPx uint32
+			Modes                            string
+		}
+		if !r.terminal && !r.started && gossh.Unmarshal(req.Payload, &p) == nil {
+			r.size = &ssh.Window{Width: int(p.Columns), Height: int(p.Rows), WidthPixels: int(p.WidthPx), HeightPixels: int(p.HeightPx)}
+		}
+		if grant, ok := grantFrom(r.sc.connCtx); !r.started && ok && !grant.Permits.PTY {
+			r.sc.ptyRefused = true // charmbracelet/ssh refuses it (PtyCallback); the session says why
+		}
+		r.terminal = true
+	case "window-change":
+		req.Reply(r.resize(req.Payload), nil)
+		return false
+	case "shell", "exec", "subsystem":
+		if !r.started && r.size != nil {
+			r.sc.size = r.size
+			r.offer(*r.size)
+		}
+		r.started = true
+	}
+	return true
+}
+
+// resize takes a window change: before the session starts it sets the terminal's size at the
+// start; after, it goes to the session's window changes. It never blocks.
+func (r *sessionRequests) resize(payload []byte) bool {
+	var w struct{ Columns, Rows, WidthPx, HeightPx uint32 }
+	if !r.terminal || gossh.Unmarshal(payload, &w) != nil {
+		return false
+	}
+	win := ssh.Window{Width: int(w.Columns), Height: int(w.Rows), WidthPixels: int(w.WidthPx), HeightPixels: int(w.HeightPx)}
+	if r.started {
+		r.offer(win)
+	} else {
+		r.size = &win
+	}
+	return true
+}
+
+// offer puts win on the session's window changes, replacing one the service has not read:
+// win is newer.
+func (r *sessionRequests) offer(win ssh.Window) {
+	for {
+		select {
+		case r.sc.winch <- win:
+			return
+		default:
+		}
+		select {
+		case <-r.sc.winch:
+		default:
+		}
+	}
 }
 
 // terminal is a session's terminal as its shell, exec or subsystem request found it.
@@ -288,15 +487,24 @@ type terminal struct {
 }
 
 // snapshotTerminal records the session's terminal when its shell, exec or subsystem request
-// is accepted. charmbracelet/ssh writes the terminal's size on every "window-change" without a
-// lock, from its request loop, and Pty() reads it: only this callback, which runs in that loop
-// before the session's handler starts, can read it without racing a resize. The handler and
-// the services use the snapshot, and window changes arrive on its channel.
+// is accepted: charmbracelet/ssh's pty request, sized as the gateway last saw it. The callback
+// runs in charmbracelet/ssh's request loop before the session's handler starts, so it reads
+// the pty without racing that loop. Later window changes arrive on the session channel's own
+// channel.
 func (g *Gateway) snapshotTerminal(s ssh.Session, _ string) bool {
-	p, winch, ok := s.Pty()
-	start := sessionStart{term: terminal{pty: p, winch: winch, ok: ok}, channel: channelOf(s)}
-	if start.channel != nil {
-		start.channel.refs.Add(1) // the handler, which starts once this returns true
+	p, _, ok := s.Pty()
+	start := sessionStart{term: terminal{pty: p, ok: ok}, channel: channelOf(s)}
+	if sc := start.channel; sc != nil {
+		if !sc.begin(ok) {
+			return false // the gateway is ending it
+		}
+		sc.refs.Add(1) // the handler, which starts once this returns true
+		if ok {
+			if sc.size != nil {
+				start.term.pty.Window = *sc.size
+			}
+			start.term.winch = sc.winch
+		}
 	}
 	g.terminals.Store(s, start)
 	return true
@@ -308,48 +516,20 @@ type sessionStart struct {
 	channel *sessionChannel // nil only if the session did not come through serveSessionChannel
 }
 
-// drainedSession is a session whose terminal is the snapshot taken when it started and whose
-// window changes the gateway reads itself. charmbracelet/ssh delivers each "window-change"
-// request on a one-slot channel and blocks the session's request loop until someone reads it;
-// a service that does not (an exec with a terminal) would leave that loop, and the session,
-// stuck for ever after one resize. The gateway reads every change and keeps only the latest
-// for the service.
-type drainedSession struct {
+// startedSession is a session as its service sees it: its terminal is the snapshot taken when
+// it started, window changes come from the gateway, and its context ends with its channel.
+type startedSession struct {
 	ssh.Session
-	term  terminal
-	winch <-chan ssh.Window
-	ctx   sessionContext
+	term terminal
+	ctx  sessionContext
 }
 
 // Context ends when the session's channel closes, not only with the connection.
-func (s drainedSession) Context() ssh.Context { return s.ctx }
+func (s startedSession) Context() ssh.Context { return s.ctx }
 
 // Pty is the terminal as the session started; later sizes arrive on the channel.
-func (s drainedSession) Pty() (ssh.Pty, <-chan ssh.Window, bool) {
-	return s.term.pty, s.winch, s.term.ok
-}
-
-// withDrainedWindowChanges returns s with the terminal term, its window changes read by the
-// gateway, and the context ctx. The reader ends when the session's requests end.
-func withDrainedWindowChanges(s ssh.Session, term terminal, ctx sessionContext) ssh.Session {
-	if term.winch == nil {
-		return drainedSession{Session: s, term: term, ctx: ctx}
-	}
-	out := make(chan ssh.Window, 1)
-	go func() {
-		defer close(out)
-		for w := range term.winch {
-			for {
-				select {
-				case out <- w:
-				case <-out: // drop the change the service has not read: w is newer
-					continue
-				}
-				break
-			}
-		}
-	}()
-	return drainedSession{Session: s, term: term, winch: out, ctx: ctx}
+func (s startedSession) Pty() (ssh.Pty, <-chan ssh.Window, bool) {
+	return s.term.pty, s.term.winch, s.term.ok
 }
 
 // serveGlobalRequest hands global requests (tcpip-forward, cancel-tcpip-forward) to the
@@ -367,8 +547,9 @@ func (g *Gateway) serveGlobalRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.
 }
 
 // serveChannel hands channels other than sessions (direct-tcpip) to the grant's service when
-// the grant permits port forwarding and the service takes them.
-func (g *Gateway) serveChannel(_ *ssh.Server, _ *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
+// the grant permits port forwarding and the service takes them, within the connection's and
+// the gateway's channel limits.
+func (g *Gateway) serveChannel(_ *ssh.Server, conn *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
 	c, svc, ok := g.forwarding(ctx)
 	if !ok {
 		ch.Reject(gossh.Prohibited, "port forwarding is not permitted")
@@ -379,7 +560,51 @@ func (g *Gateway) serveChannel(_ *ssh.Server, _ *gossh.ServerConn, ch gossh.NewC
 		ch.Reject(gossh.UnknownChannelType, "unsupported channel type")
 		return
 	}
-	h.HandleChannel(c, ch)
+	cl, ok := clientOf(ctx)
+	if !ok {
+		ch.Reject(gossh.ConnectionFailed, "no channel accounting")
+		return
+	}
+	release, err := cl.openChannel(false)
+	if err != nil {
+		g.refuse(err, conn.RemoteAddr())
+		ch.Reject(gossh.ResourceShortage, err.Error())
+		return
+	}
+	// The slot is given back when the service rejects or closes the channel, or when the
+	// connection ends, whichever comes first.
+	stop := context.AfterFunc(ctx, release)
+	h.HandleChannel(c, countedChannel{NewChannel: ch, release: func() { stop(); release() }})
+}
+
+// countedChannel is a forwarded channel that gives its slot back when it is rejected or closed.
+type countedChannel struct {
+	gossh.NewChannel
+	release func()
+}
+
+func (c countedChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
+	ch, reqs, err := c.NewChannel.Accept()
+	if err != nil {
+		c.release()
+		return ch, reqs, err
+	}
+	return closingChannel{Channel: ch, release: c.release}, reqs, nil
+}
+
+func (c countedChannel) Reject(reason gossh.RejectionReason, message string) error {
+	defer c.release()
+	return c.NewChannel.Reject(reason, message)
+}
+
+type closingChannel struct {
+	gossh.Channel
+	release func()
+}
+
+func (c closingChannel) Close() error {
+	defer c.release()
+	return c.Channel.Close()
 }
 
 // forwarding returns the connection and its service when the grant permits port forwarding.
@@ -393,6 +618,15 @@ func (g *Gateway) forwarding(ctx ssh.Context) (*services.Conn, services.Service,
 		return nil, nil, false
 	}
 	return &services.Conn{Ctx: ctx, Grant: grant, SSH: conn}, g.o.Router.Lookup(grant.Service), true
+}
+
+// sshVersion is the server's SSH version line for software version v: SSH-2.0-portico_v.
+func sshVersion(v string) string {
+	version := "SSH-2.0-portico"
+	if v := softwareVersion(v); v != "" {
+		version += "_" + v
+	}
+	return version
 }
 
 // softwareVersion makes v fit the SSH version string (RFC 4253 §4.2: printable ASCII, no

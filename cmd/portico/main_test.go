@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/portico-sh/portico/internal/sshtest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/portico-sh/portico/gateway"
+	"github.com/portico-sh/portico/internal/sshtest"
 )
 
 // portico runs the command in-process and returns its exit status, stdout and stderr.
@@ -62,6 +64,14 @@ func TestUsageAndVersion(t *testing.T) {
 		{[]string{"serve", "--krl-allow-internal", "yes"}, exitUsage, "", `krl allow internal "yes"`},
 		{[]string{"serve", "--krl-min-every", "0s"}, exitUsage, "", `krl min every "0s"`},
 		{[]string{"serve", "--krl-min-every", "often"}, exitUsage, "", `krl min every "often"`},
+		{[]string{"serve", "--pipe-max-readers", "0"}, exitUsage, "", "pipe max readers"},
+		{[]string{"serve", "--max-startups", "10:30"}, exitUsage, "", "max startups"},
+		{[]string{"serve", "--per-source-max-startups", "none"}, exitUsage, "", "per-source max startups"},
+		{[]string{"serve", "--per-source-max-connections", "0"}, exitUsage, "", "per-source max connections"},
+		{[]string{"serve", "--max-connections", "-1"}, exitUsage, "", "max connections"},
+		{[]string{"serve", "--max-channels", "x"}, exitUsage, "", "max channels"},
+		{[]string{"serve", "--per-source-penalty", "yes"}, exitUsage, "", "per-source penalty"},
+		{[]string{"serve", "--per-source-exempt", "10.0.0.1/8"}, exitUsage, "", "per-source exempt"},
 		{[]string{"account"}, exitUsage, "", "usage: portico account"},
 		{[]string{"account", "remove", "alice"}, exitUsage, "", `unknown command "remove"`},
 		{[]string{"account", "rm"}, exitUsage, "", "exactly one account NAME"},
@@ -84,6 +94,8 @@ func TestUsageAndVersion(t *testing.T) {
 
 func TestFlagWinsOverEnvironment(t *testing.T) {
 	env := map[string]string{
+		"PORTICO_KRL_ALLOW_INTERNAL": "on",
+		"PORTICO_KRL_MIN_EVERY":      "5m",
 		"PORTICO_DATA_DIR":           "/env/data",
 		"PORTICO_SSH_LISTEN":         ":3333",
 		"PORTICO_DOMAIN":             "env.example",
@@ -92,22 +104,27 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 		"PORTICO_DATABASE_URL":       "postgres://env/db",
 		"PORTICO_PIPE_BUFFER":        "64KiB",
 		"PORTICO_SIGNUP_RATE":        "off",
-		"PORTICO_KRL_ALLOW_INTERNAL": "on",
-		"PORTICO_KRL_MIN_EVERY":      "5m",
+		"PORTICO_MAX_STARTUPS":       "off",
+		"PORTICO_PER_SOURCE_EXEMPT":  "10.0.0.0/8",
+		"PORTICO_METRICS_LISTEN":     "off",
 	}
 	tests := []struct {
 		name string
 		args []string
 		want settings
 	}{
-		{"defaults", nil, settings{dataDir: "./data", sshListen: ":2222", httpListen: ":8080", domain: "localhost",
-			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h", krlInternal: "off", krlMinEvery: "1m0s"}},
-		{"environment", nil, settings{dataDir: "/env/data", databaseURL: "postgres://env/db", sshListen: ":3333", httpListen: ":8080",
-			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s", signupRate: "off", krlInternal: "on", krlMinEvery: "5m"}},
+		{"defaults", nil, withLimitDefaults(settings{dataDir: "./data", sshListen: ":2222", httpListen: ":8080", domain: "localhost",
+			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h", krlInternal: "off", krlMinEvery: "1m0s"})},
+		{"environment", nil, withLimitDefaults(settings{dataDir: "/env/data", databaseURL: "postgres://env/db", sshListen: ":3333", httpListen: ":8080",
+			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s",
+			signupRate: "off", maxStartups: "off", perSourceExempt: "10.0.0.0/8", metricsListen: "off", krlInternal: "on", krlMinEvery: "5m"})},
 		{"flags win", []string{"--data-dir", "/flag", "--ssh-listen", ":4444,pgs=:4445", "--domain", "flag.example", "--signups", "open",
-			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s", "--signup-rate", "10/d", "--krl-allow-internal", "off", "--krl-min-every", "10s"},
-			settings{dataDir: "/flag", sshListen: ":4444,pgs=:4445", httpListen: "127.0.0.1:9090", domain: "flag.example",
-				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s", signupRate: "10/d", krlInternal: "off", krlMinEvery: "10s"}},
+			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s", "--signup-rate", "10/d",
+			"--max-startups", "10:50:20", "--per-source-exempt", "", "--metrics-listen", "", "--per-source-penalty", "off",
+			"--krl-allow-internal", "off", "--krl-min-every", "10s"},
+			withLimitDefaults(settings{dataDir: "/flag", sshListen: ":4444,pgs=:4445", httpListen: "127.0.0.1:9090", domain: "flag.example",
+				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s", signupRate: "10/d",
+				maxStartups: "10:50:20", perSourceExempt: "", metricsListen: "-", perSourcePenalty: "off", krlInternal: "off", krlMinEvery: "10s"})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +141,54 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 				t.Errorf("settings %+v, want %+v", s, tt.want)
 			}
 		})
+	}
+}
+
+// withLimitDefaults fills the limit settings s leaves empty with their defaults; an explicitly
+// empty one is written as "-" and stays empty.
+func withLimitDefaults(s settings) settings {
+	for _, d := range []struct {
+		dst *string
+		def string
+	}{
+		{&s.metricsListen, "127.0.0.1:9222"}, {&s.maxStartups, "100:30:1000"}, {&s.perSourceMaxStartups, "20"},
+		{&s.perSourceMaxConnections, "200"}, {&s.perSourcePenalty, "on"}, {&s.maxConnections, "4096"},
+		{&s.maxChannels, "512"}, {&s.pipeMaxReaders, "64"},
+	} {
+		switch *d.dst {
+		case "":
+			*d.dst = d.def
+		case "-":
+			*d.dst = ""
+		}
+	}
+	return s
+}
+
+// The limits as serve hands them to the gateway.
+func TestLimitSettings(t *testing.T) {
+	s := withLimitDefaults(settings{sshListen: ":2222", signups: "open", accessLogDays: "90", drainTimeout: "10s", domain: "x",
+		pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h"})
+	c, err := s.serveConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.limits, gateway.DefaultLimits()) || c.metricsAddr != "127.0.0.1:9222" || c.pipe.MaxReaders != 64 {
+		t.Errorf("defaults: limits %+v, metrics %q, pipe readers %d", c.limits, c.metricsAddr, c.pipe.MaxReaders)
+	}
+	s.maxStartups, s.perSourceMaxStartups, s.perSourceMaxConnections, s.maxConnections, s.maxChannels = "off", "off", "off", "off", "off"
+	s.perSourcePenalty, s.perSourceExempt, s.metricsListen, s.pipeMaxReaders = "off", "127.0.0.0/8, ::1", "off", "3"
+	if c, err = s.serveConfig(); err != nil {
+		t.Fatal(err)
+	}
+	want := gateway.Limits{Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		SignupIdleTimeout: gateway.DefaultSignupIdleTimeout}
+	if !reflect.DeepEqual(c.limits, want) || c.metricsAddr != "" || c.pipe.MaxReaders != 3 {
+		t.Errorf("all off: limits %+v, metrics %q, pipe readers %d", c.limits, c.metricsAddr, c.pipe.MaxReaders)
+	}
+	s.pipeMaxReaders = "off"
+	if c, err = s.serveConfig(); err != nil || c.pipe.MaxReaders >= 0 {
+		t.Errorf("pipe readers off: %d, %v; want no cap (negative)", c.pipe.MaxReaders, err)
 	}
 }
 
@@ -237,7 +302,7 @@ func TestServe(t *testing.T) {
 	var stdout, stderr sshtest.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"},
+		done <- run(ctx, []string{"serve", "--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"},
 			strings.NewReader(""), &stdout, &stderr, func(k string) string { return env[k] })
 	}()
 	var addr string

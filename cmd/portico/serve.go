@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -49,6 +50,14 @@ func serve(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	log.Info("host key", "path", keyPath, "fingerprint", gossh.FingerprintSHA256(hostKey.PublicKey()), "created", created)
+	var hostCert *gateway.HostCertificate
+	if s.hostCert != "" {
+		if hostCert, err = gateway.LoadHostCertificate(s.hostCert, hostKey, time.Now()); err != nil {
+			return err
+		}
+		log.Info("host certificate", "path", s.hostCert, "key_id", hostCert.Cert.KeyId,
+			"host_ca", gossh.FingerprintSHA256(hostCert.Cert.SignatureKey), "principals", strings.Join(hostCert.Cert.ValidPrincipals, ","))
+	}
 
 	openCtx, cancel := context.WithTimeout(ctx, openTimeout)
 	store, err := db.Open(openCtx, s.databaseURL, s.dataDir)
@@ -60,14 +69,15 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	log.Info("database ready", "kind", databaseKind(s.databaseURL))
 
 	accountOps := ops.New(store, ops.Config{
-		Domain:       s.domain,
-		SSHHost:      cfg.public.SSHHost,
-		SSHPort:      cfg.public.SSHPort,
-		SignupsOpen:  cfg.signupsOpen,
-		SignupRate:   cfg.signupRate,
-		KRL:          cfg.krl,
-		AccountHooks: accountHooks(&s),
-		Log:          log,
+		Domain:         s.domain,
+		SSHHost:        cfg.public.SSHHost,
+		SSHPort:        cfg.public.SSHPort,
+		SignupsOpen:    cfg.signupsOpen,
+		SignupRate:     cfg.signupRate,
+		KRL:            cfg.krl,
+		KnownHostsLine: knownHostsLine(hostCert, cfg.public),
+		AccountHooks:   accountHooks(&s),
+		Log:            log,
 	})
 	pipeOptions := cfg.pipe
 	pipeOptions.Logger = log
@@ -86,15 +96,19 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	}
 	gw, err := gateway.New(gateway.Options{
 		Store:              store,
-		Auth:               auth.New(store, auth.Options{SignupsOpen: cfg.signupsOpen}),
+		Auth:               auth.New(store, auth.Options{SignupsOpen: cfg.signupsOpen, Admin: cfg.public.SSHCommand(string(auth.Admin))}),
 		Router:             router,
 		HostKey:            hostKey,
+		HostCert:           hostCert,
+		Ciphers:            cfg.ciphers,
 		SSH:                cfg.listeners,
 		HTTPAddr:           s.httpListen,
+		MetricsAddr:        cfg.metricsAddr,
 		Domain:             s.domain,
 		Version:            versionString(),
 		DrainTimeout:       cfg.drainTimeout,
 		AccessLogRetention: cfg.retention,
+		Limits:             &cfg.limits,
 		Logger:             log,
 	})
 	if err != nil {
@@ -141,4 +155,13 @@ func migrate(ctx context.Context, env *environment, args []string) error {
 	}
 	log.Info("migrations applied", "kind", databaseKind(s.databaseURL))
 	return nil
+}
+
+// knownHostsLine is the known_hosts line that trusts the host certificate's CA for the public
+// SSH address, or empty without a host certificate.
+func knownHostsLine(h *gateway.HostCertificate, p services.Public) string {
+	if h == nil {
+		return ""
+	}
+	return h.KnownHostsLine(p.SSHHost, p.SSHPort)
 }

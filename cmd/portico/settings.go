@@ -37,6 +37,19 @@ type settings struct {
 	signupRate    string
 	krlInternal   string
 	krlMinEvery   string
+	sshCiphers    string
+	hostCert      string
+
+	// Limits (README "Limits").
+	metricsListen           string
+	maxStartups             string
+	perSourceMaxStartups    string
+	perSourceMaxConnections string
+	perSourcePenalty        string
+	perSourceExempt         string
+	maxConnections          string
+	maxChannels             string
+	pipeMaxReaders          string
 }
 
 // setting describes one flag and its environment variable.
@@ -53,10 +66,12 @@ var (
 	}
 	serveSettings = []setting{
 		{"ssh-listen", "PORTICO_SSH_LISTEN", ":2222", "SSH listen addresses, a comma list of [service=]addr", func(s *settings) *string { return &s.sshListen }},
-		{"http-listen", "PORTICO_HTTP_LISTEN", ":8080", "HTTP listen address (sites, tunnels, /healthz, /metrics)", func(s *settings) *string { return &s.httpListen }},
+		{"http-listen", "PORTICO_HTTP_LISTEN", ":8080", "HTTP listen address (sites, tunnels, /healthz)", func(s *settings) *string { return &s.httpListen }},
 		{"domain", "PORTICO_DOMAIN", "localhost", "public host name used in URLs and recipes", func(s *settings) *string { return &s.domain }},
 		{"public-http", "PORTICO_PUBLIC_HTTP", "", "scheme, host and port of printed site and tunnel URLs (empty: http://DOMAIN:HTTP-PORT)", func(s *settings) *string { return &s.publicHTTP }},
 		{"public-ssh", "PORTICO_PUBLIC_SSH", "", "host and port in printed ssh, rsync and scp recipes (empty: DOMAIN:SSH-PORT)", func(s *settings) *string { return &s.publicSSH }},
+		{"host-cert", "PORTICO_HOST_CERT", "", "an OpenSSH host certificate of the host key (ssh-keygen -s HOSTCA -h), presented to clients", func(s *settings) *string { return &s.hostCert }},
+		{"ssh-ciphers", "PORTICO_SSH_CIPHERS", "", "a fixed comma list of SSH ciphers to offer (empty: AES-GCM alone to clients that offer it, all to the others)", func(s *settings) *string { return &s.sshCiphers }},
 		{"signups", "PORTICO_SIGNUPS", "open", "whether unregistered keys may register: open or closed", func(s *settings) *string { return &s.signups }},
 		{"signup-rate", "PORTICO_SIGNUP_RATE", ops.DefaultSignupRate, "sign-ups per source address (IPv6: per /64): N/s, N/m, N/h, N/d, N/DURATION, or off", func(s *settings) *string { return &s.signupRate }},
 		{"access-log-days", "PORTICO_ACCESS_LOG_DAYS", "90", "days the access log is kept", func(s *settings) *string { return &s.accessLogDays }},
@@ -65,6 +80,15 @@ var (
 		{"pipe-stall-timeout", "PORTICO_PIPE_STALL_TIMEOUT", "10s", "pipe: how long a reader's buffer may stay full before it is dropped", func(s *settings) *string { return &s.pipeStall }},
 		{"krl-allow-internal", "PORTICO_KRL_ALLOW_INTERNAL", "off", "on: revocations import --url may fetch from loopback, private, link-local and other internal addresses", func(s *settings) *string { return &s.krlInternal }},
 		{"krl-min-every", "PORTICO_KRL_MIN_EVERY", ops.DefaultKRLMinEvery.String(), "the shortest --every of revocations import --url", func(s *settings) *string { return &s.krlMinEvery }},
+		{"metrics-listen", "PORTICO_METRICS_LISTEN", "127.0.0.1:9222", "Prometheus /metrics listen address (off, or an empty flag: none)", func(s *settings) *string { return &s.metricsListen }},
+		{"max-startups", "PORTICO_MAX_STARTUPS", "100:30:1000", "unauthenticated connections, as sshd's MaxStartups start:rate:full, or off", func(s *settings) *string { return &s.maxStartups }},
+		{"per-source-max-startups", "PORTICO_PER_SOURCE_MAX_STARTUPS", "20", "unauthenticated connections at once from one address (IPv6: one /64), or off", func(s *settings) *string { return &s.perSourceMaxStartups }},
+		{"per-source-max-connections", "PORTICO_PER_SOURCE_MAX_CONNECTIONS", "200", "authenticated connections at once from one address, or off", func(s *settings) *string { return &s.perSourceMaxConnections }},
+		{"per-source-penalty", "PORTICO_PER_SOURCE_PENALTY", "on", "refuse addresses that keep failing to log in, as sshd's PerSourcePenalties: on or off", func(s *settings) *string { return &s.perSourcePenalty }},
+		{"per-source-exempt", "PORTICO_PER_SOURCE_EXEMPT", "", "CIDR list exempt from the per-source limits and penalties", func(s *settings) *string { return &s.perSourceExempt }},
+		{"max-connections", "PORTICO_MAX_CONNECTIONS", strconv.Itoa(gateway.DefaultMaxConnections), "authenticated connections at once, from all addresses, or off", func(s *settings) *string { return &s.maxConnections }},
+		{"max-channels", "PORTICO_MAX_CHANNELS", strconv.Itoa(gateway.DefaultMaxChannels), "sessions and forwarded connections open at once, over all connections (each may hold 2 MiB of unread data), or off", func(s *settings) *string { return &s.maxChannels }},
+		{"pipe-max-readers", "PORTICO_PIPE_MAX_READERS", strconv.Itoa(pipe.DefaultMaxReaders), "pipe: subscribers and pipe clients of one topic, or off", func(s *settings) *string { return &s.pipeMaxReaders }},
 	}
 )
 
@@ -130,6 +154,9 @@ type serveConfig struct {
 	public       services.Public
 	signupRate   ops.SignupRate
 	krl          ops.KRLConfig
+	limits       gateway.Limits
+	metricsAddr  string
+	ciphers      []string
 }
 
 func (s *settings) serveConfig() (serveConfig, error) {
@@ -178,7 +205,51 @@ func (s *settings) serveConfig() (serveConfig, error) {
 	if c.krl.MinEvery, err = time.ParseDuration(s.krlMinEvery); err != nil || c.krl.MinEvery < time.Second || c.krl.MinEvery > ops.MaxKRLEvery {
 		return c, fmt.Errorf("krl min every %q: want a duration from 1s to %v, such as 1m", s.krlMinEvery, ops.MaxKRLEvery)
 	}
+	if c.pipe.MaxReaders, err = gateway.ParseLimit("pipe max readers", s.pipeMaxReaders); err != nil {
+		return c, err
+	}
+	if c.pipe.MaxReaders == 0 {
+		c.pipe.MaxReaders = -1 // off: no cap
+	}
+	if c.limits, err = s.limits(); err != nil {
+		return c, err
+	}
+	if c.ciphers, err = gateway.ParseCiphers(s.sshCiphers); err != nil {
+		return c, err
+	}
+	if c.metricsAddr = s.metricsListen; c.metricsAddr == "off" {
+		c.metricsAddr = ""
+	}
 	return c, nil
+}
+
+// limits are the gateway's limits from their settings; each accepts off.
+func (s *settings) limits() (gateway.Limits, error) {
+	l := gateway.DefaultLimits()
+	var err error
+	if l.MaxStartups, err = gateway.ParseStartups(s.maxStartups); err != nil {
+		return l, err
+	}
+	for _, n := range []struct {
+		name, value string
+		dst         *int
+	}{
+		{"per-source max startups", s.perSourceMaxStartups, &l.PerSourceMaxStartups},
+		{"per-source max connections", s.perSourceMaxConnections, &l.PerSourceMaxConnections},
+		{"max connections", s.maxConnections, &l.MaxConnections},
+		{"max channels", s.maxChannels, &l.MaxChannels},
+	} {
+		if *n.dst, err = gateway.ParseLimit(n.name, n.value); err != nil {
+			return l, err
+		}
+	}
+	if l.Penalty, err = gateway.ParsePenalty(s.perSourcePenalty); err != nil {
+		return l, err
+	}
+	if l.Exempt, err = gateway.ParseExempt(s.perSourceExempt); err != nil {
+		return l, err
+	}
+	return l, nil
 }
 
 // publicAddresses is how users reach this server: PORTICO_PUBLIC_HTTP and PORTICO_PUBLIC_SSH,

@@ -189,7 +189,8 @@ type Portico struct {
 }
 
 // StartPortico creates the account offline, then starts `portico serve` on free loopback ports
-// with signups closed, plus o.Args.
+// with signups closed, no metrics listener and loopback exempt from the per-source limits (a
+// benchmark's many clients all come from it), plus o.Args.
 func StartPortico(ctx context.Context, o Portico) (*Server, error) {
 	data := filepath.Join(o.Dir, "data")
 	create := exec.CommandContext(ctx, o.Bin, "account", "create", o.Account, "--key", o.PubKey, "--data-dir", data)
@@ -209,7 +210,7 @@ func StartPortico(ctx context.Context, o Portico) (*Server, error) {
 		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
 		LogPath:  filepath.Join(o.Dir, "portico.log"), DataDir: data}
 	args := append([]string{"serve", "--data-dir", data, "--ssh-listen", s.Addr, "--http-listen", s.HTTPAddr,
-		"--signups", "closed", "--drain-timeout", "2s"}, o.Args...)
+		"--signups", "closed", "--drain-timeout", "2s", "--metrics-listen", "off", "--per-source-exempt", "127.0.0.0/8"}, o.Args...)
 	cmd := exec.Command(o.Bin, args...)
 	cmd.Env = PorticoEnv()
 	if err := s.Start(cmd); err != nil {

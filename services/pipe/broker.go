@@ -3,6 +3,7 @@ package pipe
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/portico-sh/portico/auth"
 )
@@ -97,12 +98,26 @@ type TopicStats struct {
 	Shared      auth.ShareList `json:"shared_with"`
 }
 
+// TooManyReadersError refuses a reader to a topic that has as many as it may have; it is
+// ErrTooManyReaders.
+type TooManyReadersError struct {
+	Topic Topic
+	Max   int
+}
+
+func (e *TooManyReadersError) Error() string {
+	return fmt.Sprintf("topic %s has %d readers, the most one topic may have", e.Topic, e.Max)
+}
+
+func (e *TooManyReadersError) Is(target error) bool { return target == ErrTooManyReaders }
+
 // Errors a Broker returns.
 var (
-	ErrNoAccess     = errors.New("no access")
-	ErrLeft         = errors.New("the client has left the topic")
-	ErrDropped      = errors.New("dropped: the reader's buffer stayed full")
-	ErrAccessEnded  = errors.New("the owner stopped sharing the topic")
-	ErrNotOwner     = errors.New("only the owner of a topic may share it")
-	ErrPublicShared = errors.New("public topics are shared with everyone already")
+	ErrTooManyReaders = errors.New("the topic has as many readers as it may have")
+	ErrNoAccess       = errors.New("no access")
+	ErrLeft           = errors.New("the client has left the topic")
+	ErrDropped        = errors.New("dropped: the reader's buffer stayed full")
+	ErrAccessEnded    = errors.New("the owner stopped sharing the topic")
+	ErrNotOwner       = errors.New("only the owner of a topic may share it")
+	ErrPublicShared   = errors.New("public topics are shared with everyone already")
 )

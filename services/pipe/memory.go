@@ -17,6 +17,9 @@ import (
 const (
 	DefaultBufferSize   = 1 << 20
 	DefaultStallTimeout = 10 * time.Second
+	// DefaultMaxReaders caps the readers of one topic: with a buffer each, a topic then holds
+	// at most DefaultMaxReaders buffers, 64 MiB with the default buffer size.
+	DefaultMaxReaders = 64
 )
 
 // chunkOverhead is what each queued chunk costs beyond its bytes in a reader's buffer, so that
@@ -30,14 +33,18 @@ type MemoryOptions struct {
 	// StallTimeout is how long a reader's buffer may stay full before the reader is dropped
 	// (DefaultStallTimeout when zero).
 	StallTimeout time.Duration
-	Logger       *slog.Logger
+	// MaxReaders caps the readers (subscribers and pipe clients) of one topic, and so the
+	// buffers it holds (DefaultMaxReaders when zero; no cap when negative).
+	MaxReaders int
+	Logger     *slog.Logger
 }
 
 // MemoryBroker is the in-process Broker of one gateway.
 type MemoryBroker struct {
-	bufSize int
-	stall   time.Duration
-	log     *slog.Logger
+	bufSize    int
+	stall      time.Duration
+	maxReaders int
+	log        *slog.Logger
 
 	mu     sync.Mutex
 	topics map[string]*topic
@@ -51,10 +58,13 @@ func NewMemoryBroker(o MemoryOptions) *MemoryBroker {
 	if o.StallTimeout <= 0 {
 		o.StallTimeout = DefaultStallTimeout
 	}
+	if o.MaxReaders == 0 {
+		o.MaxReaders = DefaultMaxReaders
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &MemoryBroker{bufSize: o.BufferSize, stall: o.StallTimeout, log: o.Logger, topics: make(map[string]*topic)}
+	return &MemoryBroker{bufSize: o.BufferSize, stall: o.StallTimeout, maxReaders: o.MaxReaders, log: o.Logger, topics: make(map[string]*topic)}
 }
 
 // topic is one open topic: it exists while it has clients.
@@ -128,6 +138,9 @@ func (b *MemoryBroker) Join(ctx context.Context, req JoinRequest) (Client, error
 		return nil, ErrNoAccess
 	}
 	foreign := !req.Topic.Public() && req.Grant.Account != owner
+	if reads(req.Role) && t != nil && b.maxReaders > 0 && t.readerCount() >= b.maxReaders {
+		return nil, &TooManyReadersError{Topic: req.Topic, Max: b.maxReaders}
+	}
 	if t == nil {
 		t = &topic{name: req.Topic, turn: make(chan struct{}, 1), space: make(chan struct{}, 1), readerJoined: make(chan struct{})}
 		t.readers.Store(&[]*memClient{})
@@ -238,7 +251,20 @@ func (c *memClient) ended() bool {
 	return c.end != nil
 }
 
-func (c *memClient) reads() bool  { return c.req.Role == Subscriber || c.req.Role == Peer }
+// readerCount is how many of the topic's clients read. Caller holds b.mu.
+func (t *topic) readerCount() int {
+	n := 0
+	for _, c := range t.clients {
+		if c.reads() {
+			n++
+		}
+	}
+	return n
+}
+
+func reads(r Role) bool { return r == Subscriber || r == Peer }
+
+func (c *memClient) reads() bool  { return reads(c.req.Role) }
 func (c *memClient) writes() bool { return c.req.Role == Publisher || c.req.Role == Peer }
 
 // notify queues a status event without ever blocking: status lines may be lost, data not.

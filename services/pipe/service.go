@@ -204,6 +204,8 @@ func (r *run) join(name string, fs *flag.FlagSet, f *topicFlags, args []string, 
 		return nil, t, r.usagef("%s -a: %v", name, err)
 	case errors.Is(err, ErrNotOwner):
 		return nil, t, r.failf("%s -a: %s belongs to %s; only its owner may share it", name, t, t.Owner)
+	case errors.Is(err, ErrTooManyReaders):
+		return nil, t, r.failf("%s: %v; try again when one has left", name, err)
 	case err != nil:
 		return nil, t, r.failf("%s: %v", t, err)
 	}

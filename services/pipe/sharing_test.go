@@ -110,3 +110,18 @@ func TestRefusalDoesNotTellWhetherATopicExists(t *testing.T) {
 		}
 	}
 }
+
+// A reader past the topic's cap is told why and exits 1.
+func TestReaderPastTheCapIsRefused(t *testing.T) {
+	s := startServer(t, pipe.MemoryOptions{MaxReaders: 2})
+	s.start(t, "sub -k full")
+	s.start(t, "pipe full")
+	waitFor(t, "two readers", func() bool {
+		st := s.count("alice", "alice/full")
+		return st.Subscribers+st.Pipes == 2
+	})
+	third := s.start(t, "sub full")
+	if code, ok := waitExit(t, third, 10*time.Second); !ok || code != 1 || !strings.Contains(third.stderr.String(), "alice/full has 2 readers") {
+		t.Errorf("a third reader: exit %d (ended %v), stderr %q; want 1 and why", code, ok, third.stderr.String())
+	}
+}

@@ -22,6 +22,9 @@ type Config struct {
 	SignupRate  SignupRate // sign-ups per source address (PORTICO_SIGNUP_RATE); zero: no limit
 	// KRL is how revocations import --url fetches KRLs.
 	KRL KRLConfig
+	// KnownHostsLine is the known_hosts line that trusts this server's host certificate
+	// (`@cert-authority ...`); empty when it presents none.
+	KnownHostsLine string
 	// AccountHooks remove what services keep for an account outside the database tables that
 	// cascade with it, when it is deleted.
 	AccountHooks []AccountHook

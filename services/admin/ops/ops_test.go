@@ -516,6 +516,14 @@ func TestRecipes(t *testing.T) {
 			t.Errorf("recipes lack %q:\n%s", want, text)
 		}
 	}
+	if strings.Contains(text, "@cert-authority") {
+		t.Errorf("recipes without a host certificate name one:\n%s", text)
+	}
+	line := "@cert-authority [example.org]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH"
+	withCert := ops.New(nil, ops.Config{Domain: "example.org", SSHPort: 2222, KnownHostsLine: line})
+	if text := withCert.Recipes(g); !strings.Contains(text, "~/.ssh/known_hosts:\n\n  "+line+"\n") {
+		t.Errorf("recipes with a host certificate lack its known_hosts line:\n%s", text)
+	}
 	port22 := ops.New(nil, ops.Config{Domain: "git.example.com", SSHPort: 22})
 	if text := port22.Recipes(g); !strings.Contains(text, "ssh admin@git.example.com keys add") || !strings.Contains(text, "HostName git.example.com\n    Port 22\n") {
 		t.Errorf("recipes for port 22 and the domain as host:\n%s", text)

@@ -24,6 +24,13 @@ func (o *Ops) Recipes(g auth.Grant) string {
 		b.WriteString(strings.Join(s, ""))
 		b.WriteByte('\n')
 	}
+	if o.cfg.KnownHostsLine != "" {
+		line("This server presents a host certificate. Trust its CA, and no host-key prompt comes,")
+		line("with this line in ~/.ssh/known_hosts:")
+		line()
+		line("  ", o.cfg.KnownHostsLine)
+		line()
+	}
 	line("Certificates: sign your teammates' keys with your own certificate authority (CA).")
 	line()
 	line("1. Make a CA key pair, add its public half to this account, and prove you hold it:")

@@ -127,8 +127,9 @@ type LogEntry struct {
 	KeyFingerprint string  `json:"key_fingerprint"`
 	CAFingerprint  string  `json:"ca_fingerprint"`
 	RemoteAddr     string  `json:"remote_addr"`
-	Outcome        string  `json:"outcome"` // allowed or denied
+	Outcome        string  `json:"outcome"` // allowed, denied or suppressed
 	Reason         string  `json:"reason"`
+	Count          int64   `json:"count"` // attempts the entry stands for: 1, more for suppressed
 }
 
 func logView(e db.AccessEntry) LogEntry {
@@ -144,6 +145,7 @@ func logView(e db.AccessEntry) LogEntry {
 		RemoteAddr:     e.RemoteAddr,
 		Outcome:        e.Outcome,
 		Reason:         e.Reason,
+		Count:          max(e.Count, 1),
 	}
 }
 

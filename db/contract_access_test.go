@@ -1,0 +1,90 @@
+package db_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/portico-sh/portico/db"
+)
+
+// accessVersionsContract is the contract of the access versions that live access polls.
+var accessVersionsContract = []struct {
+	name string
+	run  func(*testing.T, db.Store)
+}{
+	{"AccessVersions", testAccessVersions},
+}
+
+// testAccessVersions: an account's access version rises when one of its keys or CAs is removed
+// or a revocation is added, and only then; another account's does not move; a deleted account
+// has none.
+func testAccessVersions(t *testing.T, s db.Store) {
+	alice, aliceKey, err := s.CreateAccount(ctx, "alice", newKey("laptop", db.KindLogin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, _, err := s.CreateAccount(ctx, "bob", newKey("laptop", db.KindLogin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := func() map[int64]int64 {
+		t.Helper()
+		v, err := s.AccessVersions(ctx, []int64{alice.ID, bob.ID, 999999})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	start := versions()
+	if len(start) != 2 {
+		t.Fatalf("versions %v, want alice's and bob's only", start)
+	}
+	step := func(what string, moved bool, do func() error) {
+		t.Helper()
+		before := versions()
+		if err := do(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		after := versions()
+		if got := after[alice.ID] > before[alice.ID]; got != moved {
+			t.Errorf("%s: alice's version %d → %d, want it to move: %v", what, before[alice.ID], after[alice.ID], moved)
+		}
+		if after[bob.ID] != before[bob.ID] {
+			t.Errorf("%s: bob's version moved %d → %d", what, before[bob.ID], after[bob.ID])
+		}
+	}
+	var second, ca db.Key
+	step("adding a login key", false, func() (err error) {
+		second, err = s.AddKey(ctx, alice.ID, newKey("desktop", db.KindLogin))
+		return err
+	})
+	step("adding a CA", false, func() (err error) {
+		ca, err = s.AddKey(ctx, alice.ID, newKey("team-ca", db.KindCA))
+		return err
+	})
+	step("touching a key", false, func() error { return s.TouchKey(ctx, aliceKey.ID, time.Now()) })
+	step("an access-log entry", false, func() error {
+		return s.AppendAccess(ctx, db.AccessEntry{Time: time.Now(), AccountID: alice.ID, Account: "alice", Outcome: "allowed"})
+	})
+	step("removing a login key", true, func() error { return s.RemoveKey(ctx, alice.ID, second.ID) })
+	step("removing a CA", true, func() error { return s.RemoveKey(ctx, alice.ID, ca.ID) })
+	var r db.Revocation
+	step("adding a revocation", true, func() (err error) {
+		r, err = s.AddRevocation(ctx, alice.ID, db.NewRevocation{Kind: db.RevokeKeyID, Value: "bob@laptop"})
+		return err
+	})
+	step("lifting a revocation", false, func() error { return s.RemoveRevocation(ctx, alice.ID, r.ID) })
+	if err := s.DeleteAccount(ctx, alice.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := versions()[alice.ID]; ok {
+		t.Errorf("a deleted account still has access version %d", v)
+	}
+	ids := make([]int64, 1200) // more than one query's worth of parameters
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	if _, err := s.AccessVersions(ctx, ids); err != nil {
+		t.Errorf("1,200 accounts at once: %v", err)
+	}
+}

@@ -1,0 +1,93 @@
+package gateway_test
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/portico-sh/portico/internal/sshtest"
+)
+
+// usage is what the gateway holds, as the test process sees it.
+type usage struct {
+	goroutines int
+	heap       uint64 // bytes in use on the heap after a collection
+}
+
+func measure() usage {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return usage{goroutines: runtime.NumGoroutine(), heap: m.HeapInuse}
+}
+
+func (u usage) String() string {
+	return fmt.Sprintf("%d goroutines, %.1f MiB heap", u.goroutines, float64(u.heap)/(1<<20))
+}
+
+// settle waits up to 10 s for the gateway to let go of what the test's clients made it hold:
+// goroutines back within slack of base and the heap within heapSlack of it. It returns what it
+// measured last.
+func settle(t *testing.T, base usage, slack int, heapSlack uint64) usage {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		u := measure()
+		if u.goroutines <= base.goroutines+slack && u.heap <= base.heap+heapSlack {
+			return u
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the clients left the gateway still holds %s (baseline %s)", u, base)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestWindowChangeBeforeExecLeavesNothingBehind: a client that asks for a terminal, resizes it
+// before any shell or exec, fills its stdin window and leaves must leave no goroutine and no
+// buffered data behind. (charmbracelet/ssh hands each resize to a one-slot channel that
+// nothing reads before a session starts; its request loop used to block on it for good.)
+func TestWindowChangeBeforeExecLeavesNothingBehind(t *testing.T) {
+	f := start(t)
+	warm := f.connect(f.ssh, "pgs", f.alice.login)
+	exec(t, warm, "ls")
+	warm.Close()
+	base := measure()
+
+	const conns = 20
+	stdin := bytes.Repeat([]byte("x"), 2<<20) // one session's whole window
+	for i := range conns {
+		// Half the clients are fresh keys on a sign-up grant, as any stranger can get.
+		signer, user := f.alice.login, "pgs"
+		if i%2 == 1 {
+			signer, user = sshtest.NewSigner(t), "admin"
+		}
+		c := f.connect(f.ssh, user, signer)
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RequestPty("xterm", 24, 80, gossh.TerminalModes{}); err != nil {
+			t.Fatal(err)
+		}
+		for w := range 3 {
+			if _, err := s.SendRequest("window-change", false, gossh.Marshal(struct{ W, H, PW, PH uint32 }{uint32(100 + w), 40, 0, 0})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in, err := s.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in.Write(stdin); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	after := settle(t, base, 10, 8<<20)
+	t.Logf("%d clients resized before exec, wrote 2 MiB and left: baseline %s, after %s", conns, base, after)
+}
