@@ -16,6 +16,8 @@ import (
 // into a NUMERIC(20, 0) column, which holds the whole uint64 range.
 type postgresStore struct {
 	pool *pgxpool.Pool
+
+	maxRevocations int // 0: MaxRevocations (tests set less)
 }
 
 // Constraint names, as the migration declares them.
@@ -265,7 +267,7 @@ func (s *postgresStore) AddRevocation(ctx context.Context, accountID int64, nr N
 	}
 	r := Revocation{AccountID: accountID, NewRevocation: sr.NewRevocation, CreatedAt: now()}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := postgresRoomForRevocations(ctx, tx, accountID, 0, 1); err != nil {
+		if err := s.roomForRevocations(ctx, tx, accountID, 0, 1); err != nil {
 			return err
 		}
 		ids, err := postgresInsertRevocations(ctx, tx, accountID, 0, []storedRevocation{sr}, r.CreatedAt)

@@ -11,10 +11,10 @@ import (
 
 // Revocations in bulk
 
-// postgresRoomForRevocations locks the account (serialising every change to its revocations)
+// roomForRevocations locks the account (serialising every change to its revocations)
 // and returns ErrTooManyRevocations unless, less its leaving revocations, it has room for
 // adding more; ErrNotFound for a gone account.
-func postgresRoomForRevocations(ctx context.Context, tx pgx.Tx, accountID int64, leaving, adding int) error {
+func (s *postgresStore) roomForRevocations(ctx context.Context, tx pgx.Tx, accountID int64, leaving, adding int) error {
 	if err := postgresLockAccount(ctx, tx, accountID); err != nil {
 		return err
 	}
@@ -22,7 +22,7 @@ func postgresRoomForRevocations(ctx context.Context, tx pgx.Tx, accountID int64,
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM revocations WHERE account_id = $1`, accountID).Scan(&n); err != nil {
 		return err
 	}
-	if n-leaving+adding > MaxRevocations {
+	if n-leaving+adding > s.revocationBound() {
 		return ErrTooManyRevocations
 	}
 	return nil
@@ -92,7 +92,7 @@ func (s *postgresStore) ImportRevocations(ctx context.Context, accountID int64, 
 			return err
 		}
 		fresh := newRevocations(checked, have)
-		if err := postgresRoomForRevocations(ctx, tx, accountID, 0, len(fresh)); err != nil {
+		if err := s.roomForRevocations(ctx, tx, accountID, 0, len(fresh)); err != nil {
 			return err
 		}
 		_, err = postgresInsertRevocations(ctx, tx, accountID, 0, fresh, now())
@@ -204,7 +204,7 @@ func (s *postgresStore) SetKRLSource(ctx context.Context, accountID int64, src N
 		case err != nil:
 			return err
 		}
-		if err := postgresReplaceSourceEntries(ctx, tx, accountID, id, entries, checked, at); err != nil {
+		if err := s.replaceSourceEntries(ctx, tx, accountID, id, entries, checked, at); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx,
@@ -224,9 +224,9 @@ func (s *postgresStore) SetKRLSource(ctx context.Context, accountID int64, src N
 	return out, nil
 }
 
-// postgresReplaceSourceEntries replaces the revocations of source id, which has entries now.
-func postgresReplaceSourceEntries(ctx context.Context, tx pgx.Tx, accountID, id int64, entries int, rs []storedRevocation, at time.Time) error {
-	if err := postgresRoomForRevocations(ctx, tx, accountID, entries, len(rs)); err != nil {
+// replaceSourceEntries replaces the revocations of source id, which has entries now.
+func (s *postgresStore) replaceSourceEntries(ctx context.Context, tx pgx.Tx, accountID, id int64, entries int, rs []storedRevocation, at time.Time) error {
+	if err := s.roomForRevocations(ctx, tx, accountID, entries, len(rs)); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM revocations WHERE source_id = $1`, id); err != nil {
@@ -310,7 +310,7 @@ func (s *postgresStore) FinishKRLFetch(ctx context.Context, id int64, lease time
 			return err
 		}
 		if f.Entries != nil {
-			if err := postgresReplaceSourceEntries(ctx, tx, accountID, id, entries, checked, at); err != nil {
+			if err := s.replaceSourceEntries(ctx, tx, accountID, id, entries, checked, at); err != nil {
 				return err
 			}
 		}

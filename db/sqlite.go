@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -19,6 +20,13 @@ import (
 type sqliteStore struct {
 	w *sql.DB
 	r *sql.DB
+
+	maxRevocations int // 0: MaxRevocations (tests set less)
+
+	// findRevocation is FindRevocation's statement, prepared once: its text (130 serial range
+	// buckets) costs more to parse than to run.
+	findMu         sync.Mutex
+	findRevocation *sql.Stmt
 }
 
 // sqliteTimeLayout is fixed width, so that text order is time order in SQL comparisons.
@@ -82,7 +90,28 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqliteStore) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	var stmt error
+	s.findMu.Lock()
+	if s.findRevocation != nil {
+		stmt = s.findRevocation.Close()
+	}
+	s.findMu.Unlock()
+	return errors.Join(stmt, s.r.Close(), s.w.Close())
+}
+
+// findStatement returns FindRevocation's prepared statement, preparing it the first time (and
+// again after a failure).
+func (s *sqliteStore) findStatement(ctx context.Context) (*sql.Stmt, error) {
+	s.findMu.Lock()
+	defer s.findMu.Unlock()
+	if s.findRevocation == nil {
+		stmt, err := s.r.PrepareContext(ctx, sqliteFindRevocation)
+		if err != nil {
+			return nil, err
+		}
+		s.findRevocation = stmt
+	}
+	return s.findRevocation, nil
 }
 
 // inTx runs fn in a write transaction and commits it if fn returns nil.
@@ -301,7 +330,7 @@ func (s *sqliteStore) AddRevocation(ctx context.Context, accountID int64, nr New
 	}
 	r := Revocation{AccountID: accountID, NewRevocation: sr.NewRevocation, CreatedAt: now()}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := sqliteRoomForRevocations(ctx, tx, accountID, 0, 1); err != nil {
+		if err := s.roomForRevocations(ctx, tx, accountID, 0, 1); err != nil {
 			return err
 		}
 		ids, err := sqliteInsertRevocations(ctx, tx, accountID, 0, []storedRevocation{sr}, r.CreatedAt)
@@ -353,7 +382,12 @@ func (s *sqliteStore) RemoveRevocation(ctx context.Context, accountID, id int64)
 // keys and key hashes by the certificate's and its CA's fingerprints, serial ranges by the 130
 // buckets that can hold the serial (db/trust.go).
 func (s *sqliteStore) FindRevocation(ctx context.Context, accountID int64, c CertRef) (Revocation, error) {
-	r, err := scanSQLiteRevocation(s.r.QueryRowContext(ctx, sqliteFindRevocation, sqliteFindRevocationArgs(accountID, c)...))
+	stmt, err := s.findStatement(ctx)
+	if err != nil {
+		return Revocation{}, fmt.Errorf("find revocation of certificate %q (serial %d) in account %d: preparing the query: %w",
+			c.KeyID, c.Serial, accountID, err)
+	}
+	r, err := scanSQLiteRevocation(stmt.QueryRowContext(ctx, sqliteFindRevocationArgs(accountID, c)...))
 	if err != nil {
 		return Revocation{}, fmt.Errorf("find revocation of certificate %q (serial %d) in account %d: %w",
 			c.KeyID, c.Serial, accountID, err)

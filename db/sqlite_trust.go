@@ -11,9 +11,9 @@ import (
 
 // Revocations in bulk
 
-// sqliteRoomForRevocations returns ErrTooManyRevocations unless the account, less its leaving
+// roomForRevocations returns ErrTooManyRevocations unless the account, less its leaving
 // revocations, has room for adding more; it returns ErrNotFound for a gone account.
-func sqliteRoomForRevocations(ctx context.Context, tx *sql.Tx, accountID int64, leaving, adding int) error {
+func (s *sqliteStore) roomForRevocations(ctx context.Context, tx *sql.Tx, accountID int64, leaving, adding int) error {
 	if err := sqliteAccountExists(ctx, tx, accountID); err != nil {
 		return err
 	}
@@ -21,7 +21,7 @@ func sqliteRoomForRevocations(ctx context.Context, tx *sql.Tx, accountID int64, 
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM revocations WHERE account_id = ?`, accountID).Scan(&n); err != nil {
 		return err
 	}
-	if n-leaving+adding > MaxRevocations {
+	if n-leaving+adding > s.revocationBound() {
 		return ErrTooManyRevocations
 	}
 	return nil
@@ -80,7 +80,7 @@ func (s *sqliteStore) ImportRevocations(ctx context.Context, accountID int64, rs
 			return err
 		}
 		fresh := newRevocations(checked, have)
-		if err := sqliteRoomForRevocations(ctx, tx, accountID, 0, len(fresh)); err != nil {
+		if err := s.roomForRevocations(ctx, tx, accountID, 0, len(fresh)); err != nil {
 			return err
 		}
 		_, err = sqliteInsertRevocations(ctx, tx, accountID, 0, fresh, now())
@@ -234,7 +234,7 @@ func (s *sqliteStore) SetKRLSource(ctx context.Context, accountID int64, src New
 		case err != nil:
 			return err
 		}
-		if err := sqliteReplaceSourceEntries(ctx, tx, accountID, id, entries, checked, at); err != nil {
+		if err := s.replaceSourceEntries(ctx, tx, accountID, id, entries, checked, at); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx,
@@ -254,9 +254,9 @@ func (s *sqliteStore) SetKRLSource(ctx context.Context, accountID int64, src New
 	return out, nil
 }
 
-// sqliteReplaceSourceEntries replaces the revocations of source id, which has entries now.
-func sqliteReplaceSourceEntries(ctx context.Context, tx *sql.Tx, accountID, id int64, entries int, rs []storedRevocation, at time.Time) error {
-	if err := sqliteRoomForRevocations(ctx, tx, accountID, entries, len(rs)); err != nil {
+// replaceSourceEntries replaces the revocations of source id, which has entries now.
+func (s *sqliteStore) replaceSourceEntries(ctx context.Context, tx *sql.Tx, accountID, id int64, entries int, rs []storedRevocation, at time.Time) error {
+	if err := s.roomForRevocations(ctx, tx, accountID, entries, len(rs)); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM revocations WHERE source_id = ?`, id); err != nil {
@@ -347,7 +347,7 @@ func (s *sqliteStore) FinishKRLFetch(ctx context.Context, id int64, lease time.T
 			return err
 		}
 		if f.Entries != nil {
-			if err := sqliteReplaceSourceEntries(ctx, tx, accountID, id, entries, checked, f.At); err != nil {
+			if err := s.replaceSourceEntries(ctx, tx, accountID, id, entries, checked, f.At); err != nil {
 				return err
 			}
 		}

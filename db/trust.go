@@ -330,3 +330,13 @@ func retryAfter(every time.Duration, failures int) time.Duration {
 	}
 	return max(min(d, maxFetchBackoff), every)
 }
+
+func (s *sqliteStore) revocationBound() int   { return bound(s.maxRevocations) }
+func (s *postgresStore) revocationBound() int { return bound(s.maxRevocations) }
+
+func bound(n int) int {
+	if n > 0 {
+		return n
+	}
+	return MaxRevocations
+}

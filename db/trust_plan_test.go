@@ -80,7 +80,8 @@ func TestFindRevocationUsesIndexes(t *testing.T) {
 		}
 		defer st.Close()
 		s := st.(*sqliteStore)
-		seedRevocations(t, st)
+		// SQLite's planner does not weigh table sizes (no ANALYZE): a few rows show its plan.
+		seedRevocations(t, st, 20)
 		rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+sqliteFindRevocation, sqliteFindRevocationArgs(1, CertRef{Serial: 5})...)
 		if err != nil {
 			t.Fatal(err)
@@ -105,7 +106,7 @@ func TestFindRevocationUsesIndexes(t *testing.T) {
 		}
 		defer st.Close()
 		s := st.(*postgresStore)
-		seedRevocations(t, st)
+		seedRevocations(t, st, 1000)
 		if _, err := s.pool.Exec(ctx, "ANALYZE revocations"); err != nil {
 			t.Fatal(err)
 		}
@@ -127,8 +128,8 @@ func TestFindRevocationUsesIndexes(t *testing.T) {
 	})
 }
 
-// seedRevocations gives account 1 thousands of revocations of every kind.
-func seedRevocations(t *testing.T, s Store) {
+// seedRevocations gives account 1 n revocations of every kind.
+func seedRevocations(t *testing.T, s Store, n int) {
 	t.Helper()
 	ctx := context.Background()
 	a, _, err := s.CreateAccount(ctx, "alice", NewKey{Name: "k", Kind: KindLogin, Algorithm: "ssh-ed25519", Fingerprint: "SHA256:k", PublicKey: "ssh-ed25519 AAAA"})
@@ -136,7 +137,7 @@ func seedRevocations(t *testing.T, s Store) {
 		t.Fatalf("CreateAccount = %+v, %v", a, err)
 	}
 	var rs []NewRevocation
-	for i := range 3000 {
+	for i := range n {
 		rs = append(rs,
 			NewRevocation{Kind: RevokeSerial, Value: fmt.Sprint(i + 1), CAFingerprint: "SHA256:ca", Origin: OriginKRL},
 			NewRevocation{Kind: RevokeSerialRange, Value: SerialRange(uint64(i)*1000+1, uint64(i)*1000+500), CAFingerprint: "SHA256:ca", Origin: OriginKRL},

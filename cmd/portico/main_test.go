@@ -168,7 +168,7 @@ func withLimitDefaults(s settings) settings {
 // The limits as serve hands them to the gateway.
 func TestLimitSettings(t *testing.T) {
 	s := withLimitDefaults(settings{sshListen: ":2222", signups: "open", accessLogDays: "90", drainTimeout: "10s", domain: "x",
-		pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h"})
+		pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h", krlInternal: "off", krlMinEvery: "1m"})
 	c, err := s.serveConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +189,26 @@ func TestLimitSettings(t *testing.T) {
 	s.pipeMaxReaders = "off"
 	if c, err = s.serveConfig(); err != nil || c.pipe.MaxReaders >= 0 {
 		t.Errorf("pipe readers off: %d, %v; want no cap (negative)", c.pipe.MaxReaders, err)
+	}
+}
+
+// The KRL settings as serve hands them to the account operations.
+func TestKRLSettings(t *testing.T) {
+	s := withLimitDefaults(settings{sshListen: ":2222", signups: "open", accessLogDays: "90", drainTimeout: "10s", domain: "x",
+		pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h", krlInternal: "off", krlMinEvery: "1m0s"})
+	c, err := s.serveConfig()
+	if err != nil || c.krl.AllowInternal || c.krl.MinEvery != time.Minute {
+		t.Errorf("defaults: %+v, %v", c.krl, err)
+	}
+	s.krlInternal, s.krlMinEvery = "on", "1s"
+	if c, err = s.serveConfig(); err != nil || !c.krl.AllowInternal || c.krl.MinEvery != time.Second {
+		t.Errorf("on, 1s: %+v, %v", c.krl, err)
+	}
+	for _, bad := range []string{"500ms", "8d", "-1m", "soon"} {
+		s.krlMinEvery = bad
+		if _, err := s.serveConfig(); err == nil {
+			t.Errorf("--krl-min-every %s: no error", bad)
+		}
 	}
 }
 
