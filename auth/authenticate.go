@@ -58,9 +58,10 @@ type Attempt struct {
 	Key        gossh.PublicKey // plain key or *gossh.Certificate, as presented
 	Service    Service         // the service the connection asks for (already resolved by the router)
 	RemoteAddr net.Addr
-	// LoginOnly judges a plain key as a login key only, with no sign-up or claim grant: a
-	// certificate was refused on this connection after its key signed, and the key behind
-	// it, which OpenSSH offers next, must not turn that refusal into a sign-up prompt.
+	// LoginOnly judges a plain key as a login key only, with no sign-up or claim grant, and
+	// refuses it quietly (no banner) when it is none: a certificate was refused on this
+	// connection after its key signed, and the key behind it, which OpenSSH offers next, must
+	// not turn that refusal into a sign-up prompt. Live access judges open connections so too.
 	LoginOnly bool
 }
 
@@ -144,7 +145,7 @@ func (a *Authenticator) unregistered(ctx context.Context, at Attempt, fp string)
 	}
 	if at.LoginOnly {
 		return Grant{}, &Refusal{Reason: ReasonNotRegistered, Quiet: true,
-			Message: fmt.Sprintf("key %s is not registered as a login key (a certificate of it was refused on this connection)", fp)}
+			Message: fmt.Sprintf("key %s is not registered as a login key", fp)}
 	}
 	if at.Service == Admin && (pending || a.signupsOpen) {
 		method := MethodSignup

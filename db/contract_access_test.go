@@ -13,6 +13,7 @@ var accessVersionsContract = []struct {
 	run  func(*testing.T, db.Store)
 }{
 	{"AccessVersions", testAccessVersions},
+	{"AppendAccessBatch", testAppendAccessBatch},
 }
 
 // testAccessVersions: an account's access version rises when one of its keys or CAs is removed
@@ -86,5 +87,42 @@ func testAccessVersions(t *testing.T, s db.Store) {
 	}
 	if _, err := s.AccessVersions(ctx, ids); err != nil {
 		t.Errorf("1,200 accounts at once: %v", err)
+	}
+}
+
+// testAppendAccessBatch: a batch appends every entry and touches every key; an entry of an
+// account deleted meanwhile is kept under the account's name, and a removed key is skipped.
+func testAppendAccessBatch(t *testing.T, s db.Store) {
+	alice, key, err := s.CreateAccount(ctx, "alice", newKey("laptop", db.KindLogin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, _, err := s.CreateAccount(ctx, "gone", newKey("laptop", db.KindLogin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAccount(ctx, gone.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	entries := []db.AccessEntry{
+		{Time: at, AccountID: alice.ID, Account: "alice", Service: "pgs", Method: "key", Identity: "laptop", Outcome: "allowed"},
+		{Time: at.Add(time.Second), AccountID: gone.ID, Account: "gone", Service: "admin", Method: "key", Identity: "laptop", Outcome: "allowed"},
+		{Time: at.Add(2 * time.Second), Service: "admin", Method: "key", Outcome: "denied", Reason: "not registered"},
+	}
+	touched := map[int64]time.Time{key.ID: at, 999999: at}
+	if err := s.AppendAccessBatch(ctx, entries, touched); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListAccess(ctx, alice.ID, "", 10)
+	if err != nil || len(got) != 1 || got[0].Identity != "laptop" || !got[0].Time.Equal(at) {
+		t.Errorf("alice's log %+v, %v", got, err)
+	}
+	keys, err := s.ListKeys(ctx, alice.ID)
+	if err != nil || len(keys) != 1 || keys[0].LastUsedAt == nil || !keys[0].LastUsedAt.Equal(at) {
+		t.Errorf("alice's key after the batch: %+v, %v", keys, err)
+	}
+	if err := s.AppendAccessBatch(ctx, nil, nil); err != nil {
+		t.Errorf("an empty batch: %v", err)
 	}
 }

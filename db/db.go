@@ -157,6 +157,7 @@ type Store interface {
 	AccountLifecycle
 	TrustRules
 	AccessVersions
+	AccessBatches
 	SuppressedAccess
 	Ping(ctx context.Context) error
 	Close() error

@@ -43,11 +43,12 @@ func (g *Gateway) admit(ctx ssh.Context, conn net.Conn) net.Conn {
 		conn.Close()
 	})
 	ctx.SetValue(loginTimerKey{}, grace)
-	context.AfterFunc(ctx, func() {
+	release := func() {
 		grace.Stop()
 		act.stop()
 		c.close()
-	})
+	}
+	context.AfterFunc(ctx, release)
 	if g.o.Ciphers != nil {
 		return conn
 	}
@@ -55,6 +56,10 @@ func (g *Gateway) admit(ctx ssh.Context, conn net.Conn) net.Conn {
 	// admission, so that a client that stalls holds its startup slot meanwhile.
 	peeked, kex, err := peekKEXInit(conn, g.sshVersion, kexPeekTimeout)
 	if err != nil {
+		// charmbracelet/ssh never ends the context of a connection its ConnCallback drops:
+		// give back what it holds here, or a client that resets at once (a port scan) would
+		// keep its startup slot for good.
+		release()
 		return nil
 	}
 	ctx.SetValue(ciphersKey{}, ciphersFor(kex))

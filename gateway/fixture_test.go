@@ -117,10 +117,11 @@ func (s *tunnelService) Site(account, name string) (http.Handler, bool) {
 type store struct {
 	db.Store
 	down       atomic.Bool // reads and Ping fail
-	failAppend atomic.Bool // AppendAccess fails
+	failAppend atomic.Bool // AppendAccessBatch fails
 
-	mu     sync.Mutex
-	access []db.AccessEntry
+	mu      sync.Mutex
+	access  []db.AccessEntry
+	changed time.Time // when access last grew
 }
 
 var errDown = errors.New("database is down")
@@ -153,20 +154,35 @@ func (s *store) Ping(ctx context.Context) error {
 	return s.Store.Ping(ctx)
 }
 
-func (s *store) AppendAccess(ctx context.Context, e db.AccessEntry) error {
+func (s *store) AppendAccessBatch(ctx context.Context, entries []db.AccessEntry, touched map[int64]time.Time) error {
 	if s.failAppend.Load() {
 		return errDown
 	}
+	if err := s.Store.AppendAccessBatch(ctx, entries, touched); err != nil {
+		return err
+	}
 	s.mu.Lock()
-	s.access = append(s.access, e)
+	s.access = append(s.access, entries...)
+	s.changed = time.Now()
 	s.mu.Unlock()
-	return s.Store.AppendAccess(ctx, e)
+	return nil
 }
 
+// entries returns the access-log entries written so far, once the gateway's writer, which
+// writes them in the background, has written nothing new for a moment.
 func (s *store) entries() []db.AccessEntry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]db.AccessEntry(nil), s.access...)
+	const quiet, most = 200 * time.Millisecond, 5 * time.Second
+	start := time.Now()
+	for {
+		s.mu.Lock()
+		settled := time.Since(s.changed) >= quiet && time.Since(start) >= quiet
+		out := append([]db.AccessEntry(nil), s.access...)
+		s.mu.Unlock()
+		if settled || time.Since(start) > most {
+			return out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // countingAuth counts decisions asked for, signed or not.

@@ -27,10 +27,10 @@ type Authenticator interface {
 
 // Store is what the gateway itself keeps: the access log, key use times, and a health check.
 type Store interface {
-	AppendAccess(ctx context.Context, e db.AccessEntry) error
+	// AppendAccessBatch records authentication decisions and the keys' last use, in batches.
+	AppendAccessBatch(ctx context.Context, entries []db.AccessEntry, touched map[int64]time.Time) error
 	AddSuppressedAccess(ctx context.Context, e db.AccessEntry) error
 	PruneAccess(ctx context.Context, before time.Time) (int64, error)
-	TouchKey(ctx context.Context, keyID int64, at time.Time) error
 	// AccessVersions reads the accounts' access versions, for live access.
 	AccessVersions(ctx context.Context, accountIDs []int64) (map[int64]int64, error)
 	Ping(ctx context.Context) error
@@ -93,6 +93,7 @@ type Gateway struct {
 
 	sshVersion string // the server's SSH version line, without CR LF
 	live       *liveAccess
+	access     *accessWriter
 	sessions   sessionSet // every open session, to tell them at shutdown
 
 	// terminals holds each session's terminal as it was when its shell, exec or subsystem
@@ -164,6 +165,7 @@ func New(o Options) (*Gateway, error) {
 	}
 	g.admission = newAdmission(g.limits, o.Now)
 	g.live = newLiveAccess(o.Auth, o.Store, o.Logger, o.Now)
+	g.access = newAccessWriter(o.Store, o.Logger)
 	g.metrics = newMetrics(g.admission.counts)
 	return g, nil
 }
@@ -292,6 +294,12 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		defer close(pruned)
 		g.pruneAccessLog(pruneCtx)
 	}()
+	stopAccess := make(chan struct{})
+	accessWritten := make(chan struct{})
+	go func() {
+		defer close(accessWritten)
+		g.access.run(stopAccess)
+	}()
 	liveCtx, stopLive := context.WithCancel(context.Background())
 	defer stopLive()
 	go g.live.run(liveCtx)
@@ -308,6 +316,8 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	case serveErr = <-errc:
 	}
 	g.shutdown()
+	close(stopAccess) // after the shutdown: every decision is recorded
+	<-accessWritten
 	stopPrune()
 	stopFlush() // after the shutdown: the last counts are written too
 	<-pruned

@@ -145,6 +145,7 @@ func TestCertificateGrant(t *testing.T) {
 func TestLastUseOfTheKeyIsRecorded(t *testing.T) {
 	f := start(t)
 	f.connect(f.ssh, "admin", f.alice.login)
+	f.store.entries() // the key's use is written with the connection's entry
 	k, err := f.store.KeyByFingerprint(t.Context(), auth.Fingerprint(f.alice.login.PublicKey()))
 	if err != nil {
 		t.Fatal(err)
@@ -277,12 +278,43 @@ func TestStoreDown(t *testing.T) {
 	f.connect(f.ssh, "admin", f.alice.login)
 }
 
+// TestUnrecordedLoginIsRefused: access-log entries are written in the background, and an
+// allowed connection is served once its entry is queued; once writing fails, connections are
+// refused as unavailable until it works again, and what was queued is written then.
 func TestUnrecordedLoginIsRefused(t *testing.T) {
 	f := start(t)
+	before := len(f.store.entries())
 	f.store.failAppend.Store(true)
-	banner := f.refused(f.ssh, "admin", f.alice.login)
-	if !strings.Contains(banner, "unavailable") {
-		t.Errorf("banner %q, want it to say unavailable", banner)
+	f.connect(f.ssh, "admin", f.alice.login).Close() // queued, not yet written
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d := f.dial(f.ssh, "admin", gossh.PublicKeys(f.alice.login))
+		if d.err != nil {
+			if !strings.Contains(d.banner, "unavailable") {
+				t.Fatalf("refused with banner %q, want it to say unavailable", d.banner)
+			}
+			break
+		}
+		d.client.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("connections are still served 10 s after the access log stopped being written")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.store.failAppend.Store(false)
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		if d := f.dial(f.ssh, "admin", gossh.PublicKeys(f.alice.login)); d.err == nil {
+			d.client.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("connections are still refused 15 s after the access log works again")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := len(f.store.entries()) - before; n < 2 {
+		t.Errorf("%d entries written once the access log worked again, want the queued ones too", n)
 	}
 }
 

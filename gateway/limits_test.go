@@ -186,11 +186,27 @@ func TestMaxStartups(t *testing.T) {
 		l.Penalty = gateway.Penalty{}
 	}))
 	refused := 0
+	var held []net.Conn
 	for range 30 {
 		conn, said, closed := stall(t, "127.0.0.1", f.ssh, 250*time.Millisecond)
 		defer conn.Close()
 		if closed {
 			if !strings.Contains(said, "portico: too many unauthenticated connections") {
+				t.Fatalf("a dropped connection was told %q", said)
+			}
+			refused++
+		} else {
+			held = append(held, conn)
+		}
+	}
+	// On a busy machine a refusal may come after the 250 ms a client waited: look again.
+	deadline := time.Now().Add(2 * time.Second)
+	for _, conn := range held {
+		conn.SetReadDeadline(deadline)
+		said, err := io.ReadAll(conn)
+		var ne net.Error
+		if !(errors.As(err, &ne) && ne.Timeout()) {
+			if !strings.Contains(string(said), "portico: too many unauthenticated connections") {
 				t.Fatalf("a dropped connection was told %q", said)
 			}
 			refused++
@@ -456,4 +472,39 @@ func TestUnreadDataIsBounded(t *testing.T) {
 			t.Errorf("a session was refused with %q, want the reason", msg)
 		}
 	}
+}
+
+// TestResetConnectionsLeaveNoStartup: a client that connects and resets at once (before the
+// server's version line is written) takes a startup slot, which it must give back. The write
+// of the version line failed, and the connection was dropped with its slot still counted: 20
+// such connections shut their address out for good, and 1000 (MaxStartups' full) every client.
+func TestResetConnectionsLeaveNoStartup(t *testing.T) {
+	f := start(t, withLimits(func(l *gateway.Limits) { l.Penalty = gateway.Penalty{} }))
+	for range 40 {
+		conn, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, resolveTCP(t, f.ssh))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetLinger(0) // close with a reset
+		conn.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.metric("portico_ssh_unauthenticated_connections") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d unauthenticated connections still counted 5 s after 40 reset ones", f.metric("portico_ssh_unauthenticated_connections"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if d := f.dialFrom("127.0.0.2", f.ssh, "pgs", gossh.PublicKeys(f.alice.login)); d.err != nil {
+		t.Fatalf("a login from the address after its reset connections: %v (banner %q)", d.err, d.banner)
+	}
+}
+
+func resolveTCP(t *testing.T, addr string) *net.TCPAddr {
+	t.Helper()
+	a, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

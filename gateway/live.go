@@ -21,7 +21,7 @@ const (
 	// livePollInterval is how often the access versions of the accounts with open connections
 	// are read. With the time a re-judgement and the end take, a connection ends within
 	// seconds of the change that refused it, on any gateway.
-	livePollInterval = time.Second
+	livePollInterval = 250 * time.Millisecond
 	// liveJudges bounds the re-judgements running at once.
 	liveJudges = 4
 )

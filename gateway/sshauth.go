@@ -112,7 +112,7 @@ func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, c
 		// denials are counted into one row instead (see deniedRows).
 		if refusal.AccountID != 0 || g.denied.log(conn.RemoteAddr(), string(service), method, now) {
 			e := deniedEntry(now, service, method, key, conn.RemoteAddr(), refusal)
-			if err := g.o.Store.AppendAccess(ctx, e); err != nil {
+			if err := g.access.record(ctx, accessRecord{entry: e}); err != nil {
 				g.log.Error("writing the access log failed", "err", err, "remote", e.RemoteAddr)
 			}
 			g.log.Info("auth denied", "account", e.Account, "service", service, "method", method,
@@ -128,20 +128,17 @@ func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, c
 	}
 
 	e := allowedEntry(now, grant, conn.RemoteAddr())
-	if err := g.o.Store.AppendAccess(ctx, e); err != nil {
+	if err := g.access.record(ctx, accessRecord{entry: e, keyID: grant.KeyID}); err != nil {
 		// An allowed connection that cannot be recorded is refused: nothing half-done.
 		c.decided(false, false, false)
 		return nil, g.unavailable(conn, service, string(grant.Method), err)
 	}
 	c.decided(true, false, grant.IsSignup())
-	if grant.KeyID != 0 {
-		if err := g.o.Store.TouchKey(ctx, grant.KeyID, now); err != nil {
-			g.log.Warn("recording the key's last use failed", "err", err, "account", grant.Account)
-		}
-	}
 	if !grant.IsSignup() && grant.AccountID != 0 {
 		// Live access: the connection ends when its grounds do.
-		remove := g.live.add(attempt, grant, seen, cs.end)
+		again := attempt
+		again.LoginOnly = true // a login key removed since is no sign-up
+		remove := g.live.add(again, grant, seen, cs.end)
 		context.AfterFunc(connCtx, remove)
 	}
 	g.metrics.authDecisions.WithLabelValues(string(grant.Service), string(grant.Method), "allowed").Inc()

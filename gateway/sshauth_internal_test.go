@@ -20,10 +20,11 @@ import (
 // discardStore keeps nothing.
 type discardStore struct{}
 
-func (discardStore) AppendAccess(context.Context, db.AccessEntry) error        { return nil }
+func (discardStore) AppendAccessBatch(context.Context, []db.AccessEntry, map[int64]time.Time) error {
+	return nil
+}
 func (discardStore) AddSuppressedAccess(context.Context, db.AccessEntry) error { return nil }
 func (discardStore) PruneAccess(context.Context, time.Time) (int64, error)     { return 0, nil }
-func (discardStore) TouchKey(context.Context, int64, time.Time) error          { return nil }
 func (discardStore) Ping(context.Context) error                                { return nil }
 func (discardStore) AccessVersions(context.Context, []int64) (map[int64]int64, error) {
 	return map[int64]int64{}, nil

@@ -76,9 +76,6 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	if sc := begun.channel; sc != nil {
 		defer close(sc.handlerDone)
 		stop = sc.stop
-		if sc.ptyRefused {
-			fmt.Fprint(s.Stderr(), "portico: this certificate does not permit a terminal (it lacks permit-pty); running without one\r\n")
-		}
 	}
 	svc := g.o.Router.Lookup(grant.Service)
 	sess := &services.Session{Session: startedSession{Session: s, term: term, ctx: newSessionContext(s.Context(), closed, stop)}, Grant: grant}
@@ -206,7 +203,6 @@ type sessionChannel struct {
 	activity *activity
 
 	connCtx     ssh.Context   // the connection's context, for its grant
-	ptyRefused  bool          // a terminal was asked for and the grant does not permit one
 	stop        chan struct{} // closed when the gateway ends the session
 	handlerDone chan struct{} // closed when the session's handler has returned
 
@@ -405,6 +401,7 @@ type sessionRequests struct {
 	sc                *sessionChannel
 	envVars, envBytes int
 	terminal, started bool        // a pty-req came; a shell, exec or subsystem request came
+	toldNoPTY         bool        // the client was told its grant permits no terminal
 	size              *ssh.Window // the terminal's size, from its pty-req and window changes
 }
 
@@ -430,8 +427,9 @@ func (r *sessionRequests) pass(req *gossh.Request) bool {
 		if !r.terminal && !r.started && gossh.Unmarshal(req.Payload, &p) == nil {
 			r.size = &ssh.Window{Width: int(p.Columns), Height: int(p.Rows), WidthPixels: int(p.WidthPx), HeightPixels: int(p.HeightPx)}
 		}
-		if grant, ok := grantFrom(r.sc.connCtx); !r.started && ok && !grant.Permits.PTY {
-			r.sc.ptyRefused = true // charmbracelet/ssh refuses it (PtyCallback); the session says why
+		if grant, ok := grantFrom(r.sc.connCtx); ok && !grant.Permits.PTY {
+			r.refuseTerminal(req)
+			return false
 		}
 		r.terminal = true
 	case "window-change":
@@ -445,6 +443,22 @@ func (r *sessionRequests) pass(req *gossh.Request) bool {
 		r.started = true
 	}
 	return true
+}
+
+// ptyRefusalPause is how long the gateway waits between saying why a terminal is refused and
+// refusing it: OpenSSH, asked for a terminal with -t, ends the session as soon as the refusal
+// comes, and drops stderr it has received but not yet printed.
+const ptyRefusalPause = 200 * time.Millisecond
+
+// refuseTerminal refuses a pty request of a grant without permit-pty, saying why on the
+// session's stderr first (once); OpenSSH itself prints only "PTY allocation request failed".
+func (r *sessionRequests) refuseTerminal(req *gossh.Request) {
+	if !r.toldNoPTY {
+		r.toldNoPTY = true
+		r.sc.Stderr().Write([]byte("portico: this certificate does not permit a terminal (it lacks permit-pty)\r\n"))
+		time.Sleep(ptyRefusalPause)
+	}
+	req.Reply(false, nil)
 }
 
 // resize takes a window change: before the session starts it sets the terminal's size at the
