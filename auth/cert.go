@@ -425,7 +425,17 @@ func expandPrincipals(principals []string) []Service {
 }
 
 // principalList shows a certificate's principals in a message, sanitised like key IDs.
-func principalList(ps []string) string { return strings.Join(sanitizePrincipals(ps), ", ") }
+// At most maxShownPrincipals are named, so that a certificate listing thousands makes neither
+// the refusal banner nor the access log's reason long.
+func principalList(ps []string) string {
+	if len(ps) > maxShownPrincipals {
+		return strings.Join(sanitizePrincipals(ps[:maxShownPrincipals]), ", ") + fmt.Sprintf(" and %d more", len(ps)-maxShownPrincipals)
+	}
+	return strings.Join(sanitizePrincipals(ps), ", ")
+}
+
+// maxShownPrincipals is how many principals a message names.
+const maxShownPrincipals = 16
 
 // sanitizePrincipals returns principals fit to show, sanitised like key IDs: whoever signs
 // the certificate chooses them, and they reach its holder's terminal (whoami, the TUI).

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,8 @@ func TestPrincipalMap(t *testing.T) {
 		{name: "odd principals", mappings: []mapping{{"web-team", "pgs", "", ""}},
 			principals: []string{"\x1b[31mred", "a\x00b", "\xff", strings.Repeat("x", 5000), "web-team"}, want: []Service{PGS}},
 		{name: "odd principals only", principals: []string{"\x1b[2Jclear"}, reason: ReasonDoesNotGrant, messages: []string{"?[2Jclear"}},
+		{name: "thousands of principals are not all named", principals: manyPrincipals(3000), reason: ReasonDoesNotGrant,
+			messages: []string{"p0, p1,", "p15 and 2984 more"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -246,4 +249,12 @@ func TestParseFromList(t *testing.T) {
 			t.Errorf("ParseFromList(%q) = %q, want an error", in, got)
 		}
 	}
+}
+
+func manyPrincipals(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "p" + strconv.Itoa(i)
+	}
+	return out
 }
