@@ -153,6 +153,7 @@ type Store interface {
 	Keys
 	Revocations
 	AccessLog
+	PGS
 	PendingKeys
 	AccountLifecycle
 	TrustRules

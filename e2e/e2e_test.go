@@ -127,11 +127,16 @@ func setupScript(t *testing.T, env *testscript.Env) error {
 	return nil
 }
 
-// scriptCondition evaluates the scripts' own conditions: [postgres], [pg-rerun].
+// scriptCondition evaluates the scripts' own conditions: [postgres], [pg-rerun], [can-mount].
 func scriptCondition(cond string) (bool, error) {
 	switch cond {
 	case "pg-rerun":
 		return postgresEverywhere(), nil
+	case "can-mount":
+		if !canMount() && inCI() {
+			return false, errors.New("mounting a tmpfs needs root and mount (CI=true)")
+		}
+		return canMount(), nil
 	case "postgres":
 		if os.Getenv("PORTICO_TEST_DATABASE_URL") != "" {
 			return true, nil

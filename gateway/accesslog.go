@@ -11,7 +11,9 @@ import (
 )
 
 // Bounds on the access-log rows of keys that belong to no account: anyone can make such keys,
-// and each attempt would otherwise be a row kept for the retention period.
+// and each attempt would otherwise be a row kept for the retention period. That holds for the
+// attempts such a key is allowed (a sign-up or claim connection, which an unknown key gets
+// whenever signups are open) as for those it is refused.
 //
 // So at most deniedRowsPerMinute + maxDeniedSources + 1 such rows are written in a minute,
 // however many sources (IPv6 /64s) the attempts come from.
@@ -30,10 +32,10 @@ const (
 )
 
 // suppressedReason is the reason of a suppressed row.
-const suppressedReason = "denied attempts by keys of no account past the first few from this address in this minute, counted instead of logged one by one"
+const suppressedReason = "attempts by keys of no account (refused, or sign-up and claim connections) past the first few from this address in this minute, counted instead of logged one by one"
 
-// deniedRows rations the access-log rows of denials of keys of no account, per source and
-// minute, and counts what it holds back.
+// deniedRows rations the access-log rows of keys of no account, per source and minute, and
+// counts what it holds back. Its name is from when it rationed denials only.
 type deniedRows struct {
 	mu      sync.Mutex
 	sources map[deniedKey]*deniedCount

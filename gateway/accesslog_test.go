@@ -98,3 +98,41 @@ func TestAccessLogFloodIsCounted(t *testing.T) {
 		t.Errorf("%d rows for the account's own refused certificate, want all 15", len(alices))
 	}
 }
+
+// TestSignupFloodIsCounted: fresh keys get a sign-up connection on admin@ when signups are
+// open, and such a connection is no failure to penalise. Connecting with a fresh key in a loop
+// once wrote an access-log row per connection, a thousand in 3 s from one address; those rows
+// are rationed as the denials of keys of no account are, the rest counted.
+func TestSignupFloodIsCounted(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 12, 1, 12, 0, 10, 0, time.UTC)}
+	f := start(t, withLimits(func(l *gateway.Limits) { l.Exempt = nil }), func(_ *fixture, o *gateway.Options) { o.Now = clock.now })
+	const conns = 60
+	for i := range conns {
+		d := f.dialFrom("127.0.0.2", f.ssh, "admin", gossh.PublicKeys(sshtest.NewSigner(t)))
+		if d.err != nil {
+			t.Fatalf("sign-up connection %d: %v (banner %q)", i, d.err, d.banner)
+		}
+		d.client.Close()
+	}
+	if err := f.stop(); err != nil { // writes the counts held back
+		t.Fatal(err)
+	}
+	rows, err := f.store.ListAccess(t.Context(), 0, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var allowed, suppressed int64
+	for _, e := range rows {
+		switch e.Outcome {
+		case "allowed":
+			allowed += e.Count
+		case "suppressed":
+			suppressed += e.Count
+		}
+	}
+	t.Logf("%d sign-up connections from one address: %d rows", conns, len(rows))
+	if len(rows) > 11 || allowed+suppressed != conns {
+		t.Errorf("%d sign-up connections: %d rows, %d allowed one by one and %d counted; want at most 11 rows counting all of them",
+			conns, len(rows), allowed, suppressed)
+	}
+}

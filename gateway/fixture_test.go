@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"github.com/portico-sh/portico/internal/sshtest"
 	"io"
 	"log/slog"
@@ -47,6 +48,10 @@ type report struct {
 type testService struct {
 	name    auth.Service
 	blocked atomic.Int32 // sessions running "block"
+	// authn, when set, serves "regrant": the session's key is judged as a login key, the
+	// session takes that grant (sess.Regrant) as the TUI does after a sign-up or claim, says
+	// "regranted" and waits for its end.
+	authn gateway.Authenticator
 }
 
 func (s *testService) Name() auth.Service { return s.name }
@@ -70,6 +75,17 @@ func (s *testService) Serve(sess *services.Session) int {
 	}
 	if len(sess.Command) == 1 && sess.Command[0] == "cat" {
 		io.Copy(sess, sess)
+		return 0
+	}
+	if len(sess.Command) == 1 && sess.Command[0] == "regrant" && s.authn != nil {
+		g, err := s.authn.Authenticate(sess.Context(), auth.Attempt{Key: sess.PublicKey(), Service: s.name, RemoteAddr: sess.RemoteAddr(), LoginOnly: true})
+		if err != nil {
+			fmt.Fprintln(sess.Stderr(), err)
+			return 1
+		}
+		sess.Regrant(g)
+		io.WriteString(sess.Stderr(), "regranted\n")
+		<-sess.Context().Done()
 		return 0
 	}
 	if len(sess.Command) == 1 && sess.Command[0] == "block" {
@@ -230,8 +246,9 @@ func start(t *testing.T, tweak ...func(*fixture, *gateway.Options)) *fixture {
 	f.alice = f.newAccount("alice")
 
 	f.pgs = &tunnelService{testService{name: auth.PGS}}
+	admin := &testService{name: auth.Admin}
 	router, err := services.NewRouter(
-		&testService{name: auth.Admin},
+		admin,
 		f.pgs,
 		services.Unavailable(auth.Tuns),
 	)
@@ -241,6 +258,7 @@ func start(t *testing.T, tweak ...func(*fixture, *gateway.Options)) *fixture {
 	hostKey := sshtest.NewSigner(t)
 	f.hostKey = hostKey.PublicKey()
 	f.auth = &countingAuth{Authenticator: auth.New(st, auth.Options{SignupsOpen: true})}
+	admin.authn = f.auth
 	logs := &sshtest.SyncBuffer{}
 	// The tests' clients connect from 127.0.0.1, some of them to be refused: that address is
 	// exempt from the per-source limits and penalties unless a test says otherwise (and tests

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/charmbracelet/ssh"
@@ -76,7 +77,7 @@ type Options struct {
 	MaxAuthTries       int           // failed authentication attempts per connection
 	// Limits bound connections, channels and login failures; nil: DefaultLimits.
 	Limits          *Limits
-	HTTPIdleTimeout time.Duration // how long an HTTP keep-alive connection may stay idle
+	HTTPIdleTimeout time.Duration // how long an HTTP connection may stay idle: between requests, or with nothing moving in one
 	Logger          *slog.Logger
 	Now             func() time.Time
 }
@@ -209,6 +210,10 @@ func (g *Gateway) Listen() error {
 			return fail(fmt.Errorf("%s listen %s: %w", h.name, h.addr, err))
 		}
 		lns = append(lns, ln)
+		ln = progressListener{Listener: ln, idle: g.o.HTTPIdleTimeout, max: g.limits.MaxHTTPConnections, open: new(atomic.Int64),
+			refused: func(remote net.Addr) {
+				g.refuse(&errLimit{limitMaxHTTPConnections, "too many HTTP connections"}, remote)
+			}}
 		g.http = append(g.http, &httpListener{name: h.name, ln: ln, srv: g.newHTTPServer(h.handler)})
 	}
 	g.started = true
@@ -228,7 +233,8 @@ func (g *Gateway) Listen() error {
 // newHTTPServer returns an HTTP server for handler. Headers must arrive within
 // httpReadHeaderTimeout and a keep-alive connection may wait Options.HTTPIdleTimeout for its
 // next request. No read or write timeout covers a whole request: tunnels stream bodies and
-// upgraded connections for as long as both ends live.
+// upgraded connections for as long as both ends live. But within a request too, a read or
+// write on which nothing moved either way for Options.HTTPIdleTimeout fails (progressConn).
 func (g *Gateway) newHTTPServer(handler http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           handler,

@@ -8,11 +8,13 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/portico-sh/portico/internal/sshtest"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -758,6 +760,118 @@ func TestHTTPKeepAliveTimesOut(t *testing.T) {
 			t.Fatalf("%s: an idle keep-alive connection was not closed: read %d, %v after %s", addr, n, err, time.Since(begin).Round(time.Millisecond))
 		}
 		t.Logf("%s: idle keep-alive connection closed after %s", addr, time.Since(begin).Round(time.Millisecond))
+	}
+}
+
+// TestHTTPStalledRequestsEnd: an HTTP connection on which nothing moves is closed after the
+// idle timeout in the middle of a request too, not only between requests. A request that
+// announces a body and never sends it once held its connection and goroutine for good (the
+// server reads the body before it answers, with no deadline): 300 such connections from one
+// client, which cost it nothing, held 300 goroutines and sockets while they stayed open.
+func TestHTTPStalledRequestsEnd(t *testing.T) {
+	f := start(t, func(_ *fixture, o *gateway.Options) { o.HTTPIdleTimeout = time.Second })
+	addr := strings.TrimPrefix(f.httpURL, "http://")
+	base := measure()
+	const conns = 300
+	for range conns {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n")
+	}
+	time.Sleep(200 * time.Millisecond)
+	held := measure()
+	t.Logf("%d stalled requests: %s (baseline %s)", conns, held, base)
+	u := settle(t, base, 20, 8<<20)
+	t.Logf("after the idle timeout: %s", u)
+}
+
+// TestHTTPConnectionsAreBounded: an HTTP listener holds at most its bound of connections;
+// past it, a new one is closed at once (and counted), and once some close, new ones are
+// served again. Without a bound, one client could open connections until the process ran out
+// of file descriptors, which SSH needs too.
+func TestHTTPConnectionsAreBounded(t *testing.T) {
+	const most = 40
+	f := start(t, withLimits(func(l *gateway.Limits) { l.MaxHTTPConnections = most }))
+	addr := strings.TrimPrefix(f.httpURL, "http://")
+	var held []net.Conn
+	for range most {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET /healthz HTTP/1.1\r\n") // and the rest never
+		held = append(held, conn)
+	}
+	time.Sleep(100 * time.Millisecond) // accepted, each
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection %d past the bound of %d: read %d bytes, %v; want it closed at once", most+1, most, n, err)
+	}
+	for _, c := range held[:5] {
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(f.httpURL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request served after connections under the bound closed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := f.metric(`portico_limit_refusals_total{limit="max_http_connections"}`); n < 1 {
+		t.Errorf("portico_limit_refusals_total{limit=\"max_http_connections\"} = %d, want at least 1", n)
+	}
+}
+
+// TestRegrantedConnectionEndsWithItsKey: a session that takes a new grant for its key (the
+// TUI after a sign-up or a claim) puts its connection under live access with it: removing the
+// key ends the connection. The gateway watched only the grant a connection logged in with, so
+// a key claimed in the TUI kept the account's access after its removal.
+func TestRegrantedConnectionEndsWithItsKey(t *testing.T) {
+	f := start(t)
+	key := sshtest.NewSigner(t)
+	c := f.connect(f.ssh, "admin", key) // a sign-up connection: the key is in no account yet
+	k, err := f.store.AddKey(t.Context(), f.alice.ID, newKey("tablet", db.KindLogin, key.PublicKey(), ""))
+	if err != nil { // as a claim in the session would
+		t.Fatal(err)
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr sshtest.SyncBuffer
+	s.Stderr = &stderr
+	if err := s.Start("regrant"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "regranted"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the session did not take the grant: %q", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := f.store.RemoveKey(t.Context(), f.alice.ID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- c.Wait() }()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the connection still runs with alice's grant 5 s after its key was removed (stderr %q)", stderr.String())
 	}
 }
 

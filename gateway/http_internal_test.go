@@ -1,6 +1,15 @@
 package gateway
 
-import "testing"
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+)
 
 func TestSiteOf(t *testing.T) {
 	tests := []struct {
@@ -45,4 +54,154 @@ func TestSoftwareVersion(t *testing.T) {
 			t.Errorf("softwareVersion(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection, the server's wrapped in a
+// progressConn with the given idle time.
+func tcpPair(t *testing.T, idle time.Duration) (*progressConn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := progressListener{Listener: ln, idle: idle, open: new(atomic.Int64)}.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return server.(*progressConn), client
+}
+
+// TestProgressConn: a read or write fails once it has waited the idle time with nothing moving
+// either way, and not while the connection moves, however long it takes; deadlines set on the
+// connection still apply.
+func TestProgressConn(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	big := make([]byte, 64<<20)
+
+	t.Run("a write to a client that reads nothing fails", func(t *testing.T) {
+		s, _ := tcpPair(t, idle)
+		begin := time.Now()
+		n, err := s.Write(big)
+		if !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(begin) > idle+2*time.Second {
+			t.Fatalf("write of %d bytes to a client that reads nothing: %d written, %v after %v", len(big), n, err, time.Since(begin))
+		}
+	})
+
+	t.Run("a write to a slow reader goes on", func(t *testing.T) {
+		s, c := tcpPair(t, idle)
+		go func() {
+			buf := make([]byte, 256<<10)
+			for {
+				time.Sleep(idle / 10)
+				if _, err := c.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		const size = 16 << 20
+		begin := time.Now()
+		if n, err := s.Write(big[:size]); err != nil || n != size {
+			t.Fatalf("write to a slow reader: %d of %d bytes, %v after %v", n, size, err, time.Since(begin))
+		}
+		t.Logf("%d MiB to a client reading 256 KiB every %v: %v", size>>20, idle/10, time.Since(begin))
+		if time.Since(begin) < idle {
+			t.Errorf("the write took %v, less than the idle time %v: it tests nothing", time.Since(begin), idle)
+		}
+	})
+
+	t.Run("a read waits while the response moves", func(t *testing.T) {
+		s, c := tcpPair(t, idle)
+		go io.Copy(io.Discard, c)
+		read := make(chan time.Time, 1)
+		go func() {
+			s.Read(make([]byte, 1)) // as net/http's background read: the client sends nothing
+			read <- time.Now()
+		}()
+		stop := time.Now().Add(3 * idle)
+		var last time.Time // the last write
+		for time.Now().Before(stop) {
+			if _, err := s.Write([]byte("data")); err != nil {
+				t.Fatal(err)
+			}
+			last = time.Now()
+			time.Sleep(idle / 10)
+		}
+		select {
+		case at := <-read:
+			if at.Before(last) {
+				t.Fatalf("the read ended %v before the writes stopped", last.Sub(at))
+			}
+			if d := at.Sub(last); d < idle/2 || d > idle+time.Second {
+				t.Errorf("the read ended %v after the last write, want about %v", d, idle)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the read still waits 5 s after the connection stopped moving")
+		}
+	})
+
+	t.Run("a file goes whole to a reader, and stops for a client that reads nothing", func(t *testing.T) {
+		name := t.TempDir() + "/file"
+		for i := range 251 {
+			big[i] = byte(i)
+		}
+		for n := 251; n < len(big); n *= 2 {
+			copy(big[n:], big[:n])
+		}
+		if err := os.WriteFile(name, big[:32<<20], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		s, c := tcpPair(t, 5*time.Second) // room for a busy machine: this part is not about time
+		got := make(chan []byte, 1)
+		go func() {
+			var b bytes.Buffer
+			b.Grow(32 << 20)
+			io.Copy(&b, c)
+			got <- b.Bytes()
+		}()
+		const size = 20 << 20 // as http.ServeContent sends a range: a limit around the file
+		if n, err := s.ReadFrom(&io.LimitedReader{R: f, N: size}); n != size || err != nil {
+			t.Fatalf("ReadFrom: %d of %d bytes, %v", n, size, err)
+		}
+		s.Close()
+		if b := <-got; !bytes.Equal(b, big[:size]) {
+			t.Fatalf("the client got %d bytes, not the file's first %d", len(b), size)
+		}
+
+		f.Seek(0, io.SeekStart)
+		s, _ = tcpPair(t, idle)
+		begin := time.Now()
+		if n, err := s.ReadFrom(f); !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(begin) > idle+2*time.Second {
+			t.Fatalf("ReadFrom to a client that reads nothing: %d bytes, %v after %v", n, err, time.Since(begin))
+		}
+	})
+
+	t.Run("a deadline set on the connection ends a waiting read", func(t *testing.T) {
+		s, _ := tcpPair(t, time.Hour)
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Read(make([]byte, 1))
+			done <- err
+		}()
+		time.Sleep(50 * time.Millisecond)
+		s.SetReadDeadline(time.Unix(1, 0)) // as net/http aborts its background read
+		select {
+		case err := <-done:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("read: %v, want a timeout", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a deadline in the past did not end the read")
+		}
+	})
 }

@@ -32,8 +32,12 @@ type Limits struct {
 	PerSourceMaxConnections int
 	// MaxConnections is how many authenticated connections the gateway holds at once.
 	MaxConnections int
-	// MaxChannels is how many channels clients may have open at once, over all connections.
+	// MaxChannels is how many channels clients may have open at once, over all connections;
+	// one source (not exempt) may have a quarter of them (perSourceChannels).
 	MaxChannels int
+	// MaxHTTPConnections is how many connections each HTTP listener (the public one, the
+	// metrics one) holds at once; past it, new ones are closed at once.
+	MaxHTTPConnections int
 	// Penalty refuses addresses that keep failing to log in, as sshd's PerSourcePenalties.
 	Penalty Penalty
 	// Exempt lists the addresses that the per-source limits and penalties never count.
@@ -66,6 +70,11 @@ const (
 	maxForwardedChannels = 32 // direct-tcpip channels of one connection
 )
 
+// perSourceChannels is how many of n channels in all one source may hold: a quarter, so that
+// one address (one account's connections, or sign-up connections) cannot take them all, and at
+// least a connection's sessions.
+func perSourceChannels(n int) int { return min(n, max(n/4, maxSessions)) }
+
 // maxPenalised bounds the addresses whose penalty the gateway remembers, as sshd's
 // max-sources (65536); past it, an arbitrary one is forgotten.
 const maxPenalised = 65536
@@ -78,6 +87,7 @@ func DefaultLimits() Limits {
 		PerSourceMaxConnections: 200,
 		MaxConnections:          DefaultMaxConnections,
 		MaxChannels:             DefaultMaxChannels,
+		MaxHTTPConnections:      DefaultMaxHTTPConnections,
 		Penalty:                 DefaultPenalty(),
 		SignupIdleTimeout:       DefaultSignupIdleTimeout,
 	}
@@ -85,9 +95,11 @@ func DefaultLimits() Limits {
 
 // Defaults of the gateway's own global bounds.
 const (
-	DefaultMaxConnections    = 4096
-	DefaultMaxChannels       = 512
-	DefaultSignupIdleTimeout = 10 * time.Minute
+	DefaultMaxConnections = 4096
+	DefaultMaxChannels    = 512
+	// DefaultMaxHTTPConnections is nginx's 1024 worker connections on 4 cores.
+	DefaultMaxHTTPConnections = 4096
+	DefaultSignupIdleTimeout  = 10 * time.Minute
 )
 
 // DefaultPenalty is sshd's PerSourcePenalties default.
@@ -174,13 +186,15 @@ const (
 	limitPerSourceConnections limitName = "per_source_max_connections"
 	limitMaxConnections       limitName = "max_connections"
 	limitMaxChannels          limitName = "max_channels"
+	limitPerSourceChannels    limitName = "per_source_max_channels"
 	limitSessions             limitName = "sessions_per_connection"
 	limitForwarded            limitName = "forwarded_channels_per_connection"
 	limitSignupIdle           limitName = "signup_idle_timeout"
+	limitMaxHTTPConnections   limitName = "max_http_connections"
 )
 
 var limitNames = []limitName{limitMaxStartups, limitPerSourceStartups, limitPenalty, limitPerSourceConnections,
-	limitMaxConnections, limitMaxChannels, limitSessions, limitForwarded, limitSignupIdle}
+	limitMaxConnections, limitMaxChannels, limitPerSourceChannels, limitSessions, limitForwarded, limitSignupIdle, limitMaxHTTPConnections}
 
 // errLimit is a refusal by a limit: what the client is told.
 type errLimit struct {
@@ -201,6 +215,7 @@ type admission struct {
 	conns      int
 	connsBy    map[netip.Prefix]int
 	channels   int
+	channelsBy map[netip.Prefix]int
 	penalties  map[netip.Prefix]*penalty
 }
 
@@ -213,7 +228,7 @@ type penalty struct {
 
 func newAdmission(l Limits, now func() time.Time) *admission {
 	return &admission{l: l, now: now, startupsBy: map[netip.Prefix]int{}, connsBy: map[netip.Prefix]int{},
-		penalties: map[netip.Prefix]*penalty{}}
+		channelsBy: map[netip.Prefix]int{}, penalties: map[netip.Prefix]*penalty{}}
 }
 
 // client is one connection as the limits see it.
@@ -446,11 +461,19 @@ func (c *client) openChannel(session bool) (release func(), err error) {
 	}
 	a := c.a
 	a.mu.Lock()
-	if a.l.MaxChannels > 0 && a.channels >= a.l.MaxChannels {
+	perSource := c.src.IsValid() && !c.exempt && a.l.MaxChannels > 0
+	switch {
+	case perSource && a.channelsBy[c.src] >= perSourceChannels(a.l.MaxChannels):
+		a.mu.Unlock()
+		return nil, &errLimit{limitPerSourceChannels, fmt.Sprintf("too many open sessions from your address (at most %d at once); close some and try again", perSourceChannels(a.l.MaxChannels))}
+	case a.l.MaxChannels > 0 && a.channels >= a.l.MaxChannels:
 		a.mu.Unlock()
 		return nil, &errLimit{limitMaxChannels, "the server has too many open sessions; try again later"}
 	}
 	a.channels++
+	if c.src.IsValid() {
+		a.channelsBy[c.src]++
+	}
 	a.mu.Unlock()
 	*count++
 	var once sync.Once
@@ -461,6 +484,7 @@ func (c *client) openChannel(session bool) (release func(), err error) {
 			c.mu.Unlock()
 			a.mu.Lock()
 			a.channels--
+			decrement(a.channelsBy, c.src)
 			a.mu.Unlock()
 		})
 	}, nil

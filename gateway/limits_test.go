@@ -474,6 +474,53 @@ func TestUnreadDataIsBounded(t *testing.T) {
 	}
 }
 
+// TestOneAddressCannotTakeEveryChannel: the channels of all connections are bounded
+// (PORTICO_MAX_CHANNELS), and one address may hold a quarter of them, so that one client (one
+// account's connections, free with signups open: 52 connections of 10 sessions took the
+// default 512) cannot refuse every other user a session.
+func TestOneAddressCannotTakeEveryChannel(t *testing.T) {
+	const maxChannels = 40
+	f := start(t, withLimits(func(l *gateway.Limits) { l.MaxChannels = maxChannels }))
+	opened, refusals := 0, map[string]int{}
+	for range 4 {
+		d := f.dialFrom("127.0.0.2", f.ssh, "pgs", gossh.PublicKeys(f.alice.login))
+		if d.err != nil {
+			t.Fatal(d.err)
+		}
+		for range 10 {
+			s, err := d.client.NewSession()
+			if err != nil {
+				refusals[err.Error()]++
+				continue
+			}
+			defer s.Close()
+			if err := s.Start("block"); err != nil {
+				t.Fatal(err)
+			}
+			opened++
+		}
+	}
+	t.Logf("one address asked for 40 sessions: %d opened; refused: %v", opened, refusals)
+	if opened > maxChannels/4 {
+		t.Errorf("one address opened %d of %d sessions, want at most a quarter", opened, maxChannels)
+	}
+	for msg := range refusals {
+		if !strings.Contains(msg, "from your address") {
+			t.Errorf("a session was refused with %q, want the reason", msg)
+		}
+	}
+	d := f.dialFrom("127.0.0.3", f.ssh, "pgs", gossh.PublicKeys(f.alice.login))
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	if _, stderr, code := exec(t, d.client, "ls"); code != 0 {
+		t.Errorf("a user at another address: exit %d, %q", code, stderr)
+	}
+	if n := f.metric(`portico_limit_refusals_total{limit="per_source_max_channels"}`); n != 40-opened {
+		t.Errorf("%d refusals counted, want %d", n, 40-opened)
+	}
+}
+
 // TestResetConnectionsLeaveNoStartup: a client that connects and resets at once (before the
 // server's version line is written) takes a startup slot, which it must give back. The write
 // of the version line failed, and the connection was dropped with its slot still counted: 20

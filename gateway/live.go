@@ -67,6 +67,9 @@ func (l *liveAccess) generation() uint64 {
 	return l.gen
 }
 
+// judgeNow, given to add as the generation seen, has the connection judged at once.
+const judgeNow = ^uint64(0)
+
 // add watches a connection that at authenticated with grant g, and returns the function that
 // stops watching it (when the connection closes).
 func (l *liveAccess) add(at auth.Attempt, g auth.Grant, seen uint64, end func(reason string)) (remove func()) {

@@ -128,10 +128,16 @@ func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, c
 	}
 
 	e := allowedEntry(now, grant, conn.RemoteAddr())
-	if err := g.access.record(ctx, accessRecord{entry: e, keyID: grant.KeyID}); err != nil {
-		// An allowed connection that cannot be recorded is refused: nothing half-done.
-		c.decided(false, false, false)
-		return nil, g.unavailable(conn, service, string(grant.Method), err)
+	// A sign-up or claim grant is a key of no account too: its rows are rationed as the
+	// denials of such keys are, or a client connecting with fresh keys in a loop would write
+	// a row per connection (a thousand in 3 s from one address, unpenalised: they log in).
+	logged := grant.AccountID != 0 || g.denied.log(conn.RemoteAddr(), string(service), string(grant.Method), now)
+	if logged {
+		if err := g.access.record(ctx, accessRecord{entry: e, keyID: grant.KeyID}); err != nil {
+			// An allowed connection that cannot be recorded is refused: nothing half-done.
+			c.decided(false, false, false)
+			return nil, g.unavailable(conn, service, string(grant.Method), err)
+		}
 	}
 	c.decided(true, false, grant.IsSignup())
 	if !grant.IsSignup() && grant.AccountID != 0 {
@@ -142,8 +148,10 @@ func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, c
 		context.AfterFunc(connCtx, remove)
 	}
 	g.metrics.authDecisions.WithLabelValues(string(grant.Service), string(grant.Method), "allowed").Inc()
-	g.log.Info("auth allowed", "account", grant.Account, "service", grant.Service, "method", grant.Method,
-		"identity", grant.Identity, "key", grant.KeyFingerprint, "remote", e.RemoteAddr)
+	if logged {
+		g.log.Info("auth allowed", "account", grant.Account, "service", grant.Service, "method", grant.Method,
+			"identity", grant.Identity, "key", grant.KeyFingerprint, "remote", e.RemoteAddr)
+	}
 
 	out := &gossh.Permissions{
 		// x/crypto enforces source-address from here; force-command is applied by the session

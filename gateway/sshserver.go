@@ -79,6 +79,7 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	}
 	svc := g.o.Router.Lookup(grant.Service)
 	sess := &services.Session{Session: startedSession{Session: s, term: term, ctx: newSessionContext(s.Context(), closed, stop)}, Grant: grant}
+	sess.Regrant = func(ng auth.Grant) { g.watchRegrant(s, ng) }
 	if grant.ForceCommand != "" {
 		cmd, err := shlex.Split(grant.ForceCommand, true)
 		if err != nil {
@@ -123,6 +124,21 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	}
 	log.Info("session end", "status", code, "duration", time.Since(start).Round(time.Millisecond).String())
 	s.Exit(code)
+}
+
+// watchRegrant puts the connection of s under live access with grant ng, which a service had
+// auth give the session's key during the session (a sign-up or a claim in the TUI): the
+// gateway watched only the grant the connection logged in with, and a key claimed in the TUI
+// kept its account's access after the key was removed. It is judged again at once: what
+// grounds ng may have changed since auth gave it.
+func (g *Gateway) watchRegrant(s ssh.Session, ng auth.Grant) {
+	cs, ok := connStateOf(s.Context())
+	if !ok || ng.IsSignup() || ng.AccountID == 0 || s.PublicKey() == nil {
+		return
+	}
+	at := auth.Attempt{Key: s.PublicKey(), Service: ng.Service, RemoteAddr: s.RemoteAddr(), LoginOnly: true}
+	remove := g.live.add(at, ng, judgeNow, cs.end)
+	context.AfterFunc(s.Context(), remove)
 }
 
 // run calls svc.Serve, turning a panic into exit status 1 so one session cannot take the
@@ -239,27 +255,41 @@ func (c *sessionChannel) endReason() string {
 	return c.reason
 }
 
-// end ends the session for reason: a running service is stopped, and its handler says why once
-// it has returned (waited for until deadline); a session whose service has not started is
-// told at once.
+// endPatience is how long a running service gets to finish by itself before the gateway stops
+// it: a command that ended its own access (account delete, keys rm of its own key) finishes
+// with its own output and status.
+const endPatience = 500 * time.Millisecond
+
+// end ends the session for reason: no new command starts on it; a running service that does not
+// finish within endPatience is stopped, and its handler says why once it has returned (waited
+// for until deadline); a session whose service has not started is told at once.
 func (c *sessionChannel) end(reason string, deadline time.Time) {
 	c.mu.Lock()
 	if c.ending {
 		c.mu.Unlock()
 		return
 	}
-	c.ending, c.reason = true, reason
+	c.ending = true
 	started := c.started
 	c.mu.Unlock()
-	close(c.stop)
-	if started {
-		select {
-		case <-c.handlerDone:
-		case <-time.After(time.Until(deadline)):
-		}
+	if !started {
+		close(c.stop)
+		c.tell(reason, deadline)
 		return
 	}
-	c.tell(reason, deadline)
+	select {
+	case <-c.handlerDone:
+		return
+	case <-time.After(min(endPatience, time.Until(deadline))):
+	}
+	c.mu.Lock()
+	c.reason = reason
+	c.mu.Unlock()
+	close(c.stop)
+	select {
+	case <-c.handlerDone:
+	case <-time.After(time.Until(deadline)):
+	}
 }
 
 // tell writes "portico: reason" on the session's stderr, waiting for the client's window

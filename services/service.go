@@ -23,6 +23,10 @@ type Session struct {
 	// Subsystem is the requested subsystem ("sftp"); empty unless the client asked for one and
 	// no force-command replaced it.
 	Subsystem string
+	// Regrant, when set, tells the gateway that the session now acts with grant g, which auth
+	// gave the session's own key during the session (the TUI's sign-up or claim): the
+	// connection is then ended when g's grounds end, as one that logged in with g would be.
+	Regrant func(g auth.Grant)
 }
 
 // Service serves the sessions routed to it.

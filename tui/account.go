@@ -81,6 +81,9 @@ func (p *accountPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 			m.fail(fmt.Errorf("type the account's name, %s, to delete it", p.who.Account))
 			return nil
 		}
+		if !m.act() {
+			return nil
+		}
 		p.confirm = nil
 		until, err := m.ops.DeleteAccount(m.ctx, m.grant)
 		if err != nil {

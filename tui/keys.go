@@ -127,6 +127,9 @@ func (p *keysPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
 		f.line.Blur()
 		return f.name.Focus()
 	case tea.KeyEnter:
+		if !m.act() {
+			return nil
+		}
 		k, err := m.ops.AddKey(m.ctx, m.grant, f.line.Value(), strings.TrimSpace(f.name.Value()), f.ca)
 		if err != nil {
 			m.fail(err)
@@ -186,6 +189,9 @@ func (p *keysPage) updateClaim(m *Model, msg tea.KeyMsg) tea.Cmd {
 		p.claim = nil
 		return nil
 	case tea.KeyEnter:
+		if !m.act() {
+			return nil
+		}
 		k, err := m.ops.AddKey(m.ctx, m.grant, c.cert.Value(), "", true)
 		if err != nil {
 			m.fail(err)
@@ -204,6 +210,9 @@ func (p *keysPage) answer(m *Model, msg tea.KeyMsg) {
 	k := *p.confirm
 	switch msg.String() {
 	case "y", "Y":
+		if !m.act() {
+			return
+		}
 		p.confirm = nil
 		if _, err := m.ops.RemoveKey(m.ctx, m.grant, k.Fingerprint); err != nil {
 			m.fail(err)

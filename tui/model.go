@@ -51,10 +51,29 @@ type Model struct {
 
 	loaded    []bool        // whether each page has loaded once
 	loadedAt  time.Time     // when a page last loaded on a key press
-	minReload time.Duration // the shortest time between two such loads
+	minReload time.Duration // the shortest time between two such loads, and between two changes
 	reloadDue bool          // a deferred load is on its way (reloadMsg)
+	acts      float64       // changes keys may make now (see act)
+	actsAt    time.Time     // when acts was last topped up
 
 	gone string // set once the account is deleted: all there is left to show
+
+	sites Sites // the Sites page's operations, when the server runs pgs
+
+	regranted func(auth.Grant) // told of a grant the connection gets in the TUI (OnRegrant)
+}
+
+// OnRegrant has f told when the connection gets a new grant in the TUI (a sign-up or a claim
+// makes the key an account's login key), so that the connection's access ends when that
+// grant's grounds do.
+func (m *Model) OnRegrant(f func(auth.Grant)) { m.regranted = f }
+
+// regrant makes g the grant of the TUI, and tells OnRegrant's function.
+func (m *Model) regrant(g auth.Grant) {
+	m.grant = g
+	if m.regranted != nil {
+		m.regranted(g)
+	}
 }
 
 // defaultMinReload is the shortest time between two loads that key presses cause (switching
@@ -67,7 +86,7 @@ type reloadMsg struct{}
 
 // New returns the TUI for a connection with grant g that authenticated with key. ctx bounds
 // the operations; r renders the styles for the session's terminal.
-func New(ctx context.Context, o *ops.Ops, g auth.Grant, key gossh.PublicKey, r *lipgloss.Renderer) *Model {
+func New(ctx context.Context, o *ops.Ops, g auth.Grant, key gossh.PublicKey, r *lipgloss.Renderer, opts ...Option) *Model {
 	m := &Model{
 		ctx:   ctx,
 		ops:   o,
@@ -77,6 +96,9 @@ func New(ctx context.Context, o *ops.Ops, g auth.Grant, key gossh.PublicKey, r *
 		pages: []page{&accountPage{}, &keysPage{}, &logsPage{}, &revocationsPage{}, &principalsPage{}, &helpPage{}},
 
 		minReload: defaultMinReload,
+	}
+	for _, o := range opts {
+		o(m)
 	}
 	m.loaded = make([]bool, len(m.pages))
 	if g.IsSignup() {
@@ -132,11 +154,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				return m, m.show((m.current + 1) % len(m.pages))
 			case "shift+tab", "left":
 				return m, m.show((m.current + len(m.pages) - 1) % len(m.pages))
-			case "1", "2", "3", "4", "5", "6", "7", "8", "9":
-				if i := int(s[0] - '1'); i < len(m.pages) {
-					return m, m.show(i)
+			default:
+				if len(s) == 1 && s[0] >= '1' && int(s[0]-'1') < len(m.pages) {
+					return m, m.show(int(s[0] - '1'))
 				}
-				return m, nil
 			}
 		}
 		return m, p.update(m, msg)
@@ -188,6 +209,37 @@ func (m *Model) reload() tea.Cmd {
 	}
 	m.reloadDue = true
 	return tea.Tick(wait, func(time.Time) tea.Msg { return reloadMsg{} })
+}
+
+// errTooFast refuses a change asked for past actBurst within a few minReloads.
+var errTooFast = errors.New("too fast: wait a moment, then press the key again")
+
+// actBurst is how many changes keys may make at once; then one per minReload.
+const actBurst = 4
+
+// act reports whether a key may change something now (sign up, claim, add or remove a key or
+// a revocation, delete the account): actBurst at once, then one per minReload, however fast
+// keys come, as for loads. Otherwise the status line says so and nothing changes; the key can
+// be pressed again. Each change queries the store and reloads a page: a run of "dy" on the
+// keys page (remove? yes) once cost a removal and a query per pair, 24 kB 8 s of CPU, and
+// Enter on the sign-up form a sign-up attempt per key.
+func (m *Model) act() bool {
+	if m.minReload <= 0 {
+		return true
+	}
+	now := time.Now()
+	if m.actsAt.IsZero() {
+		m.acts = actBurst
+	} else {
+		m.acts = min(actBurst, m.acts+float64(now.Sub(m.actsAt))/float64(m.minReload))
+	}
+	m.actsAt = now
+	if m.acts < 1 {
+		m.fail(errTooFast)
+		return false
+	}
+	m.acts--
+	return true
 }
 
 // load loads the current page's data.

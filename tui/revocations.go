@@ -114,6 +114,9 @@ func (p *revocationsPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
 			m.fail(err)
 			return nil
 		}
+		if !m.act() {
+			return nil
+		}
 		r, err := m.ops.Revoke(m.ctx, m.grant, req)
 		if err != nil {
 			m.fail(err)
@@ -152,6 +155,9 @@ func (p *revocationsPage) answer(m *Model, msg tea.KeyMsg) {
 	r := *p.confirm
 	switch msg.String() {
 	case "y", "Y":
+		if !m.act() {
+			return
+		}
 		p.confirm = nil
 		if err := m.ops.RemoveRevocation(m.ctx, m.grant, r.ID); err != nil {
 			m.fail(err)

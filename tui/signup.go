@@ -74,6 +74,9 @@ func (p *signupPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 		}
 		return nil
 	case tea.KeyEnter:
+		if !m.act() {
+			return nil
+		}
 		if fields[p.focus] == p.code {
 			p.claim(m)
 		} else {
@@ -93,7 +96,8 @@ func (p *signupPage) claim(m *Model) {
 		m.fail(err)
 		return
 	}
-	m.grant, m.signup = g, nil
+	m.regrant(g)
+	m.signup = nil
 	m.show(0)
 	m.inform(fmt.Sprintf("Key %q is now a login key of account %s.", k.Name, g.Account))
 }
@@ -104,7 +108,8 @@ func (p *signupPage) register(m *Model) {
 		m.fail(err)
 		return
 	}
-	m.grant, m.signup = g, nil
+	m.regrant(g)
+	m.signup = nil
 	m.show(0)
 	m.inform(fmt.Sprintf("Account %s created; this key is its first login key, named %q.", g.Account, g.Identity))
 }

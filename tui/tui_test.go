@@ -99,6 +99,8 @@ func TestSignup(t *testing.T) {
 	opstest.Register(t, o, "alice", opstest.Key(t, 1))
 	key := opstest.Key(t, 2)
 	m := newModel(t, o, opstest.SignupGrant(key), key)
+	var regranted []auth.Grant
+	m.OnRegrant(func(g auth.Grant) { regranted = append(regranted, g) })
 	wantView(t, m, "Sign up", "This key is not registered yet", "Account name: ")
 
 	// Page keys are typed into the form, not taken as page switches or quitting.
@@ -121,6 +123,10 @@ func TestSignup(t *testing.T) {
 	wantView(t, m, "portico | bob", "Account", "Account name", "bob", "Login keys", "1",
 		"Account bob created; this key is its first login key, named \"ed25519-")
 	dontWantView(t, m, "Sign up", "error:")
+	// The connection is told of its new grant (for live access), once.
+	if len(regranted) != 1 || regranted[0].Account != "bob" || regranted[0].Method != auth.MethodKey {
+		t.Errorf("grants the connection was told of: %+v, want bob's login key", regranted)
+	}
 
 	// The new grant manages the account at once.
 	typeKeys(m, "2")
@@ -291,6 +297,8 @@ func TestClaimPrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newModel(t, o, g, desk)
+	var regranted []auth.Grant
+	m.OnRegrant(func(g auth.Grant) { regranted = append(regranted, g) })
 	wantView(t, m, "Claim this key", "waits to be claimed", "Claim code:   > ", "[enter] claim")
 	dontWantView(t, m, "Account name")
 
@@ -303,6 +311,9 @@ func TestClaimPrompt(t *testing.T) {
 	typeKeys(m, strings.ToLower(added.Claim.Code))
 	press(m, tea.KeyEnter)
 	wantView(t, m, "portico | alice", "Account name", "alice", `Key "desk" is now a login key of account alice.`)
+	if len(regranted) != 1 || regranted[0].Account != "alice" || regranted[0].Identity != "desk" {
+		t.Errorf("grants the connection was told of: %+v, want alice's key desk", regranted)
+	}
 	typeKeys(m, "2")
 	wantView(t, m, "desk", "active")
 }
@@ -578,10 +589,66 @@ func TestKeyFloodLoadsLittle(t *testing.T) {
 	}
 }
 
-// countingStore counts the queries that load pages.
+// TestKeyFloodChangesLittle: keys that change something, sent faster than anyone types (a
+// run of "dy" on the keys page: remove, yes; Enter on the sign-up form), reach the store
+// actBurst times at once, then at most once per minReload. Once every "y" removed a key (or tried to) and reloaded the list:
+// 24 kB of "dy" cost 8 s of CPU through the gateway, and 20 kB of Enter on the sign-up form,
+// open to any key, 8 s in sign-up attempts.
+func TestKeyFloodChangesLittle(t *testing.T) {
+	_, store := opstest.New(t)
+	counted := &countingStore{Store: store}
+	o := ops.New(counted, opstest.Config)
+	alice := opstest.Key(t, 1)
+	g := opstest.Register(t, o, "alice", alice)
+	for _, tt := range []struct {
+		name  string
+		grant auth.Grant
+		key   gossh.PublicKey
+		setup string // typed first
+		flood []tea.KeyMsg
+	}{
+		{"remove a key, yes", g, alice, "2", []tea.KeyMsg{{Type: tea.KeyRunes, Runes: []rune(strings.Repeat("dy", 128))}}},
+		{"sign up", opstest.SignupGrant(opstest.Key(t, 2)), opstest.Key(t, 2), "alice", []tea.KeyMsg{{Type: tea.KeyEnter}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New(ctx, o, tt.grant, tt.key, lipgloss.NewRenderer(io.Discard))
+			m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+			typeKeys(m, tt.setup)
+			counted.changes.Store(0)
+			start := time.Now()
+			for sent := 0; sent < 20<<10; {
+				for _, k := range tt.flood {
+					send(m, k)
+					sent += max(1, len(k.Runes))
+				}
+			}
+			most := actBurst + int64(time.Since(start)/m.minReload)
+			t.Logf("20 kB of keys in %v: %d changes asked of the store", time.Since(start), counted.changes.Load())
+			if n := counted.changes.Load(); n > most {
+				t.Errorf("20 kB of keys made %d changes, want at most %d (one per %v)", n, most, m.minReload)
+			}
+			if !strings.Contains(m.View(), errTooFast.Error()) {
+				t.Errorf("the keys past the first change were not told they came too fast:\n%s", m.View())
+			}
+		})
+	}
+}
+
+// countingStore counts the queries that load pages, and the changes asked of the store.
 type countingStore struct {
 	db.Store
-	lists atomic.Int64
+	lists   atomic.Int64
+	changes atomic.Int64
+}
+
+func (s *countingStore) RemoveKey(ctx context.Context, accountID, id int64) error {
+	s.changes.Add(1)
+	return s.Store.RemoveKey(ctx, accountID, id)
+}
+
+func (s *countingStore) SignUp(ctx context.Context, name string, first db.NewKey, limit db.SignupLimit) (db.Account, db.Key, error) {
+	s.changes.Add(1)
+	return s.Store.SignUp(ctx, name, first, limit)
 }
 
 func (s *countingStore) ListKeys(ctx context.Context, accountID int64) ([]db.Key, error) {

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/portico-sh/portico/db"
+	"github.com/portico-sh/portico/services"
 	"github.com/portico-sh/portico/services/admin/ops"
+	"github.com/portico-sh/portico/services/pgs"
 )
 
 const accountUsage = "portico account create NAME --key FILE | portico account ls | portico account rm NAME"
@@ -142,7 +144,11 @@ func accountRemove(ctx context.Context, env *environment, args []string) error {
 		return fmt.Errorf("database unreachable: %w", err)
 	}
 	defer store.Close()
-	until, err := ops.New(store, ops.Config{AccountHooks: accountHooks(&s), Log: log}).DeleteAccountByName(ctx, rest[0])
+	sites, err := newSites(&s, store, services.Public{}, pgs.Limits{}, nil, log)
+	if err != nil {
+		return err
+	}
+	until, err := ops.New(store, ops.Config{AccountHooks: accountHooks(sites), Log: log}).DeleteAccountByName(ctx, rest[0])
 	if err != nil {
 		return err
 	}
@@ -153,6 +159,6 @@ func accountRemove(ctx context.Context, env *environment, args []string) error {
 // accountHooks are what the services keep outside the database tables that cascade with an
 // account (a site's files, say): `serve` and `account rm` delete an account's data with them.
 // A service with such data adds its ops.AccountHook here.
-func accountHooks(*settings) []ops.AccountHook {
-	return nil
+func accountHooks(sites *pgs.Service) []ops.AccountHook {
+	return []ops.AccountHook{sites}
 }

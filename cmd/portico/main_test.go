@@ -64,6 +64,10 @@ func TestUsageAndVersion(t *testing.T) {
 		{[]string{"serve", "--krl-allow-internal", "yes"}, exitUsage, "", `krl allow internal "yes"`},
 		{[]string{"serve", "--krl-min-every", "0s"}, exitUsage, "", `krl min every "0s"`},
 		{[]string{"serve", "--krl-min-every", "often"}, exitUsage, "", `krl min every "often"`},
+		{[]string{"serve", "--pgs-keep-deploys", "0"}, exitUsage, "", "pgs keep deploys"},
+		{[]string{"serve", "--pgs-quota", "1GB"}, exitUsage, "", "pgs quota"},
+		{[]string{"serve", "--pgs-max-file", "-1"}, exitUsage, "", "pgs max file"},
+		{[]string{"serve", "--pgs-max-files", "many"}, exitUsage, "", "pgs max files"},
 		{[]string{"serve", "--pipe-max-readers", "0"}, exitUsage, "", "pipe max readers"},
 		{[]string{"serve", "--max-startups", "10:30"}, exitUsage, "", "max startups"},
 		{[]string{"serve", "--per-source-max-startups", "none"}, exitUsage, "", "per-source max startups"},
@@ -107,6 +111,7 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 		"PORTICO_MAX_STARTUPS":       "off",
 		"PORTICO_PER_SOURCE_EXEMPT":  "10.0.0.0/8",
 		"PORTICO_METRICS_LISTEN":     "off",
+		"PORTICO_PGS_QUOTA":          "off",
 	}
 	tests := []struct {
 		name string
@@ -117,14 +122,15 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h", krlInternal: "off", krlMinEvery: "1m0s"})},
 		{"environment", nil, withLimitDefaults(settings{dataDir: "/env/data", databaseURL: "postgres://env/db", sshListen: ":3333", httpListen: ":8080",
 			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s",
-			signupRate: "off", maxStartups: "off", perSourceExempt: "10.0.0.0/8", metricsListen: "off", krlInternal: "on", krlMinEvery: "5m"})},
+			signupRate: "off", maxStartups: "off", perSourceExempt: "10.0.0.0/8", metricsListen: "off", pgsQuota: "off", krlInternal: "on", krlMinEvery: "5m"})},
 		{"flags win", []string{"--data-dir", "/flag", "--ssh-listen", ":4444,pgs=:4445", "--domain", "flag.example", "--signups", "open",
 			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s", "--signup-rate", "10/d",
 			"--max-startups", "10:50:20", "--per-source-exempt", "", "--metrics-listen", "", "--per-source-penalty", "off",
-			"--krl-allow-internal", "off", "--krl-min-every", "10s"},
+			"--pgs-quota", "2GiB", "--pgs-max-files", "off", "--krl-allow-internal", "off", "--krl-min-every", "10s"},
 			withLimitDefaults(settings{dataDir: "/flag", sshListen: ":4444,pgs=:4445", httpListen: "127.0.0.1:9090", domain: "flag.example",
 				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s", signupRate: "10/d",
-				maxStartups: "10:50:20", perSourceExempt: "", metricsListen: "-", perSourcePenalty: "off", krlInternal: "off", krlMinEvery: "10s"})},
+				maxStartups: "10:50:20", perSourceExempt: "", metricsListen: "-", perSourcePenalty: "off",
+				pgsQuota: "2GiB", pgsMaxFiles: "off", krlInternal: "off", krlMinEvery: "10s"})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,7 +159,8 @@ func withLimitDefaults(s settings) settings {
 	}{
 		{&s.metricsListen, "127.0.0.1:9222"}, {&s.maxStartups, "100:30:1000"}, {&s.perSourceMaxStartups, "20"},
 		{&s.perSourceMaxConnections, "200"}, {&s.perSourcePenalty, "on"}, {&s.maxConnections, "4096"},
-		{&s.maxChannels, "512"}, {&s.pipeMaxReaders, "64"},
+		{&s.maxChannels, "512"}, {&s.maxHTTPConnections, "4096"}, {&s.pipeMaxReaders, "64"},
+		{&s.pgsKeep, "10"}, {&s.pgsQuota, "1GiB"}, {&s.pgsMaxFile, "100MiB"}, {&s.pgsMaxFiles, "50000"},
 	} {
 		switch *d.dst {
 		case "":
@@ -177,6 +184,7 @@ func TestLimitSettings(t *testing.T) {
 		t.Errorf("defaults: limits %+v, metrics %q, pipe readers %d", c.limits, c.metricsAddr, c.pipe.MaxReaders)
 	}
 	s.maxStartups, s.perSourceMaxStartups, s.perSourceMaxConnections, s.maxConnections, s.maxChannels = "off", "off", "off", "off", "off"
+	s.maxHTTPConnections = "off"
 	s.perSourcePenalty, s.perSourceExempt, s.metricsListen, s.pipeMaxReaders = "off", "127.0.0.0/8, ::1", "off", "3"
 	if c, err = s.serveConfig(); err != nil {
 		t.Fatal(err)

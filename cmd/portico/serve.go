@@ -68,6 +68,16 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	defer store.Close()
 	log.Info("database ready", "kind", databaseKind(s.databaseURL))
 
+	if databaseKind(s.databaseURL) == "sqlite" {
+		// An embedded database has this one gateway: deploy locks left by a previous run are stale.
+		if err := store.ResetPGSLocks(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+	}
+	sites, err := newSites(&s, store, cfg.public, cfg.pgs, nil, log) // tuns: pass its TunnelLive here
+	if err != nil {
+		return err
+	}
 	accountOps := ops.New(store, ops.Config{
 		Domain:         s.domain,
 		SSHHost:        cfg.public.SSHHost,
@@ -76,14 +86,14 @@ func serve(ctx context.Context, env *environment, args []string) error {
 		SignupRate:     cfg.signupRate,
 		KRL:            cfg.krl,
 		KnownHostsLine: knownHostsLine(hostCert, cfg.public),
-		AccountHooks:   accountHooks(&s),
+		AccountHooks:   accountHooks(sites),
 		Log:            log,
 	})
 	pipeOptions := cfg.pipe
 	pipeOptions.Logger = log
 	router, err := services.NewRouter(
-		admin.New(accountOps),
-		services.Unavailable(auth.PGS),
+		admin.New(accountOps, admin.WithSites(sites)),
+		sites,
 		services.Unavailable(auth.Tuns),
 		pipe.New(pipe.Options{
 			Broker:     pipe.NewMemoryBroker(pipeOptions),
@@ -114,6 +124,7 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	go sites.Sweep(ctx, time.Hour)
 	log.Info("starting", "version", versionString(), "domain", s.domain, "signups", s.signups, "signup_rate", cfg.signupRate.String())
 	// KRL sources due (revocations import --url --every) are fetched by every gateway on the
 	// database, each source by one at a time; it stops before the store closes.

@@ -15,6 +15,7 @@ import (
 	"github.com/portico-sh/portico/internal/cliargs"
 	"github.com/portico-sh/portico/services"
 	"github.com/portico-sh/portico/services/admin/ops"
+	"github.com/portico-sh/portico/services/pgs"
 	"github.com/portico-sh/portico/services/pipe"
 )
 
@@ -34,6 +35,10 @@ type settings struct {
 	pipeStall     string
 	publicHTTP    string
 	publicSSH     string
+	pgsKeep       string
+	pgsQuota      string
+	pgsMaxFile    string
+	pgsMaxFiles   string
 	signupRate    string
 	krlInternal   string
 	krlMinEvery   string
@@ -49,6 +54,7 @@ type settings struct {
 	perSourceExempt         string
 	maxConnections          string
 	maxChannels             string
+	maxHTTPConnections      string
 	pipeMaxReaders          string
 }
 
@@ -88,7 +94,12 @@ var (
 		{"per-source-exempt", "PORTICO_PER_SOURCE_EXEMPT", "", "CIDR list exempt from the per-source limits and penalties", func(s *settings) *string { return &s.perSourceExempt }},
 		{"max-connections", "PORTICO_MAX_CONNECTIONS", strconv.Itoa(gateway.DefaultMaxConnections), "authenticated connections at once, from all addresses, or off", func(s *settings) *string { return &s.maxConnections }},
 		{"max-channels", "PORTICO_MAX_CHANNELS", strconv.Itoa(gateway.DefaultMaxChannels), "sessions and forwarded connections open at once, over all connections (each may hold 2 MiB of unread data), or off", func(s *settings) *string { return &s.maxChannels }},
+		{"max-http-connections", "PORTICO_MAX_HTTP_CONNECTIONS", strconv.Itoa(gateway.DefaultMaxHTTPConnections), "connections each HTTP listener holds at once, or off", func(s *settings) *string { return &s.maxHTTPConnections }},
 		{"pipe-max-readers", "PORTICO_PIPE_MAX_READERS", strconv.Itoa(pipe.DefaultMaxReaders), "pipe: subscribers and pipe clients of one topic, or off", func(s *settings) *string { return &s.pipeMaxReaders }},
+		{"pgs-keep-deploys", "PORTICO_PGS_KEEP_DEPLOYS", "10", "pgs: deploys kept per project for rollback", func(s *settings) *string { return &s.pgsKeep }},
+		{"pgs-quota", "PORTICO_PGS_QUOTA", "1GiB", "pgs: bytes stored per account, each distinct file once (off: no limit)", func(s *settings) *string { return &s.pgsQuota }},
+		{"pgs-max-file", "PORTICO_PGS_MAX_FILE", "100MiB", "pgs: bytes in one file (off: no limit)", func(s *settings) *string { return &s.pgsMaxFile }},
+		{"pgs-max-files", "PORTICO_PGS_MAX_FILES", "50000", "pgs: files in one deploy (off: no limit)", func(s *settings) *string { return &s.pgsMaxFiles }},
 	}
 )
 
@@ -152,6 +163,7 @@ type serveConfig struct {
 	drainTimeout time.Duration
 	pipe         pipe.MemoryOptions
 	public       services.Public
+	pgs          pgs.Limits
 	signupRate   ops.SignupRate
 	krl          ops.KRLConfig
 	limits       gateway.Limits
@@ -220,7 +232,40 @@ func (s *settings) serveConfig() (serveConfig, error) {
 	if c.metricsAddr = s.metricsListen; c.metricsAddr == "off" {
 		c.metricsAddr = ""
 	}
+	if c.pgs, err = s.pgsLimits(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// pgsLimits checks the pgs settings; the size limits and the file count accept off.
+func (s *settings) pgsLimits() (pgs.Limits, error) {
+	var l pgs.Limits
+	keep, err := strconv.Atoi(s.pgsKeep)
+	if err != nil || keep < 1 || keep > 1000 {
+		return l, fmt.Errorf("pgs keep deploys %q: want a number from 1 to 1000", s.pgsKeep)
+	}
+	l.KeepDeploys = keep
+	size := func(what, v string) (int64, error) {
+		if v == "off" {
+			return 0, nil
+		}
+		n, err := pipe.ParseSize(v)
+		if err != nil {
+			return 0, fmt.Errorf("%s %q: want a size such as 100MiB or 1GiB, or off", what, v)
+		}
+		return int64(n), nil
+	}
+	if l.Quota, err = size("pgs quota", s.pgsQuota); err != nil {
+		return l, err
+	}
+	if l.MaxFile, err = size("pgs max file", s.pgsMaxFile); err != nil {
+		return l, err
+	}
+	if l.MaxFiles, err = gateway.ParseLimit("pgs max files", s.pgsMaxFiles); err != nil {
+		return l, err
+	}
+	return l, nil
 }
 
 // limits are the gateway's limits from their settings; each accepts off.
@@ -238,6 +283,7 @@ func (s *settings) limits() (gateway.Limits, error) {
 		{"per-source max connections", s.perSourceMaxConnections, &l.PerSourceMaxConnections},
 		{"max connections", s.maxConnections, &l.MaxConnections},
 		{"max channels", s.maxChannels, &l.MaxChannels},
+		{"max HTTP connections", s.maxHTTPConnections, &l.MaxHTTPConnections},
 	} {
 		if *n.dst, err = gateway.ParseLimit(n.name, n.value); err != nil {
 			return l, err

@@ -8,14 +8,28 @@ import (
 	"github.com/portico-sh/portico/auth"
 	"github.com/portico-sh/portico/services"
 	"github.com/portico-sh/portico/services/admin/ops"
+	"github.com/portico-sh/portico/tui"
 )
 
 type service struct {
-	ops *ops.Ops
+	ops   *ops.Ops
+	sites tui.Sites // nil: the TUI has no Sites page
 }
 
+// Option configures the admin service.
+type Option func(*service)
+
+// WithSites gives the TUI its Sites page, on the pgs operations s.
+func WithSites(s tui.Sites) Option { return func(a *service) { a.sites = s } }
+
 // New returns the admin service, which runs the account operations of o.
-func New(o *ops.Ops) services.Service { return &service{ops: o} }
+func New(o *ops.Ops, opts ...Option) services.Service {
+	a := &service{ops: o}
+	for _, opt := range opts {
+		opt(a)
+	}
+	return a
+}
 
 func (*service) Name() auth.Service { return auth.Admin }
 

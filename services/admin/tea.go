@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"strings"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
@@ -19,28 +20,26 @@ import (
 // and window changes become tea.WindowSizeMsg.
 func (a *service) serveTUI(s *services.Session, key gossh.PublicKey) int {
 	_, windowChanges, _ := s.Pty()
-	m := tui.New(s.Context(), a.ops, s.Grant, key, newRenderer(s.Session))
+	var pages []tui.Option
+	if a.sites != nil {
+		pages = append(pages, tui.WithSites(a.sites))
+	}
+	m := tui.New(s.Context(), a.ops, s.Grant, key, newRenderer(s.Session), pages...)
+	if s.Regrant != nil {
+		m.OnRegrant(s.Regrant)
+	}
 	opts := append(programIO(s.Session), tea.WithAltScreen(), tea.WithoutSignalHandler())
 	program := tea.NewProgram(m, opts...)
 
 	ctx, cancel := context.WithCancel(s.Context())
 	defer cancel()
 	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				program.Quit()
-				return
-			case w, ok := <-windowChanges:
-				if !ok {
-					// The session's requests ended: its channel is closed, though the
-					// connection may live on. Stop, rather than spin on the closed channel.
-					program.Quit()
-					return
-				}
-				program.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
-			}
-		}
+		// The session's requests end (its channel is closed, though the connection may live
+		// on) or its context does: stop.
+		resizes(ctx, windowChanges, minResize, func(w ssh.Window) {
+			program.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
+		})
+		program.Quit()
 	}()
 	status := 0
 	if _, err := program.Run(); err != nil && ctx.Err() == nil {
@@ -50,6 +49,51 @@ func (a *service) serveTUI(s *services.Session, key gossh.PublicKey) int {
 	// Kill restores the terminal if the program is still running (after a panic, say).
 	program.Kill()
 	return status
+}
+
+// minResize is the shortest time between two sizes given to the TUI: each is an update and a
+// render of the whole screen, and a client may send window changes as fast as it likes
+// (45,000 in 2 s kept a core busy); a terminal being resized by hand sends a few dozen a
+// second at most.
+const minResize = 50 * time.Millisecond
+
+// resizes hands send the terminal sizes from changes, at most one per every: the latest of
+// those that came meanwhile. It returns when changes is closed or ctx is done.
+func resizes(ctx context.Context, changes <-chan ssh.Window, every time.Duration, send func(ssh.Window)) {
+	var last time.Time
+	for {
+		var w ssh.Window
+		select {
+		case <-ctx.Done():
+			return
+		case got, ok := <-changes:
+			if !ok {
+				return
+			}
+			w = got
+		}
+		if wait := every - time.Since(last); wait > 0 {
+			timer := time.NewTimer(wait)
+		collect:
+			for {
+				select {
+				case <-ctx.Done():
+					timer.Stop()
+					return
+				case got, ok := <-changes:
+					if !ok {
+						timer.Stop()
+						return
+					}
+					w = got
+				case <-timer.C:
+					break collect
+				}
+			}
+		}
+		last = time.Now()
+		send(w)
+	}
 }
 
 // programIO connects the program to the session: the gateway never allocates a real pty (the

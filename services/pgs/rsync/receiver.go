@@ -328,8 +328,8 @@ func (s *recvSession) mkdirAll(p string) error {
 // files whose checksum failed, and ends the second.
 func (s *recvSession) generate(ctx context.Context) error {
 	for i, f := range s.list {
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
 		if f.dup {
 			continue
@@ -347,7 +347,7 @@ func (s *recvSession) generate(ctx context.Context) error {
 	case <-s.recvExit:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 	s.mu.Lock()
 	redo := s.redo
@@ -571,8 +571,8 @@ func (s *recvSession) receiveFiles(ctx context.Context) error {
 	}
 	phase := 0
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
 		ndx, err := s.in.int32()
 		if err != nil {

@@ -263,8 +263,8 @@ func (s *sendSession) buildList(ctx context.Context) error {
 
 // walk adds the tree below dir, or only dir's entries without -r.
 func (s *sendSession) walk(ctx context.Context, dir *sendEntry, add func(*sendEntry)) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	ents, err := s.fsys.ReadDir(dir.path)
 	if err != nil {
@@ -403,8 +403,8 @@ func (s *sendSession) sendFiles(ctx context.Context) error {
 	}
 	phase := 0
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
 		ndx, err := s.readInt()
 		if err != nil {

@@ -15,6 +15,7 @@ const (
 	exitOK          = 0
 	exitSyntax      = 1
 	exitProtocol    = 2
+	exitFileSelect  = 3
 	exitUnsupported = 4
 	exitFileIO      = 11
 	exitStream      = 12
@@ -31,6 +32,15 @@ const (
 	maxProtectedArgsBytes = 64 << 10
 )
 
+// ReceiveStarter is an FS that learns where an upload goes before the transfer starts: the
+// destination argument as the client sent it ("." when it sent none). An error refuses the
+// session: it is reported on stderr, and Serve returns 3 (rsync's "errors selecting input/output
+// files, dirs") before anything is written to stdout.
+type ReceiveStarter interface {
+	FS
+	StartReceive(dest string) error
+}
+
 // Serve runs one rsync server session. command is the exec request as the SSH client sent it
 // (e.g. `rsync --server -vre.iLsfxCIvu --delete . /site/`), split here with shell rules.
 // It returns the exit status to send back (0, or rsync's codes: 1 syntax, 2 protocol,
@@ -38,8 +48,8 @@ const (
 //
 // Refused command lines are reported on stderr before anything is written to stdout. Once the
 // session runs, messages travel in-band to the client. Serve does not close its streams;
-// cancelling ctx stops the session at its next step, and a caller that wants a blocked read
-// to end closes stdin.
+// cancelling ctx stops the session at its next step (the client is told context.Cause(ctx)),
+// and a caller that wants a blocked read to end closes stdin.
 func Serve(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer, fsys FS) int {
 	refuse := func(err error) int {
 		fmt.Fprintf(stderr, "rsync: %v\n", err)
@@ -76,6 +86,16 @@ func Serve(ctx context.Context, command string, stdin io.Reader, stdout, stderr 
 	if o.sender && o.unseededFileSum {
 		// The sender always sends seeded whole-file checksums.
 		return refuse(unsupported("--checksum-choice (on downloads)"))
+	}
+	if rs, ok := fsys.(ReceiveStarter); ok && !o.sender {
+		dest := "."
+		if len(o.args) > 1 {
+			dest = o.args[1]
+		}
+		if err := rs.StartReceive(dest); err != nil {
+			fmt.Fprintf(stderr, "rsync: %v\n", err)
+			return exitFileSelect
+		}
 	}
 
 	var b [4]byte

@@ -1,0 +1,172 @@
+package pgs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portico-sh/portico/services/pgs/blob"
+	"github.com/portico-sh/portico/services/pgs/sitepath"
+)
+
+// cacheControl is sent with every file: caches may keep it but must ask again (the ETag makes
+// that a 304).
+const cacheControl = "public, max-age=0, must-revalidate"
+
+// Site returns the handler of the account's project called name (services.SiteServer). It
+// answers false when the account has no such project, so that the host name may be a tunnel.
+func (s *Service) Site(account, name string) (http.Handler, bool) {
+	if sitepath.CheckProject(name) != nil {
+		return nil, false
+	}
+	live, found, err := s.sites.liveOf(context.Background(), account, name, true)
+	if err != nil {
+		if !errors.Is(err, errLookupsBusy) {
+			s.log.Warn("pgs: looking up a site failed", "account", account, "project", name, "err", err)
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
+		}), true
+	}
+	if !found {
+		return nil, false
+	}
+	return &siteHandler{svc: s, accountID: live.AccountID, deployID: live.DeployID}, true
+}
+
+// siteHandler serves one project's live deploy.
+type siteHandler struct {
+	svc       *Service
+	accountID int64
+	deployID  int64
+}
+
+func (h *siteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	t, err := h.svc.sites.tree(r.Context(), h.deployID)
+	if err != nil {
+		h.svc.log.Warn("pgs: loading a deploy failed", "deploy_id", h.deployID, "err", err)
+		http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
+		return
+	}
+	res := resolve(t, r.URL.Path)
+	switch {
+	case res.redirect != "":
+		u := url.URL{Path: res.redirect, RawQuery: r.URL.RawQuery}
+		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
+	case res.file != "":
+		f, _ := t.file(res.file)
+		h.serveFile(w, r, res.file, f, res.status)
+	default:
+		http.Error(w, "404 page not found", http.StatusNotFound)
+	}
+}
+
+// resolution is what a request path resolves to: a file (with the status to serve it with),
+// a redirect, or nothing.
+type resolution struct {
+	file     string
+	status   int
+	redirect string
+}
+
+// resolve applies the serving rules to a request path: the file P; for P ending in "/",
+// P/index.html; P.html; a redirect to P/ when P/index.html exists; else the nearest 404.html
+// going up from P's folder, with status 404. Paths that sitepath refuses, and hidden ones
+// (a segment starting with "." outside /.well-known/), are not found.
+func resolve(t *tree, urlPath string) resolution {
+	p := strings.TrimPrefix(urlPath, "/")
+	dirRequest := p == "" || strings.HasSuffix(p, "/")
+	rel := strings.TrimSuffix(p, "/")
+	if !strings.HasPrefix(urlPath, "/") || sitepath.CheckRel(rel) != nil || (rel != "" && sitepath.Hidden(rel)) {
+		return notFound(t, "")
+	}
+	isFile := func(q string) bool {
+		_, ok := t.file(q)
+		return ok
+	}
+	join := func(dir, name string) string {
+		if dir == "" {
+			return name
+		}
+		return dir + "/" + name
+	}
+	switch {
+	case !dirRequest && isFile(rel):
+		return resolution{file: rel, status: http.StatusOK}
+	case dirRequest && isFile(join(rel, "index.html")):
+		return resolution{file: join(rel, "index.html"), status: http.StatusOK}
+	case !dirRequest && isFile(rel+".html"):
+		return resolution{file: rel + ".html", status: http.StatusOK}
+	case !dirRequest && isFile(join(rel, "index.html")):
+		return resolution{redirect: "/" + rel + "/"}
+	}
+	folder := rel
+	if !dirRequest {
+		folder = parentOf(rel)
+	}
+	return notFound(t, folder)
+}
+
+// notFound is the nearest 404.html at or above folder, with status 404.
+func notFound(t *tree, folder string) resolution {
+	for {
+		name := "404.html"
+		if folder != "" {
+			name = folder + "/404.html"
+		}
+		if _, ok := t.file(name); ok && !sitepath.Hidden(name) {
+			return resolution{file: name, status: http.StatusNotFound}
+		}
+		if folder == "" {
+			return resolution{}
+		}
+		folder = parentOf(folder)
+	}
+}
+
+func parentOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// serveFile sends a file of the deploy: with status 200 through http.ServeContent (ETag,
+// Last-Modified, 304, Range, HEAD), or a 404 page as it is.
+func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name string, f File, status int) {
+	rd, err := h.svc.blobs.Open(r.Context(), blob.Ref{Account: h.accountID, Hash: f.Hash})
+	if err != nil {
+		h.svc.log.Warn("pgs: opening a site's file failed", "deploy_id", h.deployID, "path", name, "err", err)
+		http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
+		return
+	}
+	defer rd.Close()
+	hdr := w.Header()
+	hdr.Set("Content-Type", contentType(name))
+	hdr.Set("Cache-Control", cacheControl)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	var body io.ReadSeeker = io.NewSectionReader(rd, 0, rd.Size())
+	if f, ok := rd.(interface{ ReadSeeker() io.ReadSeeker }); ok {
+		body = f.ReadSeeker() // a file the kernel can send by itself
+	}
+	if status == http.StatusOK {
+		hdr.Set("ETag", `"`+f.Hash.String()+`"`)
+		http.ServeContent(w, r, "", time.Unix(f.MTime, 0), body)
+		return
+	}
+	hdr.Set("Content-Length", strconv.FormatInt(rd.Size(), 10))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		io.Copy(w, body)
+	}
+}

@@ -1,0 +1,62 @@
+package pgs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/portico-sh/portico/db"
+)
+
+// countingStore answers PGSLive for alice/blog only and counts the lookups.
+type countingStore struct {
+	Store
+	lookups atomic.Int64
+}
+
+func (s *countingStore) PGSLive(_ context.Context, account, project string) (db.PGSLive, error) {
+	s.lookups.Add(1)
+	if account == "alice" && project == "blog" {
+		return db.PGSLive{AccountID: 1, ProjectID: 1, DeployID: 7}, nil
+	}
+	return db.PGSLive{}, db.ErrNotFound
+}
+
+// Visitors' random host names cost at most missBurst store lookups at once; names seen to be
+// no project are remembered; a known site is never held up by them.
+func TestSiteCacheBoundsLookups(t *testing.T) {
+	store := &countingStore{}
+	c := newSiteCache(store, 1000)
+	ctx := context.Background()
+	if l, ok, err := c.liveOf(ctx, "alice", "blog", true); err != nil || !ok || l.DeployID != 7 {
+		t.Fatalf("alice/blog = %+v, %v, %v", l, ok, err)
+	}
+	busy := 0
+	for i := range 3 * missBurst {
+		_, ok, err := c.liveOf(ctx, "alice", fmt.Sprintf("random-%d", i), true)
+		switch {
+		case errors.Is(err, errLookupsBusy):
+			busy++
+		case err != nil || ok:
+			t.Fatalf("random name %d: %v, %v", i, ok, err)
+		}
+	}
+	if n := store.lookups.Load(); n > missBurst+100 {
+		t.Fatalf("%d store lookups for %d random names", n, 3*missBurst)
+	}
+	if busy == 0 {
+		t.Fatal("random names were never refused")
+	}
+	before := store.lookups.Load()
+	if _, ok, err := c.liveOf(ctx, "alice", "random-1", true); ok || err != nil {
+		t.Fatalf("a remembered missing name: %v, %v", ok, err)
+	}
+	if store.lookups.Load() != before {
+		t.Fatal("a remembered missing name was looked up again")
+	}
+	if _, ok, err := c.liveOf(ctx, "alice", "blog", true); !ok || err != nil {
+		t.Fatalf("the known site while lookups are spent: %v, %v", ok, err)
+	}
+}
