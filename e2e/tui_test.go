@@ -274,8 +274,17 @@ func TestTUI(t *testing.T) {
 		t.Fatalf("bob's certificate as pgs@: exit status %d, output:\n%s", status, out)
 	}
 
-	// The access log page shows it.
+	// The access log page shows it, once the gateway's writer has written it (in batches): the
+	// page shows what it read, so it is reloaded (r) until then.
 	pane.keys("3")
+	pane.waitFor("Access log")
+	for deadline := time.Now().Add(screenTimeout); !strings.Contains(pane.screen(), "bob@laptop"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v the access log does not show bob@laptop:\n%s", screenTimeout, pane.screen())
+		}
+		time.Sleep(200 * time.Millisecond)
+		pane.keys("r")
+	}
 	pane.waitFor("Access log", "bob@laptop", "pgs")
 
 	// Revocations page: revoke serial 42, and bob is refused; lift it, with confirmation, and
