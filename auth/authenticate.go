@@ -19,6 +19,7 @@ type Store interface {
 	HasPendingLoginKey(ctx context.Context, fingerprint string, now time.Time) (bool, error)
 	AccountByID(ctx context.Context, id int64) (db.Account, error)
 	FindRevocation(ctx context.Context, accountID int64, c db.CertRef) (db.Revocation, error)
+	PrincipalMappings(ctx context.Context, accountID int64, principals []string) ([]db.PrincipalMapping, error)
 }
 
 // Options configure an Authenticator.

@@ -577,10 +577,16 @@ func TestAuthenticate(t *testing.T) {
 			key:   withCert(nil), check: grants(PGS),
 		},
 		{
-			name:  "CA principals= limits an admin certificate",
-			setup: func(e *env) { e.setOptions(e.caKey, `cert-authority,principals="pgs,pipe"`) },
-			key:   withCert(func(c *gossh.Certificate) { c.ValidPrincipals = []string{"admin"} }),
-			check: grants(PGS, Pipe),
+			name:   "CA principals= names principals exactly, as sshd: admin is not listed",
+			setup:  func(e *env) { e.setOptions(e.caKey, `cert-authority,principals="pgs,pipe"`) },
+			key:    withCert(func(c *gossh.Certificate) { c.ValidPrincipals = []string{"admin"} }),
+			reason: ReasonDoesNotGrant, messages: []string{"the authority is limited to pgs, pipe"},
+		},
+		{
+			name:  "CA principals= admin",
+			setup: func(e *env) { e.setOptions(e.caKey, `cert-authority,principals="admin"`) },
+			key:   withCert(func(c *gossh.Certificate) { c.ValidPrincipals = []string{"admin", "pgs"} }),
+			check: grants(Admin, PGS, Tuns, Pipe),
 		},
 		{
 			name: "CA principals= refuses a service it does not list", service: Tuns,

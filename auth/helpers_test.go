@@ -1,11 +1,13 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -22,8 +24,11 @@ type fakeStore struct {
 	keys     map[string]db.Key // by fingerprint
 	revs     []db.Revocation
 	pending  map[string]time.Time // pending login keys: fingerprint → expiry
-	err      error                // returned by every call when set
-	nextID   int64
+	mappings []db.PrincipalMapping
+	// mapLookups counts the calls of PrincipalMappings.
+	mapLookups int
+	err        error // returned by every call when set
+	nextID     int64
 }
 
 func newFakeStore() *fakeStore {
@@ -80,26 +85,66 @@ func (s *fakeStore) FindRevocation(_ context.Context, accountID int64, c db.Cert
 	if s.err != nil {
 		return db.Revocation{}, s.err
 	}
+	var found []db.Revocation
 	for _, r := range s.revs {
 		if r.AccountID != accountID {
 			continue
 		}
+		ofCA := r.CAFingerprint == "" || r.CAFingerprint == c.CAFingerprint
 		switch r.Kind {
 		case db.RevokeSerial:
-			if r.Value == strconv.FormatUint(c.Serial, 10) && (r.CAFingerprint == "" || r.CAFingerprint == c.CAFingerprint) {
-				return r, nil
+			if r.Value == strconv.FormatUint(c.Serial, 10) && ofCA {
+				found = append(found, r)
+			}
+		case db.RevokeSerialRange:
+			if from, to, err := db.ParseSerialRange(r.Value); err == nil && from <= c.Serial && c.Serial <= to && ofCA {
+				found = append(found, r)
 			}
 		case db.RevokeKeyID:
-			if r.Value == c.KeyID {
-				return r, nil
+			if r.Value == c.KeyID && ofCA {
+				found = append(found, r)
 			}
-		case db.RevokeKey:
-			if r.Value == c.KeyFingerprint {
-				return r, nil
+		case db.RevokeKey, db.RevokeKeyHash:
+			if slices.Contains([]string{c.KeyFingerprint, c.KeySHA1, c.CAFingerprint, c.CASHA1}, r.Value) {
+				found = append(found, r)
 			}
 		}
 	}
-	return db.Revocation{}, db.ErrNotFound
+	// As the stores do: one made by revoke first.
+	slices.SortStableFunc(found, func(a, b db.Revocation) int {
+		return cmp.Compare(btoi(a.Origin == db.OriginKRL), btoi(b.Origin == db.OriginKRL))
+	})
+	if len(found) == 0 {
+		return db.Revocation{}, db.ErrNotFound
+	}
+	return found[0], nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *fakeStore) PrincipalMappings(_ context.Context, accountID int64, principals []string) ([]db.PrincipalMapping, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	s.mapLookups++
+	var out []db.PrincipalMapping
+	for _, m := range s.mappings {
+		if m.AccountID == accountID && slices.Contains(principals, m.Principal) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// mapPrincipal adds a mapping to the account's principal map.
+func (s *fakeStore) mapPrincipal(accountID int64, m db.NewPrincipalMapping) {
+	s.nextID++
+	s.mappings = append(s.mappings, db.PrincipalMapping{ID: s.nextID, AccountID: accountID, NewPrincipalMapping: m})
 }
 
 // testNow is the fixed clock of the decision tests.

@@ -120,10 +120,19 @@ func nextOption(s string) (name, value string, hasValue bool, rest string, err e
 func (o *KeyOptions) set(name, value string) error {
 	switch name {
 	case "principals":
+		// Services, and principals the account's principal map may give services to: the
+		// certificate principals this CA may vouch for.
 		list := strings.Split(value, ",")
 		for _, p := range list {
-			if !KnownService(p) {
-				return fmt.Errorf("principals=%q: %q is not a service (services are %s)", value, p, serviceList(Services))
+			if p == "" {
+				return fmt.Errorf("principals=%q: an empty principal", value)
+			}
+			if KnownService(p) {
+				continue
+			}
+			if err := CheckPrincipalName(p); err != nil {
+				return fmt.Errorf("principals=%q: %q is neither a service (%s) nor a principal the principal map can take: %w",
+					value, SanitizeKeyID(p), serviceList(Services), err)
 			}
 		}
 		o.Principals = list

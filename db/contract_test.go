@@ -50,6 +50,7 @@ func runContract(t *testing.T, open func(testing.TB) db.Store) {
 		{"Closed", testClosed},
 	}
 	tests = append(tests, lifecycleContract...)
+	tests = append(tests, trustContract...)
 	tests = append(tests, accessVersionsContract...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -438,7 +439,12 @@ func testRevocations(t *testing.T, s db.Store) {
 		{Kind: db.RevokeSerial, Value: "18446744073709551616"},
 		{Kind: db.RevokeSerial, Value: "twelve"},
 		{Kind: db.RevokeKeyID, Value: ""},
-		{Kind: db.RevokeKeyID, Value: "bob", CAFingerprint: "SHA256:ca"},
+		{Kind: db.RevokeKey, Value: "SHA256:x", CAFingerprint: "SHA256:ca"},
+		{Kind: db.RevokeKeyHash, Value: "SHA1:x", CAFingerprint: "SHA256:ca"},
+		{Kind: db.RevokeSerialRange, Value: "9-3"},
+		{Kind: db.RevokeSerialRange, Value: "9"},
+		{Kind: db.RevokeKeyID, Value: "bob\x00"},
+		{Kind: db.RevokeKeyID, Value: "bob", Origin: "elsewhere"},
 		{Kind: "principal", Value: "pgs"},
 	} {
 		if _, err := s.AddRevocation(ctx, alice.ID, bad); err == nil {

@@ -64,7 +64,8 @@ const (
 type NewRevocation struct {
 	Kind          RevocationKind
 	Value         string
-	CAFingerprint string // only for RevokeSerial; empty means every CA of the account
+	CAFingerprint string           // serials, ranges and key IDs: this CA only; empty means every CA of the account
+	Origin        RevocationOrigin // empty: OriginRevoke
 }
 
 // Revocation is a stored revocation.
@@ -72,6 +73,7 @@ type Revocation struct {
 	ID        int64
 	AccountID int64
 	NewRevocation
+	SourceID  int64 // the KRL source it was fetched from; 0: none
 	CreatedAt time.Time
 }
 
@@ -79,8 +81,10 @@ type Revocation struct {
 type CertRef struct {
 	Serial         uint64
 	KeyID          string
-	KeyFingerprint string
+	KeyFingerprint string // SHA256 fingerprint of the certificate's key
+	KeySHA1        string // its SHA1 fingerprint (SHA1:...), for key hashes from KRLs
 	CAFingerprint  string
+	CASHA1         string // the CA's SHA1 fingerprint: a KRL that lists a CA's key revokes its certificates
 }
 
 // AccessEntry is one authentication decision on a proven key.
@@ -127,7 +131,10 @@ type Revocations interface {
 	AddRevocation(ctx context.Context, accountID int64, r NewRevocation) (Revocation, error)
 	ListRevocations(ctx context.Context, accountID int64) ([]Revocation, error)
 	RemoveRevocation(ctx context.Context, accountID, id int64) error
-	// FindRevocation returns the first revocation of the account that matches c, or ErrNotFound.
+	// FindRevocation returns a revocation of the account that matches c, or ErrNotFound:
+	// a serial or serial range of its CA (or of every CA), its key ID, or a key or key hash
+	// naming its key or its CA's key. One made by revoke comes before one from a KRL. It takes
+	// one query, whose cost does not grow with the number of revocations.
 	FindRevocation(ctx context.Context, accountID int64, c CertRef) (Revocation, error)
 }
 
@@ -149,6 +156,7 @@ type Store interface {
 	PGS
 	PendingKeys
 	AccountLifecycle
+	TrustRules
 	AccessVersions
 	AccessBatches
 	SuppressedAccess

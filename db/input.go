@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Both stores keep times in UTC with microsecond precision, the finest Postgres stores, so the
@@ -49,8 +51,19 @@ func checkFirstKey(name string, first NewKey) error {
 }
 
 // checkRevocation validates r and returns it in stored form: a serial in canonical decimal, so
-// that it matches CertRef.Serial formatted the same way.
+// that it matches CertRef.Serial formatted the same way; a range as canonical "FROM-TO".
 func checkRevocation(r NewRevocation) (NewRevocation, error) {
+	switch r.Origin {
+	case "":
+		r.Origin = OriginRevoke
+	case OriginRevoke, OriginKRL:
+	default:
+		return r, fmt.Errorf("revocation origin %q is not %q or %q", r.Origin, OriginRevoke, OriginKRL)
+	}
+	if !utf8.ValidString(r.Value) || strings.ContainsRune(r.Value, 0) ||
+		!utf8.ValidString(r.CAFingerprint) || strings.ContainsRune(r.CAFingerprint, 0) {
+		return r, fmt.Errorf("%s revocation is not text", r.Kind)
+	}
 	if r.Value == "" {
 		return r, fmt.Errorf("%s revocation has an empty value", r.Kind)
 	}
@@ -61,12 +74,20 @@ func checkRevocation(r NewRevocation) (NewRevocation, error) {
 			return r, fmt.Errorf("serial %q is not a decimal number from 0 to %d", r.Value, uint64(1<<64-1))
 		}
 		r.Value = strconv.FormatUint(n, 10)
-	case RevokeKeyID, RevokeKey:
+	case RevokeSerialRange:
+		from, to, err := ParseSerialRange(r.Value)
+		if err != nil {
+			return r, err
+		}
+		r.Value = SerialRange(from, to)
+	case RevokeKeyID:
+	case RevokeKey, RevokeKeyHash:
 		if r.CAFingerprint != "" {
 			return r, fmt.Errorf("a %s revocation applies to every CA of the account and takes no CA fingerprint", r.Kind)
 		}
 	default:
-		return r, fmt.Errorf("revocation kind %q is not %q, %q or %q", r.Kind, RevokeSerial, RevokeKeyID, RevokeKey)
+		return r, fmt.Errorf("revocation kind %q is not %q, %q, %q, %q or %q", r.Kind,
+			RevokeSerial, RevokeSerialRange, RevokeKeyID, RevokeKey, RevokeKeyHash)
 	}
 	return r, nil
 }

@@ -16,6 +16,8 @@ import (
 // into a NUMERIC(20, 0) column, which holds the whole uint64 range.
 type postgresStore struct {
 	pool *pgxpool.Pool
+
+	maxRevocations int // 0: MaxRevocations (tests set less)
 }
 
 // Constraint names, as the migration declares them.
@@ -256,18 +258,24 @@ func scanPostgresKey(row pgx.Row) (Key, error) {
 
 // Revocations
 
-const postgresRevocationColumns = `id, account_id, kind, value, ca_fingerprint, created_at`
+const postgresRevocationColumns = `id, account_id, kind, value, ca_fingerprint, origin, source_id, created_at`
 
 func (s *postgresStore) AddRevocation(ctx context.Context, accountID int64, nr NewRevocation) (Revocation, error) {
-	nr, err := checkRevocation(nr)
+	sr, err := checkStoredRevocation(nr)
 	if err != nil {
 		return Revocation{}, fmt.Errorf("add revocation of %s %q: %w", nr.Kind, nr.Value, err)
 	}
-	r := Revocation{AccountID: accountID, NewRevocation: nr, CreatedAt: now()}
-	err = s.pool.QueryRow(ctx,
-		`INSERT INTO revocations (account_id, kind, value, ca_fingerprint, created_at)
-		 VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		accountID, string(nr.Kind), nr.Value, nr.CAFingerprint, r.CreatedAt).Scan(&r.ID)
+	r := Revocation{AccountID: accountID, NewRevocation: sr.NewRevocation, CreatedAt: now()}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.roomForRevocations(ctx, tx, accountID, 0, 1); err != nil {
+			return err
+		}
+		ids, err := postgresInsertRevocations(ctx, tx, accountID, 0, []storedRevocation{sr}, r.CreatedAt)
+		if err == nil {
+			r.ID = ids[0]
+		}
+		return err
+	})
 	if err != nil {
 		return Revocation{}, fmt.Errorf("add revocation of %s %q: %w", nr.Kind, nr.Value, postgresErr(err))
 	}
@@ -288,25 +296,27 @@ func (s *postgresStore) ListRevocations(ctx context.Context, accountID int64) ([
 }
 
 func (s *postgresStore) RemoveRevocation(ctx context.Context, accountID, id int64) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM revocations WHERE id = $1 AND account_id = $2`, id, accountID)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = ErrNotFound
-	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var sourceID *int64
+		err := tx.QueryRow(ctx, `DELETE FROM revocations WHERE id = $1 AND account_id = $2 RETURNING source_id`,
+			id, accountID).Scan(&sourceID)
+		if err != nil || sourceID == nil {
+			return postgresErr(err)
+		}
+		_, err = tx.Exec(ctx, `UPDATE krl_sources SET entries = entries - 1 WHERE id = $1`, *sourceID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("remove revocation %d of account %d: %w", id, accountID, err)
 	}
 	return nil
 }
 
+// FindRevocation looks each kind up through its own index: serials and key IDs by value,
+// keys and key hashes by the certificate's and its CA's fingerprints, serial ranges by the 130
+// buckets that can hold the serial (db/trust.go).
 func (s *postgresStore) FindRevocation(ctx context.Context, accountID int64, c CertRef) (Revocation, error) {
-	r, err := scanPostgresRevocation(s.pool.QueryRow(ctx,
-		`SELECT `+postgresRevocationColumns+` FROM revocations
-		 WHERE account_id = $1 AND (
-		       (kind = 'serial' AND value = $2 AND (ca_fingerprint = '' OR ca_fingerprint = $3))
-		    OR (kind = 'key_id' AND value = $4)
-		    OR (kind = 'key' AND value = $5))
-		 ORDER BY id LIMIT 1`,
-		accountID, strconv.FormatUint(c.Serial, 10), c.CAFingerprint, c.KeyID, c.KeyFingerprint))
+	r, err := scanPostgresRevocation(s.pool.QueryRow(ctx, postgresFindRevocation, postgresFindRevocationArgs(accountID, c)...))
 	if err != nil {
 		return Revocation{}, fmt.Errorf("find revocation of certificate %q (serial %d) in account %d: %w",
 			c.KeyID, c.Serial, accountID, postgresErr(err))
@@ -314,15 +324,37 @@ func (s *postgresStore) FindRevocation(ctx context.Context, accountID int64, c C
 	return r, nil
 }
 
+// postgresFindRevocation is FindRevocation's query: one indexed lookup per kind.
+const postgresFindRevocation = `SELECT ` + postgresRevocationColumns + ` FROM (
+	    SELECT * FROM revocations WHERE account_id = $1 AND kind = 'serial' AND value = $2 AND ca_fingerprint IN ('', $3)
+	    UNION ALL
+	    SELECT * FROM revocations WHERE account_id = $1 AND kind = 'key_id' AND value = $4 AND ca_fingerprint IN ('', $3)
+	    UNION ALL
+	    SELECT * FROM revocations WHERE account_id = $1 AND kind IN ('key', 'key_hash') AND value IN ($5, $6, $3, $7)
+	    UNION ALL
+	    SELECT * FROM revocations WHERE account_id = $1 AND range_key = ANY($8::text[])
+	        AND range_lo <= $9 AND range_hi >= $9 AND ca_fingerprint IN ('', $3)) AS found
+	ORDER BY origin = 'krl', id LIMIT 1`
+
+func postgresFindRevocationArgs(accountID int64, c CertRef) []any {
+	return []any{accountID, strconv.FormatUint(c.Serial, 10), c.CAFingerprint, c.KeyID, c.KeyFingerprint, c.KeySHA1, c.CASHA1,
+		rangeKeysOf(c.Serial), ordered(c.Serial)}
+}
+
 func scanPostgresRevocation(row pgx.Row) (Revocation, error) {
 	var (
-		r    Revocation
-		kind string
+		r        Revocation
+		kind     string
+		origin   string
+		sourceID *int64
 	)
-	if err := row.Scan(&r.ID, &r.AccountID, &kind, &r.Value, &r.CAFingerprint, &r.CreatedAt); err != nil {
+	if err := row.Scan(&r.ID, &r.AccountID, &kind, &r.Value, &r.CAFingerprint, &origin, &sourceID, &r.CreatedAt); err != nil {
 		return Revocation{}, err
 	}
-	r.Kind = RevocationKind(kind)
+	r.Kind, r.Origin = RevocationKind(kind), RevocationOrigin(origin)
+	if sourceID != nil {
+		r.SourceID = *sourceID
+	}
 	r.CreatedAt = r.CreatedAt.UTC()
 	return r, nil
 }

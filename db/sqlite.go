@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -19,6 +20,13 @@ import (
 type sqliteStore struct {
 	w *sql.DB
 	r *sql.DB
+
+	maxRevocations int // 0: MaxRevocations (tests set less)
+
+	// findRevocation is FindRevocation's statement, prepared once: its text (130 serial range
+	// buckets) costs more to parse than to run.
+	findMu         sync.Mutex
+	findRevocation *sql.Stmt
 }
 
 // sqliteTimeLayout is fixed width, so that text order is time order in SQL comparisons.
@@ -82,7 +90,28 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqliteStore) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	var stmt error
+	s.findMu.Lock()
+	if s.findRevocation != nil {
+		stmt = s.findRevocation.Close()
+	}
+	s.findMu.Unlock()
+	return errors.Join(stmt, s.r.Close(), s.w.Close())
+}
+
+// findStatement returns FindRevocation's prepared statement, preparing it the first time (and
+// again after a failure).
+func (s *sqliteStore) findStatement(ctx context.Context) (*sql.Stmt, error) {
+	s.findMu.Lock()
+	defer s.findMu.Unlock()
+	if s.findRevocation == nil {
+		stmt, err := s.r.PrepareContext(ctx, sqliteFindRevocation)
+		if err != nil {
+			return nil, err
+		}
+		s.findRevocation = stmt
+	}
+	return s.findRevocation, nil
 }
 
 // inTx runs fn in a write transaction and commits it if fn returns nil.
@@ -292,18 +321,24 @@ func scanSQLiteKey(row interface{ Scan(...any) error }) (Key, error) {
 
 // Revocations
 
-const sqliteRevocationColumns = `id, account_id, kind, value, ca_fingerprint, created_at`
+const sqliteRevocationColumns = `id, account_id, kind, value, ca_fingerprint, origin, source_id, created_at`
 
 func (s *sqliteStore) AddRevocation(ctx context.Context, accountID int64, nr NewRevocation) (Revocation, error) {
-	nr, err := checkRevocation(nr)
+	sr, err := checkStoredRevocation(nr)
 	if err != nil {
 		return Revocation{}, fmt.Errorf("add revocation of %s %q: %w", nr.Kind, nr.Value, err)
 	}
-	r := Revocation{AccountID: accountID, NewRevocation: nr, CreatedAt: now()}
-	err = s.w.QueryRowContext(ctx,
-		`INSERT INTO revocations (account_id, kind, value, ca_fingerprint, created_at)
-		 VALUES (?, ?, ?, ?, ?) RETURNING id`,
-		accountID, string(nr.Kind), nr.Value, nr.CAFingerprint, sqliteTime(r.CreatedAt)).Scan(&r.ID)
+	r := Revocation{AccountID: accountID, NewRevocation: sr.NewRevocation, CreatedAt: now()}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.roomForRevocations(ctx, tx, accountID, 0, 1); err != nil {
+			return err
+		}
+		ids, err := sqliteInsertRevocations(ctx, tx, accountID, 0, []storedRevocation{sr}, r.CreatedAt)
+		if err == nil {
+			r.ID = ids[0]
+		}
+		return err
+	})
 	if err != nil {
 		return Revocation{}, fmt.Errorf("add revocation of %s %q: %w", nr.Kind, nr.Value, sqliteErr(err))
 	}
@@ -324,25 +359,35 @@ func (s *sqliteStore) ListRevocations(ctx context.Context, accountID int64) ([]R
 }
 
 func (s *sqliteStore) RemoveRevocation(ctx context.Context, accountID, id int64) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM revocations WHERE id = ? AND account_id = ?`, id, accountID)
-	if err == nil {
-		err = sqliteAffected(res)
-	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var sourceID sql.NullInt64
+		err := tx.QueryRowContext(ctx, `DELETE FROM revocations WHERE id = ? AND account_id = ? RETURNING source_id`,
+			id, accountID).Scan(&sourceID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil || !sourceID.Valid {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE krl_sources SET entries = entries - 1 WHERE id = ?`, sourceID.Int64)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("remove revocation %d of account %d: %w", id, accountID, err)
 	}
 	return nil
 }
 
+// FindRevocation looks each kind up through its own index: serials and key IDs by value,
+// keys and key hashes by the certificate's and its CA's fingerprints, serial ranges by the 130
+// buckets that can hold the serial (db/trust.go).
 func (s *sqliteStore) FindRevocation(ctx context.Context, accountID int64, c CertRef) (Revocation, error) {
-	r, err := scanSQLiteRevocation(s.r.QueryRowContext(ctx,
-		`SELECT `+sqliteRevocationColumns+` FROM revocations
-		 WHERE account_id = ? AND (
-		       (kind = 'serial' AND value = ? AND (ca_fingerprint = '' OR ca_fingerprint = ?))
-		    OR (kind = 'key_id' AND value = ?)
-		    OR (kind = 'key' AND value = ?))
-		 ORDER BY id LIMIT 1`,
-		accountID, strconv.FormatUint(c.Serial, 10), c.CAFingerprint, c.KeyID, c.KeyFingerprint))
+	stmt, err := s.findStatement(ctx)
+	if err != nil {
+		return Revocation{}, fmt.Errorf("find revocation of certificate %q (serial %d) in account %d: preparing the query: %w",
+			c.KeyID, c.Serial, accountID, err)
+	}
+	r, err := scanSQLiteRevocation(stmt.QueryRowContext(ctx, sqliteFindRevocationArgs(accountID, c)...))
 	if err != nil {
 		return Revocation{}, fmt.Errorf("find revocation of certificate %q (serial %d) in account %d: %w",
 			c.KeyID, c.Serial, accountID, err)
@@ -350,19 +395,51 @@ func (s *sqliteStore) FindRevocation(ctx context.Context, accountID int64, c Cer
 	return r, nil
 }
 
+// sqliteFindRevocation is FindRevocation's query: one indexed lookup per kind.
+var sqliteFindRevocation = `SELECT ` + sqliteRevocationColumns + ` FROM (
+	    SELECT * FROM revocations WHERE account_id = ? AND kind = 'serial' AND value = ? AND ca_fingerprint IN ('', ?)
+	    UNION ALL
+	    SELECT * FROM revocations WHERE account_id = ? AND kind = 'key_id' AND value = ? AND ca_fingerprint IN ('', ?)
+	    UNION ALL
+	    SELECT * FROM revocations WHERE account_id = ? AND kind IN ('key', 'key_hash') AND value IN (?, ?, ?, ?)
+	    UNION ALL
+	    SELECT * FROM revocations WHERE account_id = ? AND range_key IN (` + placeholders(rangeKeyCount) + `)
+	        AND range_lo <= ? AND range_hi >= ? AND ca_fingerprint IN ('', ?))
+	ORDER BY origin = 'krl', id LIMIT 1`
+
+func sqliteFindRevocationArgs(accountID int64, c CertRef) []any {
+	args := []any{
+		accountID, strconv.FormatUint(c.Serial, 10), c.CAFingerprint,
+		accountID, c.KeyID, c.CAFingerprint,
+		accountID, c.KeyFingerprint, c.KeySHA1, c.CAFingerprint, c.CASHA1,
+		accountID,
+	}
+	for _, k := range rangeKeysOf(c.Serial) {
+		args = append(args, k)
+	}
+	return append(args, ordered(c.Serial), ordered(c.Serial), c.CAFingerprint)
+}
+
+// placeholders returns n comma-separated question marks.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
 func scanSQLiteRevocation(row interface{ Scan(...any) error }) (Revocation, error) {
 	var (
-		r       Revocation
-		kind    string
-		created string
+		r        Revocation
+		kind     string
+		origin   string
+		sourceID sql.NullInt64
+		created  string
 	)
-	if err := row.Scan(&r.ID, &r.AccountID, &kind, &r.Value, &r.CAFingerprint, &created); err != nil {
+	if err := row.Scan(&r.ID, &r.AccountID, &kind, &r.Value, &r.CAFingerprint, &origin, &sourceID, &created); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Revocation{}, ErrNotFound
 		}
 		return Revocation{}, err
 	}
-	r.Kind = RevocationKind(kind)
+	r.Kind, r.Origin, r.SourceID = RevocationKind(kind), RevocationOrigin(origin), sourceID.Int64
 	var err error
 	r.CreatedAt, err = parseSQLiteTime(created)
 	return r, err

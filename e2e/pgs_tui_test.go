@@ -98,7 +98,7 @@ func TestTUISites(t *testing.T) {
 
 	pane := startTmux(t, dir, "sites", env, "ssh -F ssh_config -t -i alice "+loopback)
 	pane.waitFor("Account name", "alice")
-	pane.keys("6")
+	pane.keys("7")
 	pane.waitFor("Sites", "PROJECT", "blog", "d2", "alice-blog.localhost")
 	pane.keys("Enter")
 	pane.waitFor("Project: blog", "DEPLOY", "d2", "live", "d1", "rsync")

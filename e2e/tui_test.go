@@ -196,7 +196,7 @@ func TestTUI(t *testing.T) {
 		return string(out), err
 	}
 	for _, k := range [][2]string{{"alice", "alice@laptop"}, {"desktop", "alice@desktop"}, {"ca", "teamca"}, {"bob", "bob@laptop"},
-		{"claimkey", "claim"}, {"tablet", "alice@tablet"}} {
+		{"claimkey", "claim"}, {"tablet", "alice@tablet"}, {"carol", "carol@team"}} {
 		if out, err := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k[0], "-C", k[1]); err != nil {
 			t.Fatalf("ssh-keygen: %v\n%s", err, out)
 		}
@@ -274,8 +274,17 @@ func TestTUI(t *testing.T) {
 		t.Fatalf("bob's certificate as pgs@: exit status %d, output:\n%s", status, out)
 	}
 
-	// The access log page shows it.
+	// The access log page shows it, once the gateway's writer has written it (in batches): the
+	// page shows what it read, so it is reloaded (r) until then.
 	pane.keys("3")
+	pane.waitFor("Access log")
+	for deadline := time.Now().Add(screenTimeout); !strings.Contains(pane.screen(), "bob@laptop"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v the access log does not show bob@laptop:\n%s", screenTimeout, pane.screen())
+		}
+		time.Sleep(200 * time.Millisecond)
+		pane.keys("r")
+	}
 	pane.waitFor("Access log", "bob@laptop", "pgs")
 
 	// Revocations page: revoke serial 42, and bob is refused; lift it, with confirmation, and
@@ -303,8 +312,34 @@ func TestTUI(t *testing.T) {
 		t.Errorf("bob's certificate after the revocation was lifted: exit status %d, output:\n%s", status, out)
 	}
 
-	// The help page's recipes are filled in with this server's host and port.
+	// Principals page: carol's certificate names her team, web-team, which grants nothing until
+	// the page maps it to pgs.
+	if out, err := run("ssh-keygen", "-q", "-s", "ca", "-I", "carol@team", "-n", "web-team", "-V", "+1h", "carol.pub"); err != nil {
+		t.Fatalf("ssh-keygen -s: %v\n%s", err, out)
+	}
+	carolAsPGS := func() (int, string) {
+		out, err := run("ssh", "-F", "ssh_config", "-i", "carol", "-o", "PubkeyAcceptedAlgorithms=ssh-ed25519-cert-v01@openssh.com", "pgs@"+loopback)
+		return exitStatus(err), out
+	}
+	if status, out := carolAsPGS(); status != 255 || !strings.Contains(out, "does not grant") {
+		t.Errorf("carol's certificate for web-team before the mapping: exit status %d, output:\n%s", status, out)
+	}
 	pane.keys("5")
+	pane.waitFor("Principals", "No principals mapped")
+	pane.keys("a")
+	pane.waitFor("Map a principal", "Services:")
+	pane.typeText("web-team")
+	pane.keys("Tab")
+	pane.typeText("pgs")
+	pane.waitFor("> pgs")
+	pane.keys("Enter")
+	pane.waitFor("Mapped principal web-team: pgs.", "any address")
+	if status, out := carolAsPGS(); status != 2 { // let in: pgs prints its usage
+		t.Errorf("carol's certificate for web-team once mapped to pgs: exit status %d, output:\n%s", status, out)
+	}
+
+	// The help page's recipes are filled in with this server's host and port.
+	pane.keys("6")
 	seen := pane.waitFor("Help", "ssh-keygen -s")
 	pane.keys("End")
 	time.Sleep(200 * time.Millisecond)

@@ -121,6 +121,9 @@ func (p *accountPage) view(m *Model, height int) string {
 			[]string{"Valid until", valid},
 		)
 	}
+	if w.ForceCommand != nil {
+		rows = append(rows, []string{"Force command", shown(*w.ForceCommand)})
+	}
 	if p.keysKnown {
 		rows = append(rows,
 			[]string{"Login keys", strconv.Itoa(p.logins)},

@@ -3,6 +3,8 @@ package tui
 import (
 	"strings"
 	"text/tabwriter"
+
+	"github.com/portico-sh/portico/services/admin/ops"
 )
 
 // selection is the selected row in a list of n rows, shown height rows at a time.
@@ -97,3 +99,6 @@ func orDash(s string) string {
 	}
 	return s
 }
+
+// shown is s fit for the terminal (ops.Printable).
+func shown(s string) string { return ops.Printable(s) }

@@ -93,7 +93,7 @@ func New(ctx context.Context, o *ops.Ops, g auth.Grant, key gossh.PublicKey, r *
 		grant: g,
 		key:   key,
 		st:    newStyles(r),
-		pages: []page{&accountPage{}, &keysPage{}, &logsPage{}, &revocationsPage{}, &helpPage{}},
+		pages: []page{&accountPage{}, &keysPage{}, &logsPage{}, &revocationsPage{}, &principalsPage{}, &helpPage{}},
 
 		minReload: defaultMinReload,
 	}

@@ -14,6 +14,7 @@ import (
 // revocationsPage lists revocations, adds one and lifts one after a y/n question.
 type revocationsPage struct {
 	list    []ops.Revocation
+	total   int // the account's revocations: the page shows the first maxShownRevocations
 	cursor  selection
 	form    *revocationForm
 	confirm *ops.Revocation
@@ -44,12 +45,16 @@ func (p *revocationsPage) capturing() bool { return p.form != nil || p.confirm !
 // typing reports whether the form's text inputs have the keyboard.
 func (p *revocationsPage) typing() bool { return p.form != nil }
 
+// maxShownRevocations bounds what the page holds: an account may have tens of thousands (an
+// imported KRL), which revocations ls lists over ssh.
+const maxShownRevocations = 500
+
 func (p *revocationsPage) load(m *Model) error {
-	list, err := m.ops.ListRevocations(m.ctx, m.grant)
+	list, total, err := m.ops.RevocationsPage(m.ctx, m.grant, 0, maxShownRevocations)
 	if err != nil {
 		return err
 	}
-	p.list = list
+	p.list, p.total = list, total
 	p.cursor.clamp(len(list))
 	return nil
 }
@@ -189,14 +194,27 @@ func (p *revocationsPage) view(m *Model, height int) string {
 		b.WriteString(m.st.err.Render(fmt.Sprintf("Lift revocation %d (%s %s)? y/n", r.ID, r.Kind, r.Value)) + "\n\n")
 		height -= 2
 	}
+	if more := p.total - len(p.list); more > 0 {
+		b.WriteString(fmt.Sprintf("The first %d of %d revocations; revocations ls over ssh lists them all.\n\n", len(p.list), p.total))
+		height -= 2
+	}
 	rows := make([][]string, len(p.list))
 	for i, r := range p.list {
-		ca := r.CAFingerprint
-		if ca == "" {
-			ca = "every CA"
+		ca := "every CA"
+		switch {
+		case r.CAName != "":
+			ca = r.CAName
+		case r.CAFingerprint != "":
+			ca = r.CAFingerprint + " (removed)"
+		case r.Kind == "key" || r.Kind == "key_hash":
+			ca = "-"
 		}
-		rows[i] = []string{strconv.FormatInt(r.ID, 10), r.Kind, r.Value, ca, r.CreatedAt.String()}
+		origin := r.Origin
+		if r.Source != nil {
+			origin = "krl " + shown(*r.Source)
+		}
+		rows[i] = []string{strconv.FormatInt(r.ID, 10), r.Kind, shown(r.Value), ca, origin, r.CreatedAt.String()}
 	}
-	b.WriteString(m.table([]string{"ID", "KIND", "VALUE", "CA", "CREATED"}, rows, &p.cursor, height))
+	b.WriteString(m.table([]string{"ID", "KIND", "VALUE", "CA", "ORIGIN", "CREATED"}, rows, &p.cursor, height))
 	return b.String()
 }

@@ -55,8 +55,8 @@ func TestSitesPage(t *testing.T) {
 	m := New(ctx, o, g, opstest.Key(t, 1), lipgloss.NewRenderer(io.Discard), WithSites(sites))
 	m.minReload = 0
 	send(m, tea.WindowSizeMsg{Width: 120, Height: 40})
-	wantView(t, m, "5 Help  6 Sites", "[tab/1-6] pages")
-	typeKeys(m, "6")
+	wantView(t, m, "5 Principals  6 Help  7 Sites", "[tab/1-7] pages")
+	typeKeys(m, "7")
 	wantView(t, m, "PROJECT", "blog", "d2", "ci@run-42", "http://alice-blog.example.org/")
 	press(m, tea.KeyEnter)
 	wantView(t, m, "Project: blog", "d2", "live", "ci@run-42 (serial 42)", "d1", "sftp")

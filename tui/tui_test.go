@@ -149,10 +149,10 @@ func TestPages(t *testing.T) {
 	o, _ := opstest.New(t)
 	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
 	m := newModel(t, o, g, opstest.Key(t, 1))
-	wantView(t, m, "1 Account  2 Keys  3 Access log  4 Revocations  5 Help", "Account name", "alice", "Method", "login key",
+	wantView(t, m, "1 Account  2 Keys  3 Access log  4 Revocations  5 Principals  6 Help", "Account name", "alice", "Method", "login key",
 		"Services", "admin, pgs, tuns, pipe", "Login keys", "Certificate authorities")
 
-	titles := []string{"Account", "Keys", "Access log", "Revocations", "Help"}
+	titles := []string{"Account", "Keys", "Access log", "Revocations", "Principals", "Help"}
 	for i := range titles {
 		want := titles[(i+1)%len(titles)]
 		press(m, tea.KeyTab)
@@ -479,7 +479,7 @@ func TestRevocations(t *testing.T) {
 	}
 	typeKeys(m, "team-ca")
 	press(m, tea.KeyEnter)
-	wantView(t, m, "Added revocation 1 (serial 42).", "serial", "42", auth.Fingerprint(opstest.Key(t, 11)))
+	wantView(t, m, "Added revocation 1 (serial 42).", "serial", "42", "team-ca", "revoke")
 
 	typeKeys(m, "a")
 	press(m, tea.KeyTab)
@@ -502,7 +502,7 @@ func TestHelpScrolls(t *testing.T) {
 	g := opstest.Register(t, o, "alice", opstest.Key(t, 1))
 	m := newModel(t, o, g, opstest.Key(t, 1))
 	send(m, tea.WindowSizeMsg{Width: 80, Height: 20})
-	typeKeys(m, "5")
+	typeKeys(m, "6")
 	wantView(t, m, "Help", "Certificates: sign your teammates' keys")
 	dontWantView(t, m, "CertificateFile")
 	for range 100 {

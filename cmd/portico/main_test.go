@@ -61,6 +61,9 @@ func TestUsageAndVersion(t *testing.T) {
 		{[]string{"serve", "--drain-timeout", "soon"}, exitUsage, "", "drain timeout"},
 		{[]string{"serve", "--pipe-buffer", "1MB"}, exitUsage, "", "pipe buffer"},
 		{[]string{"serve", "--pipe-stall-timeout", "0s"}, exitUsage, "", "pipe stall timeout"},
+		{[]string{"serve", "--krl-allow-internal", "yes"}, exitUsage, "", `krl allow internal "yes"`},
+		{[]string{"serve", "--krl-min-every", "0s"}, exitUsage, "", `krl min every "0s"`},
+		{[]string{"serve", "--krl-min-every", "often"}, exitUsage, "", `krl min every "often"`},
 		{[]string{"serve", "--pgs-keep-deploys", "0"}, exitUsage, "", "pgs keep deploys"},
 		{[]string{"serve", "--pgs-quota", "1GB"}, exitUsage, "", "pgs quota"},
 		{[]string{"serve", "--pgs-max-file", "-1"}, exitUsage, "", "pgs max file"},
@@ -95,18 +98,20 @@ func TestUsageAndVersion(t *testing.T) {
 
 func TestFlagWinsOverEnvironment(t *testing.T) {
 	env := map[string]string{
-		"PORTICO_DATA_DIR":          "/env/data",
-		"PORTICO_SSH_LISTEN":        ":3333",
-		"PORTICO_DOMAIN":            "env.example",
-		"PORTICO_SIGNUPS":           "closed",
-		"PORTICO_LOG_FORMAT":        "json",
-		"PORTICO_DATABASE_URL":      "postgres://env/db",
-		"PORTICO_PIPE_BUFFER":       "64KiB",
-		"PORTICO_SIGNUP_RATE":       "off",
-		"PORTICO_MAX_STARTUPS":      "off",
-		"PORTICO_PER_SOURCE_EXEMPT": "10.0.0.0/8",
-		"PORTICO_METRICS_LISTEN":    "off",
-		"PORTICO_PGS_QUOTA":         "off",
+		"PORTICO_KRL_ALLOW_INTERNAL": "on",
+		"PORTICO_KRL_MIN_EVERY":      "5m",
+		"PORTICO_DATA_DIR":           "/env/data",
+		"PORTICO_SSH_LISTEN":         ":3333",
+		"PORTICO_DOMAIN":             "env.example",
+		"PORTICO_SIGNUPS":            "closed",
+		"PORTICO_LOG_FORMAT":         "json",
+		"PORTICO_DATABASE_URL":       "postgres://env/db",
+		"PORTICO_PIPE_BUFFER":        "64KiB",
+		"PORTICO_SIGNUP_RATE":        "off",
+		"PORTICO_MAX_STARTUPS":       "off",
+		"PORTICO_PER_SOURCE_EXEMPT":  "10.0.0.0/8",
+		"PORTICO_METRICS_LISTEN":     "off",
+		"PORTICO_PGS_QUOTA":          "off",
 	}
 	tests := []struct {
 		name string
@@ -114,18 +119,18 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 		want settings
 	}{
 		{"defaults", nil, withLimitDefaults(settings{dataDir: "./data", sshListen: ":2222", httpListen: ":8080", domain: "localhost",
-			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h"})},
+			signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h", krlInternal: "off", krlMinEvery: "1m0s"})},
 		{"environment", nil, withLimitDefaults(settings{dataDir: "/env/data", databaseURL: "postgres://env/db", sshListen: ":3333", httpListen: ":8080",
 			domain: "env.example", signups: "closed", logFormat: "json", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "64KiB", pipeStall: "10s",
-			signupRate: "off", maxStartups: "off", perSourceExempt: "10.0.0.0/8", metricsListen: "off", pgsQuota: "off"})},
+			signupRate: "off", maxStartups: "off", perSourceExempt: "10.0.0.0/8", metricsListen: "off", pgsQuota: "off", krlInternal: "on", krlMinEvery: "5m"})},
 		{"flags win", []string{"--data-dir", "/flag", "--ssh-listen", ":4444,pgs=:4445", "--domain", "flag.example", "--signups", "open",
 			"--log-format", "text", "--database-url", "", "--http-listen", "127.0.0.1:9090", "--pipe-buffer", "2MiB", "--pipe-stall-timeout", "3s", "--signup-rate", "10/d",
 			"--max-startups", "10:50:20", "--per-source-exempt", "", "--metrics-listen", "", "--per-source-penalty", "off",
-			"--pgs-quota", "2GiB", "--pgs-max-files", "off"},
+			"--pgs-quota", "2GiB", "--pgs-max-files", "off", "--krl-allow-internal", "off", "--krl-min-every", "10s"},
 			withLimitDefaults(settings{dataDir: "/flag", sshListen: ":4444,pgs=:4445", httpListen: "127.0.0.1:9090", domain: "flag.example",
 				signups: "open", logFormat: "text", accessLogDays: "90", drainTimeout: "10s", pipeBuffer: "2MiB", pipeStall: "3s", signupRate: "10/d",
 				maxStartups: "10:50:20", perSourceExempt: "", metricsListen: "-", perSourcePenalty: "off",
-				pgsQuota: "2GiB", pgsMaxFiles: "off"})},
+				pgsQuota: "2GiB", pgsMaxFiles: "off", krlInternal: "off", krlMinEvery: "10s"})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,7 +175,7 @@ func withLimitDefaults(s settings) settings {
 // The limits as serve hands them to the gateway.
 func TestLimitSettings(t *testing.T) {
 	s := withLimitDefaults(settings{sshListen: ":2222", signups: "open", accessLogDays: "90", drainTimeout: "10s", domain: "x",
-		pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h"})
+		pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h", krlInternal: "off", krlMinEvery: "1m"})
 	c, err := s.serveConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -192,6 +197,26 @@ func TestLimitSettings(t *testing.T) {
 	s.pipeMaxReaders = "off"
 	if c, err = s.serveConfig(); err != nil || c.pipe.MaxReaders >= 0 {
 		t.Errorf("pipe readers off: %d, %v; want no cap (negative)", c.pipe.MaxReaders, err)
+	}
+}
+
+// The KRL settings as serve hands them to the account operations.
+func TestKRLSettings(t *testing.T) {
+	s := withLimitDefaults(settings{sshListen: ":2222", signups: "open", accessLogDays: "90", drainTimeout: "10s", domain: "x",
+		pipeBuffer: "1MiB", pipeStall: "10s", signupRate: "5/h", krlInternal: "off", krlMinEvery: "1m0s"})
+	c, err := s.serveConfig()
+	if err != nil || c.krl.AllowInternal || c.krl.MinEvery != time.Minute {
+		t.Errorf("defaults: %+v, %v", c.krl, err)
+	}
+	s.krlInternal, s.krlMinEvery = "on", "1s"
+	if c, err = s.serveConfig(); err != nil || !c.krl.AllowInternal || c.krl.MinEvery != time.Second {
+		t.Errorf("on, 1s: %+v, %v", c.krl, err)
+	}
+	for _, bad := range []string{"500ms", "8d", "-1m", "soon"} {
+		s.krlMinEvery = bad
+		if _, err := s.serveConfig(); err == nil {
+			t.Errorf("--krl-min-every %s: no error", bad)
+		}
 	}
 }
 

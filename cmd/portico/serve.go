@@ -84,6 +84,7 @@ func serve(ctx context.Context, env *environment, args []string) error {
 		SSHPort:        cfg.public.SSHPort,
 		SignupsOpen:    cfg.signupsOpen,
 		SignupRate:     cfg.signupRate,
+		KRL:            cfg.krl,
 		KnownHostsLine: knownHostsLine(hostCert, cfg.public),
 		AccountHooks:   accountHooks(sites),
 		Log:            log,
@@ -125,7 +126,18 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	}
 	go sites.Sweep(ctx, time.Hour)
 	log.Info("starting", "version", versionString(), "domain", s.domain, "signups", s.signups, "signup_rate", cfg.signupRate.String())
-	return gw.Serve(ctx)
+	// KRL sources due (revocations import --url --every) are fetched by every gateway on the
+	// database, each source by one at a time; it stops before the store closes.
+	refreshCtx, stopRefresh := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() {
+		defer close(refreshed)
+		accountOps.RunKRLRefresher(refreshCtx)
+	}()
+	err = gw.Serve(ctx)
+	stopRefresh()
+	<-refreshed
+	return err
 }
 
 func databaseKind(url string) string {

@@ -40,6 +40,8 @@ type settings struct {
 	pgsMaxFile    string
 	pgsMaxFiles   string
 	signupRate    string
+	krlInternal   string
+	krlMinEvery   string
 	sshCiphers    string
 	hostCert      string
 
@@ -82,6 +84,8 @@ var (
 		{"drain-timeout", "PORTICO_DRAIN_TIMEOUT", "10s", "how long shutdown waits for open sessions", func(s *settings) *string { return &s.drainTimeout }},
 		{"pipe-buffer", "PORTICO_PIPE_BUFFER", "1MiB", "pipe: bytes buffered for each reader", func(s *settings) *string { return &s.pipeBuffer }},
 		{"pipe-stall-timeout", "PORTICO_PIPE_STALL_TIMEOUT", "10s", "pipe: how long a reader's buffer may stay full before it is dropped", func(s *settings) *string { return &s.pipeStall }},
+		{"krl-allow-internal", "PORTICO_KRL_ALLOW_INTERNAL", "off", "on: revocations import --url may fetch from loopback, private, link-local and other internal addresses", func(s *settings) *string { return &s.krlInternal }},
+		{"krl-min-every", "PORTICO_KRL_MIN_EVERY", ops.DefaultKRLMinEvery.String(), "the shortest --every of revocations import --url", func(s *settings) *string { return &s.krlMinEvery }},
 		{"metrics-listen", "PORTICO_METRICS_LISTEN", "127.0.0.1:9222", "Prometheus /metrics listen address (off, or an empty flag: none)", func(s *settings) *string { return &s.metricsListen }},
 		{"max-startups", "PORTICO_MAX_STARTUPS", "100:30:1000", "unauthenticated connections, as sshd's MaxStartups start:rate:full, or off", func(s *settings) *string { return &s.maxStartups }},
 		{"per-source-max-startups", "PORTICO_PER_SOURCE_MAX_STARTUPS", "20", "unauthenticated connections at once from one address (IPv6: one /64), or off", func(s *settings) *string { return &s.perSourceMaxStartups }},
@@ -161,6 +165,7 @@ type serveConfig struct {
 	public       services.Public
 	pgs          pgs.Limits
 	signupRate   ops.SignupRate
+	krl          ops.KRLConfig
 	limits       gateway.Limits
 	metricsAddr  string
 	ciphers      []string
@@ -201,6 +206,16 @@ func (s *settings) serveConfig() (serveConfig, error) {
 	}
 	if c.pipe.StallTimeout, err = time.ParseDuration(s.pipeStall); err != nil || c.pipe.StallTimeout <= 0 {
 		return c, fmt.Errorf("pipe stall timeout %q: want a duration such as 10s", s.pipeStall)
+	}
+	switch s.krlInternal {
+	case "on":
+		c.krl.AllowInternal = true
+	case "off":
+	default:
+		return c, fmt.Errorf("krl allow internal %q: want on or off", s.krlInternal)
+	}
+	if c.krl.MinEvery, err = time.ParseDuration(s.krlMinEvery); err != nil || c.krl.MinEvery < time.Second || c.krl.MinEvery > ops.MaxKRLEvery {
+		return c, fmt.Errorf("krl min every %q: want a duration from 1s to %v, such as 1m", s.krlMinEvery, ops.MaxKRLEvery)
 	}
 	if c.pipe.MaxReaders, err = gateway.ParseLimit("pipe max readers", s.pipeMaxReaders); err != nil {
 		return c, err

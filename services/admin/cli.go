@@ -7,12 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/internal/cliargs"
 	"github.com/portico-sh/portico/services/admin/ops"
 )
 
@@ -75,6 +77,13 @@ func init() {
 		{"revoke", []string{"--serial N [--ca NAME]", "--key-id ID", "--key FINGERPRINT"}, "revokes certificates by serial (of one CA, or of all), key ID, or key fingerprint", false, (*cli).revoke},
 		{"revocations ls", []string{"[--json]"}, "lists revocations", false, (*cli).revocationsList},
 		{"revocations rm", []string{"ID"}, "lifts a revocation", false, (*cli).revocationsRemove},
+		{"revocations import", []string{"[--ca NAME] [--json] < FILE.krl", "[--ca NAME] --url URL [--every DURATION] [--json]"}, "imports an OpenSSH KRL (ssh-keygen -k) from stdin, or fetches it from URL (again every DURATION); nothing changes unless all of it can be imported", false, (*cli).revocationsImport},
+		{"revocations export", []string{"> FILE.krl"}, "writes the revocations as an OpenSSH KRL, for sshd's RevokedKeys (ssh-keygen -Q reads it)", false, (*cli).revocationsExport},
+		{"revocations sources", []string{"[--json]"}, "lists the URLs KRLs are imported from", false, (*cli).revocationsSources},
+		{"revocations sources rm", []string{"ID-OR-URL"}, "stops importing from a URL and lifts its revocations", false, (*cli).revocationsSourcesRemove},
+		{"principals ls", []string{"[--json]"}, "the principal map: certificate principals that grant services", false, (*cli).principalsList},
+		{"principals set", []string{"NAME SERVICES [--from CIDR,...] [--ca CA] [--json]"}, "certificates listing principal NAME (from one of the account's CAs, or from CA) get SERVICES, from client addresses matching --from", false, (*cli).principalsSet},
+		{"principals rm", []string{"NAME"}, "unmaps a principal", false, (*cli).principalsRemove},
 		{"account delete", []string{"--yes"}, "deletes this account: its keys, CAs, revocations and data; its name is held for 90 days", false, (*cli).accountDelete},
 	}
 }
@@ -113,12 +122,17 @@ func lookup(args []string) (command, []string, error) {
 	switch name {
 	case "-h", "--help", "-help":
 		name = "help"
-	case "keys", "revocations", "account":
+	case "keys", "revocations", "account", "principals":
 		if len(args) < 2 {
 			return command{}, nil, usagef("%s needs a subcommand: %s", name, subcommands(name))
 		}
 		name += " " + args[1]
 		args = args[1:]
+		// A third word, as in revocations sources rm.
+		if len(args) > 1 && slices.ContainsFunc(commands, func(c command) bool { return c.name == name+" "+args[1] }) {
+			name += " " + args[1]
+			args = args[1:]
+		}
 	}
 	for _, cmd := range commands {
 		if cmd.name == name {
@@ -134,7 +148,7 @@ func lookup(args []string) (command, []string, error) {
 func subcommands(group string) string {
 	var subs []string
 	for _, cmd := range commands {
-		if sub, ok := strings.CutPrefix(cmd.name, group+" "); ok {
+		if sub, ok := strings.CutPrefix(cmd.name, group+" "); ok && !strings.Contains(sub, " ") {
 			subs = append(subs, sub)
 		}
 	}
@@ -155,13 +169,25 @@ func (c *cli) runCommand(cmd command, args []string) error {
 
 // parse parses flags and returns exactly want positional arguments, named in the usage line.
 func parse(fs *flag.FlagSet, args []string, want ...string) ([]string, error) {
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	return positional(fs, fs.Args(), err, want)
+}
+
+// parseAnywhere is parse for commands whose flags may also follow their arguments
+// (principals set NAME SERVICES --from CIDR).
+func parseAnywhere(fs *flag.FlagSet, args []string, want ...string) ([]string, error) {
+	rest, err := cliargs.Parse(fs, args)
+	return positional(fs, rest, err, want)
+}
+
+func positional(fs *flag.FlagSet, rest []string, err error, want []string) ([]string, error) {
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, &helpRequest{usageLine(fs.Name())}
 		}
 		return nil, usagef("%s: %v", fs.Name(), err)
 	}
-	switch rest := fs.Args(); {
+	switch {
 	case len(rest) < len(want):
 		return nil, usagef("%s needs %s (usage: %s)", fs.Name(), strings.Join(want[len(rest):], " "), usageLine(fs.Name()))
 	case len(rest) > len(want):
@@ -257,6 +283,9 @@ func (c *cli) whoami(fs *flag.FlagSet, args []string) error {
 		t.row("ca", strings.TrimSpace(cert.CAName+" "+cert.CAFingerprint))
 		t.row("principals", strings.Join(cert.Principals, ", "))
 		t.row("valid until", validUntil(cert.ValidBefore))
+	}
+	if w.ForceCommand != nil {
+		t.row("force command", shown(*w.ForceCommand))
 	}
 	return t.flush()
 }
@@ -456,27 +485,265 @@ func (c *cli) revocationsList(fs *flag.FlagSet, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	rs, err := c.ops.ListRevocations(c.ctx, c.grant)
+	// Page by page: an account may hold tens of thousands of revocations.
+	var (
+		list = newJSONList(c.stdout)
+		t    *table
+		seen bool
+	)
+	for after := int64(0); ; {
+		page, _, err := c.ops.RevocationsPage(c.ctx, c.grant, after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			if *asJSON {
+				if err := list.add(r); err != nil {
+					return err
+				}
+				continue
+			}
+			if t == nil {
+				t = newTable(c.stdout)
+				t.row("ID", "KIND", "VALUE", "CA", "ORIGIN", "CREATED")
+			}
+			t.row(strconv.FormatInt(r.ID, 10), r.Kind, shown(r.Value), revocationCA(r), revocationOrigin(r), r.CreatedAt.String())
+		}
+		seen = seen || len(page) > 0
+		if t != nil {
+			if err := t.flush(); err != nil {
+				return err
+			}
+		}
+		if len(page) < 1000 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if *asJSON {
+		return list.close()
+	}
+	if !seen {
+		_, err := fmt.Fprintln(c.stdout, "no revocations")
+		return err
+	}
+	return nil
+}
+
+// revocationCA names the CA a revocation is for, as the list shows it.
+func revocationCA(r ops.Revocation) string {
+	switch {
+	case r.CAFingerprint == "" && (r.Kind == "key" || r.Kind == "key_hash"):
+		return "-"
+	case r.CAFingerprint == "":
+		return "every CA"
+	case r.CAName != "":
+		return r.CAName
+	}
+	return r.CAFingerprint + " (removed)"
+}
+
+func revocationOrigin(r ops.Revocation) string {
+	if r.Source != nil {
+		return "krl " + shown(*r.Source)
+	}
+	return r.Origin
+}
+
+func (c *cli) revocationsImport(fs *flag.FlagSet, args []string) error {
+	ca := fs.String("ca", "", "")
+	url := fs.String("url", "", "")
+	every := fs.Duration("every", 0, "")
+	asJSON := fs.Bool("json", false, "")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["every"] && *url == "" {
+		return usagef("revocations import: --every goes only with --url (usage: %s)", usageLine("revocations import"))
+	}
+	if set["ca"] && *ca == "" || set["url"] && *url == "" {
+		return usagef("revocations import: a flag's value is empty (usage: %s)", usageLine("revocations import"))
+	}
+	var (
+		res ops.KRLImport
+		err error
+	)
+	if *url != "" {
+		res, err = c.ops.ImportKRLFromURL(c.ctx, c.grant, *url, *ca, *every)
+	} else {
+		if err := c.ops.RequireAdmin(c.grant); err != nil {
+			return err
+		}
+		in, rerr := io.ReadAll(io.LimitReader(c.stdin, auth.MaxKRLBytes+1))
+		if rerr != nil {
+			return fmt.Errorf("reading the KRL from stdin: %w", rerr)
+		}
+		if len(in) > auth.MaxKRLBytes {
+			return fmt.Errorf("the KRL on stdin is larger than %d bytes; nothing was changed", auth.MaxKRLBytes)
+		}
+		res, err = c.ops.ImportKRL(c.ctx, c.grant, in, *ca)
+	}
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return writeJSON(c.stdout, rs)
+		return writeJSON(c.stdout, res)
 	}
-	if len(rs) == 0 {
-		_, err := fmt.Fprintln(c.stdout, "no revocations")
+	if src := res.Source; src != nil {
+		fmt.Fprintf(c.stdout, "imported %d revocations from %s (source %d)", src.Entries, shown(src.URL), src.ID)
+		if src.Every != "" && src.NextFetchAt != nil {
+			fmt.Fprintf(c.stdout, "; fetched again every %s, next at %s", src.Every, src.NextFetchAt)
+		}
+		_, err := fmt.Fprintln(c.stdout)
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "imported the KRL: %d entries, %d new revocations (%d the account had)\n", res.Entries, res.Added, res.Entries-res.Added)
+	return err
+}
+
+func (c *cli) revocationsExport(fs *flag.FlagSet, args []string) error {
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	res, err := c.ops.ExportKRL(c.ctx, c.grant, c.stdout)
+	if err != nil {
+		return err
+	}
+	if res.Skipped > 0 {
+		fmt.Fprintf(c.stderr, "portico: %d revocations left out of the KRL: serial 0 (which OpenSSH refuses in a KRL), or of a CA since removed\n", res.Skipped)
+	}
+	return nil
+}
+
+func (c *cli) revocationsSources(fs *flag.FlagSet, args []string) error {
+	asJSON := fs.Bool("json", false, "")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	srcs, err := c.ops.ListKRLSources(c.ctx, c.grant)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, srcs)
+	}
+	if len(srcs) == 0 {
+		_, err := fmt.Fprintln(c.stdout, "no KRL sources")
 		return err
 	}
 	t := newTable(c.stdout)
-	t.row("ID", "KIND", "VALUE", "CA", "CREATED")
-	for _, r := range rs {
-		ca := r.CAFingerprint
-		if ca == "" {
-			ca = "every CA"
+	t.row("ID", "URL", "CA", "EVERY", "REVOCATIONS", "FETCHED", "NEXT", "LAST ERROR")
+	for _, s := range srcs {
+		next := "-"
+		if s.NextFetchAt != nil {
+			next = s.NextFetchAt.String()
 		}
-		t.row(strconv.FormatInt(r.ID, 10), r.Kind, r.Value, ca, r.CreatedAt.String())
+		ca := orDash(s.CAName)
+		if s.CAName == "" && s.CAFingerprint != "" {
+			ca = s.CAFingerprint + " (removed)"
+		}
+		t.row(strconv.FormatInt(s.ID, 10), shown(s.URL), ca, orDash(s.Every), strconv.Itoa(s.Entries), s.FetchedAt.String(), next, orDash(shown(s.LastError)))
 	}
 	return t.flush()
+}
+
+func (c *cli) revocationsSourcesRemove(fs *flag.FlagSet, args []string) error {
+	rest, err := parse(fs, args, "ID-OR-URL")
+	if err != nil {
+		return err
+	}
+	s, err := c.ops.RemoveKRLSource(c.ctx, c.grant, rest[0])
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "KRL source %d (%s) removed, with its %d revocations\n", s.ID, shown(s.URL), s.Entries)
+	return err
+}
+
+func (c *cli) principalsList(fs *flag.FlagSet, args []string) error {
+	asJSON := fs.Bool("json", false, "")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	ms, err := c.ops.ListPrincipals(c.ctx, c.grant)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, ms)
+	}
+	if len(ms) == 0 {
+		_, err := fmt.Fprintln(c.stdout, "no principals mapped")
+		return err
+	}
+	t := newTable(c.stdout)
+	t.row("PRINCIPAL", "SERVICES", "FROM", "CA", "UPDATED")
+	for _, m := range ms {
+		t.row(shown(m.Principal), strings.Join(m.Services, ","), principalFrom(m), principalCA(m), m.UpdatedAt.String())
+	}
+	return t.flush()
+}
+
+func principalFrom(m ops.PrincipalMapping) string {
+	if m.From == nil {
+		return "any address"
+	}
+	return strings.Join(m.From, ",")
+}
+
+func principalCA(m ops.PrincipalMapping) string {
+	switch {
+	case m.CAFingerprint == "":
+		return "any CA"
+	case m.CAName == "":
+		return m.CAFingerprint + " (removed)"
+	}
+	return m.CAName
+}
+
+func (c *cli) principalsSet(fs *flag.FlagSet, args []string) error {
+	var req ops.PrincipalRequest
+	fs.StringVar(&req.From, "from", "", "")
+	fs.StringVar(&req.CA, "ca", "", "")
+	asJSON := fs.Bool("json", false, "")
+	rest, err := parseAnywhere(fs, args, "NAME", "SERVICES")
+	if err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["from"] && req.From == "" || set["ca"] && req.CA == "" {
+		return usagef("principals set: a flag's value is empty (usage: %s)", usageLine("principals set"))
+	}
+	req.Principal, req.Services = rest[0], rest[1]
+	m, created, err := c.ops.SetPrincipal(c.ctx, c.grant, req)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, m)
+	}
+	verb := "changed"
+	if created {
+		verb = "mapped"
+	}
+	_, err = fmt.Fprintf(c.stdout, "%s principal %s: certificates of %s listing it get %s, from %s\n",
+		verb, shown(m.Principal), principalCA(m), strings.Join(m.Services, ","), principalFrom(m))
+	return err
+}
+
+func (c *cli) principalsRemove(fs *flag.FlagSet, args []string) error {
+	rest, err := parse(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	if err := c.ops.RemovePrincipal(c.ctx, c.grant, rest[0]); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "principal %s unmapped\n", shown(rest[0]))
+	return err
 }
 
 func (c *cli) revocationsRemove(fs *flag.FlagSet, args []string) error {

@@ -136,7 +136,7 @@ func TestCLI(t *testing.T) {
 		{"revoke bad serial", alice, "", []string{"revoke", "--serial", "-1"}, 2, "", "want a decimal serial"},
 		{"revoke unknown CA", alice, "", []string{"revoke", "--serial", "1", "--ca", "nope"}, 1, "", `no certificate authority named "nope"`},
 		{"revoke bad fingerprint", alice, "", []string{"revoke", "--key", "SHA256:nope"}, 1, "", "not a key fingerprint"},
-		{"revoke serial of a CA", alice, "", []string{"revoke", "--serial", "42", "--ca", "team-ca"}, 0, "revoked serial 42 of CA SHA256:", ""},
+		{"revoke serial of a CA", alice, "", []string{"revoke", "--serial", "42", "--ca", "team-ca"}, 0, "revoked serial 42 of CA team-ca SHA256:", ""},
 		{"revoke key ID", alice, "", []string{"revoke", "--key-id", "bob@laptop"}, 0, `revoked key ID "bob@laptop" (revocation 2)`, ""},
 		{"revocations ls", alice, "", []string{"revocations", "ls"}, 0, "ID  KIND", ""},
 		{"revocations rm not a number", alice, "", []string{"revocations", "rm", "first"}, 2, "", "not a revocation ID"},
@@ -175,7 +175,7 @@ func TestCLI(t *testing.T) {
 
 // volatile matches the store's creation and use times in JSON output, which the golden files
 // show as "<time>". The pattern is the promised format, so any other format fails the test.
-var volatile = regexp.MustCompile(`("(?:created_at|last_used_at|expires_at)": )"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"`)
+var volatile = regexp.MustCompile(`("(?:created_at|updated_at|last_used_at|expires_at)": )"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"`)
 
 // claimCode matches a fresh claim code in JSON output, shown as <code>.
 var claimCode = regexp.MustCompile(`("code": "|keys claim )[2-9A-HJKMNP-Z]{8}`)
@@ -238,6 +238,16 @@ func TestJSON(t *testing.T) {
 	}
 	forever := bob
 	forever.Cert = &auth.CertFacts{KeyID: "ci", Serial: 0, CAName: "team-ca", CAFingerprint: ca.Fingerprint, Principals: []string{"admin", "build"}}
+	forced := bob
+	forced.ForceCommand = "pipe pub deploys"
+	for _, req := range []ops.PrincipalRequest{
+		{Principal: "web-team", Services: "pgs,tuns", From: "192.0.2.0/24,!192.0.2.1", CA: "team-ca"},
+		{Principal: "peter", Services: "admin"},
+	} {
+		if _, _, err := o.SetPrincipal(ctx, alice, req); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	tests := []struct {
 		golden string
@@ -250,6 +260,8 @@ func TestJSON(t *testing.T) {
 		{"whoami-key.json", alice, []string{"whoami", "--json"}, ""},
 		{"whoami-cert.json", bob, []string{"whoami", "--json"}, ""},
 		{"whoami-cert-forever.json", forever, []string{"whoami", "--json"}, ""},
+		{"whoami-force-command.json", forced, []string{"whoami", "--json"}, ""},
+		{"principals.json", alice, []string{"principals", "ls", "--json"}, ""},
 		{"keys.json", alice, []string{"keys", "ls", "--json"}, ""},
 		{"logs.json", alice, []string{"logs", "--json"}, ""},
 		{"logs-empty.json", alice, []string{"logs", "--json", "--service", "pipe"}, ""},

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -31,13 +32,57 @@ func revocationWords(r ops.Revocation) string {
 	switch r.Kind {
 	case "serial":
 		if r.CAFingerprint != "" {
-			return "serial " + r.Value + " of CA " + r.CAFingerprint
+			return "serial " + r.Value + " of CA " + strings.TrimSpace(r.CAName+" "+r.CAFingerprint)
 		}
 		return "serial " + r.Value + " of every CA"
 	case "key_id":
 		return fmt.Sprintf("key ID %q", r.Value)
 	}
 	return "certificates of key " + r.Value
+}
+
+// shown is s fit for a terminal (ops.Printable).
+func shown(s string) string { return ops.Printable(s) }
+
+// jsonList writes a JSON array one element at a time, as writeJSON writes a whole one.
+type jsonList struct {
+	w   io.Writer
+	n   int
+	err error
+}
+
+func newJSONList(w io.Writer) *jsonList { return &jsonList{w: w} }
+
+func (l *jsonList) add(v any) error {
+	if l.err != nil {
+		return l.err
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("  ", "  ")
+	if l.err = enc.Encode(v); l.err != nil {
+		return l.err
+	}
+	sep := ",\n  "
+	if l.n == 0 {
+		sep = "[\n  "
+	}
+	l.n++
+	_, l.err = io.WriteString(l.w, sep+strings.TrimSuffix(b.String(), "\n"))
+	return l.err
+}
+
+func (l *jsonList) close() error {
+	if l.err != nil {
+		return l.err
+	}
+	if l.n == 0 {
+		_, err := io.WriteString(l.w, "[]\n")
+		return err
+	}
+	_, err := io.WriteString(l.w, "\n]\n")
+	return err
 }
 
 func validUntil(t *ops.Time) string {

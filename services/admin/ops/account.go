@@ -107,6 +107,10 @@ func (o *Ops) Whoami(g auth.Grant) (Whoami, error) {
 	for _, s := range g.Services {
 		w.Services = append(w.Services, string(s))
 	}
+	if g.ForceCommand != "" {
+		fc := g.ForceCommand
+		w.ForceCommand = &fc
+	}
 	if c := g.Cert; c != nil {
 		w.Cert = &Cert{
 			KeyID:         c.KeyID,

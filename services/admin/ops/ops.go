@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portico-sh/portico/auth"
 	"github.com/portico-sh/portico/db"
+	"github.com/portico-sh/portico/internal/egress"
 )
 
 // Config is what the operations need to know about this server.
@@ -18,6 +20,8 @@ type Config struct {
 	SSHPort     int        // port users ssh to; 22 leaves -p out of the commands shown
 	SignupsOpen bool       // whether an unregistered key may register an account
 	SignupRate  SignupRate // sign-ups per source address (PORTICO_SIGNUP_RATE); zero: no limit
+	// KRL is how revocations import --url fetches KRLs.
+	KRL KRLConfig
 	// KnownHostsLine is the known_hosts line that trusts this server's host certificate
 	// (`@cert-authority ...`); empty when it presents none.
 	KnownHostsLine string
@@ -36,6 +40,11 @@ type Ops struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
+
+	fetcher  *egress.Fetcher // fetches KRLs from URLs users name
+	krlSlots chan struct{}   // MaxKRLWork: KRL imports, fetches and exports at once
+	krlMu    sync.Mutex
+	krlBusy  map[int64]bool // accounts with a KRL import or export running here
 }
 
 // New returns the operations on store for a server configured as cfg.
@@ -48,7 +57,16 @@ func New(store db.Store, cfg Config) *Ops {
 	if now == nil {
 		now = time.Now
 	}
-	return &Ops{store: store, cfg: cfg, log: log, now: now}
+	return &Ops{
+		store: store, cfg: cfg, log: log, now: now,
+		fetcher: egress.New(egress.Options{
+			AllowInternal: cfg.KRL.AllowInternal,
+			Timeout:       cfg.KRL.FetchTimeout,
+			MaxBytes:      auth.MaxKRLBytes,
+		}),
+		krlSlots: make(chan struct{}, MaxKRLWork),
+		krlBusy:  map[int64]bool{},
+	}
 }
 
 // authenticator decides as the gateway does, on the same store and clock.
@@ -130,3 +148,7 @@ func serviceList() string {
 // RequireAccount returns the refusal every operation but Register gives a grant without an
 // account (a signup grant), or nil; a face uses it to refuse before it reads any input.
 func (o *Ops) RequireAccount(g auth.Grant) error { return o.requireAccount(g) }
+
+// RequireAdmin returns the refusal an operation that manages the account gives g, or nil; a face
+// uses it to refuse before it reads input (a KRL on stdin).
+func (o *Ops) RequireAdmin(g auth.Grant) error { return o.requireAdmin(g) }

@@ -231,7 +231,7 @@ func TestAddKey(t *testing.T) {
 		{"unknown option named", "no-pty " + opstest.Line(opstest.Key(t, 10), ""), "", false, ops.Invalid, []string{`"no-pty"`}},
 		{"unknown option among known", `cert-authority,command="ls" ` + opstest.Line(opstest.Key(t, 10), ""), "", false, ops.Invalid, []string{`"command"`}},
 		{"principals on a login key", `principals="pgs" ` + opstest.Line(opstest.Key(t, 10), ""), "", false, ops.Invalid, []string{"principals"}},
-		{"unknown principal", `cert-authority,principals="pgs,ftp" ` + opstest.Line(opstest.Key(t, 10), ""), "", false, ops.Invalid, []string{`"ftp"`}},
+		{"principal that cannot be mapped", `cert-authority,principals="pgs,-rf" ` + opstest.Line(opstest.Key(t, 10), ""), "", false, ops.Invalid, []string{`"-rf"`}},
 		{"bad from", `from="not an address" ` + opstest.Line(opstest.Key(t, 10), ""), "", false, ops.Invalid, []string{"from"}},
 		{"bad expiry-time", `expiry-time="tomorrow" ` + opstest.Line(opstest.Key(t, 10), ""), "", false, ops.Invalid, []string{"expiry-time"}},
 		{"expiry-time passed", `expiry-time="` + past + `" ` + opstest.Line(opstest.Key(t, 10), ""), "", false, ops.Invalid, []string{"already passed"}},

@@ -69,26 +69,79 @@ func (o *Ops) Revoke(ctx context.Context, g auth.Grant, req RevokeRequest) (Revo
 		nr = db.NewRevocation{Kind: db.RevokeKey, Value: req.Key}
 	}
 	r, err := o.store.AddRevocation(ctx, g.AccountID, nr)
+	if errors.Is(err, db.ErrTooManyRevocations) {
+		return Revocation{}, &Error{Kind: Refused, Message: fmt.Sprintf("the account holds %d revocations, the most it may; remove some first (revocations rm, revocations sources rm)", db.MaxRevocations), Err: err}
+	}
 	if err != nil {
 		return Revocation{}, o.failed(ctx, "add the revocation", err)
 	}
-	return revocationView(r), nil
+	caNames, sources, err := o.revocationNames(ctx, g)
+	if err != nil {
+		return Revocation{}, err
+	}
+	return revocationView(r, caNames, sources), nil
 }
 
-// ListRevocations returns the account's revocations.
+// ListRevocations returns the account's revocations, oldest first.
 func (o *Ops) ListRevocations(ctx context.Context, g auth.Grant) ([]Revocation, error) {
-	if err := o.requireAdmin(g); err != nil {
-		return nil, err
+	var out []Revocation
+	for after := int64(0); ; {
+		page, _, err := o.RevocationsPage(ctx, g, after, revocationsPage)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = make([]Revocation, 0, len(page))
+		}
+		out = append(out, page...)
+		if len(page) < revocationsPage {
+			return out, nil
+		}
+		after = page[len(page)-1].ID
 	}
-	rs, err := o.store.ListRevocations(ctx, g.AccountID)
+}
+
+// revocationsPage is how many revocations one read of the store returns: a listing of tens of
+// thousands goes out page by page.
+const revocationsPage = 1000
+
+// RevocationsPage returns up to limit of the account's revocations with ids above afterID,
+// oldest first, and how many the account has.
+func (o *Ops) RevocationsPage(ctx context.Context, g auth.Grant, afterID int64, limit int) ([]Revocation, int, error) {
+	if err := o.requireAdmin(g); err != nil {
+		return nil, 0, err
+	}
+	rs, total, err := o.store.ListRevocationsPage(ctx, g.AccountID, afterID, min(max(limit, 1), revocationsPage))
 	if err != nil {
-		return nil, o.failed(ctx, "list revocations", err)
+		return nil, 0, o.failed(ctx, "list revocations", err)
+	}
+	caNames, sources, err := o.revocationNames(ctx, g)
+	if err != nil {
+		return nil, 0, err
 	}
 	out := make([]Revocation, 0, len(rs))
 	for _, r := range rs {
-		out = append(out, revocationView(r))
+		out = append(out, revocationView(r, caNames, sources))
 	}
-	return out, nil
+	return out, total, nil
+}
+
+// revocationNames returns the names of the account's CAs by fingerprint, and the URLs of its KRL
+// sources by id.
+func (o *Ops) revocationNames(ctx context.Context, g auth.Grant) (map[string]string, map[int64]string, error) {
+	caNames, err := o.caNames(ctx, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	srcs, err := o.store.ListKRLSources(ctx, g.AccountID)
+	if err != nil {
+		return nil, nil, o.failed(ctx, "list KRL sources", err)
+	}
+	sources := make(map[int64]string, len(srcs))
+	for _, s := range srcs {
+		sources[s.ID] = s.URL
+	}
+	return caNames, sources, nil
 }
 
 // RemoveRevocation lifts the account's revocation id.

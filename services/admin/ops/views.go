@@ -1,7 +1,10 @@
 package ops
 
 import (
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/portico-sh/portico/db"
 )
@@ -29,6 +32,7 @@ type Whoami struct {
 	Services       []string `json:"services"`
 	KeyFingerprint string   `json:"key_fingerprint"`
 	Cert           *Cert    `json:"cert"`
+	ForceCommand   *string  `json:"force_command"` // null: none; the certificate's force-command runs instead of every command
 }
 
 // Cert is the certificate a connection authenticated with.
@@ -147,19 +151,45 @@ func logView(e db.AccessEntry) LogEntry {
 
 // Revocation is a revocation of the account (`revocations ls --json`).
 type Revocation struct {
-	ID            int64  `json:"id"`
-	Kind          string `json:"kind"` // serial, key_id or key
-	Value         string `json:"value"`
-	CAFingerprint string `json:"ca_fingerprint"` // serial revocations limited to one CA; else empty
-	CreatedAt     Time   `json:"created_at"`
+	ID            int64   `json:"id"`
+	Kind          string  `json:"kind"`  // serial, serial_range, key_id, key or key_hash
+	Value         string  `json:"value"` // a range is FROM-TO
+	CAName        string  `json:"ca_name"`
+	CAFingerprint string  `json:"ca_fingerprint"` // serials, ranges, key IDs of one CA; empty: every CA
+	Origin        string  `json:"origin"`         // revoke, or krl (imported)
+	Source        *string `json:"source"`         // the URL it was imported from; null: none
+	CreatedAt     Time    `json:"created_at"`
 }
 
-func revocationView(r db.Revocation) Revocation {
-	return Revocation{
+// revocationView is r as users see it, with the names of the account's CAs and the URLs of its
+// KRL sources.
+func revocationView(r db.Revocation, caNames map[string]string, sources map[int64]string) Revocation {
+	v := Revocation{
 		ID:            r.ID,
 		Kind:          string(r.Kind),
 		Value:         r.Value,
+		CAName:        caNames[r.CAFingerprint],
 		CAFingerprint: r.CAFingerprint,
+		Origin:        string(r.Origin),
 		CreatedAt:     Time{r.CreatedAt},
 	}
+	if v.Origin == "" {
+		v.Origin = string(db.OriginRevoke)
+	}
+	if url, ok := sources[r.SourceID]; ok && r.SourceID != 0 {
+		v.Source = &url
+	}
+	return v
+}
+
+// Printable is s fit for a terminal: what a KRL, a certificate or a URL names is not the account's
+// own words, so every character that is not printable becomes '?' (as in key IDs), and nothing
+// is cut.
+func Printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// The command of the KRL scripts:
+//
+//	http-files DIR   serve the files of DIR (in $WORK) over plain HTTP on a free loopback port
+//	                 until the script ends, and set $FILES_URL to its URL (http://127.0.0.1:PORT);
+//	                 the files may change while it serves them (a KRL a certifier publishes)
+//	file-var VAR FILE  set VAR to the content of FILE less its trailing newline (a public key
+//	                 line, for the key: lines of an ssh-keygen -k specification)
+func init() {
+	scriptCommands["http-files"] = cmdHTTPFiles
+	scriptCommands["file-var"] = cmdFileVar
+}
+
+func cmdFileVar(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "file-var")
+	if len(args) != 2 {
+		ts.Fatalf("usage: file-var VAR FILE")
+	}
+	ts.Setenv(args[0], strings.TrimRight(ts.ReadFile(args[1]), "\n"))
+}
+
+func cmdHTTPFiles(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "http-files")
+	if len(args) != 1 {
+		ts.Fatalf("usage: http-files DIR")
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
+	ts.Check(err)
+	srv := &http.Server{Handler: http.FileServer(http.Dir(ts.MkAbs(args[0])))}
+	st := state(ts)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			st.reportError(err)
+		}
+	}()
+	ts.Defer(func() { srv.Close() })
+	ts.Setenv("FILES_URL", "http://"+ln.Addr().String())
+}
