@@ -75,6 +75,15 @@ func testAccessVersions(t *testing.T, s db.Store) {
 		return err
 	})
 	step("lifting a revocation", false, func() error { return s.RemoveRevocation(ctx, alice.ID, r.ID) })
+	step("mapping a principal", false, func() error {
+		_, _, err := s.SetPrincipalMapping(ctx, alice.ID, db.NewPrincipalMapping{Principal: "web-team", Services: []string{"pgs", "tuns"}})
+		return err
+	})
+	step("changing a mapping", true, func() error {
+		_, _, err := s.SetPrincipalMapping(ctx, alice.ID, db.NewPrincipalMapping{Principal: "web-team", Services: []string{"pgs"}})
+		return err
+	})
+	step("removing a mapping", true, func() error { return s.RemovePrincipalMapping(ctx, alice.ID, "web-team") })
 	if err := s.DeleteAccount(ctx, alice.ID, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
