@@ -28,10 +28,13 @@ type batchStore interface {
 	AppendAccessBatch(ctx context.Context, entries []db.AccessEntry, touched map[int64]time.Time) error
 }
 
-// accessRecord is one authentication decision to record: its entry, and the key it used.
+// accessRecord is one authentication decision to record: its entry, and the key it used; or,
+// with synced set, no entry but a request to be told when everything queued before it is
+// written.
 type accessRecord struct {
-	entry db.AccessEntry
-	keyID int64 // the login key or CA to mark as used; 0 for none
+	entry  db.AccessEntry
+	keyID  int64         // the login key or CA to mark as used; 0 for none
+	synced chan struct{} // closed once the records queued before it are written
 }
 
 // errAccessLogFull is why a connection is refused when the access log cannot keep up.
@@ -77,6 +80,23 @@ func (w *accessWriter) record(ctx context.Context, r accessRecord) error {
 	}
 }
 
+// sync waits until every record queued before the call is written (so that reading the access
+// log finds them), or ctx ends.
+func (w *accessWriter) sync(ctx context.Context) error {
+	r := accessRecord{synced: make(chan struct{})}
+	select {
+	case w.queue <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-r.synced:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // run writes what is queued until stop is closed, then writes the rest.
 func (w *accessWriter) run(stop <-chan struct{}) {
 	var batch []accessRecord
@@ -105,6 +125,13 @@ func (w *accessWriter) run(stop <-chan struct{}) {
 // write writes batch, trying again with growing pauses until it succeeds or stop is closed
 // (then once more, within accessFinalFlush).
 func (w *accessWriter) write(batch []accessRecord, stop <-chan struct{}) {
+	defer func() {
+		for _, r := range batch {
+			if r.synced != nil {
+				close(r.synced)
+			}
+		}
+	}()
 	pause := 50 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
@@ -154,9 +181,11 @@ func (w *accessWriter) drain() {
 }
 
 func entriesOf(batch []accessRecord) []db.AccessEntry {
-	out := make([]db.AccessEntry, len(batch))
-	for i, r := range batch {
-		out[i] = r.entry
+	out := make([]db.AccessEntry, 0, len(batch))
+	for _, r := range batch {
+		if r.synced == nil {
+			out = append(out, r.entry)
+		}
 	}
 	return out
 }

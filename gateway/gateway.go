@@ -364,6 +364,10 @@ func (g *Gateway) shutdown() {
 	g.log.Info("stopped")
 }
 
+// SyncAccessLog waits until every access-log entry queued so far is written, so that reading
+// the log finds them; the log is written in the background, in batches.
+func (g *Gateway) SyncAccessLog(ctx context.Context) error { return g.access.sync(ctx) }
+
 // shutdownReason is what open sessions are told when the server stops.
 const shutdownReason = "server is shutting down"
 

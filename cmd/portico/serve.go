@@ -78,7 +78,11 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The gateway, made below, writes the access log; the operations read it after it.
+	var gw *gateway.Gateway
+	syncAccessLog := func(ctx context.Context) error { return gw.SyncAccessLog(ctx) }
 	accountOps := ops.New(store, ops.Config{
+		SyncAccessLog:  syncAccessLog,
 		Domain:         s.domain,
 		SSHHost:        cfg.public.SSHHost,
 		SSHPort:        cfg.public.SSHPort,
@@ -104,7 +108,7 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	gw, err := gateway.New(gateway.Options{
+	gw, err = gateway.New(gateway.Options{
 		Store:              store,
 		Auth:               auth.New(store, auth.Options{SignupsOpen: cfg.signupsOpen, Admin: cfg.public.SSHCommand(string(auth.Admin))}),
 		Router:             router,

@@ -28,6 +28,11 @@ func (o *Ops) Logs(ctx context.Context, g auth.Grant, service string, limit int)
 	case limit < 0 || limit > MaxLogLimit:
 		return nil, errorf(Invalid, fmt.Sprintf("limit %d is not between 1 and %d", limit, MaxLogLimit))
 	}
+	if o.cfg.SyncAccessLog != nil {
+		if err := o.cfg.SyncAccessLog(ctx); err != nil {
+			o.log.WarnContext(ctx, "waiting for the access log to be written", "err", err)
+		}
+	}
 	entries, err := o.store.ListAccess(ctx, g.AccountID, service, limit)
 	if err != nil {
 		return nil, o.failed(ctx, "read the access log", err)

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -22,6 +23,9 @@ type Config struct {
 	SignupRate  SignupRate // sign-ups per source address (PORTICO_SIGNUP_RATE); zero: no limit
 	// KRL is how revocations import --url fetches KRLs.
 	KRL KRLConfig
+	// SyncAccessLog, when set, waits until the access-log entries of decisions already made
+	// are written (the gateway writes them in the background), before the log is read.
+	SyncAccessLog func(ctx context.Context) error
 	// KnownHostsLine is the known_hosts line that trusts this server's host certificate
 	// (`@cert-authority ...`); empty when it presents none.
 	KnownHostsLine string
