@@ -23,10 +23,11 @@ type sqliteStore struct {
 
 	maxRevocations int // 0: MaxRevocations (tests set less)
 
-	// findRevocation is FindRevocation's statement, prepared once: its text (130 serial range
-	// buckets) costs more to parse than to run.
-	findMu         sync.Mutex
-	findRevocation *sql.Stmt
+	// prepared holds the read statements that every connection runs (key lookup, revocation
+	// check, account by id), prepared once on the read pool: parsing their text costs more than
+	// running them (FindRevocation's has 130 serial range buckets).
+	stmtMu   sync.Mutex
+	prepared map[string]*sql.Stmt
 }
 
 // sqliteTimeLayout is fixed width, so that text order is time order in SQL comparisons.
@@ -90,28 +91,33 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqliteStore) Close() error {
-	var stmt error
-	s.findMu.Lock()
-	if s.findRevocation != nil {
-		stmt = s.findRevocation.Close()
+	var errs []error
+	s.stmtMu.Lock()
+	for _, stmt := range s.prepared {
+		errs = append(errs, stmt.Close())
 	}
-	s.findMu.Unlock()
-	return errors.Join(stmt, s.r.Close(), s.w.Close())
+	s.prepared = nil
+	s.stmtMu.Unlock()
+	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
 
-// findStatement returns FindRevocation's prepared statement, preparing it the first time (and
-// again after a failure).
-func (s *sqliteStore) findStatement(ctx context.Context) (*sql.Stmt, error) {
-	s.findMu.Lock()
-	defer s.findMu.Unlock()
-	if s.findRevocation == nil {
-		stmt, err := s.r.PrepareContext(ctx, sqliteFindRevocation)
-		if err != nil {
-			return nil, err
-		}
-		s.findRevocation = stmt
+// readStatement returns query prepared on the read pool, preparing it the first time (and again
+// after a failure). Only a fixed set of query texts comes here, so the cache stays small.
+func (s *sqliteStore) readStatement(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if stmt, ok := s.prepared[query]; ok {
+		return stmt, nil
 	}
-	return s.findRevocation, nil
+	stmt, err := s.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if s.prepared == nil {
+		s.prepared = map[string]*sql.Stmt{}
+	}
+	s.prepared[query] = stmt
+	return stmt, nil
 }
 
 // inTx runs fn in a write transaction and commits it if fn returns nil.
@@ -158,8 +164,11 @@ func (s *sqliteStore) AccountByName(ctx context.Context, name string) (Account, 
 }
 
 func (s *sqliteStore) AccountByID(ctx context.Context, id int64) (Account, error) {
-	a, err := scanSQLiteAccount(s.r.QueryRowContext(ctx,
-		`SELECT id, name, created_at FROM accounts WHERE id = ?`, id))
+	stmt, err := s.readStatement(ctx, `SELECT id, name, created_at FROM accounts WHERE id = ?`)
+	if err != nil {
+		return Account{}, fmt.Errorf("account %d: %w", id, err)
+	}
+	a, err := scanSQLiteAccount(stmt.QueryRowContext(ctx, id))
 	if err != nil {
 		return Account{}, fmt.Errorf("account %d: %w", id, err)
 	}
@@ -243,9 +252,14 @@ func (s *sqliteStore) ListKeys(ctx context.Context, accountID int64) ([]Key, err
 	return list, nil
 }
 
+const sqliteKeyByFingerprint = `SELECT ` + sqliteKeyColumns + ` FROM keys WHERE fingerprint = ?`
+
 func (s *sqliteStore) KeyByFingerprint(ctx context.Context, fingerprint string) (Key, error) {
-	k, err := scanSQLiteKey(s.r.QueryRowContext(ctx,
-		`SELECT `+sqliteKeyColumns+` FROM keys WHERE fingerprint = ?`, fingerprint))
+	stmt, err := s.readStatement(ctx, sqliteKeyByFingerprint)
+	if err != nil {
+		return Key{}, fmt.Errorf("key %s: %w", fingerprint, err)
+	}
+	k, err := scanSQLiteKey(stmt.QueryRowContext(ctx, fingerprint))
 	if err != nil {
 		return Key{}, fmt.Errorf("key %s: %w", fingerprint, err)
 	}
@@ -382,7 +396,7 @@ func (s *sqliteStore) RemoveRevocation(ctx context.Context, accountID, id int64)
 // keys and key hashes by the certificate's and its CA's fingerprints, serial ranges by the 130
 // buckets that can hold the serial (db/trust.go).
 func (s *sqliteStore) FindRevocation(ctx context.Context, accountID int64, c CertRef) (Revocation, error) {
-	stmt, err := s.findStatement(ctx)
+	stmt, err := s.readStatement(ctx, sqliteFindRevocation)
 	if err != nil {
 		return Revocation{}, fmt.Errorf("find revocation of certificate %q (serial %d) in account %d: preparing the query: %w",
 			c.KeyID, c.Serial, accountID, err)
@@ -404,7 +418,10 @@ var sqliteFindRevocation = `SELECT ` + sqliteRevocationColumns + ` FROM (
 	    SELECT * FROM revocations WHERE account_id = ? AND kind IN ('key', 'key_hash') AND value IN (?, ?, ?, ?)
 	    UNION ALL
 	    SELECT * FROM revocations WHERE account_id = ? AND range_key IN (` + placeholders(rangeKeyCount) + `)
-	        AND range_lo <= ? AND range_hi >= ? AND ca_fingerprint IN ('', ?))
+	        AND range_lo <= ? AND range_hi >= ? AND ca_fingerprint IN ('', ?)
+	        -- Constant for the statement, so tested once before the bucket probes: an account
+	        -- without serial ranges (most) skips them.
+	        AND EXISTS (SELECT 1 FROM revocations WHERE account_id = ? AND range_key IS NOT NULL))
 	ORDER BY origin = 'krl', id LIMIT 1`
 
 func sqliteFindRevocationArgs(accountID int64, c CertRef) []any {
@@ -417,7 +434,7 @@ func sqliteFindRevocationArgs(accountID int64, c CertRef) []any {
 	for _, k := range rangeKeysOf(c.Serial) {
 		args = append(args, k)
 	}
-	return append(args, ordered(c.Serial), ordered(c.Serial), c.CAFingerprint)
+	return append(args, ordered(c.Serial), ordered(c.Serial), c.CAFingerprint, accountID)
 }
 
 // placeholders returns n comma-separated question marks.
