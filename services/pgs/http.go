@@ -161,6 +161,13 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 	}
 	if status == http.StatusOK {
 		hdr.Set("ETag", `"`+f.Hash.String()+`"`)
+		if rh := r.Header.Get("Range"); rh != "" {
+			if merged, ignore, ok := coalesceRange(rh, rd.Size()); ignore {
+				r.Header.Del("Range")
+			} else if ok {
+				r.Header.Set("Range", merged)
+			}
+		}
 		http.ServeContent(w, r, "", time.Unix(f.MTime, 0), body)
 		return
 	}
