@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/portico-sh/portico/auth"
@@ -111,6 +112,34 @@ type Service struct {
 	sites    *siteCache
 	lockWait time.Duration
 	lockTTL  time.Duration
+	inflight inflight
+}
+
+// inflight counts, per account, the bytes its sessions have written and not yet recorded
+// (temporary files of uploads, pending blobs).
+type inflight struct {
+	mu    sync.Mutex
+	bytes map[int64]int64
+}
+
+// add adds n to the account's bytes in flight, unless that would take them past limit (0: no
+// limit, as for giving bytes back); it reports whether it did.
+func (f *inflight) add(accountID, n, limit int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v := f.bytes[accountID] + n
+	if limit > 0 && n > 0 && v > limit {
+		return false
+	}
+	if v <= 0 {
+		delete(f.bytes, accountID)
+		return true
+	}
+	if f.bytes == nil {
+		f.bytes = map[int64]int64{}
+	}
+	f.bytes[accountID] = v
+	return true
 }
 
 // New returns the pgs service.

@@ -47,6 +47,7 @@ type session struct {
 	pendingBytes int64
 	known        map[blob.Hash]bool // recorded and committed for the account
 	stored       int64              // the account's stored bytes, as last counted
+	reserved     int64              // bytes of this session's unrecorded data counted in svc.inflight
 	finished     bool
 }
 
@@ -63,8 +64,9 @@ type deploy struct {
 
 // pendingBlob is a blob written in this session and not yet committed; readers keep it open.
 type pendingBlob struct {
-	w       blob.Writer
-	size    int64
+	w        blob.Writer
+	size     int64
+	reserved int64 // its bytes counted as in flight until recorded
 	path    string // the first file with this content, for messages
 	readers int
 	release bool // close once the last reader is done
@@ -467,9 +469,10 @@ type upload struct {
 	w    blob.Writer
 	max  int64 // 0: no limit
 
-	mu   sync.Mutex
-	end  int64 // the end of the data written so far
-	done bool
+	mu       sync.Mutex
+	end      int64 // the end of the data written so far
+	reserved int64 // bytes counted as in flight for it (the furthest end asked for)
+	done     bool
 }
 
 // checkSize fails the session when data would reach past the file size limit.
@@ -485,11 +488,31 @@ func (u *upload) checkSize(end int64) error {
 	return nil
 }
 
+// reserve counts the data up to end as in flight for the account: what uploads hold written
+// but not yet recorded is bounded by the quota as stored data is, or one client could fill the
+// disk with files it never finishes (64 open at once per SFTP session, each up to the file
+// size limit, over many sessions).
+func (u *upload) reserve(end int64) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if end <= u.reserved {
+		return nil
+	}
+	if err := u.s.reserve(end - u.reserved); err != nil {
+		return err
+	}
+	u.reserved = end
+	return nil
+}
+
 func (u *upload) Write(p []byte) (int, error) {
 	u.mu.Lock()
 	end := u.end + int64(len(p))
 	u.mu.Unlock()
 	if err := u.checkSize(end); err != nil {
+		return 0, err
+	}
+	if err := u.reserve(end); err != nil {
 		return 0, err
 	}
 	n, err := u.w.Write(p)
@@ -508,6 +531,9 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 		return 0, errorf(Invalid, "%s: bad offset", shown(u.path.String()))
 	}
 	if err := u.checkSize(end); err != nil {
+		return 0, err
+	}
+	if err := u.reserve(end); err != nil {
 		return 0, err
 	}
 	n, err := u.w.WriteAt(p, off)
@@ -529,8 +555,9 @@ func (u *upload) commit(mode fs.FileMode, mtime int64) error {
 		return errors.New("upload already finished")
 	}
 	u.done = true
+	reserved := u.reserved
 	u.mu.Unlock()
-	return u.s.commit(u.path, u.w, mode, mtime)
+	return u.s.commit(u.path, u.w, reserved, mode, mtime)
 }
 
 // Abort discards the data.
@@ -538,22 +565,31 @@ func (u *upload) Abort() error {
 	u.mu.Lock()
 	done := u.done
 	u.done = true
+	reserved := u.reserved
 	u.mu.Unlock()
 	if done {
 		return nil
 	}
+	u.s.unreserve(reserved)
 	return u.w.Close()
 }
 
 // commit adds a written file to its project's working copy, once its hash is known. New
 // content is held as a pending blob; pending blobs are recorded for the account and committed
 // to the blob store in batches, and all of them before the deploy is published.
-func (s *session) commit(p sitepath.Path, w blob.Writer, mode fs.FileMode, mtime int64) error {
+func (s *session) commit(p sitepath.Path, w blob.Writer, reserved int64, mode fs.FileMode, mtime int64) error {
 	h, size, err := w.Sum()
 	if err != nil {
+		s.unreserve(reserved)
 		w.Close()
 		return s.fail(err)
 	}
+	kept := false // the data became a pending blob, which keeps the reservation
+	defer func() {
+		if !kept {
+			s.unreserve(reserved)
+		}
+	}()
 	limits := s.svc.limits
 	s.mu.Lock()
 	d := s.deploys[p.Project]
@@ -588,8 +624,9 @@ func (s *session) commit(p sitepath.Path, w blob.Writer, mode fs.FileMode, mtime
 	if s.known[h] || s.pending[h] != nil || d.base.hasHash(h) {
 		w.Close() // the same content is stored already
 	} else {
-		s.pending[h] = &pendingBlob{w: w, size: size, path: p.String()}
+		s.pending[h] = &pendingBlob{w: w, size: size, reserved: reserved, path: p.String()}
 		s.pendingBytes += size
+		kept = true
 	}
 	if err := d.work.put(p.Rel, File{Hash: h, Size: size, Mode: mode.Perm(), MTime: mtime}); err != nil {
 		s.mu.Unlock()
@@ -640,6 +677,7 @@ func (s *session) flush(ctx context.Context, trigger string) error {
 		closeIt := pb.readers == 0
 		pb.release = true
 		s.mu.Unlock()
+		s.unreserve(pb.reserved)
 		if closeIt {
 			pb.w.Close()
 		}
@@ -666,10 +704,50 @@ func (s *session) discard() {
 		closeIt := pb.readers == 0
 		pb.release = true
 		s.mu.Unlock()
+		s.unreserve(pb.reserved)
 		if closeIt {
 			pb.w.Close()
 		}
 	}
+}
+
+// reserve counts n more bytes of unrecorded data of this session as in flight for its
+// account, failing the session when the account's data in flight would exceed the quota.
+func (s *session) reserve(n int64) error {
+	q := s.svc.limits.Quota
+	if q <= 0 || n <= 0 {
+		return nil
+	}
+	if !s.svc.inflight.add(s.accountID(), n, q) {
+		return s.fail(errorf(Refused, "uploads of %s in progress would hold more than its %s storage quota (PORTICO_PGS_QUOTA); nothing was published",
+			s.grant.Account, humanBytes(q)))
+	}
+	s.mu.Lock()
+	s.reserved += n
+	s.mu.Unlock()
+	return nil
+}
+
+// unreserve gives back n bytes counted by reserve.
+func (s *session) unreserve(n int64) {
+	if n <= 0 {
+		return
+	}
+	s.mu.Lock()
+	n = min(n, s.reserved)
+	s.reserved -= n
+	s.mu.Unlock()
+	s.svc.inflight.add(s.accountID(), -n, 0)
+}
+
+// unreserveAll gives back whatever the session still counts in flight (uploads it never
+// finished nor aborted).
+func (s *session) unreserveAll() {
+	s.mu.Lock()
+	n := s.reserved
+	s.reserved = 0
+	s.mu.Unlock()
+	s.svc.inflight.add(s.accountID(), -n, 0)
 }
 
 // published is the outcome of one project's deploy at the end of a session.
@@ -694,6 +772,7 @@ func (s *session) finish(ok bool) ([]published, *Error) {
 	s.mu.Lock()
 	order := append([]string(nil), s.order...)
 	s.mu.Unlock()
+	defer s.unreserveAll()
 	if len(order) == 0 {
 		s.discard()
 		return nil, s.failed()
