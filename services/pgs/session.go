@@ -66,10 +66,10 @@ type deploy struct {
 type pendingBlob struct {
 	w        blob.Writer
 	size     int64
-	reserved int64 // its bytes counted as in flight until recorded
-	path    string // the first file with this content, for messages
-	readers int
-	release bool // close once the last reader is done
+	reserved int64  // its bytes counted as in flight until recorded
+	path     string // the first file with this content, for messages
+	readers  int
+	release  bool // close once the last reader is done
 }
 
 func (s *Service) newSession(parent context.Context, grant auth.Grant, tool string, lazy bool, notice io.Writer) *session {
