@@ -25,6 +25,8 @@ var (
 	ErrBusy = errors.New("a deploy is in progress")
 	// ErrTooManyProjects: the account has as many projects as it may.
 	ErrTooManyProjects = errors.New("too many projects")
+	// ErrTooManyKeptFiles: the account's kept deploys would hold more files than it may.
+	ErrTooManyKeptFiles = errors.New("too many files in kept deploys")
 )
 
 // PGSProject is a site of an account, with the facts of the deploy it serves.
@@ -94,6 +96,9 @@ type PGSPublish struct {
 	Quota     int64     // the account's stored bytes may not exceed this; 0: no limit
 	// MaxProjects bounds the account's projects when this deploy creates one; 0: no limit.
 	MaxProjects int
+	// MaxKeptFiles bounds the files of all the account's kept deploys together (the rows of
+	// their manifests), the new one included; 0: no limit.
+	MaxKeptFiles int64
 }
 
 // PGSUsage is what an account stores.

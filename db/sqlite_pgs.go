@@ -319,7 +319,18 @@ func (s *sqliteStore) PublishPGSDeploy(ctx context.Context, p PGSPublish) (PGSDe
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM pgs_deploys WHERE project_id = ? AND id <> ? AND seq <= ?`,
 			d.ProjectID, d.ID, d.Seq-int64(max(p.Keep, 1)))
-		return err
+		if err != nil || p.MaxKeptFiles <= 0 {
+			return err
+		}
+		var kept int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(d.files), 0) FROM pgs_deploys d
+			JOIN pgs_projects p ON p.id = d.project_id WHERE p.account_id = ?`, p.AccountID).Scan(&kept); err != nil {
+			return err
+		}
+		if kept > p.MaxKeptFiles {
+			return ErrTooManyKeptFiles
+		}
+		return nil
 	})
 	if err != nil {
 		return PGSDeploy{}, fmt.Errorf("publish a deploy of project %q of account %d: %w", p.Project, p.AccountID, err)

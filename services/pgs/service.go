@@ -60,6 +60,20 @@ func (l Limits) maxFile() int64 {
 	return l.Quota
 }
 
+// keptFilesFactor: the kept deploys of all an account's projects hold at most this many times
+// PORTICO_PGS_MAX_FILES files together (1,000,000 at the default). Each is a manifest row
+// (with a path of up to 1 KiB) that the quota, which counts distinct contents, does not see:
+// without it, 500 projects keeping 10 deploys of 50,000 empty files would be 250 million rows.
+const keptFilesFactor = 20
+
+// maxKeptFiles bounds the files of all an account's kept deploys together (0: no limit).
+func (l Limits) maxKeptFiles() int64 {
+	if l.MaxFiles <= 0 {
+		return 0
+	}
+	return keptFilesFactor * int64(l.MaxFiles)
+}
+
 // DefaultLimits are the limits of the settings' defaults.
 func DefaultLimits() Limits {
 	return Limits{KeepDeploys: DefaultKeepDeploys, Quota: DefaultQuota, MaxFile: DefaultMaxFile, MaxFiles: DefaultMaxFiles}

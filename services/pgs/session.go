@@ -841,9 +841,14 @@ func (s *session) publish(ctx context.Context, d *deploy) (published, error) {
 	out, err := s.svc.store.PublishPGSDeploy(ctx, db.PGSPublish{
 		AccountID: s.accountID(), Project: d.project, Holder: d.holder, Deploy: dep, Files: files,
 		Keep: s.svc.limits.KeepDeploys, Quota: s.svc.limits.Quota, MaxProjects: maxProjects,
+		MaxKeptFiles: s.svc.limits.maxKeptFiles(),
 	})
 	if errors.Is(err, db.ErrTooManyProjects) {
 		return published{}, tooManyProjects()
+	}
+	if errors.Is(err, db.ErrTooManyKeptFiles) {
+		return published{}, errorf(Refused, "the kept deploys of all of %s's projects would hold more than %d files (%d × PORTICO_PGS_MAX_FILES); remove a project (rm PROJECT --yes) first; nothing was published",
+			g.Account, s.svc.limits.maxKeptFiles(), keptFilesFactor)
 	}
 	if errors.Is(err, db.ErrOverQuota) {
 		return published{}, errorf(Refused, "deploying %s takes %s past its %s storage quota (PORTICO_PGS_QUOTA); nothing was published",
