@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeTunnels has live tunnels by account/name.
@@ -51,4 +52,22 @@ func TestNamesSharedWithTunnels(t *testing.T) {
 	tunnels.mu.Unlock()
 	writeTree(t, src, map[string]string{"index.html": "xy"})
 	h.mustRsync("-r", src+"/", remote+"/blog/")
+}
+
+// TestSiteLeavesTunnelsUnderFlood: a flood of requests for unknown host names spends the
+// lookups a second that such names may cost; a live tunnel's name must still reach the tunnel
+// then, not get pgs's 503 (the gateway asks each site server in turn, and the first to claim a
+// name answers it).
+func TestSiteLeavesTunnelsUnderFlood(t *testing.T) {
+	tunnels := &fakeTunnels{live: map[string]bool{"alice/api": true}}
+	h := newHarness(t, harnessOptions{tunnels: tunnels})
+	h.svc.sites.mu.Lock()
+	h.svc.sites.tokens, h.svc.sites.refilled = 0, time.Now().Add(time.Hour) // spent by a flood
+	h.svc.sites.mu.Unlock()
+	if _, ok := h.svc.Site("alice", "api"); ok {
+		t.Fatal("pgs claimed a live tunnel's host name while lookups were busy")
+	}
+	if handler, ok := h.svc.Site("alice", "other"); !ok || handler == nil {
+		t.Fatal("an unknown name that is no tunnel: want the busy answer (503)")
+	}
 }
