@@ -71,3 +71,45 @@ func TestSiteLeavesTunnelsUnderFlood(t *testing.T) {
 		t.Fatal("an unknown name that is no tunnel: want the busy answer (503)")
 	}
 }
+
+// TestDeployVisibleUnderFlood: while a flood of made-up host names uses up the lookups of
+// unknown names, a deploy must still show: the project's name (new or redeployed) is known,
+// not an unknown name needing a lookup token. Before, a deploy forgot the account's projects,
+// and their next visitors got 503 for as long as the flood lasted.
+func TestDeployVisibleUnderFlood(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "one"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	h.mustRsync("-r", src+"/", remote+"/other/")
+	if code, body, _ := h.get("blog", "/"); code != 200 || body != "one" {
+		t.Fatalf("blog: %d %q", code, body)
+	}
+	if code, _, _ := h.get("other", "/"); code != 200 {
+		t.Fatalf("other: %d", code)
+	}
+	flood := func() {
+		h.svc.sites.mu.Lock()
+		h.svc.sites.tokens, h.svc.sites.refilled = 0, time.Now().Add(time.Hour)
+		h.svc.sites.mu.Unlock()
+	}
+	flood()
+	writeTree(t, src, map[string]string{"index.html": "second"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	if code, body, _ := h.get("blog", "/"); code != 200 || body != "second" {
+		t.Fatalf("blog redeployed under a flood: %d %q", code, body)
+	}
+	if code, _, _ := h.get("other", "/"); code != 200 {
+		t.Fatalf("another project of the account after the deploy, under a flood: %d", code)
+	}
+	h.mustRsync("-r", src+"/", remote+"/fresh/")
+	if code, body, _ := h.get("fresh", "/"); code != 200 || body != "second" {
+		t.Fatalf("a new project under a flood: %d %q", code, body)
+	}
+	if _, errOut, code := h.ssh("rm", "fresh", "--yes"); code != 0 {
+		t.Fatal(errOut)
+	}
+	if code, _, _ := h.get("fresh", "/"); code != 404 {
+		t.Fatalf("a removed project under a flood: %d", code)
+	}
+}

@@ -198,7 +198,7 @@ func (s *Service) locked(ctx context.Context, g auth.Grant, project string, noti
 	defer s.release(g.AccountID, project, holder)
 	err := fn(holder)
 	if err == nil {
-		s.sites.forget(g.Account)
+		s.sites.forget(g.Account, project)
 	}
 	return err
 }

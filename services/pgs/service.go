@@ -306,7 +306,7 @@ func (s *Service) DeleteAccountData(ctx context.Context, account db.Account) err
 			return fmt.Errorf("delete the blobs of account %d: %w", accountID, err)
 		}
 		if n == 0 {
-			s.sites.forget(account.Name)
+			s.sites.forget(account.Name, "")
 			return nil
 		}
 	}

@@ -857,7 +857,7 @@ func (s *session) publish(ctx context.Context, d *deploy) (published, error) {
 	if err != nil {
 		return published{}, err
 	}
-	s.svc.sites.forget(g.Account)
+	s.svc.sites.forget(g.Account, d.project)
 	s.svc.log.Info("pgs: deploy published", "account", g.Account, "project", d.project, "deploy", out.Seq,
 		"identity", g.Identity, "tool", s.tool, "added", added, "changed", changed, "removed", removed)
 	return published{project: d.project, deploy: out}, nil
