@@ -122,3 +122,23 @@ func TestLegacySCPClientVanishes(t *testing.T) {
 		t.Fatalf("a cut transfer published %v", files)
 	}
 }
+
+// TestSCPDownloadNewlineName: a name with a newline (sites may hold one: it is valid UTF-8)
+// cannot be carried by the legacy protocol, whose headers end at a newline: sent as it is, the
+// rest of the name read as the next protocol line, making the client write a file the server
+// chose as if it were another. Such a file is skipped with a warning; the others arrive.
+func TestSCPDownloadNewlineName(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	requireTool(t, "scp")
+	c, _ := h.sftpClient()
+	put(t, c, "/blog/index.html", "home", true)
+	put(t, c, "/blog/x\nC0644 4 injected", "evil", true)
+	c.Close()
+	waitQuiet()
+	dst := t.TempDir()
+	out, errOut, code := h.scp("-O", "-r", remote+"/blog", dst+"/")
+	if code == 0 || !strings.Contains(errOut, "newline") {
+		t.Errorf("scp -O -r of a tree with a newline in a name: exit %d\n%s%s", code, out, errOut)
+	}
+	mustEqualTree(t, "downloaded", readTree(t, filepath.Join(dst, "blog")), map[string]string{"index.html": "home"})
+}
