@@ -19,8 +19,13 @@ import (
 // have gone (an sftp session ends when its channel closes).
 const finishTimeout = 2 * time.Minute
 
-// lockPoll is how often a deploy waiting for another one asks for the lock again.
-const lockPoll = 200 * time.Millisecond
+// lockPoll is how soon a deploy waiting for another one first asks for the lock again; the
+// interval doubles up to maxLockPoll. Each ask is a write to the database: many sessions
+// waiting on one project must not keep its single writer busy.
+const (
+	lockPoll    = 200 * time.Millisecond
+	maxLockPoll = 2 * time.Second
+)
 
 // session is one SSH session's view of its account's sites. It reads live deploys, each
 // pinned at its first use so that a download sees one deploy throughout, and changes projects
@@ -175,6 +180,7 @@ func (s *session) startDeploy(project, holder string) (*deploy, error) {
 func (s *Service) acquire(ctx context.Context, accountID int64, project, holder string, notice io.Writer) error {
 	deadline := time.Now().Add(s.lockWait)
 	told := false
+	poll := lockPoll
 	for {
 		ok, err := s.store.LockPGSProject(ctx, accountID, project, holder, s.lockTTL)
 		if err != nil {
@@ -196,8 +202,9 @@ func (s *Service) acquire(ctx context.Context, accountID int64, project, holder 
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-time.After(lockPoll):
+		case <-time.After(min(poll, max(time.Until(deadline), time.Millisecond))):
 		}
+		poll = min(2*poll, maxLockPoll)
 	}
 }
 
