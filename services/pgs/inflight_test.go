@@ -28,7 +28,9 @@ func TestInflightQuota(t *testing.T) {
 	if err == nil {
 		t.Fatalf("%d files of 50 KiB written and held open under a 64 KiB quota", opened)
 	}
-	t.Logf("refused after %d files: %v", opened, err)
+	if !strings.Contains(err.Error(), "past its 64 KiB storage quota (PORTICO_PGS_QUOTA)") || !strings.Contains(err.Error(), "blog/f") {
+		t.Fatalf("refused after %d files with: %v", opened, err)
+	}
 	// A sparse write far out counts to its end, too.
 	c2, drop2 := h.sftpClient()
 	defer drop2()

@@ -505,7 +505,7 @@ func (u *upload) reserve(end int64) error {
 	if end <= u.reserved {
 		return nil
 	}
-	if err := u.s.reserve(end - u.reserved); err != nil {
+	if err := u.s.reserve(u.path, end-u.reserved); err != nil {
 		return err
 	}
 	u.reserved = end
@@ -720,14 +720,14 @@ func (s *session) discard() {
 
 // reserve counts n more bytes of unrecorded data of this session as in flight for its
 // account, failing the session when the account's data in flight would exceed the quota.
-func (s *session) reserve(n int64) error {
+func (s *session) reserve(p sitepath.Path, n int64) error {
 	q := s.svc.limits.Quota
 	if q <= 0 || n <= 0 {
 		return nil
 	}
 	if !s.svc.inflight.add(s.accountID(), n, q) {
-		return s.fail(errorf(Refused, "uploads of %s in progress would hold more than its %s storage quota (PORTICO_PGS_QUOTA); nothing was published",
-			s.grant.Account, humanBytes(q)))
+		return s.fail(errorf(Refused, "storing %s, with the uploads in progress, takes %s past its %s storage quota (PORTICO_PGS_QUOTA); nothing was published",
+			shown(p.String()), s.grant.Account, humanBytes(q)))
 	}
 	s.mu.Lock()
 	s.reserved += n
