@@ -48,7 +48,7 @@ type siteCache struct {
 	refilled time.Time
 	trees    map[int64]*list.Element // deploy id → element of lru holding a *cachedTree
 	lru      *list.List
-	files    int // files of the cached trees
+	files    int // files of the cached trees, weighed by their paths' lengths (tree.cost)
 	maxFiles int
 
 	loads singleflight.Group
@@ -213,12 +213,12 @@ func (c *siteCache) add(deployID int64, t *tree) {
 	}
 	// A deploy larger than the cache is kept alone rather than read again on every request.
 	c.trees[deployID] = c.lru.PushFront(&cachedTree{deployID: deployID, t: t})
-	c.files += t.files
+	c.files += t.cost
 	for c.files > c.maxFiles && c.lru.Len() > 1 {
 		el := c.lru.Back()
 		ct := el.Value.(*cachedTree)
 		c.lru.Remove(el)
 		delete(c.trees, ct.deployID)
-		c.files -= ct.t.files
+		c.files -= ct.t.cost
 	}
 }

@@ -40,7 +40,14 @@ type tree struct {
 	bytes  int64 // their sizes
 	mtime  time.Time
 	hashes map[blob.Hash]struct{} // the contents of a stored manifest (nil in a working copy)
+	// cost weighs a stored manifest for the cache of manifests: a file, plus one for each
+	// pathCost bytes of its path (a manifest of 1 KiB paths takes six times the memory of one
+	// of short names: the tree keeps the paths' text).
+	cost int
 }
+
+// pathCost is the path bytes that weigh as much as a file in the cache of manifests.
+const pathCost = 128
 
 func newTree(mtime time.Time) *tree {
 	return &tree{root: &node{children: map[string]*node{}}, mtime: mtime}
@@ -56,6 +63,7 @@ func treeOf(files []db.PGSFile, mtime time.Time) (*tree, error) {
 			return nil, err
 		}
 		t.hashes[h] = struct{}{}
+		t.cost += 1 + len(f.Path)/pathCost
 		if err := t.put(f.Path, File{Hash: h, Size: f.Size, Mode: fs.FileMode(f.Mode).Perm(), MTime: f.MTime}); err != nil {
 			return nil, err
 		}
