@@ -142,3 +142,21 @@ func TestSCPDownloadNewlineName(t *testing.T) {
 	}
 	mustEqualTree(t, "downloaded", readTree(t, filepath.Join(dst, "blog")), map[string]string{"index.html": "home"})
 }
+
+// TestFarMTime: a client may send any modification time (scp's T line, rsync's varlong, SFTP's
+// setstat); one past year 9999 made `ls PROJECT --json` fail (JSON times stop there) and
+// Last-Modified unreadable. Times are kept within years 1 to 9999.
+func TestFarMTime(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	in := "T300000000000 0 300000000000 0\nC0644 4 far\nfar!\x00"
+	if _, errOut, code := rawSCP(t, h, "scp -p -t /blog/", in); code != 0 {
+		t.Fatalf("transfer: %d %s", code, errOut)
+	}
+	out, errOut, code := h.ssh("ls", "blog", "--json")
+	if code != 0 || !strings.Contains(out, `"modified": "9999-12-31T23:59:59Z"`) {
+		t.Fatalf("ls blog --json: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, body, hdr := h.get("blog", "/far"); code != 200 || body != "far!" || hdr.Get("Last-Modified") != "Fri, 31 Dec 9999 23:59:59 GMT" {
+		t.Fatalf("GET /far: %d %q %v", code, body, hdr)
+	}
+}

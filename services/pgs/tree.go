@@ -176,12 +176,23 @@ func (t *tree) dirOf(rel string, create bool) (*node, string, error) {
 	return n, base, nil
 }
 
+// minMTime and maxMTime bound the modification time a file keeps (years 1 to 9999, Unix
+// seconds): clients may send any, and JSON and HTTP dates stop at year 9999.
+const (
+	minMTime = -62135596800 // 0001-01-01T00:00:00Z
+	maxMTime = 253402300799 // 9999-12-31T23:59:59Z
+)
+
+// clampMTime keeps a modification time within years 1 and 9999.
+func clampMTime(t int64) int64 { return min(max(t, minMTime), maxMTime) }
+
 // put stores a file at rel, making its missing parent directories; it replaces a file but
 // not a directory.
 func (t *tree) put(rel string, f File) error {
 	if rel == "" {
 		return errIsDir
 	}
+	f.MTime = clampMTime(f.MTime)
 	dir, base, err := t.dirOf(rel, true)
 	if err != nil {
 		return err
@@ -213,7 +224,7 @@ func (t *tree) setAttrs(rel string, mode *fs.FileMode, mtime *int64) error {
 		f.Mode = mode.Perm()
 	}
 	if mtime != nil {
-		f.MTime = *mtime
+		f.MTime = clampMTime(*mtime)
 	}
 	n.file = &f
 	return nil
