@@ -2,6 +2,7 @@ package pgs
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -71,4 +72,49 @@ func TestFailingBlobStore(t *testing.T) {
 	store.full.Store(false)
 	h.mustRsync("-r", src+"/", remote+"/blog/")
 	mustEqualTree(t, "after the store recovered", h.liveFiles("blog"), map[string]string{"index.html": "v2, longer", "new.txt": "new"})
+}
+
+// leakyStore is a blob store whose reads fail with an error naming internals, as an object
+// store's or a filesystem's may (a bucket's address, a path on the server).
+type leakyStore struct {
+	blob.Store
+	failing atomic.Bool
+}
+
+const internalDetail = "s3://internal-bucket-7/portico at 10.9.8.7"
+
+func (s *leakyStore) Open(ctx context.Context, r blob.Ref) (blob.Reader, error) {
+	if s.failing.Load() {
+		return nil, errors.New("get " + internalDetail + ": access denied")
+	}
+	return s.Store.Open(ctx, r)
+}
+
+// TestFailuresNameNoInternals: a failure of the server's own storage reaches the client as
+// plain words on every protocol, never the cause's text (which goes to the log); before,
+// sftp and rsync passed the error's text to the client as it was.
+func TestFailuresNameNoInternals(t *testing.T) {
+	var store *leakyStore
+	h := newHarness(t, harnessOptions{blobs: func(s blob.Store) blob.Store {
+		store = &leakyStore{Store: s}
+		return store
+	}})
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "v1"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	store.failing.Store(true)
+	dst := t.TempDir()
+	o, e, code := h.rsync("-r", remote+"/blog/", dst+"/")
+	if code == 0 || strings.Contains(o+e, "internal-bucket") || !strings.Contains(o+e, "the server failed") {
+		t.Errorf("rsync download: exit %d\n%s%s", code, o, e)
+	}
+	c, _ := h.sftpClient()
+	defer c.Close()
+	_, err := c.Open("/blog/index.html")
+	if err == nil || strings.Contains(err.Error(), "internal-bucket") || !strings.Contains(err.Error(), "the server failed") {
+		t.Errorf("sftp open: %v", err)
+	}
+	if !strings.Contains(h.log.String(), internalDetail) {
+		t.Errorf("the cause is not in the server's log")
+	}
 }

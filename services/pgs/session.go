@@ -139,12 +139,12 @@ func (s *session) begin(project string) (*deploy, error) {
 	}
 	holder := newHolder()
 	if err := s.svc.acquire(s.ctx, s.accountID(), project, holder, s.notice); err != nil {
-		return nil, err
+		return nil, s.hide(err)
 	}
 	d, err := s.startDeploy(project, holder)
 	if err != nil {
 		s.svc.release(s.grant.AccountID, project, holder)
-		return nil, err
+		return nil, s.hide(err)
 	}
 	go s.renew(d)
 	s.mu.Lock()
@@ -283,12 +283,12 @@ func (s *session) view(project string, fn func(t *tree) error) error {
 	s.mu.Unlock()
 	live, found, err := s.svc.sites.liveOf(s.ctx, s.grant.Account, project, false)
 	if err != nil {
-		return err
+		return s.hide(err)
 	}
 	var snap *tree
 	if found {
 		if snap, err = s.svc.sites.tree(s.ctx, live.DeployID); err != nil {
-			return err
+			return s.hide(err)
 		}
 	} else {
 		snap = newTree(time.Time{})
@@ -361,7 +361,7 @@ func (s *session) readDir(p sitepath.Path) ([]fs.FileInfo, error) {
 func (s *session) projects() ([]fs.FileInfo, error) {
 	list, err := s.svc.store.PGSProjects(s.ctx, s.accountID())
 	if err != nil {
-		return nil, err
+		return nil, s.hide(err)
 	}
 	seen := map[string]bool{}
 	var out []fs.FileInfo
@@ -410,7 +410,26 @@ func (s *session) open(p sitepath.Path) (blob.Reader, File, error) {
 		return &pendingReader{s: s, pb: pb}, f, nil
 	}
 	r, err := s.svc.blobs.Open(s.ctx, blob.Ref{Account: s.accountID(), Hash: f.Hash})
-	return r, f, err
+	if err != nil {
+		return nil, File{}, s.hide(err)
+	}
+	return r, f, nil
+}
+
+// hide turns a failure of the server's own (the database, the blob store), whose text may
+// name hosts, files or queries, into a message that names none; the cause goes to the log.
+// The protocols pass an error's text to the client as it is.
+func (s *session) hide(err error) error {
+	var e *Error
+	var pe *sitepath.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e), errors.As(err, &pe), errors.Is(err, fs.ErrNotExist), errors.Is(err, context.Canceled):
+		return err
+	}
+	s.svc.log.Warn("pgs: a session's read or deploy failed", "account", s.grant.Account, "identity", s.grant.Identity, "err", err)
+	return &Error{Kind: Failed, Message: "the server failed (its log says why); nothing was changed", Err: err}
 }
 
 // pendingReader reads a blob written in this session before it is committed.
