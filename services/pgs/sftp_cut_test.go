@@ -158,7 +158,15 @@ func TestSFTPBadInput(t *testing.T) {
 	} else {
 		l.(io.Closer).Close()
 	}
+	// The bad paths failed the session: nothing of it is published.
+	c.Close()
+	waitQuiet()
+	if got := h.liveFiles("blog"); got != nil {
+		t.Fatalf("published %v after bad paths", got)
+	}
 	// A write far past the file size limit fails at once (no sparse giant file).
+	c, _ = h.sftpClient()
+	put(t, c, "/blog/index.html", "home", true)
 	f, err := c.Create("/blog/sparse")
 	if err != nil {
 		t.Fatal(err)
@@ -172,5 +180,29 @@ func TestSFTPBadInput(t *testing.T) {
 	// The session failed (the limit): index.html was not published either.
 	if got := h.liveFiles("blog"); got != nil {
 		t.Fatalf("published %v", got)
+	}
+}
+
+// TestSFTPBadPathFailsDeploy: a path the site cannot hold fails the session's deploy over SFTP
+// as over rsync and legacy scp; before, the file was refused and the rest went live without it.
+func TestSFTPBadPathFailsDeploy(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	c, _ := h.sftpClient()
+	put(t, c, "/blog/index.html", "v1", true)
+	c.Close()
+	waitQuiet()
+	for _, bad := range []func(c *sftp.Client) error{
+		func(c *sftp.Client) error { _, err := c.Create("/blog/" + strings.Repeat("n", 256)); return err },
+		func(c *sftp.Client) error { return c.Mkdir("/blog/\xff") },
+		func(c *sftp.Client) error { return c.Rename("/blog/new.html", "/blog/a\x00b") },
+	} {
+		c, _ := h.sftpClient()
+		put(t, c, "/blog/new.html", "new", true)
+		if err := bad(c); err == nil {
+			t.Fatal("a bad path was taken")
+		}
+		c.Close()
+		waitQuiet()
+		mustEqualTree(t, "after a bad path", h.liveFiles("blog"), map[string]string{"index.html": "v1"})
 	}
 }
