@@ -456,6 +456,12 @@ func (h *sftpHandler) rename(from sitepath.Path, target string, replace bool) er
 			}
 		}
 	}
+	if dTo != dFrom {
+		// Checked before anything moves: a failed attach would lose what was detached.
+		if n := dFrom.work.lookup(from.Rel); n != nil && dTo.work.dirs+n.countDirs() > maxTreeDirs {
+			return errTooDeep
+		}
+	}
 	n, err := dFrom.work.detach(from.Rel)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/services/pgs/sitepath"
 )
 
 // sftpClient opens an SFTP session with pkg/sftp's client over x/crypto/ssh.
@@ -204,5 +205,30 @@ func TestSFTPBadPathFailsDeploy(t *testing.T) {
 		c.Close()
 		waitQuiet()
 		mustEqualTree(t, "after a bad path", h.liveFiles("blog"), map[string]string{"index.html": "v1"})
+	}
+}
+
+// TestSFTPRenameKeepsSourceOnFailure: a rename into another project that cannot take the
+// directory (the bound on directories) is refused before anything moves; before, the source
+// was taken out first and lost, and the session went on to publish without it.
+func TestSFTPRenameKeepsSourceOnFailure(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	hs := &sftpHandler{s: h.svc.newSession(context.Background(), auth.Grant{AccountID: h.account.ID, Account: "alice"}, "sftp", true, io.Discard),
+		writers: map[string]*sftpWriter{}}
+	for _, dir := range []string{"/one", "/one/d", "/one/d/e", "/two"} {
+		if err := hs.Filecmd(sftp.NewRequest("Mkdir", dir)); err != nil {
+			t.Fatalf("mkdir %s: %v", dir, err)
+		}
+	}
+	hs.s.mu.Lock()
+	hs.s.deploys["two"].work.dirs = maxTreeDirs - 1
+	hs.s.mu.Unlock()
+	req := sftp.NewRequest("Rename", "/one/d")
+	req.Target = "/two/d"
+	if err := hs.Filecmd(req); err == nil {
+		t.Fatal("the rename past the directory bound succeeded")
+	}
+	if fi, err := hs.s.stat(sitepath.Path{Project: "one", Rel: "d/e"}); err != nil || !fi.IsDir() {
+		t.Fatalf("one/d/e after the refused rename: %v %v", fi, err)
 	}
 }
