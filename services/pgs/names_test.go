@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -111,5 +112,39 @@ func TestDeployVisibleUnderFlood(t *testing.T) {
 	}
 	if code, _, _ := h.get("fresh", "/"); code != 404 {
 		t.Fatalf("a removed project under a flood: %d", code)
+	}
+}
+
+// bindingTunnels is the tuns side binding a tunnel at the moment pgs asks about the name: it
+// binds only if pgs does not have the name then (what tuns asks, ProjectExists).
+type bindingTunnels struct {
+	svc  func() *Service
+	live atomic.Bool
+}
+
+func (b *bindingTunnels) TunnelLive(account, name string) bool {
+	if !b.live.Load() {
+		if exists, err := b.svc().ProjectExists(context.Background(), account, name); err == nil && !exists {
+			b.live.Store(true)
+		}
+	}
+	return b.live.Load()
+}
+
+// TestLinkTunnelRace: `link` asked whether a tunnel had the name before taking the project's
+// lock, so a tunnel bound in between (tuns then saw no project) and the link went ahead: both
+// had the host name. The question is now asked under the lock.
+func TestLinkTunnelRace(t *testing.T) {
+	tunnels := &bindingTunnels{}
+	h := newHarness(t, harnessOptions{tunnels: tunnels})
+	tunnels.svc = func() *Service { return h.svc }
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "x"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	tunnels.live.Store(false)
+	_, _, code := h.ssh("link", "api", "--to", "blog")
+	exists, _ := h.svc.ProjectExists(context.Background(), "alice", "api")
+	if exists && tunnels.live.Load() {
+		t.Fatalf("both a tunnel and a project (link exit %d) have alice-api", code)
 	}
 }
