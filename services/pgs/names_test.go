@@ -115,20 +115,22 @@ func TestDeployVisibleUnderFlood(t *testing.T) {
 	}
 }
 
-// bindingTunnels is the tuns side binding a tunnel at the moment pgs asks about the name: it
-// binds only if pgs does not have the name then (what tuns asks, ProjectExists).
+// bindingTunnels is the tuns side binding a tunnel just after pgs asked about the name (the
+// answer was no): it binds only if pgs does not have the name then (what tuns asks,
+// ProjectExists).
 type bindingTunnels struct {
 	svc  func() *Service
 	live atomic.Bool
 }
 
 func (b *bindingTunnels) TunnelLive(account, name string) bool {
-	if !b.live.Load() {
-		if exists, err := b.svc().ProjectExists(context.Background(), account, name); err == nil && !exists {
-			b.live.Store(true)
-		}
+	if b.live.Load() {
+		return true
 	}
-	return b.live.Load()
+	if exists, err := b.svc().ProjectExists(context.Background(), account, name); err == nil && !exists {
+		b.live.Store(true) // bound right after this answer
+	}
+	return false
 }
 
 // TestLinkTunnelRace: `link` asked whether a tunnel had the name before taking the project's
