@@ -82,3 +82,59 @@ func TestHTTPManyRanges(t *testing.T) {
 		t.Errorf("unsatisfiable: %d %v", code, hdr)
 	}
 }
+
+// FuzzCoalesceRange: whatever the header, a merged Range is sorted, non-overlapping, within the
+// file, at most maxRangeParts parts, and covers every byte the header asked for.
+func FuzzCoalesceRange(f *testing.F) {
+	for _, s := range []string{"bytes=0-0", "bytes=0-600,100-700", "bytes=-5,3-", "bytes= 1 - 2 , 9-", "bytes=9-1", "bytes=,,", "bytes=-0"} {
+		f.Add(s, int64(1000))
+	}
+	f.Fuzz(func(t *testing.T, h string, size int64) {
+		if size < 0 || size > 1<<40 {
+			return
+		}
+		out, ignore, ok := coalesceRange(h, size)
+		if !ok || ignore {
+			return
+		}
+		spec, found := strings.CutPrefix(out, "bytes=")
+		if !found {
+			t.Fatalf("%q → %q", h, out)
+		}
+		var merged []byteRange
+		for part := range strings.SplitSeq(spec, ",") {
+			var r byteRange
+			if _, err := fmt.Sscanf(part, "%d-%d", &r.start, &r.end); err != nil {
+				t.Fatalf("%q → %q: %v", h, out, err)
+			}
+			if r.start < 0 || r.end < r.start || r.end >= size {
+				t.Fatalf("%q → %q: range %v outside a file of %d", h, out, r, size)
+			}
+			if n := len(merged); n > 0 && r.start <= merged[n-1].end+rangeGap {
+				t.Fatalf("%q → %q: parts overlap or nearly touch", h, out)
+			}
+			merged = append(merged, r)
+		}
+		if len(merged) == 0 || len(merged) > maxRangeParts {
+			t.Fatalf("%q → %q: %d parts", h, out, len(merged))
+		}
+		covered := func(b int64) bool {
+			for _, r := range merged {
+				if b >= r.start && b <= r.end {
+					return true
+				}
+			}
+			return false
+		}
+		// Every requested range's first and last satisfiable bytes are covered.
+		reqs, _, _ := strings.Cut(strings.TrimPrefix(h, "bytes="), "\x00")
+		for part := range strings.SplitSeq(reqs, ",") {
+			var a, b int64
+			if n, _ := fmt.Sscanf(strings.TrimSpace(part), "%d-%d", &a, &b); n == 2 && a >= 0 && b >= a && a < size {
+				if !covered(a) || !covered(min(b, size-1)) {
+					t.Fatalf("%q → %q: %d-%d not covered", h, out, a, b)
+				}
+			}
+		}
+	})
+}
