@@ -3,11 +3,16 @@ package pgs
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 
+	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/db"
+	"github.com/portico-sh/portico/db/dbtest"
+	"github.com/portico-sh/portico/internal/sshtest"
 	"github.com/portico-sh/portico/services/pgs/blob"
 )
 
@@ -116,5 +121,31 @@ func TestFailuresNameNoInternals(t *testing.T) {
 	}
 	if !strings.Contains(h.log.String(), internalDetail) {
 		t.Errorf("the cause is not in the server's log")
+	}
+}
+
+// brokenProjects is a store whose project listing fails with an error naming internals.
+type brokenProjects struct{ Store }
+
+func (brokenProjects) PGSProjects(context.Context, int64) ([]db.PGSProject, error) {
+	return nil, errors.New("dial tcp " + internalDetail + ": connection refused")
+}
+
+// TestCommandFailureLogged: a command that fails on the server's side tells the client plain
+// words and the log the cause; before, the cause was dropped.
+func TestCommandFailureLogged(t *testing.T) {
+	store := dbtest.Open(t)
+	var log sshtest.SyncBuffer
+	svc := New(Options{Store: brokenProjects{store}, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	var stdout, stderr strings.Builder
+	c := &cli{svc: svc, ctx: context.Background(), grant: auth.Grant{AccountID: 1, Account: "alice"}, stdout: &stdout, stderr: &stderr}
+	if code := c.run([]string{"ls"}); code != exitFailed {
+		t.Fatalf("ls: exit %d", code)
+	}
+	if strings.Contains(stderr.String(), "internal-bucket") || !strings.Contains(stderr.String(), "the server failed") {
+		t.Fatalf("ls told the client: %q", stderr.String())
+	}
+	if !strings.Contains(log.String(), internalDetail) {
+		t.Fatalf("the cause is not in the log: %q", log.String())
 	}
 }
