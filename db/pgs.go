@@ -157,7 +157,8 @@ type PGS interface {
 	CollectPGSBlobs(ctx context.Context, accountID int64, limit int, force bool,
 		remove func(hashes []string) (removed []string, err error)) (int, error)
 	// PGSAccountsWithGarbage lists up to limit accounts (deleted ones too) that have blobs no
-	// kept deploy uses: what a crashed deploy or a deleted account left to collect.
+	// kept deploy uses: what a crashed deploy or a deleted account left to collect. When there
+	// are more, each call picks at random among them.
 	PGSAccountsWithGarbage(ctx context.Context, limit int) ([]int64, error)
 	// DeletePGSAccountData deletes every project, deploy and lock of the account (its blobs
 	// are then collected with force). Blob records outlive a deleted account until collected.

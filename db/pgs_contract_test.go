@@ -43,6 +43,7 @@ func runPGSContract(t *testing.T, open func(testing.TB) db.Store) {
 		{"AccountDeleted", testPGSAccountDeleted},
 		{"MaxProjects", testPGSMaxProjects},
 		{"MaxKeptFiles", testPGSMaxKeptFiles},
+		{"GarbageAccountsRotate", testPGSGarbageAccountsRotate},
 		{"PublishWhileRenewing", testPGSPublishWhileRenewing},
 	}
 	for _, tt := range tests {
@@ -589,6 +590,26 @@ func testPGSMaxKeptFiles(t *testing.T, s db.Store) {
 	// Another account's files do not count.
 	if err := pub(b.ID, "one", 10); err != nil {
 		t.Fatalf("bob: %v", err)
+	}
+}
+
+// Accounts with garbage beyond the limit are picked at random: the same first ones (whose
+// collection may keep being refused while a deploy holds a lock) must not hide the others.
+func testPGSGarbageAccountsRotate(t *testing.T, s db.Store) {
+	for _, name := range []string{"alice", "bob", "carol"} {
+		a, _ := createAccount(t, s, name)
+		record(t, s, a.ID, "garbage of "+name)
+	}
+	seen := map[int64]bool{}
+	for range 60 {
+		ids, err := s.PGSAccountsWithGarbage(ctx, 1)
+		if err != nil || len(ids) != 1 {
+			t.Fatalf("accounts with garbage = %v, %v", ids, err)
+		}
+		seen[ids[0]] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("60 calls with limit 1 named %d of 3 accounts", len(seen))
 	}
 }
 

@@ -516,9 +516,11 @@ func (s *postgresStore) CollectPGSBlobs(ctx context.Context, accountID int64, li
 }
 
 func (s *postgresStore) PGSAccountsWithGarbage(ctx context.Context, limit int) ([]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT account_id FROM pgs_blobs b
-		WHERE NOT EXISTS (SELECT 1 FROM pgs_files f WHERE f.account_id = b.account_id AND f.hash = b.hash)
-		LIMIT $1`, limit)
+	// In random order: accounts whose collection keeps being refused (a deploy holding a lock)
+	// must not keep the others out of every sweep.
+	rows, err := s.pool.Query(ctx, `SELECT account_id FROM (SELECT DISTINCT account_id FROM pgs_blobs b
+		WHERE NOT EXISTS (SELECT 1 FROM pgs_files f WHERE f.account_id = b.account_id AND f.hash = b.hash)) g
+		ORDER BY random() LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("accounts with unused blobs: %w", err)
 	}

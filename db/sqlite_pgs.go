@@ -537,9 +537,11 @@ func (s *sqliteStore) CollectPGSBlobs(ctx context.Context, accountID int64, limi
 }
 
 func (s *sqliteStore) PGSAccountsWithGarbage(ctx context.Context, limit int) ([]int64, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT account_id FROM pgs_blobs b
-		WHERE NOT EXISTS (SELECT 1 FROM pgs_files f WHERE f.account_id = b.account_id AND f.hash = b.hash)
-		LIMIT ?`, limit)
+	// In random order: accounts whose collection keeps being refused (a deploy holding a lock)
+	// must not keep the others out of every sweep.
+	rows, err := s.r.QueryContext(ctx, `SELECT account_id FROM (SELECT DISTINCT account_id FROM pgs_blobs b
+		WHERE NOT EXISTS (SELECT 1 FROM pgs_files f WHERE f.account_id = b.account_id AND f.hash = b.hash))
+		ORDER BY random() LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("accounts with unused blobs: %w", err)
 	}
