@@ -52,6 +52,13 @@ type GlobalRequestHandler interface {
 	HandleRequest(c *Conn, req *gossh.Request) (ok bool, payload []byte)
 }
 
+// ForwardRefusalHandler is implemented by GlobalRequestHandlers that tell the client why the
+// gateway refused one of their requests (the grant lacks permit-port-forwarding): SSH's
+// refusal carries no reason.
+type ForwardRefusalHandler interface {
+	ForwardRefused(c *Conn, req *gossh.Request, reason string)
+}
+
 // ChannelHandler is implemented by services that accept channel types other than "session",
 // such as direct-tcpip. The gateway has checked the grant's service and
 // permit-port-forwarding before calling it.
