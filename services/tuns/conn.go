@@ -26,6 +26,7 @@ type conn struct {
 	mu         sync.Mutex
 	tunnels    []*Tunnel
 	forwards   int      // tcpip-forward requests seen
+	pending    int      // tcpip-forward requests being decided
 	refused    []string // why forwards were refused, in order
 	hadTunnels bool
 	sink       *sink // the attached session, or nil
@@ -46,8 +47,17 @@ type options struct {
 func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 	c.mu.Lock()
 	c.forwards++
+	c.pending++
 	n, ended := c.forwards, c.ended
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.pending--
+		if c.sink != nil {
+			c.sink.wakeUp()
+		}
+		c.mu.Unlock()
+	}()
 	if ended {
 		return nil, errors.New("the connection is ending")
 	}
@@ -305,11 +315,12 @@ func (c *conn) logLine(line string) {
 	}
 }
 
-// counts reports how many tunnels the connection has, had, and was refused.
-func (c *conn) counts() (live int, had bool, refused int) {
+// counts reports how many tunnels the connection has, had, was refused, and has asked for
+// without an answer yet.
+func (c *conn) counts() (live int, had bool, refused, pending int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.tunnels), c.hadTunnels, len(c.refused)
+	return len(c.tunnels), c.hadTunnels, len(c.refused), c.pending
 }
 
 // hostOf is the host of a host:port address.

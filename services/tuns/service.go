@@ -3,9 +3,11 @@ package tuns
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -147,7 +149,7 @@ func (s *Service) HandleRequest(c *services.Conn, req *gossh.Request) (bool, []b
 	case "tcpip-forward":
 		t, err := cs.bind(fr.Addr, fr.Port)
 		if err != nil {
-			cs.refuse(fmt.Sprintf("-R %s:%d refused: %v", printable(fr.Addr), fr.Port, err))
+			cs.refuse(fmt.Sprintf("%s refused: %v", forwardLabel(fr), err))
 			return false, nil
 		}
 		if fr.Port == 0 {
@@ -160,6 +162,14 @@ func (s *Service) HandleRequest(c *services.Conn, req *gossh.Request) (bool, []b
 	return false, nil
 }
 
+// forwardLabel names a forward request as the user wrote it: -R dev:80, or -R 8080 without a name.
+func forwardLabel(fr forwardRequest) string {
+	if slices.Contains(unnamed, fr.Addr) {
+		return fmt.Sprintf("-R %d", fr.Port)
+	}
+	return fmt.Sprintf("-R %s:%d", printable(fr.Addr), fr.Port)
+}
+
 // ForwardRefused hears of a forward the gateway refused (the grant lacks
 // permit-port-forwarding), so that the client is told why as for the service's own refusals.
 func (s *Service) ForwardRefused(c *services.Conn, req *gossh.Request, reason string) {
@@ -168,7 +178,7 @@ func (s *Service) ForwardRefused(c *services.Conn, req *gossh.Request, reason st
 		return
 	}
 	if cs := s.connOf(c.SSH, c.Grant); cs != nil {
-		cs.refuse(fmt.Sprintf("-R %s:%d refused: %s", printable(fr.Addr), fr.Port, reason))
+		cs.refuse(fmt.Sprintf("%s refused: %s", forwardLabel(fr), reason))
 	}
 }
 
@@ -226,7 +236,7 @@ func (s *Service) publicHost() string { return s.o.Public.HTTP.Hostname() }
 func (s *Service) listenPublic(port uint32) (net.Listener, uint32, error) {
 	r := s.o.TCPPorts
 	if r.First == 0 {
-		return nil, 0, fmt.Errorf("this server has no public TCP ports (the operator sets PORTICO_TUNS_TCP_PORTS); name the tunnel for a private one: -R NAME:%d:localhost:%d", max(port, 1), max(port, 1))
+		return nil, 0, errors.New("this server has no public TCP ports (its operator may set PORTICO_TUNS_TCP_PORTS); name the tunnel for a private one (-R NAME:PORT:localhost:LOCALPORT) or use port 80 for HTTP")
 	}
 	if port != 0 {
 		if !r.Contains(int(port)) {

@@ -26,6 +26,9 @@ const (
 // maxHostHeader bounds host-header=VALUE.
 const maxHostHeader = 255
 
+// sessionGrace is how long a session waits for its connection's first forward request.
+const sessionGrace = 500 * time.Millisecond
+
 // Serve runs a session: ls, help, or the session of the connection's tunnels, which shows
 // them and their request log until it is closed (closing it ends them).
 func (s *Service) Serve(sess *services.Session) int {
@@ -93,7 +96,9 @@ func (s *Service) watch(sess *services.Session, cs *conn, o options) int {
 			io.WriteString(stdout, strings.Join(out, nl)+nl)
 		}
 	}
-	grace := time.NewTimer(s.o.Grace)
+	// OpenSSH sends its forward requests before it opens the session, so that by now they
+	// have arrived: a moment is enough to see whether there are any.
+	grace := time.NewTimer(sessionGrace)
 	defer grace.Stop()
 	graceOver := false
 	ctx := sess.Context()
@@ -110,9 +115,9 @@ func (s *Service) watch(sess *services.Session, cs *conn, o options) int {
 			return exitFailed
 		}
 		flush()
-		live, had, refused := cs.counts()
+		live, had, refused, pending := cs.counts()
 		switch {
-		case live > 0:
+		case live > 0 || pending > 0:
 		case had:
 			fmt.Fprintf(stderr, "portico: no tunnel is left on this connection%s", nl)
 			return exitFailed
