@@ -28,8 +28,10 @@ import (
 //	                                   headers it got, one "name: value" line each
 //	local-stop VAR      stop the server local-http VAR started (its port then refuses)
 //	tcp-echo VAR        start a TCP echo server on a free loopback port; set VAR to its port
-//	tcp-say ADDR TEXT   connect to ADDR, send TEXT and a newline, close the sending side, and
-//	                    print what comes back
+//	tcp-say ADDR TEXT   connect to ADDR (retrying for 10s while it refuses: an ssh -L starting),
+//	                    send TEXT and a newline, close the sending side, and print what comes
+//	                    back; ! tcp-say expects nothing back
+//	free-ports VAR N    set VAR to the first of N consecutive free loopback ports
 //	visit-upload HOST SIZE
 //	                    POST SIZE bytes of the -gen stream to /upload on $HOST:$HTTP_PORT with
 //	                    Host: HOST; print the response body
@@ -51,6 +53,7 @@ func init() {
 	scriptCommands["visit-upgrade"] = cmdVisitUpgrade
 	scriptCommands["visit-many"] = cmdVisitMany
 	scriptCommands["server-rss-below"] = cmdServerRSSBelow
+	scriptCommands["free-ports"] = cmdFreePorts
 }
 
 // localServers are the servers local-http and tcp-echo started, by script and variable.
@@ -160,11 +163,14 @@ func cmdTCPSay(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 2 {
 		ts.Fatalf("usage: tcp-say ADDR TEXT...")
 	}
-	c, err := net.DialTimeout("tcp", args[0], 10*time.Second)
-	if err != nil {
-		if neg {
-			return
+	var c net.Conn
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if c, err = net.DialTimeout("tcp", args[0], 10*time.Second); err == nil || time.Now().After(deadline) {
+			break
 		}
+	}
+	if err != nil {
 		ts.Fatalf("tcp-say: %v", err)
 	}
 	defer c.Close()
@@ -310,4 +316,39 @@ func cmdServerRSSBelow(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Fatalf("server-rss-below: no VmRSS")
+}
+
+func cmdFreePorts(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "free-ports")
+	if len(args) != 2 {
+		ts.Fatalf("usage: free-ports VAR N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	for range 200 {
+		first, err := freePort()
+		ts.Check(err)
+		if first+n > ephemeralLow() && first < ephemeralLow() {
+			continue
+		}
+		ok := true
+		for p := first; p < first+n && ok; p++ {
+			l, err := net.Listen("tcp", net.JoinHostPort(loopback, strconv.Itoa(p)))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			portsMu.Lock()
+			for p := first; p < first+n; p++ {
+				portsGiven[p] = true
+			}
+			portsMu.Unlock()
+			ts.Setenv(args[0], strconv.Itoa(first))
+			return
+		}
+	}
+	ts.Fatalf("free-ports: no %d consecutive free ports", n)
 }
