@@ -99,7 +99,7 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	pipeOptions.Logger = log
 	tunsService := newTunnels(&s, cfg, tunnels, sites, accountOps.SSHCommand(string(auth.Tuns)), log)
 	router, err := services.NewRouter(
-		admin.New(accountOps, admin.WithSites(sites)),
+		admin.New(accountOps, admin.WithSites(sites), admin.WithTunnels(tunsService)),
 		tunsService, // before sites: a tunnel's host answers without a database lookup
 		sites,
 		pipe.New(pipe.Options{

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -187,6 +188,8 @@ type TunnelView struct {
 	Requests    int64     `json:"requests"`
 	BytesIn     int64     `json:"bytes_in"`
 	BytesOut    int64     `json:"bytes_out"`
+	// Where is how the tunnel is reached: its URL, private host:port, or public address.
+	Where string `json:"-"`
 }
 
 // Tunnels lists the account's tunnels.
@@ -200,20 +203,21 @@ func (s *Service) Tunnels(account string) []TunnelView {
 		if u := t.URL(); u != "" {
 			v.URL = &u
 		}
+		v.Where = s.where(v)
 		views = append(views, v)
 	}
 	return views
 }
 
-// Where returns how a tunnel is reached: its URL, private host:port, or public address.
-func (v TunnelView) Where(publicHost string) string {
+// where is how a tunnel is reached: its URL, private host:port, or public address.
+func (s *Service) where(v TunnelView) string {
 	switch {
 	case v.URL != nil:
 		return *v.URL
 	case v.Kind == KindTCPPrivate:
 		return v.Host + ":" + strconv.Itoa(int(v.Port)) + " (private)"
 	}
-	return "tcp://" + publicHost + ":" + strconv.Itoa(int(v.Port))
+	return "tcp://" + net.JoinHostPort(s.publicHost(), strconv.Itoa(int(v.Port)))
 }
 
 func (s *Service) ls(sess *services.Session, args []string) int {
@@ -245,7 +249,7 @@ func (s *Service) ls(sess *services.Session, args []string) int {
 		if name == "" {
 			name = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", name, v.Kind, v.Where(s.publicHost()),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", name, v.Kind, v.Where,
 			v.ConnectedAt.Format(time.RFC3339), printable(v.Identity), v.Requests, v.BytesIn, v.BytesOut)
 	}
 	tw.Flush()
