@@ -306,6 +306,13 @@ func (c *conn) detach(s *sink) {
 	}
 }
 
+// logging reports whether a session wants request log lines.
+func (c *conn) logging() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sink != nil && !c.opts.quiet
+}
+
 // logLine gives a request log line to the session, unless it is quiet.
 func (c *conn) logLine(line string) {
 	c.mu.Lock()

@@ -14,11 +14,10 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// Pooled keep-alive connections to one tunnel's local server.
-const (
-	maxIdlePerTunnel = 16
-	idleConnTimeout  = 90 * time.Second
-)
+// idleConnTimeout is how long a pooled keep-alive connection to a tunnel's local server (a
+// forwarded-tcpip channel) is kept unused. Up to maxOpenChannels are kept: opening a channel
+// costs a round trip to the client and a connect on the user's machine.
+const idleConnTimeout = 90 * time.Second
 
 // originKey carries the visitor's address to the transport's dialer; recorderKey the
 // request's recorder to ModifyResponse.
@@ -35,7 +34,7 @@ func (t *Tunnel) startHTTP() {
 			origin, _ := ctx.Value(originKey{}).(string)
 			return t.dial(ctx, origin, true)
 		},
-		MaxIdleConnsPerHost: maxIdlePerTunnel,
+		MaxIdleConnsPerHost: maxOpenChannels,
 		MaxConnsPerHost:     maxOpenChannels,
 		IdleConnTimeout:     idleConnTimeout,
 		DisableCompression:  true,
@@ -79,6 +78,9 @@ func (t *Tunnel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(ctx, recorderKey{}, rec))
 	t.proxy.ServeHTTP(rec, r)
 	t.requests.Add(1)
+	if !t.owner.logging() {
+		return
+	}
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
