@@ -25,7 +25,7 @@ import (
 // harness is a gateway on loopback with the tuns service and two accounts, alice and bob, each
 // with a login key; clients are golang.org/x/crypto/ssh, which sends what OpenSSH will not.
 type harness struct {
-	t          *testing.T
+	t          testing.TB
 	svc        *Service
 	gw         *gateway.Gateway
 	sshAddr    string
@@ -39,7 +39,7 @@ type harnessOptions struct {
 	tcpPorts PortRange
 }
 
-func newHarness(t *testing.T, o harnessOptions) *harness {
+func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	h := &harness{t: t, log: &sshtest.SyncBuffer{}, alice: sshtest.NewSigner(t), bob: sshtest.NewSigner(t)}
 	store := dbtest.Open(t)
@@ -82,7 +82,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	return h
 }
 
-func createAccount(t *testing.T, store db.Store, name string, s gossh.Signer) {
+func createAccount(t testing.TB, store db.Store, name string, s gossh.Signer) {
 	t.Helper()
 	kl, err := auth.ParseKeyLine(sshtest.AuthorizedKey(s.PublicKey()) + " " + name)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -52,6 +53,7 @@ func (t *Tunnel) startHTTP() {
 			}
 		},
 		Transport:     t.transport,
+		BufferPool:    copyBuffers,
 		FlushInterval: -1,
 		ErrorHandler:  t.proxyError,
 		ErrorLog:      log.New(discard{}, "", 0),
@@ -65,6 +67,15 @@ func (t *Tunnel) startHTTP() {
 	}
 	t.proxy = rp
 }
+
+// copyBuffers are the proxies' copy buffers, shared: without a pool each response allocated
+// its own 32 KiB.
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 type discard struct{}
 
