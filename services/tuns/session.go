@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -99,6 +100,8 @@ func (s *Service) watch(sess *services.Session, cs *conn, o options) int {
 	}
 	// OpenSSH sends its forward requests before it opens the session, so that by now they
 	// have arrived: a moment is enough to see whether there are any.
+	interrupted := make(chan struct{})
+	go readInput(sess, isPTY, interrupted)
 	grace := time.NewTimer(sessionGrace)
 	defer grace.Stop()
 	graceOver := false
@@ -114,6 +117,9 @@ func (s *Service) watch(sess *services.Session, cs *conn, o options) int {
 		case <-cs.done:
 			flush()
 			return exitFailed
+		case <-interrupted:
+			flush()
+			return exitOK
 		}
 		flush()
 		live, had, refused, pending := cs.counts()
@@ -128,6 +134,23 @@ func (s *Service) watch(sess *services.Session, cs *conn, o options) int {
 			fmt.Fprintf(stderr, "portico: this connection has no tunnels: ask for one with -R%s%s", nl,
 				strings.ReplaceAll(s.usage(), "\n", nl))
 			return exitUsage
+		}
+	}
+}
+
+// readInput reads the session's stdin until it ends, so that a client's input never waits. On a
+// terminal, Ctrl-C or Ctrl-D (which the terminal sends as bytes) closes interrupted: the user
+// wants the tunnels to end. Without one, input means nothing (it may be /dev/null).
+func readInput(sess *services.Session, isPTY bool, interrupted chan<- struct{}) {
+	buf := make([]byte, 1024)
+	for {
+		n, err := sess.Read(buf)
+		if isPTY && slices.ContainsFunc(buf[:n], func(b byte) bool { return b == 0x03 || b == 0x04 }) {
+			close(interrupted)
+			return
+		}
+		if err != nil {
+			return
 		}
 	}
 }
