@@ -52,9 +52,11 @@ func (t *Tunnel) startHTTP() {
 				pr.Out.Host = h
 			}
 		},
-		Transport:     t.transport,
-		BufferPool:    copyBuffers,
-		FlushInterval: -1,
+		Transport:  t.transport,
+		BufferPool: copyBuffers,
+		// Streamed responses (no Content-Length, or text/event-stream) are flushed at once by
+		// ReverseProxy itself; others go out as the server's buffer fills, and at their end.
+		FlushInterval: 0,
 		ErrorHandler:  t.proxyError,
 		ErrorLog:      log.New(discard{}, "", 0),
 		ModifyResponse: func(resp *http.Response) error {

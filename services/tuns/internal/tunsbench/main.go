@@ -220,18 +220,32 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	pBefore, sBefore := portico.CPU(), cpuOf(httpFwd.cmd.Process.Pid)
 	tn, err := wrk(ctx, tunnelURL, "alice-bench.localhost", o.conns, o.duration)
 	if err != nil {
 		return err
 	}
+	pCPU, sCPU := portico.CPU()-pBefore, cpuOf(httpFwd.cmd.Process.Pid)-sBefore
 	fmt.Printf("| requests/s, %d connections | %.0f | %.0f | %.2f× |\n", o.conns, dn.rps, tn.rps, tn.rps/dn.rps)
 	fmt.Printf("| p50 / p99 latency, %d connections | %s / %s | %s / %s | |\n", o.conns, dn.p50, dn.p99, tn.p50, tn.p99)
+	requests := tn.rps * o.duration.Seconds()
+	fmt.Printf("\nCPU per request through the tunnel (%d connections): portico %.0fµs, the ssh client %.0fµs.\n",
+		o.conns, float64(pCPU.Microseconds())/requests, float64(sCPU.Microseconds())/requests)
 	if err := portico.Alive(); err != nil {
 		return err
 	}
 	rss, _ := benchenv.RSS(portico.PID())
 	fmt.Printf("\nportico's RSS at the end: %d MiB\n", rss>>20)
 	return nil
+}
+
+// cpuOf is a process's CPU time so far, or 0.
+func cpuOf(pid int) time.Duration {
+	own, _, err := benchenv.ProcessCPU(pid)
+	if err != nil {
+		return 0
+	}
+	return own
 }
 
 func numCPU() int {
