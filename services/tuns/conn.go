@@ -219,7 +219,11 @@ func (c *conn) endTunnel(t *Tunnel, reason string) {
 	if c.sink != nil {
 		c.sink.wakeUp()
 	}
-	c.checkIdleLocked()
+	if reason != "" {
+		// Not after a cancel: the client chose it, and may ask for more forwards later
+		// (ssh -O forward through a ControlMaster).
+		c.checkIdleLocked()
+	}
 }
 
 // checkIdleLocked arranges that a connection without a session, all of whose forwards were

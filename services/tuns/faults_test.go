@@ -338,6 +338,11 @@ func TestTakeoverAndCancel(t *testing.T) {
 	if h.svc.reg.TunnelLive("alice", "dev") {
 		t.Fatal("the name is still held after cancel")
 	}
+	// A connection whose only tunnel the client cancelled stays open for more.
+	time.Sleep(3 * h.svc.o.Grace)
+	if ok, _ := second.bind("dev2", 80); !ok {
+		t.Fatal("the connection that cancelled its forward no longer takes forwards")
+	}
 	// The first connection, with no session and no tunnel left, is closed.
 	done := make(chan error, 1)
 	go func() { done <- first.Wait() }()
