@@ -162,3 +162,36 @@ func FuzzParseBind(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseOptions: any session words are read into options or refused with a printable
+// reason; what is accepted is within bounds.
+func FuzzParseOptions(f *testing.F) {
+	for _, s := range []string{"quiet", "allow=bob,carol", "host-header=example.test", "allow=", "x=y", "host-header=\x00"} {
+		f.Add(s, "quiet")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		o, err := parseOptions([]string{a, b})
+		if err != nil {
+			if msg := err.Error(); !utf8.ValidString(msg) || strings.ContainsAny(msg, "\x00\r\n") {
+				t.Fatalf("reason %q is not printable", msg)
+			}
+			return
+		}
+		if len(o.hostHeader) > maxHostHeader || strings.ContainsFunc(o.hostHeader, func(r rune) bool { return r <= ' ' || r > '~' }) {
+			t.Fatalf("host header %q accepted", o.hostHeader)
+		}
+	})
+}
+
+// FuzzParseTarget: a direct-tcpip host reads as ACCOUNT-NAME with a valid name, or not at all.
+func FuzzParseTarget(f *testing.F) {
+	for _, s := range []string{"alice-db", "alice", "-db", "alice-", "a-b-c", "\xff-db"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		account, name, ok := parseTarget(host)
+		if ok && (!nameRE.MatchString(name) || account+"-"+name != host) {
+			t.Fatalf("parseTarget(%q) = %q, %q", host, account, name)
+		}
+	})
+}
