@@ -51,8 +51,11 @@ func ParsePortRange(s string) (PortRange, error) {
 	if found {
 		last, err2 = strconv.Atoi(b)
 	}
-	if err1 != nil || err2 != nil || first < 1 || last > 65535 || first > last || first == 80 || first == 443 {
+	if err1 != nil || err2 != nil || first < 1 || last > 65535 || first > last {
 		return PortRange{}, fmt.Errorf("tuns TCP ports %q: want a range such as 40000-40099", s)
+	}
+	if r := (PortRange{first, last}); r.Contains(80) || r.Contains(443) {
+		return PortRange{}, fmt.Errorf("tuns TCP ports %q: 80 and 443 are HTTP tunnels, not public ports", s)
 	}
 	return PortRange{First: first, Last: last}, nil
 }
@@ -119,9 +122,6 @@ func New(o Options) *Service {
 
 // Name is the service's name and principal.
 func (s *Service) Name() auth.Service { return auth.Tuns }
-
-// Registry is the service's name registry (pgs asks it which names live tunnels hold).
-func (s *Service) Registry() Registry { return s.reg }
 
 // RequestTypes are the global requests the service takes.
 func (s *Service) RequestTypes() []string {
@@ -203,7 +203,7 @@ func (s *Service) connOf(sc *gossh.ServerConn, g auth.Grant) *conn {
 	return cs
 }
 
-// ownerOnly reports whether name is taken by a pgs project of the account.
+// projectExists reports whether one of the account's pgs projects has the name.
 func (s *Service) projectExists(account, name string) (bool, error) {
 	if s.o.ProjectExists == nil {
 		return false, nil
