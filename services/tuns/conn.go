@@ -31,6 +31,7 @@ type conn struct {
 	hadTunnels bool
 	sink       *sink // the attached session, or nil
 	hadSession bool
+	attached   chan struct{} // closed when a session first attaches
 	opts       options
 	ended      bool
 	idleCheck  *time.Timer
@@ -196,6 +197,46 @@ func (c *conn) refuse(reason string) {
 	c.checkIdleLocked()
 }
 
+// tellBeforeReply waits, at most wait, for the connection's session to write the reasons of
+// refusals so far, so that they reach the client before the refusal itself: OpenSSH with
+// ExitOnForwardFailure=yes exits on the refusal, and sends its forward requests before it
+// opens its session, so without the wait it would exit without the reason.
+func (c *conn) tellBeforeReply(wait time.Duration) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	select {
+	case <-c.attached:
+	case <-c.done:
+		return
+	case <-deadline.C:
+		return
+	}
+	c.mu.Lock()
+	sk := c.sink
+	c.mu.Unlock()
+	if sk == nil {
+		return
+	}
+	for {
+		pending, told := sk.pendingErrs()
+		if !pending {
+			// Taken: wait for the write, if one is going on.
+			select {
+			case <-told:
+			case <-time.After(50 * time.Millisecond):
+			}
+			return
+		}
+		select {
+		case <-told:
+		case <-c.done:
+			return
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
 // takenOver ends t, which a new connection of the same account has taken over.
 func (c *conn) takenOver(t *Tunnel, by string) {
 	c.endTunnel(t, fmt.Sprintf("the tunnel %s was taken over by a new connection from %s", t.label(), hostOf(by)))
@@ -292,6 +333,9 @@ func (c *conn) attach(s *sink, o options) {
 	if c.sink != nil {
 		c.sink.note("portico: another session of this connection shows its tunnels now", true)
 	}
+	if !c.hadSession {
+		close(c.attached)
+	}
 	c.sink, c.hadSession, c.opts = s, true, o
 	for _, t := range c.tunnels {
 		s.note(t.announce(), false)
@@ -350,14 +394,31 @@ const maxLogLines = 256
 // sink is what a session has yet to print: notes (tunnels, refusals) and request log lines.
 type sink struct {
 	mu      sync.Mutex
-	out     []string // for stdout
-	errs    []string // for stderr
-	lines   int      // request lines in out
+	out     []string      // for stdout
+	errs    []string      // for stderr
+	told    chan struct{} // closed and replaced each time the session has written its stderr notes
+	lines   int           // request lines in out
 	dropped int
 	wake    chan struct{}
 }
 
-func newSink() *sink { return &sink{wake: make(chan struct{}, 1)} }
+func newSink() *sink { return &sink{wake: make(chan struct{}, 1), told: make(chan struct{})} }
+
+// written tells those waiting in toldCh that the stderr notes taken so far are written.
+func (s *sink) written() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.told)
+	s.told = make(chan struct{})
+}
+
+// pendingErrs reports whether stderr notes wait to be taken, and the channel closed once the
+// next ones taken are written.
+func (s *sink) pendingErrs() (bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.errs) > 0, s.told
+}
 
 func (s *sink) note(text string, stderr bool) {
 	s.mu.Lock()

@@ -49,6 +49,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	logger := slog.New(slog.NewTextHandler(h.log, nil))
 	pub, _ := services.ParsePublic("http://localhost:8080", "localhost:2222")
 	h.svc = New(Options{Public: pub, TCPPorts: o.tcpPorts, TCPHost: "127.0.0.1", Logger: logger, Grace: 500 * time.Millisecond})
+	h.svc.refusalWait = 20 * time.Millisecond
 	router, err := services.NewRouter(h.svc)
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,9 @@ const (
 	openTimeout = 15 * time.Second
 	// nameCheckTimeout bounds the lookup of a pgs project of the same name.
 	nameCheckTimeout = 5 * time.Second
+	// refusalWait bounds how long a refusal waits for the connection's session to show its
+	// reason first (OpenSSH opens its session just after its forward requests).
+	refusalWait = time.Second
 )
 
 // PortRange is the operator's range of public TCP ports; the zero value is none.
@@ -98,6 +101,8 @@ type Service struct {
 	log   *slog.Logger
 	mu    sync.Mutex
 	conns map[*gossh.ServerConn]*conn
+
+	refusalWait time.Duration // refusalWait, shorter in tests
 }
 
 // New returns the tuns service.
@@ -117,7 +122,7 @@ func New(o Options) *Service {
 	if o.Grace <= 0 {
 		o.Grace = 2 * time.Second
 	}
-	return &Service{o: o, reg: o.Registry, log: o.Logger, conns: map[*gossh.ServerConn]*conn{}}
+	return &Service{o: o, reg: o.Registry, log: o.Logger, conns: map[*gossh.ServerConn]*conn{}, refusalWait: refusalWait}
 }
 
 // Name is the service's name and principal.
@@ -150,6 +155,7 @@ func (s *Service) HandleRequest(c *services.Conn, req *gossh.Request) (bool, []b
 		t, err := cs.bind(fr.Addr, fr.Port)
 		if err != nil {
 			cs.refuse(fmt.Sprintf("%s refused: %v", forwardLabel(fr), err))
+			cs.tellBeforeReply(s.refusalWait)
 			return false, nil
 		}
 		if fr.Port == 0 {
@@ -179,6 +185,7 @@ func (s *Service) ForwardRefused(c *services.Conn, req *gossh.Request, reason st
 	}
 	if cs := s.connOf(c.SSH, c.Grant); cs != nil {
 		cs.refuse(fmt.Sprintf("%s refused: %s", forwardLabel(fr), reason))
+		cs.tellBeforeReply(s.refusalWait)
 	}
 }
 
@@ -191,7 +198,7 @@ func (s *Service) connOf(sc *gossh.ServerConn, g auth.Grant) *conn {
 		return cs
 	}
 	cs := &conn{svc: s, ssh: sc, grant: g, remote: sc.RemoteAddr().String(),
-		slots: make(chan struct{}, maxOpenChannels), done: make(chan struct{})}
+		slots: make(chan struct{}, maxOpenChannels), done: make(chan struct{}), attached: make(chan struct{})}
 	s.conns[sc] = cs
 	go func() {
 		sc.Wait()

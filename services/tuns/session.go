@@ -91,6 +91,9 @@ func (s *Service) watch(sess *services.Session, cs *conn, o options) int {
 		for _, e := range errs {
 			io.WriteString(stderr, e+nl)
 		}
+		if len(errs) > 0 {
+			sk.written()
+		}
 		if dropped > 0 {
 			fmt.Fprintf(stderr, "portico: %d request lines were not shown (the session read too slowly)%s", dropped, nl)
 		}
