@@ -681,7 +681,11 @@ func (g *Gateway) forwarding(ctx ssh.Context) (*services.Conn, services.Service,
 	if !ok {
 		return nil, nil, false
 	}
-	return &services.Conn{Ctx: ctx, Grant: grant, SSH: conn}, g.o.Router.Lookup(grant.Service), true
+	c := &services.Conn{Ctx: ctx, Grant: grant, SSH: conn}
+	if cl, ok := clientOf(ctx); ok {
+		c.ReserveChannel = cl.openOutbound
+	}
+	return c, g.o.Router.Lookup(grant.Service), true
 }
 
 // sshVersion is the server's SSH version line for software version v: SSH-2.0-portico_v.

@@ -42,6 +42,10 @@ type Conn struct {
 	Ctx   ssh.Context
 	Grant auth.Grant
 	SSH   *gossh.ServerConn
+	// ReserveChannel counts a channel the service opens to the client (forwarded-tcpip) against
+	// the gateway's limit of open channels; release gives it back once the channel is closed.
+	// nil: no limit.
+	ReserveChannel func() (release func(), err error)
 }
 
 // GlobalRequestHandler is implemented by services that take global requests, such as

@@ -12,7 +12,7 @@ import (
 )
 
 type service struct {
-	ops   *ops.Ops
+	ops     *ops.Ops
 	sites   tui.Sites   // nil: the TUI has no Sites page
 	tunnels tui.Tunnels // nil: the TUI has no Tunnels page
 }

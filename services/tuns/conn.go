@@ -21,7 +21,9 @@ type conn struct {
 	grant  auth.Grant
 	remote string
 	slots  chan struct{} // forwarded-tcpip channels open at once
-	done   chan struct{} // closed when the connection has ended
+
+	reserve func() (release func(), err error) // the gateway's count of open channels; nil: none
+	done    chan struct{}                      // closed when the connection has ended
 
 	mu         sync.Mutex
 	tunnels    []*Tunnel
@@ -42,6 +44,27 @@ type options struct {
 	allow      auth.ShareList
 	hostHeader string
 	quiet      bool
+}
+
+// setReserve records how the gateway counts the channels the service opens (the first one
+// given: every request of a connection brings the same).
+func (c *conn) setReserve(r func() (func(), error)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reserve == nil {
+		c.reserve = r
+	}
+}
+
+// reserveChannel counts one more open channel with the gateway.
+func (c *conn) reserveChannel() (func(), error) {
+	c.mu.Lock()
+	r := c.reserve
+	c.mu.Unlock()
+	if r == nil {
+		return func() {}, nil
+	}
+	return r()
 }
 
 // bind makes a tunnel of a tcpip-forward request.

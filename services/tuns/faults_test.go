@@ -352,3 +352,49 @@ func TestTakeoverAndCancel(t *testing.T) {
 		t.Fatal("the connection whose tunnel was taken over is still open")
 	}
 }
+
+// TestGatewayChannelLimitCountsTunnels: the channels a tunnel opens to its client count against
+// the gateway's limit of open channels, which bounds what they may hold whatever the accounts.
+func TestGatewayChannelLimitCountsTunnels(t *testing.T) {
+	h := newHarness(t, harnessOptions{httpIdle: time.Second, maxChannels: 5})
+	c := h.dial(h.alice)
+	var mu sync.Mutex
+	opened := 0
+	go func() {
+		for nc := range c.forwarded {
+			ch, reqs, err := nc.Accept()
+			if err != nil {
+				continue
+			}
+			go gossh.DiscardRequests(reqs)
+			defer ch.Close()
+			mu.Lock()
+			opened++ // never read
+			mu.Unlock()
+		}
+	}()
+	if ok, _ := c.bind("stuck", 80); !ok {
+		t.Fatal("bind refused")
+	}
+	visitor := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var wg sync.WaitGroup
+	var refused atomic.Int32
+	for range 20 {
+		wg.Go(func() {
+			code, body, err := h.get(visitor, "alice-stuck.localhost", "/")
+			if err == nil && code == http.StatusServiceUnavailable && strings.Contains(body, "connections open") {
+				refused.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if opened > 5 {
+		t.Errorf("%d channels opened past the gateway's limit of 5", opened)
+	}
+	if refused.Load() == 0 {
+		t.Error("no visitor was told the tunnel is busy")
+	}
+	t.Logf("%d channels opened, %d visitors refused at once", opened, refused.Load())
+}

@@ -35,8 +35,9 @@ type harness struct {
 }
 
 type harnessOptions struct {
-	httpIdle time.Duration
-	tcpPorts PortRange
+	httpIdle    time.Duration
+	tcpPorts    PortRange
+	maxChannels int // the gateway's limit of open channels (0: its default)
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -54,7 +55,12 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	limits := gateway.DefaultLimits()
+	if o.maxChannels > 0 {
+		limits.MaxChannels = o.maxChannels
+	}
 	h.gw, err = gateway.New(gateway.Options{
+		Limits: &limits,
 		Store: store, Auth: auth.New(store, auth.Options{}), Router: router, HostKey: sshtest.NewSigner(t),
 		SSH: []gateway.Listener{{Addr: "127.0.0.1:0"}}, HTTPAddr: "127.0.0.1:0", Logger: logger,
 		DrainTimeout: time.Second, HTTPIdleTimeout: o.httpIdle,

@@ -107,6 +107,13 @@ func (t *Tunnel) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		return // the visitor left
 	}
+	if errors.Is(err, errBusy) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "503 Service Unavailable\n\nThe tunnel %s has as many connections open as it may; try again.\n", t.Host())
+		return
+	}
 	var oe *gossh.OpenChannelError
 	msg := "the tunnel's client did not pass the request on"
 	switch {

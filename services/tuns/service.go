@@ -150,6 +150,7 @@ func (s *Service) HandleRequest(c *services.Conn, req *gossh.Request) (bool, []b
 	if cs == nil {
 		return false, nil
 	}
+	cs.setReserve(c.ReserveChannel)
 	switch req.Type {
 	case "tcpip-forward":
 		t, err := cs.bind(fr.Addr, fr.Port)

@@ -184,7 +184,15 @@ func (t *Tunnel) dial(ctx context.Context, origin string, wait bool) (*chanConn,
 			return nil, errTunnelEnded
 		}
 	}
-	release := func() { <-c.slots }
+	gwRelease, err := c.reserveChannel()
+	if err != nil {
+		<-c.slots
+		return nil, fmt.Errorf("%w: %v", errBusy, err)
+	}
+	release := func() {
+		gwRelease()
+		<-c.slots
+	}
 	host, portStr, _ := net.SplitHostPort(origin)
 	port, _ := strconv.Atoi(portStr)
 	payload := gossh.Marshal(forwardedTCPIP{Addr: t.bindAddr, Port: t.Port, OriginAddr: host, OriginPort: uint32(port)})
