@@ -75,7 +75,7 @@ type KRLSource struct {
 // KRLImport is what an import did (`revocations import --json`).
 type KRLImport struct {
 	Entries int        `json:"entries"` // what the KRL revokes
-	Added   int        `json:"added"`   // new revocations (an import from stdin leaves out those the account has)
+	Added   int        `json:"added"`   // new revocations (an import from stdin leaves out those the account has, other than its KRL sources')
 	Source  *KRLSource `json:"source"`  // the URL imported from; null for stdin
 }
 
