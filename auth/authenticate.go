@@ -78,6 +78,27 @@ func (a *Authenticator) Authenticate(ctx context.Context, at Attempt) (Grant, er
 	return a.plainKey(ctx, at)
 }
 
+// Recheck judges again, now, the key grant g was given for, as live access judges an open
+// connection (a plain key as a login key only), and refuses unless it still manages the same
+// account: nil while g's grounds hold, else a *Refusal (or a store error, on which nothing was
+// decided). Live access ends a connection whose grounds ended within seconds; an operation that
+// could give access back or widen it (lifting a revocation, adding a key or CA, mapping a
+// principal) asks first, so that such a connection cannot, in those seconds, undo what ended it.
+func (a *Authenticator) Recheck(ctx context.Context, g Grant) error {
+	if g.PublicKey == nil {
+		return &Refusal{Reason: ReasonNotRegistered, Message: "this connection's key is not known, so its access cannot be checked again"}
+	}
+	ng, err := a.Authenticate(ctx, Attempt{Key: g.PublicKey, Service: g.Service, RemoteAddr: g.RemoteAddr, LoginOnly: true})
+	if err != nil {
+		return err
+	}
+	if ng.AccountID != g.AccountID || !ng.IsAdmin() {
+		return &Refusal{Reason: ReasonDoesNotGrant, AccountID: g.AccountID, Account: g.Account, Identity: g.Identity,
+			Message: fmt.Sprintf("this connection no longer grants %s on account %s", Admin, g.Account)}
+	}
+	return nil
+}
+
 // plainKey decides a login key, or an unregistered key that may sign up.
 func (a *Authenticator) plainKey(ctx context.Context, at Attempt) (Grant, error) {
 	fp := Fingerprint(at.Key)
@@ -128,6 +149,7 @@ func (a *Authenticator) plainKey(ctx context.Context, at Attempt) (Grant, error)
 		KeyID:          k.ID,
 		ExpiresAt:      opts.ExpiryTime,
 		RemoteAddr:     at.RemoteAddr,
+		PublicKey:      at.Key,
 	}
 	if !g.Allows(at.Service) {
 		return refuse(ReasonDoesNotGrant, "key %q does not grant %s: there is no such service (services are %s)", k.Name, at.Service, serviceList(Services))
@@ -159,6 +181,7 @@ func (a *Authenticator) unregistered(ctx context.Context, at Attempt, fp string)
 			KeyFingerprint: fp,
 			Permits:        Permits{PTY: true},
 			RemoteAddr:     at.RemoteAddr,
+			PublicKey:      at.Key,
 			MayRegister:    a.signupsOpen,
 			MayClaim:       pending,
 		}, nil

@@ -127,6 +127,7 @@ func (a *Authenticator) certificate(ctx context.Context, at Attempt, cert *gossh
 		KeyID:          c.ca.ID,
 		RemoteAddr:     at.RemoteAddr,
 		ExpiresAt:      earliest(c.facts.ValidBefore, c.caOpts.ExpiryTime),
+		PublicKey:      at.Key,
 	}, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"net"
 	"slices"
 	"time"
+
+	gossh "golang.org/x/crypto/ssh"
 )
 
 // Service is a service name, which is also a certificate principal.
@@ -52,6 +54,9 @@ type Grant struct {
 	// or a key's or CA's expiry-time option, whichever comes first; nil when never.
 	ExpiresAt  *time.Time
 	RemoteAddr net.Addr
+	// PublicKey is the key (a *gossh.Certificate for certificates) whose signature verified:
+	// what Recheck judges again. Nil only in grants made by hand.
+	PublicKey gossh.PublicKey
 
 	// What a grant without an account (IsSignup) allows besides help.
 	MayRegister bool // register an account: signups are open

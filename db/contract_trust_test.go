@@ -25,6 +25,7 @@ var trustContract = []struct {
 	{"FindRevocationKRLKinds", testFindRevocationKRLKinds},
 	{"SerialRangesMatchLikeAScan", testSerialRangesMatchLikeAScan},
 	{"ImportRevocations", testImportRevocations},
+	{"ImportKeepsWhatASourceAlsoRevokes", testImportKeepsWhatASourceAlsoRevokes},
 	{"RevocationsAreBounded", testRevocationsAreBounded},
 	{"KRLSources", testKRLSources},
 	{"KRLSourceFetches", testKRLSourceFetches},
@@ -338,6 +339,28 @@ func testImportRevocations(t *testing.T, s db.Store) {
 	}
 	_, err = s.ImportRevocations(ctx, alice.ID+100, []db.NewRevocation{krl(db.RevokeSerial, "8", "SHA256:ca")})
 	wantErr(t, "ImportRevocations into a missing account", err, db.ErrNotFound)
+}
+
+// testImportKeepsWhatASourceAlsoRevokes: an import from stdin of a revocation that a KRL source
+// also makes adds it: the source's revocations come and go with its refreshes, and when the
+// source's KRL no longer revokes it, the imported one must stay. It was left out as a repeat,
+// and the refresh lifted it.
+func testImportKeepsWhatASourceAlsoRevokes(t *testing.T, s db.Store) {
+	alice, _ := createAccount(t, s, "alice")
+	src := db.NewKRLSource{URL: "https://krl.example/krl", Every: time.Hour}
+	if _, err := s.SetKRLSource(ctx, alice.ID, src, "h1", []db.NewRevocation{krl(db.RevokeSerial, "5", "SHA256:ca")}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ImportRevocations(ctx, alice.ID, []db.NewRevocation{krl(db.RevokeSerial, "5", "SHA256:ca")}); err != nil || n != 1 {
+		t.Errorf("ImportRevocations of what the source revokes = %d, %v; want 1 added", n, err)
+	}
+	if _, err := s.SetKRLSource(ctx, alice.ID, src, "h2", []db.NewRevocation{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ref := db.CertRef{Serial: 5, KeyID: "bob", KeyFingerprint: "SHA256:key", KeySHA1: "SHA1:key", CAFingerprint: "SHA256:ca", CASHA1: "SHA1:ca"}
+	if _, err := s.FindRevocation(ctx, alice.ID, ref); err != nil {
+		t.Errorf("serial 5 after the source stopped revoking it: %v; want the imported revocation", err)
+	}
 }
 
 // testRevocationsAreBounded: the bound on an account's revocations (MaxRevocations; 500 here, so

@@ -10,3 +10,11 @@ func SetRevocationBound(s Store, n int) {
 		st.maxRevocations = n
 	}
 }
+
+// SetBetweenRevocationQueries has the SQLite store s run fn between FindRevocation's query for
+// serial ranges and its lookup, where a concurrent change can fall.
+func SetBetweenRevocationQueries(s Store, fn func()) {
+	if st, ok := s.(*sqliteStore); ok {
+		st.betweenRevocationQueries = fn
+	}
+}

@@ -106,7 +106,7 @@ func (s *postgresStore) ImportRevocations(ctx context.Context, accountID int64, 
 }
 
 func postgresRevocationIdentities(ctx context.Context, tx pgx.Tx, accountID int64) (map[string]bool, error) {
-	rows, err := tx.Query(ctx, `SELECT kind, value, ca_fingerprint FROM revocations WHERE account_id = $1`, accountID)
+	rows, err := tx.Query(ctx, `SELECT kind, value, ca_fingerprint FROM revocations WHERE account_id = $1 AND source_id IS NULL`, accountID)
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,9 @@ type sqliteStore struct {
 	// running them (FindRevocation's has 130 serial range buckets).
 	stmtMu   sync.Mutex
 	prepared map[string]*sql.Stmt
+
+	// betweenRevocationQueries, when set (tests), runs between FindRevocation's two queries.
+	betweenRevocationQueries func()
 }
 
 // sqliteTimeLayout is fixed width, so that text order is time order in SQL comparisons.
@@ -400,16 +403,26 @@ func (s *sqliteStore) FindRevocation(ctx context.Context, accountID int64, c Cer
 		return Revocation{}, fmt.Errorf("find revocation of certificate %q (serial %d) in account %d: %s%w",
 			c.KeyID, c.Serial, accountID, what, err)
 	}
-	// Most accounts have no serial ranges; their check skips the 130 bucket probes. A range
-	// added between the two queries is one the login raced and won, as if it came first; live
-	// access ends the connection it admitted.
+	// Most accounts have no serial ranges; their check skips the 130 bucket probes. Both
+	// queries read one snapshot (a read transaction): a KRL source's refresh that turns the
+	// serials revoking this certificate into a range (or back) between them must not make the
+	// certificate look unrevoked. A range added since is one the login raced and won, as if it
+	// came first; live access ends the connection it admitted.
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return fail("", err)
+	}
+	defer tx.Rollback()
 	has, err := s.readStatement(ctx, sqliteHasSerialRanges)
 	if err != nil {
 		return fail("preparing the query: ", err)
 	}
 	var ranges bool
-	if err := has.QueryRowContext(ctx, accountID).Scan(&ranges); err != nil {
+	if err := tx.StmtContext(ctx, has).QueryRowContext(ctx, accountID).Scan(&ranges); err != nil {
 		return fail("", err)
+	}
+	if s.betweenRevocationQueries != nil {
+		s.betweenRevocationQueries()
 	}
 	query, args := sqliteFindPointRevocation, sqliteFindPointArgs(accountID, c)
 	if ranges {
@@ -419,7 +432,7 @@ func (s *sqliteStore) FindRevocation(ctx context.Context, accountID int64, c Cer
 	if err != nil {
 		return fail("preparing the query: ", err)
 	}
-	r, err := scanSQLiteRevocation(stmt.QueryRowContext(ctx, args...))
+	r, err := scanSQLiteRevocation(tx.StmtContext(ctx, stmt).QueryRowContext(ctx, args...))
 	if err != nil {
 		return fail("", err)
 	}

@@ -93,9 +93,11 @@ func (s *sqliteStore) ImportRevocations(ctx context.Context, accountID int64, rs
 	return added, nil
 }
 
-// sqliteRevocationIdentities returns what identifies each revocation the account has.
+// sqliteRevocationIdentities returns what identifies each revocation the account has that no
+// KRL source owns: a source's come and go with its refreshes, so an import that repeats one of
+// them must still add its own.
 func sqliteRevocationIdentities(ctx context.Context, tx *sql.Tx, accountID int64) (map[string]bool, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT kind, value, ca_fingerprint FROM revocations WHERE account_id = ?`, accountID)
+	rows, err := tx.QueryContext(ctx, `SELECT kind, value, ca_fingerprint FROM revocations WHERE account_id = ? AND source_id IS NULL`, accountID)
 	if err != nil {
 		return nil, err
 	}

@@ -184,7 +184,8 @@ type KRLFetch struct {
 // sources whose entries each fetch replaces.
 type KRLImports interface {
 	// ImportRevocations adds rs to the account in one transaction, leaving out those equal to a
-	// revocation the account has (same kind, value and CA), and returns how many it added. It
+	// revocation the account has that no KRL source owns (same kind, value and CA), and returns
+	// how many it added. It
 	// refuses, adding none, past MaxRevocations (ErrTooManyRevocations).
 	ImportRevocations(ctx context.Context, accountID int64, rs []NewRevocation) (int, error)
 	// SetKRLSource creates or updates (by URL) the account's source src, fetched at now with

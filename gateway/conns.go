@@ -41,10 +41,24 @@ func newConnState(raw net.Conn) *connState {
 	return &connState{raw: raw, sessions: map[*sessionChannel]struct{}{}}
 }
 
-func (c *connState) addSession(sc *sessionChannel) {
+// addSession adds sc to the connection's sessions, or reports false when the gateway is
+// ending the connection: its access ended, and no new session may start on it.
+func (c *connState) addSession(sc *sessionChannel) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ended {
+		return false
+	}
 	c.sessions[sc] = struct{}{}
+	return true
+}
+
+// ending reports whether the gateway is ending the connection (its access ended): it opens no
+// new session, channel or forwarding.
+func (c *connState) ending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
 }
 
 func (c *connState) removeSession(sc *sessionChannel) {

@@ -226,7 +226,8 @@ type fixture struct {
 
 	alice   *account
 	hostKey gossh.PublicKey
-	pgs     *tunnelService // the pgs test service
+	logs    *sshtest.SyncBuffer // the gateway's log
+	pgs     *tunnelService      // the pgs test service
 }
 
 type account struct {
@@ -260,6 +261,7 @@ func start(t *testing.T, tweak ...func(*fixture, *gateway.Options)) *fixture {
 	f.auth = &countingAuth{Authenticator: auth.New(st, auth.Options{SignupsOpen: true})}
 	admin.authn = f.auth
 	logs := &sshtest.SyncBuffer{}
+	f.logs = logs
 	// The tests' clients connect from 127.0.0.1, some of them to be refused: that address is
 	// exempt from the per-source limits and penalties unless a test says otherwise (and tests
 	// of those limits connect from other loopback addresses too).

@@ -101,6 +101,13 @@ type Gateway struct {
 	// request was accepted, until the session's handler takes it (see snapshotTerminal).
 	terminals sync.Map // ssh.Session → sessionStart
 
+	// deciding is held (read) by each authentication decision in progress, from before auth
+	// decides until its access-log entry is queued; shutdown takes it to set closing, which
+	// waits for them, so that every decision is queued before the access log's writer stops.
+	// The SSH library does not count connections still in their handshake.
+	deciding sync.RWMutex
+	closing  bool // the server is shutting down: no more decisions
+
 	mu      sync.Mutex
 	ssh     []*sshListener
 	http    []*httpListener // the public listener, then the metrics listener
@@ -343,6 +350,9 @@ func (g *Gateway) shutdown() {
 	g.log.Info("shutting down", "drain_timeout", g.o.DrainTimeout.String())
 	ctx, cancel := context.WithTimeout(context.Background(), g.o.DrainTimeout)
 	defer cancel()
+	g.deciding.Lock() // waits for the decisions in progress
+	g.closing = true
+	g.deciding.Unlock()
 	g.tellShutdown()
 	var wg sync.WaitGroup
 	for _, l := range g.ssh {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -268,5 +269,49 @@ func FuzzParseKEXInitPacket(f *testing.F) {
 			t.Fatalf("parsed %d of %d bytes, kex %v", n, len(b), k)
 		}
 		_ = ciphersFor(k)
+	})
+}
+
+// FuzzPeekKEXInit: whatever a client sends before and after its version line (other lines,
+// long lines, a cut, huge or malformed first packet), the connection handed to the SSH library
+// gives back exactly the client's bytes, in order, and the peek returns.
+func FuzzPeekKEXInit(f *testing.F) {
+	f.Add([]byte("SSH-2.0-OpenSSH_9.6\r\n"), kexInitPacket(clientKEXInit{CiphersClientServer: []string{"aes128-gcm@openssh.com"}, CiphersServerClient: []string{"aes128-gcm@openssh.com"}}))
+	f.Add([]byte("hello\r\nSSH-2.0-x\n"), []byte{0, 0, 0, 12, 4, 20})
+	f.Add([]byte("SSH-2.0-x\r\n"), []byte{0xff, 0xff, 0xff, 0xff, 0})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer ln.Close()
+	f.Fuzz(func(t *testing.T, version, rest []byte) {
+		data := append(append([]byte(nil), version...), rest...)
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		server, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer server.Close()
+		go func() {
+			line := make([]byte, len(testServerVersion)+2)
+			if _, err := io.ReadFull(client, line); err != nil {
+				return
+			}
+			client.Write(data)
+			client.(*net.TCPConn).CloseWrite() // the client sends no more
+		}()
+		pc, kex, err := peekKEXInit(server, testServerVersion, 200*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = ciphersFor(kex)
+		got, _ := io.ReadAll(pc)
+		if !bytes.Equal(got, data) {
+			t.Fatalf("the library would read %q, the client sent %q", got, data)
+		}
 	})
 }

@@ -30,6 +30,9 @@ const publicKeyExtension = "gliderlabs/ssh.PublicKey"
 // own auth handlers is set, and this callback is what keeps "none" from logging in.
 var errNoneAuth = errors.New("portico: authenticate with a public key")
 
+// errShuttingDown refuses an authentication that comes once the server is shutting down.
+var errShuttingDown = errors.New("the server is shutting down")
+
 // serverConfig is the per-connection x/crypto configuration. Public keys are the only method:
 // no password or keyboard-interactive callback is set, and "none" is refused.
 func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.ServerConfig {
@@ -90,6 +93,12 @@ func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, c
 	if err := c.authenticating(); err != nil {
 		g.refuse(err, conn.RemoteAddr())
 		return nil, &gossh.BannerError{Err: err, Message: "portico: " + err.Error() + "\r\n"}
+	}
+	g.deciding.RLock()
+	defer g.deciding.RUnlock()
+	if g.closing {
+		c.decided(false, false, false)
+		return nil, &gossh.BannerError{Err: errShuttingDown, Message: "portico: the server is shutting down\r\n"}
 	}
 	service := g.o.Router.Route(bound, conn.User()).Name()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)

@@ -163,6 +163,10 @@ func (g *Gateway) serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, c
 		ch.Reject(gossh.ConnectionFailed, "no session accounting")
 		return
 	}
+	if cs, ok := connStateOf(ctx); ok && cs.ending() {
+		ch.Reject(gossh.Prohibited, "this connection's access ended")
+		return
+	}
 	release, err := c.openChannel(true)
 	if err != nil {
 		g.refuse(err, conn.RemoteAddr())
@@ -177,8 +181,11 @@ func (g *Gateway) serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, c
 	// end it (live access, shutdown).
 	cs, _ := connStateOf(ctx)
 	accepted := func() {
-		if cs != nil {
-			cs.addSession(sc)
+		if cs != nil && !cs.addSession(sc) {
+			// The connection's access ended while the channel opened: nothing starts on it.
+			sc.mu.Lock()
+			sc.ending = true
+			sc.mu.Unlock()
 		}
 		g.sessions.add(sc)
 	}
@@ -676,6 +683,9 @@ func (g *Gateway) forwarding(ctx ssh.Context) (*services.Conn, services.Service,
 	grant, ok := grantFrom(ctx)
 	if !ok || !grant.Permits.PortForwarding {
 		return nil, nil, false
+	}
+	if cs, ok := connStateOf(ctx); ok && cs.ending() {
+		return nil, nil, false // its access ended
 	}
 	conn, ok := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
 	if !ok {

@@ -92,6 +92,12 @@ func New(o Options) *Fetcher {
 			if _, err := CheckURL(req.URL.String()); err != nil {
 				return errorf("it redirects to a URL portico does not fetch: %v", err)
 			}
+			// An https URL was chosen so that no one on the path can change what comes back
+			// (a KRL whose entries lapse is a revocation lifted): a redirect to plain http would
+			// throw that away unseen.
+			if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+				return errorf("it redirects from https to plain http, where anyone on the path could change the answer")
+			}
 			return nil
 		},
 	}

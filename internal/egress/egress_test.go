@@ -171,3 +171,36 @@ func TestGet(t *testing.T) {
 		})
 	}
 }
+
+// TestNoRedirectToPlainHTTP: an https URL that redirects to plain http is not followed: what
+// comes back over http anyone on the path may change, and a KRL source's answer replaces the
+// revocations it made (an empty one lifts them).
+func TestNoRedirectToPlainHTTP(t *testing.T) {
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("SSHKRL forged")) }))
+	defer plain.Close()
+	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/same" {
+			w.Write([]byte("SSHKRL"))
+			return
+		}
+		if r.URL.Path == "/to-https" {
+			http.Redirect(w, r, "/same", http.StatusFound)
+			return
+		}
+		http.Redirect(w, r, plain.URL+"/krl", http.StatusFound)
+	}))
+	defer secure.Close()
+	f := New(Options{AllowInternal: true, MaxBytes: 1 << 10})
+	f.client.Transport.(*http.Transport).TLSClientConfig = secure.Client().Transport.(*http.Transport).TLSClientConfig
+	if b, err := f.Get(context.Background(), secure.URL+"/to-https"); err != nil || string(b) != "SSHKRL" {
+		t.Fatalf("https to https: %q, %v", b, err)
+	}
+	b, err := f.Get(context.Background(), secure.URL+"/krl")
+	if err == nil || !strings.Contains(err.Error(), "plain http") {
+		t.Errorf("https redirecting to http: %q, %v; want refused", b, err)
+	}
+	// A URL that was plain http from the start may redirect within http.
+	if b, err := f.Get(context.Background(), plain.URL+"/krl"); err != nil || string(b) != "SSHKRL forged" {
+		t.Errorf("plain http: %q, %v", b, err)
+	}
+}

@@ -57,7 +57,7 @@ func (o *Ops) listKeys(ctx context.Context, g auth.Grant) ([]Key, error) {
 // A certificate line (what ssh-keygen -s writes) instead activates the pending CA that signed
 // it, if it is a claim certificate for that CA's code (auth.CheckCAClaim).
 func (o *Ops) AddKey(ctx context.Context, g auth.Grant, text, name string, ca bool) (Key, error) {
-	if err := o.requireAdmin(g); err != nil {
+	if err := o.requireStanding(ctx, g); err != nil {
 		return Key{}, err
 	}
 	line, err := oneLine(text)

@@ -75,7 +75,7 @@ type KRLSource struct {
 // KRLImport is what an import did (`revocations import --json`).
 type KRLImport struct {
 	Entries int        `json:"entries"` // what the KRL revokes
-	Added   int        `json:"added"`   // new revocations (an import from stdin leaves out those the account has)
+	Added   int        `json:"added"`   // new revocations (an import from stdin leaves out those the account has, other than its KRL sources')
 	Source  *KRLSource `json:"source"`  // the URL imported from; null for stdin
 }
 
@@ -150,7 +150,8 @@ func (o *Ops) ImportKRL(ctx context.Context, g auth.Grant, data []byte, ca strin
 // database) fetches it again on that schedule, replacing that source's revocations each time;
 // without, it is not fetched again (run the import again to refresh it).
 func (o *Ops) ImportKRLFromURL(ctx context.Context, g auth.Grant, url, ca string, every time.Duration) (KRLImport, error) {
-	if err := o.requireAdmin(g); err != nil {
+	// Standing: a new KRL from a URL imported before replaces what it revoked, and may lift it.
+	if err := o.requireStanding(ctx, g); err != nil {
 		return KRLImport{}, err
 	}
 	if _, err := egress.CheckURL(url); err != nil {
@@ -368,6 +369,9 @@ func (o *Ops) ListKRLSources(ctx context.Context, g auth.Grant) ([]KRLSource, er
 // RemoveKRLSource stops importing from a source, named by its id or URL, and lifts its
 // revocations.
 func (o *Ops) RemoveKRLSource(ctx context.Context, g auth.Grant, ref string) (KRLSource, error) {
+	if err := o.requireStanding(ctx, g); err != nil {
+		return KRLSource{}, err
+	}
 	srcs, err := o.ListKRLSources(ctx, g)
 	if err != nil {
 		return KRLSource{}, err

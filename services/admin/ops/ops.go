@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -138,6 +139,28 @@ func (o *Ops) requireAdmin(g auth.Grant) error {
 		return errorf(Refused, fmt.Sprintf("this connection does not grant %s: managing the account needs a login key or a certificate with the principal %q", auth.Admin, auth.Admin))
 	}
 	return nil
+}
+
+// requireStanding is requireAdmin for an operation that could give access back or widen it
+// (lifting a revocation, adding a key or CA, mapping a principal): auth also judges the
+// connection's key again now. A connection whose grounds just ended (its certificate revoked,
+// its key removed) is ended by live access within seconds; in those seconds it must not undo
+// what ended it, nor leave itself a way back in.
+func (o *Ops) requireStanding(ctx context.Context, g auth.Grant) error {
+	if err := o.requireAdmin(g); err != nil {
+		return err
+	}
+	err := o.authenticator().Recheck(ctx, g)
+	if err == nil {
+		return nil
+	}
+	if r, ok := auth.AsRefusal(err); ok {
+		if _, aerr := o.store.AccountByID(ctx, g.AccountID); errors.Is(aerr, db.ErrNotFound) {
+			return &Error{Kind: NotFound, Message: "this account no longer exists", Err: aerr}
+		}
+		return &Error{Kind: Refused, Message: "this connection's access has ended (" + r.Message + "); nothing was changed", Err: err}
+	}
+	return o.failed(ctx, "check this connection's access", err)
 }
 
 // serviceList names every service for messages: "admin, pgs, tuns, pipe".

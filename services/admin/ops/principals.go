@@ -53,7 +53,7 @@ func (o *Ops) ListPrincipals(ctx context.Context, g auth.Grant) ([]PrincipalMapp
 // SetPrincipal maps a principal to services, replacing what it mapped to; created says whether
 // the principal was new. A change that takes a service away ends the connections that hold it.
 func (o *Ops) SetPrincipal(ctx context.Context, g auth.Grant, req PrincipalRequest) (PrincipalMapping, bool, error) {
-	if err := o.requireAdmin(g); err != nil {
+	if err := o.requireStanding(ctx, g); err != nil {
 		return PrincipalMapping{}, false, err
 	}
 	if err := auth.CheckPrincipalName(req.Principal); err != nil {

@@ -146,7 +146,7 @@ func (o *Ops) revocationNames(ctx context.Context, g auth.Grant) (map[string]str
 
 // RemoveRevocation lifts the account's revocation id.
 func (o *Ops) RemoveRevocation(ctx context.Context, g auth.Grant, id int64) error {
-	if err := o.requireAdmin(g); err != nil {
+	if err := o.requireStanding(ctx, g); err != nil {
 		return err
 	}
 	err := o.store.RemoveRevocation(ctx, g.AccountID, id)

@@ -1,0 +1,59 @@
+package db_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/portico-sh/portico/db"
+)
+
+// TestFindRevocationSnapshotOfKRLRefresh: a KRL source that revoked serials 5 and 7 one by one
+// is refreshed to revoke 5-7 as a range (a bitmap's run grew) while a certificate with serial 5
+// logs in. The SQLite lookup first asks whether the account has ranges, then looks up; the
+// refresh falling between the two must not make serial 5 look unrevoked: it was revoked before
+// the refresh and after it.
+func TestFindRevocationSnapshotOfKRLRefresh(t *testing.T) {
+	ctx := context.Background()
+	st, err := db.Open(ctx, "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	acct, _, err := st.CreateAccount(ctx, "alice", db.NewKey{Name: "k", Kind: db.KindLogin, Algorithm: "ssh-ed25519", Fingerprint: "SHA256:k", PublicKey: "ssh-ed25519 AAAA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ca = "SHA256:ca"
+	src := db.NewKRLSource{URL: "https://krl.example/krl", Every: time.Hour}
+	points := []db.NewRevocation{
+		{Kind: db.RevokeSerial, Value: "5", CAFingerprint: ca, Origin: db.OriginKRL},
+		{Kind: db.RevokeSerial, Value: "7", CAFingerprint: ca, Origin: db.OriginKRL},
+	}
+	if _, err := st.SetKRLSource(ctx, acct.ID, src, "old", points, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ref := db.CertRef{Serial: 5, KeyID: "bob", KeyFingerprint: "SHA256:bobkey", KeySHA1: "SHA1:bobkey", CAFingerprint: ca, CASHA1: "SHA1:ca"}
+	if _, err := st.FindRevocation(ctx, acct.ID, ref); err != nil {
+		t.Fatalf("before the refresh: FindRevocation = %v, want the serial's revocation", err)
+	}
+	refreshed := false
+	db.SetBetweenRevocationQueries(st, func() {
+		if refreshed {
+			return
+		}
+		refreshed = true
+		rng := []db.NewRevocation{{Kind: db.RevokeSerialRange, Value: "5-7", CAFingerprint: ca, Origin: db.OriginKRL}}
+		if _, err := st.SetKRLSource(ctx, acct.ID, src, "new", rng, time.Now()); err != nil {
+			t.Error(err)
+		}
+	})
+	r, err := st.FindRevocation(ctx, acct.ID, ref)
+	if err != nil {
+		t.Fatalf("during the refresh: FindRevocation = %v: a certificate revoked before and after the refresh was let in", err)
+	}
+	t.Logf("found %s %s", r.Kind, r.Value)
+	if _, err := st.FindRevocation(ctx, acct.ID, ref); err != nil {
+		t.Fatalf("after the refresh: FindRevocation = %v", err)
+	}
+}
