@@ -58,13 +58,33 @@ func (h *siteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
 		return
 	}
+	rules, err := h.svc.rulesOf(r.Context(), t, h.accountID)
+	if err != nil {
+		h.svc.log.Warn("pgs: loading a site's rules failed", "deploy_id", h.deployID, "err", err)
+		http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
+		return
+	}
 	res := resolve(t, r.URL.Path)
+	if rules.redirects != nil {
+		matched := res.redirect != "" || res.status == http.StatusOK
+		if a, ok := rules.redirects.Match(r.URL.Path, r.URL.RawQuery, matched); ok {
+			if a.Location != "" {
+				w.Header().Set("Location", a.Location)
+				w.WriteHeader(a.Status)
+				return
+			}
+			res = rewrite(t, a, r.URL.Path)
+		}
+	}
 	switch {
 	case res.redirect != "":
 		u := url.URL{Path: res.redirect, RawQuery: r.URL.RawQuery}
 		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
 	case res.file != "":
 		f, _ := t.file(res.file)
+		if rules.headers != nil {
+			setSiteHeaders(w.Header(), rules.headers.For(r.URL.Path))
+		}
 		h.serveFile(w, r, res.file, f, res.status)
 	default:
 		http.Error(w, "404 page not found", http.StatusNotFound)
@@ -152,9 +172,9 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 	}
 	defer rd.Close()
 	hdr := w.Header()
-	hdr.Set("Content-Type", contentType(name))
-	hdr.Set("Cache-Control", cacheControl)
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	setDefault(hdr, "Content-Type", contentType(name))
+	setDefault(hdr, "Cache-Control", cacheControl)
+	setDefault(hdr, "X-Content-Type-Options", "nosniff")
 	var body io.ReadSeeker = io.NewSectionReader(rd, 0, rd.Size())
 	if f, ok := rd.(interface{ ReadSeeker() io.ReadSeeker }); ok {
 		body = f.ReadSeeker() // a file the kernel can send by itself

@@ -746,6 +746,9 @@ func (s *session) publish(ctx context.Context, d *deploy) (published, error) {
 	if added+changed+removed == 0 {
 		return published{project: d.project}, nil
 	}
+	if err := s.checkRules(ctx, d); err != nil {
+		return published{}, err
+	}
 	if err := s.flush(ctx, d.project); err != nil {
 		return published{}, err
 	}

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +42,10 @@ type tree struct {
 	bytes  int64 // their sizes
 	mtime  time.Time
 	hashes map[blob.Hash]struct{} // the contents of a stored manifest (nil in a working copy)
+
+	// rules are a stored deploy's site rules, parsed at its first request.
+	rules   atomic.Pointer[siteRules]
+	rulesMu sync.Mutex
 }
 
 func newTree(mtime time.Time) *tree {
