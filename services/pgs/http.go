@@ -164,15 +164,21 @@ func parentOf(p string) string {
 // serveFile sends a file of the deploy: with status 200 through http.ServeContent (ETag,
 // Last-Modified, 304, Range, HEAD), or a 404 page as it is.
 func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name string, f File, status int) {
-	rd, err := h.svc.blobs.Open(r.Context(), blob.Ref{Account: h.accountID, Hash: f.Hash})
-	if err != nil {
-		h.svc.log.Warn("pgs: opening a site's file failed", "deploy_id", h.deployID, "path", name, "err", err)
-		http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
-		return
+	ctype := contentType(name)
+	ref := blob.Ref{Account: h.accountID, Hash: f.Hash}
+	etag := `"` + f.Hash.String() + `"`
+	rd := h.encodedFile(w, r, ctype, ref, f, status, &etag)
+	if rd == nil {
+		var err error
+		if rd, err = h.svc.blobs.Open(r.Context(), ref); err != nil {
+			h.svc.log.Warn("pgs: opening a site's file failed", "deploy_id", h.deployID, "path", name, "err", err)
+			http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	defer rd.Close()
 	hdr := w.Header()
-	setDefault(hdr, "Content-Type", contentType(name))
+	setDefault(hdr, "Content-Type", ctype)
 	setDefault(hdr, "Cache-Control", cacheControl)
 	setDefault(hdr, "X-Content-Type-Options", "nosniff")
 	var body io.ReadSeeker = io.NewSectionReader(rd, 0, rd.Size())
@@ -180,7 +186,7 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 		body = f.ReadSeeker() // a file the kernel can send by itself
 	}
 	if status == http.StatusOK {
-		hdr.Set("ETag", `"`+f.Hash.String()+`"`)
+		hdr.Set("ETag", etag)
 		http.ServeContent(w, r, "", time.Unix(f.MTime, 0), body)
 		return
 	}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/portico-sh/portico/auth"
 	"github.com/portico-sh/portico/db"
 	"github.com/portico-sh/portico/services"
@@ -87,8 +89,10 @@ const (
 
 // Options configure the service.
 type Options struct {
-	Store   Store
-	Blobs   blob.Store
+	Store Store
+	Blobs blob.Store
+	// Encoded keeps compressed copies of blobs (nil: files are sent uncompressed).
+	Encoded blob.Encoded
 	Public  services.Public
 	Limits  Limits
 	Tunnels Tunnels // nil: no tunnels
@@ -111,6 +115,10 @@ type Service struct {
 	sites    *siteCache
 	lockWait time.Duration
 	lockTTL  time.Duration
+
+	encoded       blob.Encoded
+	compressing   singleflight.Group
+	compressSlots chan struct{}
 }
 
 // New returns the pgs service.
@@ -133,6 +141,7 @@ func New(o Options) *Service {
 	s := &Service{
 		store: o.Store, blobs: o.Blobs, public: o.Public, limits: o.Limits, tunnels: o.Tunnels,
 		log: o.Logger, lockWait: o.LockWait, lockTTL: o.LockTTL,
+		encoded: o.Encoded, compressSlots: make(chan struct{}, maxCompressing),
 	}
 	s.sites = newSiteCache(o.Store, o.CacheFiles)
 	return s
@@ -238,7 +247,13 @@ func (s *Service) deleter(ctx context.Context, accountID int64) func(hashes []st
 			if err != nil {
 				return removed, err
 			}
-			if err := s.blobs.Delete(ctx, blob.Ref{Account: accountID, Hash: h}); err != nil {
+			ref := blob.Ref{Account: accountID, Hash: h}
+			if s.encoded != nil {
+				if err := s.encoded.DeleteEncoded(ctx, ref); err != nil {
+					return removed, err
+				}
+			}
+			if err := s.blobs.Delete(ctx, ref); err != nil {
 				return removed, err
 			}
 			removed = append(removed, hs)
