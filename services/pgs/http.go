@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portico-sh/portico/db"
 	"github.com/portico-sh/portico/services/pgs/blob"
 	"github.com/portico-sh/portico/services/pgs/sitepath"
 )
@@ -35,6 +36,13 @@ func (s *Service) Site(account, name string) (http.Handler, bool) {
 	}
 	if !found {
 		return nil, false
+	}
+	switch live.ACL.Kind {
+	case db.PGSAccounts:
+		return http.HandlerFunc(http.NotFound), true // seen only over an SSH forward
+	case db.PGSPassword:
+		return &basicAuth{svc: s, hash: live.ACL.PasswordHash, realm: account + "-" + name,
+			next: &siteHandler{svc: s, accountID: live.AccountID, deployID: live.DeployID}}, true
 	}
 	return &siteHandler{svc: s, accountID: live.AccountID, deployID: live.DeployID}, true
 }

@@ -119,6 +119,7 @@ type Service struct {
 	encoded       blob.Encoded
 	compressing   singleflight.Group
 	compressSlots chan struct{}
+	passwords     *passwordChecker
 }
 
 // New returns the pgs service.
@@ -141,7 +142,7 @@ func New(o Options) *Service {
 	s := &Service{
 		store: o.Store, blobs: o.Blobs, public: o.Public, limits: o.Limits, tunnels: o.Tunnels,
 		log: o.Logger, lockWait: o.LockWait, lockTTL: o.LockTTL,
-		encoded: o.Encoded, compressSlots: make(chan struct{}, maxCompressing),
+		encoded: o.Encoded, compressSlots: make(chan struct{}, maxCompressing), passwords: newPasswordChecker(),
 	}
 	s.sites = newSiteCache(o.Store, o.CacheFiles)
 	return s
