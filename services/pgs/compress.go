@@ -94,7 +94,9 @@ func acceptedEncoding(header string) string {
 // yet (once: concurrent requests wait for the same compression). ok is false when the copy is
 // not smaller than the blob, or cannot be had now: the identity encoding is sent then.
 func (s *Service) encodedBlob(ctx context.Context, ref blob.Ref, size int64, enc string) (blob.Reader, bool) {
-	rd, err := s.encoded.OpenEncoded(ctx, ref, enc)
+	key := memKey{account: ref.Account, hash: ref.Hash, enc: enc}
+	open := func() (blob.Reader, error) { return s.encoded.OpenEncoded(ctx, ref, enc) }
+	rd, err := s.cached(key, open)
 	if errors.Is(err, fs.ErrNotExist) {
 		_, err, _ = s.compressing.Do(ref.Key()+"."+enc, func() (any, error) {
 			select {
@@ -106,7 +108,7 @@ func (s *Service) encodedBlob(ctx context.Context, ref blob.Ref, size int64, enc
 			return nil, s.compress(ref, enc)
 		})
 		if err == nil {
-			rd, err = s.encoded.OpenEncoded(ctx, ref, enc)
+			rd, err = s.cached(key, open)
 		}
 	}
 	if err != nil {

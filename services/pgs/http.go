@@ -1,6 +1,7 @@
 package pgs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -178,7 +179,10 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 	rd := h.encodedFile(w, r, ctype, ref, f, status, &etag)
 	if rd == nil {
 		var err error
-		if rd, err = h.svc.blobs.Open(r.Context(), ref); err != nil {
+		rd, err = h.svc.cached(memKey{account: ref.Account, hash: ref.Hash}, func() (blob.Reader, error) {
+			return h.svc.blobs.Open(r.Context(), ref)
+		})
+		if err != nil {
 			h.svc.log.Warn("pgs: opening a site's file failed", "deploy_id", h.deployID, "path", name, "err", err)
 			http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
 			return
@@ -190,7 +194,10 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 	setDefault(hdr, "Cache-Control", cacheControl)
 	setDefault(hdr, "X-Content-Type-Options", "nosniff")
 	var body io.ReadSeeker = io.NewSectionReader(rd, 0, rd.Size())
-	if f, ok := rd.(interface{ ReadSeeker() io.ReadSeeker }); ok {
+	switch f := rd.(type) {
+	case memReader:
+		body = bytes.NewReader(f.data)
+	case interface{ ReadSeeker() io.ReadSeeker }:
 		body = f.ReadSeeker() // a file the kernel can send by itself
 	}
 	if status == http.StatusOK {

@@ -120,6 +120,7 @@ type Service struct {
 	compressing   singleflight.Group
 	compressSlots chan struct{}
 	passwords     *passwordChecker
+	mem           *memCache
 }
 
 // New returns the pgs service.
@@ -142,7 +143,7 @@ func New(o Options) *Service {
 	s := &Service{
 		store: o.Store, blobs: o.Blobs, public: o.Public, limits: o.Limits, tunnels: o.Tunnels,
 		log: o.Logger, lockWait: o.LockWait, lockTTL: o.LockTTL,
-		encoded: o.Encoded, compressSlots: make(chan struct{}, maxCompressing), passwords: newPasswordChecker(),
+		encoded: o.Encoded, compressSlots: make(chan struct{}, maxCompressing), passwords: newPasswordChecker(), mem: newMemCache(memCacheBytes),
 	}
 	s.sites = newSiteCache(o.Store, o.CacheFiles)
 	return s

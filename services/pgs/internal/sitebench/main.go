@@ -90,6 +90,10 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	// nginx's workers drop to user nobody when it runs as root: they must be able to read the site.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
 	site := filepath.Join(dir, "site")
 	if err := makeSite(site); err != nil {
 		return err
@@ -301,6 +305,9 @@ http {
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			n.stop()
+			if err == nil {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
 			return nil, fmt.Errorf("nginx did not answer: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
