@@ -170,3 +170,15 @@ func setDefault(hdr http.Header, name, value string) {
 		hdr.Set(name, value)
 	}
 }
+
+// weight is what a stored deploy counts for in the cache of manifests: its files, and for each
+// rule file as many as the rules it may hold (they are parsed and kept with it).
+func (t *tree) weight() int {
+	w := t.files
+	for _, name := range []string{siterules.RedirectsFile, siterules.HeadersFile} {
+		if _, ok := t.file(name); ok {
+			w += siterules.MaxRules
+		}
+	}
+	return w
+}
