@@ -520,6 +520,23 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// truncate sets the file's size (an SFTP client writing in place cuts the file at its new end).
+func (u *upload) truncate(size int64) error {
+	if size < 0 {
+		return errorf(Invalid, "%s: bad size", shown(u.path.String()))
+	}
+	if err := u.checkSize(size); err != nil {
+		return err
+	}
+	if err := u.w.Truncate(size); err != nil {
+		return u.s.fail(err)
+	}
+	u.mu.Lock()
+	u.end = size
+	u.mu.Unlock()
+	return nil
+}
+
 // Commit puts the file into the working copy with the given permission bits and
 // modification time.
 func (u *upload) commit(mode fs.FileMode, mtime int64) error {

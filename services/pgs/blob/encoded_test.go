@@ -69,3 +69,36 @@ func TestEncodedFS(t *testing.T) {
 		t.Fatalf("deleting again: %v", err)
 	}
 }
+
+func TestFSWriterTruncate(t *testing.T) {
+	ctx := context.Background()
+	s, err := NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		write func(w Writer)
+		want  string
+	}{
+		{"cut in order", func(w Writer) { io.WriteString(w, "hello world"); w.Truncate(5) }, "hello"},
+		{"cut after out of order", func(w Writer) { w.WriteAt([]byte("world"), 6); w.WriteAt([]byte("hello "), 0); w.Truncate(8) }, "hello wo"},
+		{"extend", func(w Writer) { io.WriteString(w, "ab"); w.Truncate(4) }, "ab\x00\x00"},
+		{"same size", func(w Writer) { io.WriteString(w, "ab"); w.Truncate(2) }, "ab"},
+		{"write after cut", func(w Writer) { io.WriteString(w, "abcdef"); w.Truncate(2); w.Write([]byte("Z")) }, "abcdefZ"[:2] + "Z"},
+	} {
+		w, err := s.Create(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.write(w)
+		h, size, err := w.Sum()
+		if err != nil || h != Hash(sha256.Sum256([]byte(c.want))) || size != int64(len(c.want)) {
+			t.Errorf("%s: hash %s size %d %v, want %q", c.name, h, size, err, c.want)
+		}
+		if err := w.Truncate(0); err == nil {
+			t.Errorf("%s: Truncate after Sum accepted", c.name)
+		}
+		w.Close()
+	}
+}
