@@ -27,6 +27,8 @@ var (
 	ErrBusy = errors.New("a deploy is in progress")
 	// ErrTooManyProjects: the account has as many projects as it may.
 	ErrTooManyProjects = errors.New("too many projects")
+	// ErrTooManyKeptFiles: the account's kept deploys would hold more files than it may.
+	ErrTooManyKeptFiles = errors.New("too many files in kept deploys")
 )
 
 // PGSProject is a site of an account, with the facts of the deploy it serves.
@@ -112,6 +114,9 @@ type PGSPublish struct {
 	Quota     int64     // the account's stored bytes may not exceed this; 0: no limit
 	// MaxProjects bounds the account's projects when this deploy creates one; 0: no limit.
 	MaxProjects int
+	// MaxKeptFiles bounds the files of all the account's kept deploys together (the rows of
+	// their manifests), the new one included; 0: no limit.
+	MaxKeptFiles int64
 }
 
 // PGSUsage is what an account stores.
@@ -172,7 +177,8 @@ type PGS interface {
 	CollectPGSBlobs(ctx context.Context, accountID int64, limit int, force bool,
 		remove func(hashes []string) (removed []string, err error)) (int, error)
 	// PGSAccountsWithGarbage lists up to limit accounts (deleted ones too) that have blobs no
-	// kept deploy uses: what a crashed deploy or a deleted account left to collect.
+	// kept deploy uses: what a crashed deploy or a deleted account left to collect. When there
+	// are more, each call picks at random among them.
 	PGSAccountsWithGarbage(ctx context.Context, limit int) ([]int64, error)
 	// DeletePGSAccountData deletes every project, deploy and lock of the account (its blobs
 	// are then collected with force). Blob records outlive a deleted account until collected.

@@ -42,6 +42,8 @@ func runPGSContract(t *testing.T, open func(testing.TB) db.Store) {
 		{"Accounts", testPGSAccounts},
 		{"AccountDeleted", testPGSAccountDeleted},
 		{"MaxProjects", testPGSMaxProjects},
+		{"MaxKeptFiles", testPGSMaxKeptFiles},
+		{"GarbageAccountsRotate", testPGSGarbageAccountsRotate},
 		{"PublishWhileRenewing", testPGSPublishWhileRenewing},
 		{"ACL", testPGSACL},
 	}
@@ -538,6 +540,77 @@ func testPGSMaxProjects(t *testing.T, s db.Store) {
 	}
 	if err := s.LinkPGSProject(ctx, a.ID, "two", "one", "h", "bob", 2); err != nil {
 		t.Fatalf("linking an existing project: %v", err)
+	}
+}
+
+// The files of all an account's kept deploys (the rows of their manifests) are bounded: many
+// projects each keeping many deploys of many tiny files cost rows the quota does not count.
+// Deploys trimmed by Keep make room.
+func testPGSMaxKeptFiles(t *testing.T, s db.Store) {
+	a, _ := createAccount(t, s, "alice")
+	b, _ := createAccount(t, s, "bob")
+	for _, p := range []string{"one", "two"} {
+		lock(t, s, a.ID, p, "h")
+		lock(t, s, b.ID, p, "h")
+	}
+	record(t, s, a.ID, "x")
+	record(t, s, b.ID, "x")
+	pub := func(account int64, project string, files int) error {
+		var list []db.PGSFile
+		for i := range files {
+			list = append(list, fileOf(fmt.Sprintf("f%03d", i), "x"))
+		}
+		_, err := s.PublishPGSDeploy(ctx, db.PGSPublish{AccountID: account, Project: project, Holder: "h", Keep: 2,
+			MaxKeptFiles: 10, Files: list, Deploy: db.PGSDeploy{Files: int64(files)}})
+		return err
+	}
+	for _, step := range []struct {
+		project string
+		files   int
+		want    error
+	}{
+		{"one", 4, nil}, // kept: 4
+		{"one", 4, nil}, // 8
+		{"one", 4, nil}, // the first is trimmed: 8
+		{"two", 2, nil}, // 10
+		{"two", 1, db.ErrTooManyKeptFiles},
+		{"one", 3, nil}, // a deploy of 4 trimmed: 4+3+2 = 9
+	} {
+		err := pub(a.ID, step.project, step.files)
+		if step.want == nil && err != nil {
+			t.Fatalf("%d files to %s: %v", step.files, step.project, err)
+		}
+		if step.want != nil {
+			wantErr(t, fmt.Sprintf("%d files to %s", step.files, step.project), err, step.want)
+		}
+	}
+	// The refused deploy changed nothing: two's live deploy is its first.
+	if p, err := s.PGSProject(ctx, a.ID, "two"); err != nil || p.LiveSeq != 1 || p.Files != 2 {
+		t.Fatalf("two after a refused deploy: %+v, %v", p, err)
+	}
+	// Another account's files do not count.
+	if err := pub(b.ID, "one", 10); err != nil {
+		t.Fatalf("bob: %v", err)
+	}
+}
+
+// Accounts with garbage beyond the limit are picked at random: the same first ones (whose
+// collection may keep being refused while a deploy holds a lock) must not hide the others.
+func testPGSGarbageAccountsRotate(t *testing.T, s db.Store) {
+	for _, name := range []string{"alice", "bob", "carol"} {
+		a, _ := createAccount(t, s, name)
+		record(t, s, a.ID, "garbage of "+name)
+	}
+	seen := map[int64]bool{}
+	for range 60 {
+		ids, err := s.PGSAccountsWithGarbage(ctx, 1)
+		if err != nil || len(ids) != 1 {
+			t.Fatalf("accounts with garbage = %v, %v", ids, err)
+		}
+		seen[ids[0]] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("60 calls with limit 1 named %d of 3 accounts", len(seen))
 	}
 }
 

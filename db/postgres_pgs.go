@@ -300,7 +300,18 @@ func (s *postgresStore) PublishPGSDeploy(ctx context.Context, p PGSPublish) (PGS
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM pgs_deploys WHERE project_id = $1 AND id <> $2 AND seq <= $3`,
 			d.ProjectID, d.ID, d.Seq-int64(max(p.Keep, 1)))
-		return err
+		if err != nil || p.MaxKeptFiles <= 0 {
+			return err
+		}
+		var kept int64
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(sum(d.files), 0)::bigint FROM pgs_deploys d
+			JOIN pgs_projects p ON p.id = d.project_id WHERE p.account_id = $1`, p.AccountID).Scan(&kept); err != nil {
+			return err
+		}
+		if kept > p.MaxKeptFiles {
+			return ErrTooManyKeptFiles
+		}
+		return nil
 	})
 	if err != nil {
 		return PGSDeploy{}, fmt.Errorf("publish a deploy of project %q of account %d: %w", p.Project, p.AccountID, err)
@@ -513,9 +524,11 @@ func (s *postgresStore) CollectPGSBlobs(ctx context.Context, accountID int64, li
 }
 
 func (s *postgresStore) PGSAccountsWithGarbage(ctx context.Context, limit int) ([]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT account_id FROM pgs_blobs b
-		WHERE NOT EXISTS (SELECT 1 FROM pgs_files f WHERE f.account_id = b.account_id AND f.hash = b.hash)
-		LIMIT $1`, limit)
+	// In random order: accounts whose collection keeps being refused (a deploy holding a lock)
+	// must not keep the others out of every sweep.
+	rows, err := s.pool.Query(ctx, `SELECT account_id FROM (SELECT DISTINCT account_id FROM pgs_blobs b
+		WHERE NOT EXISTS (SELECT 1 FROM pgs_files f WHERE f.account_id = b.account_id AND f.hash = b.hash)) g
+		ORDER BY random() LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("accounts with unused blobs: %w", err)
 	}

@@ -23,10 +23,11 @@ type sqliteStore struct {
 
 	maxRevocations int // 0: MaxRevocations (tests set less)
 
-	// findRevocation is FindRevocation's statement, prepared once: its text (130 serial range
-	// buckets) costs more to parse than to run.
-	findMu         sync.Mutex
-	findRevocation *sql.Stmt
+	// prepared holds the read statements that every connection runs (key lookup, revocation
+	// check, account by id), prepared once on the read pool: parsing their text costs more than
+	// running them (FindRevocation's has 130 serial range buckets).
+	stmtMu   sync.Mutex
+	prepared map[string]*sql.Stmt
 }
 
 // sqliteTimeLayout is fixed width, so that text order is time order in SQL comparisons.
@@ -90,28 +91,33 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqliteStore) Close() error {
-	var stmt error
-	s.findMu.Lock()
-	if s.findRevocation != nil {
-		stmt = s.findRevocation.Close()
+	var errs []error
+	s.stmtMu.Lock()
+	for _, stmt := range s.prepared {
+		errs = append(errs, stmt.Close())
 	}
-	s.findMu.Unlock()
-	return errors.Join(stmt, s.r.Close(), s.w.Close())
+	s.prepared = nil
+	s.stmtMu.Unlock()
+	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
 
-// findStatement returns FindRevocation's prepared statement, preparing it the first time (and
-// again after a failure).
-func (s *sqliteStore) findStatement(ctx context.Context) (*sql.Stmt, error) {
-	s.findMu.Lock()
-	defer s.findMu.Unlock()
-	if s.findRevocation == nil {
-		stmt, err := s.r.PrepareContext(ctx, sqliteFindRevocation)
-		if err != nil {
-			return nil, err
-		}
-		s.findRevocation = stmt
+// readStatement returns query prepared on the read pool, preparing it the first time (and again
+// after a failure). Only a fixed set of query texts comes here, so the cache stays small.
+func (s *sqliteStore) readStatement(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if stmt, ok := s.prepared[query]; ok {
+		return stmt, nil
 	}
-	return s.findRevocation, nil
+	stmt, err := s.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if s.prepared == nil {
+		s.prepared = map[string]*sql.Stmt{}
+	}
+	s.prepared[query] = stmt
+	return stmt, nil
 }
 
 // inTx runs fn in a write transaction and commits it if fn returns nil.
@@ -158,8 +164,11 @@ func (s *sqliteStore) AccountByName(ctx context.Context, name string) (Account, 
 }
 
 func (s *sqliteStore) AccountByID(ctx context.Context, id int64) (Account, error) {
-	a, err := scanSQLiteAccount(s.r.QueryRowContext(ctx,
-		`SELECT id, name, created_at FROM accounts WHERE id = ?`, id))
+	stmt, err := s.readStatement(ctx, `SELECT id, name, created_at FROM accounts WHERE id = ?`)
+	if err != nil {
+		return Account{}, fmt.Errorf("account %d: %w", id, err)
+	}
+	a, err := scanSQLiteAccount(stmt.QueryRowContext(ctx, id))
 	if err != nil {
 		return Account{}, fmt.Errorf("account %d: %w", id, err)
 	}
@@ -243,9 +252,14 @@ func (s *sqliteStore) ListKeys(ctx context.Context, accountID int64) ([]Key, err
 	return list, nil
 }
 
+const sqliteKeyByFingerprint = `SELECT ` + sqliteKeyColumns + ` FROM keys WHERE fingerprint = ?`
+
 func (s *sqliteStore) KeyByFingerprint(ctx context.Context, fingerprint string) (Key, error) {
-	k, err := scanSQLiteKey(s.r.QueryRowContext(ctx,
-		`SELECT `+sqliteKeyColumns+` FROM keys WHERE fingerprint = ?`, fingerprint))
+	stmt, err := s.readStatement(ctx, sqliteKeyByFingerprint)
+	if err != nil {
+		return Key{}, fmt.Errorf("key %s: %w", fingerprint, err)
+	}
+	k, err := scanSQLiteKey(stmt.QueryRowContext(ctx, fingerprint))
 	if err != nil {
 		return Key{}, fmt.Errorf("key %s: %w", fingerprint, err)
 	}
@@ -382,20 +396,51 @@ func (s *sqliteStore) RemoveRevocation(ctx context.Context, accountID, id int64)
 // keys and key hashes by the certificate's and its CA's fingerprints, serial ranges by the 130
 // buckets that can hold the serial (db/trust.go).
 func (s *sqliteStore) FindRevocation(ctx context.Context, accountID int64, c CertRef) (Revocation, error) {
-	stmt, err := s.findStatement(ctx)
-	if err != nil {
-		return Revocation{}, fmt.Errorf("find revocation of certificate %q (serial %d) in account %d: preparing the query: %w",
-			c.KeyID, c.Serial, accountID, err)
+	fail := func(what string, err error) (Revocation, error) {
+		return Revocation{}, fmt.Errorf("find revocation of certificate %q (serial %d) in account %d: %s%w",
+			c.KeyID, c.Serial, accountID, what, err)
 	}
-	r, err := scanSQLiteRevocation(stmt.QueryRowContext(ctx, sqliteFindRevocationArgs(accountID, c)...))
+	// Most accounts have no serial ranges; their check skips the 130 bucket probes. A range
+	// added between the two queries is one the login raced and won, as if it came first; live
+	// access ends the connection it admitted.
+	has, err := s.readStatement(ctx, sqliteHasSerialRanges)
 	if err != nil {
-		return Revocation{}, fmt.Errorf("find revocation of certificate %q (serial %d) in account %d: %w",
-			c.KeyID, c.Serial, accountID, err)
+		return fail("preparing the query: ", err)
+	}
+	var ranges bool
+	if err := has.QueryRowContext(ctx, accountID).Scan(&ranges); err != nil {
+		return fail("", err)
+	}
+	query, args := sqliteFindPointRevocation, sqliteFindPointArgs(accountID, c)
+	if ranges {
+		query, args = sqliteFindRevocation, sqliteFindRevocationArgs(accountID, c)
+	}
+	stmt, err := s.readStatement(ctx, query)
+	if err != nil {
+		return fail("preparing the query: ", err)
+	}
+	r, err := scanSQLiteRevocation(stmt.QueryRowContext(ctx, args...))
+	if err != nil {
+		return fail("", err)
 	}
 	return r, nil
 }
 
-// sqliteFindRevocation is FindRevocation's query: one indexed lookup per kind.
+// sqliteHasSerialRanges tells whether an account has any serial-range revocation.
+const sqliteHasSerialRanges = `SELECT EXISTS (SELECT 1 FROM revocations WHERE account_id = ? AND range_key IS NOT NULL)`
+
+// sqliteFindPointRevocation looks up revocations by serial, key ID and key: one indexed
+// lookup per kind.
+const sqliteFindPointRevocation = `SELECT ` + sqliteRevocationColumns + ` FROM (
+	    SELECT * FROM revocations WHERE account_id = ? AND kind = 'serial' AND value = ? AND ca_fingerprint IN ('', ?)
+	    UNION ALL
+	    SELECT * FROM revocations WHERE account_id = ? AND kind = 'key_id' AND value = ? AND ca_fingerprint IN ('', ?)
+	    UNION ALL
+	    SELECT * FROM revocations WHERE account_id = ? AND kind IN ('key', 'key_hash') AND value IN (?, ?, ?, ?))
+	ORDER BY origin = 'krl', id LIMIT 1`
+
+// sqliteFindRevocation is FindRevocation's query for an account with serial ranges: the point
+// lookups and the bucket probes of the ranges.
 var sqliteFindRevocation = `SELECT ` + sqliteRevocationColumns + ` FROM (
 	    SELECT * FROM revocations WHERE account_id = ? AND kind = 'serial' AND value = ? AND ca_fingerprint IN ('', ?)
 	    UNION ALL
@@ -407,13 +452,16 @@ var sqliteFindRevocation = `SELECT ` + sqliteRevocationColumns + ` FROM (
 	        AND range_lo <= ? AND range_hi >= ? AND ca_fingerprint IN ('', ?))
 	ORDER BY origin = 'krl', id LIMIT 1`
 
-func sqliteFindRevocationArgs(accountID int64, c CertRef) []any {
-	args := []any{
+func sqliteFindPointArgs(accountID int64, c CertRef) []any {
+	return []any{
 		accountID, strconv.FormatUint(c.Serial, 10), c.CAFingerprint,
 		accountID, c.KeyID, c.CAFingerprint,
 		accountID, c.KeyFingerprint, c.KeySHA1, c.CAFingerprint, c.CASHA1,
-		accountID,
 	}
+}
+
+func sqliteFindRevocationArgs(accountID int64, c CertRef) []any {
+	args := append(sqliteFindPointArgs(accountID, c), accountID)
 	for _, k := range rangeKeysOf(c.Serial) {
 		args = append(args, k)
 	}

@@ -327,7 +327,18 @@ func (s *sqliteStore) PublishPGSDeploy(ctx context.Context, p PGSPublish) (PGSDe
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM pgs_deploys WHERE project_id = ? AND id <> ? AND seq <= ?`,
 			d.ProjectID, d.ID, d.Seq-int64(max(p.Keep, 1)))
-		return err
+		if err != nil || p.MaxKeptFiles <= 0 {
+			return err
+		}
+		var kept int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(d.files), 0) FROM pgs_deploys d
+			JOIN pgs_projects p ON p.id = d.project_id WHERE p.account_id = ?`, p.AccountID).Scan(&kept); err != nil {
+			return err
+		}
+		if kept > p.MaxKeptFiles {
+			return ErrTooManyKeptFiles
+		}
+		return nil
 	})
 	if err != nil {
 		return PGSDeploy{}, fmt.Errorf("publish a deploy of project %q of account %d: %w", p.Project, p.AccountID, err)
@@ -534,9 +545,11 @@ func (s *sqliteStore) CollectPGSBlobs(ctx context.Context, accountID int64, limi
 }
 
 func (s *sqliteStore) PGSAccountsWithGarbage(ctx context.Context, limit int) ([]int64, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT account_id FROM pgs_blobs b
-		WHERE NOT EXISTS (SELECT 1 FROM pgs_files f WHERE f.account_id = b.account_id AND f.hash = b.hash)
-		LIMIT ?`, limit)
+	// In random order: accounts whose collection keeps being refused (a deploy holding a lock)
+	// must not keep the others out of every sweep.
+	rows, err := s.r.QueryContext(ctx, `SELECT account_id FROM (SELECT DISTINCT account_id FROM pgs_blobs b
+		WHERE NOT EXISTS (SELECT 1 FROM pgs_files f WHERE f.account_id = b.account_id AND f.hash = b.hash))
+		ORDER BY random() LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("accounts with unused blobs: %w", err)
 	}

@@ -463,14 +463,33 @@ func (s *sqliteStore) RemovePrincipalMapping(ctx context.Context, accountID int6
 	return nil
 }
 
+// preparedPrincipalLookups is the most principals a lookup may have for its statement to be
+// kept prepared, which bounds the statements kept to this many.
+const preparedPrincipalLookups = 16
+
 func (s *sqliteStore) PrincipalMappings(ctx context.Context, accountID int64, principals []string) ([]PrincipalMapping, error) {
 	look := lookupPrincipals(principals)
 	if len(look) == 0 {
 		return []PrincipalMapping{}, nil
 	}
-	rows, err := s.r.QueryContext(ctx,
-		`SELECT `+sqliteMappingColumns+` FROM principal_map WHERE account_id = ? AND principal IN (`+placeholders(len(look))+`)
-		 ORDER BY principal`, append([]any{accountID}, look...)...)
+	query := `SELECT ` + sqliteMappingColumns + ` FROM principal_map WHERE account_id = ? AND principal IN (` +
+		placeholders(len(look)) + `) ORDER BY principal`
+	args := append([]any{accountID}, look...)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if len(look) <= preparedPrincipalLookups {
+		// One statement text per count of principals: the usual few are prepared once.
+		var stmt *sql.Stmt
+		stmt, err = s.readStatement(ctx, query)
+		if err != nil {
+			return nil, fmt.Errorf("look up principals in account %d: %w", accountID, err)
+		}
+		rows, err = stmt.QueryContext(ctx, args...)
+	} else {
+		rows, err = s.r.QueryContext(ctx, query, args...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("look up principals in account %d: %w", accountID, err)
 	}

@@ -21,6 +21,11 @@ const (
 	accessRetryMax = 5 * time.Second
 	// accessFinalFlush bounds the last write at shutdown.
 	accessFinalFlush = 10 * time.Second
+	// accessLinger is how long the writer waits, after the first entry of a batch arrives, for
+	// more to join it. Connections do not wait for it (an allowed connection is served once its
+	// entry is queued); it turns a commit per connection into a commit per linger on a busy
+	// gateway. A sync request ends the wait at once.
+	accessLinger = 10 * time.Millisecond
 )
 
 // batchStore writes access-log entries and key use times in one transaction; db.Store is one.
@@ -108,18 +113,33 @@ func (w *accessWriter) run(stop <-chan struct{}) {
 			w.drain()
 			return
 		}
-		// Whatever queued while the last batch was written goes in this one.
-	more:
-		for len(batch) < accessBatch {
-			select {
-			case r := <-w.queue:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
+		batch = w.gather(batch, stop)
 		w.write(batch, stop)
 	}
+}
+
+// gather adds to batch what queues within accessLinger of its first record, up to accessBatch
+// records; it returns early when a record asks to be synced or stop is closed.
+func (w *accessWriter) gather(batch []accessRecord, stop <-chan struct{}) []accessRecord {
+	if batch[0].synced != nil {
+		return batch
+	}
+	linger := time.NewTimer(accessLinger)
+	defer linger.Stop()
+	for len(batch) < accessBatch {
+		select {
+		case r := <-w.queue:
+			batch = append(batch, r)
+			if r.synced != nil {
+				return batch
+			}
+		case <-linger.C:
+			return batch
+		case <-stop:
+			return batch
+		}
+	}
+	return batch
 }
 
 // write writes batch, trying again with growing pauses until it succeeds or stop is closed

@@ -131,6 +131,9 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 	if len(c.replay) > 0 {
 		n := copy(p, c.replay)
 		c.replay = c.replay[n:]
+		if len(c.replay) == 0 {
+			c.replay = nil // the connection lives on; what was peeked need not
+		}
 		return n, nil
 	}
 	return c.Conn.Read(p)
@@ -145,6 +148,9 @@ func (c *peekedConn) Write(p []byte) (int, error) {
 			return 0, errors.New("gateway: the SSH library's version line differs from the one sent")
 		}
 		c.skip = c.skip[n:]
+		if len(c.skip) == 0 {
+			c.skip = nil
+		}
 		c.mu.Unlock()
 		if n == len(p) {
 			return n, nil

@@ -490,6 +490,28 @@ func (c *client) openChannel(session bool) (release func(), err error) {
 	}, nil
 }
 
+// openOutbound counts a channel the server opens to the client (a tunnel's forwarded-tcpip
+// channel, for a visitor) against the gateway's limit of open channels: each may hold its window
+// of unread data, as the client's own channels may. The per-connection and per-source limits do
+// not apply: visitors, not the client, open these.
+func (c *client) openOutbound() (release func(), err error) {
+	a := c.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.l.MaxChannels > 0 && a.channels >= a.l.MaxChannels {
+		return nil, &errLimit{limitMaxChannels, "the server has too many open channels; try again later"}
+	}
+	a.channels++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.mu.Lock()
+			a.channels--
+			a.mu.Unlock()
+		})
+	}, nil
+}
+
 // counts are the admission's counts, for metrics and tests.
 type counts struct{ startups, conns, channels, penalised int }
 

@@ -581,6 +581,7 @@ func (s startedSession) Pty() (ssh.Pty, <-chan ssh.Window, bool) {
 func (g *Gateway) serveGlobalRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.Request) (bool, []byte) {
 	c, svc, ok := g.forwarding(ctx)
 	if !ok {
+		g.forwardRefused(ctx, req)
 		return false, nil
 	}
 	h, ok := svc.(services.GlobalRequestHandler)
@@ -588,6 +589,25 @@ func (g *Gateway) serveGlobalRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.
 		return false, nil
 	}
 	return h.HandleRequest(c, req)
+}
+
+// forwardRefused tells the grant's service of a global request refused because the grant
+// lacks permit-port-forwarding, when the service takes that request: SSH's refusal carries no
+// reason, and the service can say it on the connection's session.
+func (g *Gateway) forwardRefused(ctx ssh.Context, req *gossh.Request) {
+	grant, ok := grantFrom(ctx)
+	conn, isConn := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+	if !ok || !isConn || grant.Permits.PortForwarding {
+		return
+	}
+	svc := g.o.Router.Lookup(grant.Service)
+	h, ok := svc.(services.GlobalRequestHandler)
+	r, told := svc.(services.ForwardRefusalHandler)
+	if !ok || !told || !slices.Contains(h.RequestTypes(), req.Type) {
+		return
+	}
+	r.ForwardRefused(&services.Conn{Ctx: ctx, Grant: grant, SSH: conn}, req,
+		"this certificate does not permit port forwarding (it lacks permit-port-forwarding)")
 }
 
 // serveChannel hands channels other than sessions (direct-tcpip) to the grant's service when
@@ -661,7 +681,11 @@ func (g *Gateway) forwarding(ctx ssh.Context) (*services.Conn, services.Service,
 	if !ok {
 		return nil, nil, false
 	}
-	return &services.Conn{Ctx: ctx, Grant: grant, SSH: conn}, g.o.Router.Lookup(grant.Service), true
+	c := &services.Conn{Ctx: ctx, Grant: grant, SSH: conn}
+	if cl, ok := clientOf(ctx); ok {
+		c.ReserveChannel = cl.openOutbound
+	}
+	return c, g.o.Router.Lookup(grant.Service), true
 }
 
 // sshVersion is the server's SSH version line for software version v: SSH-2.0-portico_v.

@@ -42,6 +42,10 @@ type Conn struct {
 	Ctx   ssh.Context
 	Grant auth.Grant
 	SSH   *gossh.ServerConn
+	// ReserveChannel counts a channel the service opens to the client (forwarded-tcpip) against
+	// the gateway's limit of open channels; release gives it back once the channel is closed.
+	// nil: no limit.
+	ReserveChannel func() (release func(), err error)
 }
 
 // GlobalRequestHandler is implemented by services that take global requests, such as
@@ -50,6 +54,13 @@ type Conn struct {
 type GlobalRequestHandler interface {
 	RequestTypes() []string
 	HandleRequest(c *Conn, req *gossh.Request) (ok bool, payload []byte)
+}
+
+// ForwardRefusalHandler is implemented by GlobalRequestHandlers that tell the client why the
+// gateway refused one of their requests (the grant lacks permit-port-forwarding): SSH's
+// refusal carries no reason.
+type ForwardRefusalHandler interface {
+	ForwardRefused(c *Conn, req *gossh.Request, reason string)
 }
 
 // ChannelHandler is implemented by services that accept channel types other than "session",

@@ -161,6 +161,7 @@ func withLimitDefaults(s settings) settings {
 		{&s.perSourceMaxConnections, "200"}, {&s.perSourcePenalty, "on"}, {&s.maxConnections, "4096"},
 		{&s.maxChannels, "512"}, {&s.maxHTTPConnections, "4096"}, {&s.pipeMaxReaders, "64"},
 		{&s.pgsKeep, "10"}, {&s.pgsQuota, "1GiB"}, {&s.pgsMaxFile, "100MiB"}, {&s.pgsMaxFiles, "50000"},
+		{&s.tunsMax, "10"},
 	} {
 		switch *d.dst {
 		case "":

@@ -17,6 +17,7 @@ import (
 	"github.com/portico-sh/portico/services/admin"
 	"github.com/portico-sh/portico/services/admin/ops"
 	"github.com/portico-sh/portico/services/pipe"
+	"github.com/portico-sh/portico/services/tuns"
 )
 
 // How long opening the database at start may take before serve gives up.
@@ -74,7 +75,8 @@ func serve(ctx context.Context, env *environment, args []string) error {
 			return fmt.Errorf("database: %w", err)
 		}
 	}
-	sites, err := newSites(&s, store, cfg.public, cfg.pgs, nil, log) // tuns: pass its TunnelLive here
+	tunnels := tuns.NewMemoryRegistry()
+	sites, err := newSites(&s, store, cfg.public, cfg.pgs, tunnels, log)
 	if err != nil {
 		return err
 	}
@@ -95,10 +97,11 @@ func serve(ctx context.Context, env *environment, args []string) error {
 	})
 	pipeOptions := cfg.pipe
 	pipeOptions.Logger = log
+	tunsService := newTunnels(&s, cfg, tunnels, sites, accountOps.SSHCommand(string(auth.Tuns)), log)
 	router, err := services.NewRouter(
-		admin.New(accountOps, admin.WithSites(sites)),
+		admin.New(accountOps, admin.WithSites(sites), admin.WithTunnels(tunsService)),
+		tunsService, // before sites: a tunnel's host answers without a database lookup
 		sites,
-		services.Unavailable(auth.Tuns),
 		pipe.New(pipe.Options{
 			Broker:     pipe.NewMemoryBroker(pipeOptions),
 			SSHCommand: accountOps.SSHCommand(string(auth.Pipe)),

@@ -17,6 +17,7 @@ import (
 	"github.com/portico-sh/portico/services/admin/ops"
 	"github.com/portico-sh/portico/services/pgs"
 	"github.com/portico-sh/portico/services/pipe"
+	"github.com/portico-sh/portico/services/tuns"
 )
 
 // settings are the operator's settings (SPEC §7). Each is a flag whose default comes from its
@@ -56,6 +57,9 @@ type settings struct {
 	maxChannels             string
 	maxHTTPConnections      string
 	pipeMaxReaders          string
+
+	tunsMax      string
+	tunsTCPPorts string
 }
 
 // setting describes one flag and its environment variable.
@@ -100,6 +104,8 @@ var (
 		{"pgs-quota", "PORTICO_PGS_QUOTA", "1GiB", "pgs: bytes stored per account, each distinct file once (off: no limit)", func(s *settings) *string { return &s.pgsQuota }},
 		{"pgs-max-file", "PORTICO_PGS_MAX_FILE", "100MiB", "pgs: bytes in one file (off: no limit)", func(s *settings) *string { return &s.pgsMaxFile }},
 		{"pgs-max-files", "PORTICO_PGS_MAX_FILES", "50000", "pgs: files in one deploy (off: no limit)", func(s *settings) *string { return &s.pgsMaxFiles }},
+		{"tuns-max", "PORTICO_TUNS_MAX", strconv.Itoa(tuns.DefaultMaxTunnels), "tuns: tunnels one account may have at once, or off", func(s *settings) *string { return &s.tunsMax }},
+		{"tuns-tcp-ports", "PORTICO_TUNS_TCP_PORTS", "", "tuns: range of public TCP ports, such as 40000-40099 (empty: none)", func(s *settings) *string { return &s.tunsTCPPorts }},
 	}
 )
 
@@ -164,6 +170,8 @@ type serveConfig struct {
 	pipe         pipe.MemoryOptions
 	public       services.Public
 	pgs          pgs.Limits
+	tunsMax      int
+	tunsPorts    tuns.PortRange
 	signupRate   ops.SignupRate
 	krl          ops.KRLConfig
 	limits       gateway.Limits
@@ -233,6 +241,15 @@ func (s *settings) serveConfig() (serveConfig, error) {
 		c.metricsAddr = ""
 	}
 	if c.pgs, err = s.pgsLimits(); err != nil {
+		return c, err
+	}
+	if c.tunsMax, err = gateway.ParseLimit("tuns max", s.tunsMax); err != nil {
+		return c, err
+	}
+	if c.tunsMax == 0 {
+		c.tunsMax = -1 // off: no cap
+	}
+	if c.tunsPorts, err = tuns.ParsePortRange(s.tunsTCPPorts); err != nil {
 		return c, err
 	}
 	return c, nil

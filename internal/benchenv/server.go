@@ -186,6 +186,7 @@ type Portico struct {
 	Account string   // created offline with `portico account create` before it starts
 	PubKey  string   // path of the account's first login key (.pub)
 	Args    []string // more `portico serve` flags
+	Env     []string // more environment for `portico serve` (KEY=VALUE)
 }
 
 // StartPortico creates the account offline, then starts `portico serve` on free loopback ports
@@ -212,7 +213,7 @@ func StartPortico(ctx context.Context, o Portico) (*Server, error) {
 	args := append([]string{"serve", "--data-dir", data, "--ssh-listen", s.Addr, "--http-listen", s.HTTPAddr,
 		"--signups", "closed", "--drain-timeout", "2s", "--metrics-listen", "off", "--per-source-exempt", "127.0.0.0/8"}, o.Args...)
 	cmd := exec.Command(o.Bin, args...)
-	cmd.Env = PorticoEnv()
+	cmd.Env = append(PorticoEnv(), o.Env...)
 	if err := s.Start(cmd); err != nil {
 		return nil, err
 	}

@@ -12,8 +12,9 @@ import (
 )
 
 type service struct {
-	ops   *ops.Ops
-	sites tui.Sites // nil: the TUI has no Sites page
+	ops     *ops.Ops
+	sites   tui.Sites   // nil: the TUI has no Sites page
+	tunnels tui.Tunnels // nil: the TUI has no Tunnels page
 }
 
 // Option configures the admin service.
@@ -21,6 +22,9 @@ type Option func(*service)
 
 // WithSites gives the TUI its Sites page, on the pgs operations s.
 func WithSites(s tui.Sites) Option { return func(a *service) { a.sites = s } }
+
+// WithTunnels gives the TUI its Tunnels page, on the tuns service t.
+func WithTunnels(t tui.Tunnels) Option { return func(a *service) { a.tunnels = t } }
 
 // New returns the admin service, which runs the account operations of o.
 func New(o *ops.Ops, opts ...Option) services.Service {

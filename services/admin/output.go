@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,15 +12,33 @@ import (
 )
 
 // table writes rows of aligned columns.
-type table struct{ tw *tabwriter.Writer }
+// table lays out rows in aligned columns. It renders into memory and writes the whole table
+// to out in one call on flush: tabwriter writes a line at a time, and on an SSH channel each
+// write is a packet and a system call.
+type table struct {
+	out io.Writer
+	buf bytes.Buffer
+	tw  *tabwriter.Writer
+}
 
-func newTable(w io.Writer) *table { return &table{tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)} }
+func newTable(w io.Writer) *table {
+	t := &table{out: w}
+	t.tw = tabwriter.NewWriter(&t.buf, 0, 0, 2, ' ', 0)
+	return t
+}
 
 func (t *table) row(cells ...string) {
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
 }
 
-func (t *table) flush() error { return t.tw.Flush() }
+func (t *table) flush() error {
+	if err := t.tw.Flush(); err != nil {
+		return err
+	}
+	_, err := t.out.Write(t.buf.Bytes())
+	t.buf.Reset()
+	return err
+}
 
 func orDash(s string) string {
 	if s == "" {

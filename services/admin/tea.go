@@ -24,6 +24,9 @@ func (a *service) serveTUI(s *services.Session, key gossh.PublicKey) int {
 	if a.sites != nil {
 		pages = append(pages, tui.WithSites(a.sites))
 	}
+	if a.tunnels != nil {
+		pages = append(pages, tui.WithTunnels(a.tunnels))
+	}
 	m := tui.New(s.Context(), a.ops, s.Grant, key, newRenderer(s.Session), pages...)
 	if s.Regrant != nil {
 		m.OnRegrant(s.Regrant)

@@ -191,7 +191,7 @@ func (s *Service) SetACL(ctx context.Context, g auth.Grant, project, kind string
 		}
 		return acl, userError(err)
 	}
-	s.sites.forget(g.Account)
+	s.sites.forget(g.Account, project)
 	s.log.Info("pgs: site ACL set", "account", g.Account, "project", project, "acl", kind, "identity", g.Identity)
 	return acl, nil
 }

@@ -95,7 +95,11 @@ func (c *cli) run(args []string) int {
 		fmt.Fprintf(c.stderr, "portico: %s\nrun: %s\n", ue.msg, c.svc.public.SSHCommand("pgs", "help"))
 		return exitUsage
 	default:
-		fmt.Fprintf(c.stderr, "portico: %s\n", asError(err).Message)
+		e := asError(err)
+		if e.Kind == Failed && e.Err != nil {
+			c.svc.log.Warn("pgs: a command failed", "account", c.grant.Account, "identity", c.grant.Identity, "command", name, "err", e.Err)
+		}
+		fmt.Fprintf(c.stderr, "portico: %s\n", e.Message)
 		return exitFailed
 	}
 }

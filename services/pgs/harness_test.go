@@ -129,7 +129,9 @@ func (h *harness) start(o harnessOptions, logger *slog.Logger) {
 	hostKey := sshtest.NewSigner(t)
 	pub, _ := services.ParsePublic("http://localhost:8080", "localhost:2222")
 	h.svc = New(Options{Store: h.store, Blobs: h.blobs, Encoded: h.encoded, Public: pub, Limits: o.limits, Tunnels: o.tunnels,
-		Logger: logger, LockWait: 3 * time.Second, LockTTL: o.lockTTL})
+		// A deploy waits long for another: on a loaded CI machine a throttled upload can take
+		// several times its nominal length (TestTwoGateways).
+		Logger: logger, LockWait: 30 * time.Second, LockTTL: o.lockTTL})
 	router, err := services.NewRouter(h.svc)
 	if err != nil {
 		t.Fatal(err)

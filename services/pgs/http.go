@@ -27,6 +27,11 @@ func (s *Service) Site(account, name string) (http.Handler, bool) {
 		return nil, false
 	}
 	live, found, err := s.sites.liveOf(context.Background(), account, name, true)
+	if err != nil && s.tunnels != nil && s.tunnels.TunnelLive(account, name) {
+		// Not known to be a project (a flood of unknown names, or the store failing), but a
+		// live tunnel has the name, which no project may have: let the tunnel answer.
+		return nil, false
+	}
 	if err != nil {
 		if !errors.Is(err, errLookupsBusy) {
 			s.log.Warn("pgs: looking up a site failed", "account", account, "project", name, "err", err)
@@ -214,6 +219,13 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 				w.Write(m.data)
 			}
 			return
+		}
+		if rh := r.Header.Get("Range"); rh != "" {
+			if merged, ignore, ok := coalesceRange(rh, rd.Size()); ignore {
+				r.Header.Del("Range")
+			} else if ok {
+				r.Header.Set("Range", merged)
+			}
 		}
 		http.ServeContent(w, r, "", time.Unix(f.MTime, 0), body)
 		return

@@ -2,6 +2,7 @@ package pgs
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -95,4 +96,28 @@ func TestSweep(t *testing.T) {
 		t.Fatal("the sweep left the unused blob")
 	}
 	mustEqualTree(t, "after the sweep", h.liveFiles("blog"), map[string]string{"index.html": "kept"})
+}
+
+// TestKeptFilesLimit: the files of all the account's kept deploys together are bounded (each
+// is a manifest row the quota does not count); a deploy past the bound is refused with a
+// message naming it, and nothing is published.
+func TestKeptFilesLimit(t *testing.T) {
+	h := newHarness(t, harnessOptions{limits: Limits{KeepDeploys: 2, Quota: 1 << 20, MaxFile: 1 << 10, MaxFiles: 1}})
+	// At most 20 files kept in all: ten projects keeping two deploys of one file each.
+	src := t.TempDir()
+	for i := range 20 {
+		writeTree(t, src, map[string]string{"index.html": strings.Repeat("x", i+1)})
+		h.mustRsync("-r", src+"/", remote+fmt.Sprintf("/p%d/", i/2))
+	}
+	writeTree(t, src, map[string]string{"index.html": "one too many"})
+	o, e, code := h.rsync("-r", src+"/", remote+"/p10/")
+	if code == 0 || !strings.Contains(o+e, "more than 20 files") || !strings.Contains(o+e, "PORTICO_PGS_MAX_FILES") {
+		t.Fatalf("a deploy past the kept files: exit %d\n%s%s", code, o, e)
+	}
+	if _, errOut, code := h.ssh("deploys", "p10"); code == 0 {
+		t.Fatalf("p10 exists after a refused first deploy\n%s", errOut)
+	}
+	// A new deploy of a project trims its oldest: the total stays, and it goes live.
+	h.mustRsync("-r", src+"/", remote+"/p0/")
+	mustEqualTree(t, "p0", h.liveFiles("p0"), map[string]string{"index.html": "one too many"})
 }

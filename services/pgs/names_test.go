@@ -4,7 +4,9 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // fakeTunnels has live tunnels by account/name.
@@ -51,4 +53,100 @@ func TestNamesSharedWithTunnels(t *testing.T) {
 	tunnels.mu.Unlock()
 	writeTree(t, src, map[string]string{"index.html": "xy"})
 	h.mustRsync("-r", src+"/", remote+"/blog/")
+}
+
+// TestSiteLeavesTunnelsUnderFlood: a flood of requests for unknown host names spends the
+// lookups a second that such names may cost; a live tunnel's name must still reach the tunnel
+// then, not get pgs's 503 (the gateway asks each site server in turn, and the first to claim a
+// name answers it).
+func TestSiteLeavesTunnelsUnderFlood(t *testing.T) {
+	tunnels := &fakeTunnels{live: map[string]bool{"alice/api": true}}
+	h := newHarness(t, harnessOptions{tunnels: tunnels})
+	h.svc.sites.mu.Lock()
+	h.svc.sites.tokens, h.svc.sites.refilled = 0, time.Now().Add(time.Hour) // spent by a flood
+	h.svc.sites.mu.Unlock()
+	if _, ok := h.svc.Site("alice", "api"); ok {
+		t.Fatal("pgs claimed a live tunnel's host name while lookups were busy")
+	}
+	if handler, ok := h.svc.Site("alice", "other"); !ok || handler == nil {
+		t.Fatal("an unknown name that is no tunnel: want the busy answer (503)")
+	}
+}
+
+// TestDeployVisibleUnderFlood: while a flood of made-up host names uses up the lookups of
+// unknown names, a deploy must still show: the project's name (new or redeployed) is known,
+// not an unknown name needing a lookup token. Before, a deploy forgot the account's projects,
+// and their next visitors got 503 for as long as the flood lasted.
+func TestDeployVisibleUnderFlood(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "one"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	h.mustRsync("-r", src+"/", remote+"/other/")
+	if code, body, _ := h.get("blog", "/"); code != 200 || body != "one" {
+		t.Fatalf("blog: %d %q", code, body)
+	}
+	if code, _, _ := h.get("other", "/"); code != 200 {
+		t.Fatalf("other: %d", code)
+	}
+	flood := func() {
+		h.svc.sites.mu.Lock()
+		h.svc.sites.tokens, h.svc.sites.refilled = 0, time.Now().Add(time.Hour)
+		h.svc.sites.mu.Unlock()
+	}
+	flood()
+	writeTree(t, src, map[string]string{"index.html": "second"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	if code, body, _ := h.get("blog", "/"); code != 200 || body != "second" {
+		t.Fatalf("blog redeployed under a flood: %d %q", code, body)
+	}
+	if code, _, _ := h.get("other", "/"); code != 200 {
+		t.Fatalf("another project of the account after the deploy, under a flood: %d", code)
+	}
+	h.mustRsync("-r", src+"/", remote+"/fresh/")
+	if code, body, _ := h.get("fresh", "/"); code != 200 || body != "second" {
+		t.Fatalf("a new project under a flood: %d %q", code, body)
+	}
+	if _, errOut, code := h.ssh("rm", "fresh", "--yes"); code != 0 {
+		t.Fatal(errOut)
+	}
+	if code, _, _ := h.get("fresh", "/"); code != 404 {
+		t.Fatalf("a removed project under a flood: %d", code)
+	}
+}
+
+// bindingTunnels is the tuns side binding a tunnel just after pgs asked about the name (the
+// answer was no): it binds only if pgs does not have the name then (what tuns asks,
+// ProjectExists).
+type bindingTunnels struct {
+	svc  func() *Service
+	live atomic.Bool
+}
+
+func (b *bindingTunnels) TunnelLive(account, name string) bool {
+	if b.live.Load() {
+		return true
+	}
+	if exists, err := b.svc().ProjectExists(context.Background(), account, name); err == nil && !exists {
+		b.live.Store(true) // bound right after this answer
+	}
+	return false
+}
+
+// TestLinkTunnelRace: `link` asked whether a tunnel had the name before taking the project's
+// lock, so a tunnel bound in between (tuns then saw no project) and the link went ahead: both
+// had the host name. The question is now asked under the lock.
+func TestLinkTunnelRace(t *testing.T) {
+	tunnels := &bindingTunnels{}
+	h := newHarness(t, harnessOptions{tunnels: tunnels})
+	tunnels.svc = func() *Service { return h.svc }
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "x"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	tunnels.live.Store(false)
+	_, _, code := h.ssh("link", "api", "--to", "blog")
+	exists, _ := h.svc.ProjectExists(context.Background(), "alice", "api")
+	if exists && tunnels.live.Load() {
+		t.Fatalf("both a tunnel and a project (link exit %d) have alice-api", code)
+	}
 }

@@ -202,7 +202,7 @@ func (s *Service) locked(ctx context.Context, g auth.Grant, project string, noti
 	defer s.release(g.AccountID, project, holder)
 	err := fn(holder)
 	if err == nil {
-		s.sites.forget(g.Account)
+		s.sites.forget(g.Account, project)
 	}
 	return err
 }
@@ -264,11 +264,13 @@ func (s *Service) Link(ctx context.Context, g auth.Grant, project, target string
 	if err := checkProject(target); err != nil {
 		return err
 	}
-	if _, err := s.store.PGSProject(ctx, g.AccountID, project); errors.Is(err, db.ErrNotFound) &&
-		s.tunnels != nil && s.tunnels.TunnelLive(g.Account, project) {
-		return errorf(Refused, "%s is the name of a live tunnel of %s: a project cannot take it", project, g.Account)
-	}
 	return s.locked(ctx, g, project, notice, func(holder string) error {
+		// Asked once the lock is held: from then on the tuns side sees the name as taken
+		// (ProjectExists counts locks), so a tunnel cannot bind it between the two checks.
+		if _, err := s.store.PGSProject(ctx, g.AccountID, project); errors.Is(err, db.ErrNotFound) &&
+			s.tunnels != nil && s.tunnels.TunnelLive(g.Account, project) {
+			return errorf(Refused, "%s is the name of a live tunnel of %s: a project cannot take it", project, g.Account)
+		}
 		err := s.store.LinkPGSProject(ctx, g.AccountID, project, target, holder, g.Identity, maxProjects)
 		switch {
 		case errors.Is(err, db.ErrTooManyProjects):

@@ -171,10 +171,11 @@ func setDefault(hdr http.Header, name, value string) {
 	}
 }
 
-// weight is what a stored deploy counts for in the cache of manifests: its files, and for each
-// rule file as many as the rules it may hold (they are parsed and kept with it).
+// weight is what a stored deploy counts for in the cache of manifests: its cost (files and
+// paths), and for each rule file as many as the rules it may hold (they are parsed and kept
+// with it).
 func (t *tree) weight() int {
-	w := t.files
+	w := t.cost
 	for _, name := range []string{siterules.RedirectsFile, siterules.HeadersFile} {
 		if _, ok := t.file(name); ok {
 			w += siterules.MaxRules

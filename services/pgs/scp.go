@@ -407,6 +407,12 @@ func (c *scpSource) run() int {
 
 // send sends p under name; errors end the run, per-file problems only warn.
 func (c *scpSource) send(p sitepath.Path, name string, depth int) error {
+	if strings.ContainsAny(name, "\n\r") {
+		// A header line ends at the newline: the rest of the name would be read as the next
+		// line, a file or directory of the server's choosing on the client.
+		c.warn("/%s: the name holds a newline, which scp -O cannot send; use sftp or rsync", shown(p.String()))
+		return nil
+	}
 	fi, err := c.s.stat(p)
 	if err != nil {
 		c.warn("%s: %s", "/"+p.String(), asError(notExistWords(err)).Message)

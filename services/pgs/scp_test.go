@@ -122,3 +122,41 @@ func TestLegacySCPClientVanishes(t *testing.T) {
 		t.Fatalf("a cut transfer published %v", files)
 	}
 }
+
+// TestSCPDownloadNewlineName: a name with a newline (sites may hold one: it is valid UTF-8)
+// cannot be carried by the legacy protocol, whose headers end at a newline: sent as it is, the
+// rest of the name read as the next protocol line, making the client write a file the server
+// chose as if it were another. Such a file is skipped with a warning; the others arrive.
+func TestSCPDownloadNewlineName(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	requireTool(t, "scp")
+	c, _ := h.sftpClient()
+	put(t, c, "/blog/index.html", "home", true)
+	put(t, c, "/blog/x\nC0644 4 injected", "evil", true)
+	c.Close()
+	waitQuiet()
+	dst := t.TempDir()
+	out, errOut, code := h.scp("-O", "-r", remote+"/blog", dst+"/")
+	if code == 0 || !strings.Contains(errOut, "newline") {
+		t.Errorf("scp -O -r of a tree with a newline in a name: exit %d\n%s%s", code, out, errOut)
+	}
+	mustEqualTree(t, "downloaded", readTree(t, filepath.Join(dst, "blog")), map[string]string{"index.html": "home"})
+}
+
+// TestFarMTime: a client may send any modification time (scp's T line, rsync's varlong, SFTP's
+// setstat); one past year 9999 made `ls PROJECT --json` fail (JSON times stop there) and
+// Last-Modified unreadable. Times are kept within years 1 to 9999.
+func TestFarMTime(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	in := "T300000000000 0 300000000000 0\nC0644 4 far\nfar!\x00"
+	if _, errOut, code := rawSCP(t, h, "scp -p -t /blog/", in); code != 0 {
+		t.Fatalf("transfer: %d %s", code, errOut)
+	}
+	out, errOut, code := h.ssh("ls", "blog", "--json")
+	if code != 0 || !strings.Contains(out, `"modified": "9999-12-31T23:59:59Z"`) {
+		t.Fatalf("ls blog --json: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, body, hdr := h.get("blog", "/far"); code != 200 || body != "far!" || hdr.Get("Last-Modified") != "Fri, 31 Dec 9999 23:59:59 GMT" {
+		t.Fatalf("GET /far: %d %q %v", code, body, hdr)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -59,6 +60,20 @@ func (l Limits) maxFile() int64 {
 		return l.MaxFile
 	}
 	return l.Quota
+}
+
+// keptFilesFactor: the kept deploys of all an account's projects hold at most this many times
+// PORTICO_PGS_MAX_FILES files together (1,000,000 at the default). Each is a manifest row
+// (with a path of up to 1 KiB) that the quota, which counts distinct contents, does not see:
+// without it, 500 projects keeping 10 deploys of 50,000 empty files would be 250 million rows.
+const keptFilesFactor = 20
+
+// maxKeptFiles bounds the files of all an account's kept deploys together (0: no limit).
+func (l Limits) maxKeptFiles() int64 {
+	if l.MaxFiles <= 0 {
+		return 0
+	}
+	return keptFilesFactor * int64(l.MaxFiles)
 }
 
 // DefaultLimits are the limits of the settings' defaults.
@@ -115,12 +130,40 @@ type Service struct {
 	sites    *siteCache
 	lockWait time.Duration
 	lockTTL  time.Duration
+	inflight inflight
 
 	encoded       blob.Encoded
 	compressing   singleflight.Group
 	compressSlots chan struct{}
 	passwords     *passwordChecker
 	mem           *memCache
+}
+
+// inflight counts, per account, the bytes its sessions have written and not yet recorded
+// (temporary files of uploads, pending blobs).
+type inflight struct {
+	mu    sync.Mutex
+	bytes map[int64]int64
+}
+
+// add adds n to the account's bytes in flight, unless that would take them past limit (0: no
+// limit, as for giving bytes back); it reports whether it did.
+func (f *inflight) add(accountID, n, limit int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v := f.bytes[accountID] + n
+	if limit > 0 && n > 0 && v > limit {
+		return false
+	}
+	if v <= 0 {
+		delete(f.bytes, accountID)
+		return true
+	}
+	if f.bytes == nil {
+		f.bytes = map[int64]int64{}
+	}
+	f.bytes[accountID] = v
+	return true
 }
 
 // New returns the pgs service.
@@ -280,7 +323,7 @@ func (s *Service) DeleteAccountData(ctx context.Context, account db.Account) err
 			return fmt.Errorf("delete the blobs of account %d: %w", accountID, err)
 		}
 		if n == 0 {
-			s.sites.forget(account.Name)
+			s.sites.forget(account.Name, "")
 			return nil
 		}
 	}

@@ -19,8 +19,13 @@ import (
 // have gone (an sftp session ends when its channel closes).
 const finishTimeout = 2 * time.Minute
 
-// lockPoll is how often a deploy waiting for another one asks for the lock again.
-const lockPoll = 200 * time.Millisecond
+// lockPoll is how soon a deploy waiting for another one first asks for the lock again; the
+// interval doubles up to maxLockPoll. Each ask is a write to the database: many sessions
+// waiting on one project must not keep its single writer busy.
+const (
+	lockPoll    = 200 * time.Millisecond
+	maxLockPoll = 2 * time.Second
+)
 
 // session is one SSH session's view of its account's sites. It reads live deploys, each
 // pinned at its first use so that a download sees one deploy throughout, and changes projects
@@ -47,6 +52,7 @@ type session struct {
 	pendingBytes int64
 	known        map[blob.Hash]bool // recorded and committed for the account
 	stored       int64              // the account's stored bytes, as last counted
+	reserved     int64              // bytes of this session's unrecorded data counted in svc.inflight
 	finished     bool
 }
 
@@ -63,11 +69,12 @@ type deploy struct {
 
 // pendingBlob is a blob written in this session and not yet committed; readers keep it open.
 type pendingBlob struct {
-	w       blob.Writer
-	size    int64
-	path    string // the first file with this content, for messages
-	readers int
-	release bool // close once the last reader is done
+	w        blob.Writer
+	size     int64
+	reserved int64  // its bytes counted as in flight until recorded
+	path     string // the first file with this content, for messages
+	readers  int
+	release  bool // close once the last reader is done
 }
 
 func (s *Service) newSession(parent context.Context, grant auth.Grant, tool string, lazy bool, notice io.Writer) *session {
@@ -132,12 +139,12 @@ func (s *session) begin(project string) (*deploy, error) {
 	}
 	holder := newHolder()
 	if err := s.svc.acquire(s.ctx, s.accountID(), project, holder, s.notice); err != nil {
-		return nil, err
+		return nil, s.hide(err)
 	}
 	d, err := s.startDeploy(project, holder)
 	if err != nil {
 		s.svc.release(s.grant.AccountID, project, holder)
-		return nil, err
+		return nil, s.hide(err)
 	}
 	go s.renew(d)
 	s.mu.Lock()
@@ -173,6 +180,7 @@ func (s *session) startDeploy(project, holder string) (*deploy, error) {
 func (s *Service) acquire(ctx context.Context, accountID int64, project, holder string, notice io.Writer) error {
 	deadline := time.Now().Add(s.lockWait)
 	told := false
+	poll := lockPoll
 	for {
 		ok, err := s.store.LockPGSProject(ctx, accountID, project, holder, s.lockTTL)
 		if err != nil {
@@ -194,8 +202,9 @@ func (s *Service) acquire(ctx context.Context, accountID int64, project, holder 
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-time.After(lockPoll):
+		case <-time.After(min(poll, max(time.Until(deadline), time.Millisecond))):
 		}
+		poll = min(2*poll, maxLockPoll)
 	}
 }
 
@@ -274,12 +283,12 @@ func (s *session) view(project string, fn func(t *tree) error) error {
 	s.mu.Unlock()
 	live, found, err := s.svc.sites.liveOf(s.ctx, s.grant.Account, project, false)
 	if err != nil {
-		return err
+		return s.hide(err)
 	}
 	var snap *tree
 	if found {
 		if snap, err = s.svc.sites.tree(s.ctx, live.DeployID); err != nil {
-			return err
+			return s.hide(err)
 		}
 	} else {
 		snap = newTree(time.Time{})
@@ -352,7 +361,7 @@ func (s *session) readDir(p sitepath.Path) ([]fs.FileInfo, error) {
 func (s *session) projects() ([]fs.FileInfo, error) {
 	list, err := s.svc.store.PGSProjects(s.ctx, s.accountID())
 	if err != nil {
-		return nil, err
+		return nil, s.hide(err)
 	}
 	seen := map[string]bool{}
 	var out []fs.FileInfo
@@ -401,7 +410,26 @@ func (s *session) open(p sitepath.Path) (blob.Reader, File, error) {
 		return &pendingReader{s: s, pb: pb}, f, nil
 	}
 	r, err := s.svc.blobs.Open(s.ctx, blob.Ref{Account: s.accountID(), Hash: f.Hash})
-	return r, f, err
+	if err != nil {
+		return nil, File{}, s.hide(err)
+	}
+	return r, f, nil
+}
+
+// hide turns a failure of the server's own (the database, the blob store), whose text may
+// name hosts, files or queries, into a message that names none; the cause goes to the log.
+// The protocols pass an error's text to the client as it is.
+func (s *session) hide(err error) error {
+	var e *Error
+	var pe *sitepath.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e), errors.As(err, &pe), errors.Is(err, fs.ErrNotExist), errors.Is(err, context.Canceled):
+		return err
+	}
+	s.svc.log.Warn("pgs: a session's read or deploy failed", "account", s.grant.Account, "identity", s.grant.Identity, "err", err)
+	return &Error{Kind: Failed, Message: "the server failed (its log says why); nothing was changed", Err: err}
 }
 
 // pendingReader reads a blob written in this session before it is committed.
@@ -467,9 +495,10 @@ type upload struct {
 	w    blob.Writer
 	max  int64 // 0: no limit
 
-	mu   sync.Mutex
-	end  int64 // the end of the data written so far
-	done bool
+	mu       sync.Mutex
+	end      int64 // the end of the data written so far
+	reserved int64 // bytes counted as in flight for it (the furthest end asked for)
+	done     bool
 }
 
 // checkSize fails the session when data would reach past the file size limit.
@@ -485,11 +514,31 @@ func (u *upload) checkSize(end int64) error {
 	return nil
 }
 
+// reserve counts the data up to end as in flight for the account: what uploads hold written
+// but not yet recorded is bounded by the quota as stored data is, or one client could fill the
+// disk with files it never finishes (64 open at once per SFTP session, each up to the file
+// size limit, over many sessions).
+func (u *upload) reserve(end int64) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if end <= u.reserved {
+		return nil
+	}
+	if err := u.s.reserve(u.path, end-u.reserved); err != nil {
+		return err
+	}
+	u.reserved = end
+	return nil
+}
+
 func (u *upload) Write(p []byte) (int, error) {
 	u.mu.Lock()
 	end := u.end + int64(len(p))
 	u.mu.Unlock()
 	if err := u.checkSize(end); err != nil {
+		return 0, err
+	}
+	if err := u.reserve(end); err != nil {
 		return 0, err
 	}
 	n, err := u.w.Write(p)
@@ -508,6 +557,9 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 		return 0, errorf(Invalid, "%s: bad offset", shown(u.path.String()))
 	}
 	if err := u.checkSize(end); err != nil {
+		return 0, err
+	}
+	if err := u.reserve(end); err != nil {
 		return 0, err
 	}
 	n, err := u.w.WriteAt(p, off)
@@ -546,8 +598,9 @@ func (u *upload) commit(mode fs.FileMode, mtime int64) error {
 		return errors.New("upload already finished")
 	}
 	u.done = true
+	reserved := u.reserved
 	u.mu.Unlock()
-	return u.s.commit(u.path, u.w, mode, mtime)
+	return u.s.commit(u.path, u.w, reserved, mode, mtime)
 }
 
 // Abort discards the data.
@@ -555,22 +608,31 @@ func (u *upload) Abort() error {
 	u.mu.Lock()
 	done := u.done
 	u.done = true
+	reserved := u.reserved
 	u.mu.Unlock()
 	if done {
 		return nil
 	}
+	u.s.unreserve(reserved)
 	return u.w.Close()
 }
 
 // commit adds a written file to its project's working copy, once its hash is known. New
 // content is held as a pending blob; pending blobs are recorded for the account and committed
 // to the blob store in batches, and all of them before the deploy is published.
-func (s *session) commit(p sitepath.Path, w blob.Writer, mode fs.FileMode, mtime int64) error {
+func (s *session) commit(p sitepath.Path, w blob.Writer, reserved int64, mode fs.FileMode, mtime int64) error {
 	h, size, err := w.Sum()
 	if err != nil {
+		s.unreserve(reserved)
 		w.Close()
 		return s.fail(err)
 	}
+	kept := false // the data became a pending blob, which keeps the reservation
+	defer func() {
+		if !kept {
+			s.unreserve(reserved)
+		}
+	}()
 	limits := s.svc.limits
 	s.mu.Lock()
 	d := s.deploys[p.Project]
@@ -605,8 +667,9 @@ func (s *session) commit(p sitepath.Path, w blob.Writer, mode fs.FileMode, mtime
 	if s.known[h] || s.pending[h] != nil || d.base.hasHash(h) {
 		w.Close() // the same content is stored already
 	} else {
-		s.pending[h] = &pendingBlob{w: w, size: size, path: p.String()}
+		s.pending[h] = &pendingBlob{w: w, size: size, reserved: reserved, path: p.String()}
 		s.pendingBytes += size
+		kept = true
 	}
 	if err := d.work.put(p.Rel, File{Hash: h, Size: size, Mode: mode.Perm(), MTime: mtime}); err != nil {
 		s.mu.Unlock()
@@ -657,6 +720,7 @@ func (s *session) flush(ctx context.Context, trigger string) error {
 		closeIt := pb.readers == 0
 		pb.release = true
 		s.mu.Unlock()
+		s.unreserve(pb.reserved)
 		if closeIt {
 			pb.w.Close()
 		}
@@ -683,10 +747,50 @@ func (s *session) discard() {
 		closeIt := pb.readers == 0
 		pb.release = true
 		s.mu.Unlock()
+		s.unreserve(pb.reserved)
 		if closeIt {
 			pb.w.Close()
 		}
 	}
+}
+
+// reserve counts n more bytes of unrecorded data of this session as in flight for its
+// account, failing the session when the account's data in flight would exceed the quota.
+func (s *session) reserve(p sitepath.Path, n int64) error {
+	q := s.svc.limits.Quota
+	if q <= 0 || n <= 0 {
+		return nil
+	}
+	if !s.svc.inflight.add(s.accountID(), n, q) {
+		return s.fail(errorf(Refused, "storing %s, with the uploads in progress, takes %s past its %s storage quota (PORTICO_PGS_QUOTA); nothing was published",
+			shown(p.String()), s.grant.Account, humanBytes(q)))
+	}
+	s.mu.Lock()
+	s.reserved += n
+	s.mu.Unlock()
+	return nil
+}
+
+// unreserve gives back n bytes counted by reserve.
+func (s *session) unreserve(n int64) {
+	if n <= 0 {
+		return
+	}
+	s.mu.Lock()
+	n = min(n, s.reserved)
+	s.reserved -= n
+	s.mu.Unlock()
+	s.svc.inflight.add(s.accountID(), -n, 0)
+}
+
+// unreserveAll gives back whatever the session still counts in flight (uploads it never
+// finished nor aborted).
+func (s *session) unreserveAll() {
+	s.mu.Lock()
+	n := s.reserved
+	s.reserved = 0
+	s.mu.Unlock()
+	s.svc.inflight.add(s.accountID(), -n, 0)
 }
 
 // published is the outcome of one project's deploy at the end of a session.
@@ -711,6 +815,7 @@ func (s *session) finish(ok bool) ([]published, *Error) {
 	s.mu.Lock()
 	order := append([]string(nil), s.order...)
 	s.mu.Unlock()
+	defer s.unreserveAll()
 	if len(order) == 0 {
 		s.discard()
 		return nil, s.failed()
@@ -782,9 +887,14 @@ func (s *session) publish(ctx context.Context, d *deploy) (published, error) {
 	out, err := s.svc.store.PublishPGSDeploy(ctx, db.PGSPublish{
 		AccountID: s.accountID(), Project: d.project, Holder: d.holder, Deploy: dep, Files: files,
 		Keep: s.svc.limits.KeepDeploys, Quota: s.svc.limits.Quota, MaxProjects: maxProjects,
+		MaxKeptFiles: s.svc.limits.maxKeptFiles(),
 	})
 	if errors.Is(err, db.ErrTooManyProjects) {
 		return published{}, tooManyProjects()
+	}
+	if errors.Is(err, db.ErrTooManyKeptFiles) {
+		return published{}, errorf(Refused, "the kept deploys of all of %s's projects would hold more than %d files (%d × PORTICO_PGS_MAX_FILES); remove a project (rm PROJECT --yes) first; nothing was published",
+			g.Account, s.svc.limits.maxKeptFiles(), keptFilesFactor)
 	}
 	if errors.Is(err, db.ErrOverQuota) {
 		return published{}, errorf(Refused, "deploying %s takes %s past its %s storage quota (PORTICO_PGS_QUOTA); nothing was published",
@@ -793,7 +903,7 @@ func (s *session) publish(ctx context.Context, d *deploy) (published, error) {
 	if err != nil {
 		return published{}, err
 	}
-	s.svc.sites.forget(g.Account)
+	s.svc.sites.forget(g.Account, d.project)
 	s.svc.log.Info("pgs: deploy published", "account", g.Account, "project", d.project, "deploy", out.Seq,
 		"identity", g.Identity, "tool", s.tool, "added", added, "changed", changed, "removed", removed)
 	return published{project: d.project, deploy: out}, nil

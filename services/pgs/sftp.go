@@ -100,6 +100,17 @@ func (h *sftpHandler) path(p string) (sitepath.Path, error) {
 	return sp, nil
 }
 
+// writePath is path for a path to write (a file, a directory, a rename's ends): a bad one
+// fails the session's deploys, as it does an rsync or legacy scp upload, so that an upload with
+// a file the site cannot hold never goes live without it.
+func (h *sftpHandler) writePath(p string) (sitepath.Path, error) {
+	sp, err := sitepath.Parse(p)
+	if err != nil {
+		return sitepath.Path{}, h.sftpError(h.s.fail(err))
+	}
+	return sp, nil
+}
+
 // takeHandle counts an open handle, refusing one past the limit.
 func (h *sftpHandler) takeHandle() error {
 	if h.handles.Add(1) > maxSFTPHandles {
@@ -174,7 +185,7 @@ func (r *sftpReader) Close() error {
 // Without O_TRUNC an existing file's content comes first (resumed uploads); O_APPEND is not
 // supported.
 func (h *sftpHandler) Filewrite(r *sftp.Request) (io.WriterAt, error) {
-	p, err := h.path(r.Filepath)
+	p, err := h.writePath(r.Filepath)
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +298,11 @@ func (w *sftpWriter) Close() error {
 
 // Filecmd runs setstat, rename, mkdir, rmdir and remove. Links are refused: sites hold files.
 func (h *sftpHandler) Filecmd(r *sftp.Request) error {
-	p, err := h.path(r.Filepath)
+	parse := h.path
+	if r.Method == "Mkdir" || r.Method == "Rename" {
+		parse = h.writePath
+	}
+	p, err := parse(r.Filepath)
 	if err != nil {
 		return err
 	}
@@ -308,7 +323,7 @@ func (h *sftpHandler) Filecmd(r *sftp.Request) error {
 
 // PosixRename renames, replacing an existing file (posix-rename@openssh.com).
 func (h *sftpHandler) PosixRename(r *sftp.Request) error {
-	p, err := h.path(r.Filepath)
+	p, err := h.writePath(r.Filepath)
 	if err != nil {
 		return err
 	}
@@ -409,7 +424,7 @@ func (h *sftpHandler) remove(p sitepath.Path, dir bool) error {
 // rename moves a file or directory within the account (between projects too); with replace
 // an existing file at the target is replaced, as with POSIX rename.
 func (h *sftpHandler) rename(from sitepath.Path, target string, replace bool) error {
-	to, err := h.path(target)
+	to, err := h.writePath(target)
 	if err != nil {
 		return err
 	}
@@ -449,6 +464,12 @@ func (h *sftpHandler) rename(from sitepath.Path, target string, replace bool) er
 				return h.s.fail(errorf(Refused, "%s would hold more than %d files (PORTICO_PGS_MAX_FILES); nothing was published",
 					to.Project, h.s.svc.limits.MaxFiles))
 			}
+		}
+	}
+	if dTo != dFrom {
+		// Checked before anything moves: a failed attach would lose what was detached.
+		if n := dFrom.work.lookup(from.Rel); n != nil && dTo.work.dirs+n.countDirs() > maxTreeDirs {
+			return errTooDeep
 		}
 	}
 	n, err := dFrom.work.detach(from.Rel)

@@ -10,6 +10,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/services/pgs/sitepath"
 )
 
 // sftpClient opens an SFTP session with pkg/sftp's client over x/crypto/ssh.
@@ -158,7 +159,15 @@ func TestSFTPBadInput(t *testing.T) {
 	} else {
 		l.(io.Closer).Close()
 	}
+	// The bad paths failed the session: nothing of it is published.
+	c.Close()
+	waitQuiet()
+	if got := h.liveFiles("blog"); got != nil {
+		t.Fatalf("published %v after bad paths", got)
+	}
 	// A write far past the file size limit fails at once (no sparse giant file).
+	c, _ = h.sftpClient()
+	put(t, c, "/blog/index.html", "home", true)
 	f, err := c.Create("/blog/sparse")
 	if err != nil {
 		t.Fatal(err)
@@ -172,5 +181,54 @@ func TestSFTPBadInput(t *testing.T) {
 	// The session failed (the limit): index.html was not published either.
 	if got := h.liveFiles("blog"); got != nil {
 		t.Fatalf("published %v", got)
+	}
+}
+
+// TestSFTPBadPathFailsDeploy: a path the site cannot hold fails the session's deploy over SFTP
+// as over rsync and legacy scp; before, the file was refused and the rest went live without it.
+func TestSFTPBadPathFailsDeploy(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	c, _ := h.sftpClient()
+	put(t, c, "/blog/index.html", "v1", true)
+	c.Close()
+	waitQuiet()
+	for _, bad := range []func(c *sftp.Client) error{
+		func(c *sftp.Client) error { _, err := c.Create("/blog/" + strings.Repeat("n", 256)); return err },
+		func(c *sftp.Client) error { return c.Mkdir("/blog/\xff") },
+		func(c *sftp.Client) error { return c.Rename("/blog/new.html", "/blog/a\x00b") },
+	} {
+		c, _ := h.sftpClient()
+		put(t, c, "/blog/new.html", "new", true)
+		if err := bad(c); err == nil {
+			t.Fatal("a bad path was taken")
+		}
+		c.Close()
+		waitQuiet()
+		mustEqualTree(t, "after a bad path", h.liveFiles("blog"), map[string]string{"index.html": "v1"})
+	}
+}
+
+// TestSFTPRenameKeepsSourceOnFailure: a rename into another project that cannot take the
+// directory (the bound on directories) is refused before anything moves; before, the source
+// was taken out first and lost, and the session went on to publish without it.
+func TestSFTPRenameKeepsSourceOnFailure(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	hs := &sftpHandler{s: h.svc.newSession(context.Background(), auth.Grant{AccountID: h.account.ID, Account: "alice"}, "sftp", true, io.Discard),
+		writers: map[string]*sftpWriter{}}
+	for _, dir := range []string{"/one", "/one/d", "/one/d/e", "/two"} {
+		if err := hs.Filecmd(sftp.NewRequest("Mkdir", dir)); err != nil {
+			t.Fatalf("mkdir %s: %v", dir, err)
+		}
+	}
+	hs.s.mu.Lock()
+	hs.s.deploys["two"].work.dirs = maxTreeDirs - 1
+	hs.s.mu.Unlock()
+	req := sftp.NewRequest("Rename", "/one/d")
+	req.Target = "/two/d"
+	if err := hs.Filecmd(req); err == nil {
+		t.Fatal("the rename past the directory bound succeeded")
+	}
+	if fi, err := hs.s.stat(sitepath.Path{Project: "one", Rel: "d/e"}); err != nil || !fi.IsDir() {
+		t.Fatalf("one/d/e after the refused rename: %v %v", fi, err)
 	}
 }

@@ -48,7 +48,7 @@ type siteCache struct {
 	refilled time.Time
 	trees    map[int64]*list.Element // deploy id → element of lru holding a *cachedTree
 	lru      *list.List
-	files    int // files of the cached trees
+	files    int // files of the cached trees, weighed by their paths' lengths (tree.cost)
 	maxFiles int
 
 	loads singleflight.Group
@@ -122,7 +122,7 @@ func (c *siteCache) liveOf(ctx context.Context, account, project string, visitor
 		return ne, nil
 	})
 	if err != nil {
-		if ok {
+		if ok && e.found {
 			return e.live, true, nil
 		}
 		return db.PGSLive{}, false, err
@@ -144,19 +144,30 @@ func (c *siteCache) takeToken() bool {
 	return true
 }
 
-// forget drops what this gateway knows about the account's projects: after a deploy switch,
-// so that the next request sees it (links to a project change with it, so all of them go).
-func (c *siteCache) forget(account string) {
+// forget makes this gateway look up the account's projects again: after a deploy switch of
+// project, so that the next request sees it (links to a project change with it, so all of
+// them go). The projects stay known as projects, and project becomes one: their lookups are
+// not among those of unknown names, which a flood of made-up host names may use up.
+func (c *siteCache) forget(account, project string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k := range c.live {
+	for k, e := range c.live {
 		if k.account == account {
-			delete(c.live, k)
+			e.at = time.Time{}
+			c.live[k] = e
 		}
 	}
 	for k := range c.missing {
 		if k.account == account {
 			delete(c.missing, k)
+		}
+	}
+	if k := (siteKey{account, project}); project != "" {
+		if _, ok := c.live[k]; !ok {
+			if len(c.live) >= maxLiveEntries {
+				clear(c.live)
+			}
+			c.live[k] = liveEntry{} // found false: nothing remembered to serve
 		}
 	}
 }

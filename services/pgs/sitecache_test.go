@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/portico-sh/portico/db"
 )
@@ -58,5 +60,37 @@ func TestSiteCacheBoundsLookups(t *testing.T) {
 	}
 	if _, ok, err := c.liveOf(ctx, "alice", "blog", true); !ok || err != nil {
 		t.Fatalf("the known site while lookups are spent: %v, %v", ok, err)
+	}
+}
+
+// TestSiteCacheWeighsPaths: the cache of manifests is bounded by their files weighed by their
+// paths' text, which the trees keep: manifests of long paths (up to 1 KiB each) take several
+// times the memory of short names, and must not fill several times the memory.
+func TestSiteCacheWeighsPaths(t *testing.T) {
+	c := newSiteCache(nil, 1000)
+	manifest := func(n, pathLen int) *tree {
+		var files []db.PGSFile
+		for i := range n {
+			p := fmt.Sprintf("%0*d", pathLen, i)
+			files = append(files, db.PGSFile{Path: p, Hash: strings.Repeat("ab", 32), Size: 1, Mode: 0o644})
+		}
+		tr, err := treeOf(files, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	c.add(1, manifest(200, 250))
+	c.add(2, manifest(200, 250))
+	if len(c.trees) != 2 || c.files != 800 {
+		t.Fatalf("two manifests of 200 files with 250-byte names: %d cached, weight %d", len(c.trees), c.files)
+	}
+	c.add(3, manifest(200, 250)) // 600 files, weighing 1,200: the oldest goes
+	if _, ok := c.trees[1]; ok || len(c.trees) != 2 || c.files != 800 {
+		t.Fatalf("after a third: %d cached (the first: %v), weight %d", len(c.trees), c.trees[1] != nil, c.files)
+	}
+	c.add(4, manifest(900, 10)) // short names weigh their files
+	if len(c.trees) != 1 || c.files != 900 {
+		t.Fatalf("after 900 short names: %d cached, weight %d", len(c.trees), c.files)
 	}
 }

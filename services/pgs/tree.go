@@ -42,11 +42,18 @@ type tree struct {
 	bytes  int64 // their sizes
 	mtime  time.Time
 	hashes map[blob.Hash]struct{} // the contents of a stored manifest (nil in a working copy)
+	// cost weighs a stored manifest for the cache of manifests: a file, plus one for each
+	// pathCost bytes of its path (a manifest of 1 KiB paths takes six times the memory of one
+	// of short names: the tree keeps the paths' text).
+	cost int
 
 	// rules are a stored deploy's site rules, parsed at its first request.
 	rules   atomic.Pointer[siteRules]
 	rulesMu sync.Mutex
 }
+
+// pathCost is the path bytes that weigh as much as a file in the cache of manifests.
+const pathCost = 128
 
 func newTree(mtime time.Time) *tree {
 	return &tree{root: &node{children: map[string]*node{}}, mtime: mtime}
@@ -62,6 +69,7 @@ func treeOf(files []db.PGSFile, mtime time.Time) (*tree, error) {
 			return nil, err
 		}
 		t.hashes[h] = struct{}{}
+		t.cost += 1 + len(f.Path)/pathCost
 		if err := t.put(f.Path, File{Hash: h, Size: f.Size, Mode: fs.FileMode(f.Mode).Perm(), MTime: f.MTime}); err != nil {
 			return nil, err
 		}
@@ -174,12 +182,23 @@ func (t *tree) dirOf(rel string, create bool) (*node, string, error) {
 	return n, base, nil
 }
 
+// minMTime and maxMTime bound the modification time a file keeps (years 1 to 9999, Unix
+// seconds): clients may send any, and JSON and HTTP dates stop at year 9999.
+const (
+	minMTime = -62135596800 // 0001-01-01T00:00:00Z
+	maxMTime = 253402300799 // 9999-12-31T23:59:59Z
+)
+
+// clampMTime keeps a modification time within years 1 and 9999.
+func clampMTime(t int64) int64 { return min(max(t, minMTime), maxMTime) }
+
 // put stores a file at rel, making its missing parent directories; it replaces a file but
 // not a directory.
 func (t *tree) put(rel string, f File) error {
 	if rel == "" {
 		return errIsDir
 	}
+	f.MTime = clampMTime(f.MTime)
 	dir, base, err := t.dirOf(rel, true)
 	if err != nil {
 		return err
@@ -211,7 +230,7 @@ func (t *tree) setAttrs(rel string, mode *fs.FileMode, mtime *int64) error {
 		f.Mode = mode.Perm()
 	}
 	if mtime != nil {
-		f.MTime = *mtime
+		f.MTime = clampMTime(*mtime)
 	}
 	n.file = &f
 	return nil

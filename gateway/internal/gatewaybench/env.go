@@ -74,7 +74,11 @@ func setup(ctx context.Context, o options) (_ *env, err error) {
 	if e.bare, err = startBare(ctx, dir, keyPath+".pub", e.caPath+".pub"); err != nil {
 		return nil, err
 	}
-	e.portico, err = benchenv.StartPortico(ctx, benchenv.Portico{Bin: o.portico, Dir: dir, Account: "alice", PubKey: keyPath + ".pub", Args: o.porticoArgs})
+	var env []string
+	if o.heapDir != "" {
+		env = append(env, "PORTICO_PPROF_LISTEN="+o.pprofAddr)
+	}
+	e.portico, err = benchenv.StartPortico(ctx, benchenv.Portico{Bin: o.portico, Dir: dir, Account: "alice", PubKey: keyPath + ".pub", Args: o.porticoArgs, Env: env})
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +37,11 @@ func measureIdle(ctx context.Context, o options, e *env) ([]idleResult, error) {
 	var out []idleResult
 	for _, n := range o.idle {
 		for _, t := range e.targets()[:2] {
-			r, err := idleOf(ctx, t, e.key, n, o.workers)
+			var heap string
+			if o.heapDir != "" && t.name == "portico" {
+				heap = fmt.Sprintf("http://%s/debug/pprof/heap?gc=1 %s", o.pprofAddr, filepath.Join(o.heapDir, fmt.Sprintf("heap-%d.pprof", n)))
+			}
+			r, err := idleOf(ctx, t, e.key, n, o.workers, heap)
 			if err != nil {
 				return nil, fmt.Errorf("%d idle connections to %s: %w", n, t.name, err)
 			}
@@ -44,7 +53,9 @@ func measureIdle(ctx context.Context, o options, e *env) ([]idleResult, error) {
 	return out, nil
 }
 
-func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int) (idleResult, error) {
+// idleOf opens n idle connections to t and reads its memory; heap, when not empty, is "URL
+// FILE": the server's heap profile to save while the connections are open.
+func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int, heap string) (idleResult, error) {
 	config := &ssh.ClientConfig{
 		User:            t.user,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
@@ -106,9 +117,43 @@ func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int) (idle
 	if err := t.s.Alive(); err != nil {
 		return idleResult{}, err
 	}
+	if heap != "" {
+		url, file, _ := strings.Cut(heap, " ")
+		if err := saveProfile(url, file); err != nil {
+			return idleResult{}, fmt.Errorf("heap profile: %w", err)
+		}
+		// And the goroutines, whose stacks the heap profile does not count.
+		gURL := strings.Replace(url, "/heap?gc=1", "/goroutine?debug=1", 1)
+		gFile := strings.Replace(file, "heap-", "goroutines-", 1) + ".txt"
+		if err := saveProfile(gURL, gFile); err != nil {
+			return idleResult{}, fmt.Errorf("goroutine profile: %w", err)
+		}
+		slog.Info("saved heap and goroutine profiles", "heap", file, "goroutines", gFile)
+	}
 	// Check that the connections are still up (none was closed by a limit meanwhile).
 	if _, _, err := clients[n-1].SendRequest("keepalive@openssh.com", true, nil); err != nil {
 		return idleResult{}, fmt.Errorf("the last connection is gone: %w", err)
 	}
 	return idleResult{target: t.name, n: n, before: before, after: after}, nil
+}
+
+// saveProfile writes what url answers to file.
+func saveProfile(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -45,6 +46,8 @@ type options struct {
 	sshdRound   time.Duration
 	idle        []int
 	noSSHD      bool
+	heapDir     string // where to write portico's heap profiles at each idle count ("" none)
+	pprofAddr   string // portico's pprof listener, when heapDir is set
 }
 
 func main() {
@@ -84,6 +87,7 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of each session-rate case")
 	flag.DurationVar(&o.round, "round", 10*time.Second, "length of one session-rate round")
 	flag.DurationVar(&o.sshdRound, "sshd-round", 5*time.Second, "length of one sshd session-rate round (sshd forks per connection)")
+	flag.StringVar(&o.heapDir, "heap-profile", "", "write portico's heap profile with each idle count's connections open to `DIR`/heap-N.pprof (needs -portico built with -tags pprof)")
 	idle := flag.String("idle", "2000,10000", "idle connection counts, comma-separated (empty: none)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -104,6 +108,16 @@ func parseFlags() (options, error) {
 	}
 	if o.workers < 1 || o.rounds < 1 || o.round <= 0 || o.sshdRound <= 0 {
 		return o, fmt.Errorf("-workers, -rounds, -round and -sshd-round must be positive")
+	}
+	if o.heapDir != "" {
+		if err := os.MkdirAll(o.heapDir, 0o755); err != nil {
+			return o, fmt.Errorf("-heap-profile: %w", err)
+		}
+		port, err := benchenv.FreePort()
+		if err != nil {
+			return o, err
+		}
+		o.pprofAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	}
 	return o, nil
 }

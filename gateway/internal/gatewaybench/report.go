@@ -35,14 +35,14 @@ func report(w io.Writer, o options, head []string, rates map[rateCase][]rateRoun
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Authenticated exec sessions per second (%d rounds of %v; sshd %v), each round's figure:\n\n", o.rounds, o.round, o.sshdRound)
-	fmt.Fprintln(w, "| auth | bare x/crypto | portico | sshd | portico / bare (median) | portico sessions per server CPU-second |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| auth | bare x/crypto | portico | sshd | portico / bare (median) | sessions per server CPU-second: bare, portico | portico / bare per CPU-second |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, method := range []string{"key", "cert"} {
 		bare := rates[rateCase{"bare x/crypto", method}]
 		port := rates[rateCase{"portico", method}]
 		sshd := rates[rateCase{"sshd", method}]
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s |\n", method, perSecondList(bare), perSecondList(port), perSecondList(sshd),
-			median(perSeconds(port))/median(perSeconds(bare)), perCPU(port))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s, %s | %s |\n", method, perSecondList(bare), perSecondList(port), perSecondList(sshd),
+			median(perSeconds(port))/median(perSeconds(bare)), perCPU(bare), perCPU(port), cpuRatio(port, bare))
 	}
 	if failed := totalFailures(rates); failed > 0 {
 		fmt.Fprintf(w, "\n%d sessions failed (see the log).\n", failed)
@@ -87,6 +87,31 @@ func perSecondList(rs []rateRound) string {
 		parts[i] = fmt.Sprintf("%.0f", r.perSecond())
 	}
 	return strings.Join(parts, ", ")
+}
+
+// sessionsPerCPU is the sessions the server completed per second of its own CPU time over all
+// rounds; 0 when no CPU time was measured.
+func sessionsPerCPU(rs []rateRound) float64 {
+	var sessions int
+	var cpu time.Duration
+	for _, r := range rs {
+		sessions += r.sessions
+		cpu += r.cpu
+	}
+	if cpu <= 0 {
+		return 0
+	}
+	return float64(sessions) / cpu.Seconds()
+}
+
+// cpuRatio compares how many sessions each server completes per CPU-second: a figure that load
+// from other processes on the machine changes much less than sessions per wall-clock second.
+func cpuRatio(a, b []rateRound) string {
+	x, y := sessionsPerCPU(a), sessionsPerCPU(b)
+	if x == 0 || y == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", x/y)
 }
 
 func perCPU(rs []rateRound) string {
