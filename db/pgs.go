@@ -3,6 +3,8 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -42,6 +44,21 @@ type PGSProject struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time // the last publish, rollback, link or unlink
 	UpdatedBy    string    // who did it: a login key's name or a certificate's key ID
+	ACL          PGSACL
+}
+
+// ACL kinds of a project: who may see its site.
+const (
+	PGSPublic   = "public"   // anyone
+	PGSAccounts = "accounts" // the owner and the listed accounts, over an SSH forward
+	PGSPassword = "password" // anyone with the password (HTTP Basic)
+)
+
+// PGSACL says who may see a project's site.
+type PGSACL struct {
+	Kind         string   // PGSPublic, PGSAccounts or PGSPassword
+	Accounts     []string // PGSAccounts: the accounts besides the owner
+	PasswordHash string   // PGSPassword: an Argon2id hash in PHC form
 }
 
 // PGSDeploy is one deploy of a project. Seq numbers a project's deploys from 1 (shown d1, d2...).
@@ -82,7 +99,8 @@ type PGSLive struct {
 	AccountID int64
 	ProjectID int64
 	LinkTo    string
-	DeployID  int64 // 0: nothing is live
+	DeployID  int64  // 0: nothing is live
+	ACL       PGSACL // the project's own (a link's, not its target's)
 }
 
 // PGSPublish is a new deploy to make live.
@@ -144,6 +162,8 @@ type PGS interface {
 	// LinkPGSProject makes project serve target's live deploy, creating project if needed (but
 	// not past maxProjects, unless 0); the caller holds project's lock. Chains are refused.
 	LinkPGSProject(ctx context.Context, accountID int64, project, target, holder, by string, maxProjects int) error
+	// SetPGSACL sets who may see a project's site; ErrNotFound when there is no such project.
+	SetPGSACL(ctx context.Context, accountID int64, project string, acl PGSACL) error
 	// UnlinkPGSProject makes project serve its own deploys again.
 	UnlinkPGSProject(ctx context.Context, accountID int64, project, holder, by string) error
 	// DeletePGSProject deletes a project and its deploys; refused while others link to it.
@@ -163,4 +183,34 @@ type PGS interface {
 	// DeletePGSAccountData deletes every project, deploy and lock of the account (its blobs
 	// are then collected with force). Blob records outlive a deleted account until collected.
 	DeletePGSAccountData(ctx context.Context, accountID int64) error
+}
+
+// maxACLAccounts bounds the accounts one project's ACL lists.
+const maxACLAccounts = 100
+
+// checkPGSACL refuses an ACL the store cannot keep as it is.
+func checkPGSACL(acl PGSACL) error {
+	switch {
+	case acl.Kind != PGSPublic && acl.Kind != PGSAccounts && acl.Kind != PGSPassword:
+		return fmt.Errorf("ACL kind %q: want public, accounts or password", acl.Kind)
+	case acl.Kind == PGSAccounts && (len(acl.Accounts) == 0 || len(acl.Accounts) > maxACLAccounts):
+		return fmt.Errorf("an accounts ACL lists 1 to %d accounts", maxACLAccounts)
+	case acl.Kind != PGSAccounts && len(acl.Accounts) > 0:
+		return fmt.Errorf("only an accounts ACL lists accounts")
+	case (acl.Kind == PGSPassword) != (acl.PasswordHash != ""):
+		return fmt.Errorf("a password ACL, and only it, has a password hash")
+	}
+	for _, a := range acl.Accounts {
+		if a == "" || strings.ContainsAny(a, ", ") {
+			return fmt.Errorf("ACL account %q is not an account name", a)
+		}
+	}
+	return nil
+}
+
+func splitACLAccounts(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

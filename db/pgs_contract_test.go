@@ -45,6 +45,7 @@ func runPGSContract(t *testing.T, open func(testing.TB) db.Store) {
 		{"MaxKeptFiles", testPGSMaxKeptFiles},
 		{"GarbageAccountsRotate", testPGSGarbageAccountsRotate},
 		{"PublishWhileRenewing", testPGSPublishWhileRenewing},
+		{"ACL", testPGSACL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -660,5 +661,53 @@ func testPGSPublishWhileRenewing(t *testing.T, s db.Store) {
 	}
 	if list, _ := s.PGSProjects(ctx, a.ID); len(list) != n {
 		t.Fatalf("%d projects, want %d", len(list), n)
+	}
+}
+
+func testPGSACL(t *testing.T, s db.Store) {
+	a, _ := createAccount(t, s, "alice")
+	lock(t, s, a.ID, "blog", "h")
+	lock(t, s, a.ID, "prod", "h")
+	publish(t, s, a.ID, "blog", "h", 10, map[string]string{"i": "blog"})
+	if live, _ := s.PGSLive(ctx, "alice", "blog"); live.ACL.Kind != db.PGSPublic || live.ACL.Accounts != nil || live.ACL.PasswordHash != "" {
+		t.Fatalf("default ACL = %+v", live.ACL)
+	}
+	want := db.PGSACL{Kind: db.PGSAccounts, Accounts: []string{"bob", "carol"}}
+	if err := s.SetPGSACL(ctx, a.ID, "blog", want); err != nil {
+		t.Fatal(err)
+	}
+	live, err := s.PGSLive(ctx, "alice", "blog")
+	if err != nil || live.ACL.Kind != want.Kind || !slices.Equal(live.ACL.Accounts, want.Accounts) {
+		t.Fatalf("PGSLive ACL = %+v, %v", live.ACL, err)
+	}
+	if p, _ := s.PGSProject(ctx, a.ID, "blog"); p.ACL.Kind != db.PGSAccounts || !slices.Equal(p.ACL.Accounts, want.Accounts) {
+		t.Fatalf("PGSProject ACL = %+v", p.ACL)
+	}
+	pw := db.PGSACL{Kind: db.PGSPassword, PasswordHash: "$argon2id$v=19$m=65536,t=1,p=2$c2FsdA$aGFzaA"}
+	if err := s.SetPGSACL(ctx, a.ID, "blog", pw); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.PGSProjects(ctx, a.ID); len(list) != 1 || list[0].ACL.Kind != db.PGSPassword || list[0].ACL.PasswordHash != pw.PasswordHash || list[0].ACL.Accounts != nil {
+		t.Fatalf("PGSProjects ACL = %+v", list)
+	}
+	// A link has its own ACL, not its target's.
+	if err := s.LinkPGSProject(ctx, a.ID, "prod", "blog", "h", "alice", 0); err != nil {
+		t.Fatal(err)
+	}
+	if live, _ := s.PGSLive(ctx, "alice", "prod"); live.ACL.Kind != db.PGSPublic {
+		t.Fatalf("link ACL = %+v", live.ACL)
+	}
+	if err := s.SetPGSACL(ctx, a.ID, "blog", db.PGSACL{Kind: db.PGSPublic}); err != nil {
+		t.Fatal(err)
+	}
+	if live, _ := s.PGSLive(ctx, "alice", "blog"); live.ACL.Kind != db.PGSPublic || live.ACL.PasswordHash != "" {
+		t.Fatalf("public again = %+v", live.ACL)
+	}
+	wantErr(t, "ACL of a missing project", s.SetPGSACL(ctx, a.ID, "nope", db.PGSACL{Kind: db.PGSPublic}), db.ErrNotFound)
+	for _, bad := range []db.PGSACL{{Kind: "secret"}, {Kind: db.PGSAccounts}, {Kind: db.PGSPassword},
+		{Kind: db.PGSPublic, Accounts: []string{"bob"}}, {Kind: db.PGSAccounts, Accounts: []string{"a,b"}}} {
+		if err := s.SetPGSACL(ctx, a.ID, "blog", bad); err == nil {
+			t.Errorf("SetPGSACL(%+v) accepted", bad)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,14 +18,17 @@ import (
 // in a circle.
 
 const postgresPGSProjectColumns = `p.id, p.account_id, p.name, p.link_to, COALESCE(d.seq, 0), COALESCE(p.live_deploy_id, 0),
-	COALESCE(d.files, 0), COALESCE(d.bytes, 0), p.created_at, p.updated_at, p.updated_by`
+	COALESCE(d.files, 0), COALESCE(d.bytes, 0), p.created_at, p.updated_at, p.updated_by,
+	p.acl, p.acl_accounts, p.acl_password`
 
 const postgresPGSProjectFrom = `pgs_projects p LEFT JOIN pgs_deploys d ON d.id = p.live_deploy_id`
 
 func scanPostgresPGSProject(row pgx.Row) (PGSProject, error) {
 	var p PGSProject
+	var aclAccounts string
 	err := row.Scan(&p.ID, &p.AccountID, &p.Name, &p.LinkTo, &p.LiveSeq, &p.LiveDeployID,
-		&p.Files, &p.Bytes, &p.CreatedAt, &p.UpdatedAt, &p.UpdatedBy)
+		&p.Files, &p.Bytes, &p.CreatedAt, &p.UpdatedAt, &p.UpdatedBy, &p.ACL.Kind, &aclAccounts, &p.ACL.PasswordHash)
+	p.ACL.Accounts = splitACLAccounts(aclAccounts)
 	if err != nil {
 		return PGSProject{}, postgresErr(err)
 	}
@@ -56,14 +60,18 @@ func (s *postgresStore) PGSProject(ctx context.Context, accountID int64, name st
 
 func (s *postgresStore) PGSLive(ctx context.Context, account, project string) (PGSLive, error) {
 	var l PGSLive
+	var aclAccounts string
 	err := s.pool.QueryRow(ctx, `SELECT p.account_id, p.id, p.link_to,
-			COALESCE(CASE WHEN p.link_to <> '' THEN t.live_deploy_id ELSE p.live_deploy_id END, 0)
+			COALESCE(CASE WHEN p.link_to <> '' THEN t.live_deploy_id ELSE p.live_deploy_id END, 0),
+			p.acl, p.acl_accounts, p.acl_password
 		FROM pgs_projects p JOIN accounts a ON a.id = p.account_id
 		LEFT JOIN pgs_projects t ON p.link_to <> '' AND t.account_id = p.account_id AND t.name = p.link_to
-		WHERE a.name = $1 AND p.name = $2`, account, project).Scan(&l.AccountID, &l.ProjectID, &l.LinkTo, &l.DeployID)
+		WHERE a.name = $1 AND p.name = $2`, account, project).Scan(&l.AccountID, &l.ProjectID, &l.LinkTo, &l.DeployID,
+		&l.ACL.Kind, &aclAccounts, &l.ACL.PasswordHash)
 	if err != nil {
 		return PGSLive{}, fmt.Errorf("live deploy of %s/%s: %w", account, project, postgresErr(err))
 	}
+	l.ACL.Accounts = splitACLAccounts(aclAccounts)
 	return l, nil
 }
 
@@ -541,6 +549,21 @@ func (s *postgresStore) DeletePGSAccountData(ctx context.Context, accountID int6
 	})
 	if err != nil {
 		return fmt.Errorf("delete the sites of account %d: %w", accountID, err)
+	}
+	return nil
+}
+
+func (s *postgresStore) SetPGSACL(ctx context.Context, accountID int64, project string, acl PGSACL) error {
+	if err := checkPGSACL(acl); err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE pgs_projects SET acl = $1, acl_accounts = $2, acl_password = $3
+		WHERE account_id = $4 AND name = $5`, acl.Kind, strings.Join(acl.Accounts, ","), acl.PasswordHash, accountID, project)
+	if err != nil {
+		return fmt.Errorf("set the ACL of project %q of account %d: %w", project, accountID, postgresErr(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set the ACL of project %q of account %d: %w", project, accountID, ErrNotFound)
 	}
 	return nil
 }

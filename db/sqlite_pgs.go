@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -15,7 +16,8 @@ import (
 // is exclusive: a deploy lock taken or a blob collection runs alone.
 
 const sqlitePGSProjectColumns = `p.id, p.account_id, p.name, p.link_to, COALESCE(d.seq, 0), COALESCE(p.live_deploy_id, 0),
-	COALESCE(d.files, 0), COALESCE(d.bytes, 0), p.created_at, p.updated_at, p.updated_by`
+	COALESCE(d.files, 0), COALESCE(d.bytes, 0), p.created_at, p.updated_at, p.updated_by,
+	p.acl, p.acl_accounts, p.acl_password`
 
 const sqlitePGSProjectFrom = `pgs_projects p LEFT JOIN pgs_deploys d ON d.id = p.live_deploy_id`
 
@@ -24,8 +26,10 @@ func scanSQLitePGSProject(row interface{ Scan(...any) error }) (PGSProject, erro
 		p                PGSProject
 		created, updated string
 	)
+	var aclAccounts string
 	err := row.Scan(&p.ID, &p.AccountID, &p.Name, &p.LinkTo, &p.LiveSeq, &p.LiveDeployID,
-		&p.Files, &p.Bytes, &created, &updated, &p.UpdatedBy)
+		&p.Files, &p.Bytes, &created, &updated, &p.UpdatedBy, &p.ACL.Kind, &aclAccounts, &p.ACL.PasswordHash)
+	p.ACL.Accounts = splitACLAccounts(aclAccounts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return PGSProject{}, ErrNotFound
 	}
@@ -63,11 +67,15 @@ func (s *sqliteStore) PGSProject(ctx context.Context, accountID int64, name stri
 
 func (s *sqliteStore) PGSLive(ctx context.Context, account, project string) (PGSLive, error) {
 	var l PGSLive
+	var aclAccounts string
 	err := s.r.QueryRowContext(ctx, `SELECT p.account_id, p.id, p.link_to,
-			COALESCE(CASE WHEN p.link_to <> '' THEN t.live_deploy_id ELSE p.live_deploy_id END, 0)
+			COALESCE(CASE WHEN p.link_to <> '' THEN t.live_deploy_id ELSE p.live_deploy_id END, 0),
+			p.acl, p.acl_accounts, p.acl_password
 		FROM pgs_projects p JOIN accounts a ON a.id = p.account_id
 		LEFT JOIN pgs_projects t ON p.link_to <> '' AND t.account_id = p.account_id AND t.name = p.link_to
-		WHERE a.name = ? AND p.name = ?`, account, project).Scan(&l.AccountID, &l.ProjectID, &l.LinkTo, &l.DeployID)
+		WHERE a.name = ? AND p.name = ?`, account, project).Scan(&l.AccountID, &l.ProjectID, &l.LinkTo, &l.DeployID,
+		&l.ACL.Kind, &aclAccounts, &l.ACL.PasswordHash)
+	l.ACL.Accounts = splitACLAccounts(aclAccounts)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
 	}
@@ -565,6 +573,21 @@ func (s *sqliteStore) DeletePGSAccountData(ctx context.Context, accountID int64)
 	})
 	if err != nil {
 		return fmt.Errorf("delete the sites of account %d: %w", accountID, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) SetPGSACL(ctx context.Context, accountID int64, project string, acl PGSACL) error {
+	if err := checkPGSACL(acl); err != nil {
+		return err
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE pgs_projects SET acl = ?, acl_accounts = ?, acl_password = ?
+		WHERE account_id = ? AND name = ?`, acl.Kind, strings.Join(acl.Accounts, ","), acl.PasswordHash, accountID, project)
+	if err != nil {
+		return fmt.Errorf("set the ACL of project %q of account %d: %w", project, accountID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("set the ACL of project %q of account %d: %w", project, accountID, ErrNotFound)
 	}
 	return nil
 }

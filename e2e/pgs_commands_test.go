@@ -45,6 +45,7 @@ import (
 //	                     of the script; needs root and mount (condition [can-mount], which
 //	                     under CI=true fails instead of being false)
 //	dir-size DIR         print "files=N bytes=M": the regular files under DIR and their sizes
+//	free-port VAR        set VAR to a loopback TCP port that is free (for ssh -L)
 //	require-tools TOOL...
 //	                     under CI=true, fail when a tool is missing (elsewhere scripts skip
 //	                     themselves with [!exec:TOOL] skip)
@@ -57,6 +58,17 @@ func init() {
 	scriptCommands["mount-tmpfs"] = cmdMountTmpfs
 	scriptCommands["require-tools"] = cmdRequireTools
 	scriptCommands["dir-size"] = cmdDirSize
+	scriptCommands["free-port"] = cmdFreePort
+}
+
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "free-port")
+	if len(args) != 1 {
+		ts.Fatalf("usage: free-port VAR")
+	}
+	port, err := freePort()
+	ts.Check(err)
+	ts.Setenv(args[0], strconv.Itoa(port))
 }
 
 func cmdDirSize(ts *testscript.TestScript, neg bool, args []string) {

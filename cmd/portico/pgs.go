@@ -17,5 +17,10 @@ func newSites(s *settings, store db.Store, public services.Public, limits pgs.Li
 	if err != nil {
 		return nil, err
 	}
-	return pgs.New(pgs.Options{Store: store, Blobs: blobs, Public: public, Limits: limits, Tunnels: tunnels, Logger: log}), nil
+	// Compressed copies of blobs, beside them and counted by no quota.
+	encoded, err := blob.NewEncodedFS(filepath.Join(s.dataDir, "blobs-encoded"))
+	if err != nil {
+		return nil, err
+	}
+	return pgs.New(pgs.Options{Store: store, Blobs: blobs, Encoded: encoded, Public: public, Limits: limits, Tunnels: tunnels, Logger: log}), nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portico-sh/portico/auth"
+	"github.com/portico-sh/portico/db"
 	"github.com/portico-sh/portico/internal/cliargs"
 	"github.com/portico-sh/portico/services"
 )
@@ -21,6 +22,7 @@ type cli struct {
 	svc    *Service
 	ctx    context.Context
 	grant  auth.Grant
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -45,7 +47,7 @@ func init() {
 		{"unlink", "unlink PROJECT", "PROJECT serves its own deploys again", (*cli).unlink},
 		{"rm", "rm PROJECT --yes", "deletes the project, its deploys and the files only it used", (*cli).rm},
 		{"stats", "stats [--json]", "stored bytes against the quota, files, projects", (*cli).stats},
-		{"acl", "acl PROJECT public|accounts LIST|password", "who may see the site (not available yet: every site is public)", (*cli).acl},
+		{"acl", "acl PROJECT public|accounts LIST|password", "who may see the site: anyone; you and the listed accounts, over ssh -L; or anyone with the password (read from stdin)", (*cli).acl},
 	}
 }
 
@@ -57,7 +59,7 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 func (s *Service) runCommand(sess *services.Session) int {
-	c := &cli{svc: s, ctx: sess.Context(), grant: sess.Grant, stdout: sess, stderr: sess.Stderr()}
+	c := &cli{svc: s, ctx: sess.Context(), grant: sess.Grant, stdin: sess, stdout: sess, stderr: sess.Stderr()}
 	return c.run(sess.Command)
 }
 
@@ -225,9 +227,9 @@ func (c *cli) ls(args []string) error {
 		if p.LinkTo != nil {
 			live = "→ " + *p.LinkTo + " " + live
 		}
-		rows[i] = []string{p.Project, live, fmt.Sprint(p.Files), humanBytes(p.Bytes), timeText(p.UpdatedAt), orDash(p.UpdatedBy), p.URL}
+		rows[i] = []string{p.Project, live, fmt.Sprint(p.Files), humanBytes(p.Bytes), timeText(p.UpdatedAt), orDash(p.UpdatedBy), p.URL, p.ACL}
 	}
-	return c.table("PROJECT\tLIVE\tFILES\tBYTES\tUPDATED\tBY\tURL", rows)
+	return c.table("PROJECT\tLIVE\tFILES\tBYTES\tUPDATED\tBY\tURL\tACL", rows)
 }
 
 func orDash(s string) string {
@@ -352,8 +354,30 @@ func (c *cli) stats(args []string) error {
 }
 
 func (c *cli) acl(args []string) error {
-	if _, err := parse(newFlags("acl"), args, 1, 3); err != nil {
+	pos, err := parse(newFlags("acl"), args, 2, 2+maxACLAccounts)
+	if err != nil {
 		return err
 	}
-	return errorf(Refused, "acl is not available yet on this server: every site is public")
+	project, kind := pos[0], pos[1]
+	if kind != db.PGSAccounts && len(pos) > 2 {
+		return usagef("acl %s %s: unexpected argument %q", project, kind, pos[2])
+	}
+	if kind == db.PGSAccounts && len(pos) == 2 {
+		return usagef("acl %s accounts LIST: list the accounts, e.g. bob,carol", project)
+	}
+	acl, err := c.svc.SetACL(c.ctx, c.grant, project, kind, pos[2:], c.stdin)
+	if err != nil {
+		return err
+	}
+	url := c.svc.public.SiteURL(c.grant.Account, project)
+	switch acl.Kind {
+	case db.PGSAccounts:
+		fmt.Fprintf(c.stdout, "%s is private: you and %s see it with\n  %s\n  then http://localhost:8000/\n",
+			project, strings.Join(acl.Accounts, ", "), c.svc.forwardCommand(c.grant.Account, project))
+	case db.PGSPassword:
+		fmt.Fprintf(c.stdout, "%s asks for its password (any user name): %s\n", project, url)
+	default:
+		fmt.Fprintf(c.stdout, "%s is public: %s\n", project, url)
+	}
+	return nil
 }

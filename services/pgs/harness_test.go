@@ -36,6 +36,7 @@ type harness struct {
 	dir     string
 	store   db.Store
 	blobs   blob.Store
+	encoded blob.Encoded
 	svc     *Service
 	gw      *gateway.Gateway
 	sshPort string
@@ -73,6 +74,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	h := &harness{t: t, dir: t.TempDir(), log: &sshtest.SyncBuffer{}}
 	if o.share != nil {
 		h.store, h.blobs, h.key, h.account = o.share.store, o.share.blobs, o.share.key, o.share.account
+		h.encoded = o.share.encoded
 	} else {
 		h.store = dbtest.Open(t)
 		fsb, err := blob.NewFS(filepath.Join(h.dir, "blobs"))
@@ -80,6 +82,9 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 			t.Fatal(err)
 		}
 		h.blobs = fsb
+		if h.encoded, err = blob.NewEncodedFS(filepath.Join(h.dir, "blobs-encoded")); err != nil {
+			t.Fatal(err)
+		}
 		if o.blobs != nil {
 			h.blobs = o.blobs(fsb)
 		}
@@ -123,7 +128,7 @@ func (h *harness) start(o harnessOptions, logger *slog.Logger) {
 	var err error
 	hostKey := sshtest.NewSigner(t)
 	pub, _ := services.ParsePublic("http://localhost:8080", "localhost:2222")
-	h.svc = New(Options{Store: h.store, Blobs: h.blobs, Public: pub, Limits: o.limits, Tunnels: o.tunnels,
+	h.svc = New(Options{Store: h.store, Blobs: h.blobs, Encoded: h.encoded, Public: pub, Limits: o.limits, Tunnels: o.tunnels,
 		// A deploy waits long for another: on a loaded CI machine a throttled upload can take
 		// several times its nominal length (TestTwoGateways).
 		Logger: logger, LockWait: 30 * time.Second, LockTTL: o.lockTTL})

@@ -1,6 +1,7 @@
 package pgs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portico-sh/portico/db"
 	"github.com/portico-sh/portico/services/pgs/blob"
 	"github.com/portico-sh/portico/services/pgs/sitepath"
 )
@@ -41,6 +43,13 @@ func (s *Service) Site(account, name string) (http.Handler, bool) {
 	if !found {
 		return nil, false
 	}
+	switch live.ACL.Kind {
+	case db.PGSAccounts:
+		return http.HandlerFunc(http.NotFound), true // seen only over an SSH forward
+	case db.PGSPassword:
+		return &basicAuth{svc: s, hash: live.ACL.PasswordHash, realm: account + "-" + name,
+			next: &siteHandler{svc: s, accountID: live.AccountID, deployID: live.DeployID}}, true
+	}
 	return &siteHandler{svc: s, accountID: live.AccountID, deployID: live.DeployID}, true
 }
 
@@ -63,13 +72,33 @@ func (h *siteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
 		return
 	}
+	rules, err := h.svc.rulesOf(r.Context(), t, h.accountID)
+	if err != nil {
+		h.svc.log.Warn("pgs: loading a site's rules failed", "deploy_id", h.deployID, "err", err)
+		http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
+		return
+	}
 	res := resolve(t, r.URL.Path)
+	if rules.redirects != nil {
+		matched := res.redirect != "" || res.status == http.StatusOK
+		if a, ok := rules.redirects.Match(r.URL.Path, r.URL.RawQuery, matched); ok {
+			if a.Location != "" {
+				w.Header().Set("Location", a.Location)
+				w.WriteHeader(a.Status)
+				return
+			}
+			res = rewrite(t, a, r.URL.Path)
+		}
+	}
 	switch {
 	case res.redirect != "":
 		u := url.URL{Path: res.redirect, RawQuery: r.URL.RawQuery}
 		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
 	case res.file != "":
 		f, _ := t.file(res.file)
+		if rules.headers != nil {
+			setSiteHeaders(w.Header(), rules.headers.For(r.URL.Path))
+		}
 		h.serveFile(w, r, res.file, f, res.status)
 	default:
 		http.Error(w, "404 page not found", http.StatusNotFound)
@@ -149,23 +178,48 @@ func parentOf(p string) string {
 // serveFile sends a file of the deploy: with status 200 through http.ServeContent (ETag,
 // Last-Modified, 304, Range, HEAD), or a 404 page as it is.
 func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name string, f File, status int) {
-	rd, err := h.svc.blobs.Open(r.Context(), blob.Ref{Account: h.accountID, Hash: f.Hash})
-	if err != nil {
-		h.svc.log.Warn("pgs: opening a site's file failed", "deploy_id", h.deployID, "path", name, "err", err)
-		http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
-		return
+	ctype := contentType(name)
+	ref := blob.Ref{Account: h.accountID, Hash: f.Hash}
+	etag := `"` + f.Hash.String() + `"`
+	rd := h.encodedFile(w, r, ctype, ref, f, status, &etag)
+	if rd == nil {
+		var err error
+		rd, err = h.svc.cached(memKey{account: ref.Account, hash: ref.Hash}, func() (blob.Reader, error) {
+			return h.svc.blobs.Open(r.Context(), ref)
+		})
+		if err != nil {
+			h.svc.log.Warn("pgs: opening a site's file failed", "deploy_id", h.deployID, "path", name, "err", err)
+			http.Error(w, "site unavailable, try again", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	defer rd.Close()
 	hdr := w.Header()
-	hdr.Set("Content-Type", contentType(name))
-	hdr.Set("Cache-Control", cacheControl)
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	setDefault(hdr, "Content-Type", ctype)
+	setDefault(hdr, "Cache-Control", cacheControl)
+	setDefault(hdr, "X-Content-Type-Options", "nosniff")
 	var body io.ReadSeeker = io.NewSectionReader(rd, 0, rd.Size())
-	if f, ok := rd.(interface{ ReadSeeker() io.ReadSeeker }); ok {
+	switch f := rd.(type) {
+	case memReader:
+		body = bytes.NewReader(f.data)
+	case interface{ ReadSeeker() io.ReadSeeker }:
 		body = f.ReadSeeker() // a file the kernel can send by itself
 	}
 	if status == http.StatusOK {
-		hdr.Set("ETag", `"`+f.Hash.String()+`"`)
+		hdr.Set("ETag", etag)
+		if m, ok := rd.(memReader); ok && plainGet(r) {
+			// The common case, without conditions or ranges: the body in one write.
+			if f.MTime != 0 {
+				hdr.Set("Last-Modified", time.Unix(f.MTime, 0).UTC().Format(http.TimeFormat))
+			}
+			hdr.Set("Accept-Ranges", "bytes")
+			hdr.Set("Content-Length", strconv.Itoa(len(m.data)))
+			w.WriteHeader(http.StatusOK)
+			if r.Method != http.MethodHead {
+				w.Write(m.data)
+			}
+			return
+		}
 		if rh := r.Header.Get("Range"); rh != "" {
 			if merged, ignore, ok := coalesceRange(rh, rd.Size()); ignore {
 				r.Header.Del("Range")
@@ -181,4 +235,12 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 	if r.Method != http.MethodHead {
 		io.Copy(w, body)
 	}
+}
+
+// plainGet reports whether a request has no conditions and no range: http.ServeContent would
+// send the whole file with status 200.
+func plainGet(r *http.Request) bool {
+	h := r.Header
+	return h.Get("Range") == "" && h.Get("If-None-Match") == "" && h.Get("If-Modified-Since") == "" &&
+		h.Get("If-Match") == "" && h.Get("If-Unmodified-Since") == ""
 }

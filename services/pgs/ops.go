@@ -19,15 +19,16 @@ import (
 
 // ProjectView is a project as `ls --json` shows it: what its site serves.
 type ProjectView struct {
-	Project    string    `json:"project"`
-	URL        string    `json:"url"`
-	LiveDeploy *string   `json:"live_deploy"` // "d3", or null when nothing is live
-	Files      int64     `json:"files"`
-	Bytes      int64     `json:"bytes"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	UpdatedBy  string    `json:"updated_by"`
-	LinkTo     *string   `json:"link_to"`
-	ACL        string    `json:"acl"`
+	Project     string    `json:"project"`
+	URL         string    `json:"url"`
+	LiveDeploy  *string   `json:"live_deploy"` // "d3", or null when nothing is live
+	Files       int64     `json:"files"`
+	Bytes       int64     `json:"bytes"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	UpdatedBy   string    `json:"updated_by"`
+	LinkTo      *string   `json:"link_to"`
+	ACL         string    `json:"acl"`                    // public, accounts or password
+	ACLAccounts []string  `json:"acl_accounts,omitempty"` // with accounts: who besides the owner
 }
 
 // DeployView is a deploy as `deploys --json` shows it.
@@ -94,7 +95,10 @@ func (s *Service) Projects(ctx context.Context, g auth.Grant) ([]ProjectView, er
 	out := make([]ProjectView, 0, len(list))
 	for _, p := range list {
 		v := ProjectView{Project: p.Name, URL: s.public.SiteURL(g.Account, p.Name), Files: p.Files, Bytes: p.Bytes,
-			UpdatedAt: p.UpdatedAt, UpdatedBy: p.UpdatedBy, ACL: "public"}
+			UpdatedAt: p.UpdatedAt, UpdatedBy: p.UpdatedBy, ACL: p.ACL.Kind, ACLAccounts: p.ACL.Accounts}
+		if v.ACL == "" {
+			v.ACL = db.PGSPublic
+		}
 		served := p
 		if p.LinkTo != "" {
 			link := p.LinkTo

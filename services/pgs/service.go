@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/portico-sh/portico/auth"
 	"github.com/portico-sh/portico/db"
 	"github.com/portico-sh/portico/services"
@@ -102,8 +104,10 @@ const (
 
 // Options configure the service.
 type Options struct {
-	Store   Store
-	Blobs   blob.Store
+	Store Store
+	Blobs blob.Store
+	// Encoded keeps compressed copies of blobs (nil: files are sent uncompressed).
+	Encoded blob.Encoded
 	Public  services.Public
 	Limits  Limits
 	Tunnels Tunnels // nil: no tunnels
@@ -127,6 +131,12 @@ type Service struct {
 	lockWait time.Duration
 	lockTTL  time.Duration
 	inflight inflight
+
+	encoded       blob.Encoded
+	compressing   singleflight.Group
+	compressSlots chan struct{}
+	passwords     *passwordChecker
+	mem           *memCache
 }
 
 // inflight counts, per account, the bytes its sessions have written and not yet recorded
@@ -176,6 +186,7 @@ func New(o Options) *Service {
 	s := &Service{
 		store: o.Store, blobs: o.Blobs, public: o.Public, limits: o.Limits, tunnels: o.Tunnels,
 		log: o.Logger, lockWait: o.LockWait, lockTTL: o.LockTTL,
+		encoded: o.Encoded, compressSlots: make(chan struct{}, maxCompressing), passwords: newPasswordChecker(), mem: newMemCache(memCacheBytes),
 	}
 	s.sites = newSiteCache(o.Store, o.CacheFiles)
 	return s
@@ -281,7 +292,13 @@ func (s *Service) deleter(ctx context.Context, accountID int64) func(hashes []st
 			if err != nil {
 				return removed, err
 			}
-			if err := s.blobs.Delete(ctx, blob.Ref{Account: accountID, Hash: h}); err != nil {
+			ref := blob.Ref{Account: accountID, Hash: h}
+			if s.encoded != nil {
+				if err := s.encoded.DeleteEncoded(ctx, ref); err != nil {
+					return removed, err
+				}
+			}
+			if err := s.blobs.Delete(ctx, ref); err != nil {
 				return removed, err
 			}
 			removed = append(removed, hs)

@@ -572,6 +572,23 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// truncate sets the file's size (an SFTP client writing in place cuts the file at its new end).
+func (u *upload) truncate(size int64) error {
+	if size < 0 {
+		return errorf(Invalid, "%s: bad size", shown(u.path.String()))
+	}
+	if err := u.checkSize(size); err != nil {
+		return err
+	}
+	if err := u.w.Truncate(size); err != nil {
+		return u.s.fail(err)
+	}
+	u.mu.Lock()
+	u.end = size
+	u.mu.Unlock()
+	return nil
+}
+
 // Commit puts the file into the working copy with the given permission bits and
 // modification time.
 func (u *upload) commit(mode fs.FileMode, mtime int64) error {
@@ -850,6 +867,9 @@ func (s *session) publish(ctx context.Context, d *deploy) (published, error) {
 	s.mu.Unlock()
 	if added+changed+removed == 0 {
 		return published{project: d.project}, nil
+	}
+	if err := s.checkRules(ctx, d); err != nil {
+		return published{}, err
 	}
 	if err := s.flush(ctx, d.project); err != nil {
 		return published{}, err

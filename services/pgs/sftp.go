@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -344,10 +345,19 @@ func (h *sftpHandler) setstat(r *sftp.Request, p sitepath.Path) error {
 	h.mu.Lock()
 	w := h.writers[p.String()]
 	h.mu.Unlock()
-	if flags.Size {
+	switch {
+	case flags.Size && w != nil:
+		// scp in SFTP mode writes in place, then cuts the file at its end (fsetstat).
+		if a.Size > math.MaxInt64 {
+			return sftp.ErrSSHFxFailure
+		}
+		if err := w.u.truncate(int64(a.Size)); err != nil {
+			return err
+		}
+	case flags.Size:
 		st, err := h.s.stat(p)
-		if w != nil || err != nil || st.IsDir() || uint64(st.Size()) != a.Size {
-			return sftp.ErrSSHFxOpUnsupported // truncating is not supported
+		if err != nil || st.IsDir() || uint64(st.Size()) != a.Size {
+			return sftp.ErrSSHFxOpUnsupported // truncating a file that is not open is not supported
 		}
 	}
 	if w != nil {

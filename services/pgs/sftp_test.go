@@ -61,3 +61,23 @@ func TestSFTP(t *testing.T) {
 		t.Fatalf("scp download: %q", b)
 	}
 }
+
+// TestSCPShorterFile: scp in SFTP mode writes a file in place and then cuts it at its new end
+// (fsetstat with a size): a shorter file over a longer one must not keep the old tail.
+func TestSCPShorterFile(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	requireTool(t, "scp")
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"page.html": strings.Repeat("long old content\n", 100)})
+	if _, stderr, code := h.scp(src+"/page.html", remote+"/blog/page.html"); code != 0 {
+		t.Fatalf("scp: %s", stderr)
+	}
+	writeTree(t, src, map[string]string{"page.html": "short\n"})
+	_, stderr, code := h.scp(src+"/page.html", remote+"/blog/page.html")
+	if code != 0 || strings.Contains(stderr, "fsetstat") {
+		t.Fatalf("scp of a shorter file: %d %s", code, stderr)
+	}
+	if _, body, _ := h.get("blog", "/page.html"); body != "short\n" {
+		t.Fatalf("served %q", body)
+	}
+}

@@ -213,12 +213,12 @@ func (c *siteCache) add(deployID int64, t *tree) {
 	}
 	// A deploy larger than the cache is kept alone rather than read again on every request.
 	c.trees[deployID] = c.lru.PushFront(&cachedTree{deployID: deployID, t: t})
-	c.files += t.cost
+	c.files += t.weight()
 	for c.files > c.maxFiles && c.lru.Len() > 1 {
 		el := c.lru.Back()
 		ct := el.Value.(*cachedTree)
 		c.lru.Remove(el)
 		delete(c.trees, ct.deployID)
-		c.files -= ct.t.cost
+		c.files -= ct.t.weight()
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,6 +46,10 @@ type tree struct {
 	// pathCost bytes of its path (a manifest of 1 KiB paths takes six times the memory of one
 	// of short names: the tree keeps the paths' text).
 	cost int
+
+	// rules are a stored deploy's site rules, parsed at its first request.
+	rules   atomic.Pointer[siteRules]
+	rulesMu sync.Mutex
 }
 
 // pathCost is the path bytes that weigh as much as a file in the cache of manifests.

@@ -59,6 +59,8 @@ type Store interface {
 type Writer interface {
 	io.Writer
 	io.WriterAt
+	// Truncate sets the size of the data before Sum: it cuts it, or extends it with zeros.
+	Truncate(size int64) error
 	// Sum ends the writing and returns the SHA-256 and size of the data. From then on the data
 	// can be read (ReadAt) and committed; writes fail.
 	Sum() (Hash, int64, error)

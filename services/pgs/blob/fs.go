@@ -216,6 +216,28 @@ func (w *fsWriter) WriteAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+func (w *fsWriter) Truncate(size int64) error {
+	if size < 0 {
+		return errors.New("blob writer: negative size")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.summed || w.closed {
+		return errSummed
+	}
+	if size == w.size {
+		return nil
+	}
+	if err := w.f.Truncate(size); err != nil {
+		return fmt.Errorf("blob writer: truncate: %w", err)
+	}
+	if size > w.size || w.next > size {
+		w.unordered = true // zeros were added, or hashed data was cut: Sum reads back
+	}
+	w.size = size
+	return nil
+}
+
 // account records n written bytes at off; w.mu is held.
 func (w *fsWriter) account(p []byte, off int64) {
 	if len(p) == 0 {

@@ -1,0 +1,443 @@
+// sitebench serves the same files with portico (deployed with rsync over SSH) and with nginx
+// (its own unprivileged config: sendfile on, gzip off, access log off, as many workers as
+// cores), then loads each with wrk from the same machine, taking turns: 1 KiB and 64 KiB files
+// over 64 keep-alive connections (requests/s, p99) and a 10 MB file (throughput). Then portico's
+// compressed responses: after one warming request, the CPU time portico spends per 10,000
+// requests of a 64 KiB stylesheet in br, in gzip and as it is. It prints markdown tables for
+// BENCHMARKS.md.
+//
+//	go build -o /tmp/sitebench ./services/pgs/internal/sitebench
+//	go build -o /tmp/portico-bench ./cmd/portico
+//	/tmp/sitebench -portico /tmp/portico-bench -runs 3 -duration 10s
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/portico-sh/portico/internal/benchenv"
+)
+
+type options struct {
+	portico  string
+	nginx    string
+	wrk      string
+	runs     int
+	duration time.Duration
+	conns    int
+	threads  int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.portico, "portico", "", "built portico binary (default: go build ./cmd/portico)")
+	flag.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "nginx binary")
+	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
+	flag.IntVar(&o.runs, "runs", 3, "runs per case and server (the median is reported)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "wrk duration per run")
+	flag.IntVar(&o.conns, "conns", 64, "keep-alive connections")
+	flag.IntVar(&o.threads, "threads", 2, "wrk threads")
+	flag.Parse()
+	if flag.NArg() > 0 || o.runs < 1 || o.conns < 1 || o.threads < 1 {
+		fmt.Fprintln(os.Stderr, "sitebench: bad flags (see -h)")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		slog.Error("benchmark failed", "err", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// files are the benchmark's files: name → size. The stylesheet is text (compressible), the
+// others random bytes.
+var files = []struct {
+	name string
+	size int
+}{{"1k.bin", 1 << 10}, {"64k.bin", 64 << 10}, {"10m.bin", 10_000_000}, {"app.css", 64 << 10}}
+
+const siteHost = "alice-web.localhost"
+
+func run(ctx context.Context, o options) error {
+	if o.portico == "" {
+		bin, cleanup, err := benchenv.BuildPortico(ctx)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		o.portico = bin
+	}
+	dir, err := os.MkdirTemp("", "portico-sitebench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	// nginx's workers drop to user nobody when it runs as root: they must be able to read the site.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	site := filepath.Join(dir, "site")
+	if err := makeSite(site); err != nil {
+		return err
+	}
+	key := filepath.Join(dir, "client_ed25519")
+	if _, err := benchenv.MakeKey(ctx, key, "sitebench"); err != nil {
+		return err
+	}
+	portico, err := benchenv.StartPortico(ctx, benchenv.Portico{Bin: o.portico, Dir: dir, Account: "alice", PubKey: key + ".pub"})
+	if err != nil {
+		return err
+	}
+	defer portico.Stop()
+	if err := deploy(ctx, dir, key, portico, site); err != nil {
+		return err
+	}
+	nginx, err := startNginx(ctx, o.nginx, dir, site)
+	if err != nil {
+		return err
+	}
+	defer nginx.stop()
+
+	type server struct {
+		name string
+		url  string
+		pids func() []int
+	}
+	servers := []server{
+		{"nginx", "http://" + nginx.addr, nginx.pids},
+		{"portico", "http://" + portico.HTTPAddr, func() []int { return []int{portico.PID()} }},
+	}
+	fmt.Printf("\n## HTTP: portico against nginx (median of %d runs of %s; wrk -t%d -c%d on the same machine)\n\n",
+		o.runs, o.duration, o.threads, o.conns)
+	fmt.Println("| file | server | requests/s | portico / nginx | p50 | p99 | throughput | CPU per 10k requests |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for _, f := range []string{"1k.bin", "64k.bin", "10m.bin"} {
+		results := map[string][]wrkResult{}
+		for r := range o.runs {
+			order := slices.Clone(servers)
+			if r%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, s := range order {
+				slog.Info("run", "file", f, "server", s.name, "n", r+1)
+				res, err := runWrk(ctx, o, s.url+"/"+f, nil, s.pids)
+				if err != nil {
+					return err
+				}
+				results[s.name] = append(results[s.name], res)
+			}
+		}
+		ref := median(results["nginx"])
+		for _, s := range servers {
+			m := median(results[s.name])
+			ratio := "—"
+			if s.name == "portico" {
+				ratio = fmt.Sprintf("%.2f×", m.rps/ref.rps)
+			}
+			fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %s/s | %.0f ms |\n", f, s.name, m.rps, ratio, m.p50, m.p99,
+				humanBytes(m.bytesPerSec), m.cpuPer10k())
+		}
+		for _, s := range servers {
+			var all []string
+			for _, r := range results[s.name] {
+				all = append(all, fmt.Sprintf("%.0f", r.rps))
+			}
+			fmt.Printf("\n%s %s, all runs (requests/s): %s", f, s.name, strings.Join(all, ", "))
+		}
+		fmt.Println()
+		fmt.Println()
+	}
+
+	fmt.Printf("\n## Compressed responses: portico's CPU once warm (app.css, 64 KiB of text; median of %d runs)\n\n", o.runs)
+	fmt.Println("| Accept-Encoding | Content-Encoding | bytes per response | requests/s | CPU per 10k requests |")
+	fmt.Println("|---|---|---|---|---|")
+	client := &http.Client{Timeout: time.Minute}
+	for _, enc := range []string{"br", "gzip", ""} {
+		// One request compresses (once per blob and encoding); the runs that follow are warm.
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+portico.HTTPAddr+"/app.css", nil)
+		req.Host = siteHost
+		req.Header.Set("Accept-Encoding", enc)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("Content-Encoding")
+		size := resp.ContentLength
+		var headers []string
+		if enc != "" {
+			headers = []string{"Accept-Encoding: " + enc}
+		}
+		var rs []wrkResult
+		for r := range o.runs {
+			slog.Info("compressed run", "encoding", enc, "n", r+1)
+			res, err := runWrk(ctx, o, "http://"+portico.HTTPAddr+"/app.css", headers, func() []int { return []int{portico.PID()} })
+			if err != nil {
+				return err
+			}
+			rs = append(rs, res)
+		}
+		m := median(rs)
+		fmt.Printf("| %s | %s | %d | %.0f | %.0f ms |\n", orDash(enc), orDash(got), size, m.rps, m.cpuPer10k())
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func makeSite(site string) error {
+	if err := os.MkdirAll(site, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		b := make([]byte, f.size)
+		if strings.HasSuffix(f.name, ".css") {
+			var sb strings.Builder
+			for i := 0; sb.Len() < f.size; i++ {
+				fmt.Fprintf(&sb, ".rule-%d { margin: %dpx; padding: 0 %dpx; color: #%06x; }\n", i, i%17, i%5, i*7919%0xffffff)
+			}
+			b = []byte(sb.String()[:f.size])
+		} else {
+			rand.Read(b)
+		}
+		if err := os.WriteFile(filepath.Join(site, f.name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deploy uploads the site to portico's project web with rsync over ssh.
+func deploy(ctx context.Context, dir, key string, portico *benchenv.Server, site string) error {
+	kh := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(kh, []byte(knownhosts.Line([]string{portico.Addr}, portico.HostKey)+"\n"), 0o600); err != nil {
+		return err
+	}
+	_, port, _ := strings.Cut(portico.Addr, ":")
+	sshCmd := fmt.Sprintf("ssh -F /dev/null -p %s -i %s -o IdentitiesOnly=yes -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o BatchMode=yes", port, key, kh)
+	out, err := exec.CommandContext(ctx, "rsync", "-e", sshCmd, "-r", site+"/", "pgs@127.0.0.1:/web/").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("rsync: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// nginxServer is nginx running unprivileged with its own config.
+type nginxServer struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func startNginx(ctx context.Context, bin, dir, site string) (*nginxServer, error) {
+	port, err := benchenv.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	nd := filepath.Join(dir, "nginx")
+	if err := os.MkdirAll(filepath.Join(nd, "tmp"), 0o755); err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	conf := fmt.Sprintf(`worker_processes auto;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	gzip off;
+	keepalive_requests 1000000;
+	client_body_temp_path %[1]s/tmp/body;
+	proxy_temp_path %[1]s/tmp/proxy;
+	fastcgi_temp_path %[1]s/tmp/fastcgi;
+	uwsgi_temp_path %[1]s/tmp/uwsgi;
+	scgi_temp_path %[1]s/tmp/scgi;
+	types { text/css css; application/octet-stream bin; }
+	server {
+		listen %[2]s;
+		root %[3]s;
+	}
+}
+`, nd, addr, site)
+	confPath := filepath.Join(nd, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-c", confPath, "-p", nd, "-e", filepath.Join(nd, "error.log"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	n := &nginxServer{cmd: cmd, addr: addr}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/1k.bin")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return n, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			n.stop()
+			if err == nil {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil, fmt.Errorf("nginx did not answer: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// pids are nginx's master and its workers.
+func (n *nginxServer) pids() []int {
+	pids := []int{n.cmd.Process.Pid}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.cmd.Process.Pid, n.cmd.Process.Pid))
+	for f := range strings.FieldsSeq(string(b)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
+
+func (n *nginxServer) stop() {
+	n.cmd.Process.Signal(syscall.SIGQUIT)
+	done := make(chan struct{})
+	go func() { n.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		n.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// wrkResult is one wrk run.
+type wrkResult struct {
+	rps         float64
+	p50, p99    time.Duration
+	bytesPerSec float64
+	requests    int64
+	cpu         time.Duration
+}
+
+func (r wrkResult) cpuPer10k() float64 {
+	if r.requests == 0 {
+		return 0
+	}
+	return float64(r.cpu.Milliseconds()) * 10000 / float64(r.requests)
+}
+
+func median(rs []wrkResult) wrkResult {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b wrkResult) int {
+		switch {
+		case a.rps < b.rps:
+			return -1
+		case a.rps > b.rps:
+			return 1
+		}
+		return 0
+	})
+	return s[len(s)/2]
+}
+
+var (
+	rpsRE      = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	transferRE = regexp.MustCompile(`Transfer/sec:\s+([\d.]+)([KMG]?B)`)
+	requestsRE = regexp.MustCompile(`(\d+) requests in`)
+	pctRE      = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
+	non2xxRE   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+// runWrk runs wrk against url and measures the CPU time of the server's processes meanwhile.
+func runWrk(ctx context.Context, o options, url string, headers []string, pids func() []int) (wrkResult, error) {
+	args := []string{"-t" + strconv.Itoa(o.threads), "-c" + strconv.Itoa(o.conns), "-d" + o.duration.String(), "--latency", "-H", "Host: " + siteHost}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	args = append(args, url)
+	before := cpuOf(pids())
+	out, err := exec.CommandContext(ctx, o.wrk, args...).CombinedOutput()
+	after := cpuOf(pids())
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	s := string(out)
+	if m := non2xxRE.FindStringSubmatch(s); m != nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: %s responses were not 2xx\n%s", url, m[1], s)
+	}
+	var r wrkResult
+	if m := rpsRE.FindStringSubmatch(s); m != nil {
+		r.rps, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := requestsRE.FindStringSubmatch(s); m != nil {
+		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if m := transferRE.FindStringSubmatch(s); m != nil {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		r.bytesPerSec = v * map[string]float64{"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[m[2]]
+	}
+	for _, m := range pctRE.FindAllStringSubmatch(s, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		d := time.Duration(v * float64(map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[3]]))
+		if m[1] == "50" {
+			r.p50 = d.Round(time.Microsecond)
+		} else {
+			r.p99 = d.Round(time.Microsecond)
+		}
+	}
+	if r.rps == 0 || r.requests == 0 {
+		return wrkResult{}, fmt.Errorf("wrk %s: no result\n%s", url, s)
+	}
+	r.cpu = after - before
+	return r, nil
+}
+
+// cpuOf is the CPU time (user + system) the processes have used.
+func cpuOf(pids []int) time.Duration {
+	var total time.Duration
+	for _, p := range pids {
+		own, children, err := benchenv.ProcessCPU(p)
+		if err == nil {
+			total += own + children
+		}
+	}
+	return total
+}
+
+func humanBytes(v float64) string {
+	switch {
+	case v >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", v/(1<<30))
+	case v >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	}
+	return fmt.Sprintf("%.0f KiB", v/(1<<10))
+}
