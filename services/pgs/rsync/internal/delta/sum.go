@@ -1,9 +1,7 @@
 package delta
 
 import (
-	"encoding/binary"
 	"fmt"
-	"hash"
 )
 
 const (
@@ -65,7 +63,7 @@ type SumHead struct {
 // NewSumHead returns the sum head rsync's generator sends for a basis file of size bytes in the
 // first phase: BlockLength blocks and a strong checksum shortened to what the file size needs.
 // Use Strong for the redo phase.
-func NewSumHead(size int64) SumHead {
+func NewSumHead(size int64, sumLen int) SumHead {
 	if size <= 0 {
 		return SumHead{}
 	}
@@ -84,7 +82,7 @@ func NewSumHead(size int64) SumHead {
 		}
 	}
 	s2 := int32((b + 1 - 32 + 7) / 8)
-	s2 = min(max(s2, shortSumLen), SumLen)
+	s2 = min(max(s2, shortSumLen), int32(sumLen))
 	count := size / int64(blen)
 	rem := int32(size % int64(blen))
 	if rem != 0 {
@@ -94,9 +92,9 @@ func NewSumHead(size int64) SumHead {
 }
 
 // Strong returns h with full-length strong checksums, as rsync sends in the redo phase.
-func (h SumHead) Strong() SumHead {
+func (h SumHead) Strong(sumLen int) SumHead {
 	if h.Count > 0 {
-		h.S2Len = SumLen
+		h.S2Len = int32(sumLen)
 	}
 	return h
 }
@@ -186,47 +184,3 @@ func (r *Rolling) Shrink(out byte) {
 
 // Sum returns the checksum of the current window.
 func (r *Rolling) Sum() uint32 { return r.s1&0xffff | r.s2<<16 }
-
-// Sum2 returns the protocol-27 strong checksum of a block: MD4(block ‖ seed as 4 LE bytes), the
-// seed left out when it is 0.
-func Sum2(b []byte, seed int32) []byte {
-	var s strong
-	s.init(seed)
-	out := s.sum(b)
-	return out[:]
-}
-
-// strong computes Sum2 without allocating per block.
-type strong struct {
-	h    md4Digest
-	seed [4]byte
-	zero bool
-}
-
-func (s *strong) init(seed int32) {
-	s.h.Reset()
-	binary.LittleEndian.PutUint32(s.seed[:], uint32(seed))
-	s.zero = seed == 0
-}
-
-func (s *strong) sum(b []byte) [SumLen]byte {
-	s.h.Reset()
-	s.h.Write(b)
-	if !s.zero {
-		s.h.Write(s.seed[:])
-	}
-	return s.h.sum()
-}
-
-// NewFileHash returns the protocol-27 whole-file checksum that follows each file's tokens:
-// MD4(seed as 4 LE bytes ‖ data). Unlike Sum2 the seed is always included, even when 0.
-func NewFileHash(seed int32) hash.Hash {
-	h := newMD4()
-	var s [4]byte
-	binary.LittleEndian.PutUint32(s[:], uint32(seed))
-	h.Write(s[:])
-	return h
-}
-
-// NewChecksumHash returns the unseeded MD4 that -c (--checksum) compares and the file list carries.
-func NewChecksumHash() hash.Hash { return newMD4() }
