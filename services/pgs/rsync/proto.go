@@ -69,9 +69,12 @@ type protocol struct {
 	seed        int32
 }
 
-// strong returns how block checksums are made.
+// strong returns how block checksums are made. MD5 puts the seed first: a 3.x client does so
+// from protocol 30 on (CF_CHKSUM_SEED_FIX), and a client built with OpenSSL (as Debian's) at
+// every protocol. Only a client built without OpenSSL, below protocol 30, puts it last; its MD5
+// blocks then never match and files travel whole, still verified.
 func (p *protocol) strong() delta.StrongSum {
-	return delta.StrongSum{Alg: p.xferSum, Seed: p.seed, SeedFirst: p.seedFix}
+	return delta.StrongSum{Alg: p.xferSum, Seed: p.seed, SeedFirst: true}
 }
 
 // tokenOptions returns the token format of the file data.

@@ -24,7 +24,7 @@ type List struct {
 
 type rule struct {
 	include   bool
-	negate    bool // "!" modifier: the rule applies when the pattern does not match
+	negate    bool   // "!" modifier: the rule applies when the pattern does not match
 	pattern   string // without the leading "/" of an anchored rule and without a trailing "/"
 	anchored  bool   // started with "/": matched from the transfer root
 	dirOnly   bool   // ended with "/": matches directories only
