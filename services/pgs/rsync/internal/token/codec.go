@@ -323,7 +323,8 @@ type frameReader struct {
 	out  []byte
 	buf  [maxDataCount]byte
 
-	decoding bool // zstd: data frames were read that are not decoded yet
+	pending  []byte // decoded data not yet returned (it goes out in ChunkSize pieces)
+	decoding bool   // zstd: data frames were read that are not decoded yet
 	token    int32
 	run      int32
 }
@@ -370,6 +371,12 @@ func readDataLen(in *byteReader, flag byte) (int, error) {
 
 func (z *frameReader) next() (Token, error) {
 	for {
+		if len(z.pending) > 0 {
+			n := min(len(z.pending), ChunkSize)
+			data := z.pending[:n]
+			z.pending = z.pending[n:]
+			return Token{Kind: Literal, Data: data}, nil
+		}
 		if z.decoding {
 			if len(z.src.cur) == 0 {
 				z.decoding = false
@@ -378,7 +385,8 @@ func (z *frameReader) next() (Token, error) {
 			before := len(z.src.cur)
 			n, err := z.zstd.Read(z.out)
 			if n > 0 {
-				return Token{Kind: Literal, Data: z.out[:n]}, nil
+				z.pending = z.out[:n]
+				continue
 			}
 			if err != nil {
 				return Token{}, fmt.Errorf("%w: zstd: %w", ErrInvalid, err)
@@ -424,10 +432,7 @@ func (z *frameReader) next() (Token, error) {
 			if err != nil {
 				return Token{}, fmt.Errorf("%w: lz4: %w", ErrInvalid, err)
 			}
-			if m == 0 {
-				continue
-			}
-			return Token{Kind: Literal, Data: z.out[:m]}, nil
+			z.pending = z.out[:m]
 		case flag&flagTokenRel != 0:
 			incr := int32(flag & 0x3f)
 			if z.token > MaxBlockIndex-incr {
