@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"encoding/binary"
 	"fmt"
 )
 
@@ -154,11 +155,20 @@ type Rolling struct {
 func (r *Rolling) Reset(b []byte) {
 	var s1, s2 uint32
 	n := len(b)
-	// Four bytes a step, as rsync's get_checksum1 does: s2 gains 4·s1 + 4·c0 + 3·c1 + 2·c2 + c3.
-	for ; len(b) >= 4; b = b[4:] {
-		c0, c1, c2, c3 := uint32(int32(int8(b[0]))), uint32(int32(int8(b[1]))), uint32(int32(int8(b[2]))), uint32(int32(int8(b[3])))
-		s2 += 4*(s1+c0) + 3*c1 + 2*c2 + c3
-		s1 += c0 + c1 + c2 + c3
+	// Eight bytes a step, in SWAR: over a step's bytes c0..c7 (signed), s2 gains 8·s1 plus
+	// 8·c0 + 7·c1 + … + 1·c7 and s1 gains their sum. Flipping the top bit makes each byte
+	// c+128 unsigned; multiplications gather the 16-bit lanes of the even and odd bytes into
+	// the sums, and the 128s are taken off at the end (8·128 from the sum, 36·128 from the
+	// weighted sum).
+	for ; len(b) >= 8; b = b[8:] {
+		x := binary.LittleEndian.Uint64(b) ^ 0x8080808080808080
+		even := x & 0x00ff00ff00ff00ff
+		odd := (x >> 8) & 0x00ff00ff00ff00ff
+		sum := uint32((even+odd)*0x0001000100010001>>48) - 8*128
+		// Weights: bytes 0, 2, 4, 6 get 8, 6, 4, 2; bytes 1, 3, 5, 7 get 7, 5, 3, 1.
+		w := uint32(even*0x0008000600040002>>48) + uint32(odd*0x0007000500030001>>48) - 36*128
+		s2 += 8*s1 + w
+		s1 += sum
 	}
 	for _, c := range b {
 		s1 += uint32(int32(int8(c)))

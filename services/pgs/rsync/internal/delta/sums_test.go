@@ -142,3 +142,13 @@ func BenchmarkSum1(b *testing.B) {
 		}
 	})
 }
+
+func FuzzSum1(f *testing.F) {
+	f.Add([]byte{0xff, 0x80, 0x7f, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := Sum1(b), slowSum1(b); got != want {
+			t.Fatalf("Sum1 %08x, want %08x", got, want)
+		}
+	})
+}
+
