@@ -151,4 +151,3 @@ func FuzzSum1(f *testing.F) {
 		}
 	})
 }
-
