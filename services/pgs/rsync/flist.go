@@ -407,12 +407,7 @@ func compareNames(a string, aDir bool, b string, bDir bool, version int) int {
 		if aPath != bPath {
 			return cmpBool(aPath, bPath)
 		}
-		if aPath {
-			// Directory components compare with their trailing slash.
-			if c := strings.Compare(ac+"/", bc+"/"); c != 0 {
-				return c
-			}
-		} else if c := strings.Compare(ac, bc); c != 0 {
+		if c := compareComponents(ac, bc, aPath); c != 0 {
 			return c
 		}
 		if !amore && !bmore {
@@ -432,6 +427,36 @@ func compareNames(a string, aDir bool, b string, bDir bool, version int) int {
 			bDir = false
 		}
 	}
+}
+
+// compareComponents compares two path components of the same kind; directory components
+// (slash true) compare as if followed by "/".
+func compareComponents(a, b string, slash bool) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return cmpInt(int(a[i]), int(b[i]))
+		}
+	}
+	switch {
+	case len(a) == len(b):
+		return 0
+	case !slash:
+		return cmpInt(len(a), len(b))
+	case len(a) < len(b):
+		return cmpInt('/', int(b[n]))
+	}
+	return cmpInt(int(a[n]), '/')
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func cmpBool(a, b bool) int {

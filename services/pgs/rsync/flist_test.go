@@ -97,14 +97,45 @@ func TestCompareNamesProtocol29(t *testing.T) {
 	}
 }
 
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// FuzzCompareNames checks the protocol-29 order against a simple model: each name as its
+// components, directories (and inner components) with a trailing "/", compared level by level
+// with files first.
+func FuzzCompareNames(f *testing.F) {
+	f.Add("a-b/c", false, "a/x", true)
+	f.Add("a", true, "a.txt", false)
+	f.Fuzz(func(t *testing.T, a string, aDir bool, b string, bDir bool) {
+		if !safeName(a) || !safeName(b) {
+			return
+		}
+		got := compareNames(a, aDir, b, bDir, 29)
+		if want := modelCompare(a, aDir, b, bDir); got != want {
+			t.Fatalf("compareNames(%q %v, %q %v) = %d, model %d", a, aDir, b, bDir, got, want)
+		}
+	})
+}
+
+func modelCompare(a string, aDir bool, b string, bDir bool) int {
+	key := func(name string, dir bool) []string {
+		if name == "." {
+			return nil
+		}
+		parts := strings.Split(name, "/")
+		for i := range parts {
+			if i < len(parts)-1 || dir {
+				parts[i] = "1" + parts[i] + "/"
+			} else {
+				parts[i] = "0" + parts[i]
+			}
+		}
+		return parts
 	}
-	return 0
+	ka, kb := key(a, aDir), key(b, bDir)
+	for i := 0; i < len(ka) && i < len(kb); i++ {
+		if c := strings.Compare(ka[i], kb[i]); c != 0 {
+			return c
+		}
+	}
+	return cmpInt(len(ka), len(kb))
 }
 
 func TestFileListMarksDuplicates(t *testing.T) {
