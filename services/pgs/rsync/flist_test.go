@@ -25,6 +25,12 @@ func TestFileListRoundTrip(t *testing.T) {
 	for v := minProtocol; v <= maxProtocol; v++ {
 		t.Run(fmt.Sprint(v), func(t *testing.T) { testFileListRoundTrip(t, testProto(v)) })
 	}
+	for v := 30; v <= maxProtocol; v++ {
+		// A client without the varint capability (rsync 3.0 and 3.1): one or two flag bytes.
+		p := testProto(v)
+		p.varintFlags = false
+		t.Run(fmt.Sprintf("%d-bytes", v), func(t *testing.T) { testFileListRoundTrip(t, p) })
+	}
 }
 
 func testFileListRoundTrip(t *testing.T, p *protocol) {
