@@ -74,6 +74,8 @@ func NewWriterOptions(w io.Writer, o Options) (*Writer, error) {
 		if level == 0 {
 			level = 6
 		}
+		// As rsync: out-of-range levels are clamped.
+		level = min(max(level, 1), 9)
 		tw, err := NewCompressedWriter(w, level)
 		if err != nil {
 			return nil, err
