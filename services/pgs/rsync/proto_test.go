@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/portico-sh/portico/services/pgs/rsync/internal/delta"
@@ -235,6 +236,30 @@ func FuzzServeReceiver32(f *testing.F) {
 		entries, err := os.ReadDir(parent)
 		if err != nil || len(entries) != 1 {
 			t.Fatalf("wrote outside the root: %v", entries)
+		}
+	})
+}
+
+// FuzzNegotiation reads a negotiation string as the client sends it (a vstring) and chooses from
+// it: a choice is always one of the names in the list.
+func FuzzNegotiation(f *testing.F) {
+	f.Add(appendVstring(nil, "xxh128 xxh3 xxh64 md5 md4 sha1 none"))
+	f.Add(appendVstring(nil, "zstd lz4 zlibx zlib"))
+	f.Add([]byte{0xff, 0xff, 'a'})
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		list, err := newWireReader(bytes.NewReader(wire)).vstring(maxNegotiationString)
+		if err != nil {
+			return
+		}
+		names := map[string]bool{}
+		for name := range strings.FieldsSeq(strings.ToLower(list)) {
+			names[name] = true
+		}
+		if c, ok := chooseChecksum(list); ok && !names[c.String()] && !(c == delta.XXH64 && names["xxhash"]) {
+			t.Fatalf("checksum %v chosen from %q", c, list)
+		}
+		if c, ok := chooseCompression(list); ok && !names[c.String()] {
+			t.Fatalf("compression %v chosen from %q", c, list)
 		}
 	})
 }
