@@ -110,6 +110,9 @@ func (s *recvSession) removeTree(rel, target string, report bool) bool {
 		}
 	}
 	s.deleted++
+	if isDir {
+		s.deletedDirs++
+	}
 	if s.o.dryRun {
 		return true
 	}

@@ -91,7 +91,24 @@ type dirFS struct {
 	once sync.Once
 	root *os.Root
 	err  error
+
+	// dirs caches open directories below the root, reached without a symbolic link on the
+	// way: a name's directory is walked once, not once per file (2,000 files in 20
+	// directories cost 20 walks). Removing a directory drops it and everything below.
+	mu   sync.Mutex
+	dirs map[string]*cachedDir
 }
+
+// cachedDir is an open directory of dirFS.dirs; refs counts its users. A dropped directory
+// is closed by its last user.
+type cachedDir struct {
+	r       *os.Root
+	refs    int
+	dropped bool
+}
+
+// maxCachedDirs bounds the open directories a dirFS keeps.
+const maxCachedDirs = 32
 
 func (d *dirFS) open(name string) (*os.Root, string, error) {
 	d.once.Do(func() { d.root, d.err = os.OpenRoot(d.dir) })
@@ -121,26 +138,97 @@ func (d *dirFS) writable(name string) (*os.Root, string, func(), error) {
 	if dir == "" {
 		return r, base, func() {}, nil
 	}
+	dr, release, err := d.dirRoot(dir[:len(dir)-1])
+	if err != nil {
+		return nil, "", nil, &fs.PathError{Op: "write", Path: name, Err: err}
+	}
+	return dr, base, release, nil
+}
+
+// dirRoot returns directory dir (below the root, reached without a symbolic link) open, and a
+// function that releases it.
+func (d *dirFS) dirRoot(dir string) (*os.Root, func(), error) {
+	d.mu.Lock()
+	if e := d.dirs[dir]; e != nil {
+		e.refs++
+		d.mu.Unlock()
+		return e.r, func() { d.releaseDir(e) }, nil
+	}
+	d.mu.Unlock()
+	r, err := d.walkDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dirs == nil {
+		d.dirs = map[string]*cachedDir{}
+	}
+	if _, ok := d.dirs[dir]; !ok && len(d.dirs) >= maxCachedDirs {
+		for k, e := range d.dirs {
+			if e.refs == 0 {
+				delete(d.dirs, k)
+				e.r.Close()
+				break
+			}
+		}
+	}
+	if _, ok := d.dirs[dir]; ok || len(d.dirs) >= maxCachedDirs {
+		return r, func() { r.Close() }, nil
+	}
+	e := &cachedDir{r: r, refs: 1}
+	d.dirs[dir] = e
+	return r, func() { d.releaseDir(e) }, nil
+}
+
+func (d *dirFS) releaseDir(e *cachedDir) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e.refs--; e.refs == 0 && e.dropped {
+		e.r.Close()
+	}
+}
+
+// dropDirs forgets the cached directories at and below name (after it was removed).
+func (d *dirFS) dropDirs(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, e := range d.dirs {
+		if k == name || strings.HasPrefix(k, name+"/") {
+			delete(d.dirs, k)
+			e.dropped = true
+			if e.refs == 0 {
+				e.r.Close()
+			}
+		}
+	}
+}
+
+// walkDir opens dir one component at a time, refusing a symbolic link on the way (os.Root
+// alone would follow links that stay inside the root); the walk costs one step per component,
+// where checking every prefix from the root would cost quadratic time in the depth.
+func (d *dirFS) walkDir(dir string) (*os.Root, error) {
+	r := d.root
 	cur := r
 	release := func() {
 		if cur != r {
 			cur.Close()
 		}
 	}
-	for part := range strings.SplitSeq(dir[:len(dir)-1], "/") {
+	for part := range strings.SplitSeq(dir, "/") {
 		fi, err := cur.Lstat(part)
 		if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			release()
-			return nil, "", nil, &fs.PathError{Op: "write", Path: name, Err: fmt.Errorf("%s is a symbolic link", part)}
+			return nil, fmt.Errorf("%s is a symbolic link", part)
 		}
 		next, err := cur.OpenRoot(part)
 		release()
 		if err != nil {
-			return nil, "", nil, &fs.PathError{Op: "write", Path: name, Err: unwrapPathError(err)}
+			return nil, unwrapPathError(err)
 		}
 		cur = next
 	}
-	return cur, base, release, nil
+	return cur, nil
 }
 
 // unwrapPathError returns the cause of a *fs.PathError (so that the caller names the whole
@@ -157,6 +245,14 @@ func (d *dirFS) Lstat(name string) (fs.FileInfo, error) {
 	r, name, err := d.open(name)
 	if err != nil {
 		return nil, err
+	}
+	// Through the cached directory when there is one without a link on the way (the same
+	// answer, fewer system calls); else as os.Root resolves it.
+	if dir, base := path.Split(name); dir != "" {
+		if dr, release, err := d.dirRoot(dir[:len(dir)-1]); err == nil {
+			defer release()
+			return dr.Lstat(base)
+		}
 	}
 	return r.Lstat(name)
 }
@@ -291,7 +387,11 @@ func (d *dirFS) Remove(name string) error {
 		return err
 	}
 	defer done()
-	return r.Remove(base)
+	if err := r.Remove(base); err != nil {
+		return err
+	}
+	d.dropDirs(name)
+	return nil
 }
 
 func refuseSymlink(r *os.Root, name string) error {

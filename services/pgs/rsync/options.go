@@ -25,22 +25,27 @@ type options struct {
 	dryRun       bool
 	compress     bool
 	compressLvl  int
-	compressOff  bool // --compress-level=0: zlib at level 0 means no compression (plain tokens)
+	compressOff  bool // --compress-level=0: zlib and zlibx at level 0 mean no compression
 	ignoreTimes  bool
 	wholeFile    bool
 	update       bool
 	protectArgs  bool
 	sizeOnly     bool
 	checksumSeed int32
-	// unseededFileSum: the whole-file checksum is MD4(data), as with --checksum-choice=md4.
-	unseededFileSum bool
-	modifyWindow    int64
-	force           bool
-	existing        bool
-	ignoreExist     bool
-	numericIDs      bool
-	ignoreErrors    bool
-	maxDelete       int // 0: unlimited, -1: none, else the most entries deleted
+	// clientInfo is the capability string after -e (protocol 30+: which compat flags the
+	// client understands).
+	clientInfo string
+	// checksumChoice and compressChoice are --checksum-choice and --compress-choice as given
+	// (with --old-compress "zlib", --new-compress "zlibx"); empty means negotiated.
+	checksumChoice string
+	compressChoice string
+	modifyWindow   int64
+	force          bool
+	existing       bool
+	ignoreExist    bool
+	numericIDs     bool
+	ignoreErrors   bool
+	maxDelete      int // 0: unlimited, -1: none, else the most entries deleted
 
 	deleteMode     bool
 	deleteWhen     deleteWhen
@@ -216,7 +221,7 @@ func (o *options) short(b string) error {
 		case 'n':
 			o.dryRun = true
 		case 'z':
-			o.compress = !o.compressOff
+			o.compress = true
 		case 'I':
 			o.ignoreTimes = true
 		case 'W':
@@ -229,7 +234,8 @@ func (o *options) short(b string) error {
 			o.omitDirTimes = true
 		case 'J', 'x', 'q', 'L', 'k', 'S', 'E':
 		case 'e':
-			// The capability string takes the rest of the bundle; it means nothing at 27.
+			// The capability string takes the rest of the bundle.
+			o.clientInfo = b[i+1:]
 			return nil
 		case 'B', '@':
 			v := b[i+1:]
@@ -318,41 +324,46 @@ func (o *options) long(name, value string, hasValue bool) error {
 		if err != nil {
 			return err
 		}
-		if n < 0 || n > 9 {
-			return syntaxError("option --compress-level: %d is not between 0 and 9", n)
+		if n < -131072 || n > 22 {
+			return syntaxError("option --compress-level: %d is out of range", n)
 		}
 		o.compressLvl = int(n)
-		if n == 0 {
-			// As rsync: level 0 turns zlib compression off on both sides.
-			o.compress, o.compressOff = false, true
-		} else {
-			// A 3.x client compresses when given a level, even without -z.
-			o.compress, o.compressOff = true, false
+		// As rsync: level 0 turns zlib and zlibx compression off on both sides (the choice is
+		// still negotiated); a 3.x client compresses when given another level, even without -z.
+		o.compressOff = n == 0
+		if n != 0 {
+			o.compress = true
 		}
 	case "compress":
-		o.compress = !o.compressOff
+		o.compress = true
 	case "old-compress":
-		o.compress = !o.compressOff
+		o.compress, o.compressChoice = true, "zlib"
 	case "new-compress":
 		// zlibx: the zlib token format without the matched-block history.
-		return unsupported("--new-compress (--compress-choice=zlibx)")
+		o.compress, o.compressChoice = true, "zlibx"
 	case "compress-choice", "zc":
 		if err := needValue(); err != nil {
 			return err
 		}
-		if value != "zlib" {
+		if _, ok := lookupCompression(value); !ok && !strings.EqualFold(value, "auto") {
 			return unsupported("--" + name + "=" + value)
 		}
-		o.compress = !o.compressOff
+		if strings.EqualFold(value, "none") {
+			o.compress, o.compressChoice = false, ""
+			break
+		}
+		o.compress = true
+		if !strings.EqualFold(value, "auto") {
+			o.compressChoice = value
+		}
 	case "checksum-choice", "cc":
 		if err := needValue(); err != nil {
 			return err
 		}
-		if a, b, _ := strings.Cut(value, ","); a != "md4" || (b != "" && b != "md4") {
-			return unsupported("--" + name + "=" + value)
+		if _, _, _, err := parseChecksumChoice(value); err != nil {
+			return err
 		}
-		// An explicit md4 makes a 3.x client leave the seed out of the whole-file checksum.
-		o.unseededFileSum = true
+		o.checksumChoice = value
 	case "specials":
 		o.specials = true
 	case "no-specials":

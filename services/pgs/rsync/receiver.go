@@ -11,7 +11,6 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/portico-sh/portico/services/pgs/rsync/internal/delta"
 	"github.com/portico-sh/portico/services/pgs/rsync/internal/filter"
@@ -19,8 +18,8 @@ import (
 )
 
 // excluder turns the filter rules a client sent into a name matcher (for the sender).
-func excluder(rules []string) (func(name string, isDir bool) bool, error) {
-	l, err := filter.Parse(rules)
+func excluder(rules []string, modern bool) (func(name string, isDir bool) bool, error) {
+	l, err := filter.ParseFor(rules, modern, filter.Sender)
 	if err != nil {
 		return nil, err
 	}
@@ -33,6 +32,7 @@ func excluder(rules []string) (func(name string, isDir bool) bool, error) {
 // window.
 type recvSession struct {
 	o    *options
+	p    *protocol
 	fsys FS
 	in   *wireReader
 	mux  *muxWriter
@@ -53,10 +53,14 @@ type recvSession struct {
 	errors       int                     // files or deletions that failed
 	ioErrorNoted bool                    // the skipped deletion was reported
 	deleted      int
+	deletedDirs  int
 	delLimitN    int // deletions skipped by --max-delete
 
 	phaseDone chan struct{} // the receiver read the client's end of the first phase
 	recvExit  chan struct{} // the receiver returned
+
+	ndxOut ndxCodec // file indexes the server writes
+	ndxIn  ndxCodec // file indexes the client writes
 
 	sink  fileSink    // writes and hashes received data, reused for every file
 	block []byte      // the receiver's block of zeros (matched blocks without a basis file)
@@ -90,35 +94,38 @@ func receive(ctx context.Context, s *recvSession) int {
 	if len(o.args) > 2 {
 		return s.fatal(fmt.Errorf("%w: a receiver takes one destination, got %d", errProtocolData, len(o.args)-1))
 	}
-	// At protocol 27 the client sends its filter rules to a receiver only in delete mode without
-	// --delete-excluded (then every extraneous file goes, excluded or not).
-	if o.deleteMode && !o.deleteExcluded {
+	s.ndxOut, s.ndxIn = newNDXCodec(s.p.version), newNDXCodec(s.p.version)
+	// The client sends its filter rules to a receiver only in delete mode; below protocol 29
+	// not with --delete-excluded (then every extraneous file goes, excluded or not).
+	if o.deleteMode && (!o.deleteExcluded || s.p.version >= 29) {
 		rules, err := readFilterRules(s.in)
 		if err != nil {
 			return s.fatal(err)
 		}
-		if s.filters, err = filter.Parse(rules); err != nil {
+		if s.filters, err = filter.ParseFor(rules, s.p.version >= 29, filter.Receiver); err != nil {
 			return s.fatal(fmt.Errorf("%w: %w", errProtocolData, err))
 		}
 	}
 	var err error
-	if s.list, err = readFileList(s.in, o); err != nil {
+	if s.list, s.ioError, err = readFileList(s.in, o, s.p); err != nil {
 		return s.fatal(err)
 	}
 	if !o.numericIDs {
 		if o.owner {
-			if err := readIDList(s.in); err != nil {
+			if err := readIDList(s.in, s.p); err != nil {
 				return s.fatal(err)
 			}
 		}
 		if o.group {
-			if err := readIDList(s.in); err != nil {
+			if err := readIDList(s.in, s.p); err != nil {
 				return s.fatal(err)
 			}
 		}
 	}
-	if s.ioError, err = s.in.int32(); err != nil {
-		return s.fatal(err)
+	if s.p.version < 30 {
+		if s.ioError, err = s.in.int32(); err != nil {
+			return s.fatal(err)
+		}
 	}
 	s.names = make(map[string]*fileEntry, len(s.list))
 	for _, f := range s.list {
@@ -145,7 +152,7 @@ func receive(ctx context.Context, s *recvSession) int {
 	go func() {
 		err := s.generate(ctx)
 		s.mu.Lock()
-		s.genPhases = 2
+		s.genPhases = 1 << 30 // no more requests
 		s.requested.Broadcast()
 		s.mu.Unlock()
 		genErr <- err
@@ -161,14 +168,24 @@ func receive(ctx context.Context, s *recvSession) int {
 	if o.deleteMode && o.deleteWhen == deleteAfter {
 		s.deletePass()
 	}
+	if s.p.version >= 31 && s.lateDelete() {
+		// The deletion statistics and the end of the late-delete phase.
+		s.writeDelStats()
+		s.writeNDX(ndxDone)
+	}
 	s.setDirAttrs()
 	if s.delLimitN > 0 {
 		s.mux.message(msgWarning, fmt.Sprintf("Deletions stopped due to --max-delete limit (%d skipped)\n", s.delLimitN))
 	}
 	// The final goodbye the client waits for.
-	s.mux.Write(int32Bytes(-1))
+	s.writeNDX(ndxDone)
 	if err := s.mux.Flush(); err != nil {
 		return exitStream
+	}
+	if s.p.version >= 31 {
+		// The client answers the goodbye with one of its own; read it so that the session
+		// ends cleanly (a client that is gone already changes nothing).
+		s.ndxIn.read(s.in)
 	}
 	switch {
 	case s.errors > 0:
@@ -181,6 +198,31 @@ func receive(ctx context.Context, s *recvSession) int {
 
 func int32Bytes(v int32) []byte {
 	return binary.LittleEndian.AppendUint32(nil, uint32(v))
+}
+
+// writeNDX writes a file index (or an NDX_* value) to the client.
+func (s *recvSession) writeNDX(ndx int32) {
+	s.mux.Write(s.ndxOut.append(nil, ndx))
+}
+
+// lateDelete says whether deletion happens after the transfer (--delete-after, --delete-delay).
+func (s *recvSession) lateDelete() bool {
+	return s.o.deleteMode && s.o.deleteWhen == deleteAfter
+}
+
+// writeDelStats sends the deletion counts (protocol 31+, rsync's NDX_DEL_STATS) in delete mode.
+func (s *recvSession) writeDelStats() {
+	if !s.o.deleteMode && !s.o.force {
+		return
+	}
+	s.mu.Lock()
+	files, dirs := s.deleted-s.deletedDirs, s.deletedDirs
+	s.mu.Unlock()
+	b := s.ndxOut.append(nil, ndxDelStats)
+	for _, n := range []int{files, dirs, 0, 0, 0} {
+		b = appendVarint(b, int32(n))
+	}
+	s.mux.Write(b)
 }
 
 // readFilterRules reads {int32 len, rule}... ended by a zero length (the client sends them to a
@@ -358,11 +400,28 @@ func (s *recvSession) generate(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, ndx := range redo {
 		// The whole file again: its block checksums were not enough.
-		s.mux.Write(int32Bytes(ndx))
+		s.writeRequest(ndx, itemTransfer)
 		s.mux.Write(make([]byte, 16))
 	}
 	s.endPhase()
+	if s.p.version >= 29 {
+		// The end of the (unused) delay-updates phase.
+		s.writeNDX(ndxDone)
+		if s.p.version >= 31 && !s.lateDelete() {
+			s.writeDelStats()
+			s.writeNDX(ndxDone)
+		}
+	}
 	return s.mux.Flush()
+}
+
+// writeRequest writes a file index and, from protocol 29 on, its item flags.
+func (s *recvSession) writeRequest(ndx int32, iflags int) {
+	b := s.ndxOut.append(nil, ndx)
+	if s.p.version >= 29 {
+		b = append(b, byte(iflags), byte(iflags>>8))
+	}
+	s.mux.Write(b)
 }
 
 // endPhase tells the client (and the receiver) that the generator's current phase is over.
@@ -371,7 +430,7 @@ func (s *recvSession) endPhase() {
 	s.genPhases++
 	s.requested.Broadcast()
 	s.mu.Unlock()
-	s.mux.Write(int32Bytes(-1))
+	s.writeNDX(ndxDone)
 }
 
 func (s *recvSession) generateEntry(ndx int32, f *fileEntry) error {
@@ -444,7 +503,7 @@ func (s *recvSession) generateFile(ndx int32, f *fileEntry, target string) error
 	switch {
 	case o.existing && !exists, o.ignoreExist && exists:
 		return nil
-	case basis && o.update && st.ModTime().Unix() > int64(f.mtime):
+	case basis && o.update && st.ModTime().Unix() > f.mtime:
 		return nil
 	case basis && s.upToDate(f, target, st):
 		if !o.dryRun {
@@ -452,14 +511,25 @@ func (s *recvSession) generateFile(ndx int32, f *fileEntry, target string) error
 		}
 		return nil
 	}
+	iflags := itemTransfer
+	if !exists {
+		iflags |= itemIsNew
+	} else {
+		if st.Size() != f.size {
+			iflags |= itemReportSize
+		}
+		if st.ModTime().Unix() != f.mtime {
+			iflags |= itemReportTime
+		}
+	}
 	if o.dryRun {
-		s.request(ndx, delta.SumHead{}, nil)
+		s.request(ndx, iflags, delta.SumHead{}, nil)
 		return nil
 	}
 	var head delta.SumHead
 	var sums []byte
 	if basis && !o.wholeFile && st.Size() > 0 {
-		head = delta.NewSumHead(st.Size())
+		head = delta.NewSumHead(st.Size(), s.p.xferSum.Len())
 		var buf bytes.Buffer
 		if err := s.writeSums(&buf, target, head); err != nil {
 			// Without usable checksums the file comes whole.
@@ -468,7 +538,7 @@ func (s *recvSession) generateFile(ndx int32, f *fileEntry, target string) error
 			sums = buf.Bytes()
 		}
 	}
-	s.request(ndx, head, sums)
+	s.request(ndx, iflags, head, sums)
 	if len(sums) > 0 {
 		return s.mux.Flush()
 	}
@@ -481,17 +551,17 @@ func (s *recvSession) writeSums(w io.Writer, target string, head delta.SumHead) 
 		return err
 	}
 	defer f.Close()
-	return delta.WriteSums(w, f, head, s.seed)
+	return delta.WriteSums(w, f, head, s.p.strong())
 }
 
 // request asks the client for file ndx: the index, then (unless dry run) the sum head and
 // block checksums.
-func (s *recvSession) request(ndx int32, head delta.SumHead, sums []byte) {
+func (s *recvSession) request(ndx int32, iflags int, head delta.SumHead, sums []byte) {
 	s.mu.Lock()
 	s.pending[ndx] = head
 	s.requested.Broadcast()
 	s.mu.Unlock()
-	s.mux.Write(int32Bytes(ndx))
+	s.writeRequest(ndx, iflags)
 	if s.o.dryRun {
 		return
 	}
@@ -518,13 +588,13 @@ func (s *recvSession) upToDate(f *fileEntry, target string, st fs.FileInfo) bool
 	case o.ignoreTimes:
 		return false
 	}
-	d := st.ModTime().Unix() - int64(f.mtime)
+	d := st.ModTime().Unix() - f.mtime
 	return d <= o.modifyWindow && -d <= o.modifyWindow
 }
 
 // checksum returns the unseeded MD4 of a stored file (what -c compares).
 func (s *recvSession) checksum(target string) ([16]byte, error) {
-	if c, ok := s.fsys.(ChecksumFS); ok {
+	if c, ok := s.fsys.(ChecksumFS); ok && (s.p.fileSum == delta.MD4 || s.p.fileSum == delta.MD4Old) {
 		return c.Checksum(target)
 	}
 	var sum [16]byte
@@ -533,7 +603,7 @@ func (s *recvSession) checksum(target string) ([16]byte, error) {
 		return sum, err
 	}
 	defer f.Close()
-	h := delta.NewChecksumHash()
+	h := delta.NewChecksumHash(s.p.fileSum)
 	if _, err := io.Copy(h, f); err != nil {
 		return sum, err
 	}
@@ -544,8 +614,8 @@ func (s *recvSession) checksum(target string) ([16]byte, error) {
 // touch brings the attributes of an up-to-date file in line: the client's mtime (always kept,
 // so that the next quick check skips the file) and, with -p, its permissions.
 func (s *recvSession) touch(f *fileEntry, target string, st fs.FileInfo) {
-	if st.ModTime().Unix() != int64(f.mtime) {
-		if err := s.fsys.Chtimes(target, time.Unix(int64(f.mtime), 0)); err != nil {
+	if st.ModTime().Unix() != f.mtime {
+		if err := s.fsys.Chtimes(target, f.modTime()); err != nil {
 			s.fileError("failed to set times on %q: %v", f.name, err)
 		}
 	}
@@ -563,27 +633,44 @@ func fileMode(perm uint32) fs.FileMode { return fs.FileMode(perm & 0o777) }
 // and the whole-file MD4. The client's first -1 ends the first phase, the second the transfer.
 func (s *recvSession) receiveFiles(ctx context.Context) error {
 	defer close(s.recvExit)
-	var tr *token.Reader
-	if s.o.compress {
-		tr = token.NewCompressedReader(s.in)
-	} else {
-		tr = token.NewReader(s.in)
+	tr, err := token.NewReaderOptions(s.in, s.p.tokenOptions(0))
+	if err != nil {
+		return err
+	}
+	maxPhase := 1
+	if s.p.version >= 29 {
+		maxPhase = 2
 	}
 	phase := 0
 	for {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		ndx, err := s.in.int32()
+		ndx, err := s.ndxIn.read(s.in)
 		if err != nil {
 			return fmt.Errorf("read file index: %w", err)
 		}
-		if ndx == -1 {
+		if ndx == ndxDone {
 			if phase++; phase == 1 {
 				close(s.phaseDone)
+			}
+			if phase > maxPhase {
+				return nil
+			}
+			continue
+		}
+		if ndx < 0 || int(ndx) >= len(s.list) {
+			return protocolErrorf("invalid file index %d", ndx)
+		}
+		if s.p.version >= 29 {
+			iflags, err := s.readAttrs()
+			if err != nil {
+				return err
+			}
+			if iflags&itemTransfer == 0 {
+				// An itemized entry without data.
 				continue
 			}
-			return nil
 		}
 		// A client answers requests, so the request was normally registered long ago; a
 		// client that runs ahead waits for the generator to get there (or end its phase).
@@ -642,10 +729,7 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		}
 	}
 	defer abort()
-	sum := delta.NewFileHash(s.seed)
-	if s.o.unseededFileSum {
-		sum = delta.NewChecksumHash()
-	}
+	sum := delta.NewFileHash(s.p.xferSum, s.seed)
 	sink := &s.sink
 	if up != nil {
 		sink.reset(up, sum)
@@ -692,8 +776,9 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		write(b)
 		tr.AddHistory(b)
 	}
-	var want [16]byte
-	if err := s.in.full(want[:]); err != nil {
+	var wantBuf [16]byte
+	want := wantBuf[:s.p.xferSum.Len()]
+	if err := s.in.full(want); err != nil {
 		return fmt.Errorf("read checksum of %q: %w", f.name, err)
 	}
 	var got []byte
@@ -706,7 +791,7 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		s.fileError("%q not written: %v", f.name, problem)
 		return nil
 	}
-	if !bytes.Equal(got, want[:]) {
+	if !bytes.Equal(got, want) {
 		abort()
 		if phase == 0 {
 			s.mu.Lock()
@@ -718,7 +803,7 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		return nil
 	}
 	aborted = true
-	if err := up.Commit(time.Unix(int64(f.mtime), 0), s.newPerm(f, target)); err != nil {
+	if err := up.Commit(f.modTime(), s.newPerm(f, target)); err != nil {
 		s.fileError("%v", err)
 	}
 	return nil
@@ -821,10 +906,29 @@ func (s *recvSession) setDirAttrs() {
 				s.fileError("failed to set permissions on %q: %v", f.name, err)
 			}
 		}
-		if o.times && !o.omitDirTimes && st.ModTime().Unix() != int64(f.mtime) {
-			if err := s.fsys.Chtimes(target, time.Unix(int64(f.mtime), 0)); err != nil {
+		if o.times && !o.omitDirTimes && st.ModTime().Unix() != f.mtime {
+			if err := s.fsys.Chtimes(target, f.modTime()); err != nil {
 				s.fileError("failed to set times on %q: %v", f.name, err)
 			}
 		}
 	}
+}
+
+// readAttrs reads the item flags after a file index (protocol 29+) and what they announce.
+func (s *recvSession) readAttrs() (int, error) {
+	iflags, err := s.in.shortint()
+	if err != nil {
+		return 0, err
+	}
+	if iflags&itemBasisTypeFollows != 0 {
+		if _, err := s.in.ReadByte(); err != nil {
+			return 0, err
+		}
+	}
+	if iflags&itemXnameFollows != 0 {
+		if _, err := s.in.vstring(maxPathLen); err != nil {
+			return 0, err
+		}
+	}
+	return iflags, nil
 }

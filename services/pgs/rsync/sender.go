@@ -52,8 +52,8 @@ type sendParams struct {
 	message func(tag int, text string)
 	// exclude compiles the filter rules the client sent into a function that reports whether a
 	// name (relative to the transfer root; isDir for directories) is excluded.
-	exclude func(rules []string) (func(name string, isDir bool) bool, error)
-	seed    int32
+	exclude func(rules []string, modern bool) (func(name string, isDir bool) bool, error)
+	proto   *protocol
 	// written returns the bytes written to the client so far, for the final stats.
 	written func() int64
 }
@@ -72,11 +72,15 @@ const (
 // sendSession is one sender run.
 type sendSession struct {
 	sendParams
+	ndxOut  ndxCodec
+	ndxIn   ndxCodec
 	w       *bufio.Writer
 	excl    func(name string, isDir bool) bool
 	list    []*sendEntry // sorted: the client's ndx indexes this
 	ioError int32
 	size    int64
+	// listIOError is the io_error the client has been told with the file list.
+	listIOError int32
 }
 
 // send runs the sender side of a download (`rsync --server --sender`): it reads the filter
@@ -84,7 +88,7 @@ type sendSession struct {
 // It returns the exit status: 0, 23 when some files could not be read, 2 when the client broke
 // the protocol, 12 when the stream broke.
 func send(ctx context.Context, p sendParams) int {
-	s := &sendSession{sendParams: p}
+	s := &sendSession{sendParams: p, ndxOut: newNDXCodec(p.proto.version), ndxIn: newNDXCodec(p.proto.version)}
 	s.w = bufio.NewWriterSize(p.out, 64<<10)
 	if err := s.run(ctx); err != nil {
 		s.w.Flush()
@@ -108,7 +112,7 @@ func (s *sendSession) run(ctx context.Context) error {
 	}
 	s.excl = func(string, bool) bool { return false }
 	if len(rules) > 0 && s.exclude != nil {
-		if s.excl, err = s.exclude(rules); err != nil {
+		if s.excl, err = s.exclude(rules, s.proto.version >= 29); err != nil {
 			return protocolErrorf("filter rules: %v", err)
 		}
 	}
@@ -125,25 +129,123 @@ func (s *sendSession) run(ctx context.Context) error {
 	if err := s.sendFiles(ctx); err != nil {
 		return err
 	}
-	// Stats: total read, total written, total size (longints), then the client's goodbye.
+	// Stats: total read, total written, total size (and from protocol 29 the file-list build
+	// and transfer times, here 0), then the client's goodbye.
 	if err := s.w.Flush(); err != nil {
 		return err
 	}
 	written := s.written()
+	v := s.proto.version
 	var b []byte
-	b = appendLongint(b, s.in.n)
-	b = appendLongint(b, written)
-	b = appendLongint(b, s.size)
+	b = appendVarlong30(b, s.in.n, 3, v)
+	b = appendVarlong30(b, written, 3, v)
+	b = appendVarlong30(b, s.size, 3, v)
+	if v >= 29 {
+		b = appendVarlong30(b, 0, 3, v)
+		b = appendVarlong30(b, 0, 3, v)
+	}
 	s.w.Write(b)
 	if err := s.flushOut(); err != nil {
 		return err
 	}
-	if ndx, err := s.readInt(); err != nil {
+	ndx, _, err := s.readNDXAndAttrs()
+	if err != nil {
 		return err
-	} else if ndx != -1 {
+	}
+	if v >= 31 && ndx == ndxDone {
+		// The extended goodbye: answer, then the client's last word.
+		s.writeNDX(ndxDone)
+		if err := s.flushOut(); err != nil {
+			return err
+		}
+		if ndx, _, err = s.readNDXAndAttrs(); err != nil {
+			return err
+		}
+	}
+	if ndx != ndxDone {
 		return protocolErrorf("invalid packet at end of run (%d)", ndx)
 	}
 	return nil
+}
+
+// itemAttrs are the item flags and what follows them after a file index (protocol 29+).
+type itemAttrs struct {
+	iflags    int
+	basisType byte
+	xname     string
+}
+
+// readNDXAndAttrs reads the next file index and, from protocol 29 on, its item flags. Deletion
+// statistics (protocol 31+) are answered in kind and skipped.
+func (s *sendSession) readNDXAndAttrs() (int32, itemAttrs, error) {
+	var a itemAttrs
+	for {
+		if s.in.r.Buffered() == 0 {
+			if err := s.flushOut(); err != nil {
+				return 0, a, err
+			}
+		}
+		ndx, err := s.ndxIn.read(s.in)
+		if err != nil {
+			return 0, a, fmt.Errorf("read from client: %w", err)
+		}
+		if ndx == ndxDelStats && s.proto.version >= 31 {
+			b := s.ndxOut.append(nil, ndxDelStats)
+			for range 5 {
+				n, err := s.in.varint()
+				if err != nil {
+					return 0, a, err
+				}
+				b = appendVarint(b, n)
+			}
+			s.w.Write(b)
+			continue
+		}
+		if ndx < 0 {
+			if ndx != ndxDone {
+				return 0, a, protocolErrorf("invalid file index %d", ndx)
+			}
+			return ndx, a, nil
+		}
+		if s.proto.version < 29 {
+			a.iflags = itemTransfer
+			return ndx, a, nil
+		}
+		if a.iflags, err = s.in.shortint(); err != nil {
+			return 0, a, err
+		}
+		if a.iflags&itemBasisTypeFollows != 0 {
+			if a.basisType, err = s.in.ReadByte(); err != nil {
+				return 0, a, err
+			}
+		}
+		if a.iflags&itemXnameFollows != 0 {
+			if a.xname, err = s.in.vstring(maxPathLen); err != nil {
+				return 0, a, err
+			}
+		}
+		return ndx, a, nil
+	}
+}
+
+// writeNDX writes a file index (or NDX_* value).
+func (s *sendSession) writeNDX(ndx int32) {
+	s.w.Write(s.ndxOut.append(nil, ndx))
+}
+
+// writeNDXAndAttrs echoes a file index with its item flags (protocol 29+).
+func (s *sendSession) writeNDXAndAttrs(ndx int32, a itemAttrs) {
+	b := s.ndxOut.append(nil, ndx)
+	if s.proto.version >= 29 {
+		b = append(b, byte(a.iflags), byte(a.iflags>>8))
+		if a.iflags&itemBasisTypeFollows != 0 {
+			b = append(b, a.basisType)
+		}
+		if a.iflags&itemXnameFollows != 0 {
+			b = appendVstring(b, a.xname)
+		}
+	}
+	s.w.Write(b)
 }
 
 func (s *sendSession) flushOut() error {
@@ -243,6 +345,7 @@ func (s *sendSession) buildList(ctx context.Context) error {
 				top.topDir = true
 			case s.opts.dirs:
 				// -d and "dir": the directory itself (rsync host:dir lists it so).
+				top.noContent = true
 				add(top)
 				continue
 			default:
@@ -257,7 +360,8 @@ func (s *sendSession) buildList(ctx context.Context) error {
 			}
 		}
 	}
-	slices.SortFunc(s.list, func(a, b *sendEntry) int { return strings.Compare(a.name, b.name) })
+	v := s.proto.version
+	slices.SortFunc(s.list, func(a, b *sendEntry) int { return compareNames(a.name, a.isDir(), b.name, b.isDir(), v) })
 	return nil
 }
 
@@ -288,6 +392,9 @@ func (s *sendSession) walk(ctx context.Context, dir *sendEntry, add func(*sendEn
 		if e == nil {
 			continue
 		}
+		if e.isDir() && !s.opts.recursive {
+			e.noContent = true
+		}
 		add(e)
 		if e.isDir() && s.opts.recursive {
 			if err := s.walk(ctx, e, add); err != nil {
@@ -305,6 +412,7 @@ func (s *sendSession) entry(name, fsPath string, info fs.FileInfo) *sendEntry {
 		path:  fsPath,
 		mode:  wireMode(info.Mode()),
 		mtime: info.ModTime().Unix(),
+		nsec:  int32(info.ModTime().Nanosecond()),
 	}
 	e.uid, e.gid, e.rdev = fileOwner(info)
 	switch {
@@ -347,7 +455,7 @@ func (s *sendSession) checksum(e *sendEntry) error {
 		return err
 	}
 	defer f.Close()
-	h := delta.NewChecksumHash()
+	h := delta.NewChecksumHash(s.proto.fileSum)
 	if _, err := io.Copy(h, f); err != nil {
 		return err
 	}
@@ -357,7 +465,7 @@ func (s *sendSession) checksum(e *sendEntry) error {
 
 // sendList writes the file list, the id lists and the io_error flag.
 func (s *sendSession) sendList() error {
-	enc := flistEncoder{fields: flistFields{
+	enc := flistEncoder{proto: s.proto, fields: flistFields{
 		uid:       s.opts.owner,
 		gid:       s.opts.group,
 		devices:   s.opts.devices,
@@ -371,68 +479,107 @@ func (s *sendSession) sendList() error {
 			return err
 		}
 	}
-	s.w.WriteByte(0)
-	// uid and gid name lists: names are not mapped, so each list is only its terminator.
+	v := s.proto.version
+	s.listIOError = s.ioError
+	sentIOError := v >= 30 && s.ioError != 0 && (s.proto.varintFlags || s.proto.safeFlist)
+	if sentIOError {
+		s.w.Write(enc.appendEndOfList(nil, s.ioError))
+	} else {
+		s.w.Write(enc.appendEndOfList(nil, 0))
+	}
+	// uid and gid name lists: names are not mapped, so each list is only its terminator (and,
+	// with CF_ID0_NAMES, the names of id 0).
 	if !s.opts.numericIDs {
-		if s.opts.owner {
-			s.writeInt(0)
-		}
-		if s.opts.group {
-			s.writeInt(0)
+		for _, want := range []bool{s.opts.owner, s.opts.group} {
+			if !want {
+				continue
+			}
+			b = appendVarint30(b[:0], 0, v)
+			if s.proto.id0Names {
+				b = append(b, 4)
+				b = append(b, "root"...)
+			}
+			s.w.Write(b)
 		}
 	}
-	s.writeInt(s.ioError)
+	switch {
+	case v < 30:
+		s.writeInt(s.ioError)
+	case s.ioError != 0 && !sentIOError:
+		if err := s.flushOut(); err != nil {
+			return err
+		}
+		s.message(msgIOError, string(int32Bytes(s.ioError)))
+	}
 	return s.flushOut()
 }
 
-// sendFiles answers the client's requests: ndx, sum head and sums in; ndx, sum head, tokens and
-// the file checksum out. Two -1s end the two phases.
+// sendFiles answers the client's requests: file index (with item flags from protocol 29), sum
+// head and sums in; index, flags, sum head, tokens and the file checksum out. The client ends
+// each phase with NDX_DONE (two phases, three from protocol 29) and the sender echoes each.
 func (s *sendSession) sendFiles(ctx context.Context) error {
-	var tw *token.Writer
-	if s.opts.compress {
-		level := s.opts.compressLevel
-		if level == 0 {
-			level = 6
-		}
-		var err error
-		if tw, err = token.NewCompressedWriter(s.w, level); err != nil {
-			return err
-		}
-	} else {
-		tw = token.NewWriter(s.w)
+	level := s.opts.compressLevel
+	if !s.opts.compress {
+		s.proto.compress = token.None
+	}
+	tw, err := token.NewWriterOptions(s.w, s.proto.tokenOptions(level))
+	if err != nil {
+		return err
+	}
+	maxPhase := 1
+	if s.proto.version >= 29 {
+		maxPhase = 2
 	}
 	phase := 0
 	for {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		ndx, err := s.readInt()
+		ndx, attrs, err := s.readNDXAndAttrs()
 		if err != nil {
 			return err
 		}
-		if ndx == -1 {
-			phase++
-			s.writeInt(-1)
-			if phase == 2 {
-				return nil
+		if ndx == ndxDone {
+			if phase++; phase > maxPhase {
+				break
 			}
+			s.writeNDX(ndxDone)
 			continue
 		}
-		if ndx < 0 || int(ndx) >= len(s.list) || !s.list[ndx].isRegular() {
+		if int(ndx) >= len(s.list) {
 			return protocolErrorf("invalid file index %d", ndx)
 		}
 		e := s.list[ndx]
-		if s.opts.dryRun {
-			s.writeInt(ndx)
+		if attrs.iflags&itemTransfer == 0 {
+			// Itemized without data: echo.
+			s.writeNDXAndAttrs(ndx, attrs)
 			continue
 		}
-		if err := s.sendFile(ndx, e, tw); err != nil {
+		if !e.isRegular() {
+			return protocolErrorf("request to transfer non-regular file %d", ndx)
+		}
+		if phase == 2 {
+			return protocolErrorf("transfer request in phase 2")
+		}
+		if s.opts.dryRun {
+			s.writeNDXAndAttrs(ndx, attrs)
+			continue
+		}
+		if err := s.sendFile(ndx, e, attrs, tw); err != nil {
 			return err
 		}
 	}
+	if s.ioError != s.listIOError && s.proto.version >= 30 {
+		if err := s.flushOut(); err != nil {
+			return err
+		}
+		s.message(msgIOError, string(int32Bytes(s.ioError)))
+	}
+	s.writeNDX(ndxDone)
+	return nil
 }
 
-func (s *sendSession) sendFile(ndx int32, e *sendEntry, tw *token.Writer) error {
+func (s *sendSession) sendFile(ndx int32, e *sendEntry, attrs itemAttrs, tw *token.Writer) error {
 	var head delta.SumHead
 	for _, v := range []*int32{&head.Count, &head.BlockLen, &head.S2Len, &head.Remainder} {
 		var err error
@@ -443,6 +590,9 @@ func (s *sendSession) sendFile(ndx int32, e *sendEntry, tw *token.Writer) error 
 	if err := head.Validate(); err != nil {
 		return protocolErrorf("%s: %v", e.name, err)
 	}
+	if int(head.S2Len) > s.proto.xferSum.Len() {
+		return protocolErrorf("%s: checksum length %d for %s", e.name, head.S2Len, s.proto.xferSum)
+	}
 	sums, err := delta.ReadSums(s.in, head)
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.name, err)
@@ -450,15 +600,22 @@ func (s *sendSession) sendFile(ndx int32, e *sendEntry, tw *token.Writer) error 
 	f, err := s.fsys.Open(e.path)
 	if err != nil {
 		s.xferError("send_files failed to open %q: %v", e.name, err)
+		if s.proto.version >= 30 {
+			// Tell the client not to wait for this file.
+			if err := s.flushOut(); err != nil {
+				return err
+			}
+			s.message(msgNoSend, string(int32Bytes(ndx)))
+		}
 		return nil
 	}
 	defer f.Close()
-	s.writeInt(ndx)
+	s.writeNDXAndAttrs(ndx, attrs)
 	for _, v := range []int32{head.Count, head.BlockLen, head.S2Len, head.Remainder} {
 		s.writeInt(v)
 	}
-	sum := delta.NewFileHash(s.seed)
-	if err := delta.Match(sums, s.seed, io.TeeReader(f, sum), tokenSink{tw}); err != nil {
+	sum := delta.NewFileHash(s.proto.xferSum, s.proto.seed)
+	if err := delta.Match(sums, s.proto.strong(), io.TeeReader(f, sum), tokenSink{tw}); err != nil {
 		// The tokens already sent cannot be taken back: the stream is broken.
 		return fmt.Errorf("read %s: %w", e.name, err)
 	}

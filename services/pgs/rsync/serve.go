@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/portico-sh/portico/services/pgs/rsync/internal/delta"
+	"github.com/portico-sh/portico/services/pgs/rsync/internal/token"
 )
 
 // Exit statuses (rsync's RERR_* codes).
@@ -22,9 +25,6 @@ const (
 	exitPartial     = 23
 	exitDelLimit    = 25
 )
-
-// protocolVersion is the only protocol this server speaks.
-const protocolVersion = 27
 
 // Limits on the arguments -s sends on stdin.
 const (
@@ -83,10 +83,6 @@ func Serve(ctx context.Context, command string, stdin io.Reader, stdout, stderr 
 	if o.listOnly && !o.sender {
 		return refuse(unsupported("--list-only (on uploads)"))
 	}
-	if o.sender && o.unseededFileSum {
-		// The sender always sends seeded whole-file checksums.
-		return refuse(unsupported("--checksum-choice (on downloads)"))
-	}
 	if rs, ok := fsys.(ReceiveStarter); ok && !o.sender {
 		dest := "."
 		if len(o.args) > 1 {
@@ -98,29 +94,14 @@ func Serve(ctx context.Context, command string, stdin io.Reader, stdout, stderr 
 		}
 	}
 
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], protocolVersion)
-	if _, err := stdout.Write(b[:]); err != nil {
-		return exitStream
-	}
-	remote, err := in.int32()
-	if err != nil {
-		return exitStream
-	}
-	if remote < protocolVersion {
-		fmt.Fprintf(stderr, "rsync: protocol version %d is too old (this server speaks %d)\n", remote, protocolVersion)
-		return exitProtocol
-	}
-	seed := o.checksumSeed
-	for seed == 0 {
-		rand.Read(b[:])
-		seed = int32(binary.LittleEndian.Uint32(b[:]) & 0x7fffffff)
-	}
-	binary.LittleEndian.PutUint32(b[:], uint32(seed))
-	if _, err := stdout.Write(b[:]); err != nil {
-		return exitStream
+	p, code := handshake(o, in, stdout, stderr)
+	if p == nil {
+		return code
 	}
 	mux := newMuxWriter(stdout)
+	if p.version >= 30 {
+		in.startDemux()
+	}
 
 	if o.sender {
 		return send(ctx, sendParams{
@@ -133,7 +114,7 @@ func Serve(ctx context.Context, command string, stdin io.Reader, stdout, stderr 
 				devices:       o.devices,
 				checksum:      o.checksum,
 				dryRun:        o.dryRun,
-				compress:      o.compress,
+				compress:      p.compress != token.None,
 				compressLevel: o.compressLvl,
 				numericIDs:    o.numericIDs,
 			},
@@ -144,11 +125,11 @@ func Serve(ctx context.Context, command string, stdin io.Reader, stdout, stderr 
 			flush:   mux.Flush,
 			message: mux.message,
 			exclude: excluder,
-			seed:    seed,
+			proto:   p,
 			written: mux.Written,
 		})
 	}
-	return receive(ctx, &recvSession{o: o, fsys: fsys, in: in, mux: mux, seed: seed})
+	return receive(ctx, &recvSession{o: o, p: p, fsys: fsys, in: in, mux: mux, seed: p.seed})
 }
 
 // readProtectedArgs reads the arguments -s sends on stdin: NUL-terminated strings ended by an
@@ -188,3 +169,128 @@ func readProtectedArgs(r *wireReader) ([]string, error) {
 type senderView struct{ FS }
 
 func (v senderView) Open(name string) (io.ReadCloser, error) { return v.FS.Open(name) }
+
+// handshake exchanges protocol versions, sends the compatibility flags and negotiates the
+// checksum and compression (protocol 30+), and sends the checksum seed. It returns nil and the
+// exit status when the session cannot go on.
+func handshake(o *options, in *wireReader, stdout, stderr io.Writer) (*protocol, int) {
+	var b []byte
+	b = appendInt32(b, maxProtocol)
+	if _, err := stdout.Write(b); err != nil {
+		return nil, exitStream
+	}
+	remote, err := in.int32()
+	if err != nil {
+		return nil, exitStream
+	}
+	if remote < minProtocol {
+		fmt.Fprintf(stderr, "rsync: protocol version %d is too old (this server speaks %d to %d)\n", remote, minProtocol, maxProtocol)
+		return nil, exitProtocol
+	}
+	p := &protocol{version: min(int(remote), maxProtocol)}
+	if p.version == maxProtocol {
+		p.version = max(subProtocol(p.version, o.clientInfo), minProtocol)
+	}
+	info := o.clientInfo
+	b = b[:0]
+	negotiate := false
+	if p.version >= 30 {
+		// Incremental recursion (CF_INC_RECURSE) is declined: the whole list comes first, as
+		// with --no-inc-recursive. Symbolic link times and iconv are not offered either.
+		var flags int32
+		for _, f := range []struct {
+			c    byte
+			flag int32
+		}{
+			{'f', cfSafeFlist}, {'x', cfAvoidXattrOptim}, {'C', cfChksumSeedFix},
+			{'I', cfInplacePartialDir}, {'u', cfID0Names}, {'v', cfVarintFlistFlags},
+		} {
+			if strings.IndexByte(info, f.c) >= 0 {
+				flags |= f.flag
+			}
+		}
+		if strings.IndexByte(info, 'V') >= 0 {
+			// A pre-release that read the flags as one byte.
+			flags |= cfVarintFlistFlags
+			b = append(b, byte(flags))
+		} else {
+			b = appendVarint(b, flags)
+		}
+		p.varintFlags = flags&cfVarintFlistFlags != 0
+		p.safeFlist = flags&cfSafeFlist != 0 || p.version >= 31
+		p.id0Names = flags&cfID0Names != 0
+		p.seedFix = flags&cfChksumSeedFix != 0
+		negotiate = p.varintFlags
+	}
+	xfer, file, auto := delta.Checksum(0), delta.Checksum(0), true
+	if o.checksumChoice != "" {
+		var err error
+		if xfer, file, auto, err = parseChecksumChoice(o.checksumChoice); err != nil {
+			fmt.Fprintf(stderr, "rsync: %v\n", err)
+			return nil, exitUnsupported
+		}
+	}
+	wantSums := negotiate && auto
+	wantCompress := negotiate && o.compress && o.compressChoice == ""
+	if wantSums {
+		b = appendVstring(b, offeredList(true))
+	}
+	if wantCompress {
+		b = appendVstring(b, offeredList(false))
+	}
+	if _, err := stdout.Write(b); err != nil {
+		return nil, exitStream
+	}
+	switch {
+	case wantSums:
+		list, err := in.vstring(maxNegotiationString)
+		if err != nil {
+			return nil, exitStream
+		}
+		c, ok := chooseChecksum(list)
+		if !ok {
+			fmt.Fprintf(stderr, "rsync: failed to negotiate a checksum choice (client list: %s; server list: %s)\n", list, offeredList(true))
+			return nil, exitUnsupported
+		}
+		p.xferSum, p.fileSum = c, c
+	case !auto:
+		p.xferSum, p.fileSum = xfer, file
+	case p.version >= 30:
+		p.xferSum, p.fileSum = delta.MD5, delta.MD5
+	default:
+		p.xferSum, p.fileSum = delta.MD4Old, delta.MD4Old
+	}
+	switch {
+	case !o.compress:
+		p.compress = token.None
+	case wantCompress:
+		list, err := in.vstring(maxNegotiationString)
+		if err != nil {
+			return nil, exitStream
+		}
+		c, ok := chooseCompression(list)
+		if !ok {
+			fmt.Fprintf(stderr, "rsync: failed to negotiate a compression choice (client list: %s; server list: %s)\n", list, offeredList(false))
+			return nil, exitUnsupported
+		}
+		p.compress = c
+	case o.compressChoice != "":
+		p.compress, _ = lookupCompression(o.compressChoice)
+	default:
+		p.compress = token.Zlib
+	}
+	if o.compressOff && (p.compress == token.Zlib || p.compress == token.Zlibx) {
+		p.compress = token.None
+	}
+	// The seed: --checksum-seed, else random, never 0 (rsync leaves a 0 seed out of block sums).
+	p.seed = o.checksumSeed
+	var sb [4]byte
+	for p.seed == 0 {
+		rand.Read(sb[:])
+		p.seed = int32(binary.LittleEndian.Uint32(sb[:]) & 0x7fffffff)
+	}
+	if _, err := stdout.Write(appendInt32(nil, p.seed)); err != nil {
+		return nil, exitStream
+	}
+	return p, exitOK
+}

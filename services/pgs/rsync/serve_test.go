@@ -27,8 +27,8 @@ type fakeClient struct {
 }
 
 func newFakeClient() *fakeClient {
-	c := &fakeClient{}
-	c.int32(32) // the client's protocol version
+	c := &fakeClient{enc: flistEncoder{proto: testProto(27)}}
+	c.int32(27) // the client's protocol version: the crafted sessions speak 27
 	return c
 }
 
@@ -57,7 +57,7 @@ func (c *fakeClient) file(ndx int32, data []byte, goodSum bool) {
 		c.buf.Write(data)
 	}
 	c.int32(0)
-	h := delta.NewFileHash(testSeed)
+	h := delta.NewFileHash(delta.MD4Old, testSeed)
 	h.Write(data)
 	sum := h.Sum(nil)
 	if !goodSum {
@@ -90,8 +90,8 @@ func TestServeHandshake(t *testing.T) {
 	if len(out) < 8 {
 		t.Fatalf("output %q", out)
 	}
-	if v := binary.LittleEndian.Uint32([]byte(out[:4])); v != 27 {
-		t.Errorf("protocol version %d, want 27", v)
+	if v := binary.LittleEndian.Uint32([]byte(out[:4])); v != maxProtocol {
+		t.Errorf("protocol version %d, want %d", v, maxProtocol)
 	}
 	if seed := binary.LittleEndian.Uint32([]byte(out[4:8])); seed != testSeed {
 		t.Errorf("seed %d, want the --checksum-seed %d", seed, testSeed)
@@ -282,8 +282,11 @@ func TestServeCommandLine(t *testing.T) {
 		{`rsync --server -vre.iLsfxCIvu --append . /site/`, exitUnsupported, "--append"},
 		{`rsync --server -vHre.iLsfxCIvu . /site/`, exitUnsupported, "-H"},
 		{`rsync --server -vre.iLsfxCIvu --backup-dir old . /site/`, exitUnsupported, "--backup-dir"},
-		{`rsync --server -vre.iLsfxCIvu --compress-choice=zstd . /site/`, exitUnsupported, "zstd"},
-		{`rsync --server -vre.iLsfxCIvu --checksum-choice=xxh128 . /site/`, exitUnsupported, "xxh128"},
+		{`rsync --server -vre.iLsfxCIvu --compress-choice=zstd . /site/`, 0, ""},
+		{`rsync --server -vre.iLsfxCIvu --checksum-choice=xxh128 . /site/`, 0, ""},
+		{`rsync --server -vre.iLsfxCIvu --compress-choice=brotli . /site/`, exitUnsupported, "brotli"},
+		{`rsync --server -vre.iLsfxCIvu --checksum-choice=sha1 . /site/`, exitUnsupported, "sha1"},
+		{`rsync --server -vre.iLsfxCIvu --checksum-choice=md5,sha1 . /site/`, exitUnsupported, "sha1"},
 		{`rsync --server -vre.iLsfxCIvu --frobnicate . /site/`, exitSyntax, "unknown option --frobnicate"},
 		{`rsync --server -vQr . /site/`, exitSyntax, "unknown option -Q"},
 		{`ls -la`, exitSyntax, "not an rsync command"},
@@ -450,7 +453,7 @@ func TestServeBoundsFilterRules(t *testing.T) {
 		return c.buf.Bytes()
 	}
 	receiverRest := func() []byte {
-		c := &fakeClient{}
+		c := &fakeClient{enc: flistEncoder{proto: testProto(27)}}
 		c.entry(".", sIFDIR|0o755, 0)
 		c.endList()
 		c.int32(-1)
@@ -656,7 +659,7 @@ func TestServeStreamsCompressedBomb(t *testing.T) {
 		t.Fatal(err)
 	}
 	zeros := make([]byte, 1<<20)
-	h := delta.NewFileHash(testSeed)
+	h := delta.NewFileHash(delta.MD4Old, testSeed)
 	for range size / len(zeros) {
 		tw.Literal(zeros)
 		h.Write(zeros)

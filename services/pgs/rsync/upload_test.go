@@ -18,6 +18,9 @@ import (
 	"github.com/portico-sh/portico/services/pgs/rsync/internal/delta"
 )
 
+// clientProtocolEnv, when set, makes every real-client run of the tests ask for that protocol.
+const clientProtocolEnv = "PORTICO_RSYNC_TEST_PROTOCOL"
+
 // uploadWrapper writes an -e wrapper that runs this test binary as Serve over DirFS(root).
 // Like ssh, it hands the server the remote command line as one space-joined string.
 func uploadWrapper(t testing.TB, root string) string {
@@ -46,6 +49,10 @@ func uploadStatus(t testing.TB, root, src, dest string, args ...string) (string,
 func runClient(t testing.TB, root string, args ...string) (string, int) {
 	t.Helper()
 	argv := append([]string{"-e", uploadWrapper(t, root)}, args...)
+	if v := os.Getenv(clientProtocolEnv); v != "" {
+		// The whole suite at an older protocol: PORTICO_RSYNC_TEST_PROTOCOL=27 go test.
+		argv = append([]string{"--protocol=" + v}, argv...)
+	}
 	out, err := exec.Command(rsyncClient(t), argv...).CombinedOutput()
 	var exit *exec.ExitError
 	switch {

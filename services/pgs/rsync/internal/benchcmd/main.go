@@ -35,9 +35,10 @@ func main() {
 	bigMB := flag.Int("big-mb", 50, "size of the file that gets a 1-byte change, in MB")
 	dir := flag.String("dir", os.TempDir(), "where the trees and destinations are written (e.g. a tmpfs)")
 	profDir := flag.String("cpuprofile", "", "directory for CPU profiles of portico's server, one per timed run: cpu-SCENARIO-RUN.pprof, SCENARIO 0, 1, 2 in table order")
+	with27 := flag.Bool("with27", false, "also compare both servers with the client at --protocol=27")
 	only := flag.String("only", "", "run only the scenarios whose name contains this (e.g. \"1-byte\")")
 	flag.Parse()
-	if err := run(*dir, *profDir, *only, *runs, *files, *treeMB<<20, *bigMB<<20); err != nil {
+	if err := run(*dir, *profDir, *only, *with27, *runs, *files, *treeMB<<20, *bigMB<<20); err != nil {
 		slog.Error("benchmark failed", "err", err)
 		os.Exit(1)
 	}
@@ -76,7 +77,7 @@ type result struct {
 	literal     int64
 }
 
-func run(dir, profDir, only string, runs, files, treeBytes, bigBytes int) error {
+func run(dir, profDir, only string, with27 bool, runs, files, treeBytes, bigBytes int) error {
 	work, err := os.MkdirTemp(dir, "portico-rsync-bench-")
 	if err != nil {
 		return err
@@ -104,10 +105,17 @@ func run(dir, profDir, only string, runs, files, treeBytes, bigBytes int) error 
 	timeCmd := fmt.Sprintf("/usr/bin/time -q -o %q -f '%%U %%S'", timing)
 	os.WriteFile(porticoWrapper, fmt.Appendf(nil, "#!/bin/sh\nshift\nexec env %s=\"$PORTICO_DEST\" %s %q \"$@\"\n", serveEnv, timeCmd, self), 0o755)
 	os.WriteFile(realWrapper, fmt.Appendf(nil, "#!/bin/sh\nshift\nexec %s \"$@\"\n", timeCmd), 0o755)
+	// Each real server follows the portico server it is compared with (same client options).
+	porticoDest := func(string) string { return "host:/" }
+	realDest := func(d string) string { return "host:" + d + "/" }
 	servers := []server{
-		{name: "portico (protocol 27)", wrapper: porticoWrapper, dest: func(string) string { return "host:/" }},
-		{name: "rsync --server, --protocol=27", wrapper: realWrapper, dest: func(d string) string { return "host:" + d + "/" }, clientArgs: []string{"--protocol=27"}},
-		{name: "rsync --server, protocol 32", wrapper: realWrapper, dest: func(d string) string { return "host:" + d + "/" }},
+		{name: "portico, protocol 32", wrapper: porticoWrapper, dest: porticoDest},
+		{name: "rsync --server, protocol 32", wrapper: realWrapper, dest: realDest},
+	}
+	if with27 {
+		servers = append(servers,
+			server{name: "portico, --protocol=27", wrapper: porticoWrapper, dest: porticoDest, clientArgs: []string{"--protocol=27"}},
+			server{name: "rsync --server, --protocol=27", wrapper: realWrapper, dest: realDest, clientArgs: []string{"--protocol=27"}})
 	}
 
 	type scenario struct {
@@ -154,8 +162,8 @@ func run(dir, profDir, only string, runs, files, treeBytes, bigBytes int) error 
 		{"unchanged re-upload", tree, nil},
 		{"1-byte change in one file", big, nil},
 	}
-	fmt.Printf("| scenario | server | wall (median of %d) | wall ratio portico / this | server CPU (median) | bytes sent | bytes received | literal data |\n", runs)
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Printf("| scenario | server | wall (median of %d) | wall ratio portico / rsync | server CPU (median) | CPU ratio portico / rsync | bytes sent | bytes received | literal data |\n", runs)
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for si, sc := range scenarios {
 		if !strings.Contains(sc.name, only) {
 			continue
@@ -202,7 +210,7 @@ func run(dir, profDir, only string, runs, files, treeBytes, bigBytes int) error 
 				results[i] = append(results[i], res)
 			}
 		}
-		var base time.Duration
+		var base, baseCPU time.Duration
 		for i, s := range servers {
 			rs := results[i]
 			cpus := make([]time.Duration, len(rs))
@@ -212,14 +220,18 @@ func run(dir, profDir, only string, runs, files, treeBytes, bigBytes int) error 
 			slices.Sort(cpus)
 			slices.SortFunc(rs, func(a, b result) int { return int(a.wall - b.wall) })
 			m := rs[len(rs)/2]
-			ratio := "—"
-			if i == 0 {
-				base = m.wall
+			cpu := cpus[len(cpus)/2]
+			ratio, cpuRatio := "—", "—"
+			if i%2 == 0 {
+				base, baseCPU = m.wall, cpu
 			} else {
 				ratio = fmt.Sprintf("%.2f×", float64(base)/float64(m.wall))
+				if cpu > 0 {
+					cpuRatio = fmt.Sprintf("%.2f×", float64(baseCPU)/float64(cpu))
+				}
 			}
-			fmt.Printf("| %s | %s | %.3f s | %s | %.2f s | %d | %d | %d |\n", sc.name, s.name, m.wall.Seconds(), ratio,
-				cpus[len(cpus)/2].Seconds(), m.sent, m.recvd, m.literal)
+			fmt.Printf("| %s | %s | %.3f s | %s | %.2f s | %s | %d | %d | %d |\n", sc.name, s.name, m.wall.Seconds(), ratio,
+				cpu.Seconds(), cpuRatio, m.sent, m.recvd, m.literal)
 		}
 	}
 	return nil

@@ -25,15 +25,15 @@ func TestNewSumHeadMatchesRsync(t *testing.T) {
 		{5000000000, SumHead{Count: 5000000000/MaxBlockLen + 1, BlockLen: MaxBlockLen, S2Len: 4, Remainder: 5000000000 % MaxBlockLen}},
 	}
 	for _, tt := range tests {
-		got := NewSumHead(tt.size)
+		got := NewSumHead(tt.size, SumLen)
 		if got != tt.want {
-			t.Errorf("NewSumHead(%d) = %+v, want %+v", tt.size, got, tt.want)
+			t.Errorf("NewSumHead(%d, SumLen) = %+v, want %+v", tt.size, got, tt.want)
 		}
 		if got.Size() != tt.size {
-			t.Errorf("NewSumHead(%d).Size() = %d", tt.size, got.Size())
+			t.Errorf("NewSumHead(%d, SumLen).Size() = %d", tt.size, got.Size())
 		}
 		if err := got.Validate(); err != nil {
-			t.Errorf("NewSumHead(%d).Validate() = %v", tt.size, err)
+			t.Errorf("NewSumHead(%d, SumLen).Validate() = %v", tt.size, err)
 		}
 	}
 }
@@ -93,17 +93,17 @@ func TestSum1SignedChars(t *testing.T) {
 
 func TestStrongSums(t *testing.T) {
 	// MD4("abc") = a448017aaf21d8525fc10ae87aa6729d.
-	if got := hex.EncodeToString(Sum2([]byte("abc"), 0)); got != "a448017aaf21d8525fc10ae87aa6729d" {
+	if got := hex.EncodeToString(Sum2([]byte("abc"), StrongSum{Seed: 0})); got != "a448017aaf21d8525fc10ae87aa6729d" {
 		t.Errorf("Sum2 with seed 0 = %s, want plain MD4", got)
 	}
 	// The seed goes after the block, as 4 little-endian bytes.
-	want := NewChecksumHash()
+	want := NewChecksumHash(MD4)
 	want.Write([]byte("abc\x04\x03\x02\x01"))
-	if got := Sum2([]byte("abc"), 0x01020304); !bytes.Equal(got, want.Sum(nil)) {
+	if got := Sum2([]byte("abc"), StrongSum{Seed: 0x01020304}); !bytes.Equal(got, want.Sum(nil)) {
 		t.Errorf("Sum2 seeded = %x, want %x", got, want.Sum(nil))
 	}
 	// The whole-file checksum puts the seed first, even when it is 0.
-	fh := NewFileHash(0x01020304)
+	fh := NewFileHash(MD4Old, 0x01020304)
 	fh.Write([]byte("abc"))
 	want.Reset()
 	want.Write([]byte("\x04\x03\x02\x01abc"))
@@ -148,7 +148,7 @@ var errMismatch = mismatchError{}
 func sumsFor(t *testing.T, basis []byte, head SumHead, seed int32) *Sums {
 	t.Helper()
 	var wire bytes.Buffer
-	if err := WriteSums(&wire, bytes.NewReader(basis), head, seed); err != nil {
+	if err := WriteSums(&wire, bytes.NewReader(basis), head, StrongSum{Seed: seed}); err != nil {
 		t.Fatal(err)
 	}
 	if want := int(head.Count) * int(4+head.S2Len); wire.Len() != want {
@@ -195,9 +195,9 @@ func TestMatchReconstructs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			head := NewSumHead(int64(len(tt.basis)))
+			head := NewSumHead(int64(len(tt.basis)), SumLen)
 			rec := &recorder{basis: tt.basis, head: head}
-			if err := Match(sumsFor(t, tt.basis, head, seed), seed, bytes.NewReader(tt.new), rec); err != nil {
+			if err := Match(sumsFor(t, tt.basis, head, seed), StrongSum{Seed: seed}, bytes.NewReader(tt.new), rec); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(rec.out.Bytes(), tt.new) {
@@ -217,9 +217,9 @@ func TestMatchPrefersAdjacentBlocks(t *testing.T) {
 	// Every block is the same, so any block matches anywhere; the matcher should still pick
 	// consecutive indices so the token runs stay short.
 	basis := bytes.Repeat([]byte("x"), 700*10)
-	head := NewSumHead(int64(len(basis)))
+	head := NewSumHead(int64(len(basis)), SumLen)
 	rec := &recorder{basis: basis, head: head}
-	if err := Match(sumsFor(t, basis, head, 1), 1, bytes.NewReader(basis), rec); err != nil {
+	if err := Match(sumsFor(t, basis, head, 1), StrongSum{Seed: 1}, bytes.NewReader(basis), rec); err != nil {
 		t.Fatal(err)
 	}
 	for i, b := range rec.blocks {
@@ -232,7 +232,7 @@ func TestMatchPrefersAdjacentBlocks(t *testing.T) {
 func TestMatchWithoutSums(t *testing.T) {
 	data := randomBytes(rand.New(rand.NewPCG(5, 6)), 100_000)
 	rec := &recorder{}
-	if err := Match(nil, 1, bytes.NewReader(data), rec); err != nil {
+	if err := Match(nil, StrongSum{Seed: 1}, bytes.NewReader(data), rec); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(rec.out.Bytes(), data) || rec.matched != 0 {
@@ -242,9 +242,9 @@ func TestMatchWithoutSums(t *testing.T) {
 
 func BenchmarkMatchUnchanged(b *testing.B) {
 	data := randomBytes(rand.New(rand.NewPCG(7, 8)), 8<<20)
-	head := NewSumHead(int64(len(data)))
+	head := NewSumHead(int64(len(data)), SumLen)
 	var wire bytes.Buffer
-	if err := WriteSums(&wire, bytes.NewReader(data), head, 1); err != nil {
+	if err := WriteSums(&wire, bytes.NewReader(data), head, StrongSum{Seed: 1}); err != nil {
 		b.Fatal(err)
 	}
 	sums, err := ReadSums(bytes.NewReader(wire.Bytes()), head)
@@ -253,7 +253,7 @@ func BenchmarkMatchUnchanged(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if err := Match(sums, 1, bytes.NewReader(data), discard{}); err != nil {
+		if err := Match(sums, StrongSum{Seed: 1}, bytes.NewReader(data), discard{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -263,9 +263,9 @@ func BenchmarkMatchLiteral(b *testing.B) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	basis := randomBytes(rng, 8<<20)
 	data := randomBytes(rng, 8<<20)
-	head := NewSumHead(int64(len(basis)))
+	head := NewSumHead(int64(len(basis)), SumLen)
 	var wire bytes.Buffer
-	if err := WriteSums(&wire, bytes.NewReader(basis), head, 1); err != nil {
+	if err := WriteSums(&wire, bytes.NewReader(basis), head, StrongSum{Seed: 1}); err != nil {
 		b.Fatal(err)
 	}
 	sums, err := ReadSums(bytes.NewReader(wire.Bytes()), head)
@@ -274,7 +274,7 @@ func BenchmarkMatchLiteral(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if err := Match(sums, 1, bytes.NewReader(data), discard{}); err != nil {
+		if err := Match(sums, StrongSum{Seed: 1}, bytes.NewReader(data), discard{}); err != nil {
 			b.Fatal(err)
 		}
 	}

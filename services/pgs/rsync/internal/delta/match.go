@@ -32,11 +32,11 @@ type Sink interface {
 // Match streams the new file from r and describes it to sink as literal data and matches of
 // the basis blocks in sums (nil or empty sums: all literal). Memory stays within a few block
 // lengths plus the hash table, whatever the file size.
-func Match(sums *Sums, seed int32, r io.Reader, sink Sink) error {
+func Match(sums *Sums, ss StrongSum, r io.Reader, sink Sink) error {
 	if sums == nil || len(sums.Sum1) == 0 || sums.Head.BlockLen <= 0 || sums.Head.BlockLen > MaxMatchBlockLen {
 		return literalOnly(r, sink)
 	}
-	m := newMatcher(sums, seed, r, sink)
+	m := newMatcher(sums, ss, r, sink)
 	return m.run()
 }
 
@@ -79,7 +79,7 @@ type matcher struct {
 	eof      bool
 }
 
-func newMatcher(sums *Sums, seed int32, r io.Reader, sink Sink) *matcher {
+func newMatcher(sums *Sums, ss StrongSum, r io.Reader, sink Sink) *matcher {
 	h := sums.Head
 	m := &matcher{
 		sums:   sums,
@@ -108,7 +108,7 @@ func newMatcher(sums *Sums, seed int32, r io.Reader, sink Sink) *matcher {
 		m.next[i] = m.head[t]
 		m.head[t] = i
 	}
-	m.st.init(seed)
+	m.st.init(ss)
 	m.buf = make([]byte, 0, m.blen+1+literalFlush+readChunk)
 	return m
 }

@@ -3,7 +3,6 @@ package delta
 import (
 	"encoding/binary"
 	"fmt"
-	"hash"
 )
 
 const (
@@ -65,7 +64,7 @@ type SumHead struct {
 // NewSumHead returns the sum head rsync's generator sends for a basis file of size bytes in the
 // first phase: BlockLength blocks and a strong checksum shortened to what the file size needs.
 // Use Strong for the redo phase.
-func NewSumHead(size int64) SumHead {
+func NewSumHead(size int64, sumLen int) SumHead {
 	if size <= 0 {
 		return SumHead{}
 	}
@@ -84,7 +83,7 @@ func NewSumHead(size int64) SumHead {
 		}
 	}
 	s2 := int32((b + 1 - 32 + 7) / 8)
-	s2 = min(max(s2, shortSumLen), SumLen)
+	s2 = min(max(s2, shortSumLen), int32(sumLen))
 	count := size / int64(blen)
 	rem := int32(size % int64(blen))
 	if rem != 0 {
@@ -94,9 +93,9 @@ func NewSumHead(size int64) SumHead {
 }
 
 // Strong returns h with full-length strong checksums, as rsync sends in the redo phase.
-func (h SumHead) Strong() SumHead {
+func (h SumHead) Strong(sumLen int) SumHead {
 	if h.Count > 0 {
-		h.S2Len = SumLen
+		h.S2Len = int32(sumLen)
 	}
 	return h
 }
@@ -156,11 +155,20 @@ type Rolling struct {
 func (r *Rolling) Reset(b []byte) {
 	var s1, s2 uint32
 	n := len(b)
-	// Four bytes a step, as rsync's get_checksum1 does: s2 gains 4·s1 + 4·c0 + 3·c1 + 2·c2 + c3.
-	for ; len(b) >= 4; b = b[4:] {
-		c0, c1, c2, c3 := uint32(int32(int8(b[0]))), uint32(int32(int8(b[1]))), uint32(int32(int8(b[2]))), uint32(int32(int8(b[3])))
-		s2 += 4*(s1+c0) + 3*c1 + 2*c2 + c3
-		s1 += c0 + c1 + c2 + c3
+	// Eight bytes a step, in SWAR: over a step's bytes c0..c7 (signed), s2 gains 8·s1 plus
+	// 8·c0 + 7·c1 + … + 1·c7 and s1 gains their sum. Flipping the top bit makes each byte
+	// c+128 unsigned; multiplications gather the 16-bit lanes of the even and odd bytes into
+	// the sums, and the 128s are taken off at the end (8·128 from the sum, 36·128 from the
+	// weighted sum).
+	for ; len(b) >= 8; b = b[8:] {
+		x := binary.LittleEndian.Uint64(b) ^ 0x8080808080808080
+		even := x & 0x00ff00ff00ff00ff
+		odd := (x >> 8) & 0x00ff00ff00ff00ff
+		sum := uint32((even+odd)*0x0001000100010001>>48) - 8*128
+		// Weights: bytes 0, 2, 4, 6 get 8, 6, 4, 2; bytes 1, 3, 5, 7 get 7, 5, 3, 1.
+		w := uint32(even*0x0008000600040002>>48) + uint32(odd*0x0007000500030001>>48) - 36*128
+		s2 += 8*s1 + w
+		s1 += sum
 	}
 	for _, c := range b {
 		s1 += uint32(int32(int8(c)))
@@ -186,47 +194,3 @@ func (r *Rolling) Shrink(out byte) {
 
 // Sum returns the checksum of the current window.
 func (r *Rolling) Sum() uint32 { return r.s1&0xffff | r.s2<<16 }
-
-// Sum2 returns the protocol-27 strong checksum of a block: MD4(block ‖ seed as 4 LE bytes), the
-// seed left out when it is 0.
-func Sum2(b []byte, seed int32) []byte {
-	var s strong
-	s.init(seed)
-	out := s.sum(b)
-	return out[:]
-}
-
-// strong computes Sum2 without allocating per block.
-type strong struct {
-	h    md4Digest
-	seed [4]byte
-	zero bool
-}
-
-func (s *strong) init(seed int32) {
-	s.h.Reset()
-	binary.LittleEndian.PutUint32(s.seed[:], uint32(seed))
-	s.zero = seed == 0
-}
-
-func (s *strong) sum(b []byte) [SumLen]byte {
-	s.h.Reset()
-	s.h.Write(b)
-	if !s.zero {
-		s.h.Write(s.seed[:])
-	}
-	return s.h.sum()
-}
-
-// NewFileHash returns the protocol-27 whole-file checksum that follows each file's tokens:
-// MD4(seed as 4 LE bytes ‖ data). Unlike Sum2 the seed is always included, even when 0.
-func NewFileHash(seed int32) hash.Hash {
-	h := newMD4()
-	var s [4]byte
-	binary.LittleEndian.PutUint32(s[:], uint32(seed))
-	h.Write(s[:])
-	return h
-}
-
-// NewChecksumHash returns the unseeded MD4 that -c (--checksum) compares and the file list carries.
-func NewChecksumHash() hash.Hash { return newMD4() }

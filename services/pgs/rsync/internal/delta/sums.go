@@ -48,11 +48,11 @@ func ReadSums(r io.Reader, head SumHead) (*Sums, error) {
 const sumJobBytes = 1 << 20
 
 // WriteSums writes the block checksums of the basis file read from old, which must hold
-// head.Size() bytes, for the given head and seed (the generator's side of ReadSums). Blocks are
+// head.Size() bytes, for the given head and block checksum (the generator's side of ReadSums). Blocks are
 // independent, so runs of them are read and summed on up to GOMAXPROCS goroutines (parallel
 // ReadAt calls, as io.ReaderAt allows; none is left running when WriteSums returns); the output
 // is written in block order and at most a few runs per goroutine are in memory at once.
-func WriteSums(w io.Writer, old io.ReaderAt, head SumHead, seed int32) error {
+func WriteSums(w io.Writer, old io.ReaderAt, head SumHead, ss StrongSum) error {
 	if head.Count == 0 {
 		return nil
 	}
@@ -64,7 +64,7 @@ func WriteSums(w io.Writer, old io.ReaderAt, head SumHead, seed int32) error {
 	workers := min(runtime.GOMAXPROCS(0), jobs)
 	recLen := 4 + int(head.S2Len)
 	if workers <= 1 {
-		s := newSummer(head, seed, per)
+		s := newSummer(head, ss, per)
 		out := make([]byte, per*recLen)
 		for j := range jobs {
 			n, err := s.job(old, j, out)
@@ -110,7 +110,7 @@ func WriteSums(w io.Writer, old io.ReaderAt, head SumHead, seed int32) error {
 	})
 	for range workers {
 		wg.Go(func() {
-			s := newSummer(head, seed, per)
+			s := newSummer(head, ss, per)
 			for jb := range work {
 				jb.n, jb.err = s.job(old, jb.index, jb.out)
 				close(jb.done)
@@ -141,9 +141,9 @@ type summer struct {
 	st   strong
 }
 
-func newSummer(head SumHead, seed int32, per int) *summer {
+func newSummer(head SumHead, ss StrongSum, per int) *summer {
 	s := &summer{head: head, per: per, buf: make([]byte, per*int(head.BlockLen))}
-	s.st.init(seed)
+	s.st.init(ss)
 	return s
 }
 

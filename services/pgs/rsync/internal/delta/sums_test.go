@@ -37,7 +37,7 @@ func wantSums(basis []byte, head SumHead, seed int32) []byte {
 		off, n := head.Block(i)
 		block := basis[off : off+int64(n)]
 		out = binary.LittleEndian.AppendUint32(out, slowSum1(block))
-		out = append(out, Sum2(block, seed)[:head.S2Len]...)
+		out = append(out, Sum2(block, StrongSum{Seed: seed})[:head.S2Len]...)
 	}
 	return out
 }
@@ -49,9 +49,9 @@ func TestWriteSumsParallel(t *testing.T) {
 		old := runtime.GOMAXPROCS(procs)
 		for _, size := range []int{1, 699, 700, 701, 3 << 20, 5<<20 + 333} {
 			basis := randomBytes(rng, size)
-			for _, head := range []SumHead{NewSumHead(int64(size)), NewSumHead(int64(size)).Strong()} {
+			for _, head := range []SumHead{NewSumHead(int64(size), SumLen), NewSumHead(int64(size), SumLen).Strong(SumLen)} {
 				var wire bytes.Buffer
-				if err := WriteSums(&wire, bytes.NewReader(basis), head, 77); err != nil {
+				if err := WriteSums(&wire, bytes.NewReader(basis), head, StrongSum{Seed: 77}); err != nil {
 					t.Fatal(err)
 				}
 				if !bytes.Equal(wire.Bytes(), wantSums(basis, head, 77)) {
@@ -63,7 +63,7 @@ func TestWriteSumsParallel(t *testing.T) {
 		basis := randomBytes(rng, 2<<20+5)
 		head := SumHead{Count: int32((len(basis) + 99) / 100), BlockLen: 100, S2Len: 3, Remainder: 5}
 		var wire bytes.Buffer
-		if err := WriteSums(&wire, bytes.NewReader(basis), head, 0); err != nil {
+		if err := WriteSums(&wire, bytes.NewReader(basis), head, StrongSum{Seed: 0}); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(wire.Bytes(), wantSums(basis, head, 0)) {
@@ -100,28 +100,28 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 
 func TestWriteSumsErrors(t *testing.T) {
 	basis := randomBytes(rand.New(rand.NewPCG(7, 7)), 8<<20)
-	head := NewSumHead(int64(len(basis)))
+	head := NewSumHead(int64(len(basis)), SumLen)
 	for _, limit := range []int64{0, 1 << 20, 5 << 20, int64(len(basis)) - 1} {
-		err := WriteSums(io.Discard, failingReaderAt{bytes.NewReader(basis), limit}, head, 1)
+		err := WriteSums(io.Discard, failingReaderAt{bytes.NewReader(basis), limit}, head, StrongSum{Seed: 1})
 		if !errors.Is(err, errDisk) {
 			t.Errorf("read failing past %d: err = %v", limit, err)
 		}
 	}
 	// A file shorter than the head says.
-	if err := WriteSums(io.Discard, bytes.NewReader(basis[:len(basis)-1]), head, 1); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if err := WriteSums(io.Discard, bytes.NewReader(basis[:len(basis)-1]), head, StrongSum{Seed: 1}); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("short file: err = %v", err)
 	}
-	if err := WriteSums(&failingWriter{limit: 100}, bytes.NewReader(basis), head, 1); !errors.Is(err, errDisk) {
+	if err := WriteSums(&failingWriter{limit: 100}, bytes.NewReader(basis), head, StrongSum{Seed: 1}); !errors.Is(err, errDisk) {
 		t.Errorf("failing writer: err = %v", err)
 	}
 }
 
 func BenchmarkWriteSums(b *testing.B) {
 	data := randomBytes(rand.New(rand.NewPCG(11, 12)), 50<<20)
-	head := NewSumHead(int64(len(data)))
+	head := NewSumHead(int64(len(data)), SumLen)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if err := WriteSums(io.Discard, bytes.NewReader(data), head, 1); err != nil {
+		if err := WriteSums(io.Discard, bytes.NewReader(data), head, StrongSum{Seed: 1}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -139,6 +139,15 @@ func BenchmarkSum1(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
 			slowSum1(data)
+		}
+	})
+}
+
+func FuzzSum1(f *testing.F) {
+	f.Add([]byte{0xff, 0x80, 0x7f, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := Sum1(b), slowSum1(b); got != want {
+			t.Fatalf("Sum1 %08x, want %08x", got, want)
 		}
 	})
 }

@@ -24,6 +24,7 @@ type List struct {
 
 type rule struct {
 	include   bool
+	negate    bool   // "!" modifier: the rule applies when the pattern does not match
 	pattern   string // without the leading "/" of an anchored rule and without a trailing "/"
 	anchored  bool   // started with "/": matched from the transfer root
 	dirOnly   bool   // ended with "/": matches directories only
@@ -112,6 +113,13 @@ func (l *List) Excluded(name string, isDir bool) bool {
 }
 
 func (r *rule) matches(name string, isDir bool) bool {
+	if r.negate {
+		return !r.matchesPlain(name, isDir)
+	}
+	return r.matchesPlain(name, isDir)
+}
+
+func (r *rule) matchesPlain(name string, isDir bool) bool {
 	if r.dirOnly && !isDir {
 		return false
 	}
@@ -166,4 +174,73 @@ func lastComponents(name string, n int) string {
 		i = j
 	}
 	return name[i+1:]
+}
+
+// Side is the end of a transfer a rule list is used on: rules with the "s" modifier only apply
+// on the sending side, with "r" only on the receiving side.
+type Side int
+
+const (
+	Sender Side = iota
+	Receiver
+)
+
+// ParseFor reads rules as a client sends them. Below protocol 29 (modern false) that is the old
+// syntax Parse reads. From 29 on every rule starts with "+" or "-" and modifiers up to a space:
+// "/" (anchored at the root), "!" (applies when the pattern does not match), "s" (sender
+// only), "r" (receiver only), "p" (perishable: ignored here), "x" (xattr names: the rule is
+// dropped), "e", "n", "w" (merge-file modifiers, meaningless on a plain rule); "!" alone clears
+// the list. Per-directory merge rules (":") and anything else are refused.
+func ParseFor(rules []string, modern bool, side Side) (*List, error) {
+	if !modern {
+		return Parse(rules)
+	}
+	l := &List{}
+	for _, text := range rules {
+		if len(text) > maxRuleLen {
+			return nil, fmt.Errorf("filter rule of %d bytes is too long", len(text))
+		}
+		if text == "!" {
+			l.rules = l.rules[:0]
+			continue
+		}
+		mods, pattern, ok := strings.Cut(text, " ")
+		if !ok || mods == "" || (mods[0] != '+' && mods[0] != '-') {
+			if mods != "" && mods[0] == ':' {
+				return nil, fmt.Errorf("per-directory merge rules (%q) are not supported", text)
+			}
+			return nil, fmt.Errorf("unsupported filter rule %q", text)
+		}
+		include := mods[0] == '+'
+		var anchored, negate, skip bool
+		for _, m := range mods[1:] {
+			switch m {
+			case '/':
+				anchored = true
+			case '!':
+				negate = true
+			case 's':
+				skip = skip || side != Sender
+			case 'r':
+				skip = skip || side != Receiver
+			case 'x':
+				skip = true
+			case 'p', 'e', 'n', 'w':
+			case 'C':
+				return nil, fmt.Errorf("CVS-ignore filter rules are not supported")
+			default:
+				return nil, fmt.Errorf("unsupported filter rule modifier %q in %q", m, text)
+			}
+		}
+		if skip || pattern == "" {
+			continue
+		}
+		if anchored && !strings.HasPrefix(pattern, "/") {
+			pattern = "/" + pattern
+		}
+		r := newRule(include, pattern)
+		r.negate = negate
+		l.rules = append(l.rules, r)
+	}
+	return l, nil
 }

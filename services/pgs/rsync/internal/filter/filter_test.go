@@ -165,3 +165,44 @@ func walk(t *testing.T, root string, l *List) []string {
 	slices.Sort(names)
 	return names
 }
+
+func TestParseForModernRules(t *testing.T) {
+	rules := []string{"- *.tmp", "+ keep.tmp", "-s hidden", "-r protected", "-! *.html", "-/ top", "-p perish"}
+	// The first matching rule decides, so keep.tmp (after "- *.tmp") is still excluded.
+	tests := []struct {
+		name  string
+		side  Side
+		isDir bool
+		want  bool
+	}{
+		{"a.tmp", Receiver, false, true},
+		{"hidden", Sender, false, true},
+		{"hidden", Receiver, false, true}, // "-! *.html" excludes what is not html
+		{"x.html", Receiver, false, false},
+		{"protected.html", Sender, false, false},
+		{"sub/top.html", Receiver, false, false},
+		{"perish.html", Receiver, false, false},
+	}
+	for _, tt := range tests {
+		l, err := ParseFor(rules, true, tt.side)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := l.Excluded(tt.name, tt.isDir); got != tt.want {
+			t.Errorf("side %d: Excluded(%q) = %v, want %v", tt.side, tt.name, got, tt.want)
+		}
+	}
+	l, _ := ParseFor([]string{"-r protected", "-/ top"}, true, Receiver)
+	if !l.Excluded("protected", false) || !l.Excluded("top", false) || l.Excluded("sub/top", false) {
+		t.Errorf("receiver-side or anchored rule not applied")
+	}
+	l, _ = ParseFor([]string{"-r protected"}, true, Sender)
+	if l.Excluded("protected", false) {
+		t.Errorf("receiver-only rule applied on the sender")
+	}
+	for _, bad := range []string{": .rsync-filter", "-C", "x foo", "-q foo"} {
+		if _, err := ParseFor([]string{bad}, true, Receiver); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -35,3 +35,29 @@ func FuzzFilter(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFilterModern parses arbitrary protocol-29 rule lists for both sides: no panic, and a list
+// without exclude rules excludes nothing.
+func FuzzFilterModern(f *testing.F) {
+	f.Add("- *.log\n+ keep.txt\n-s x\n-r y\n-! *.html\n-/ top\n!", "dir/keep.txt", false, true)
+	f.Add(": .rsync-filter\n-C", "a", true, false)
+	f.Fuzz(func(t *testing.T, text, name string, isDir, receiver bool) {
+		side := Sender
+		if receiver {
+			side = Receiver
+		}
+		l, err := ParseFor(strings.Split(text, "\n"), true, side)
+		if err != nil {
+			return
+		}
+		excluded := l.Excluded(name, isDir)
+		for _, r := range l.rules {
+			if !r.include {
+				return
+			}
+		}
+		if excluded {
+			t.Fatalf("only include rules, yet %q is excluded", name)
+		}
+	})
+}

@@ -54,3 +54,31 @@ func FuzzDecodeCompressed(f *testing.F) {
 		fuzzDecode(t, NewCompressedReader(bytes.NewReader(wire)))
 	})
 }
+
+func fuzzDecodeOptions(f *testing.F, c Compression) {
+	// Seeds: a small session of the format.
+	var wire bytes.Buffer
+	w, err := NewWriterOptions(&wire, Options{Compression: c, Protocol: 31})
+	if err != nil {
+		f.Fatal(err)
+	}
+	w.Literal(bytes.Repeat([]byte("some text "), 500))
+	w.Block(3, bytes.Repeat([]byte("b"), 700))
+	w.Block(4, bytes.Repeat([]byte("b"), 700))
+	w.Literal([]byte("tail"))
+	w.End()
+	w.Block(70, bytes.Repeat([]byte("b"), 700))
+	w.End()
+	f.Add(wire.Bytes())
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		r, err := NewReaderOptions(bytes.NewReader(wire), Options{Compression: c, Protocol: 31})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fuzzDecode(t, r)
+	})
+}
+
+func FuzzDecodeZstd(f *testing.F)  { fuzzDecodeOptions(f, Zstd) }
+func FuzzDecodeLZ4(f *testing.F)   { fuzzDecodeOptions(f, LZ4) }
+func FuzzDecodeZlibx(f *testing.F) { fuzzDecodeOptions(f, Zlibx) }

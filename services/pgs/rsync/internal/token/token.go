@@ -56,6 +56,7 @@ func invalid(format string, args ...any) error {
 type Writer struct {
 	w   io.Writer
 	z   *deflater
+	f   frameWriter // zstd, lz4
 	buf [4]byte
 }
 
@@ -76,6 +77,9 @@ func NewCompressedWriter(w io.Writer, level int) (*Writer, error) {
 func (w *Writer) Literal(p []byte) error {
 	if w.z != nil {
 		return w.z.literal(p)
+	}
+	if w.f != nil {
+		return w.f.literal(p)
 	}
 	for len(p) > 0 {
 		n := min(len(p), ChunkSize)
@@ -99,6 +103,9 @@ func (w *Writer) Block(i int32, data []byte) error {
 	if w.z != nil {
 		return w.z.block(i, data)
 	}
+	if w.f != nil {
+		return w.f.block(i)
+	}
 	return w.int32(-(i + 1))
 }
 
@@ -106,6 +113,9 @@ func (w *Writer) Block(i int32, data []byte) error {
 func (w *Writer) End() error {
 	if w.z != nil {
 		return w.z.end()
+	}
+	if w.f != nil {
+		return w.f.end()
 	}
 	return w.int32(0)
 }
@@ -120,7 +130,8 @@ func (w *Writer) int32(v int32) error {
 type Reader struct {
 	in      *byteReader
 	z       *inflater
-	pending int64 // plain: literal bytes of the current token still to return
+	f       frameReaderI // zstd, lz4
+	pending int64        // plain: literal bytes of the current token still to return
 	buf     []byte
 }
 
@@ -139,6 +150,9 @@ func NewCompressedReader(r io.Reader) *Reader {
 func (r *Reader) Next() (Token, error) {
 	if r.z != nil {
 		return r.z.next()
+	}
+	if r.f != nil {
+		return r.f.next()
 	}
 	if r.pending == 0 {
 		t, err := r.in.int32()

@@ -28,11 +28,15 @@ var syncTail = []byte{0, 0, 0xff, 0xff}
 
 // eachHistoryPiece calls fn with the bytes that protocol 27 adds to the deflate history for a
 // matched block: pieces of up to 64 KiB, each taken from the start of the block.
-func eachHistoryPiece(block []byte, fn func([]byte)) {
-	for left := len(block); left > 0; {
+func eachHistoryPiece(block []byte, fn func([]byte), advance bool) {
+	for off, left := 0, len(block); left > 0; {
 		n := min(left, historyPiece)
-		fn(block[:n])
+		fn(block[off : off+n])
 		left -= n
+		if advance {
+			// Protocol 31 fixed the repetition: the pieces follow each other.
+			off += n
+		}
 	}
 }
 
@@ -75,6 +79,8 @@ type deflater struct {
 	lastRunEnd  int32
 	frame       [maxDataCount + 2]byte
 	tokenHeader [7]byte
+	noHistory   bool // zlibx: matched blocks are not added to the history
+	advance     bool // protocol 31+: history pieces of long blocks follow each other
 }
 
 type deflaterSink struct{ d *deflater }
@@ -170,7 +176,9 @@ func (d *deflater) block(i int32, data []byte) error {
 		}
 		d.haveRun, d.runStart, d.runEnd = true, i, i
 	}
-	eachHistoryPiece(data, d.history.add)
+	if !d.noHistory {
+		eachHistoryPiece(data, d.history.add, d.advance)
+	}
 	return nil
 }
 
@@ -233,6 +241,8 @@ type inflater struct {
 	run       int32
 	history   window
 	out       []byte
+	noHistory bool
+	advance   bool
 }
 
 func newInflater(in *byteReader) *inflater {
@@ -408,5 +418,7 @@ func (z *inflater) readRun() error {
 }
 
 func (z *inflater) addHistory(block []byte) {
-	eachHistoryPiece(block, z.history.add)
+	if !z.noHistory {
+		eachHistoryPiece(block, z.history.add, z.advance)
+	}
 }

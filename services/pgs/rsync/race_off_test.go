@@ -1,0 +1,5 @@
+//go:build !race
+
+package rsync
+
+const raceEnabled = false
