@@ -118,6 +118,25 @@ type sshListener struct {
 	cfg Listener
 	ln  net.Listener
 	srv *ssh.Server
+
+	// serving is closed once srv.Serve has registered the listener (it calls Accept only
+	// after that) or has returned. charmbracelet/ssh's Shutdown waits on the same WaitGroup
+	// that Serve adds the listener to, so a shutdown right after start must wait for it.
+	serving     chan struct{}
+	servingOnce sync.Once
+}
+
+func (l *sshListener) markServing() { l.servingOnce.Do(func() { close(l.serving) }) }
+
+// acceptingListener tells its sshListener when Serve first calls Accept.
+type acceptingListener struct {
+	net.Listener
+	l *sshListener
+}
+
+func (a acceptingListener) Accept() (net.Conn, error) {
+	a.l.markServing()
+	return a.Listener.Accept()
 }
 
 type httpListener struct {
@@ -200,7 +219,7 @@ func (g *Gateway) Listen() error {
 			return fail(fmt.Errorf("ssh listen %s: %w", l, err))
 		}
 		lns = append(lns, ln)
-		g.ssh = append(g.ssh, &sshListener{cfg: l, ln: ln, srv: g.newSSHServer(l.Service)})
+		g.ssh = append(g.ssh, &sshListener{cfg: l, ln: ln, srv: g.newSSHServer(l.Service), serving: make(chan struct{})})
 	}
 	for _, h := range []struct {
 		name, addr string
@@ -296,7 +315,8 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	errc := make(chan error, len(g.ssh)+len(g.http))
 	for _, l := range g.ssh {
 		go func() {
-			if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, ssh.ErrServerClosed) {
+			defer l.markServing()
+			if err := l.srv.Serve(acceptingListener{l.ln, l}); err != nil && !errors.Is(err, ssh.ErrServerClosed) {
 				errc <- fmt.Errorf("ssh %s: %w", l.cfg, err)
 			}
 		}()
@@ -357,6 +377,10 @@ func (g *Gateway) shutdown() {
 	var wg sync.WaitGroup
 	for _, l := range g.ssh {
 		wg.Go(func() {
+			select {
+			case <-l.serving:
+			case <-ctx.Done():
+			}
 			if err := l.srv.Shutdown(ctx); err != nil {
 				g.log.Warn("ssh sessions still open after the drain timeout; closing them", "addr", l.ln.Addr().String())
 				l.srv.Close()

@@ -1042,3 +1042,15 @@ func TestRSASignaturesNeedSHA2(t *testing.T) {
 		})
 	}
 }
+
+// A gateway stopped the moment it starts serving stops cleanly: charmbracelet/ssh's Shutdown
+// waits on the WaitGroup that its Serve adds the listener to, and the two must not overlap
+// (the race detector saw it when a test's server was stopped at once).
+func TestStopRightAfterStart(t *testing.T) {
+	for range 20 {
+		f := start(t)
+		if err := f.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
