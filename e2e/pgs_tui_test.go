@@ -4,9 +4,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -17,60 +15,8 @@ func TestTUISites(t *testing.T) {
 	requireTools(t, "ssh", "ssh-keygen", "tmux", "rsync")
 	requirePostgresEverywhere(t)
 	t.Parallel()
-	dir, err := os.MkdirTemp("", "portico-tui-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	e, err := newEndpoints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir, "LANG=C.UTF-8"}
-	args := []string{"--data-dir", filepath.Join(dir, "data"), "--ssh-listen", e.sshAddr(),
-		"--http-listen", strings.TrimPrefix(e.httpURL(""), "http://")}
-	if postgresEverywhere() {
-		name, dbURL, err := createDatabase()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := dropDatabase(name); err != nil {
-				t.Error(err)
-			}
-		})
-		args = append(args, "--database-url", dbURL)
-	}
-	srv, err := startServer(dir, env, args, filepath.Join(dir, "portico.log"), e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.kill()
-		if t.Failed() {
-			t.Log(srv.logTail())
-		}
-	})
-	knownHosts := filepath.Join(dir, "known_hosts")
-	if err := writeKnownHosts(knownHosts, e); err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(dir, "ssh_config")
-	if err := os.WriteFile(config, []byte(sshConfig(e, knownHosts)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run := func(name string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Dir, cmd.Env = dir, env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-		return string(out)
-	}
-	run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "alice", "-C", "alice@laptop")
-	run("ssh", "-F", "ssh_config", "-i", "alice", loopback, "register", "alice")
+	srv := startTUIServer(t)
+	dir, env, e, run := srv.dir, srv.env, srv.e, srv.run
 	site := filepath.Join(dir, "public")
 	if err := os.MkdirAll(site, 0o755); err != nil {
 		t.Fatal(err)

@@ -115,16 +115,10 @@ func cpuRatio(a, b []rateRound) string {
 }
 
 func perCPU(rs []rateRound) string {
-	var sessions int
-	var cpu time.Duration
-	for _, r := range rs {
-		sessions += r.sessions
-		cpu += r.cpu
+	if x := sessionsPerCPU(rs); x > 0 {
+		return fmt.Sprintf("%.0f", x)
 	}
-	if cpu <= 0 {
-		return "–"
-	}
-	return fmt.Sprintf("%.0f", float64(sessions)/cpu.Seconds())
+	return "–"
 }
 
 func totalFailures(rates map[rateCase][]rateRound) int {
