@@ -435,47 +435,43 @@ func (z *frameReader) next() (Token, error) {
 				return Token{}, fmt.Errorf("%w: lz4: %w", ErrInvalid, err)
 			}
 			z.pending = z.out[:m]
-		case flag&flagTokenRel != 0:
-			incr := int32(flag & 0x3f)
-			if z.token > MaxBlockIndex-incr {
-				return Token{}, invalid("relative block token past the largest index")
-			}
-			z.token += incr
-			if flag&0x40 != 0 {
-				if err := z.readRun(); err != nil {
-					return Token{}, err
-				}
-			}
-			return Token{Kind: Block, Block: z.token}, nil
-		case flag == flagTokenLong || flag == flagTokenRunLong:
-			t, err := z.in.int32()
-			if err != nil {
-				return Token{}, err
-			}
-			if t < 0 || t > MaxBlockIndex {
-				return Token{}, invalid("block token %d", t)
-			}
-			z.token = t
-			if flag == flagTokenRunLong {
-				if err := z.readRun(); err != nil {
-					return Token{}, err
-				}
-			}
-			return Token{Kind: Block, Block: z.token}, nil
+		case flag&flagTokenRel != 0 || flag == flagTokenLong || flag == flagTokenRunLong:
+			return readBlockToken(z.in, flag, &z.token, &z.run)
 		default:
 			return Token{}, invalid("flag byte %#02x", flag)
 		}
 	}
 }
 
-func (z *frameReader) readRun() error {
-	var b [2]byte
-	if _, err := io.ReadFull(z.in, b[:]); err != nil {
-		return noEOF(err)
+// readBlockToken reads the block reference that flag starts — relative to *token, or a long
+// one that follows — and the run of blocks after it when flag says there is one, updating
+// *token and *run.
+func readBlockToken(in *byteReader, flag byte, token, run *int32) (Token, error) {
+	if flag&flagTokenRel != 0 {
+		incr := int32(flag & 0x3f)
+		if *token > MaxBlockIndex-incr {
+			return Token{}, invalid("relative block token past the largest index")
+		}
+		*token += incr
+	} else {
+		t, err := in.int32()
+		if err != nil {
+			return Token{}, err
+		}
+		if t < 0 || t > MaxBlockIndex {
+			return Token{}, invalid("block token %d", t)
+		}
+		*token = t
 	}
-	z.run = int32(binary.LittleEndian.Uint16(b[:]))
-	if z.run == 0 || z.token > MaxBlockIndex-z.run {
-		return invalid("block run of %d from %d", z.run, z.token)
+	if (flag&flagTokenRel != 0 && flag&0x40 != 0) || flag == flagTokenRunLong {
+		var b [2]byte
+		if _, err := io.ReadFull(in, b[:]); err != nil {
+			return Token{}, noEOF(err)
+		}
+		*run = int32(binary.LittleEndian.Uint16(b[:]))
+		if *run == 0 || *token > MaxBlockIndex-*run {
+			return Token{}, invalid("block run of %d from %d", *run, *token)
+		}
 	}
-	return nil
+	return Token{Kind: Block, Block: *token}, nil
 }

@@ -372,49 +372,12 @@ func (z *inflater) next() (Token, error) {
 				return Token{}, err
 			}
 			z.inflating = true
-		case flag&flagTokenRel != 0:
-			incr := int32(flag & 0x3f)
-			if z.token > MaxBlockIndex-incr {
-				return Token{}, invalid("relative block token past the largest index")
-			}
-			z.token += incr
-			if flag&0x40 != 0 {
-				if err := z.readRun(); err != nil {
-					return Token{}, err
-				}
-			}
-			return Token{Kind: Block, Block: z.token}, nil
-		case flag == flagTokenLong || flag == flagTokenRunLong:
-			t, err := z.in.int32()
-			if err != nil {
-				return Token{}, err
-			}
-			if t < 0 || t > MaxBlockIndex {
-				return Token{}, invalid("block token %d", t)
-			}
-			z.token = t
-			if flag == flagTokenRunLong {
-				if err := z.readRun(); err != nil {
-					return Token{}, err
-				}
-			}
-			return Token{Kind: Block, Block: z.token}, nil
+		case flag&flagTokenRel != 0 || flag == flagTokenLong || flag == flagTokenRunLong:
+			return readBlockToken(z.in, flag, &z.token, &z.run)
 		default:
 			return Token{}, invalid("flag byte %#02x", flag)
 		}
 	}
-}
-
-func (z *inflater) readRun() error {
-	var b [2]byte
-	if _, err := io.ReadFull(z.in, b[:]); err != nil {
-		return noEOF(err)
-	}
-	z.run = int32(binary.LittleEndian.Uint16(b[:]))
-	if z.run == 0 || z.token > MaxBlockIndex-z.run {
-		return invalid("block run of %d from %d", z.run, z.token)
-	}
-	return nil
 }
 
 func (z *inflater) addHistory(block []byte) {
