@@ -1,9 +1,14 @@
 package tuns
 
 import (
+	"bufio"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
 )
 
 // TestHugeResponseHeaderRefused: a tunnel's local server (the owner's side, which the server does
@@ -31,5 +36,75 @@ func TestHugeResponseHeaderRefused(t *testing.T) {
 	}
 	if status, body, err := h.get(http.DefaultClient, "alice-hdr.localhost", "/small"); err != nil || status != 200 || body != "ok" {
 		t.Fatalf("after it, a normal request: %d %q %v", status, body, err)
+	}
+}
+
+// TestEndingTunnelCutsItsConnections: once the owner cancels a tunnel (or a new connection
+// takes it over), nothing reaches the owner's machine through it any more: a visitor's open
+// connection to a private tunnel and a request in flight through an HTTP tunnel are cut, not
+// left to run on (the user ended the tunnel to stop exposing the local server).
+func TestEndingTunnelCutsItsConnections(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	alice := h.dial(h.alice)
+	hold := make(chan struct{})
+	defer close(hold)
+	alice.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("first\n"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	if ok, _ := alice.bind("db", 5432); !ok {
+		t.Fatal("private bind refused")
+	}
+	if ok, _ := alice.bind("web", 80); !ok {
+		t.Fatal("http bind refused")
+	}
+
+	// A private tunnel's visitor connection ends with a cancel.
+	nc, err := alice.Dial("tcp", "alice-db:5432")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ok, _, err := alice.SendRequest("cancel-tcpip-forward", true, gossh.Marshal(forwardRequest{"db", 5432}))
+	if err != nil || !ok {
+		t.Fatalf("cancel: %v %v", ok, err)
+	}
+	ended := make(chan error, 1)
+	go func() { _, err := nc.Read(make([]byte, 1)); ended <- err }()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("read data after cancel")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the private tunnel's connection is still open 5 s after the tunnel was cancelled")
+	}
+
+	// An HTTP request in flight ends with a takeover.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+h.httpAddr+"/slow", nil)
+	req.Host = "alice-web.localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, _ := br.ReadString('\n'); line != "first\n" {
+		t.Fatalf("first line %q", line)
+	}
+	second := h.dial(h.alice)
+	if ok, _ := second.bind("web", 80); !ok {
+		t.Fatal("takeover refused")
+	}
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadAll(br); done <- err }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a request through the taken-over tunnel still runs on the old connection 5 s later")
 	}
 }

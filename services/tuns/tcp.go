@@ -80,6 +80,14 @@ func (s *Service) reachable(g auth.Grant, host string, port uint32) (*Tunnel, bo
 func (t *Tunnel) carry(up *chanConn, down halfCloser, who string) {
 	start := time.Now()
 	t.requests.Add(1)
+	// The visitor's side too: once the channel is cut, a direction waiting on the visitor
+	// would otherwise linger.
+	tr, ok := t.track(down)
+	if !ok {
+		up.Close()
+		return
+	}
+	defer t.untrack(tr)
 	in, out := splice(down, up)
 	t.owner.logLine(fmt.Sprintf("%s TCP %s %s in %d out %d", start.Format("15:04:05"), printable(who),
 		time.Since(start).Round(time.Millisecond), in, out))
