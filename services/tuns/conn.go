@@ -130,6 +130,23 @@ func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 		}
 		return nil, err
 	}
+	if taken == t {
+		taken = nil
+	}
+	if taken != nil {
+		// Told whatever becomes of t: the registry no longer has it.
+		defer taken.owner.takenOver(taken, c.remote)
+	}
+	if t.Name != "" {
+		// Asked again now that the name is claimed: pgs takes a project's lock (which
+		// ProjectExists counts) before it asks TunnelLive, so of a tunnel and a first deploy of
+		// the same name racing, at least one sees the other. The first check spares the
+		// claim (and a takeover) in the common case.
+		if err := c.checkName(t.Name); err != nil {
+			t.end()
+			return nil, err
+		}
+	}
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
@@ -142,9 +159,6 @@ func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 		c.sink.note(t.announce(), false)
 	}
 	c.mu.Unlock()
-	if taken != nil && taken != t {
-		taken.owner.takenOver(taken, c.remote)
-	}
 	if t.listener != nil {
 		go t.acceptPublic()
 	}

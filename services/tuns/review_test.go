@@ -2,9 +2,11 @@ package tuns
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,5 +108,41 @@ func TestEndingTunnelCutsItsConnections(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a request through the taken-over tunnel still runs on the old connection 5 s later")
+	}
+}
+
+// TestNameRaceWithFirstDeploy: a tunnel and a pgs project of the same name, bound and first
+// deployed at the same moment, cannot both win. pgs takes the project's lock (which
+// ProjectExists counts) and then asks TunnelLive; here that happens just after the tunnel's
+// first ProjectExists answered "no", the worst interleaving.
+func TestNameRaceWithFirstDeploy(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	var mu sync.Mutex
+	projects := map[string]bool{}
+	deployed := false
+	h.svc.o.ProjectExists = func(ctx context.Context, account, name string) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		exists := projects[name]
+		if name == "site" && !deployed {
+			deployed = true
+			// pgs, concurrently: the lock is taken, then the tunnel names are asked.
+			projects[name] = true
+			if h.svc.reg.TunnelLive(account, name) {
+				delete(projects, name) // refused: a live tunnel has the name
+			}
+		}
+		return exists, nil
+	}
+	c := h.dial(h.alice)
+	bound, _ := c.bind("site", 80)
+	mu.Lock()
+	created := projects["site"]
+	mu.Unlock()
+	if bound && created {
+		t.Fatal("both the tunnel and the project took the name site")
+	}
+	if !bound && h.svc.reg.TunnelLive("alice", "site") {
+		t.Fatal("a refused tunnel still holds its name")
 	}
 }
