@@ -67,6 +67,11 @@ func (c *conn) reserveChannel() (func(), error) {
 	return r()
 }
 
+// errFlood refuses the forward requests of a connection past the first one past
+// maxForwardRequests: that one was told and logged; the rest are refused without a word, so
+// that a client cannot fill the server's log (and its session) at network speed.
+var errFlood = errors.New("too many forward requests")
+
 // bind makes a tunnel of a tcpip-forward request.
 func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 	c.mu.Lock()
@@ -84,6 +89,9 @@ func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 	}()
 	if ended {
 		return nil, errors.New("the connection is ending")
+	}
+	if n > maxForwardRequests+1 {
+		return nil, errFlood
 	}
 	if n > maxForwardRequests {
 		return nil, fmt.Errorf("more than %d forward requests on one connection", maxForwardRequests)

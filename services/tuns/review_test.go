@@ -3,6 +3,7 @@ package tuns
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -144,5 +145,33 @@ func TestNameRaceWithFirstDeploy(t *testing.T) {
 	}
 	if !bound && h.svc.reg.TunnelLive("alice", "site") {
 		t.Fatal("a refused tunnel still holds its name")
+	}
+}
+
+// TestForwardFloodIsQuiet: a client sending forward requests without end past the bound gets
+// them refused without the server writing a log line (and a session line) for each: one
+// connection must not be able to fill the server's log at network speed.
+func TestForwardFloodIsQuiet(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	c := h.dial(h.alice)
+	if ok, _ := c.bind("good", 80); !ok {
+		t.Fatal("bind refused")
+	}
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if err := sess.Start(""); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	for i := range n {
+		if ok, _ := c.bind(fmt.Sprintf("Bad%d", i), 80); ok {
+			t.Fatal("a bad name was accepted")
+		}
+	}
+	if got := strings.Count(h.log.String(), "forward refused"); got > maxForwardRequests+1 {
+		t.Fatalf("%d forward requests wrote %d log lines, want at most %d", n, got, maxForwardRequests+1)
 	}
 }

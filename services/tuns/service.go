@@ -154,6 +154,9 @@ func (s *Service) HandleRequest(c *services.Conn, req *gossh.Request) (bool, []b
 	switch req.Type {
 	case "tcpip-forward":
 		t, err := cs.bind(fr.Addr, fr.Port)
+		if errors.Is(err, errFlood) {
+			return false, nil
+		}
 		if err != nil {
 			cs.refuse(fmt.Sprintf("%s refused: %v", forwardLabel(fr), err))
 			cs.tellBeforeReply(s.refusalWait)
@@ -185,6 +188,13 @@ func (s *Service) ForwardRefused(c *services.Conn, req *gossh.Request, reason st
 		return
 	}
 	if cs := s.connOf(c.SSH, c.Grant); cs != nil {
+		cs.mu.Lock()
+		cs.forwards++
+		n := cs.forwards
+		cs.mu.Unlock()
+		if n > maxForwardRequests {
+			return // told often enough (errFlood)
+		}
 		cs.refuse(fmt.Sprintf("%s refused: %s", forwardLabel(fr), reason))
 		cs.tellBeforeReply(s.refusalWait)
 	}
