@@ -175,3 +175,41 @@ func TestForwardFloodIsQuiet(t *testing.T) {
 		t.Fatalf("%d forward requests wrote %d log lines, want at most %d", n, got, maxForwardRequests+1)
 	}
 }
+
+// TestTunnelChannelsBoundedPerSource: the channels the tunnels of one source's connections
+// open hold at most that source's share of the gateway's open channels, as its own channels do:
+// one account's tunnels (with visitors it sends itself, or a client that never answers) could
+// otherwise take every channel of the gateway, and every user's sessions would be refused.
+func TestTunnelChannelsBoundedPerSource(t *testing.T) {
+	h := newHarness(t, harnessOptions{httpIdle: time.Second, maxChannels: 40}) // 10 per source
+	c := h.dial(h.alice)
+	var mu sync.Mutex
+	opened := 0
+	go func() {
+		for nc := range c.forwarded {
+			ch, reqs, err := nc.Accept()
+			if err != nil {
+				continue
+			}
+			go gossh.DiscardRequests(reqs)
+			defer ch.Close()
+			mu.Lock()
+			opened++ // never answered
+			mu.Unlock()
+		}
+	}()
+	if ok, _ := c.bind("stuck", 80); !ok {
+		t.Fatal("bind refused")
+	}
+	visitor := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() { h.get(visitor, "alice-stuck.localhost", "/") })
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if opened > 10 {
+		t.Errorf("one source's tunnel opened %d channels, past its share of 10 of the gateway's 40", opened)
+	}
+}
