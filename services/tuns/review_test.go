@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -212,4 +213,52 @@ func TestTunnelChannelsBoundedPerSource(t *testing.T) {
 	if opened > 10 {
 		t.Errorf("one source's tunnel opened %d channels, past its share of 10 of the gateway's 40", opened)
 	}
+}
+
+// TestVisitorHeaderTricks: a visitor cannot smuggle a second request past the proxy (both
+// Transfer-Encoding and Content-Length), nor strip or forge the X-Forwarded headers the local
+// server gets (naming them hop-by-hop in Connection, or sending its own).
+func TestVisitorHeaderTricks(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	c := h.dial(h.alice)
+	var mu sync.Mutex
+	var seen []string
+	c.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%s %s xff=%q xfh=%q body=%q", r.Method, r.URL.Path,
+			r.Header.Values("X-Forwarded-For"), r.Header.Get("X-Forwarded-Host"), body))
+		mu.Unlock()
+		w.Write([]byte("ok"))
+	}))
+	if ok, _ := c.bind("web", 80); !ok {
+		t.Fatal("bind refused")
+	}
+	raw := func(req string) string {
+		nc, err := net.DialTimeout("tcp", h.httpAddr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(nc, req)
+		out, _ := io.ReadAll(nc)
+		return string(out)
+	}
+	smuggle := "POST /a HTTP/1.1\r\nHost: alice-web.localhost\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+		"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: alice-web.localhost\r\n\r\n"
+	raw(smuggle)
+	raw("GET /b HTTP/1.1\r\nHost: alice-web.localhost\r\nConnection: close, X-Forwarded-For, X-Forwarded-Host\r\n" +
+		"X-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Host: evil.example\r\n\r\n")
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range seen {
+		if strings.Contains(s, "/smuggled") {
+			t.Errorf("a smuggled request reached the local server: %v", seen)
+		}
+		if strings.Contains(s, "10.9.9.9") || strings.Contains(s, "evil.example") || strings.Contains(s, "xff=[]") {
+			t.Errorf("forged or stripped X-Forwarded headers reached the local server: %s", s)
+		}
+	}
+	t.Logf("the local server saw: %q", seen)
 }
