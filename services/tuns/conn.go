@@ -395,7 +395,9 @@ func (c *conn) detach(s *sink) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sink == s {
-		c.sink = nil
+		// Its words (allow=, host-header=) end with it: a tunnel bound later is its
+		// owner's only, as before any session.
+		c.sink, c.opts = nil, options{}
 	}
 }
 

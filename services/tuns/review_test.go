@@ -262,3 +262,49 @@ func TestVisitorHeaderTricks(t *testing.T) {
 	}
 	t.Logf("the local server saw: %q", seen)
 }
+
+// TestAllowEndsWithItsSession: allow= is the word of one session; once that session has
+// ended (and its tunnels with it), a tunnel the connection binds later is its owner's only, as
+// any tunnel before a session command says otherwise (ssh -O forward through a ControlMaster).
+func TestAllowEndsWithItsSession(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	alice := h.dial(h.alice)
+	alice.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	if ok, _ := alice.bind("db", 5432); !ok {
+		t.Fatal("bind refused")
+	}
+	sess, err := alice.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Start("allow=bob"); err != nil {
+		t.Fatal(err)
+	}
+	bob := h.dial(h.bob)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		nc, err := bob.Dial("tcp", "alice-db:5432")
+		if err == nil {
+			nc.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob, allowed, cannot reach alice-db: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sess.Close()
+	for h.svc.reg.TunnelLive("alice", "db") {
+		if time.Now().After(deadline) {
+			t.Fatal("the session's tunnel outlived it")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ok, _ := alice.bind("db2", 5433); !ok {
+		t.Fatal("a later bind refused")
+	}
+	if nc, err := bob.Dial("tcp", "alice-db2:5433"); err == nil {
+		nc.Close()
+		t.Fatal("bob reached a tunnel bound after the session that allowed him had ended")
+	}
+}
