@@ -308,3 +308,31 @@ func TestAllowEndsWithItsSession(t *testing.T) {
 		t.Fatal("bob reached a tunnel bound after the session that allowed him had ended")
 	}
 }
+
+// TestDirectTCPIPOriginIsTheRealAddress: the originator a private tunnel's owner is told is the
+// visitor's real address, not whatever its client claims in its direct-tcpip request.
+func TestDirectTCPIPOriginIsTheRealAddress(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	alice := h.dial(h.alice)
+	if ok, _ := alice.bind("db", 5432); !ok {
+		t.Fatal("bind refused")
+	}
+	got := make(chan string, 1)
+	go func() {
+		for nc := range alice.forwarded {
+			var p forwardedTCPIP
+			gossh.Unmarshal(nc.ExtraData(), &p)
+			got <- p.OriginAddr
+			nc.Reject(gossh.ConnectionFailed, "no")
+		}
+	}()
+	go alice.OpenChannel("direct-tcpip", gossh.Marshal(directTCPIP{Host: "alice-db", Port: 5432, OriginAddr: "6.6.6.6", OriginPort: 666}))
+	select {
+	case origin := <-got:
+		if origin != "127.0.0.1" {
+			t.Fatalf("the owner was told the visitor is %q, not its real address 127.0.0.1", origin)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no forwarded channel")
+	}
+}

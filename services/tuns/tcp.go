@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -40,10 +39,8 @@ func (s *Service) HandleChannel(c *services.Conn, nc gossh.NewChannel) {
 		nc.Reject(gossh.Prohibited, fmt.Sprintf("no tunnel %s:%d that you may reach", printable(d.Host), d.Port))
 		return
 	}
-	origin := net.JoinHostPort(d.OriginAddr, strconv.Itoa(int(d.OriginPort)))
-	if len(d.OriginAddr) > maxBindAddr {
-		origin = c.SSH.RemoteAddr().String()
-	}
+	// The visitor's real address: the originator in its request is its client's claim.
+	origin := c.SSH.RemoteAddr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 	up, err := t.dial(ctx, origin, false)
 	cancel()
