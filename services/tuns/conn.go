@@ -120,11 +120,16 @@ func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 			return nil, err
 		}
 	case KindTCPPublic:
-		l, p, err := s.listenPublic(port)
+		unhold, err := s.holdPublic(hostOf(c.remote))
 		if err != nil {
 			return nil, err
 		}
-		t.Port, t.listener = p, l
+		l, p, err := s.listenPublic(port)
+		if err != nil {
+			unhold()
+			return nil, err
+		}
+		t.Port, t.listener, t.unholdPublic = p, l, unhold
 	}
 	if c.owns(t.key()) {
 		t.release()

@@ -336,3 +336,61 @@ func TestDirectTCPIPOriginIsTheRealAddress(t *testing.T) {
 		t.Fatal("no forwarded channel")
 	}
 }
+
+// TestPublicPortsBoundedPerAddress: the connections from one address hold at most a quarter of
+// the public TCP port range, whatever their accounts (sign-up may be open): one user cannot take
+// every public port of the server.
+func TestPublicPortsBoundedPerAddress(t *testing.T) {
+	first := freePortRange(t, 8)
+	h := newHarness(t, harnessOptions{tcpPorts: PortRange{first, first + 7}}) // 2 per address
+	alice, bob := h.dial(h.alice), h.dial(h.bob)
+	got := 0
+	for _, c := range []*client{alice, alice, alice, bob, bob} {
+		if ok, _ := c.bind("", 0); ok {
+			got++
+		}
+	}
+	if got != 2 {
+		t.Fatalf("one address got %d public ports of 8, want 2", got)
+	}
+	alice.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ok, _ := bob.bind("", 0); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ports of a closed connection were not given back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freePortRange finds n consecutive free loopback ports.
+func freePortRange(t *testing.T, n int) int {
+	for try := 0; try < 50; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if first+n > 65535 {
+			continue
+		}
+		ok := true
+		for p := first; p < first+n; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return first
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}

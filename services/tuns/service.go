@@ -101,6 +101,8 @@ type Service struct {
 	log   *slog.Logger
 	mu    sync.Mutex
 	conns map[*gossh.ServerConn]*conn
+	// publicBy counts the public TCP ports the connections from each address hold.
+	publicBy map[string]int
 
 	refusalWait time.Duration // refusalWait, shorter in tests
 }
@@ -122,7 +124,7 @@ func New(o Options) *Service {
 	if o.Grace <= 0 {
 		o.Grace = 2 * time.Second
 	}
-	return &Service{o: o, reg: o.Registry, log: o.Logger, conns: map[*gossh.ServerConn]*conn{}, refusalWait: refusalWait}
+	return &Service{o: o, reg: o.Registry, log: o.Logger, conns: map[*gossh.ServerConn]*conn{}, publicBy: map[string]int{}, refusalWait: refusalWait}
 }
 
 // Name is the service's name and principal.
@@ -249,6 +251,37 @@ func randomName() string {
 
 // publicHost is the host name of public TCP ports as users reach them.
 func (s *Service) publicHost() string { return s.o.Public.HTTP.Hostname() }
+
+// publicShare is how many public TCP ports the connections from one address may hold: a
+// quarter of the range, at least one, so that one user (whatever its accounts: sign-up may be
+// open) cannot take them all.
+func (s *Service) publicShare() int {
+	return max(1, (s.o.TCPPorts.Last-s.o.TCPPorts.First+1)/4)
+}
+
+// holdPublic counts one more public port for the address host, or refuses when it holds its
+// share; the returned func gives it back (once).
+func (s *Service) holdPublic(host string) (func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.o.TCPPorts.First == 0 {
+		return func() {}, nil // listenPublic refuses, with its reason
+	}
+	if s.publicBy[host] >= s.publicShare() {
+		return nil, fmt.Errorf("connections from your address hold %d public TCP ports, as many as they may; end one first", s.publicShare())
+	}
+	s.publicBy[host]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.publicBy[host]--; s.publicBy[host] <= 0 {
+				delete(s.publicBy, host)
+			}
+		})
+	}, nil
+}
 
 // listenPublic opens a public TCP port: port, or a free one of the range when port is 0.
 func (s *Service) listenPublic(port uint32) (net.Listener, uint32, error) {

@@ -34,8 +34,10 @@ type Tunnel struct {
 	proxy     http.Handler    // KindHTTP
 	transport *http.Transport // KindHTTP
 	listener  net.Listener    // KindTCPPublic
-	endOnce   sync.Once
-	ended     chan struct{}
+	// unholdPublic gives back the public port the owner's address holds (KindTCPPublic).
+	unholdPublic func()
+	endOnce      sync.Once
+	ended        chan struct{}
 
 	mu   sync.Mutex
 	open map[*tracked]struct{} // connections through the tunnel: cut when it ends
@@ -173,6 +175,9 @@ func (s *Service) jumpHost() string {
 func (t *Tunnel) release() {
 	if t.listener != nil {
 		t.listener.Close()
+	}
+	if t.unholdPublic != nil {
+		t.unholdPublic()
 	}
 	if t.transport != nil {
 		t.transport.CloseIdleConnections()
