@@ -394,3 +394,24 @@ func freePortRange(t *testing.T, n int) int {
 	t.Fatal("no free port range")
 	return 0
 }
+
+// TestCancelOthersTunnel: cancel-tcpip-forward ends only the sending connection's own forward:
+// not another account's, nor the same account's on another connection.
+func TestCancelOthersTunnel(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	alice, alice2, bob := h.dial(h.alice), h.dial(h.alice), h.dial(h.bob)
+	if ok, _ := alice.bind("dev", 80); !ok {
+		t.Fatal("bind refused")
+	}
+	for _, c := range []*client{bob, alice2} {
+		for _, addr := range []string{"dev", "alice-dev", ""} {
+			ok, _, _ := c.SendRequest("cancel-tcpip-forward", true, gossh.Marshal(forwardRequest{addr, 80}))
+			if ok {
+				t.Errorf("a cancel of %q:80 from another connection was accepted", addr)
+			}
+		}
+	}
+	if !h.svc.reg.TunnelLive("alice", "dev") {
+		t.Fatal("alice's tunnel was ended by another connection's cancel")
+	}
+}
