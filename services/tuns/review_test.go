@@ -341,17 +341,21 @@ func TestDirectTCPIPOriginIsTheRealAddress(t *testing.T) {
 // the public TCP port range, whatever their accounts (sign-up may be open): one user cannot take
 // every public port of the server.
 func TestPublicPortsBoundedPerAddress(t *testing.T) {
-	first := freePortRange(t, 8)
-	h := newHarness(t, harnessOptions{tcpPorts: PortRange{first, first + 7}}) // 2 per address
+	first := freePortRange(t, 48)
+	h := newHarness(t, harnessOptions{tcpPorts: PortRange{first, first + 47}}) // 12 per address
 	alice, bob := h.dial(h.alice), h.dial(h.bob)
 	got := 0
-	for _, c := range []*client{alice, alice, alice, bob, bob} {
+	for i := range 16 {
+		c := alice
+		if i >= DefaultMaxTunnels { // alice's own limit
+			c = bob
+		}
 		if ok, _ := c.bind("", 0); ok {
 			got++
 		}
 	}
-	if got != 2 {
-		t.Fatalf("one address got %d public ports of 8, want 2", got)
+	if got != 12 {
+		t.Fatalf("one address got %d public ports of 48, want 12", got)
 	}
 	alice.Close()
 	deadline := time.Now().Add(5 * time.Second)

@@ -253,11 +253,15 @@ func randomName() string {
 func (s *Service) publicHost() string { return s.o.Public.HTTP.Hostname() }
 
 // publicShare is how many public TCP ports the connections from one address may hold: a
-// quarter of the range, at least one, so that one user (whatever its accounts: sign-up may be
-// open) cannot take them all.
+// quarter of the range, so that one user (whatever its accounts: sign-up may be open) cannot
+// take them all, but at least 10 of it (a small range is a small server's, for a few users).
 func (s *Service) publicShare() int {
-	return max(1, (s.o.TCPPorts.Last-s.o.TCPPorts.First+1)/4)
+	n := s.o.TCPPorts.Last - s.o.TCPPorts.First + 1
+	return max(n/4, min(n, publicShareMin))
 }
+
+// publicShareMin is the least share of the public ports an address may hold.
+const publicShareMin = 10
 
 // holdPublic counts one more public port for the address host, or refuses when it holds its
 // share; the returned func gives it back (once).
@@ -267,7 +271,8 @@ func (s *Service) holdPublic(host string) (func(), error) {
 	if s.o.TCPPorts.First == 0 {
 		return func() {}, nil // listenPublic refuses, with its reason
 	}
-	if s.publicBy[host] >= s.publicShare() {
+	// A share of the whole range bounds nothing: the range's own end says why.
+	if share := s.publicShare(); share < s.o.TCPPorts.Last-s.o.TCPPorts.First+1 && s.publicBy[host] >= share {
 		return nil, fmt.Errorf("connections from your address hold %d public TCP ports, as many as they may; end one first", s.publicShare())
 	}
 	s.publicBy[host]++
