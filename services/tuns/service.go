@@ -263,7 +263,8 @@ func (s *Service) publicShare() int {
 // publicShareMin is the least share of the public ports an address may hold.
 const publicShareMin = 10
 
-// holdPublic counts one more public port for the address host, or refuses when it holds its
+// holdPublic counts one more public port for the source (an IPv4 address or IPv6 /64, as the
+// gateway's per-source limits count), or refuses when it holds its
 // share; the returned func gives it back (once).
 func (s *Service) holdPublic(host string) (func(), error) {
 	s.mu.Lock()
