@@ -216,6 +216,7 @@ type admission struct {
 	connsBy    map[netip.Prefix]int
 	channels   int
 	channelsBy map[netip.Prefix]int
+	outboundBy map[netip.Prefix]int // channels the tunnels of a source's connections opened
 	penalties  map[netip.Prefix]*penalty
 }
 
@@ -228,7 +229,7 @@ type penalty struct {
 
 func newAdmission(l Limits, now func() time.Time) *admission {
 	return &admission{l: l, now: now, startupsBy: map[netip.Prefix]int{}, connsBy: map[netip.Prefix]int{},
-		channelsBy: map[netip.Prefix]int{}, penalties: map[netip.Prefix]*penalty{}}
+		channelsBy: map[netip.Prefix]int{}, outboundBy: map[netip.Prefix]int{}, penalties: map[netip.Prefix]*penalty{}}
 }
 
 // client is one connection as the limits see it.
@@ -493,20 +494,31 @@ func (c *client) openChannel(session bool) (release func(), err error) {
 // openOutbound counts a channel the server opens to the client (a tunnel's forwarded-tcpip
 // channel, for a visitor) against the gateway's limit of open channels: each may hold its window
 // of unread data, as the client's own channels may. The per-connection and per-source limits do
-// not apply: visitors, not the client, open these.
+// not apply: visitors, not the client, open these. They have a per-source share of their own,
+// as large as the one of the source's own channels: without it, one account's tunnels (with
+// visitors it sends itself, to a client that never answers) could hold every channel of the
+// gateway, and every user's sessions would be refused.
 func (c *client) openOutbound() (release func(), err error) {
 	a := c.a
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.l.MaxChannels > 0 && a.channels >= a.l.MaxChannels {
+	perSource := c.src.IsValid() && !c.exempt && a.l.MaxChannels > 0
+	switch {
+	case perSource && a.outboundBy[c.src] >= perSourceChannels(a.l.MaxChannels):
+		return nil, &errLimit{limitPerSourceChannels, fmt.Sprintf("the tunnels of this address have %d connections open, as many as they may", perSourceChannels(a.l.MaxChannels))}
+	case a.l.MaxChannels > 0 && a.channels >= a.l.MaxChannels:
 		return nil, &errLimit{limitMaxChannels, "the server has too many open channels; try again later"}
 	}
 	a.channels++
+	if c.src.IsValid() {
+		a.outboundBy[c.src]++
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			a.mu.Lock()
 			a.channels--
+			decrement(a.outboundBy, c.src)
 			a.mu.Unlock()
 		})
 	}, nil

@@ -67,6 +67,11 @@ func (c *conn) reserveChannel() (func(), error) {
 	return r()
 }
 
+// errFlood refuses the forward requests of a connection past the first one past
+// maxForwardRequests: that one was told and logged; the rest are refused without a word, so
+// that a client cannot fill the server's log (and its session) at network speed.
+var errFlood = errors.New("too many forward requests")
+
 // bind makes a tunnel of a tcpip-forward request.
 func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 	c.mu.Lock()
@@ -84,6 +89,9 @@ func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 	}()
 	if ended {
 		return nil, errors.New("the connection is ending")
+	}
+	if n > maxForwardRequests+1 {
+		return nil, errFlood
 	}
 	if n > maxForwardRequests {
 		return nil, fmt.Errorf("more than %d forward requests on one connection", maxForwardRequests)
@@ -112,11 +120,16 @@ func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 			return nil, err
 		}
 	case KindTCPPublic:
-		l, p, err := s.listenPublic(port)
+		unhold, err := s.holdPublic(auth.SourceOf(c.ssh.RemoteAddr()))
 		if err != nil {
 			return nil, err
 		}
-		t.Port, t.listener = p, l
+		l, p, err := s.listenPublic(port)
+		if err != nil {
+			unhold()
+			return nil, err
+		}
+		t.Port, t.listener, t.unholdPublic = p, l, unhold
 	}
 	if c.owns(t.key()) {
 		t.release()
@@ -130,6 +143,23 @@ func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 		}
 		return nil, err
 	}
+	if taken == t {
+		taken = nil
+	}
+	if taken != nil {
+		// Told whatever becomes of t: the registry no longer has it.
+		defer taken.owner.takenOver(taken, c.remote)
+	}
+	if t.Name != "" {
+		// Asked again now that the name is claimed: pgs takes a project's lock (which
+		// ProjectExists counts) before it asks TunnelLive, so of a tunnel and a first deploy of
+		// the same name racing, at least one sees the other. The first check spares the
+		// claim (and a takeover) in the common case.
+		if err := c.checkName(t.Name); err != nil {
+			t.end()
+			return nil, err
+		}
+	}
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
@@ -142,9 +172,6 @@ func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 		c.sink.note(t.announce(), false)
 	}
 	c.mu.Unlock()
-	if taken != nil && taken != t {
-		taken.owner.takenOver(taken, c.remote)
-	}
 	if t.listener != nil {
 		go t.acceptPublic()
 	}
@@ -373,7 +400,9 @@ func (c *conn) detach(s *sink) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sink == s {
-		c.sink = nil
+		// Its words (allow=, host-header=) end with it: a tunnel bound later is its
+		// owner's only, as before any session.
+		c.sink, c.opts = nil, options{}
 	}
 }
 

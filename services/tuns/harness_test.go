@@ -61,7 +61,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	h.gw, err = gateway.New(gateway.Options{
 		Limits: &limits,
-		Store: store, Auth: auth.New(store, auth.Options{}), Router: router, HostKey: sshtest.NewSigner(t),
+		Store:  store, Auth: auth.New(store, auth.Options{}), Router: router, HostKey: sshtest.NewSigner(t),
 		SSH: []gateway.Listener{{Addr: "127.0.0.1:0"}}, HTTPAddr: "127.0.0.1:0", Logger: logger,
 		DrainTimeout: time.Second, HTTPIdleTimeout: o.httpIdle,
 	})

@@ -20,6 +20,11 @@ import (
 // costs a round trip to the client and a connect on the user's machine.
 const idleConnTimeout = 90 * time.Second
 
+// maxResponseHeader bounds the header of a local server's response, which the server reads
+// whole: Go's default, 10 MiB, held on each of a connection's maxOpenChannels channels, would
+// let one tunnel owner make the server hold gigabytes. nginx refuses past 4-8 KiB by default.
+const maxResponseHeader = 64 << 10
+
 // originKey carries the visitor's address to the transport's dialer; recorderKey the
 // request's recorder to ModifyResponse.
 type (
@@ -39,7 +44,9 @@ func (t *Tunnel) startHTTP() {
 		MaxConnsPerHost:     maxOpenChannels,
 		IdleConnTimeout:     idleConnTimeout,
 		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
+		// A response header past it fails the request: the visitor gets a 502 that says so.
+		MaxResponseHeaderBytes: maxResponseHeader,
+		ForceAttemptHTTP2:      false,
 	}
 	scheme := t.owner.svc.o.Public.HTTP.Scheme
 	rp := &httputil.ReverseProxy{
@@ -123,6 +130,8 @@ func (t *Tunnel) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		msg = "the tunnel's client refused the connection: " + printable(oe.Message)
 	case errors.Is(err, errTunnelEnded):
 		msg = "the tunnel has ended"
+	case strings.Contains(err.Error(), "response headers exceeded"):
+		msg = fmt.Sprintf("the local server's response header is larger than %d KiB", maxResponseHeader>>10)
 	case strings.Contains(err.Error(), "malformed HTTP"):
 		msg = "the local server did not answer with HTTP"
 	case errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "EOF"):

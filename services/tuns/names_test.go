@@ -39,6 +39,12 @@ func TestParseBind(t *testing.T) {
 		{"127.0.0.1", 80, bindRequest{}, "is not a tunnel name"},
 		{"::1", 80, bindRequest{}, "is not a tunnel name"},
 		{"d\x00v", 80, bindRequest{}, "is not a tunnel name"},
+		{"dev.", 80, bindRequest{}, "is not a tunnel name"},
+		{"d\u0435v", 80, bindRequest{}, "is not a tunnel name"}, // Cyrillic e
+		{"DEV", 443, bindRequest{}, "is not a tunnel name"},
+		{"dev\n", 80, bindRequest{}, "is not a tunnel name"},
+		{"alice-dev", 80, bindRequest{Name: "alice-dev", Port: 80, Kind: KindHTTP}, ""}, // {account}-alice-dev: never alice's
+		{"dev", 4294967216, bindRequest{}, "is not a TCP port"},                         // -80 as uint32
 	} {
 		got, err := parseBind(tc.addr, tc.port)
 		switch {

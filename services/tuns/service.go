@@ -101,6 +101,8 @@ type Service struct {
 	log   *slog.Logger
 	mu    sync.Mutex
 	conns map[*gossh.ServerConn]*conn
+	// publicBy counts the public TCP ports the connections from each address hold.
+	publicBy map[string]int
 
 	refusalWait time.Duration // refusalWait, shorter in tests
 }
@@ -122,7 +124,7 @@ func New(o Options) *Service {
 	if o.Grace <= 0 {
 		o.Grace = 2 * time.Second
 	}
-	return &Service{o: o, reg: o.Registry, log: o.Logger, conns: map[*gossh.ServerConn]*conn{}, refusalWait: refusalWait}
+	return &Service{o: o, reg: o.Registry, log: o.Logger, conns: map[*gossh.ServerConn]*conn{}, publicBy: map[string]int{}, refusalWait: refusalWait}
 }
 
 // Name is the service's name and principal.
@@ -154,6 +156,9 @@ func (s *Service) HandleRequest(c *services.Conn, req *gossh.Request) (bool, []b
 	switch req.Type {
 	case "tcpip-forward":
 		t, err := cs.bind(fr.Addr, fr.Port)
+		if errors.Is(err, errFlood) {
+			return false, nil
+		}
 		if err != nil {
 			cs.refuse(fmt.Sprintf("%s refused: %v", forwardLabel(fr), err))
 			cs.tellBeforeReply(s.refusalWait)
@@ -185,6 +190,13 @@ func (s *Service) ForwardRefused(c *services.Conn, req *gossh.Request, reason st
 		return
 	}
 	if cs := s.connOf(c.SSH, c.Grant); cs != nil {
+		cs.mu.Lock()
+		cs.forwards++
+		n := cs.forwards
+		cs.mu.Unlock()
+		if n > maxForwardRequests {
+			return // told often enough (errFlood)
+		}
 		cs.refuse(fmt.Sprintf("%s refused: %s", forwardLabel(fr), reason))
 		cs.tellBeforeReply(s.refusalWait)
 	}
@@ -239,6 +251,43 @@ func randomName() string {
 
 // publicHost is the host name of public TCP ports as users reach them.
 func (s *Service) publicHost() string { return s.o.Public.HTTP.Hostname() }
+
+// publicShare is how many public TCP ports the connections from one address may hold: a
+// quarter of the range, so that one user (whatever its accounts: sign-up may be open) cannot
+// take them all, but at least 10 of it (a small range is a small server's, for a few users).
+func (s *Service) publicShare() int {
+	n := s.o.TCPPorts.Last - s.o.TCPPorts.First + 1
+	return max(n/4, min(n, publicShareMin))
+}
+
+// publicShareMin is the least share of the public ports an address may hold.
+const publicShareMin = 10
+
+// holdPublic counts one more public port for the source (an IPv4 address or IPv6 /64, as the
+// gateway's per-source limits count), or refuses when it holds its
+// share; the returned func gives it back (once).
+func (s *Service) holdPublic(host string) (func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.o.TCPPorts.First == 0 {
+		return func() {}, nil // listenPublic refuses, with its reason
+	}
+	// A share of the whole range bounds nothing: the range's own end says why.
+	if share := s.publicShare(); share < s.o.TCPPorts.Last-s.o.TCPPorts.First+1 && s.publicBy[host] >= share {
+		return nil, fmt.Errorf("connections from your address hold %d public TCP ports, as many as they may; end one first", s.publicShare())
+	}
+	s.publicBy[host]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.publicBy[host]--; s.publicBy[host] <= 0 {
+				delete(s.publicBy, host)
+			}
+		})
+	}, nil
+}
 
 // listenPublic opens a public TCP port: port, or a free one of the range when port is 0.
 func (s *Service) listenPublic(port uint32) (net.Listener, uint32, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -40,10 +39,8 @@ func (s *Service) HandleChannel(c *services.Conn, nc gossh.NewChannel) {
 		nc.Reject(gossh.Prohibited, fmt.Sprintf("no tunnel %s:%d that you may reach", printable(d.Host), d.Port))
 		return
 	}
-	origin := net.JoinHostPort(d.OriginAddr, strconv.Itoa(int(d.OriginPort)))
-	if len(d.OriginAddr) > maxBindAddr {
-		origin = c.SSH.RemoteAddr().String()
-	}
+	// The visitor's real address: the originator in its request is its client's claim.
+	origin := c.SSH.RemoteAddr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 	up, err := t.dial(ctx, origin, false)
 	cancel()
@@ -80,6 +77,14 @@ func (s *Service) reachable(g auth.Grant, host string, port uint32) (*Tunnel, bo
 func (t *Tunnel) carry(up *chanConn, down halfCloser, who string) {
 	start := time.Now()
 	t.requests.Add(1)
+	// The visitor's side too: once the channel is cut, a direction waiting on the visitor
+	// would otherwise linger.
+	tr, ok := t.track(down)
+	if !ok {
+		up.Close()
+		return
+	}
+	defer t.untrack(tr)
 	in, out := splice(down, up)
 	t.owner.logLine(fmt.Sprintf("%s TCP %s %s in %d out %d", start.Format("15:04:05"), printable(who),
 		time.Since(start).Round(time.Millisecond), in, out))

@@ -34,8 +34,54 @@ type Tunnel struct {
 	proxy     http.Handler    // KindHTTP
 	transport *http.Transport // KindHTTP
 	listener  net.Listener    // KindTCPPublic
-	endOnce   sync.Once
-	ended     chan struct{}
+	// unholdPublic gives back the public port the owner's address holds (KindTCPPublic).
+	unholdPublic func()
+	endOnce      sync.Once
+	ended        chan struct{}
+
+	mu   sync.Mutex
+	open map[*tracked]struct{} // connections through the tunnel: cut when it ends
+}
+
+// tracked is a connection through a tunnel (a pointer: channels need not be comparable).
+type tracked struct{ c io.Closer }
+
+// track records c as a connection through the tunnel, closed when the tunnel ends, and reports
+// false (c is closed) when it has ended already. untrack forgets it.
+func (t *Tunnel) track(c io.Closer) (*tracked, bool) {
+	t.mu.Lock()
+	select {
+	case <-t.ended:
+		t.mu.Unlock()
+		c.Close()
+		return nil, false
+	default:
+	}
+	if t.open == nil {
+		t.open = map[*tracked]struct{}{}
+	}
+	tr := &tracked{c}
+	t.open[tr] = struct{}{}
+	t.mu.Unlock()
+	return tr, true
+}
+
+func (t *Tunnel) untrack(tr *tracked) {
+	t.mu.Lock()
+	delete(t.open, tr)
+	t.mu.Unlock()
+}
+
+// cut closes every connection through the tunnel, which has ended: nothing reaches the owner's
+// machine through a tunnel once it is cancelled, taken over or its session ends.
+func (t *Tunnel) cut() {
+	t.mu.Lock()
+	open := t.open
+	t.open = nil
+	t.mu.Unlock()
+	for tr := range open {
+		tr.c.Close()
+	}
 }
 
 // Stats are a tunnel's counts so far.
@@ -130,6 +176,9 @@ func (t *Tunnel) release() {
 	if t.listener != nil {
 		t.listener.Close()
 	}
+	if t.unholdPublic != nil {
+		t.unholdPublic()
+	}
 	if t.transport != nil {
 		t.transport.CloseIdleConnections()
 	}
@@ -139,9 +188,12 @@ func (t *Tunnel) release() {
 // owner's connection or by themselves.
 func (t *Tunnel) end() {
 	t.endOnce.Do(func() {
+		t.mu.Lock()
 		close(t.ended)
+		t.mu.Unlock()
 		t.owner.svc.reg.Release(t)
 		t.release()
+		t.cut()
 	})
 }
 
@@ -215,7 +267,15 @@ func (t *Tunnel) dial(ctx context.Context, origin string, wait bool) (*chanConn,
 			return nil, o.err
 		}
 		go gossh.DiscardRequests(o.reqs)
-		return newChanConn(o.ch, t, origin, release), nil
+		cc := newChanConn(o.ch, t, origin, release)
+		tr, ok := t.track(cc)
+		if !ok {
+			return nil, errTunnelEnded
+		}
+		cc.mu.Lock()
+		cc.tracked = tr
+		cc.mu.Unlock()
+		return cc, nil
 	case <-ctx.Done():
 	case <-timer.C:
 	case <-t.ended:
@@ -248,6 +308,7 @@ type chanConn struct {
 	closed   bool
 	released bool
 	release  func()
+	tracked  *tracked // its entry in the tunnel's connections
 }
 
 func newChanConn(ch gossh.Channel, t *Tunnel, origin string, release func()) *chanConn {
@@ -289,12 +350,15 @@ func (c *chanConn) CloseWrite() error { return c.ch.CloseWrite() }
 
 func (c *chanConn) Close() error {
 	c.mu.Lock()
-	already := c.closed
+	already, tr := c.closed, c.tracked
 	c.closed = true
 	c.maybeReleaseLocked()
 	c.mu.Unlock()
 	if already {
 		return nil
+	}
+	if tr != nil {
+		c.t.untrack(tr)
 	}
 	return c.ch.Close()
 }
