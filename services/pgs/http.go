@@ -26,12 +26,11 @@ func (s *Service) Site(account, name string) (http.Handler, bool) {
 	if sitepath.CheckProject(name) != nil {
 		return nil, false
 	}
+	// HTTP tunnels answer before pgs is asked (the tuns service comes first in the router), so
+	// a name pgs cannot look up now (a flood of unknown names, or the store failing) gets the
+	// same answer whether or not a private tunnel holds it: which names tunnels hold is not
+	// for visitors to learn.
 	live, found, err := s.sites.liveOf(context.Background(), account, name, true)
-	if err != nil && s.tunnels != nil && s.tunnels.TunnelLive(account, name) {
-		// Not known to be a project (a flood of unknown names, or the store failing), but a
-		// live tunnel has the name, which no project may have: let the tunnel answer.
-		return nil, false
-	}
 	if err != nil {
 		if !errors.Is(err, errLookupsBusy) {
 			s.log.Warn("pgs: looking up a site failed", "account", account, "project", name, "err", err)
