@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -687,5 +689,80 @@ func TestServeStreamsCompressedBomb(t *testing.T) {
 	}
 	if grown := int64(after.HeapSys) - int64(before.HeapSys); grown > 32<<20 {
 		t.Errorf("the heap grew by %d MiB", grown>>20)
+	}
+}
+
+// limitFS refuses to write more than max bytes to any upload (as pgs's file size limit).
+type limitFS struct {
+	FS
+	max int
+}
+
+func (l limitFS) Create(name string) (Upload, error) {
+	up, err := l.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &limitUpload{Upload: up, left: l.max}, nil
+}
+
+type limitUpload struct {
+	Upload
+	left int
+}
+
+func (u *limitUpload) Write(p []byte) (int, error) {
+	if len(p) > u.left {
+		return 0, errors.New("file larger than the limit")
+	}
+	u.left -= len(p)
+	return u.Upload.Write(p)
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestServeBoundsDiscardedData: once a file is refused (here: over the FS's size limit), its
+// data is read and dropped only up to maxDiscard; a compressed bomb does not keep the server
+// inflating after that — the session ends, reporting the refusal.
+func TestServeBoundsDiscardedData(t *testing.T) {
+	const size = 8 * maxDiscard
+	c := newFakeClient()
+	c.entry(".", sIFDIR|0o755, 0)
+	c.entry("bomb", sIFREG|0o644, size)
+	c.endList()
+	c.int32(1)
+	for range 4 {
+		c.int32(0)
+	}
+	tw, err := token.NewCompressedWriter(&c.buf, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros := make([]byte, 1<<20)
+	for range size / len(zeros) {
+		tw.Literal(zeros)
+	}
+	tw.End()
+	c.buf.Write(make([]byte, 16)) // the file is refused: its checksum is never checked
+	c.int32(-1)
+	c.int32(-1)
+	in := &countingReader{r: bytes.NewReader(c.buf.Bytes())}
+	var out, stderr bytes.Buffer
+	code := Serve(context.Background(), "rsync --server -rze.iLsfxCIvu --checksum-seed=4242 . dest/", in, &out, &stderr, limitFS{FS: DirFS(t.TempDir()), max: 1 << 20})
+	if in.n > c.buf.Len()/2 {
+		t.Fatalf("exit %d: the server read %d of the %d bytes (the refused file's whole data)", code, in.n, c.buf.Len())
+	}
+	if code == exitOK || !strings.Contains(out.String(), "file larger than the limit") {
+		t.Errorf("exit %d, output %q", code, out.String())
 	}
 }
