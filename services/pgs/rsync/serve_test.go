@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -764,5 +765,45 @@ func TestServeBoundsDiscardedData(t *testing.T) {
 	}
 	if code == exitOK || !strings.Contains(out.String(), "file larger than the limit") {
 		t.Errorf("exit %d, output %q", code, out.String())
+	}
+}
+
+// listLimitFS accepts at most n file-list entries.
+type listLimitFS struct {
+	FS
+	n int
+}
+
+func (l listLimitFS) MaxListEntries() int { return l.n }
+
+// TestServeListLimiterBoundsFileList: an FS that implements ListLimiter lowers how many
+// file-list entries an uploading client may send, at protocol 27 and 32 alike.
+func TestServeListLimiterBoundsFileList(t *testing.T) {
+	for _, v := range []int{27, 32} {
+		t.Run(fmt.Sprint(v), func(t *testing.T) {
+			var in []byte
+			if v == 27 {
+				c := newFakeClient()
+				c.entry(".", sIFDIR|0o755, 0)
+				for i := range 20 {
+					c.entry(fmt.Sprintf("f%02d", i), sIFREG|0o644, 0)
+				}
+				c.endList()
+				in = c.buf.Bytes()
+			} else {
+				c := newClient32()
+				c.entry(".", sIFDIR|0o755, 0)
+				for i := range 20 {
+					c.entry(fmt.Sprintf("f%02d", i), sIFREG|0o644, 0)
+				}
+				c.data = c.enc.appendEndOfList(c.data, 0)
+				in = c.bytes()
+			}
+			var out, stderr bytes.Buffer
+			code := Serve(context.Background(), recvCommand, bytes.NewReader(in), &out, &stderr, listLimitFS{FS: DirFS(t.TempDir()), n: 10})
+			if code != exitProtocol || !strings.Contains(out.String(), "file list longer than 10 entries") {
+				t.Fatalf("exit %d, output %q, stderr %q", code, out.String(), stderr.String())
+			}
+		})
 	}
 }
