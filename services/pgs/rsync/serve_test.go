@@ -732,39 +732,53 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// TestServeBoundsDiscardedData: once a file is refused (here: over the FS's size limit), its
-// data is read and dropped only up to maxDiscard; a compressed bomb does not keep the server
-// inflating after that — the session ends, reporting the refusal.
+// TestServeBoundsDiscardedData: once files are refused (here: over the FS's size limit), their
+// data is read and dropped only up to maxDiscard over the session; compressed bombs do not keep
+// the server inflating after that — the session ends, reporting the refusal. Several files each
+// under the bound do not add up past it either.
 func TestServeBoundsDiscardedData(t *testing.T) {
-	const size = 8 * maxDiscard
-	c := newFakeClient()
-	c.entry(".", sIFDIR|0o755, 0)
-	c.entry("bomb", sIFREG|0o644, size)
-	c.endList()
-	c.int32(1)
-	for range 4 {
-		c.int32(0)
-	}
-	tw, err := token.NewCompressedWriter(&c.buf, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zeros := make([]byte, 1<<20)
-	for range size / len(zeros) {
-		tw.Literal(zeros)
-	}
-	tw.End()
-	c.buf.Write(make([]byte, 16)) // the file is refused: its checksum is never checked
-	c.int32(-1)
-	c.int32(-1)
-	in := &countingReader{r: bytes.NewReader(c.buf.Bytes())}
-	var out, stderr bytes.Buffer
-	code := Serve(context.Background(), "rsync --server -rze.iLsfxCIvu --checksum-seed=4242 . dest/", in, &out, &stderr, limitFS{FS: DirFS(t.TempDir()), max: 1 << 20})
-	if in.n > c.buf.Len()/2 {
-		t.Fatalf("exit %d: the server read %d of the %d bytes (the refused file's whole data)", code, in.n, c.buf.Len())
-	}
-	if code == exitOK || !strings.Contains(out.String(), "file larger than the limit") {
-		t.Errorf("exit %d, output %q", code, out.String())
+	for _, tt := range []struct {
+		name        string
+		files, size int
+	}{
+		{"one file", 1, 8 * maxDiscard},
+		{"many files", 8, maxDiscard / 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newFakeClient()
+			c.entry(".", sIFDIR|0o755, 0)
+			for i := range tt.files {
+				c.entry(fmt.Sprintf("bomb%d", i), sIFREG|0o644, int64(tt.size))
+			}
+			c.endList()
+			zeros := make([]byte, 1<<20)
+			for i := range tt.files {
+				c.int32(int32(1 + i))
+				for range 4 {
+					c.int32(0)
+				}
+				tw, err := token.NewCompressedWriter(&c.buf, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range tt.size / len(zeros) {
+					tw.Literal(zeros)
+				}
+				tw.End()
+				c.buf.Write(make([]byte, 16)) // the file is refused: its checksum is never checked
+			}
+			c.int32(-1)
+			c.int32(-1)
+			in := &countingReader{r: bytes.NewReader(c.buf.Bytes())}
+			var out, stderr bytes.Buffer
+			code := Serve(context.Background(), "rsync --server -rze.iLsfxCIvu --checksum-seed=4242 . dest/", in, &out, &stderr, limitFS{FS: DirFS(t.TempDir()), max: 1 << 20})
+			if in.n > c.buf.Len()/2 {
+				t.Fatalf("exit %d: the server read %d of the %d bytes (all the refused data)", code, in.n, c.buf.Len())
+			}
+			if code == exitOK || !strings.Contains(out.String(), "file larger than the limit") {
+				t.Errorf("exit %d, output %q", code, out.String())
+			}
+		})
 	}
 }
 
