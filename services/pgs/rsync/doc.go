@@ -85,7 +85,7 @@
 // text, 64 KiB of -s arguments, negotiation lists of 1,024 bytes, messages of 64 KiB in its
 // multiplexed stream and zstd windows of 8 MiB; more ends the session with a protocol error. An FS that implements ListLimiter lowers the
 // entry bound (pgs: twice PORTICO_PGS_MAX_FILES, plus 1,024). The data of a file that cannot be
-// written is read and dropped up to 64 MiB; past that the session ends. DirFS
+// written is read and dropped up to 64 MiB in a session; past that the session ends. DirFS
 // reserves names that start with "." and end in ".rsync-tmp" for its temporary files.
 //
 // # Sending
