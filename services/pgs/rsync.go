@@ -91,6 +91,18 @@ type rsyncFS struct {
 	receiving bool
 }
 
+var _ rsync.ListLimiter = (*rsyncFS)(nil)
+
+// MaxListEntries bounds the file list an uploading client may send, before it is held in
+// memory: a deploy holds at most PORTICO_PGS_MAX_FILES files, so a list may have as many
+// entries again for directories (and some to spare); a longer one ends the session.
+func (f *rsyncFS) MaxListEntries() int {
+	if n := f.s.svc.limits.MaxFiles; n > 0 {
+		return 2*n + 1024
+	}
+	return 0
+}
+
 // path checks a name the rsync library passes ("." or a clean relative path).
 func (f *rsyncFS) path(name string) (sitepath.Path, error) {
 	return sitepath.Parse(name)

@@ -83,7 +83,9 @@
 // A client may send at most 1,048,576 file-list entries with 64 MiB of names, names of up to
 // 4,095 bytes and 128 directories (the destination too), 4,096 filter rules with 1 MiB of
 // text, 64 KiB of -s arguments, negotiation lists of 1,024 bytes, messages of 64 KiB in its
-// multiplexed stream and zstd windows of 8 MiB; more ends the session with a protocol error. DirFS
+// multiplexed stream and zstd windows of 8 MiB; more ends the session with a protocol error. An FS that implements ListLimiter lowers the
+// entry bound (pgs: twice PORTICO_PGS_MAX_FILES, plus 1,024). The data of a file that cannot be
+// written is read and dropped up to 64 MiB in a session; past that the session ends. DirFS
 // reserves names that start with "." and end in ".rsync-tmp" for its temporary files.
 //
 // # Sending

@@ -134,6 +134,10 @@ func readFileList(r *wireReader, o *options, p *protocol) ([]*fileEntry, int32, 
 		ioError   int32
 	)
 	v := p.version
+	limit := maxFiles
+	if o.maxEntries > 0 {
+		limit = min(o.maxEntries, maxFiles)
+	}
 	for {
 		var flags int
 		if p.varintFlags {
@@ -174,8 +178,8 @@ func readFileList(r *wireReader, o *options, p *protocol) ([]*fileEntry, int32, 
 				}
 			}
 		}
-		if len(list) == maxFiles {
-			return nil, 0, protocolErrorf("file list longer than %d entries", maxFiles)
+		if len(list) == limit {
+			return nil, 0, protocolErrorf("file list longer than %d entries", limit)
 		}
 		if v >= 28 && flags&xmitHlinked != 0 {
 			return nil, 0, protocolErrorf("hard-link data in the file list (-H is not supported)")

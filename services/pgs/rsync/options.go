@@ -9,6 +9,7 @@ import (
 
 // options is the parsed server command line.
 type options struct {
+	maxEntries   int  // file-list entries accepted from the client (0: maxFiles); set by a ListLimiter FS
 	sender       bool // --sender: the server sends (download)
 	verbose      int
 	recursive    bool

@@ -54,7 +54,8 @@ type recvSession struct {
 	ioErrorNoted bool                    // the skipped deletion was reported
 	deleted      int
 	deletedDirs  int
-	delLimitN    int // deletions skipped by --max-delete
+	delLimitN    int   // deletions skipped by --max-delete
+	discarded    int64 // data of refused files read and dropped (bounded by maxDiscard)
 
 	phaseDone chan struct{} // the receiver read the client's end of the first phase
 	recvExit  chan struct{} // the receiver returned
@@ -703,6 +704,10 @@ func (s *recvSession) receiveFiles(ctx context.Context) error {
 	}
 }
 
+// maxDiscard bounds the data of files that could not be written which the receiver reads and
+// drops to go on with the next file, over the whole session; past it the session ends.
+const maxDiscard = 64 << 20
+
 // receiveFile writes one file's data to a new upload and commits it only if the whole-file
 // checksum matches. It returns an error only when the stream cannot go on.
 func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, tr *token.Reader, phase int) error {
@@ -736,12 +741,17 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		defer sink.stop()
 	}
 	// Once there is a problem the data is only read: the file is not written and not verified.
+	// What is read and dropped is bounded (maxDiscard, per session): a few bytes of block tokens or
+	// compressed data stand for far more, and without a bound a client could keep the server
+	// decompressing and copying blocks for as long as it likes after the file was refused.
 	write := func(p []byte) {
 		if problem == nil {
 			if err := sink.write(p); err != nil {
 				problem = fmt.Errorf("write: %w", err)
 			}
+			return
 		}
+		s.discarded += int64(len(p))
 	}
 	if basis != nil {
 		s.ahead.reset(basis, head.Size(), int(head.BlockLen))
@@ -754,6 +764,9 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		}
 		if t.Kind == token.End {
 			break
+		}
+		if s.discarded > maxDiscard {
+			return fmt.Errorf("%q not written: %v (and more than %d MiB of its data were dropped)", f.name, problem, maxDiscard>>20)
 		}
 		if t.Kind == token.Literal {
 			write(t.Data)

@@ -41,6 +41,14 @@ type ReceiveStarter interface {
 	StartReceive(dest string) error
 }
 
+// ListLimiter is an FS that accepts fewer file-list entries from an uploading client than the
+// library's own bound (1,048,576): a longer list ends the session with a protocol error before
+// it is held in memory (each entry costs the server about 170 bytes).
+type ListLimiter interface {
+	FS
+	MaxListEntries() int
+}
+
 // Serve runs one rsync server session. command is the exec request as the SSH client sent it
 // (e.g. `rsync --server -vre.iLsfxCIvu --delete . /site/`), split here with shell rules.
 // It returns the exit status to send back (0, or rsync's codes: 1 syntax, 2 protocol,
@@ -91,6 +99,12 @@ func Serve(ctx context.Context, command string, stdin io.Reader, stdout, stderr 
 		if err := rs.StartReceive(dest); err != nil {
 			fmt.Fprintf(stderr, "rsync: %v\n", err)
 			return exitFileSelect
+		}
+	}
+
+	if ll, ok := fsys.(ListLimiter); ok && !o.sender {
+		if n := ll.MaxListEntries(); n > 0 && n < maxFiles {
+			o.maxEntries = n
 		}
 	}
 

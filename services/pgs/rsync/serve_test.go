@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -687,5 +690,134 @@ func TestServeStreamsCompressedBomb(t *testing.T) {
 	}
 	if grown := int64(after.HeapSys) - int64(before.HeapSys); grown > 32<<20 {
 		t.Errorf("the heap grew by %d MiB", grown>>20)
+	}
+}
+
+// limitFS refuses to write more than max bytes to any upload (as pgs's file size limit).
+type limitFS struct {
+	FS
+	max int
+}
+
+func (l limitFS) Create(name string) (Upload, error) {
+	up, err := l.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &limitUpload{Upload: up, left: l.max}, nil
+}
+
+type limitUpload struct {
+	Upload
+	left int
+}
+
+func (u *limitUpload) Write(p []byte) (int, error) {
+	if len(p) > u.left {
+		return 0, errors.New("file larger than the limit")
+	}
+	u.left -= len(p)
+	return u.Upload.Write(p)
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestServeBoundsDiscardedData: once files are refused (here: over the FS's size limit), their
+// data is read and dropped only up to maxDiscard over the session; compressed bombs do not keep
+// the server inflating after that — the session ends, reporting the refusal. Several files each
+// under the bound do not add up past it either.
+func TestServeBoundsDiscardedData(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		files, size int
+	}{
+		{"one file", 1, 8 * maxDiscard},
+		{"many files", 8, maxDiscard / 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newFakeClient()
+			c.entry(".", sIFDIR|0o755, 0)
+			for i := range tt.files {
+				c.entry(fmt.Sprintf("bomb%d", i), sIFREG|0o644, int64(tt.size))
+			}
+			c.endList()
+			zeros := make([]byte, 1<<20)
+			for i := range tt.files {
+				c.int32(int32(1 + i))
+				for range 4 {
+					c.int32(0)
+				}
+				tw, err := token.NewCompressedWriter(&c.buf, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range tt.size / len(zeros) {
+					tw.Literal(zeros)
+				}
+				tw.End()
+				c.buf.Write(make([]byte, 16)) // the file is refused: its checksum is never checked
+			}
+			c.int32(-1)
+			c.int32(-1)
+			in := &countingReader{r: bytes.NewReader(c.buf.Bytes())}
+			var out, stderr bytes.Buffer
+			code := Serve(context.Background(), "rsync --server -rze.iLsfxCIvu --checksum-seed=4242 . dest/", in, &out, &stderr, limitFS{FS: DirFS(t.TempDir()), max: 1 << 20})
+			if in.n > c.buf.Len()/2 {
+				t.Fatalf("exit %d: the server read %d of the %d bytes (all the refused data)", code, in.n, c.buf.Len())
+			}
+			if code == exitOK || !strings.Contains(out.String(), "file larger than the limit") {
+				t.Errorf("exit %d, output %q", code, out.String())
+			}
+		})
+	}
+}
+
+// listLimitFS accepts at most n file-list entries.
+type listLimitFS struct {
+	FS
+	n int
+}
+
+func (l listLimitFS) MaxListEntries() int { return l.n }
+
+// TestServeListLimiterBoundsFileList: an FS that implements ListLimiter lowers how many
+// file-list entries an uploading client may send, at protocol 27 and 32 alike.
+func TestServeListLimiterBoundsFileList(t *testing.T) {
+	for _, v := range []int{27, 32} {
+		t.Run(fmt.Sprint(v), func(t *testing.T) {
+			var in []byte
+			if v == 27 {
+				c := newFakeClient()
+				c.entry(".", sIFDIR|0o755, 0)
+				for i := range 20 {
+					c.entry(fmt.Sprintf("f%02d", i), sIFREG|0o644, 0)
+				}
+				c.endList()
+				in = c.buf.Bytes()
+			} else {
+				c := newClient32()
+				c.entry(".", sIFDIR|0o755, 0)
+				for i := range 20 {
+					c.entry(fmt.Sprintf("f%02d", i), sIFREG|0o644, 0)
+				}
+				c.data = c.enc.appendEndOfList(c.data, 0)
+				in = c.bytes()
+			}
+			var out, stderr bytes.Buffer
+			code := Serve(context.Background(), recvCommand, bytes.NewReader(in), &out, &stderr, listLimitFS{FS: DirFS(t.TempDir()), n: 10})
+			if code != exitProtocol || !strings.Contains(out.String(), "file list longer than 10 entries") {
+				t.Fatalf("exit %d, output %q, stderr %q", code, out.String(), stderr.String())
+			}
+		})
 	}
 }

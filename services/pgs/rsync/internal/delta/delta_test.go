@@ -284,3 +284,33 @@ type discard struct{}
 
 func (discard) Literal([]byte) error      { return nil }
 func (discard) Match(int32, []byte) error { return nil }
+
+// TestMatchChainBoundsCollidingWeakSums: a peer can choose weak checksums that differ from the
+// window's but land in its hash bucket. The matcher must give up after maxChain entries of a
+// bucket whatever their weak checksums, or every byte offset of the file walks the whole bucket
+// (quadratic work for a download). The one real match is placed behind more than maxChain such
+// entries: a bounded search does not reach it.
+func TestMatchChainBoundsCollidingWeakSums(t *testing.T) {
+	block := randomBytes(rand.New(rand.NewPCG(7, 8)), 700)
+	want := Sum1(block)
+	const n = maxChain + 10
+	hash16 := func(x uint32) uint32 { return (x * 0x9E3779B1) >> 16 }
+	other := want + 1
+	for other == want || hash16(other) != hash16(want) {
+		other++
+	}
+	head := SumHead{Count: n + 1, BlockLen: 700, S2Len: SumLen}
+	sums := &Sums{Head: head, Sum1: make([]uint32, n+1), Sum2: make([]byte, (n+1)*SumLen)}
+	for i := range n {
+		sums.Sum1[i] = other
+	}
+	sums.Sum1[n] = want
+	copy(sums.Sum2[n*SumLen:], Sum2(block, StrongSum{Seed: 1}))
+	m := newMatcher(sums, StrongSum{Seed: 1}, bytes.NewReader(nil), discard{})
+	if m.bits != 16 {
+		t.Fatalf("table bits %d, the test assumes 16", m.bits)
+	}
+	if i := m.lookup(want, block); i != -1 {
+		t.Fatalf("lookup walked %d colliding entries (more than maxChain %d) and found block %d", n, maxChain, i)
+	}
+}

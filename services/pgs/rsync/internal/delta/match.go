@@ -14,8 +14,8 @@ const (
 	literalFlush = 32 << 10
 	// readChunk is how much Match reads from the new file at a time.
 	readChunk = 64 << 10
-	// maxChain bounds the candidates compared at one offset (as rsync's MAX_CHAIN_LEN), so a
-	// basis with many equal weak checksums cannot make the search quadratic.
+	// maxChain bounds the hash-bucket entries visited at one offset (as rsync's MAX_CHAIN_LEN),
+	// so a basis with many equal or colliding weak checksums cannot make the search quadratic.
 	maxChain = 1024
 )
 
@@ -159,11 +159,13 @@ func (m *matcher) lookup(sum uint32, data []byte) int32 {
 	done := false
 	chain := 0
 	for ; i >= 0; i = m.next[i] {
-		if m.sums.Sum1[i] != sum {
-			continue
-		}
+		// Every entry of the bucket counts, not only equal weak sums: a peer can fill one
+		// bucket with weak sums that differ from the window's but hash alike.
 		if chain++; chain > maxChain {
 			return -1
+		}
+		if m.sums.Sum1[i] != sum {
+			continue
 		}
 		if m.blockLen(i) != len(data) {
 			continue
