@@ -167,6 +167,15 @@ func (s *Service) SetACL(ctx context.Context, g auth.Grant, project, kind string
 				if err := auth.ValidAccountName(name); err != nil {
 					return acl, errorf(Invalid, "%q is not an account name: %v", shown(name), err)
 				}
+				// A name no account holds would let whoever signs up under it first see the
+				// site.
+				if len(acl.Accounts) < maxACLAccounts {
+					if _, err := s.store.AccountByName(ctx, name); errors.Is(err, db.ErrNotFound) {
+						return acl, errorf(NotFound, "there is no account %s: an ACL lists accounts that exist", name)
+					} else if err != nil {
+						return acl, userError(err)
+					}
+				}
 				acl.Accounts = append(acl.Accounts, name)
 			}
 		}

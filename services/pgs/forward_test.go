@@ -83,7 +83,7 @@ func TestPrivateSites(t *testing.T) {
 	bob := h.accountClient("bob")
 	mallory := h.accountClient("mallory")
 
-	if _, stderr, code := h.ssh("acl", "blog", "accounts", "bob,carol"); code != 0 {
+	if _, stderr, code := h.ssh("acl", "blog", "accounts", "bob"); code != 0 {
 		t.Fatalf("acl accounts: %s", stderr)
 	}
 	if code, body, _ := h.get("blog", "/"); code != 404 || strings.Contains(body, "secret") {
@@ -162,5 +162,24 @@ func TestPasswordHash(t *testing.T) {
 	}
 	if hashPassword("correct horse") == hash {
 		t.Fatal("no salt")
+	}
+}
+
+// TestPrivateSiteUnlistedNames: an ACL may list only accounts that exist. Were a name that no
+// account holds accepted (a typo, a colleague not yet signed up), whoever signed up under it
+// first would see the private site.
+func TestPrivateSiteUnlistedNames(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "secret home"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	h.accountClient("bob")
+	if _, stderr, code := h.ssh("acl", "blog", "accounts", "bob,carl"); code == 0 || !strings.Contains(stderr, "carl") {
+		t.Fatalf("acl with an account that does not exist: exit %d %s", code, stderr)
+	}
+	out, _, _ := h.ssh("ls", "--json")
+	var list []ProjectView
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 || list[0].ACL != "public" {
+		t.Fatalf("a refused acl changed the site: %s %v", out, err)
 	}
 }

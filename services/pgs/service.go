@@ -28,6 +28,8 @@ const (
 // Store is what pgs keeps in the database.
 type Store interface {
 	db.PGS
+	// AccountByName: an ACL may list only accounts that exist.
+	AccountByName(ctx context.Context, name string) (db.Account, error)
 }
 
 // Tunnels tells whether a tunnel holds a name (the tuns service). Project and tunnel names
