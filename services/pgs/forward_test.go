@@ -183,3 +183,45 @@ func TestPrivateSiteUnlistedNames(t *testing.T) {
 		t.Fatalf("a refused acl changed the site: %s %v", out, err)
 	}
 }
+
+// TestPasswordChecksPerSource: one source has at most one password check waiting or running,
+// so a single client guessing passwords in parallel cannot hold every check slot of the gateway
+// and keep other visitors of password sites out.
+func TestPasswordChecksPerSource(t *testing.T) {
+	c := newPasswordChecker()
+	// A costly hash (64 MiB, 3 passes) keeps the first check running for a while.
+	slow := "$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + strings.Repeat("A", 43)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.check(context.Background(), "192.0.2.7:1000", slow, "guess one")
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		busy := len(c.slots) > 0
+		c.mu.Unlock()
+		if busy || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := c.check(context.Background(), "192.0.2.7:2000", slow, "guess two"); err != errPasswordBusy {
+		t.Errorf("a second check from the same source: %v, want %v", err, errPasswordBusy)
+	}
+	shared := make(chan error, 1)
+	go func() {
+		_, err := c.check(context.Background(), "192.0.2.7:1500", slow, "guess one")
+		shared <- err
+	}()
+	if _, err := c.check(context.Background(), "198.51.100.1:1000", slow, "guess three"); err != nil {
+		t.Errorf("a check from another source: %v", err)
+	}
+	if err := <-shared; err != nil {
+		t.Errorf("the same password from the same source at once (one check, shared): %v", err)
+	}
+	<-done
+	if _, err := c.check(context.Background(), "192.0.2.7:3000", slow, "guess four"); err != nil {
+		t.Errorf("the source's next check, once the first ended: %v", err)
+	}
+}
