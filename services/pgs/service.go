@@ -295,13 +295,15 @@ func (s *Service) deleter(ctx context.Context, accountID int64) func(hashes []st
 				return removed, err
 			}
 			ref := blob.Ref{Account: accountID, Hash: h}
+			// The blob goes first, then its copies: a compression that finds the blob still
+			// there after writing its copy (compress) then knows this deletion comes after.
+			if err := s.blobs.Delete(ctx, ref); err != nil {
+				return removed, err
+			}
 			if s.encoded != nil {
 				if err := s.encoded.DeleteEncoded(ctx, ref); err != nil {
 					return removed, err
 				}
-			}
-			if err := s.blobs.Delete(ctx, ref); err != nil {
-				return removed, err
 			}
 			removed = append(removed, hs)
 		}
