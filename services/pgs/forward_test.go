@@ -225,3 +225,30 @@ func TestPasswordChecksPerSource(t *testing.T) {
 		t.Errorf("the source's next check, once the first ended: %v", err)
 	}
 }
+
+// TestPrivateSiteHostSpellings: however the forward's host is spelled (case, trailing dots,
+// the server's domain), a private site answers its owner's listed accounts only.
+func TestPrivateSiteHostSpellings(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "secret home"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	bob := h.accountClient("bob")
+	mallory := h.accountClient("mallory")
+	if _, stderr, code := h.ssh("acl", "blog", "accounts", "bob"); code != 0 {
+		t.Fatalf("acl accounts: %s", stderr)
+	}
+	for _, target := range []string{"ALICE-BLOG:80", "alice-blog.:80", "Alice-Blog.LocalHost.:80", "alice-blog.localhost:80"} {
+		if code, body, err := forwardGet(t, bob, target, "/"); err != nil || code != 200 || body != "secret home" {
+			t.Errorf("bob to %s: %d %q %v", target, code, body, err)
+		}
+		if code, body, err := forwardGet(t, mallory, target, "/"); err == nil {
+			t.Errorf("mallory to %s: %d %q", target, code, body)
+		}
+	}
+	for _, target := range []string{"alice-blog.evil.example:80", "alice-blog..:80", "alice--blog:80", "-alice-blog:80", "alice-blog\x00:80", "alice-blog/../x:80", "[::1]:80"} {
+		if code, body, err := forwardGet(t, bob, target, "/"); err == nil {
+			t.Errorf("bob to %q: accepted, %d %q", target, code, body)
+		}
+	}
+}
