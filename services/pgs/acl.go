@@ -10,13 +10,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/portico-sh/portico/auth"
 	"github.com/portico-sh/portico/db"
@@ -77,18 +80,25 @@ func checkPassword(hash, password string) bool {
 
 // passwordChecker checks site passwords within its bounds.
 type passwordChecker struct {
-	slots chan struct{}
-	mu    sync.Mutex
-	known map[[32]byte]struct{}
+	slots    chan struct{}
+	mu       sync.Mutex
+	known    map[[32]byte]struct{}
+	sources  map[string]bool // sources with a check waiting or running
+	inflight singleflight.Group
 }
 
 func newPasswordChecker() *passwordChecker {
-	return &passwordChecker{slots: make(chan struct{}, maxPasswordChecks), known: map[[32]byte]struct{}{}}
+	return &passwordChecker{slots: make(chan struct{}, maxPasswordChecks), known: map[[32]byte]struct{}{},
+		sources: map[string]bool{}}
 }
 
 var errPasswordBusy = errors.New("too many password checks at once")
 
-func (c *passwordChecker) check(ctx context.Context, hash, password string) (bool, error) {
+// check reports whether password matches hash. source is the client (an HTTP RemoteAddr, or
+// a key naming the SSH connection): a source has at most one distinct check waiting or running,
+// so that one client guessing in parallel cannot hold every slot; requests with the same
+// password at once (a browser fetching a page's assets) share one check.
+func (c *passwordChecker) check(ctx context.Context, source, hash, password string) (bool, error) {
 	if len(password) > maxPassword {
 		return false, nil
 	}
@@ -99,40 +109,64 @@ func (c *passwordChecker) check(ctx context.Context, hash, password string) (boo
 	if ok {
 		return true, nil
 	}
-	t := time.NewTimer(passwordWait)
-	defer t.Stop()
-	select {
-	case c.slots <- struct{}{}:
-	case <-t.C:
-		return false, errPasswordBusy
-	case <-ctx.Done():
-		return false, ctx.Err()
+	if ap, err := netip.ParseAddrPort(source); err == nil {
+		source = auth.SourceOf(net.TCPAddrFromAddrPort(ap))
 	}
-	ok = checkPassword(hash, password)
-	<-c.slots
-	if ok {
+	v, err, _ := c.inflight.Do(string(k[:]), func() (any, error) {
 		c.mu.Lock()
-		if len(c.known) >= maxPasswordsKnown {
-			clear(c.known)
+		if c.sources[source] {
+			c.mu.Unlock()
+			return false, errPasswordBusy
 		}
-		c.known[k] = struct{}{}
+		c.sources[source] = true
 		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			delete(c.sources, source)
+			c.mu.Unlock()
+		}()
+		t := time.NewTimer(passwordWait)
+		defer t.Stop()
+		select {
+		case c.slots <- struct{}{}:
+		case <-t.C:
+			return false, errPasswordBusy
+		}
+		ok := checkPassword(hash, password)
+		<-c.slots
+		if ok {
+			c.mu.Lock()
+			if len(c.known) >= maxPasswordsKnown {
+				clear(c.known)
+			}
+			c.known[k] = struct{}{}
+			c.mu.Unlock()
+		}
+		return ok, nil
+	})
+	if err != nil {
+		return false, err
 	}
-	return ok, nil
+	return v.(bool), nil
 }
 
 // basicAuth asks for a site's password (any user name) before the site.
 type basicAuth struct {
-	svc   *Service
-	hash  string
-	realm string
-	next  http.Handler
+	svc    *Service
+	hash   string
+	realm  string
+	source string // the client, when not the request's RemoteAddr (a forward: its connection)
+	next   http.Handler
 }
 
 func (b *basicAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, password, ok := r.BasicAuth()
 	if ok {
-		good, err := b.svc.passwords.check(r.Context(), b.hash, password)
+		source := b.source
+		if source == "" {
+			source = r.RemoteAddr
+		}
+		good, err := b.svc.passwords.check(r.Context(), source, b.hash, password)
 		if err != nil {
 			w.Header().Set("Retry-After", "2")
 			http.Error(w, "busy, try again", http.StatusServiceUnavailable)
@@ -166,6 +200,15 @@ func (s *Service) SetACL(ctx context.Context, g auth.Grant, project, kind string
 				}
 				if err := auth.ValidAccountName(name); err != nil {
 					return acl, errorf(Invalid, "%q is not an account name: %v", shown(name), err)
+				}
+				// A name no account holds would let whoever signs up under it first see the
+				// site.
+				if len(acl.Accounts) < maxACLAccounts {
+					if _, err := s.store.AccountByName(ctx, name); errors.Is(err, db.ErrNotFound) {
+						return acl, errorf(NotFound, "there is no account %s: an ACL lists accounts that exist", name)
+					} else if err != nil {
+						return acl, userError(err)
+					}
 				}
 				acl.Accounts = append(acl.Accounts, name)
 			}

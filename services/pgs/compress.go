@@ -135,7 +135,7 @@ func (s *Service) compress(ref blob.Ref, enc string) error {
 		return err
 	}
 	defer src.Close()
-	return s.encoded.PutEncoded(ctx, ref, enc, func(w io.Writer) error {
+	err = s.encoded.PutEncoded(ctx, ref, enc, func(w io.Writer) error {
 		var zw io.WriteCloser
 		if enc == "br" {
 			q := brotli.BestCompression
@@ -151,6 +151,16 @@ func (s *Service) compress(ref blob.Ref, enc string) error {
 		}
 		return zw.Close()
 	})
+	if err != nil {
+		return err
+	}
+	// The blob may have been freed while it was compressed, its copies deleted before this
+	// one was written: a copy left then would take disk that nothing counts or deletes.
+	if _, err := s.blobs.Stat(ctx, ref); errors.Is(err, fs.ErrNotExist) {
+		s.encoded.DeleteEncoded(ctx, ref)
+		return err
+	}
+	return nil
 }
 
 // encodedFile opens the compressed copy to send for a file, when its type is compressible and

@@ -51,6 +51,9 @@ func (s *Service) HandleChannel(c *services.Conn, nc gossh.NewChannel) {
 		return
 	}
 	f := &forwardedSite{svc: s, grant: c.Grant, account: account, project: project}
+	if c.SSH != nil {
+		f.source = auth.SourceOf(c.SSH.RemoteAddr())
+	}
 	if _, err := f.handler(c.Ctx); err != nil {
 		nc.Reject(gossh.ConnectionFailed, "no such site")
 		return
@@ -100,6 +103,7 @@ type forwardedSite struct {
 	svc              *Service
 	grant            auth.Grant
 	account, project string
+	source           string // the SSH client's source (auth.SourceOf), for password checks
 }
 
 var errNoSite = errors.New("no such site")
@@ -119,7 +123,8 @@ func (f *forwardedSite) handler(ctx context.Context) (http.Handler, error) {
 			return nil, errNoSite
 		}
 	case db.PGSPassword:
-		return &basicAuth{svc: f.svc, hash: live.ACL.PasswordHash, realm: f.account + "-" + f.project, next: site}, nil
+		return &basicAuth{svc: f.svc, hash: live.ACL.PasswordHash, realm: f.account + "-" + f.project,
+			source: "ssh:" + f.source, next: site}, nil
 	}
 	return site, nil
 }

@@ -83,7 +83,7 @@ func TestPrivateSites(t *testing.T) {
 	bob := h.accountClient("bob")
 	mallory := h.accountClient("mallory")
 
-	if _, stderr, code := h.ssh("acl", "blog", "accounts", "bob,carol"); code != 0 {
+	if _, stderr, code := h.ssh("acl", "blog", "accounts", "bob"); code != 0 {
 		t.Fatalf("acl accounts: %s", stderr)
 	}
 	if code, body, _ := h.get("blog", "/"); code != 404 || strings.Contains(body, "secret") {
@@ -162,5 +162,93 @@ func TestPasswordHash(t *testing.T) {
 	}
 	if hashPassword("correct horse") == hash {
 		t.Fatal("no salt")
+	}
+}
+
+// TestPrivateSiteUnlistedNames: an ACL may list only accounts that exist. Were a name that no
+// account holds accepted (a typo, a colleague not yet signed up), whoever signed up under it
+// first would see the private site.
+func TestPrivateSiteUnlistedNames(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "secret home"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	h.accountClient("bob")
+	if _, stderr, code := h.ssh("acl", "blog", "accounts", "bob,carl"); code == 0 || !strings.Contains(stderr, "carl") {
+		t.Fatalf("acl with an account that does not exist: exit %d %s", code, stderr)
+	}
+	out, _, _ := h.ssh("ls", "--json")
+	var list []ProjectView
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 || list[0].ACL != "public" {
+		t.Fatalf("a refused acl changed the site: %s %v", out, err)
+	}
+}
+
+// TestPasswordChecksPerSource: one source has at most one password check waiting or running,
+// so a single client guessing passwords in parallel cannot hold every check slot of the gateway
+// and keep other visitors of password sites out.
+func TestPasswordChecksPerSource(t *testing.T) {
+	c := newPasswordChecker()
+	// A costly hash (64 MiB, 3 passes) keeps the first check running for a while.
+	slow := "$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + strings.Repeat("A", 43)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.check(context.Background(), "192.0.2.7:1000", slow, "guess one")
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		busy := len(c.slots) > 0
+		c.mu.Unlock()
+		if busy || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := c.check(context.Background(), "192.0.2.7:2000", slow, "guess two"); err != errPasswordBusy {
+		t.Errorf("a second check from the same source: %v, want %v", err, errPasswordBusy)
+	}
+	shared := make(chan error, 1)
+	go func() {
+		_, err := c.check(context.Background(), "192.0.2.7:1500", slow, "guess one")
+		shared <- err
+	}()
+	if _, err := c.check(context.Background(), "198.51.100.1:1000", slow, "guess three"); err != nil {
+		t.Errorf("a check from another source: %v", err)
+	}
+	if err := <-shared; err != nil {
+		t.Errorf("the same password from the same source at once (one check, shared): %v", err)
+	}
+	<-done
+	if _, err := c.check(context.Background(), "192.0.2.7:3000", slow, "guess four"); err != nil {
+		t.Errorf("the source's next check, once the first ended: %v", err)
+	}
+}
+
+// TestPrivateSiteHostSpellings: however the forward's host is spelled (case, trailing dots,
+// the server's domain), a private site answers its owner's listed accounts only.
+func TestPrivateSiteHostSpellings(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "secret home"})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	bob := h.accountClient("bob")
+	mallory := h.accountClient("mallory")
+	if _, stderr, code := h.ssh("acl", "blog", "accounts", "bob"); code != 0 {
+		t.Fatalf("acl accounts: %s", stderr)
+	}
+	for _, target := range []string{"ALICE-BLOG:80", "alice-blog.:80", "Alice-Blog.LocalHost.:80", "alice-blog.localhost:80"} {
+		if code, body, err := forwardGet(t, bob, target, "/"); err != nil || code != 200 || body != "secret home" {
+			t.Errorf("bob to %s: %d %q %v", target, code, body, err)
+		}
+		if code, body, err := forwardGet(t, mallory, target, "/"); err == nil {
+			t.Errorf("mallory to %s: %d %q", target, code, body)
+		}
+	}
+	for _, target := range []string{"alice-blog.evil.example:80", "alice-blog..:80", "alice--blog:80", "-alice-blog:80", "alice-blog\x00:80", "alice-blog/../x:80", "[::1]:80"} {
+		if code, body, err := forwardGet(t, bob, target, "/"); err == nil {
+			t.Errorf("bob to %q: accepted, %d %q", target, code, body)
+		}
 	}
 }

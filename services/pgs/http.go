@@ -20,6 +20,10 @@ import (
 // that a 304).
 const cacheControl = "public, max-age=0, must-revalidate"
 
+// maxRequestURI bounds a request's path and query (nginx's default buffer for the request
+// line is 8 KiB): longer ones get 414, before any _redirects or _headers rule is matched.
+const maxRequestURI = 8 << 10
+
 // Site returns the handler of the account's project called name (services.SiteServer). It
 // answers false when the account has no such project, so that the host name may be a tunnel.
 func (s *Service) Site(account, name string) (http.Handler, bool) {
@@ -65,6 +69,10 @@ func (h *siteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	if len(r.URL.EscapedPath())+len(r.URL.RawQuery) > maxRequestURI {
+		http.Error(w, "URI too long", http.StatusRequestURITooLong)
+		return
+	}
 	t, err := h.svc.sites.tree(r.Context(), h.deployID)
 	if err != nil {
 		h.svc.log.Warn("pgs: loading a deploy failed", "deploy_id", h.deployID, "err", err)
@@ -81,6 +89,10 @@ func (h *siteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rules.redirects != nil {
 		matched := res.redirect != "" || res.status == http.StatusOK
 		if a, ok := rules.redirects.Match(r.URL.Path, r.URL.RawQuery, matched); ok {
+			if a.Status == http.StatusRequestURITooLong {
+				http.Error(w, "URI too long", http.StatusRequestURITooLong)
+				return
+			}
 			if a.Location != "" {
 				w.Header().Set("Location", a.Location)
 				w.WriteHeader(a.Status)

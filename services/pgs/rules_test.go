@@ -73,3 +73,32 @@ func TestSiteRules(t *testing.T) {
 		t.Errorf("deploys: %s", out)
 	}
 }
+
+// TestSiteRulesLongRequests: a long request path meets the rules bounded: past 8 KiB (nginx's
+// default) the request is refused with 414 before any rule is matched, and a rule whose
+// placeholders would expand past the bound answers 414 rather than a giant Location.
+func TestSiteRulesLongRequests(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	many := strings.Repeat(":splat", 1000)
+	writeTree(t, src, map[string]string{
+		"index.html": "home",
+		"_redirects": "/r/* /" + many + " 302\n",
+		"_headers":   "/*\n  X-P: :splat\n",
+	})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	for _, c := range []struct {
+		path string
+		code int
+	}{
+		{"/r/" + strings.Repeat("a", 100), 414},   // 1000 × 100 bytes: past the bound
+		{"/r/" + strings.Repeat("a", 9<<10), 414}, // past 8 KiB
+		{"/" + strings.Repeat("b", 9<<10), 414},
+		{"/r/a", 302},
+	} {
+		code, _, hdr := h.get("blog", c.path)
+		if code != c.code || len(hdr.Get("Location")) > 16<<10 {
+			t.Errorf("GET %.20s... (%d bytes) = %d, Location %d bytes; want %d", c.path, len(c.path), code, len(hdr.Get("Location")), c.code)
+		}
+	}
+}

@@ -28,6 +28,8 @@ const (
 // Store is what pgs keeps in the database.
 type Store interface {
 	db.PGS
+	// AccountByName: an ACL may list only accounts that exist.
+	AccountByName(ctx context.Context, name string) (db.Account, error)
 }
 
 // Tunnels tells whether a tunnel holds a name (the tuns service). Project and tunnel names
@@ -293,13 +295,15 @@ func (s *Service) deleter(ctx context.Context, accountID int64) func(hashes []st
 				return removed, err
 			}
 			ref := blob.Ref{Account: accountID, Hash: h}
+			// The blob goes first, then its copies: a compression that finds the blob still
+			// there after writing its copy (compress) then knows this deletion comes after.
+			if err := s.blobs.Delete(ctx, ref); err != nil {
+				return removed, err
+			}
 			if s.encoded != nil {
 				if err := s.encoded.DeleteEncoded(ctx, ref); err != nil {
 					return removed, err
 				}
-			}
-			if err := s.blobs.Delete(ctx, ref); err != nil {
-				return removed, err
 			}
 			removed = append(removed, hs)
 		}

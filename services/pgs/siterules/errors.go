@@ -10,6 +10,10 @@ const (
 	MaxFileSize = 64 << 10
 	MaxRules    = 1000
 	MaxLine     = 8 << 10
+	// MaxExpanded bounds what the placeholders of the rules expand to for one request: a
+	// redirect's Location or rewrite path, and all the header values _headers sets (a TO or a
+	// value repeating :splat would otherwise multiply a long request path).
+	MaxExpanded = 16 << 10
 	// maxErrors bounds the errors reported for one file (the rest are counted).
 	maxErrors = 100
 )

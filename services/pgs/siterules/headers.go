@@ -140,12 +140,14 @@ type HeaderSet struct {
 
 // For applies every rule whose pattern matches the request path (decoded), in order: values
 // of the same header join with ", "; `! Name` drops what earlier rules set. `:name` and
-// `:splat` in values are replaced by what the pattern matched.
+// `:splat` in values are replaced by what the pattern matched; a value whose placeholders would
+// take what they add to this request's values past MaxExpanded bytes is not set.
 func (h *Headers) For(path string) HeaderSet {
 	var out HeaderSet
 	if h == nil {
 		return out
 	}
+	budget := MaxExpanded // bytes placeholders may add to the values, over all rules
 	for i := range h.rules {
 		r := &h.rules[i]
 		ps, ok := r.pat.match(path, true)
@@ -158,14 +160,19 @@ func (h *Headers) For(path string) HeaderSet {
 				continue
 			}
 			value := op.value
-			if ps != nil {
-				value = eachPlaceholder(value, func(name string) string {
+			if ps != nil && strings.IndexByte(value, ':') >= 0 {
+				v, ok := expandPlaceholders(value, len(value)+budget, func(name string) string {
 					v, ok := ps[name]
 					if !ok {
 						return ":" + name
 					}
 					return headerSafe(v)
 				})
+				if !ok {
+					continue // too long filled in: the header is not set
+				}
+				budget -= max(0, len(v)-len(value))
+				value = v
 			}
 			out.add(op.name, value)
 		}

@@ -2,6 +2,7 @@ package siterules
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -226,25 +227,43 @@ func checkPlaceholders(to string, rule *Redirect) error {
 // eachPlaceholder calls fn for each `:name` in s and returns s with each replaced by what fn
 // returns. A colon not followed by a name is left alone.
 func eachPlaceholder(s string, fn func(name string) string) string {
+	out, _ := expandPlaceholders(s, -1, fn)
+	return out
+}
+
+// expandPlaceholders is eachPlaceholder with a bound: false, and the output so far, when the
+// result would be longer than max bytes (max < 0: no bound).
+func expandPlaceholders(s string, max int, fn func(name string) string) (string, bool) {
 	if strings.IndexByte(s, ':') < 0 {
-		return s
+		return s, max < 0 || len(s) <= max
 	}
 	var b strings.Builder
+	write := func(v string) bool {
+		if max >= 0 && b.Len()+len(v) > max {
+			return false
+		}
+		b.WriteString(v)
+		return true
+	}
 	for {
 		i := strings.IndexByte(s, ':')
 		if i < 0 {
-			b.WriteString(s)
-			return b.String()
+			ok := write(s)
+			return b.String(), ok
 		}
-		b.WriteString(s[:i])
+		if !write(s[:i]) {
+			return b.String(), false
+		}
 		j := i + 1
 		for j < len(s) && isName(s[j:j+1]) {
 			j++
 		}
-		if j == i+1 {
-			b.WriteByte(':')
-		} else {
-			b.WriteString(fn(s[i+1 : j]))
+		v := ":"
+		if j > i+1 {
+			v = fn(s[i+1 : j])
+		}
+		if !write(v) {
+			return b.String(), false
 		}
 		s = s[j:]
 	}
@@ -252,7 +271,9 @@ func eachPlaceholder(s string, fn func(name string) string) string {
 
 // Action is what a matching rule does with a request.
 type Action struct {
-	Status int // 301, 302, 303, 307, 308: redirect to Location; 200, 404: serve Path
+	// 301, 302, 303, 307, 308: redirect to Location; 200, 404: serve Path; 414: the rule's
+	// placeholders would expand to more than MaxExpanded bytes (answer 414 URI Too Long).
+	Status int
 	// Location is the redirect's target (URL-escaped), with the request's query kept unless
 	// TO has its own.
 	Location string
@@ -310,13 +331,17 @@ func (rule *Redirect) matchQuery(q url.Values, ps params) (params, bool) {
 
 func (rule *Redirect) action(ps params, rawQuery string) Action {
 	t := &rule.to
-	path := eachPlaceholder(t.path, func(name string) string {
+	tooLong := Action{Status: http.StatusRequestURITooLong, Line: rule.Line}
+	path, ok := expandPlaceholders(t.path, MaxExpanded, func(name string) string {
 		v, ok := ps[name]
 		if !ok {
 			return ":" + name
 		}
 		return escapePath(v)
 	})
+	if !ok {
+		return tooLong
+	}
 	// A value that starts with slashes must not make the path name a host ("//evil.example").
 	if strings.HasPrefix(path, "//") {
 		path = "/" + strings.TrimLeft(path, "/")
@@ -331,14 +356,18 @@ func (rule *Redirect) action(ps params, rawQuery string) Action {
 	b.WriteString(path)
 	switch {
 	case t.hasQuery:
-		b.WriteByte('?')
-		b.WriteString(eachPlaceholder(t.query, func(name string) string {
+		q, ok := expandPlaceholders(t.query, MaxExpanded, func(name string) string {
 			v, ok := ps[name]
 			if !ok {
 				return ":" + name
 			}
 			return url.QueryEscape(v)
-		}))
+		})
+		if !ok {
+			return tooLong
+		}
+		b.WriteByte('?')
+		b.WriteString(q)
 	case rawQuery != "":
 		b.WriteByte('?')
 		b.WriteString(rawQuery)
@@ -346,6 +375,9 @@ func (rule *Redirect) action(ps params, rawQuery string) Action {
 	if t.fragment != "" {
 		b.WriteByte('#')
 		b.WriteString(t.fragment)
+	}
+	if b.Len() > MaxExpanded {
+		return tooLong
 	}
 	a.Location = b.String()
 	return a
