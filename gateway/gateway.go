@@ -120,10 +120,13 @@ type sshListener struct {
 	srv *ssh.Server
 
 	// serving is closed once srv.Serve has registered the listener (it calls Accept only
-	// after that) or has returned. charmbracelet/ssh's Shutdown waits on the same WaitGroup
-	// that Serve adds the listener to, so a shutdown right after start must wait for it.
+	// after that) or has returned, so that srv.Close at shutdown finds it.
 	serving     chan struct{}
 	servingOnce sync.Once
+	// stopped makes Accept answer ssh.ErrServerClosed: the gateway stops accepting by itself
+	// rather than with charmbracelet/ssh's Shutdown, whose WaitGroup races with connections
+	// that finish their handshake while it waits.
+	stopped atomic.Bool
 }
 
 func (l *sshListener) markServing() { l.servingOnce.Do(func() { close(l.serving) }) }
@@ -136,7 +139,20 @@ type acceptingListener struct {
 
 func (a acceptingListener) Accept() (net.Conn, error) {
 	a.l.markServing()
-	return a.Listener.Accept()
+	if a.l.stopped.Load() {
+		return nil, ssh.ErrServerClosed
+	}
+	c, err := a.Listener.Accept()
+	if err != nil && a.l.stopped.Load() {
+		return nil, ssh.ErrServerClosed
+	}
+	return c, err
+}
+
+// stopAccepting makes Serve return ssh.ErrServerClosed and closes the socket.
+func (l *sshListener) stopAccepting() {
+	l.stopped.Store(true)
+	l.ln.Close()
 }
 
 type httpListener struct {
@@ -375,18 +391,33 @@ func (g *Gateway) shutdown() {
 	g.deciding.Unlock()
 	g.tellShutdown()
 	var wg sync.WaitGroup
-	for _, l := range g.ssh {
-		wg.Go(func() {
+	wg.Go(func() {
+		for _, l := range g.ssh {
 			select {
 			case <-l.serving:
 			case <-ctx.Done():
 			}
-			if err := l.srv.Shutdown(ctx); err != nil {
-				g.log.Warn("ssh sessions still open after the drain timeout; closing them", "addr", l.ln.Addr().String())
-				l.srv.Close()
+			l.stopAccepting()
+		}
+		// Open connections get until the drain timeout to end by themselves.
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+	drain:
+		for {
+			if g.admission.counts().conns == 0 {
+				break
 			}
-		})
-	}
+			select {
+			case <-ctx.Done():
+				g.log.Warn("ssh sessions still open after the drain timeout; closing them")
+				break drain
+			case <-tick.C:
+			}
+		}
+		for _, l := range g.ssh {
+			l.srv.Close()
+		}
+	})
 	for _, h := range g.http {
 		wg.Go(func() {
 			if err := h.srv.Shutdown(ctx); err != nil {
