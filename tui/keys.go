@@ -15,11 +15,9 @@ import (
 // a key that waits to be claimed (and takes a CA's claim certificate), and removes one after a
 // y/n question.
 type keysPage struct {
-	keys    []ops.Key
-	cursor  selection
-	form    *keyForm
-	confirm *ops.Key
-	claim   *claimPanel
+	list[ops.Key]
+	form  *keyForm
+	claim *claimPanel
 }
 
 // claimPanel shows how to claim a pending key; for a CA it takes the claim certificate.
@@ -33,13 +31,13 @@ type claimPanel struct {
 // authorized_keys line of a 16384-bit RSA key with options fits.
 const maxKeyLineRunes = 8 << 10
 
-// keyForm is the form that adds a key.
+// keyForm is the form that adds a key: its line, and its name.
 type keyForm struct {
-	ca    bool
-	line  textinput.Model
-	name  textinput.Model
-	focus int // 0: line, 1: name
+	*form
+	ca bool
 }
+
+var keyLabels = []string{"Key:  ", "Name: "}
 
 func (*keysPage) title() string { return "Keys" }
 
@@ -63,13 +61,7 @@ func (p *keysPage) capturing() bool { return p.form != nil || p.confirm != nil |
 func (p *keysPage) typing() bool { return p.form != nil || p.claim != nil && p.claim.cert != nil }
 
 func (p *keysPage) load(m *Model) error {
-	keys, err := m.ops.ListKeys(m.ctx, m.grant)
-	if err != nil {
-		return err
-	}
-	p.keys = keys
-	p.cursor.clamp(len(keys))
-	return nil
+	return p.fill(m.ops.ListKeys(m.ctx, m.grant))
 }
 
 func (p *keysPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
@@ -82,34 +74,27 @@ func (p *keysPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 	case p.claim != nil:
 		return p.updateClaim(m, msg)
 	}
-	if p.cursor.listKey(msg.String(), len(p.keys), m.height-chromeLines) {
-		return nil
+	key := msg.String()
+	if cmd, ok := p.key(m, key, m.height-chromeLines); ok || p.askKey(key) {
+		return cmd
 	}
-	switch msg.String() {
+	switch key {
 	case "a":
 		p.openForm(m, false)
 	case "c":
 		p.openForm(m, true)
 	case "enter":
-		if len(p.keys) > 0 && p.keys[p.cursor.pos].IsPending() {
-			p.openClaim(m, p.keys[p.cursor.pos])
+		if k, ok := p.selected(); ok && k.IsPending() {
+			p.openClaim(m, k)
 		}
-	case "d", "x", "delete":
-		if len(p.keys) > 0 {
-			k := p.keys[p.cursor.pos]
-			p.confirm = &k
-		}
-	case "r":
-		return m.reload()
 	}
 	return nil
 }
 
 func (p *keysPage) openForm(m *Model, ca bool) {
-	f := &keyForm{ca: ca, line: newInput("paste: ssh-ed25519 AAAA... comment", maxKeyLineRunes), name: newInput("optional; default: the key's comment", 64)}
-	f.line.Width, f.name.Width = m.inputWidth(), m.inputWidth()
-	f.name.Blur()
-	p.form = f
+	p.form = &keyForm{ca: ca, form: newForm(m,
+		[]string{"paste: ssh-ed25519 AAAA... comment", "optional; default: the key's comment"},
+		[]int{maxKeyLineRunes, 64})}
 }
 
 func (p *keysPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
@@ -118,19 +103,11 @@ func (p *keysPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
 	case tea.KeyEsc:
 		p.form = nil
 		return nil
-	case tea.KeyTab, tea.KeyShiftTab, tea.KeyUp, tea.KeyDown:
-		f.focus = 1 - f.focus
-		if f.focus == 0 {
-			f.name.Blur()
-			return f.line.Focus()
-		}
-		f.line.Blur()
-		return f.name.Focus()
 	case tea.KeyEnter:
 		if !m.act() {
 			return nil
 		}
-		k, err := m.ops.AddKey(m.ctx, m.grant, f.line.Value(), strings.TrimSpace(f.name.Value()), f.ca)
+		k, err := m.ops.AddKey(m.ctx, m.grant, f.inputs[0].Value(), f.value(1), f.ca)
 		if err != nil {
 			m.fail(err)
 			return nil
@@ -139,13 +116,7 @@ func (p *keysPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
 		p.added(m, k)
 		return nil
 	}
-	var cmd tea.Cmd
-	if f.focus == 0 {
-		f.line, cmd = f.line.Update(msg)
-	} else {
-		f.name, cmd = f.name.Update(msg)
-	}
-	return cmd
+	return f.update(msg)
 }
 
 // added reloads the list with k selected, and shows how to claim k if it waits to be claimed.
@@ -154,7 +125,7 @@ func (p *keysPage) added(m *Model, k ops.Key) {
 		m.fail(err)
 		return
 	}
-	for i, have := range p.keys {
+	for i, have := range p.rows {
 		if have.Fingerprint == k.Fingerprint {
 			p.cursor.pos = i
 		}
@@ -208,25 +179,12 @@ func (p *keysPage) updateClaim(m *Model, msg tea.KeyMsg) tea.Cmd {
 
 func (p *keysPage) answer(m *Model, msg tea.KeyMsg) {
 	k := *p.confirm
-	switch msg.String() {
-	case "y", "Y":
-		if !m.act() {
-			return
-		}
-		p.confirm = nil
-		if _, err := m.ops.RemoveKey(m.ctx, m.grant, k.Fingerprint); err != nil {
-			m.fail(err)
-			return
-		}
-		if err := p.load(m); err != nil {
-			m.fail(err)
-			return
-		}
-		m.inform(fmt.Sprintf("Removed %s %q.", k.KindName(), k.Name))
-	case "n", "N", "esc", "q":
-		p.confirm = nil
-		m.inform(fmt.Sprintf("Kept %s %q.", k.KindName(), k.Name))
-	}
+	p.list.answer(m, p, msg.String(), true,
+		func(k ops.Key) error {
+			_, err := m.ops.RemoveKey(m.ctx, m.grant, k.Fingerprint)
+			return err
+		},
+		fmt.Sprintf("Removed %s %q.", k.KindName(), k.Name), fmt.Sprintf("Kept %s %q.", k.KindName(), k.Name))
 }
 
 func (p *keysPage) view(m *Model, height int) string {
@@ -234,40 +192,34 @@ func (p *keysPage) view(m *Model, height int) string {
 		return p.claimView(m, c)
 	}
 	if f := p.form; f != nil {
-		var b strings.Builder
 		if f.ca {
-			b.WriteString(m.st.title.Render("Add CA key") + "\n\n")
-			b.WriteString("Paste the certificate authority's public key line (its .pub file).\n")
-			b.WriteString("Options such as principals=\"pgs,tuns\" may come first. Once you have\n")
-			b.WriteString("proved you hold it, certificates it signs log in, for the services of\n")
-			b.WriteString("their principals. (A claim certificate may be pasted here too.)\n\n")
-		} else {
-			b.WriteString(m.st.title.Render("Add login key") + "\n\n")
-			b.WriteString("Paste a public key line (a .pub file). With the cert-authority\n")
-			b.WriteString("option first, it is added as a certificate authority instead.\n\n")
+			return f.view(m, "Add CA key",
+				"Paste the certificate authority's public key line (its .pub file).\n"+
+					"Options such as principals=\"pgs,tuns\" may come first. Once you have\n"+
+					"proved you hold it, certificates it signs log in, for the services of\n"+
+					"their principals. (A claim certificate may be pasted here too.)\n",
+				keyLabels)
 		}
-		b.WriteString(m.st.label.Render("Key:  ") + f.line.View() + "\n")
-		b.WriteString(m.st.label.Render("Name: ") + f.name.View() + "\n")
-		return b.String()
+		return f.view(m, "Add login key",
+			"Paste a public key line (a .pub file). With the cert-authority\n"+
+				"option first, it is added as a certificate authority instead.\n",
+			keyLabels)
 	}
-	if len(p.keys) == 0 {
+	k, ok := p.selected()
+	if !ok {
 		return "No keys."
 	}
 	var b strings.Builder
-	if k := p.confirm; k != nil {
-		b.WriteString(m.st.err.Render(fmt.Sprintf("Remove %s %q? y/n", k.KindName(), k.Name)) + "\n\n")
-		height -= 2
-	}
-	rows := make([][]string, len(p.keys))
-	for i, k := range p.keys {
-		rows[i] = []string{k.Name, k.Type, k.State, k.Fingerprint}
-	}
+	height = p.question(m, &b, height, func(k ops.Key) string {
+		return fmt.Sprintf("Remove %s %q? y/n", k.KindName(), k.Name)
+	})
 	if height > 0 {
 		height = max(height-detailLines, 2)
 	}
-	b.WriteString(m.table([]string{"NAME", "TYPE", "STATE", "FINGERPRINT"}, rows, &p.cursor, height))
+	b.WriteString(p.table(m, []string{"NAME", "TYPE", "STATE", "FINGERPRINT"}, func(k ops.Key) []string {
+		return []string{k.Name, k.Type, k.State, k.Fingerprint}
+	}, height))
 	b.WriteString("\n")
-	k := p.keys[p.cursor.pos]
 	last := "never"
 	if k.LastUsedAt != nil {
 		last = k.LastUsedAt.String()

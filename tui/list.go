@@ -4,6 +4,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+
 	"github.com/portico-sh/portico/services/admin/ops"
 )
 
@@ -102,3 +105,166 @@ func orDash(s string) string {
 
 // shown is s fit for the terminal (ops.Printable).
 func shown(s string) string { return ops.Printable(s) }
+
+// list is what every list page holds: its rows, the selected one, and the y/n question about
+// one row, asked before it is removed (or made live).
+type list[T any] struct {
+	rows    []T
+	cursor  selection
+	confirm *T
+}
+
+// set shows rows, keeping the selection inside them.
+func (l *list[T]) set(rows []T) {
+	l.rows = rows
+	l.cursor.clamp(len(rows))
+}
+
+// fill shows rows, as loaded with err; an error leaves the rows shown before.
+func (l *list[T]) fill(rows []T, err error) error {
+	if err != nil {
+		return err
+	}
+	l.set(rows)
+	return nil
+}
+
+// selected returns the selected row; ok is false when there are none.
+func (l *list[T]) selected() (row T, ok bool) {
+	if len(l.rows) == 0 {
+		return row, false
+	}
+	return l.rows[l.cursor.pos], true
+}
+
+// key takes the keys every list page shares: the moves of a list shown height rows at a time,
+// and r, which loads the page again. It reports whether key was one of them.
+func (l *list[T]) key(m *Model, key string, height int) (tea.Cmd, bool) {
+	if l.cursor.listKey(key, len(l.rows), height) {
+		return nil, true
+	}
+	if key == "r" {
+		return m.reload(), true
+	}
+	return nil, false
+}
+
+// ask asks the question about the selected row, if there is one.
+func (l *list[T]) ask() {
+	if row, ok := l.selected(); ok {
+		l.confirm = &row
+	}
+}
+
+// askKey asks the question about the selected row when key is one that removes, and reports
+// whether it was.
+func (l *list[T]) askKey(key string) bool {
+	switch key {
+	case "d", "x", "delete":
+		l.ask()
+		return true
+	}
+	return false
+}
+
+// answer takes key as the answer to the question: y has remove remove the row and p load
+// again, then says removed; n (or esc, q) says kept. paced has y wait for Model.act, as
+// changes keys make do. Other keys leave the question open.
+func (l *list[T]) answer(m *Model, p interface{ load(*Model) error }, key string, paced bool, remove func(T) error, removed, kept string) {
+	switch key {
+	case "y", "Y":
+		if paced && !m.act() {
+			return
+		}
+		row := *l.confirm
+		l.confirm = nil
+		if err := remove(row); err != nil {
+			m.fail(err)
+			return
+		}
+		if err := p.load(m); err != nil {
+			m.fail(err)
+			return
+		}
+		m.inform(removed)
+	case "n", "N", "esc", "q":
+		l.confirm = nil
+		m.inform(kept)
+	}
+}
+
+// question renders the question, asked with text, above the table, and returns the height
+// left for the table.
+func (l *list[T]) question(m *Model, b *strings.Builder, height int, text func(T) string) int {
+	if l.confirm == nil {
+		return height
+	}
+	b.WriteString(m.st.err.Render(text(*l.confirm)) + "\n\n")
+	return height - 2
+}
+
+// table renders the rows under header, a row's cells by cells, the selected row marked, in at
+// most height lines.
+func (l *list[T]) table(m *Model, header []string, cells func(T) []string, height int) string {
+	rows := make([][]string, len(l.rows))
+	for i, r := range l.rows {
+		rows[i] = cells(r)
+	}
+	return m.table(header, rows, &l.cursor, height)
+}
+
+// form is a page's form of text inputs, one of which has the keyboard.
+type form struct {
+	inputs []textinput.Model
+	focus  int
+}
+
+// newForm returns a form of inputs with these placeholders and character limits, as wide as
+// the model's inputs, the first focused.
+func newForm(m *Model, placeholders []string, limits []int) *form {
+	f := &form{}
+	for i, ph := range placeholders {
+		in := newInput(ph, limits[i])
+		in.Width = m.inputWidth()
+		if i > 0 {
+			in.Blur()
+		}
+		f.inputs = append(f.inputs, in)
+	}
+	return f
+}
+
+// focusOn gives input i the keyboard.
+func (f *form) focusOn(i int) tea.Cmd {
+	f.inputs[f.focus].Blur()
+	f.focus = i
+	return f.inputs[i].Focus()
+}
+
+// update moves the keyboard to the next input (tab, down) or the previous one (shift+tab,
+// up), or hands msg to the input that has it. Enter and esc are the page's to take first.
+func (f *form) update(msg tea.KeyMsg) tea.Cmd {
+	switch msg.Type {
+	case tea.KeyTab, tea.KeyDown:
+		return f.focusOn((f.focus + 1) % len(f.inputs))
+	case tea.KeyShiftTab, tea.KeyUp:
+		return f.focusOn((f.focus + len(f.inputs) - 1) % len(f.inputs))
+	}
+	var cmd tea.Cmd
+	f.inputs[f.focus], cmd = f.inputs[f.focus].Update(msg)
+	return cmd
+}
+
+// value is what input i holds, without surrounding space.
+func (f *form) value(i int) string { return strings.TrimSpace(f.inputs[i].Value()) }
+
+// view renders the form under title and intro, each input after its label.
+func (f *form) view(m *Model, title, intro string, labels []string) string {
+	var b strings.Builder
+	b.WriteString(m.st.title.Render(title) + "\n\n")
+	b.WriteString(intro + "\n")
+	for i, in := range f.inputs {
+		b.WriteString(m.st.label.Render(labels[i]) + in.View() + "\n")
+	}
+	return b.String()
+}

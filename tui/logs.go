@@ -11,9 +11,8 @@ import (
 
 // logsPage is the access log, newest first, filtered by service.
 type logsPage struct {
-	entries []ops.LogEntry
+	list[ops.LogEntry]
 	service string // "" for every service
-	cursor  selection
 }
 
 func (*logsPage) title() string   { return "Access log" }
@@ -21,27 +20,18 @@ func (*logsPage) hints() string   { return "[s] next service  [r] refresh" }
 func (*logsPage) capturing() bool { return false }
 
 func (p *logsPage) load(m *Model) error {
-	entries, err := m.ops.Logs(m.ctx, m.grant, p.service, ops.DefaultLogLimit)
-	if err != nil {
-		return err
-	}
-	p.entries = entries
-	p.cursor.clamp(len(entries))
-	return nil
+	return p.fill(m.ops.Logs(m.ctx, m.grant, p.service, ops.DefaultLogLimit))
 }
 
 func (p *logsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
-	if p.cursor.listKey(msg.String(), len(p.entries), m.height-chromeLines-2) {
+	if cmd, ok := p.key(m, msg.String(), m.height-chromeLines-2); ok {
+		return cmd
+	}
+	if msg.String() != "s" {
 		return nil
 	}
-	switch msg.String() {
-	case "s":
-		p.service = nextService(p.service)
-		p.cursor = selection{}
-	case "r":
-	default:
-		return nil
-	}
+	p.service = nextService(p.service)
+	p.cursor = selection{}
 	return m.reload()
 }
 
@@ -64,19 +54,17 @@ func (p *logsPage) view(m *Model, height int) string {
 		filter = "all"
 	}
 	head := m.st.label.Render("Service: ") + filter + "\n\n"
-	if len(p.entries) == 0 {
+	if len(p.rows) == 0 {
 		return head + "No access log entries."
-	}
-	rows := make([][]string, len(p.entries))
-	for i, e := range p.entries {
-		serial := "-"
-		if e.Serial != nil {
-			serial = strconv.FormatUint(*e.Serial, 10)
-		}
-		rows[i] = []string{e.Time.String(), e.Service, e.Outcome, e.Method, orDash(e.Identity), serial, orDash(e.RemoteAddr), orDash(e.Reason)}
 	}
 	if height > 0 {
 		height = max(height-2, 2)
 	}
-	return head + m.table([]string{"TIME", "SERVICE", "OUTCOME", "METHOD", "IDENTITY", "SERIAL", "REMOTE", "REASON"}, rows, &p.cursor, height)
+	return head + p.table(m, []string{"TIME", "SERVICE", "OUTCOME", "METHOD", "IDENTITY", "SERIAL", "REMOTE", "REASON"}, func(e ops.LogEntry) []string {
+		serial := "-"
+		if e.Serial != nil {
+			serial = strconv.FormatUint(*e.Serial, 10)
+		}
+		return []string{e.Time.String(), e.Service, e.Outcome, e.Method, orDash(e.Identity), serial, orDash(e.RemoteAddr), orDash(e.Reason)}
+	}, height)
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/portico-sh/portico/services/admin/ops"
@@ -13,16 +12,8 @@ import (
 // principalsPage lists the principal map, maps a principal (new, or the selected one changed)
 // and unmaps one after a y/n question.
 type principalsPage struct {
-	list    []ops.PrincipalMapping
-	cursor  selection
-	form    *principalForm
-	confirm *ops.PrincipalMapping
-}
-
-// principalForm is the form of principals set: principal, services, from, CA.
-type principalForm struct {
-	inputs []textinput.Model
-	focus  int
+	list[ops.PrincipalMapping]
+	form *form // principals set's: principal, services, from, CA
 }
 
 var principalLabels = []string{"Principal: ", "Services:  ", "From:      ", "CA:        "}
@@ -45,13 +36,7 @@ func (p *principalsPage) capturing() bool { return p.form != nil || p.confirm !=
 func (p *principalsPage) typing() bool { return p.form != nil }
 
 func (p *principalsPage) load(m *Model) error {
-	list, err := m.ops.ListPrincipals(m.ctx, m.grant)
-	if err != nil {
-		return err
-	}
-	p.list = list
-	p.cursor.clamp(len(list))
-	return nil
+	return p.fill(m.ops.ListPrincipals(m.ctx, m.grant))
 }
 
 func (p *principalsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
@@ -62,47 +47,33 @@ func (p *principalsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 		p.answer(m, msg)
 		return nil
 	}
-	if p.cursor.listKey(msg.String(), len(p.list), m.height-chromeLines) {
-		return nil
+	key := msg.String()
+	if cmd, ok := p.key(m, key, m.height-chromeLines); ok || p.askKey(key) {
+		return cmd
 	}
-	switch msg.String() {
+	switch key {
 	case "a":
 		p.openForm(m, nil)
 	case "e", "enter":
-		if len(p.list) > 0 {
-			mp := p.list[p.cursor.pos]
+		if mp, ok := p.selected(); ok {
 			p.openForm(m, &mp)
 		}
-	case "d", "x", "delete":
-		if len(p.list) > 0 {
-			mp := p.list[p.cursor.pos]
-			p.confirm = &mp
-		}
-	case "r":
-		return m.reload()
 	}
 	return nil
 }
 
 // openForm opens the form, filled in with mp when it changes one.
 func (p *principalsPage) openForm(m *Model, mp *ops.PrincipalMapping) {
-	f := &principalForm{}
-	placeholders := []string{"e.g. web-team, peter, buildserver", "e.g. pgs,tuns (admin: every service)", "empty: any address; e.g. 10.0.0.0/8,!10.0.0.1", "empty: any of the account's CAs"}
-	limits := []int{128, 64, 1024, 64}
-	for i, ph := range placeholders {
-		in := newInput(ph, limits[i])
-		in.Width = m.inputWidth()
-		in.Blur()
-		f.inputs = append(f.inputs, in)
-	}
+	f := newForm(m,
+		[]string{"e.g. web-team, peter, buildserver", "e.g. pgs,tuns (admin: every service)", "empty: any address; e.g. 10.0.0.0/8,!10.0.0.1", "empty: any of the account's CAs"},
+		[]int{128, 64, 1024, 64})
 	if mp != nil {
 		f.inputs[0].SetValue(mp.Principal)
 		f.inputs[1].SetValue(strings.Join(mp.Services, ","))
 		f.inputs[2].SetValue(strings.Join(mp.From, ","))
 		f.inputs[3].SetValue(mp.CAName)
-		f.focus = 1
+		f.focusOn(1)
 	}
-	f.inputs[f.focus].Focus()
 	p.form = f
 }
 
@@ -112,21 +83,8 @@ func (p *principalsPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
 	case tea.KeyEsc:
 		p.form = nil
 		return nil
-	case tea.KeyTab, tea.KeyDown, tea.KeyShiftTab, tea.KeyUp:
-		step := 1
-		if msg.Type == tea.KeyShiftTab || msg.Type == tea.KeyUp {
-			step = len(f.inputs) - 1
-		}
-		f.inputs[f.focus].Blur()
-		f.focus = (f.focus + step) % len(f.inputs)
-		return f.inputs[f.focus].Focus()
 	case tea.KeyEnter:
-		req := ops.PrincipalRequest{
-			Principal: strings.TrimSpace(f.inputs[0].Value()),
-			Services:  strings.TrimSpace(f.inputs[1].Value()),
-			From:      strings.TrimSpace(f.inputs[2].Value()),
-			CA:        strings.TrimSpace(f.inputs[3].Value()),
-		}
+		req := ops.PrincipalRequest{Principal: f.value(0), Services: f.value(1), From: f.value(2), CA: f.value(3)}
 		mp, created, err := m.ops.SetPrincipal(m.ctx, m.grant, req)
 		if err != nil {
 			m.fail(err)
@@ -137,7 +95,7 @@ func (p *principalsPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
 			m.fail(err)
 			return nil
 		}
-		for i, have := range p.list {
+		for i, have := range p.rows {
 			if have.Principal == mp.Principal {
 				p.cursor.pos = i
 			}
@@ -149,54 +107,33 @@ func (p *principalsPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
 		m.inform(fmt.Sprintf("%s principal %s: %s.", verb, shown(mp.Principal), strings.Join(mp.Services, ",")))
 		return nil
 	}
-	var cmd tea.Cmd
-	f.inputs[f.focus], cmd = f.inputs[f.focus].Update(msg)
-	return cmd
+	return f.update(msg)
 }
 
 func (p *principalsPage) answer(m *Model, msg tea.KeyMsg) {
-	mp := *p.confirm
-	switch msg.String() {
-	case "y", "Y":
-		p.confirm = nil
-		if err := m.ops.RemovePrincipal(m.ctx, m.grant, mp.Principal); err != nil {
-			m.fail(err)
-			return
-		}
-		if err := p.load(m); err != nil {
-			m.fail(err)
-			return
-		}
-		m.inform(fmt.Sprintf("Unmapped principal %s.", shown(mp.Principal)))
-	case "n", "N", "esc", "q":
-		p.confirm = nil
-		m.inform(fmt.Sprintf("Kept principal %s.", shown(mp.Principal)))
-	}
+	name := shown(p.confirm.Principal)
+	p.list.answer(m, p, msg.String(), false,
+		func(mp ops.PrincipalMapping) error { return m.ops.RemovePrincipal(m.ctx, m.grant, mp.Principal) },
+		fmt.Sprintf("Unmapped principal %s.", name), fmt.Sprintf("Kept principal %s.", name))
 }
 
 func (p *principalsPage) view(m *Model, height int) string {
-	if f := p.form; f != nil {
-		var b strings.Builder
-		b.WriteString(m.st.title.Render("Map a principal") + "\n\n")
-		b.WriteString("Certificates from the account's CAs (or only from CA) that list the principal\n")
-		b.WriteString("get these services, when the client's address matches From. Roles change\n")
-		b.WriteString("here, without signing certificates again.\n\n")
-		for i, in := range f.inputs {
-			b.WriteString(m.st.label.Render(principalLabels[i]) + in.View() + "\n")
-		}
-		return b.String()
+	if p.form != nil {
+		return p.form.view(m, "Map a principal",
+			"Certificates from the account's CAs (or only from CA) that list the principal\n"+
+				"get these services, when the client's address matches From. Roles change\n"+
+				"here, without signing certificates again.\n",
+			principalLabels)
 	}
-	if len(p.list) == 0 {
+	if len(p.rows) == 0 {
 		return "No principals mapped. Press a to map one: certificates listing it (a person,\n" +
 			"a team, a machine) then get the services you choose."
 	}
 	var b strings.Builder
-	if mp := p.confirm; mp != nil {
-		b.WriteString(m.st.err.Render(fmt.Sprintf("Unmap principal %s? Certificates listing it lose %s. y/n", shown(mp.Principal), strings.Join(mp.Services, ","))) + "\n\n")
-		height -= 2
-	}
-	rows := make([][]string, len(p.list))
-	for i, mp := range p.list {
+	height = p.question(m, &b, height, func(mp ops.PrincipalMapping) string {
+		return fmt.Sprintf("Unmap principal %s? Certificates listing it lose %s. y/n", shown(mp.Principal), strings.Join(mp.Services, ","))
+	})
+	b.WriteString(p.table(m, []string{"PRINCIPAL", "SERVICES", "FROM", "CA"}, func(mp ops.PrincipalMapping) []string {
 		from := "any address"
 		if mp.From != nil {
 			from = strings.Join(mp.From, ",")
@@ -208,8 +145,7 @@ func (p *principalsPage) view(m *Model, height int) string {
 		case mp.CAFingerprint != "":
 			ca = mp.CAFingerprint + " (removed)"
 		}
-		rows[i] = []string{shown(mp.Principal), strings.Join(mp.Services, ","), from, ca}
-	}
-	b.WriteString(m.table([]string{"PRINCIPAL", "SERVICES", "FROM", "CA"}, rows, &p.cursor, height))
+		return []string{shown(mp.Principal), strings.Join(mp.Services, ","), from, ca}
+	}, height))
 	return b.String()
 }

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/portico-sh/portico/services/admin/ops"
@@ -13,17 +12,9 @@ import (
 
 // revocationsPage lists revocations, adds one and lifts one after a y/n question.
 type revocationsPage struct {
-	list    []ops.Revocation
-	total   int // the account's revocations: the page shows the first maxShownRevocations
-	cursor  selection
-	form    *revocationForm
-	confirm *ops.Revocation
-}
-
-// revocationForm is the form that adds a revocation; one of serial, key ID or key is filled.
-type revocationForm struct {
-	inputs []textinput.Model // serial, CA, key ID, key fingerprint
-	focus  int
+	list[ops.Revocation]
+	total int   // the account's revocations: the page shows the first maxShownRevocations
+	form  *form // adds a revocation: serial, CA, key ID, key fingerprint; one of serial, key ID or key is filled
 }
 
 var revocationLabels = []string{"Serial:          ", "CA:              ", "Key ID:          ", "Key fingerprint: "}
@@ -50,12 +41,12 @@ func (p *revocationsPage) typing() bool { return p.form != nil }
 const maxShownRevocations = 500
 
 func (p *revocationsPage) load(m *Model) error {
-	list, total, err := m.ops.RevocationsPage(m.ctx, m.grant, 0, maxShownRevocations)
+	rows, total, err := m.ops.RevocationsPage(m.ctx, m.grant, 0, maxShownRevocations)
 	if err != nil {
 		return err
 	}
-	p.list, p.total = list, total
-	p.cursor.clamp(len(list))
+	p.set(rows)
+	p.total = total
 	return nil
 }
 
@@ -67,29 +58,14 @@ func (p *revocationsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 		p.answer(m, msg)
 		return nil
 	}
-	if p.cursor.listKey(msg.String(), len(p.list), m.height-chromeLines) {
-		return nil
+	key := msg.String()
+	if cmd, ok := p.key(m, key, m.height-chromeLines); ok || p.askKey(key) {
+		return cmd
 	}
-	switch msg.String() {
-	case "a":
-		f := &revocationForm{}
-		placeholders := []string{"a number, e.g. 42", "a CA's name; empty: every CA", "e.g. bob@laptop", "SHA256:..."}
-		for i, limit := range []int{20, 64, 128, 64} { // a uint64, a key name or fingerprint, a key ID, a fingerprint
-			in := newInput(placeholders[i], limit)
-			in.Width = m.inputWidth()
-			if i > 0 {
-				in.Blur()
-			}
-			f.inputs = append(f.inputs, in)
-		}
-		p.form = f
-	case "d", "x", "delete":
-		if len(p.list) > 0 {
-			r := p.list[p.cursor.pos]
-			p.confirm = &r
-		}
-	case "r":
-		return m.reload()
+	if key == "a" {
+		p.form = newForm(m,
+			[]string{"a number, e.g. 42", "a CA's name; empty: every CA", "e.g. bob@laptop", "SHA256:..."},
+			[]int{20, 64, 128, 64}) // a uint64, a key name or fingerprint, a key ID, a fingerprint
 	}
 	return nil
 }
@@ -100,16 +76,8 @@ func (p *revocationsPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
 	case tea.KeyEsc:
 		p.form = nil
 		return nil
-	case tea.KeyTab, tea.KeyDown, tea.KeyShiftTab, tea.KeyUp:
-		step := 1
-		if msg.Type == tea.KeyShiftTab || msg.Type == tea.KeyUp {
-			step = len(f.inputs) - 1
-		}
-		f.inputs[f.focus].Blur()
-		f.focus = (f.focus + step) % len(f.inputs)
-		return f.inputs[f.focus].Focus()
 	case tea.KeyEnter:
-		req, err := f.request()
+		req, err := revokeRequest(f)
 		if err != nil {
 			m.fail(err)
 			return nil
@@ -130,18 +98,13 @@ func (p *revocationsPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
 		m.inform(fmt.Sprintf("Added revocation %d (%s %s).", r.ID, r.Kind, r.Value))
 		return nil
 	}
-	var cmd tea.Cmd
-	f.inputs[f.focus], cmd = f.inputs[f.focus].Update(msg)
-	return cmd
+	return f.update(msg)
 }
 
-func (f *revocationForm) request() (ops.RevokeRequest, error) {
-	req := ops.RevokeRequest{
-		CA:    strings.TrimSpace(f.inputs[1].Value()),
-		KeyID: strings.TrimSpace(f.inputs[2].Value()),
-		Key:   strings.TrimSpace(f.inputs[3].Value()),
-	}
-	if s := strings.TrimSpace(f.inputs[0].Value()); s != "" {
+// revokeRequest is the request the revocation form f asks for.
+func revokeRequest(f *form) (ops.RevokeRequest, error) {
+	req := ops.RevokeRequest{CA: f.value(1), KeyID: f.value(2), Key: f.value(3)}
+	if s := f.value(0); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			return req, fmt.Errorf("serial %q is not a decimal number", s)
@@ -152,54 +115,32 @@ func (f *revocationForm) request() (ops.RevokeRequest, error) {
 }
 
 func (p *revocationsPage) answer(m *Model, msg tea.KeyMsg) {
-	r := *p.confirm
-	switch msg.String() {
-	case "y", "Y":
-		if !m.act() {
-			return
-		}
-		p.confirm = nil
-		if err := m.ops.RemoveRevocation(m.ctx, m.grant, r.ID); err != nil {
-			m.fail(err)
-			return
-		}
-		if err := p.load(m); err != nil {
-			m.fail(err)
-			return
-		}
-		m.inform(fmt.Sprintf("Lifted revocation %d.", r.ID))
-	case "n", "N", "esc", "q":
-		p.confirm = nil
-		m.inform(fmt.Sprintf("Kept revocation %d.", r.ID))
-	}
+	id := p.confirm.ID
+	p.list.answer(m, p, msg.String(), true,
+		func(r ops.Revocation) error { return m.ops.RemoveRevocation(m.ctx, m.grant, r.ID) },
+		fmt.Sprintf("Lifted revocation %d.", id), fmt.Sprintf("Kept revocation %d.", id))
 }
 
 func (p *revocationsPage) view(m *Model, height int) string {
-	if f := p.form; f != nil {
-		var b strings.Builder
-		b.WriteString(m.st.title.Render("Add revocation") + "\n\n")
-		b.WriteString("Fill in one of: a serial (with a CA, or for every CA), a certificate\n")
-		b.WriteString("key ID, or a certificate key's fingerprint. It refuses new connections\n")
-		b.WriteString("at once.\n\n")
-		for i, in := range f.inputs {
-			b.WriteString(m.st.label.Render(revocationLabels[i]) + in.View() + "\n")
-		}
-		return b.String()
+	if p.form != nil {
+		return p.form.view(m, "Add revocation",
+			"Fill in one of: a serial (with a CA, or for every CA), a certificate\n"+
+				"key ID, or a certificate key's fingerprint. It refuses new connections\n"+
+				"at once.\n",
+			revocationLabels)
 	}
-	if len(p.list) == 0 {
+	if len(p.rows) == 0 {
 		return "No revocations."
 	}
 	var b strings.Builder
-	if r := p.confirm; r != nil {
-		b.WriteString(m.st.err.Render(fmt.Sprintf("Lift revocation %d (%s %s)? y/n", r.ID, r.Kind, r.Value)) + "\n\n")
+	height = p.question(m, &b, height, func(r ops.Revocation) string {
+		return fmt.Sprintf("Lift revocation %d (%s %s)? y/n", r.ID, r.Kind, r.Value)
+	})
+	if more := p.total - len(p.rows); more > 0 {
+		b.WriteString(fmt.Sprintf("The first %d of %d revocations; revocations ls over ssh lists them all.\n\n", len(p.rows), p.total))
 		height -= 2
 	}
-	if more := p.total - len(p.list); more > 0 {
-		b.WriteString(fmt.Sprintf("The first %d of %d revocations; revocations ls over ssh lists them all.\n\n", len(p.list), p.total))
-		height -= 2
-	}
-	rows := make([][]string, len(p.list))
-	for i, r := range p.list {
+	b.WriteString(p.table(m, []string{"ID", "KIND", "VALUE", "CA", "ORIGIN", "CREATED"}, func(r ops.Revocation) []string {
 		ca := "every CA"
 		switch {
 		case r.CAName != "":
@@ -213,8 +154,7 @@ func (p *revocationsPage) view(m *Model, height int) string {
 		if r.Source != nil {
 			origin = "krl " + shown(*r.Source)
 		}
-		rows[i] = []string{strconv.FormatInt(r.ID, 10), r.Kind, shown(r.Value), ca, origin, r.CreatedAt.String()}
-	}
-	b.WriteString(m.table([]string{"ID", "KIND", "VALUE", "CA", "ORIGIN", "CREATED"}, rows, &p.cursor, height))
+		return []string{strconv.FormatInt(r.ID, 10), r.Kind, shown(r.Value), ca, origin, r.CreatedAt.String()}
+	}, height))
 	return b.String()
 }

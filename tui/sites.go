@@ -34,20 +34,16 @@ func WithSites(s Sites) Option {
 // sitesPage lists the account's projects; enter shows a project's deploys, from which one is
 // made live again after a y/n question.
 type sitesPage struct {
-	projects []pgs.ProjectView
-	cursor   selection
-
-	project string // the project whose deploys are shown, or ""
-	deploys []pgs.DeployView
-	dcursor selection
-	confirm *pgs.DeployView
+	projects list[pgs.ProjectView]
+	project  string // the project whose deploys are shown, or ""
+	deploys  list[pgs.DeployView]
 }
 
 func (*sitesPage) title() string { return "Sites" }
 
 func (p *sitesPage) hints() string {
 	switch {
-	case p.confirm != nil:
+	case p.deploys.confirm != nil:
 		return "[y] make it live  [n] keep"
 	case p.project != "":
 		return "[enter] make the selected deploy live  [esc] back  [r] refresh"
@@ -55,34 +51,30 @@ func (p *sitesPage) hints() string {
 	return "[enter] deploys  [r] refresh"
 }
 
-func (p *sitesPage) capturing() bool { return p.confirm != nil }
+func (p *sitesPage) capturing() bool { return p.deploys.confirm != nil }
 
 func (p *sitesPage) load(m *Model) error {
-	list, err := m.sites.Projects(m.ctx, m.grant)
-	if err != nil {
+	if err := p.projects.fill(m.sites.Projects(m.ctx, m.grant)); err != nil {
 		return err
 	}
-	p.projects = list
-	p.cursor.clamp(len(list))
 	if p.project == "" {
 		return nil
 	}
 	deploys, err := m.sites.Deploys(m.ctx, m.grant, p.project)
 	if err != nil {
-		p.project, p.deploys = "", nil
+		p.project, p.deploys.rows = "", nil
 		return err
 	}
-	p.deploys = deploys
-	p.dcursor.clamp(len(deploys))
+	p.deploys.set(deploys)
 	return nil
 }
 
 func (p *sitesPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 	key := msg.String()
 	switch {
-	case p.confirm != nil:
-		d := *p.confirm
-		p.confirm = nil
+	case p.deploys.confirm != nil:
+		d := *p.deploys.confirm
+		p.deploys.confirm = nil
 		if key != "y" && key != "Y" {
 			m.inform(fmt.Sprintf("Kept the live deploy of %s.", p.project))
 			return nil
@@ -98,38 +90,27 @@ func (p *sitesPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 		m.inform(fmt.Sprintf("%s: %s is live.", p.project, id))
 		return m.reload()
 	case p.project != "":
-		if p.dcursor.listKey(key, len(p.deploys), m.height-chromeLines-2) {
-			return nil
+		if cmd, ok := p.deploys.key(m, key, m.height-chromeLines-2); ok {
+			return cmd
 		}
 		switch key {
 		case "esc", "backspace":
-			p.project, p.deploys = "", nil
+			p.project, p.deploys.rows = "", nil
 		case "enter":
-			if len(p.deploys) > 0 {
-				d := p.deploys[p.dcursor.pos]
-				if d.Live {
-					m.inform(fmt.Sprintf("%s is live already.", d.ID))
-					return nil
-				}
-				p.confirm = &d
+			if d, ok := p.deploys.selected(); ok && d.Live {
+				m.inform(fmt.Sprintf("%s is live already.", d.ID))
+				return nil
 			}
-			return nil
-		case "r":
-			return m.reload()
+			p.deploys.ask()
 		}
 		return nil
 	}
-	if p.cursor.listKey(key, len(p.projects), m.height-chromeLines) {
-		return nil
+	if cmd, ok := p.projects.key(m, key, m.height-chromeLines); ok {
+		return cmd
 	}
-	switch key {
-	case "enter":
-		if len(p.projects) > 0 {
-			p.project = p.projects[p.cursor.pos].Project
-			p.dcursor = selection{}
-			return m.reload()
-		}
-	case "r":
+	if pr, ok := p.projects.selected(); ok && key == "enter" {
+		p.project = pr.Project
+		p.deploys.cursor = selection{}
 		return m.reload()
 	}
 	return nil
@@ -139,11 +120,10 @@ func (p *sitesPage) view(m *Model, height int) string {
 	if p.project != "" {
 		return p.deploysView(m, height)
 	}
-	if len(p.projects) == 0 {
+	if len(p.projects.rows) == 0 {
 		return "No sites yet. Publish one with: rsync -rv ./public/ pgs@HOST:/blog/"
 	}
-	rows := make([][]string, len(p.projects))
-	for i, pr := range p.projects {
+	return p.projects.table(m, []string{"PROJECT", "LIVE", "FILES", "DEPLOYED BY", "UPDATED", "URL"}, func(pr pgs.ProjectView) []string {
 		live := "-"
 		if pr.LiveDeploy != nil {
 			live = *pr.LiveDeploy
@@ -151,25 +131,22 @@ func (p *sitesPage) view(m *Model, height int) string {
 		if pr.LinkTo != nil {
 			live = "→ " + *pr.LinkTo + " " + live
 		}
-		rows[i] = []string{pr.Project, live, strconv.FormatInt(pr.Files, 10), orDash(pr.UpdatedBy), timeText(pr.UpdatedAt.String()), pr.URL}
-	}
-	return m.table([]string{"PROJECT", "LIVE", "FILES", "DEPLOYED BY", "UPDATED", "URL"}, rows, &p.cursor, height)
+		return []string{pr.Project, live, strconv.FormatInt(pr.Files, 10), orDash(pr.UpdatedBy), timeText(pr.UpdatedAt.String()), pr.URL}
+	}, height)
 }
 
 func (p *sitesPage) deploysView(m *Model, height int) string {
 	var b strings.Builder
 	b.WriteString(m.st.label.Render("Project: ") + p.project + "\n\n")
 	height -= 2
-	if d := p.confirm; d != nil {
-		b.WriteString(m.st.err.Render(fmt.Sprintf("Make %s of %s live (deployed by %s)? y/n", d.ID, p.project, orDash(d.Identity))) + "\n\n")
-		height -= 2
-	}
-	if len(p.deploys) == 0 {
+	height = p.deploys.question(m, &b, height, func(d pgs.DeployView) string {
+		return fmt.Sprintf("Make %s of %s live (deployed by %s)? y/n", d.ID, p.project, orDash(d.Identity))
+	})
+	if len(p.deploys.rows) == 0 {
 		b.WriteString("No deploys kept.")
 		return b.String()
 	}
-	rows := make([][]string, len(p.deploys))
-	for i, d := range p.deploys {
+	b.WriteString(p.deploys.table(m, []string{"DEPLOY", "LIVE", "CREATED", "BY", "TOOL", "CHANGES", "FILES"}, func(d pgs.DeployView) []string {
 		live := ""
 		if d.Live {
 			live = "live"
@@ -178,10 +155,9 @@ func (p *sitesPage) deploysView(m *Model, height int) string {
 		if d.Serial != nil {
 			who += " (serial " + strconv.FormatUint(*d.Serial, 10) + ")"
 		}
-		rows[i] = []string{d.ID, live, timeText(d.CreatedAt.String()), orDash(who), d.Tool,
+		return []string{d.ID, live, timeText(d.CreatedAt.String()), orDash(who), d.Tool,
 			fmt.Sprintf("+%d ~%d -%d", d.Added, d.Changed, d.Removed), strconv.FormatInt(d.Files, 10)}
-	}
-	b.WriteString(m.table([]string{"DEPLOY", "LIVE", "CREATED", "BY", "TOOL", "CHANGES", "FILES"}, rows, &p.dcursor, height))
+	}, height))
 	return b.String()
 }
 

@@ -99,8 +99,8 @@ func TestRevocationsPageKRL(t *testing.T) {
 	m := newModel(t, o, g, opstest.Key(t, 1))
 	typeKeys(m, "4")
 	wantView(t, m, "The first 500 of 601 revocations; revocations ls over ssh lists them all.", "ORIGIN", "krl", "team-ca")
-	if p := m.pages[m.current].(*revocationsPage); len(p.list) != maxShownRevocations {
-		t.Errorf("the page holds %d revocations", len(p.list))
+	if p := m.pages[m.current].(*revocationsPage); len(p.rows) != maxShownRevocations {
+		t.Errorf("the page holds %d revocations", len(p.rows))
 	}
 	typeKeys(m, "g")
 	wantView(t, m, "carol?[31m")

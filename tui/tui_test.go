@@ -549,7 +549,7 @@ func TestLongInputIntoKeyForm(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("typing 200 kB into the key form took more than 15s")
 	}
-	if n := len(m.pages[1].(*keysPage).form.line.Value()); n != maxKeyLineRunes {
+	if n := len(m.pages[1].(*keysPage).form.inputs[0].Value()); n != maxKeyLineRunes {
 		t.Errorf("key line of %d characters, want it cut at %d", n, maxKeyLineRunes)
 	}
 }

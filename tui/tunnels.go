@@ -22,9 +22,8 @@ func WithTunnels(t Tunnels) Option {
 
 // tunnelsPage lists the account's tunnels with their counts; r refreshes them.
 type tunnelsPage struct {
-	src     Tunnels
-	tunnels []tuns.TunnelView
-	cursor  selection
+	list[tuns.TunnelView]
+	src Tunnels
 }
 
 func (*tunnelsPage) title() string { return "Tunnels" }
@@ -34,30 +33,21 @@ func (*tunnelsPage) hints() string { return "[r] refresh" }
 func (*tunnelsPage) capturing() bool { return false }
 
 func (p *tunnelsPage) load(m *Model) error {
-	p.tunnels = p.src.Tunnels(m.grant.Account)
-	p.cursor.clamp(len(p.tunnels))
+	p.set(p.src.Tunnels(m.grant.Account))
 	return nil
 }
 
 func (p *tunnelsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
-	key := msg.String()
-	if p.cursor.listKey(key, len(p.tunnels), m.height-chromeLines) {
-		return nil
-	}
-	if key == "r" {
-		return m.reload()
-	}
-	return nil
+	cmd, _ := p.key(m, msg.String(), m.height-chromeLines)
+	return cmd
 }
 
 func (p *tunnelsPage) view(m *Model, height int) string {
-	if len(p.tunnels) == 0 {
+	if len(p.rows) == 0 {
 		return "No tunnels. Open one with: ssh -R NAME:80:localhost:3000 tuns@HOST"
 	}
-	rows := make([][]string, len(p.tunnels))
-	for i, t := range p.tunnels {
-		rows[i] = []string{orDash(t.Name), string(t.Kind), t.Where, timeText(t.ConnectedAt.Local().String()), orDash(t.Identity),
+	return p.table(m, []string{"NAME", "KIND", "WHERE", "CONNECTED", "IDENTITY", "REQUESTS", "IN", "OUT"}, func(t tuns.TunnelView) []string {
+		return []string{orDash(t.Name), string(t.Kind), t.Where, timeText(t.ConnectedAt.Local().String()), orDash(t.Identity),
 			strconv.FormatInt(t.Requests, 10), strconv.FormatInt(t.BytesIn, 10), strconv.FormatInt(t.BytesOut, 10)}
-	}
-	return m.table([]string{"NAME", "KIND", "WHERE", "CONNECTED", "IDENTITY", "REQUESTS", "IN", "OUT"}, rows, &p.cursor, height)
+	}, height)
 }
