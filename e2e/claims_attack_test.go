@@ -29,19 +29,7 @@ func TestPendingKeyGrantsNothingElse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storage := []string{"--data-dir", filepath.Join(dir, "data")}
-	if postgresEverywhere() {
-		name, dbURL, err := createDatabase()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := dropDatabase(name); err != nil {
-				t.Error(err)
-			}
-		})
-		storage = append(storage, "--database-url", dbURL)
-	}
+	storage := append([]string{"--data-dir", filepath.Join(dir, "data")}, databaseFlags(t)...)
 	alice, desk := sshtest.NewSigner(t), sshtest.NewSigner(t)
 	if err := os.WriteFile(filepath.Join(dir, "alice.pub"), []byte(sshtest.AuthorizedKey(alice.PublicKey())+"\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -58,6 +59,26 @@ func createDatabase() (name, dbURL string, err error) {
 
 func dropDatabase(name string) error {
 	return pgExec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+}
+
+// databaseFlags are the serve (and account) flags of a test's store when every server runs on
+// Postgres: --database-url of a fresh database, dropped when t ends. Otherwise there are none:
+// the store is the data directory's SQLite.
+func databaseFlags(t *testing.T) []string {
+	t.Helper()
+	if !postgresEverywhere() {
+		return nil
+	}
+	name, dbURL, err := createDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := dropDatabase(name); err != nil {
+			t.Error(err)
+		}
+	})
+	return []string{"--database-url", dbURL}
 }
 
 // createScriptDatabase creates the script's database, sets $DATABASE_URL to it, and drops

@@ -140,66 +140,12 @@ func TestTUI(t *testing.T) {
 	requireTools(t, "ssh", "ssh-keygen", "tmux")
 	requirePostgresEverywhere(t)
 	t.Parallel()
-	// tmux sockets must have short paths; t.TempDir's can be long.
-	dir, err := os.MkdirTemp("", "portico-tui-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-
-	e, err := newEndpoints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir, "LANG=C.UTF-8"}
 	const domain = "portico.test"
-	args := []string{
-		"--data-dir", filepath.Join(dir, "data"),
-		"--ssh-listen", e.sshAddr(),
-		"--http-listen", strings.TrimPrefix(e.httpURL(""), "http://"),
-		"--domain", domain,
-	}
-	if postgresEverywhere() {
-		name, dbURL, err := createDatabase()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := dropDatabase(name); err != nil {
-				t.Error(err)
-			}
-		})
-		args = append(args, "--database-url", dbURL)
-	}
-	srv, err := startServer(dir, env, args, filepath.Join(dir, "portico.log"), e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.kill()
-		if t.Failed() {
-			t.Log(srv.logTail())
-		}
-	})
-	knownHosts := filepath.Join(dir, "known_hosts")
-	if err := writeKnownHosts(knownHosts, e); err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(dir, "ssh_config")
-	if err := os.WriteFile(config, []byte(sshConfig(e, knownHosts)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run := func(name string, args ...string) (string, error) {
-		cmd := exec.Command(name, args...)
-		cmd.Dir, cmd.Env = dir, env
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	for _, k := range [][2]string{{"alice", "alice@laptop"}, {"desktop", "alice@desktop"}, {"ca", "teamca"}, {"bob", "bob@laptop"},
+	srv := startTUIServer(t, withServeFlags("--domain", domain), unregistered())
+	dir, env, e, run := srv.dir, srv.env, srv.e, srv.output
+	for _, k := range [][2]string{{"desktop", "alice@desktop"}, {"ca", "teamca"}, {"bob", "bob@laptop"},
 		{"claimkey", "claim"}, {"tablet", "alice@tablet"}, {"carol", "carol@team"}} {
-		if out, err := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k[0], "-C", k[1]); err != nil {
-			t.Fatalf("ssh-keygen: %v\n%s", err, out)
-		}
+		srv.run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k[0], "-C", k[1])
 	}
 
 	// An unregistered key with a terminal gets the signup form.
@@ -387,7 +333,7 @@ func TestTUI(t *testing.T) {
 	pane.waitFor("Account name", "alice", "login key", "Login keys")
 
 	// SIGTERM while that session is open: the server drains, ends the session and exits 0.
-	if err := srv.stop(); err != nil {
+	if err := srv.server.stop(); err != nil {
 		t.Error(err)
 	}
 	pane.waitExit()
