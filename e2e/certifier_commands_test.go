@@ -62,23 +62,6 @@ var oidcUsers = map[string]oidctest.User{
 
 const certifierStartTimeout = 60 * time.Second
 
-func init() {
-	for name, cmd := range map[string]func(*testscript.TestScript, bool, []string){
-		"oidc-up":        cmdOIDCUp,
-		"oidc-approve":   cmdOIDCApprove,
-		"oidc-browse":    cmdOIDCBrowse,
-		"certifier-up":   cmdCertifierUp,
-		"certifier-stop": cmdCertifierStop,
-		"bg-portico":     cmdBgPortico,
-		"agent-up":       cmdAgentUp,
-		"tls-cert":       cmdTLSCert,
-		"cat-files":      cmdCatFiles,
-		"wait-expiry":    cmdWaitExpiry,
-	} {
-		scriptCommands[name] = cmd
-	}
-}
-
 // certifierState is what the certifier commands of one script share.
 type certifierState struct {
 	provider  *oidctest.Provider

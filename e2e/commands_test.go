@@ -65,8 +65,15 @@ import (
 //	                            ones), then accept connections again
 //	bg-ssh, bg-write, bg-close, bg-expect, bg-wait, bg-kill, bg-running, ssh-until, ssh-within,
 //	stream-sum, lines-split     run several ssh clients at once: see pipe_commands_test.go
-//	oidc-up, oidc-approve, certifier-up, certifier-stop, bg-portico, agent-up, tls-cert,
-//	cat-files                   single sign-on: see certifier_commands_test.go
+//	oidc-up, oidc-approve, oidc-browse, certifier-up, certifier-stop, bg-portico, agent-up,
+//	tls-cert, cat-files, wait-expiry
+//	                            single sign-on: see certifier_commands_test.go
+//	site, site-watch, portico-kill, gen-file, mount-tmpfs, dir-size, free-port, require-tools
+//	                            sites and files: see pgs_commands_test.go
+//	local-http, local-stop, tcp-echo, tcp-say, free-ports, visit-upload, visit-download,
+//	visit-upgrade, visit-many, server-rss-below
+//	                            tunnels: see tuns_commands_test.go
+//	http-files, file-var        KRLs: see trust_commands_test.go
 //
 // A PATH is dot-separated field names and array indexes: cert.key_id, 0.id.
 //
@@ -107,6 +114,40 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	"ssh-within":     cmdSSHWithin,
 	"stream-sum":     cmdStreamSum,
 	"lines-split":    cmdLinesSplit,
+
+	"oidc-up":        cmdOIDCUp,
+	"oidc-approve":   cmdOIDCApprove,
+	"oidc-browse":    cmdOIDCBrowse,
+	"certifier-up":   cmdCertifierUp,
+	"certifier-stop": cmdCertifierStop,
+	"bg-portico":     cmdBgPortico,
+	"agent-up":       cmdAgentUp,
+	"tls-cert":       cmdTLSCert,
+	"cat-files":      cmdCatFiles,
+	"wait-expiry":    cmdWaitExpiry,
+
+	"site":          cmdSite,
+	"site-watch":    cmdSiteWatch,
+	"portico-kill":  cmdPorticoKill,
+	"gen-file":      cmdGenFile,
+	"mount-tmpfs":   cmdMountTmpfs,
+	"require-tools": cmdRequireTools,
+	"dir-size":      cmdDirSize,
+	"free-port":     cmdFreePort,
+
+	"local-http":       cmdLocalHTTP,
+	"local-stop":       cmdLocalStop,
+	"tcp-echo":         cmdTCPEcho,
+	"tcp-say":          cmdTCPSay,
+	"visit-upload":     cmdVisitUpload,
+	"visit-download":   cmdVisitDownload,
+	"visit-upgrade":    cmdVisitUpgrade,
+	"visit-many":       cmdVisitMany,
+	"server-rss-below": cmdServerRSSBelow,
+	"free-ports":       cmdFreePorts,
+
+	"http-files": cmdHTTPFiles,
+	"file-var":   cmdFileVar,
 }
 
 // stateKey finds a script's scriptState in its values.

@@ -50,17 +50,6 @@ import (
 //	                     under CI=true, fail when a tool is missing (elsewhere scripts skip
 //	                     themselves with [!exec:TOOL] skip)
 
-func init() {
-	scriptCommands["site"] = cmdSite
-	scriptCommands["site-watch"] = cmdSiteWatch
-	scriptCommands["portico-kill"] = cmdPorticoKill
-	scriptCommands["gen-file"] = cmdGenFile
-	scriptCommands["mount-tmpfs"] = cmdMountTmpfs
-	scriptCommands["require-tools"] = cmdRequireTools
-	scriptCommands["dir-size"] = cmdDirSize
-	scriptCommands["free-port"] = cmdFreePort
-}
-
 func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 	noNeg(ts, neg, "free-port")
 	if len(args) != 1 {

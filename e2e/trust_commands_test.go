@@ -16,10 +16,6 @@ import (
 //	                 the files may change while it serves them (a KRL a certifier publishes)
 //	file-var VAR FILE  set VAR to the content of FILE less its trailing newline (a public key
 //	                 line, for the key: lines of an ssh-keygen -k specification)
-func init() {
-	scriptCommands["http-files"] = cmdHTTPFiles
-	scriptCommands["file-var"] = cmdFileVar
-}
 
 func cmdFileVar(ts *testscript.TestScript, neg bool, args []string) {
 	noNeg(ts, neg, "file-var")

@@ -43,18 +43,6 @@ import (
 //	visit-many HOST N   N concurrent GETs of / with Host: HOST; print "ok=K" (K answered 200)
 //	server-rss-below SIZE
 //	                    the running portico serve's resident memory is below SIZE
-func init() {
-	scriptCommands["local-http"] = cmdLocalHTTP
-	scriptCommands["local-stop"] = cmdLocalStop
-	scriptCommands["tcp-echo"] = cmdTCPEcho
-	scriptCommands["tcp-say"] = cmdTCPSay
-	scriptCommands["visit-upload"] = cmdVisitUpload
-	scriptCommands["visit-download"] = cmdVisitDownload
-	scriptCommands["visit-upgrade"] = cmdVisitUpgrade
-	scriptCommands["visit-many"] = cmdVisitMany
-	scriptCommands["server-rss-below"] = cmdServerRSSBelow
-	scriptCommands["free-ports"] = cmdFreePorts
-}
 
 // localServers are the servers local-http and tcp-echo started, by script and variable.
 var localServers sync.Map // *scriptState + "/" + VAR → io.Closer
