@@ -313,10 +313,7 @@ func cmdAgentUp(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdTLSCert(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "tls-cert")
-	if len(args) != 2 {
-		ts.Fatalf("usage: tls-cert CERT KEY")
-	}
+	commandArgs(ts, neg, args, "tls-cert CERT KEY")
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ts.Check(err)
 	tmpl := &x509.Certificate{
@@ -354,10 +351,7 @@ func cmdCatFiles(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdWaitExpiry(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "wait-expiry")
-	if len(args) != 1 {
-		ts.Fatalf("usage: wait-expiry CERT")
-	}
+	commandArgs(ts, neg, args, "wait-expiry CERT")
 	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(ts.ReadFile(args[0])))
 	ts.Check(err)
 	cert, ok := pub.(*ssh.Certificate)

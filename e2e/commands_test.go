@@ -178,6 +178,16 @@ func noNeg(ts *testscript.TestScript, neg bool, name string) {
 	}
 }
 
+// commandArgs checks a command that takes no ! and exactly the arguments its usage names
+// ("visit-upload HOST SIZE"): otherwise it fails the script, with the usage.
+func commandArgs(ts *testscript.TestScript, neg bool, args []string, usage string) {
+	name, params, _ := strings.Cut(usage, " ")
+	noNeg(ts, neg, name)
+	if len(args) != len(strings.Fields(params)) {
+		ts.Fatalf("usage: %s", usage)
+	}
+}
+
 // serverEnv is the environment portico serve gets from a script.
 func serverEnv(ts *testscript.TestScript) []string {
 	var env []string
@@ -309,10 +319,7 @@ func finishRecorded(ts *testscript.TestScript, neg bool) {
 }
 
 func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "status")
-	if len(args) != 1 {
-		ts.Fatalf("usage: status N")
-	}
+	commandArgs(ts, neg, args, "status N")
 	want, err := strconv.Atoi(args[0])
 	ts.Check(err)
 	if got := state(ts).lastStatus; got != want {
@@ -433,27 +440,18 @@ func readPublicKey(ts *testscript.TestScript, file string) ssh.PublicKey {
 }
 
 func cmdFingerprint(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "fingerprint")
-	if len(args) != 2 {
-		ts.Fatalf("usage: fingerprint VAR FILE")
-	}
+	commandArgs(ts, neg, args, "fingerprint VAR FILE")
 	ts.Setenv(args[0], ssh.FingerprintSHA256(readPublicKey(ts, args[1])))
 }
 
 func cmdAuthorizedKey(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "authorized-key")
-	if len(args) != 3 {
-		ts.Fatalf("usage: authorized-key OUT OPTIONS KEY.pub")
-	}
+	commandArgs(ts, neg, args, "authorized-key OUT OPTIONS KEY.pub")
 	line := args[1] + " " + strings.TrimSpace(ts.ReadFile(args[2])) + "\n"
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(line), 0o644))
 }
 
 func cmdCertGarble(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "cert-garble")
-	if len(args) != 2 {
-		ts.Fatalf("usage: cert-garble CERT OUT")
-	}
+	commandArgs(ts, neg, args, "cert-garble CERT OUT")
 	pub, comment, _, _, err := ssh.ParseAuthorizedKey([]byte(ts.ReadFile(args[0])))
 	ts.Check(err)
 	cert, ok := pub.(*ssh.Certificate)
@@ -472,29 +470,20 @@ func cmdCertGarble(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdEnvsubst(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "envsubst")
-	if len(args) != 1 {
-		ts.Fatalf("usage: envsubst FILE")
-	}
+	commandArgs(ts, neg, args, "envsubst FILE")
 	expanded := os.Expand(ts.ReadFile(args[0]), ts.Getenv)
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(expanded), 0o644))
 }
 
 func cmdTimestamp(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "timestamp")
-	if len(args) != 2 {
-		ts.Fatalf("usage: timestamp VAR DURATION")
-	}
+	commandArgs(ts, neg, args, "timestamp VAR DURATION")
 	d, err := time.ParseDuration(args[1])
 	ts.Check(err)
 	ts.Setenv(args[0], time.Now().Add(d).UTC().Format("20060102150405"))
 }
 
 func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "sleep")
-	if len(args) != 1 {
-		ts.Fatalf("usage: sleep DURATION")
-	}
+	commandArgs(ts, neg, args, "sleep DURATION")
 	d, err := time.ParseDuration(args[0])
 	ts.Check(err)
 	time.Sleep(d)

@@ -239,10 +239,7 @@ func cmdJSONLen(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdJSONVar(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "json-var")
-	if len(args) != 2 {
-		ts.Fatalf("usage: json-var VAR PATH")
-	}
+	commandArgs(ts, neg, args, "json-var VAR PATH")
 	v, ok := lookup(stdoutJSON(ts), args[1])
 	if !ok {
 		ts.Fatalf("no value at %q in stdout", args[1])

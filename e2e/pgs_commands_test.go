@@ -51,20 +51,14 @@ import (
 //	                     themselves with [!exec:TOOL] skip)
 
 func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "free-port")
-	if len(args) != 1 {
-		ts.Fatalf("usage: free-port VAR")
-	}
+	commandArgs(ts, neg, args, "free-port VAR")
 	port, err := freePort()
 	ts.Check(err)
 	ts.Setenv(args[0], strconv.Itoa(port))
 }
 
 func cmdDirSize(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "dir-size")
-	if len(args) != 1 {
-		ts.Fatalf("usage: dir-size DIR")
-	}
+	commandArgs(ts, neg, args, "dir-size DIR")
 	var files, bytes int64
 	err := filepath.WalkDir(ts.MkAbs(args[0]), func(_ string, d os.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
@@ -296,10 +290,7 @@ func cmdGenFile(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdMountTmpfs(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "mount-tmpfs")
-	if len(args) != 2 {
-		ts.Fatalf("usage: mount-tmpfs DIR SIZE")
-	}
+	commandArgs(ts, neg, args, "mount-tmpfs DIR SIZE")
 	dir := ts.MkAbs(args[0])
 	ts.Check(os.MkdirAll(dir, 0o700))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

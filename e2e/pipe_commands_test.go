@@ -463,10 +463,7 @@ func cmdBgWrite(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdBgClose(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "bg-close")
-	if len(args) != 1 {
-		ts.Fatalf("usage: bg-close NAME")
-	}
+	commandArgs(ts, neg, args, "bg-close NAME")
 	c := bgClientNamed(ts, args[0])
 	if c.stdin == nil {
 		ts.Fatalf("bg-close: the stdin of %s is not the script's to close (or is closed)", c.name)
@@ -598,10 +595,7 @@ func (b *bgClient) finish(ts *testscript.TestScript) {
 }
 
 func cmdBgKill(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "bg-kill")
-	if len(args) != 1 {
-		ts.Fatalf("usage: bg-kill NAME")
-	}
+	commandArgs(ts, neg, args, "bg-kill NAME")
 	c := bgClientNamed(ts, args[0])
 	if !c.running() {
 		ts.Fatalf("%s had already exited: %s", c.name, c.state)
@@ -611,10 +605,7 @@ func cmdBgKill(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdBgRunning(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "bg-running")
-	if len(args) != 1 {
-		ts.Fatalf("usage: bg-running NAME")
-	}
+	commandArgs(ts, neg, args, "bg-running NAME")
 	if c := bgClientNamed(ts, args[0]); !c.running() {
 		errText, _ := c.errOut.text()
 		ts.Fatalf("%s has exited: %s\n[stderr]\n%s", c.name, c.state, errText)
@@ -737,10 +728,7 @@ func parseSize(s string) (int64, error) {
 }
 
 func cmdStreamSum(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "stream-sum")
-	if len(args) != 2 {
-		ts.Fatalf("usage: stream-sum VAR SIZE")
-	}
+	commandArgs(ts, neg, args, "stream-sum VAR SIZE")
 	size, err := parseSize(args[1])
 	ts.Check(err)
 	h := sha256.New()

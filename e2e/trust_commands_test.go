@@ -18,18 +18,12 @@ import (
 //	                 line, for the key: lines of an ssh-keygen -k specification)
 
 func cmdFileVar(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "file-var")
-	if len(args) != 2 {
-		ts.Fatalf("usage: file-var VAR FILE")
-	}
+	commandArgs(ts, neg, args, "file-var VAR FILE")
 	ts.Setenv(args[0], strings.TrimRight(ts.ReadFile(args[1]), "\n"))
 }
 
 func cmdHTTPFiles(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "http-files")
-	if len(args) != 1 {
-		ts.Fatalf("usage: http-files DIR")
-	}
+	commandArgs(ts, neg, args, "http-files DIR")
 	ln, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
 	ts.Check(err)
 	srv := &http.Server{Handler: http.FileServer(http.Dir(ts.MkAbs(args[0])))}

@@ -59,10 +59,7 @@ func listenLoopback(ts *testscript.TestScript, name string) net.Listener {
 }
 
 func cmdLocalHTTP(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "local-http")
-	if len(args) != 1 {
-		ts.Fatalf("usage: local-http VAR")
-	}
+	commandArgs(ts, neg, args, "local-http VAR")
 	l := listenLoopback(ts, args[0])
 	srv := &http.Server{Handler: http.HandlerFunc(localHandler), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
@@ -114,10 +111,7 @@ func localHandler(w http.ResponseWriter, r *http.Request) {
 }
 
 func cmdLocalStop(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "local-stop")
-	if len(args) != 1 {
-		ts.Fatalf("usage: local-stop VAR")
-	}
+	commandArgs(ts, neg, args, "local-stop VAR")
 	v, ok := localServers.LoadAndDelete(localKey(ts, args[0]))
 	if !ok {
 		ts.Fatalf("local-stop: no server %s", args[0])
@@ -126,10 +120,7 @@ func cmdLocalStop(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdTCPEcho(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "tcp-echo")
-	if len(args) != 1 {
-		ts.Fatalf("usage: tcp-echo VAR")
-	}
+	commandArgs(ts, neg, args, "tcp-echo VAR")
 	l := listenLoopback(ts, args[0])
 	go func() {
 		for {
@@ -183,10 +174,7 @@ func visitURL(ts *testscript.TestScript, path string) string {
 }
 
 func cmdVisitUpload(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "visit-upload")
-	if len(args) != 2 {
-		ts.Fatalf("usage: visit-upload HOST SIZE")
-	}
+	commandArgs(ts, neg, args, "visit-upload HOST SIZE")
 	size, err := parseSize(args[1])
 	ts.Check(err)
 	pr, pw := io.Pipe()
@@ -203,10 +191,7 @@ func cmdVisitUpload(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdVisitDownload(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "visit-download")
-	if len(args) != 2 {
-		ts.Fatalf("usage: visit-download HOST SIZE")
-	}
+	commandArgs(ts, neg, args, "visit-download HOST SIZE")
 	req, err := http.NewRequest(http.MethodGet, visitURL(ts, "/big/"+args[1]), nil)
 	ts.Check(err)
 	req.Host = args[0]
@@ -220,10 +205,7 @@ func cmdVisitDownload(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdVisitUpgrade(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "visit-upgrade")
-	if len(args) != 2 {
-		ts.Fatalf("usage: visit-upgrade HOST SILENCE")
-	}
+	commandArgs(ts, neg, args, "visit-upgrade HOST SILENCE")
 	silence, err := time.ParseDuration(args[1])
 	ts.Check(err)
 	e := state(ts).endpoints
@@ -248,10 +230,7 @@ func cmdVisitUpgrade(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdVisitMany(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "visit-many")
-	if len(args) != 2 {
-		ts.Fatalf("usage: visit-many HOST N")
-	}
+	commandArgs(ts, neg, args, "visit-many HOST N")
 	n, err := strconv.Atoi(args[1])
 	ts.Check(err)
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 0, DisableKeepAlives: true}}
@@ -280,10 +259,7 @@ func cmdVisitMany(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdServerRSSBelow(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "server-rss-below")
-	if len(args) != 1 {
-		ts.Fatalf("usage: server-rss-below SIZE")
-	}
+	commandArgs(ts, neg, args, "server-rss-below SIZE")
 	limit, err := parseSize(args[0])
 	ts.Check(err)
 	srv := state(ts).server
@@ -307,10 +283,7 @@ func cmdServerRSSBelow(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdFreePorts(ts *testscript.TestScript, neg bool, args []string) {
-	noNeg(ts, neg, "free-ports")
-	if len(args) != 2 {
-		ts.Fatalf("usage: free-ports VAR N")
-	}
+	commandArgs(ts, neg, args, "free-ports VAR N")
 	n, err := strconv.Atoi(args[1])
 	ts.Check(err)
 	for range 200 {
