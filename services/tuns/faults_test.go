@@ -148,20 +148,7 @@ func TestClientThatNeverReads(t *testing.T) {
 	base := measure()
 
 	c := h.dial(h.alice)
-	var held []gossh.Channel
-	var mu sync.Mutex
-	go func() {
-		for nc := range c.forwarded {
-			ch, reqs, err := nc.Accept()
-			if err != nil {
-				continue
-			}
-			go gossh.DiscardRequests(reqs)
-			mu.Lock()
-			held = append(held, ch) // never read
-			mu.Unlock()
-		}
-	}()
+	opened := c.neverRead()
 	if ok, _ := c.bind("stuck", 80); !ok {
 		t.Fatal("bind refused")
 	}
@@ -182,9 +169,7 @@ func TestClientThatNeverReads(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	mu.Lock()
-	open := len(held)
-	mu.Unlock()
+	open := opened()
 	if open > maxOpenChannels {
 		t.Errorf("%d forwarded channels opened at once, want at most %d", open, maxOpenChannels)
 	}
@@ -358,21 +343,7 @@ func TestTakeoverAndCancel(t *testing.T) {
 func TestGatewayChannelLimitCountsTunnels(t *testing.T) {
 	h := newHarness(t, harnessOptions{httpIdle: time.Second, maxChannels: 5})
 	c := h.dial(h.alice)
-	var mu sync.Mutex
-	opened := 0
-	go func() {
-		for nc := range c.forwarded {
-			ch, reqs, err := nc.Accept()
-			if err != nil {
-				continue
-			}
-			go gossh.DiscardRequests(reqs)
-			defer ch.Close()
-			mu.Lock()
-			opened++ // never read
-			mu.Unlock()
-		}
-	}()
+	opened := c.neverRead()
 	if ok, _ := c.bind("stuck", 80); !ok {
 		t.Fatal("bind refused")
 	}
@@ -388,13 +359,12 @@ func TestGatewayChannelLimitCountsTunnels(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if opened > 5 {
-		t.Errorf("%d channels opened past the gateway's limit of 5", opened)
+	n := opened()
+	if n > 5 {
+		t.Errorf("%d channels opened past the gateway's limit of 5", n)
 	}
 	if refused.Load() == 0 {
 		t.Error("no visitor was told the tunnel is busy")
 	}
-	t.Logf("%d channels opened, %d visitors refused at once", opened, refused.Load())
+	t.Logf("%d channels opened, %d visitors refused at once", n, refused.Load())
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,6 +145,31 @@ func (c *client) bind(addr string, port uint32) (bool, []byte) {
 		return false, nil
 	}
 	return ok, payload
+}
+
+// neverRead accepts the forwarded channels of c and never reads them, as a stuck client does;
+// each is closed once the connection has ended. It returns how many it has accepted so far.
+func (c *client) neverRead() (opened func() int) {
+	var mu sync.Mutex
+	n := 0
+	go func() {
+		for nc := range c.forwarded {
+			ch, reqs, err := nc.Accept()
+			if err != nil {
+				continue
+			}
+			go gossh.DiscardRequests(reqs)
+			defer ch.Close()
+			mu.Lock()
+			n++
+			mu.Unlock()
+		}
+	}()
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
 }
 
 // serve answers the forwarded connections with handler on a local TCP server, as OpenSSH
