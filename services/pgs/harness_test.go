@@ -24,6 +24,7 @@ import (
 	"github.com/portico-sh/portico/db"
 	"github.com/portico-sh/portico/db/dbtest"
 	"github.com/portico-sh/portico/gateway"
+	"github.com/portico-sh/portico/internal/gatewaytest"
 	"github.com/portico-sh/portico/internal/sshtest"
 	"github.com/portico-sh/portico/services"
 	"github.com/portico-sh/portico/services/pgs/blob"
@@ -125,7 +126,6 @@ func (h *harness) createAlice() {
 // start runs a gateway with the pgs service.
 func (h *harness) start(o harnessOptions, logger *slog.Logger) {
 	t := h.t
-	var err error
 	hostKey := sshtest.NewSigner(t)
 	pub, _ := services.ParsePublic("http://localhost:8080", "localhost:2222")
 	h.svc = New(Options{Store: h.store, Blobs: h.blobs, Encoded: h.encoded, Public: pub, Limits: o.limits, Tunnels: o.tunnels,
@@ -136,30 +136,11 @@ func (h *harness) start(o harnessOptions, logger *slog.Logger) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.gw, err = gateway.New(gateway.Options{
+	h.gw = gatewaytest.Start(t, gateway.Options{
 		Store: h.store, Auth: auth.New(h.store, auth.Options{}), Router: router, HostKey: hostKey,
 		SSH: []gateway.Listener{{Addr: "127.0.0.1:0"}}, HTTPAddr: "127.0.0.1:0", Logger: logger,
 		DrainTimeout: time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.gw.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		h.gw.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() {
-			t.Logf("server log:\n%s", h.log.String())
-		}
-	})
+	}, h.log)
 	_, h.sshPort, _ = strings.Cut(h.gw.SSHAddrs()[0].String(), "127.0.0.1:")
 	h.http = "http://" + h.gw.HTTPAddr().String()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/portico-sh/portico/db"
 	"github.com/portico-sh/portico/db/dbtest"
 	"github.com/portico-sh/portico/gateway"
+	"github.com/portico-sh/portico/internal/gatewaytest"
 	"github.com/portico-sh/portico/internal/sshtest"
 	"github.com/portico-sh/portico/services"
 )
@@ -60,31 +61,12 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if o.maxChannels > 0 {
 		limits.MaxChannels = o.maxChannels
 	}
-	h.gw, err = gateway.New(gateway.Options{
+	h.gw = gatewaytest.Start(t, gateway.Options{
 		Limits: &limits,
 		Store:  store, Auth: auth.New(store, auth.Options{}), Router: router, HostKey: sshtest.NewSigner(t),
 		SSH: []gateway.Listener{{Addr: "127.0.0.1:0"}}, HTTPAddr: "127.0.0.1:0", Logger: logger,
 		DrainTimeout: time.Second, HTTPIdleTimeout: o.httpIdle,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.gw.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		h.gw.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() {
-			t.Logf("server log:\n%s", h.log.String())
-		}
-	})
+	}, h.log)
 	h.sshAddr = h.gw.SSHAddrs()[0].String()
 	h.httpAddr = h.gw.HTTPAddr().String()
 	return h
