@@ -13,10 +13,10 @@ import (
 
 // keysPage lists login keys and CAs, adds either by pasting a public key, shows how to claim
 // a key that waits to be claimed (and takes a CA's claim certificate), and removes one after a
-// y/n question.
+// y/n question. Its form takes a key's line and its name.
 type keysPage struct {
-	list[ops.Key]
-	form  *keyForm
+	editor[ops.Key]
+	ca    bool // the form adds a CA
 	claim *claimPanel
 }
 
@@ -31,34 +31,24 @@ type claimPanel struct {
 // authorized_keys line of a 16384-bit RSA key with options fits.
 const maxKeyLineRunes = 8 << 10
 
-// keyForm is the form that adds a key: its line, and its name.
-type keyForm struct {
-	*form
-	ca bool
-}
-
 var keyLabels = []string{"Key:  ", "Name: "}
 
 func (*keysPage) title() string { return "Keys" }
 
 func (p *keysPage) hints() string {
 	switch {
-	case p.form != nil:
-		return "[enter] add  [tab] next field  [esc] cancel"
-	case p.confirm != nil:
-		return "[y] remove  [n] keep"
-	case p.claim != nil && p.claim.cert != nil:
+	case p.editor.capturing() || p.claim == nil:
+		return p.editor.hints("add", "remove", "[a] add login key  [c] add CA key  [enter] how to claim  [d] remove")
+	case p.claim.cert != nil:
 		return "[enter] claim with the certificate  [esc] later"
-	case p.claim != nil:
-		return "[enter/esc] done"
 	}
-	return "[a] add login key  [c] add CA key  [enter] how to claim  [d] remove"
+	return "[enter/esc] done"
 }
 
-func (p *keysPage) capturing() bool { return p.form != nil || p.confirm != nil || p.claim != nil }
+func (p *keysPage) capturing() bool { return p.editor.capturing() || p.claim != nil }
 
 // typing reports whether a text input has the keyboard: the form's, or the claim panel's.
-func (p *keysPage) typing() bool { return p.form != nil || p.claim != nil && p.claim.cert != nil }
+func (p *keysPage) typing() bool { return p.editor.typing() || p.claim != nil && p.claim.cert != nil }
 
 func (p *keysPage) load(m *Model) error {
 	return p.fill(m.ops.ListKeys(m.ctx, m.grant))
@@ -67,7 +57,7 @@ func (p *keysPage) load(m *Model) error {
 func (p *keysPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 	switch {
 	case p.form != nil:
-		return p.updateForm(m, msg)
+		return p.formKey(msg, func() tea.Cmd { return p.submit(m) })
 	case p.confirm != nil:
 		p.answer(m, msg)
 		return nil
@@ -92,31 +82,25 @@ func (p *keysPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 }
 
 func (p *keysPage) openForm(m *Model, ca bool) {
-	p.form = &keyForm{ca: ca, form: newForm(m,
+	p.ca = ca
+	p.form = newForm(m,
 		[]string{"paste: ssh-ed25519 AAAA... comment", "optional; default: the key's comment"},
-		[]int{maxKeyLineRunes, 64})}
+		[]int{maxKeyLineRunes, 64})
 }
 
-func (p *keysPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
-	f := p.form
-	switch msg.Type {
-	case tea.KeyEsc:
-		p.form = nil
-		return nil
-	case tea.KeyEnter:
-		if !m.act() {
-			return nil
-		}
-		k, err := m.ops.AddKey(m.ctx, m.grant, f.inputs[0].Value(), f.value(1), f.ca)
-		if err != nil {
-			m.fail(err)
-			return nil
-		}
-		p.form = nil
-		p.added(m, k)
+// submit adds the key of the form.
+func (p *keysPage) submit(m *Model) tea.Cmd {
+	if !m.act() {
 		return nil
 	}
-	return f.update(msg)
+	k, err := m.ops.AddKey(m.ctx, m.grant, p.form.inputs[0].Value(), p.form.value(1), p.ca)
+	if err != nil {
+		m.fail(err)
+		return nil
+	}
+	p.form = nil
+	p.added(m, k)
+	return nil
 }
 
 // added reloads the list with k selected, and shows how to claim k if it waits to be claimed.
@@ -192,7 +176,7 @@ func (p *keysPage) view(m *Model, height int) string {
 		return p.claimView(m, c)
 	}
 	if f := p.form; f != nil {
-		if f.ca {
+		if p.ca {
 			return f.view(m, "Add CA key",
 				"Paste the certificate authority's public key line (its .pub file).\n"+
 					"Options such as principals=\"pgs,tuns\" may come first. Once you have\n"+

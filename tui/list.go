@@ -213,6 +213,43 @@ func (l *list[T]) table(m *Model, header []string, cells func(T) []string, heigh
 	return m.table(header, rows, &l.cursor, height)
 }
 
+// editor is a list page whose rows a form adds (or changes) and a y/n question removes: while
+// the form is open the keys go to it, while the question is asked they answer it.
+type editor[T any] struct {
+	list[T]
+	form *form
+}
+
+func (e *editor[T]) capturing() bool { return e.form != nil || e.confirm != nil }
+
+// typing reports whether the form's text inputs have the keyboard.
+func (e *editor[T]) typing() bool { return e.form != nil }
+
+// hints names the keys of the form (enter does submit), of the question (y does remove), or
+// else the list's keys.
+func (e *editor[T]) hints(submit, remove, keys string) string {
+	switch {
+	case e.form != nil:
+		return "[enter] " + submit + "  [tab] next field  [esc] cancel"
+	case e.confirm != nil:
+		return "[y] " + remove + "  [n] keep"
+	}
+	return keys
+}
+
+// formKey takes msg while the form is open: esc closes it, enter has submit send it, and the
+// other keys edit it.
+func (e *editor[T]) formKey(msg tea.KeyMsg, submit func() tea.Cmd) tea.Cmd {
+	switch msg.Type {
+	case tea.KeyEsc:
+		e.form = nil
+		return nil
+	case tea.KeyEnter:
+		return submit()
+	}
+	return e.form.update(msg)
+}
+
 // form is a page's form of text inputs, one of which has the keyboard.
 type form struct {
 	inputs []textinput.Model

@@ -10,10 +10,10 @@ import (
 )
 
 // principalsPage lists the principal map, maps a principal (new, or the selected one changed)
-// and unmaps one after a y/n question.
+// and unmaps one after a y/n question. Its form is principals set's: principal, services, from,
+// CA.
 type principalsPage struct {
-	list[ops.PrincipalMapping]
-	form *form // principals set's: principal, services, from, CA
+	editor[ops.PrincipalMapping]
 }
 
 var principalLabels = []string{"Principal: ", "Services:  ", "From:      ", "CA:        "}
@@ -21,19 +21,8 @@ var principalLabels = []string{"Principal: ", "Services:  ", "From:      ", "CA:
 func (*principalsPage) title() string { return "Principals" }
 
 func (p *principalsPage) hints() string {
-	switch {
-	case p.form != nil:
-		return "[enter] save  [tab] next field  [esc] cancel"
-	case p.confirm != nil:
-		return "[y] unmap  [n] keep"
-	}
-	return "[a] map a principal  [e] change  [d] unmap"
+	return p.editor.hints("save", "unmap", "[a] map a principal  [e] change  [d] unmap")
 }
-
-func (p *principalsPage) capturing() bool { return p.form != nil || p.confirm != nil }
-
-// typing reports whether the form's text inputs have the keyboard.
-func (p *principalsPage) typing() bool { return p.form != nil }
 
 func (p *principalsPage) load(m *Model) error {
 	return p.fill(m.ops.ListPrincipals(m.ctx, m.grant))
@@ -42,7 +31,7 @@ func (p *principalsPage) load(m *Model) error {
 func (p *principalsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 	switch {
 	case p.form != nil:
-		return p.updateForm(m, msg)
+		return p.formKey(msg, func() tea.Cmd { return p.submit(m) })
 	case p.confirm != nil:
 		p.answer(m, msg)
 		return nil
@@ -77,37 +66,31 @@ func (p *principalsPage) openForm(m *Model, mp *ops.PrincipalMapping) {
 	p.form = f
 }
 
-func (p *principalsPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
+// submit maps the principal of the form.
+func (p *principalsPage) submit(m *Model) tea.Cmd {
 	f := p.form
-	switch msg.Type {
-	case tea.KeyEsc:
-		p.form = nil
-		return nil
-	case tea.KeyEnter:
-		req := ops.PrincipalRequest{Principal: f.value(0), Services: f.value(1), From: f.value(2), CA: f.value(3)}
-		mp, created, err := m.ops.SetPrincipal(m.ctx, m.grant, req)
-		if err != nil {
-			m.fail(err)
-			return nil
-		}
-		p.form = nil
-		if err := p.load(m); err != nil {
-			m.fail(err)
-			return nil
-		}
-		for i, have := range p.rows {
-			if have.Principal == mp.Principal {
-				p.cursor.pos = i
-			}
-		}
-		verb := "Changed"
-		if created {
-			verb = "Mapped"
-		}
-		m.inform(fmt.Sprintf("%s principal %s: %s.", verb, shown(mp.Principal), strings.Join(mp.Services, ",")))
+	req := ops.PrincipalRequest{Principal: f.value(0), Services: f.value(1), From: f.value(2), CA: f.value(3)}
+	mp, created, err := m.ops.SetPrincipal(m.ctx, m.grant, req)
+	if err != nil {
+		m.fail(err)
 		return nil
 	}
-	return f.update(msg)
+	p.form = nil
+	if err := p.load(m); err != nil {
+		m.fail(err)
+		return nil
+	}
+	for i, have := range p.rows {
+		if have.Principal == mp.Principal {
+			p.cursor.pos = i
+		}
+	}
+	verb := "Changed"
+	if created {
+		verb = "Mapped"
+	}
+	m.inform(fmt.Sprintf("%s principal %s: %s.", verb, shown(mp.Principal), strings.Join(mp.Services, ",")))
+	return nil
 }
 
 func (p *principalsPage) answer(m *Model, msg tea.KeyMsg) {

@@ -11,10 +11,11 @@ import (
 )
 
 // revocationsPage lists revocations, adds one and lifts one after a y/n question.
+// Its form adds a revocation: serial, CA, key ID, key fingerprint; one of serial, key ID or
+// key is filled.
 type revocationsPage struct {
-	list[ops.Revocation]
-	total int   // the account's revocations: the page shows the first maxShownRevocations
-	form  *form // adds a revocation: serial, CA, key ID, key fingerprint; one of serial, key ID or key is filled
+	editor[ops.Revocation]
+	total int // the account's revocations: the page shows the first maxShownRevocations
 }
 
 var revocationLabels = []string{"Serial:          ", "CA:              ", "Key ID:          ", "Key fingerprint: "}
@@ -22,19 +23,8 @@ var revocationLabels = []string{"Serial:          ", "CA:              ", "Key I
 func (*revocationsPage) title() string { return "Revocations" }
 
 func (p *revocationsPage) hints() string {
-	switch {
-	case p.form != nil:
-		return "[enter] revoke  [tab] next field  [esc] cancel"
-	case p.confirm != nil:
-		return "[y] lift  [n] keep"
-	}
-	return "[a] add  [d] lift"
+	return p.editor.hints("revoke", "lift", "[a] add  [d] lift")
 }
-
-func (p *revocationsPage) capturing() bool { return p.form != nil || p.confirm != nil }
-
-// typing reports whether the form's text inputs have the keyboard.
-func (p *revocationsPage) typing() bool { return p.form != nil }
 
 // maxShownRevocations bounds what the page holds: an account may have tens of thousands (an
 // imported KRL), which revocations ls lists over ssh.
@@ -53,7 +43,7 @@ func (p *revocationsPage) load(m *Model) error {
 func (p *revocationsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 	switch {
 	case p.form != nil:
-		return p.updateForm(m, msg)
+		return p.formKey(msg, func() tea.Cmd { return p.submit(m) })
 	case p.confirm != nil:
 		p.answer(m, msg)
 		return nil
@@ -70,35 +60,28 @@ func (p *revocationsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
-func (p *revocationsPage) updateForm(m *Model, msg tea.KeyMsg) tea.Cmd {
-	f := p.form
-	switch msg.Type {
-	case tea.KeyEsc:
-		p.form = nil
-		return nil
-	case tea.KeyEnter:
-		req, err := revokeRequest(f)
-		if err != nil {
-			m.fail(err)
-			return nil
-		}
-		if !m.act() {
-			return nil
-		}
-		r, err := m.ops.Revoke(m.ctx, m.grant, req)
-		if err != nil {
-			m.fail(err)
-			return nil
-		}
-		p.form = nil
-		if err := p.load(m); err != nil {
-			m.fail(err)
-			return nil
-		}
-		m.inform(fmt.Sprintf("Added revocation %d (%s %s).", r.ID, r.Kind, r.Value))
+// submit adds the revocation of the form.
+func (p *revocationsPage) submit(m *Model) tea.Cmd {
+	req, err := revokeRequest(p.form)
+	if err != nil {
+		m.fail(err)
 		return nil
 	}
-	return f.update(msg)
+	if !m.act() {
+		return nil
+	}
+	r, err := m.ops.Revoke(m.ctx, m.grant, req)
+	if err != nil {
+		m.fail(err)
+		return nil
+	}
+	p.form = nil
+	if err := p.load(m); err != nil {
+		m.fail(err)
+		return nil
+	}
+	m.inform(fmt.Sprintf("Added revocation %d (%s %s).", r.ID, r.Kind, r.Value))
+	return nil
 }
 
 // revokeRequest is the request the revocation form f asks for.
