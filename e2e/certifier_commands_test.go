@@ -222,14 +222,7 @@ func cmdCertifierUp(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("CERTIFIER_PORT", strconv.Itoa(port))
 }
 
-func (cs *certifierState) running() bool {
-	select {
-	case <-cs.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (cs *certifierState) running() bool { return !closed(cs.exited) }
 
 func (cs *certifierState) stop() error {
 	if err := cs.certifier.Process.Signal(syscall.SIGTERM); err != nil {

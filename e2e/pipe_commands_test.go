@@ -171,29 +171,13 @@ func sumLine(n int64, h hash.Hash) string {
 	return fmt.Sprintf("bytes=%d sha256=%s\n", n, hex.EncodeToString(h.Sum(nil)))
 }
 
-func (c *capture) finished() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *capture) finished() bool { return closed(c.done) }
 
-func (b *bgClient) running() bool {
-	select {
-	case <-b.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (b *bgClient) running() bool { return !closed(b.exited) }
 
 // stop ends a client that is still running: SIGTERM, then SIGKILL after bgKillGrace.
 func (b *bgClient) stop() {
-	select {
-	case <-b.quit:
-	default:
+	if !closed(b.quit) {
 		close(b.quit)
 	}
 	if !b.running() {

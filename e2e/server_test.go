@@ -160,12 +160,21 @@ func withTestDefaults(args, env []string) []string {
 	return args
 }
 
+// closed reports whether c is closed (as a process's exited is once it has exited), without
+// waiting.
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 // stop sends SIGTERM and expects the server to drain and exit 0.
 func (s *server) stop() error {
-	select {
-	case <-s.exited:
+	if closed(s.exited) {
 		return fmt.Errorf("portico serve had already exited: %v\n%s", s.waitErr, s.logTail())
-	default:
 	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
@@ -184,23 +193,14 @@ func (s *server) stop() error {
 
 // kill ends the server without asking; for cleanup after a failure.
 func (s *server) kill() {
-	select {
-	case <-s.exited:
+	if closed(s.exited) {
 		return
-	default:
 	}
 	_ = s.cmd.Process.Kill()
 	<-s.exited
 }
 
-func (s *server) running() bool {
-	select {
-	case <-s.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (s *server) running() bool { return !closed(s.exited) }
 
 // logTail returns the last lines of the server's log, for failure messages.
 func (s *server) logTail() string {
