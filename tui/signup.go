@@ -96,10 +96,7 @@ func (p *signupPage) claim(m *Model) {
 		m.fail(err)
 		return
 	}
-	m.regrant(g)
-	m.signup = nil
-	m.show(0)
-	m.inform(fmt.Sprintf("Key %q is now a login key of account %s.", k.Name, g.Account))
+	p.done(m, g, fmt.Sprintf("Key %q is now a login key of account %s.", k.Name, g.Account))
 }
 
 func (p *signupPage) register(m *Model) {
@@ -108,10 +105,15 @@ func (p *signupPage) register(m *Model) {
 		m.fail(err)
 		return
 	}
+	p.done(m, g, fmt.Sprintf("Account %s created; this key is its first login key, named %q.", g.Account, g.Identity))
+}
+
+// done makes g, the account's grant, the TUI's, and opens the account's pages saying msg.
+func (*signupPage) done(m *Model, g auth.Grant, msg string) {
 	m.regrant(g)
 	m.signup = nil
 	m.show(0)
-	m.inform(fmt.Sprintf("Account %s created; this key is its first login key, named %q.", g.Account, g.Identity))
+	m.inform(msg)
 }
 
 func (p *signupPage) view(m *Model) string {
