@@ -14,9 +14,7 @@ func BenchmarkHTTPTunnel(b *testing.B) {
 	c := h.dial(h.alice)
 	body := make([]byte, 512)
 	c.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
-	if ok, _ := c.bind("bench", 80); !ok {
-		b.Fatal("bind refused")
-	}
+	c.mustBind("bench", 80)
 	visitor := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.SetParallelism(8)
 	b.ResetTimer()

@@ -136,9 +136,7 @@ func TestClientThatNeverReads(t *testing.T) {
 	h := newHarness(t, harnessOptions{httpIdle: time.Second})
 	warm := h.dial(h.alice)
 	warm.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
-	if ok, _ := warm.bind("warm", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	warm.mustBind("warm", 80)
 	if code, _, err := h.get(http.DefaultClient, "alice-warm.localhost", "/"); err != nil || code != 200 {
 		t.Fatalf("warm-up: %d %v", code, err)
 	}
@@ -149,9 +147,7 @@ func TestClientThatNeverReads(t *testing.T) {
 
 	c := h.dial(h.alice)
 	opened := c.neverRead()
-	if ok, _ := c.bind("stuck", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	c.mustBind("stuck", 80)
 	const visitors = 150
 	body := strings.Repeat("x", 4<<20)
 	visitor := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -188,9 +184,7 @@ func TestManyVisitors(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		io.WriteString(w, "hello "+r.URL.Path)
 	}))
-	if ok, _ := c.bind("busy", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	c.mustBind("busy", 80)
 	base := measure()
 	const visitors = 1000
 	visitor := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: visitors}}
@@ -228,9 +222,7 @@ func TestClientVanishesMidResponse(t *testing.T) {
 		once.Do(func() { close(started) })
 		<-r.Context().Done()
 	}))
-	if ok, _ := c.bind("gone", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	c.mustBind("gone", 80)
 	visitor := &http.Client{Timeout: 20 * time.Second}
 	req, _ := http.NewRequest(http.MethodGet, "http://"+h.httpAddr+"/", nil)
 	req.Host = "alice-gone.localhost"
@@ -276,9 +268,7 @@ func TestUpgradeOutlivesIdleLimit(t *testing.T) {
 		brw.Flush()
 		io.Copy(conn, brw)
 	}))
-	if ok, _ := c.bind("ws", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	c.mustBind("ws", 80)
 	v, err := net.Dial("tcp", h.httpAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -344,9 +334,7 @@ func TestGatewayChannelLimitCountsTunnels(t *testing.T) {
 	h := newHarness(t, harnessOptions{httpIdle: time.Second, maxChannels: 5})
 	c := h.dial(h.alice)
 	opened := c.neverRead()
-	if ok, _ := c.bind("stuck", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	c.mustBind("stuck", 80)
 	visitor := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var wg sync.WaitGroup
 	var refused atomic.Int32

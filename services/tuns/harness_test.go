@@ -87,6 +87,7 @@ func createAccount(t testing.TB, store db.Store, name string, s gossh.Signer) {
 type client struct {
 	*gossh.Client
 	forwarded <-chan gossh.NewChannel
+	t         testing.TB
 }
 
 // dial connects as tuns@ with signer.
@@ -115,7 +116,7 @@ func (h *harness) dial(signer gossh.Signer) *client {
 			}
 		}
 	}()
-	c := &client{Client: gossh.NewClient(conn, other, reqs), forwarded: forwarded}
+	c := &client{Client: gossh.NewClient(conn, other, reqs), forwarded: forwarded, t: h.t}
 	h.t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -127,6 +128,14 @@ func (c *client) bind(addr string, port uint32) (bool, []byte) {
 		return false, nil
 	}
 	return ok, payload
+}
+
+// mustBind binds addr:port as bind does, and fails the test if the server refuses.
+func (c *client) mustBind(addr string, port uint32) {
+	c.t.Helper()
+	if ok, _ := c.bind(addr, port); !ok {
+		c.t.Fatalf("bind %s:%d refused", addr, port)
+	}
 }
 
 // neverRead accepts the forwarded channels of c and never reads them, as a stuck client does;

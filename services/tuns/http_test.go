@@ -25,9 +25,7 @@ func TestStreamedResponsesFlushAtOnce(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-release
 	}))
-	if ok, _ := c.bind("stream", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	c.mustBind("stream", 80)
 	for _, path := range []string{"/chunked", "/events"} {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+h.httpAddr+path, nil)
 		req.Host = "alice-stream.localhost"

@@ -28,9 +28,7 @@ func TestHugeResponseHeaderRefused(t *testing.T) {
 		}
 		w.Write([]byte("ok"))
 	}))
-	if ok, _ := c.bind("hdr", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	c.mustBind("hdr", 80)
 	status, body, err := h.get(http.DefaultClient, "alice-hdr.localhost", "/big")
 	if err != nil {
 		t.Fatal(err)
@@ -155,9 +153,7 @@ func TestNameRaceWithFirstDeploy(t *testing.T) {
 func TestForwardFloodIsQuiet(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	c := h.dial(h.alice)
-	if ok, _ := c.bind("good", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	c.mustBind("good", 80)
 	sess, err := c.NewSession()
 	if err != nil {
 		t.Fatal(err)
@@ -185,9 +181,7 @@ func TestTunnelChannelsBoundedPerSource(t *testing.T) {
 	h := newHarness(t, harnessOptions{httpIdle: time.Second, maxChannels: 40}) // 10 per source
 	c := h.dial(h.alice)
 	opened := c.neverRead()
-	if ok, _ := c.bind("stuck", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	c.mustBind("stuck", 80)
 	visitor := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var wg sync.WaitGroup
 	for range 20 {
@@ -215,9 +209,7 @@ func TestVisitorHeaderTricks(t *testing.T) {
 		mu.Unlock()
 		w.Write([]byte("ok"))
 	}))
-	if ok, _ := c.bind("web", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	c.mustBind("web", 80)
 	raw := func(req string) string {
 		nc, err := net.DialTimeout("tcp", h.httpAddr, 5*time.Second)
 		if err != nil {
@@ -254,9 +246,7 @@ func TestAllowEndsWithItsSession(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	alice := h.dial(h.alice)
 	alice.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	if ok, _ := alice.bind("db", 5432); !ok {
-		t.Fatal("bind refused")
-	}
+	alice.mustBind("db", 5432)
 	sess, err := alice.NewSession()
 	if err != nil {
 		t.Fatal(err)
@@ -298,9 +288,7 @@ func TestAllowEndsWithItsSession(t *testing.T) {
 func TestDirectTCPIPOriginIsTheRealAddress(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	alice := h.dial(h.alice)
-	if ok, _ := alice.bind("db", 5432); !ok {
-		t.Fatal("bind refused")
-	}
+	alice.mustBind("db", 5432)
 	got := make(chan string, 1)
 	go func() {
 		for nc := range alice.forwarded {
@@ -388,9 +376,7 @@ func freePortRange(t *testing.T, n int) int {
 func TestCancelOthersTunnel(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	alice, alice2, bob := h.dial(h.alice), h.dial(h.alice), h.dial(h.bob)
-	if ok, _ := alice.bind("dev", 80); !ok {
-		t.Fatal("bind refused")
-	}
+	alice.mustBind("dev", 80)
 	for _, c := range []*client{bob, alice2} {
 		for _, addr := range []string{"dev", "alice-dev", ""} {
 			ok, _, _ := c.SendRequest("cancel-tcpip-forward", true, gossh.Marshal(forwardRequest{addr, 80}))
