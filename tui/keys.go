@@ -55,20 +55,13 @@ func (p *keysPage) load(m *Model) error {
 }
 
 func (p *keysPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
-	switch {
-	case p.form != nil:
-		return p.formKey(msg, func() tea.Cmd { return p.submit(m) })
-	case p.confirm != nil:
-		p.answer(m, msg)
-		return nil
-	case p.claim != nil:
+	if p.claim != nil { // open only while the form and the question are not
 		return p.updateClaim(m, msg)
 	}
-	key := msg.String()
-	if cmd, ok := p.key(m, key, m.height-chromeLines); ok || p.askKey(key) {
+	if cmd, ok := p.editor.update(m, p, msg); ok {
 		return cmd
 	}
-	switch key {
+	switch msg.String() {
 	case "a":
 		p.openForm(m, false)
 	case "c":

@@ -237,17 +237,31 @@ func (e *editor[T]) hints(submit, remove, keys string) string {
 	return keys
 }
 
-// formKey takes msg while the form is open: esc closes it, enter has submit send it, and the
-// other keys edit it.
-func (e *editor[T]) formKey(msg tea.KeyMsg, submit func() tea.Cmd) tea.Cmd {
-	switch msg.Type {
-	case tea.KeyEsc:
+// editing is what an editor's page does itself: send the form, and answer the question.
+type editing interface {
+	submit(m *Model) tea.Cmd
+	answer(m *Model, msg tea.KeyMsg)
+}
+
+// update takes the keys an editor's page shares, and reports whether msg was one: while the
+// form is open, esc closes it, enter has p submit it and the other keys edit it; while the
+// question is asked, p answers it; else the list's keys, and d asks the question.
+func (e *editor[T]) update(m *Model, p editing, msg tea.KeyMsg) (tea.Cmd, bool) {
+	switch {
+	case e.form != nil && msg.Type == tea.KeyEsc:
 		e.form = nil
-		return nil
-	case tea.KeyEnter:
-		return submit()
+		return nil, true
+	case e.form != nil && msg.Type == tea.KeyEnter:
+		return p.submit(m), true
+	case e.form != nil:
+		return e.form.update(msg), true
+	case e.confirm != nil:
+		p.answer(m, msg)
+		return nil, true
 	}
-	return e.form.update(msg)
+	key := msg.String()
+	cmd, ok := e.key(m, key, m.height-chromeLines)
+	return cmd, ok || e.askKey(key)
 }
 
 // form is a page's form of text inputs, one of which has the keyboard.

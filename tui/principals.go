@@ -29,18 +29,10 @@ func (p *principalsPage) load(m *Model) error {
 }
 
 func (p *principalsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
-	switch {
-	case p.form != nil:
-		return p.formKey(msg, func() tea.Cmd { return p.submit(m) })
-	case p.confirm != nil:
-		p.answer(m, msg)
-		return nil
-	}
-	key := msg.String()
-	if cmd, ok := p.key(m, key, m.height-chromeLines); ok || p.askKey(key) {
+	if cmd, ok := p.editor.update(m, p, msg); ok {
 		return cmd
 	}
-	switch key {
+	switch msg.String() {
 	case "a":
 		p.openForm(m, nil)
 	case "e", "enter":

@@ -41,18 +41,10 @@ func (p *revocationsPage) load(m *Model) error {
 }
 
 func (p *revocationsPage) update(m *Model, msg tea.KeyMsg) tea.Cmd {
-	switch {
-	case p.form != nil:
-		return p.formKey(msg, func() tea.Cmd { return p.submit(m) })
-	case p.confirm != nil:
-		p.answer(m, msg)
-		return nil
-	}
-	key := msg.String()
-	if cmd, ok := p.key(m, key, m.height-chromeLines); ok || p.askKey(key) {
+	if cmd, ok := p.editor.update(m, p, msg); ok {
 		return cmd
 	}
-	if key == "a" {
+	if msg.String() == "a" {
 		p.form = newForm(m,
 			[]string{"a number, e.g. 42", "a CA's name; empty: every CA", "e.g. bob@laptop", "SHA256:..."},
 			[]int{20, 64, 128, 64}) // a uint64, a key name or fingerprint, a key ID, a fingerprint
