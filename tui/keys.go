@@ -156,7 +156,7 @@ func (p *keysPage) updateClaim(m *Model, msg tea.KeyMsg) tea.Cmd {
 
 func (p *keysPage) answer(m *Model, msg tea.KeyMsg) {
 	k := *p.confirm
-	p.list.answer(m, p, msg.String(), true,
+	p.list.answer(m, p, msg.String(),
 		func(k ops.Key) error {
 			_, err := m.ops.RemoveKey(m.ctx, m.grant, k.Fingerprint)
 			return err

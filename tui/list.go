@@ -168,12 +168,12 @@ func (l *list[T]) askKey(key string) bool {
 }
 
 // answer takes key as the answer to the question: y has remove remove the row and p load
-// again, then says removed; n (or esc, q) says kept. paced has y wait for Model.act, as
-// changes keys make do. Other keys leave the question open.
-func (l *list[T]) answer(m *Model, p interface{ load(*Model) error }, key string, paced bool, remove func(T) error, removed, kept string) {
+// again, then says removed; n (or esc, q) says kept. y waits for Model.act, as every change
+// keys make does. Other keys leave the question open.
+func (l *list[T]) answer(m *Model, p interface{ load(*Model) error }, key string, remove func(T) error, removed, kept string) {
 	switch key {
 	case "y", "Y":
-		if paced && !m.act() {
+		if !m.act() {
 			return
 		}
 		row := *l.confirm

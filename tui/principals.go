@@ -62,6 +62,9 @@ func (p *principalsPage) openForm(m *Model, mp *ops.PrincipalMapping) {
 func (p *principalsPage) submit(m *Model) tea.Cmd {
 	f := p.form
 	req := ops.PrincipalRequest{Principal: f.value(0), Services: f.value(1), From: f.value(2), CA: f.value(3)}
+	if !m.act() {
+		return nil
+	}
 	mp, created, err := m.ops.SetPrincipal(m.ctx, m.grant, req)
 	if err != nil {
 		m.fail(err)
@@ -87,7 +90,7 @@ func (p *principalsPage) submit(m *Model) tea.Cmd {
 
 func (p *principalsPage) answer(m *Model, msg tea.KeyMsg) {
 	name := shown(p.confirm.Principal)
-	p.list.answer(m, p, msg.String(), false,
+	p.list.answer(m, p, msg.String(),
 		func(mp ops.PrincipalMapping) error { return m.ops.RemovePrincipal(m.ctx, m.grant, mp.Principal) },
 		fmt.Sprintf("Unmapped principal %s.", name), fmt.Sprintf("Kept principal %s.", name))
 }

@@ -91,7 +91,7 @@ func revokeRequest(f *form) (ops.RevokeRequest, error) {
 
 func (p *revocationsPage) answer(m *Model, msg tea.KeyMsg) {
 	id := p.confirm.ID
-	p.list.answer(m, p, msg.String(), true,
+	p.list.answer(m, p, msg.String(),
 		func(r ops.Revocation) error { return m.ops.RemoveRevocation(m.ctx, m.grant, r.ID) },
 		fmt.Sprintf("Lifted revocation %d.", id), fmt.Sprintf("Kept revocation %d.", id))
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"sync/atomic"
@@ -604,13 +605,21 @@ func TestKeyFloodChangesLittle(t *testing.T) {
 		name  string
 		grant auth.Grant
 		key   gossh.PublicKey
-		setup string // typed first
+		setup string // typed first, once the account maps 60 principals
 		flood []tea.KeyMsg
 	}{
 		{"remove a key, yes", g, alice, "2", []tea.KeyMsg{{Type: tea.KeyRunes, Runes: []rune(strings.Repeat("dy", 128))}}},
 		{"sign up", opstest.SignupGrant(opstest.Key(t, 2)), opstest.Key(t, 2), "alice", []tea.KeyMsg{{Type: tea.KeyEnter}}},
+		// the principals page: Enter opens the selected mapping's form, the next saves it
+		{"map a principal", g, alice, "5", []tea.KeyMsg{{Type: tea.KeyEnter}}},
+		{"unmap a principal, yes", g, alice, "5", []tea.KeyMsg{{Type: tea.KeyRunes, Runes: []rune(strings.Repeat("dy", 128))}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			for i := range 60 {
+				if _, _, err := o.SetPrincipal(ctx, g, ops.PrincipalRequest{Principal: fmt.Sprintf("team-%02d", i), Services: "pgs"}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			m := New(ctx, o, tt.grant, tt.key, lipgloss.NewRenderer(io.Discard))
 			m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
 			typeKeys(m, tt.setup)
@@ -644,6 +653,16 @@ type countingStore struct {
 func (s *countingStore) RemoveKey(ctx context.Context, accountID, id int64) error {
 	s.changes.Add(1)
 	return s.Store.RemoveKey(ctx, accountID, id)
+}
+
+func (s *countingStore) SetPrincipalMapping(ctx context.Context, accountID int64, m db.NewPrincipalMapping) (db.PrincipalMapping, bool, error) {
+	s.changes.Add(1)
+	return s.Store.SetPrincipalMapping(ctx, accountID, m)
+}
+
+func (s *countingStore) RemovePrincipalMapping(ctx context.Context, accountID int64, principal string) error {
+	s.changes.Add(1)
+	return s.Store.RemovePrincipalMapping(ctx, accountID, principal)
 }
 
 func (s *countingStore) SignUp(ctx context.Context, name string, first db.NewKey, limit db.SignupLimit) (db.Account, db.Key, error) {
