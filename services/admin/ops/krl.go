@@ -27,7 +27,9 @@ const (
 	MaxKRLEvery = 7 * 24 * time.Hour
 	// MaxKRLWork is how many KRL imports, fetches and exports one gateway runs at once: each
 	// may hold a KRL of auth.MaxKRLBytes and MaxKRLEntries revocations in memory. Others wait,
-	// an account's own for at most maxKRLWait, and an account runs one at a time.
+	// an account's own for at most maxKRLWait, and an account runs one at a time. (The
+	// refresher's downloads wait outside, bounded by krlRefreshWorkers; reading a changed KRL
+	// takes a slot.)
 	MaxKRLWork = 2
 	// maxKRLWait is how long an import or export waits for its turn before it says the server
 	// is busy.

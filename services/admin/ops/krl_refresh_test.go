@@ -1,6 +1,7 @@
 package ops_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -76,9 +77,9 @@ func TestKRLRefreshIsFairToSlowSources(t *testing.T) {
 	now := time.Now()
 	cfg := opstest.Config
 	cfg.Now = func() time.Time { return now }
-	// Without fairness alice would wait for bob's fetches to time out; with it, no fetch here
-	// should come near this.
-	cfg.KRL = ops.KRLConfig{AllowInternal: true, MinEvery: time.Minute, FetchTimeout: 10 * time.Second}
+	// Without fairness alice would wait for bob's fetches to time out, one after another (so
+	// the test fails only after bobSources of these); with it, no fetch here comes near this.
+	cfg.KRL = ops.KRLConfig{AllowInternal: true, MinEvery: time.Minute, FetchTimeout: 20 * time.Second}
 	e := newTrustEnv(t, cfg)
 
 	slow := &hangingKRL{body: krlOf(t, []krl.KRLSection{certs(e.bobs.PublicKey(), serials(1))}),
@@ -91,7 +92,7 @@ func TestKRLRefreshIsFairToSlowSources(t *testing.T) {
 			close(slow.release)
 		}
 	}()
-	const bobSources = 6
+	const bobSources = 5 // more than the refresher's workers
 	for i := range bobSources {
 		if _, err := e.o.ImportKRLFromURL(ctx, e.bob, fmt.Sprintf("%s/%d", slowSrv.URL, i), "", 5*time.Minute); err != nil {
 			t.Fatal(err)
@@ -132,4 +133,50 @@ func TestKRLRefreshIsFairToSlowSources(t *testing.T) {
 	if err != nil || len(srcs) != 1 || srcs[0].LastError != "" || srcs[0].Failures != 0 {
 		t.Errorf("alice's source after the refresh: %+v, %v", srcs, err)
 	}
+}
+
+// TestKRLRefresherGoesOnPastAHangingSource: the refresher the server runs fetches alice's
+// source while bob's hangs, and stops when its context ends, hanging fetch and all.
+func TestKRLRefresherGoesOnPastAHangingSource(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	cfg := opstest.Config
+	cfg.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	cfg.KRL = ops.KRLConfig{AllowInternal: true, MinEvery: time.Minute, FetchTimeout: time.Minute}
+	e := newTrustEnv(t, cfg)
+	slow := &hangingKRL{body: krlOf(t, []krl.KRLSection{certs(e.bobs.PublicKey(), serials(1))}), release: make(chan struct{})}
+	defer close(slow.release)
+	slowSrv := httptest.NewServer(slow)
+	defer slowSrv.Close()
+	if _, err := e.o.ImportKRLFromURL(ctx, e.bob, slowSrv.URL+"/krl", "", 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	fast := &hitKRL{body: krlOf(t, []krl.KRLSection{certs(e.team.PublicKey(), serials(7))}), hits: make(chan struct{}, 1)}
+	fastSrv := httptest.NewServer(fast)
+	defer fastSrv.Close()
+	if _, err := e.o.ImportKRLFromURL(ctx, e.alice, fastSrv.URL+"/krl", "", 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	<-fast.hits
+	slow.hang.Store(true)
+	mu.Lock()
+	now = now.Add(5 * time.Minute)
+	mu.Unlock()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.o.RunKRLRefresher(runCtx)
+	}()
+	<-fast.hits // alice's source, fetched by the running refresher
+	if _, gaveUp := slow.counts(); gaveUp > 0 {
+		t.Errorf("alice's source was fetched only after bob's timed out")
+	}
+	cancel()
+	<-done
 }
