@@ -21,12 +21,15 @@ import (
 // account holds (a deleted account's), so that whoever registers such a name later sees nothing.
 func TestSQLiteACLUpgradeListsIDs(t *testing.T) {
 	dir := t.TempDir()
-	raw, err := sql.Open("sqlite", filepath.Join(dir, db.SQLiteFile)+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
+	rawDB := func() *sql.DB {
+		raw, err := sql.Open("sqlite", filepath.Join(dir, db.SQLiteFile)+"?_pragma=foreign_keys(1)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.SetMaxOpenConns(1)
+		return raw
 	}
-	raw.SetMaxOpenConns(1)
-	testACLUpgrade(t, goose.DialectSQLite3, raw, migrations.SQLite, func() db.Store {
+	testACLUpgrade(t, goose.DialectSQLite3, rawDB, migrations.SQLite, func() db.Store {
 		s, err := db.Open(ctx, "", dir)
 		if err != nil {
 			t.Fatalf("Open (migrating to the latest version): %v", err)
@@ -37,11 +40,14 @@ func TestSQLiteACLUpgradeListsIDs(t *testing.T) {
 
 func TestPostgresACLUpgradeListsIDs(t *testing.T) {
 	url := dbtest.PostgresURL(t)
-	raw, err := sql.Open("pgx", url) // registered by pgx/v5/stdlib, which db imports
-	if err != nil {
-		t.Fatal(err)
+	rawDB := func() *sql.DB {
+		raw, err := sql.Open("pgx", url) // registered by pgx/v5/stdlib, which db imports
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
 	}
-	testACLUpgrade(t, goose.DialectPostgres, raw, migrations.Postgres, func() db.Store {
+	testACLUpgrade(t, goose.DialectPostgres, rawDB, migrations.Postgres, func() db.Store {
 		s, err := db.Open(ctx, url, "")
 		if err != nil {
 			t.Fatalf("Open (migrating to the latest version): %v", err)
@@ -50,7 +56,8 @@ func TestPostgresACLUpgradeListsIDs(t *testing.T) {
 	})
 }
 
-func testACLUpgrade(t *testing.T, dialect goose.Dialect, raw *sql.DB, all fs.FS, open func() db.Store) {
+func testACLUpgrade(t *testing.T, dialect goose.Dialect, rawDB func() *sql.DB, all fs.FS, open func() db.Store) {
+	raw := rawDB()
 	before := fstest.MapFS{}
 	entries, err := fs.ReadDir(all, ".")
 	if err != nil {
@@ -90,7 +97,6 @@ func testACLUpgrade(t *testing.T, dialect goose.Dialect, raw *sql.DB, all fs.FS,
 	raw.Close()
 
 	s := open()
-	defer s.Close()
 	alice, err := s.AccountByName(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -118,5 +124,21 @@ func testACLUpgrade(t *testing.T, dialect goose.Dialect, raw *sql.DB, all fs.FS,
 	ghost, _ := createAccount(t, s, "ghost")
 	if live, err := s.PGSLive(ctx, "alice", "blog"); err != nil || slices.Contains(live.ACL.AccountIDs, ghost.ID) {
 		t.Errorf("after ghost was registered: %+v, %v", live.ACL, err)
+	}
+	s.Close()
+
+	// Down again: the ids of the accounts that exist become their names.
+	raw = rawDB()
+	defer raw.Close()
+	p, err = goose.NewProvider(dialect, raw, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var names string
+	if err := raw.QueryRowContext(ctx, `SELECT acl_accounts FROM pgs_projects WHERE name = 'blog'`).Scan(&names); err != nil || names != "carol,bob" {
+		t.Errorf("blog's ACL after migrating down: %q, %v; want carol,bob", names, err)
 	}
 }
