@@ -295,8 +295,30 @@ func TestAuthenticate(t *testing.T) {
 				c.CriticalOptions = map[string]string{"force-command": "pgs deploy --site docs"}
 			}),
 			check: func(t *testing.T, _ *env, g Grant) {
-				if g.ForceCommand != "pgs deploy --site docs" {
-					t.Errorf("ForceCommand = %q", g.ForceCommand)
+				if cmd, ok := g.ForcedCommand(); !ok || cmd != "pgs deploy --site docs" {
+					t.Errorf("ForcedCommand() = %q, %v", cmd, ok)
+				}
+			},
+		},
+		{
+			// SPEC: a blank force-command runs nothing the client asked for. It is accepted and
+			// present, never read as no force-command at all.
+			name: "empty force-command is present",
+			key: withCert(func(c *gossh.Certificate) {
+				c.CriticalOptions = map[string]string{"force-command": ""}
+			}),
+			check: func(t *testing.T, _ *env, g Grant) {
+				if cmd, ok := g.ForcedCommand(); !ok || cmd != "" || !g.Forced {
+					t.Errorf("ForcedCommand() = %q, %v (Forced %v), want an empty command that is present", cmd, ok, g.Forced)
+				}
+			},
+		},
+		{
+			name: "no force-command",
+			key:  withCert(func(c *gossh.Certificate) {}),
+			check: func(t *testing.T, _ *env, g Grant) {
+				if cmd, ok := g.ForcedCommand(); ok || g.Forced {
+					t.Errorf("ForcedCommand() = %q, %v, want none", cmd, ok)
 				}
 			},
 		},
@@ -424,13 +446,6 @@ func TestAuthenticate(t *testing.T) {
 				c.CriticalOptions = map[string]string{"verify-required": ""}
 			}),
 			reason: ReasonCriticalOption, messages: []string{`"verify-required"`}, refusal: certRefusal,
-		},
-		{
-			name: "empty force-command",
-			key: withCert(func(c *gossh.Certificate) {
-				c.CriticalOptions = map[string]string{"force-command": ""}
-			}),
-			reason: ReasonCriticalOption, messages: []string{"force-command"},
 		},
 		{
 			name: "malformed source-address: bad CIDR",
@@ -689,7 +704,7 @@ func grantsEqual(a, b Grant) bool {
 	a.Cert, b.Cert, a.Services, b.Services = nil, nil, nil, nil
 	return a.AccountID == b.AccountID && a.Account == b.Account && a.Method == b.Method &&
 		a.Identity == b.Identity && a.Service == b.Service && a.KeyFingerprint == b.KeyFingerprint &&
-		a.Permits == b.Permits && a.ForceCommand == b.ForceCommand && a.KeyID == b.KeyID &&
+		a.Permits == b.Permits && a.ForceCommand == b.ForceCommand && a.Forced == b.Forced && a.KeyID == b.KeyID &&
 		a.MayRegister == b.MayRegister && a.MayClaim == b.MayClaim
 }
 

@@ -64,6 +64,7 @@ type certCheck struct {
 	// counted are the certificate's principals that count: those the CA's principals= allows.
 	counted       []string
 	forceCommand  string
+	forced        bool // a force-command is present, perhaps empty
 	sourceAddress string
 	revocation    *db.Revocation // what FindRevocation found; nil: nothing
 	revLooked     bool
@@ -124,6 +125,7 @@ func (a *Authenticator) certificate(ctx context.Context, at Attempt, cert *gossh
 		Cert:           c.facts,
 		Permits:        permitsOf(cert),
 		ForceCommand:   c.forceCommand,
+		Forced:         c.forced,
 		KeyID:          c.ca.ID,
 		RemoteAddr:     at.RemoteAddr,
 		ExpiresAt:      earliest(c.facts.ValidBefore, c.caOpts.ExpiryTime),
@@ -238,10 +240,9 @@ func (c *certCheck) criticalOptions() error {
 		v := c.cert.CriticalOptions[opt]
 		switch opt {
 		case optForceCommand:
-			if v == "" {
-				return c.refuse(ReasonCriticalOption, "certificate %s has an empty critical option force-command", c.name)
-			}
-			c.forceCommand = v
+			// An empty force-command is accepted and runs nothing (the session handler
+			// refuses every exec, shell and subsystem): it never lets the client's command run.
+			c.forceCommand, c.forced = v, true
 		case optSourceAddress:
 			if _, err := parseSourceAddress(v); err != nil {
 				return c.refuse(ReasonCriticalOption, "certificate %s has a malformed critical option source-address: %v", c.name, err)

@@ -2,9 +2,12 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -138,4 +141,49 @@ func CheckCAClaim(cert *gossh.Certificate, ca gossh.PublicKey, code string, now 
 		}
 	}
 	return errors.New("the certificate's principals do not include this CA's claim code (ssh-keygen -n CODE, with the code keys add printed)")
+}
+
+// AdderLine is how a pending key records the key or certificate of the connection that added
+// it (db.NewPendingKey.AddedBy): its authorized_keys line.
+func AdderLine(key gossh.PublicKey) string {
+	if key == nil {
+		return ""
+	}
+	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key)))
+}
+
+// AdderAddr is how a pending key records the address of the connection that added it
+// (AddedFrom): its IP address, which is all that source-address and from= look at; "" when it
+// had none.
+func AdderAddr(addr net.Addr) string {
+	if ip, ok := clientIP(addr); ok {
+		return ip.String()
+	}
+	return ""
+}
+
+// RecheckAdder judges again, now, the connection that added a pending key to account
+// accountID, from what the pending key recorded (AdderLine, AdderAddr): nil while that key or
+// certificate still manages the account (as Recheck: not revoked, its login key or CA still
+// registered, still valid, from that address), else a *Refusal. A key added by a connection
+// whose grounds have ended since cannot be claimed: otherwise a certificate, once revoked,
+// could still turn a key it added into a login key. An entry that recorded nothing is refused.
+func (a *Authenticator) RecheckAdder(ctx context.Context, accountID int64, addedBy, addedFrom string) error {
+	if addedBy == "" {
+		return &Refusal{Reason: ReasonNotRegistered, AccountID: accountID,
+			Message: "the key was added before portico recorded who added it, so that cannot be checked"}
+	}
+	key, _, _, _, err := gossh.ParseAuthorizedKey([]byte(addedBy))
+	if err != nil {
+		return fmt.Errorf("auth: the recorded adder of a pending key does not parse: %w", err)
+	}
+	var remote net.Addr
+	if addedFrom != "" {
+		ip, err := netip.ParseAddr(addedFrom)
+		if err != nil {
+			return fmt.Errorf("auth: the recorded address of a pending key's adder does not parse: %w", err)
+		}
+		remote = net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))
+	}
+	return a.Recheck(ctx, Grant{AccountID: accountID, Service: Admin, PublicKey: key, RemoteAddr: remote})
 }

@@ -48,7 +48,8 @@ type Grant struct {
 	KeyFingerprint string    // SHA256 fingerprint of the key that signed (the certificate's key for certs)
 	Cert           *CertFacts
 	Permits        Permits
-	ForceCommand   string // non-empty: every exec, shell or subsystem runs this instead
+	ForceCommand   string // every exec, shell or subsystem runs this instead; read with ForcedCommand
+	Forced         bool   // a force-command is present, even an empty one (which runs nothing)
 	KeyID          int64  // the store's id of the login key or CA that vouched for this connection
 	// ExpiresAt is when the grant's grounds lapse by themselves: the certificate's valid_before,
 	// or a key's or CA's expiry-time option, whichever comes first; nil when never.
@@ -61,6 +62,13 @@ type Grant struct {
 	// What a grant without an account (IsSignup) allows besides help.
 	MayRegister bool // register an account: signups are open
 	MayClaim    bool // keys claim CODE: the key waits to be claimed as a login key somewhere
+}
+
+// ForcedCommand reports the force-command of the grant, if it has one: ok with an empty or
+// blank command means one is present and runs nothing. A non-empty ForceCommand is forced
+// even when Forced was not set (a grant made by hand).
+func (g Grant) ForcedCommand() (command string, ok bool) {
+	return g.ForceCommand, g.Forced || g.ForceCommand != ""
 }
 
 // CertFacts records the facts of an accepted certificate.

@@ -7,7 +7,7 @@ import (
 
 func TestMaySeePrivateSite(t *testing.T) {
 	fwd := Permits{PortForwarding: true}
-	listed := []string{"bob", "carol"}
+	listed := []int64{2, 3} // bob, carol; alice (1) owns the site
 	for _, c := range []struct {
 		name string
 		g    Grant
@@ -20,9 +20,11 @@ func TestMaySeePrivateSite(t *testing.T) {
 		{"no forwarding", Grant{AccountID: 2, Account: "bob", Services: []Service{PGS}}, ErrSiteNoForwarding},
 		{"tunnels only", Grant{AccountID: 2, Account: "bob", Services: []Service{Tuns}, Permits: fwd}, ErrSiteNoService},
 		{"signup", Grant{Method: MethodSignup, Services: []Service{PGS}, Permits: fwd}, ErrSiteNoForwarding},
-		{"name case", Grant{AccountID: 2, Account: "Bob", Services: []Service{PGS}, Permits: fwd}, ErrSiteNotListed},
+		// bob's account was deleted and someone registered "bob" again: a new id.
+		{"a listed name, another account", Grant{AccountID: 9, Account: "bob", Services: []Service{PGS}, Permits: fwd}, ErrSiteNotListed},
+		{"the owner's name, another account", Grant{AccountID: 8, Account: "alice", Services: []Service{PGS}, Permits: fwd}, ErrSiteNotListed},
 	} {
-		if err := MaySeePrivateSite(c.g, "alice", listed); !errors.Is(err, c.want) {
+		if err := MaySeePrivateSite(c.g, 1, listed); !errors.Is(err, c.want) {
 			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
 		}
 	}

@@ -29,6 +29,11 @@ type NewPendingKey struct {
 	NewKey
 	Code      string    // the one-time claim code; unique among pending keys
 	ExpiresAt time.Time // it can be claimed until then
+	// AddedBy is the authorized_keys line of the key or certificate whose connection added it,
+	// and AddedFrom that connection's IP address (empty: none): a claim is judged on them
+	// again. Empty AddedBy: added before they were recorded.
+	AddedBy   string
+	AddedFrom string
 }
 
 // PendingKey is a key waiting to be claimed. It grants nothing and blocks nobody: the same
@@ -58,6 +63,9 @@ type PendingKeys interface {
 	// HasPendingLoginKey reports whether fingerprint waits to be claimed as a login key in any
 	// account.
 	HasPendingLoginKey(ctx context.Context, fingerprint string, now time.Time) (bool, error)
+	// PendingLoginKey finds the pending login key with fingerprint and code, in any account,
+	// without counting a miss as a wrong attempt: ErrNotFound when there is none.
+	PendingLoginKey(ctx context.Context, fingerprint, code string, now time.Time) (PendingKey, error)
 	// ClaimLoginKey makes the pending login key with fingerprint and code a login key of its
 	// account, drops every other pending entry of that fingerprint, and returns the new key. A
 	// code that matches no pending login key of fingerprint is ErrNotFound and counts as a wrong

@@ -20,6 +20,7 @@ var lifecycleContract = []struct {
 	{"PendingKeysExpire", testPendingKeysExpire},
 	{"PendingKeysAreBounded", testPendingKeysAreBounded},
 	{"ClaimLoginKey", testClaimLoginKey},
+	{"PendingLoginKeyRecordsItsAdder", testPendingLoginKeyRecordsItsAdder},
 	{"ClaimAttemptsAreBounded", testClaimAttemptsAreBounded},
 	{"ConcurrentClaims", testConcurrentClaims},
 	{"ConcurrentActivations", testConcurrentActivations},
@@ -668,5 +669,41 @@ func testConcurrentWrongClaims(t *testing.T, s db.Store) {
 		if names := pendingNames(t, s, a.ID, now); len(names) != 0 {
 			t.Errorf("%s's entry after 30 wrong codes: %v", a.Name, names)
 		}
+	}
+}
+
+// testPendingLoginKeyRecordsItsAdder: a pending key keeps the key or certificate and address of
+// the connection that added it, for the claim to judge again; PendingLoginKey finds a login
+// key's entry by fingerprint and code without counting a miss as a wrong attempt.
+func testPendingLoginKeyRecordsItsAdder(t *testing.T, s db.Store) {
+	alice, _ := createAccount(t, s, "alice")
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	pk := pending(newKey("desk", db.KindLogin), at)
+	pk.AddedBy = "ssh-ed25519-cert-v01@openssh.com AAAAexample"
+	pk.AddedFrom = "192.0.2.10"
+	p := addPending(t, s, alice.ID, pk, at)
+	ca := pending(newKey("team", db.KindCA), at)
+	addPending(t, s, alice.ID, ca, at)
+
+	got, err := s.PendingLoginKey(ctx, pk.Fingerprint, pk.Code, at)
+	if err != nil || got.ID != p.ID || got.AccountID != alice.ID || got.AddedBy != pk.AddedBy || got.AddedFrom != pk.AddedFrom {
+		t.Fatalf("PendingLoginKey = %+v, %v; want entry %d with its adder", got, err, p.ID)
+	}
+	list, _ := s.ListPendingKeys(ctx, alice.ID, at)
+	if len(list) != 2 || list[0].AddedBy != pk.AddedBy || list[0].AddedFrom != pk.AddedFrom {
+		t.Errorf("ListPendingKeys = %+v", list)
+	}
+	for name, lookup := range map[string]func() (db.PendingKey, error){
+		"a wrong code":  func() (db.PendingKey, error) { return s.PendingLoginKey(ctx, pk.Fingerprint, "WRONG234", at) },
+		"a CA's entry":  func() (db.PendingKey, error) { return s.PendingLoginKey(ctx, ca.Fingerprint, ca.Code, at) },
+		"after expiry":  func() (db.PendingKey, error) { return s.PendingLoginKey(ctx, pk.Fingerprint, pk.Code, pk.ExpiresAt) },
+		"another's key": func() (db.PendingKey, error) { return s.PendingLoginKey(ctx, ca.Fingerprint, pk.Code, at) },
+	} {
+		_, err := lookup()
+		wantErr(t, name, err, db.ErrNotFound)
+	}
+	// Misses are not wrong attempts.
+	if got, _ := s.PendingKeyByFingerprint(ctx, alice.ID, pk.Fingerprint, at); got.Attempts != 0 {
+		t.Errorf("attempts after PendingLoginKey misses: %d, want 0", got.Attempts)
 	}
 }

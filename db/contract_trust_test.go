@@ -31,6 +31,7 @@ var trustContract = []struct {
 	{"KRLSourceFetches", testKRLSourceFetches},
 	{"KRLSourceBackoff", testKRLSourceBackoff},
 	{"ConcurrentKRLClaims", testConcurrentKRLClaims},
+	{"KRLClaimsFairPerAccount", testKRLClaimsFairPerAccount},
 	{"ListRevocationsPage", testListRevocationsPage},
 }
 
@@ -659,5 +660,51 @@ func testListRevocationsPage(t *testing.T, s db.Store) {
 	page, total, err = s.ListRevocationsPage(ctx, alice.ID, page[2].ID, 10)
 	if err != nil || total != 7 || len(page) != 4 || page[0] != all[3] || page[3] != all[6] {
 		t.Errorf("second page = %+v, %d, %v", page, total, err)
+	}
+}
+
+// testKRLClaimsFairPerAccount: while one source of an account is held, its other due sources
+// are passed over and another account's is taken, even when the held account's are due first;
+// once the fetch is finished (or its lease ran out) the next of its sources may be taken.
+func testKRLClaimsFairPerAccount(t *testing.T, s db.Store) {
+	mallory, _ := createAccount(t, s, "mallory")
+	alice, _ := createAccount(t, s, "alice")
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	var many []int64
+	for i := range 3 {
+		src, err := s.SetKRLSource(ctx, mallory.ID, db.NewKRLSource{URL: fmt.Sprintf("https://slow/%d", i), Every: time.Minute}, "h", nil, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		many = append(many, src.ID)
+	}
+	late, err := s.SetKRLSource(ctx, alice.ID, db.NewKRLSource{URL: "https://fast/krl", Every: time.Minute}, "h", nil, at.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := at.Add(2 * time.Minute)
+	lease := now.Add(time.Minute)
+	first, err := s.ClaimDueKRLSource(ctx, now, lease)
+	if err != nil || first.ID != many[0] {
+		t.Fatalf("first claim = %+v, %v; want mallory's first source %d", first, err, many[0])
+	}
+	second, err := s.ClaimDueKRLSource(ctx, now, lease)
+	if err != nil || second.ID != late.ID {
+		t.Fatalf("second claim = %+v, %v; want alice's source %d, not another of mallory's", second, err, late.ID)
+	}
+	_, err = s.ClaimDueKRLSource(ctx, now, lease)
+	wantErr(t, "claim while each account has one held", err, db.ErrNotFound)
+	if err := s.FinishKRLFetch(ctx, first.ID, lease, db.KRLFetch{At: now, Err: "timed out"}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := s.ClaimDueKRLSource(ctx, now, lease)
+	if err != nil || next.ID != many[1] {
+		t.Fatalf("claim after mallory's fetch finished = %+v, %v; want source %d", next, err, many[1])
+	}
+	// A lease that ran out (a gateway that died mid-fetch) holds nothing back.
+	after := lease.Add(time.Second)
+	taken, err := s.ClaimDueKRLSource(ctx, after, after.Add(time.Minute))
+	if err != nil || taken.AccountID != mallory.ID {
+		t.Fatalf("claim after the leases ran out = %+v, %v; want one of mallory's", taken, err)
 	}
 }

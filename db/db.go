@@ -111,6 +111,9 @@ type Accounts interface {
 	CreateAccount(ctx context.Context, name string, first NewKey) (Account, Key, error)
 	AccountByName(ctx context.Context, name string) (Account, error)
 	AccountByID(ctx context.Context, id int64) (Account, error)
+	// AccountNames returns the names of the accounts among ids that exist (deleted ones are
+	// left out), by id.
+	AccountNames(ctx context.Context, ids []int64) (map[int64]string, error)
 	ListAccounts(ctx context.Context) ([]Account, error)
 }
 

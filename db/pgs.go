@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -56,9 +58,12 @@ const (
 
 // PGSACL says who may see a project's site.
 type PGSACL struct {
-	Kind         string   // PGSPublic, PGSAccounts or PGSPassword
-	Accounts     []string // PGSAccounts: the accounts besides the owner
-	PasswordHash string   // PGSPassword: an Argon2id hash in PHC form
+	Kind string // PGSPublic, PGSAccounts or PGSPassword
+	// AccountIDs (PGSAccounts) are the ids of the accounts besides the owner. Ids, not names:
+	// ids are never reused, so a listed account that is deleted lets nobody in, even one who
+	// registers its name again later. Ids of deleted accounts may stay listed, and are ignored.
+	AccountIDs   []int64
+	PasswordHash string // PGSPassword: an Argon2id hash in PHC form
 }
 
 // PGSDeploy is one deploy of a project. Seq numbers a project's deploys from 1 (shown d1, d2...).
@@ -193,24 +198,40 @@ func checkPGSACL(acl PGSACL) error {
 	switch {
 	case acl.Kind != PGSPublic && acl.Kind != PGSAccounts && acl.Kind != PGSPassword:
 		return fmt.Errorf("ACL kind %q: want public, accounts or password", acl.Kind)
-	case acl.Kind == PGSAccounts && (len(acl.Accounts) == 0 || len(acl.Accounts) > maxACLAccounts):
+	case acl.Kind == PGSAccounts && (len(acl.AccountIDs) == 0 || len(acl.AccountIDs) > maxACLAccounts):
 		return fmt.Errorf("an accounts ACL lists 1 to %d accounts", maxACLAccounts)
-	case acl.Kind != PGSAccounts && len(acl.Accounts) > 0:
+	case acl.Kind != PGSAccounts && len(acl.AccountIDs) > 0:
 		return fmt.Errorf("only an accounts ACL lists accounts")
 	case (acl.Kind == PGSPassword) != (acl.PasswordHash != ""):
 		return fmt.Errorf("a password ACL, and only it, has a password hash")
 	}
-	for _, a := range acl.Accounts {
-		if a == "" || strings.ContainsAny(a, ", ") {
-			return fmt.Errorf("ACL account %q is not an account name", a)
+	for i, id := range acl.AccountIDs {
+		if id <= 0 || slices.Contains(acl.AccountIDs[:i], id) {
+			return fmt.Errorf("ACL account id %d is not an account id, or listed twice", id)
 		}
 	}
 	return nil
 }
 
-func splitACLAccounts(s string) []string {
+// joinACLAccountIDs is how acl_accounts stores ids: decimal, comma-separated.
+func joinACLAccountIDs(ids []int64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+// splitACLAccountIDs reads acl_accounts; anything that is no id (none should be) lets nobody in.
+func splitACLAccountIDs(s string) []int64 {
 	if s == "" {
 		return nil
 	}
-	return strings.Split(s, ",")
+	var ids []int64
+	for part := range strings.SplitSeq(s, ",") {
+		if id, err := strconv.ParseInt(part, 10, 64); err == nil && id > 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

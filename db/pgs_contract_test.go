@@ -669,25 +669,43 @@ func testPGSACL(t *testing.T, s db.Store) {
 	lock(t, s, a.ID, "blog", "h")
 	lock(t, s, a.ID, "prod", "h")
 	publish(t, s, a.ID, "blog", "h", 10, map[string]string{"i": "blog"})
-	if live, _ := s.PGSLive(ctx, "alice", "blog"); live.ACL.Kind != db.PGSPublic || live.ACL.Accounts != nil || live.ACL.PasswordHash != "" {
+	if live, _ := s.PGSLive(ctx, "alice", "blog"); live.ACL.Kind != db.PGSPublic || live.ACL.AccountIDs != nil || live.ACL.PasswordHash != "" {
 		t.Fatalf("default ACL = %+v", live.ACL)
 	}
-	want := db.PGSACL{Kind: db.PGSAccounts, Accounts: []string{"bob", "carol"}}
+	bob, _ := createAccount(t, s, "bob")
+	carol, _ := createAccount(t, s, "carol")
+	want := db.PGSACL{Kind: db.PGSAccounts, AccountIDs: []int64{carol.ID, bob.ID}}
 	if err := s.SetPGSACL(ctx, a.ID, "blog", want); err != nil {
 		t.Fatal(err)
 	}
 	live, err := s.PGSLive(ctx, "alice", "blog")
-	if err != nil || live.ACL.Kind != want.Kind || !slices.Equal(live.ACL.Accounts, want.Accounts) {
+	if err != nil || live.ACL.Kind != want.Kind || !slices.Equal(live.ACL.AccountIDs, want.AccountIDs) {
 		t.Fatalf("PGSLive ACL = %+v, %v", live.ACL, err)
 	}
-	if p, _ := s.PGSProject(ctx, a.ID, "blog"); p.ACL.Kind != db.PGSAccounts || !slices.Equal(p.ACL.Accounts, want.Accounts) {
+	if p, _ := s.PGSProject(ctx, a.ID, "blog"); p.ACL.Kind != db.PGSAccounts || !slices.Equal(p.ACL.AccountIDs, want.AccountIDs) {
 		t.Fatalf("PGSProject ACL = %+v", p.ACL)
+	}
+	// The ACL keeps ids: once bob's account is deleted and his name registered again, the
+	// newcomer's id is another, and AccountNames names only those that exist.
+	if err := s.DeleteAccount(ctx, bob.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	newBob, _ := createAccount(t, s, "bob")
+	if live, _ := s.PGSLive(ctx, "alice", "blog"); slices.Contains(live.ACL.AccountIDs, newBob.ID) || newBob.ID == bob.ID {
+		t.Fatalf("after bob's account was deleted and re-registered (id %d, was %d): ACL %+v", newBob.ID, bob.ID, live.ACL)
+	}
+	names, err := s.AccountNames(ctx, []int64{carol.ID, bob.ID, newBob.ID})
+	if err != nil || len(names) != 2 || names[carol.ID] != "carol" || names[newBob.ID] != "bob" {
+		t.Fatalf("AccountNames = %v, %v; want carol and the new bob only", names, err)
+	}
+	if names, err := s.AccountNames(ctx, nil); err != nil || len(names) != 0 {
+		t.Errorf("AccountNames(nil) = %v, %v", names, err)
 	}
 	pw := db.PGSACL{Kind: db.PGSPassword, PasswordHash: "$argon2id$v=19$m=65536,t=1,p=2$c2FsdA$aGFzaA"}
 	if err := s.SetPGSACL(ctx, a.ID, "blog", pw); err != nil {
 		t.Fatal(err)
 	}
-	if list, _ := s.PGSProjects(ctx, a.ID); len(list) != 1 || list[0].ACL.Kind != db.PGSPassword || list[0].ACL.PasswordHash != pw.PasswordHash || list[0].ACL.Accounts != nil {
+	if list, _ := s.PGSProjects(ctx, a.ID); len(list) != 1 || list[0].ACL.Kind != db.PGSPassword || list[0].ACL.PasswordHash != pw.PasswordHash || list[0].ACL.AccountIDs != nil {
 		t.Fatalf("PGSProjects ACL = %+v", list)
 	}
 	// A link has its own ACL, not its target's.
@@ -705,7 +723,8 @@ func testPGSACL(t *testing.T, s db.Store) {
 	}
 	wantErr(t, "ACL of a missing project", s.SetPGSACL(ctx, a.ID, "nope", db.PGSACL{Kind: db.PGSPublic}), db.ErrNotFound)
 	for _, bad := range []db.PGSACL{{Kind: "secret"}, {Kind: db.PGSAccounts}, {Kind: db.PGSPassword},
-		{Kind: db.PGSPublic, Accounts: []string{"bob"}}, {Kind: db.PGSAccounts, Accounts: []string{"a,b"}}} {
+		{Kind: db.PGSPublic, AccountIDs: []int64{carol.ID}}, {Kind: db.PGSAccounts, AccountIDs: []int64{0}},
+		{Kind: db.PGSAccounts, AccountIDs: []int64{carol.ID, carol.ID}}} {
 		if err := s.SetPGSACL(ctx, a.ID, "blog", bad); err == nil {
 			t.Errorf("SetPGSACL(%+v) accepted", bad)
 		}

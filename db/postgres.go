@@ -109,6 +109,32 @@ func (s *postgresStore) AccountByID(ctx context.Context, id int64) (Account, err
 	return a, nil
 }
 
+func (s *postgresStore) AccountNames(ctx context.Context, ids []int64) (map[int64]string, error) {
+	names := map[int64]string{}
+	if len(ids) == 0 {
+		return names, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, name FROM accounts WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("account names: %w", postgresErr(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id   int64
+			name string
+		)
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, fmt.Errorf("account names: %w", postgresErr(err))
+		}
+		names[id] = name
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("account names: %w", postgresErr(err))
+	}
+	return names, nil
+}
+
 func (s *postgresStore) ListAccounts(ctx context.Context) ([]Account, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, name, created_at FROM accounts ORDER BY name`)
 	if err != nil {

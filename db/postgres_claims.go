@@ -36,7 +36,7 @@ const (
 
 // Pending keys
 
-const postgresPendingColumns = `id, account_id, name, kind, algorithm, fingerprint, public_key, options, code, expires_at, attempts, created_at`
+const postgresPendingColumns = `id, account_id, name, kind, algorithm, fingerprint, public_key, options, code, expires_at, attempts, created_at, added_by, added_from`
 
 // postgresLockAccount locks the account's row for the rest of the transaction, so that changes
 // to its keys and pending keys (names unique across both) happen one at a time.
@@ -102,10 +102,10 @@ func (s *postgresStore) AddPendingKey(ctx context.Context, accountID int64, pk N
 			return ErrTooManyPending
 		}
 		err = tx.QueryRow(ctx,
-			`INSERT INTO pending_keys (account_id, name, kind, algorithm, fingerprint, public_key, options, code, expires_at, created_at)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+			`INSERT INTO pending_keys (account_id, name, kind, algorithm, fingerprint, public_key, options, code, expires_at, created_at, added_by, added_from)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
 			accountID, pk.Name, string(pk.Kind), pk.Algorithm, pk.Fingerprint, pk.PublicKey, pk.Options, pk.Code,
-			p.ExpiresAt, p.CreatedAt).Scan(&p.ID)
+			p.ExpiresAt, p.CreatedAt, pk.AddedBy, pk.AddedFrom).Scan(&p.ID)
 		return postgresErr(err)
 	})
 	if err != nil {
@@ -158,6 +158,17 @@ func (s *postgresStore) HasPendingLoginKey(ctx context.Context, fingerprint stri
 		return false, fmt.Errorf("pending login key %s: %w", fingerprint, err)
 	}
 	return found, nil
+}
+
+func (s *postgresStore) PendingLoginKey(ctx context.Context, fingerprint, code string, now time.Time) (PendingKey, error) {
+	p, err := scanPostgresPending(s.pool.QueryRow(ctx,
+		`SELECT `+postgresPendingColumns+` FROM pending_keys
+		 WHERE fingerprint = $1 AND code = $2 AND kind = 'login' AND expires_at > $3`,
+		fingerprint, code, storedTime(now)))
+	if err != nil {
+		return PendingKey{}, fmt.Errorf("pending login key %s: %w", fingerprint, postgresErr(err))
+	}
+	return p, nil
 }
 
 func (s *postgresStore) ClaimLoginKey(ctx context.Context, fingerprint, code string, now time.Time) (Key, error) {
@@ -257,7 +268,7 @@ func scanPostgresPending(row pgx.Row) (PendingKey, error) {
 		kind string
 	)
 	err := row.Scan(&p.ID, &p.AccountID, &p.Name, &kind, &p.Algorithm, &p.Fingerprint, &p.PublicKey,
-		&p.Options, &p.Code, &p.ExpiresAt, &p.Attempts, &p.CreatedAt)
+		&p.Options, &p.Code, &p.ExpiresAt, &p.Attempts, &p.CreatedAt, &p.AddedBy, &p.AddedFrom)
 	if err != nil {
 		return PendingKey{}, err
 	}

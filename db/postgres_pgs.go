@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,7 +27,7 @@ func scanPostgresPGSProject(row pgx.Row) (PGSProject, error) {
 	var aclAccounts string
 	err := row.Scan(&p.ID, &p.AccountID, &p.Name, &p.LinkTo, &p.LiveSeq, &p.LiveDeployID,
 		&p.Files, &p.Bytes, &p.CreatedAt, &p.UpdatedAt, &p.UpdatedBy, &p.ACL.Kind, &aclAccounts, &p.ACL.PasswordHash)
-	p.ACL.Accounts = splitACLAccounts(aclAccounts)
+	p.ACL.AccountIDs = splitACLAccountIDs(aclAccounts)
 	if err != nil {
 		return PGSProject{}, postgresErr(err)
 	}
@@ -71,7 +70,7 @@ func (s *postgresStore) PGSLive(ctx context.Context, account, project string) (P
 	if err != nil {
 		return PGSLive{}, fmt.Errorf("live deploy of %s/%s: %w", account, project, postgresErr(err))
 	}
-	l.ACL.Accounts = splitACLAccounts(aclAccounts)
+	l.ACL.AccountIDs = splitACLAccountIDs(aclAccounts)
 	return l, nil
 }
 
@@ -558,7 +557,7 @@ func (s *postgresStore) SetPGSACL(ctx context.Context, accountID int64, project 
 		return err
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE pgs_projects SET acl = $1, acl_accounts = $2, acl_password = $3
-		WHERE account_id = $4 AND name = $5`, acl.Kind, strings.Join(acl.Accounts, ","), acl.PasswordHash, accountID, project)
+		WHERE account_id = $4 AND name = $5`, acl.Kind, joinACLAccountIDs(acl.AccountIDs), acl.PasswordHash, accountID, project)
 	if err != nil {
 		return fmt.Errorf("set the ACL of project %q of account %d: %w", project, accountID, postgresErr(err))
 	}

@@ -265,8 +265,10 @@ func (s *postgresStore) RemoveKRLSource(ctx context.Context, accountID, id int64
 func (s *postgresStore) ClaimDueKRLSource(ctx context.Context, now, leaseUntil time.Time) (KRLSource, error) {
 	src, err := scanPostgresSource(s.pool.QueryRow(ctx,
 		`UPDATE krl_sources SET lease_until = $2
-		 WHERE id = (SELECT id FROM krl_sources
+		 WHERE id = (SELECT id FROM krl_sources s
 		             WHERE next_fetch_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+		               AND NOT EXISTS (SELECT 1 FROM krl_sources held
+		                               WHERE held.account_id = s.account_id AND held.lease_until > $1)
 		             ORDER BY next_fetch_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
 		 RETURNING `+postgresSourceColumns,
 		storedTime(now), storedTime(leaseUntil)))

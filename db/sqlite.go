@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -176,6 +177,38 @@ func (s *sqliteStore) AccountByID(ctx context.Context, id int64) (Account, error
 		return Account{}, fmt.Errorf("account %d: %w", id, err)
 	}
 	return a, nil
+}
+
+func (s *sqliteStore) AccountNames(ctx context.Context, ids []int64) (map[int64]string, error) {
+	names := map[int64]string{}
+	for chunk := range slices.Chunk(ids, 500) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT id, name FROM accounts WHERE id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("account names: %w", err)
+		}
+		for rows.Next() {
+			var (
+				id   int64
+				name string
+			)
+			if err := rows.Scan(&id, &name); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("account names: %w", err)
+			}
+			names[id] = name
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("account names: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("account names: %w", err)
+		}
+	}
+	return names, nil
 }
 
 func (s *sqliteStore) ListAccounts(ctx context.Context) ([]Account, error) {

@@ -10,7 +10,7 @@ import (
 
 // Pending keys
 
-const sqlitePendingColumns = `id, account_id, name, kind, algorithm, fingerprint, public_key, options, code, expires_at, attempts, created_at`
+const sqlitePendingColumns = `id, account_id, name, kind, algorithm, fingerprint, public_key, options, code, expires_at, attempts, created_at, added_by, added_from`
 
 func (s *sqliteStore) AddPendingKey(ctx context.Context, accountID int64, pk NewPendingKey, now time.Time) (PendingKey, error) {
 	if err := checkPendingKey(pk); err != nil {
@@ -49,10 +49,10 @@ func (s *sqliteStore) AddPendingKey(ctx context.Context, accountID int64, pk New
 			return ErrTooManyPending
 		}
 		err = tx.QueryRowContext(ctx,
-			`INSERT INTO pending_keys (account_id, name, kind, algorithm, fingerprint, public_key, options, code, expires_at, created_at)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			`INSERT INTO pending_keys (account_id, name, kind, algorithm, fingerprint, public_key, options, code, expires_at, created_at, added_by, added_from)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			accountID, pk.Name, string(pk.Kind), pk.Algorithm, pk.Fingerprint, pk.PublicKey, pk.Options, pk.Code,
-			sqliteTime(p.ExpiresAt), sqliteTime(p.CreatedAt)).Scan(&p.ID)
+			sqliteTime(p.ExpiresAt), sqliteTime(p.CreatedAt), pk.AddedBy, pk.AddedFrom).Scan(&p.ID)
 		return sqliteErr(err)
 	})
 	if err != nil {
@@ -131,6 +131,17 @@ func (s *sqliteStore) HasPendingLoginKey(ctx context.Context, fingerprint string
 		return false, fmt.Errorf("pending login key %s: %w", fingerprint, err)
 	}
 	return n > 0, nil
+}
+
+func (s *sqliteStore) PendingLoginKey(ctx context.Context, fingerprint, code string, now time.Time) (PendingKey, error) {
+	p, err := scanSQLitePending(s.r.QueryRowContext(ctx,
+		`SELECT `+sqlitePendingColumns+` FROM pending_keys
+		 WHERE fingerprint = ? AND code = ? AND kind = 'login' AND expires_at > ?`,
+		fingerprint, code, sqliteTime(now)))
+	if err != nil {
+		return PendingKey{}, fmt.Errorf("pending login key %s: %w", fingerprint, err)
+	}
+	return p, nil
 }
 
 func (s *sqliteStore) ClaimLoginKey(ctx context.Context, fingerprint, code string, now time.Time) (Key, error) {
@@ -214,7 +225,7 @@ func scanSQLitePending(row interface{ Scan(...any) error }) (PendingKey, error) 
 		expires, created string
 	)
 	err := row.Scan(&p.ID, &p.AccountID, &p.Name, &kind, &p.Algorithm, &p.Fingerprint, &p.PublicKey,
-		&p.Options, &p.Code, &expires, &p.Attempts, &created)
+		&p.Options, &p.Code, &expires, &p.Attempts, &created, &p.AddedBy, &p.AddedFrom)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return PendingKey{}, ErrNotFound

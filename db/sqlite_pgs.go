@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -29,7 +28,7 @@ func scanSQLitePGSProject(row interface{ Scan(...any) error }) (PGSProject, erro
 	var aclAccounts string
 	err := row.Scan(&p.ID, &p.AccountID, &p.Name, &p.LinkTo, &p.LiveSeq, &p.LiveDeployID,
 		&p.Files, &p.Bytes, &created, &updated, &p.UpdatedBy, &p.ACL.Kind, &aclAccounts, &p.ACL.PasswordHash)
-	p.ACL.Accounts = splitACLAccounts(aclAccounts)
+	p.ACL.AccountIDs = splitACLAccountIDs(aclAccounts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return PGSProject{}, ErrNotFound
 	}
@@ -75,7 +74,7 @@ func (s *sqliteStore) PGSLive(ctx context.Context, account, project string) (PGS
 		LEFT JOIN pgs_projects t ON p.link_to <> '' AND t.account_id = p.account_id AND t.name = p.link_to
 		WHERE a.name = ? AND p.name = ?`, account, project).Scan(&l.AccountID, &l.ProjectID, &l.LinkTo, &l.DeployID,
 		&l.ACL.Kind, &aclAccounts, &l.ACL.PasswordHash)
-	l.ACL.Accounts = splitACLAccounts(aclAccounts)
+	l.ACL.AccountIDs = splitACLAccountIDs(aclAccounts)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
 	}
@@ -582,7 +581,7 @@ func (s *sqliteStore) SetPGSACL(ctx context.Context, accountID int64, project st
 		return err
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE pgs_projects SET acl = ?, acl_accounts = ?, acl_password = ?
-		WHERE account_id = ? AND name = ?`, acl.Kind, strings.Join(acl.Accounts, ","), acl.PasswordHash, accountID, project)
+		WHERE account_id = ? AND name = ?`, acl.Kind, joinACLAccountIDs(acl.AccountIDs), acl.PasswordHash, accountID, project)
 	if err != nil {
 		return fmt.Errorf("set the ACL of project %q of account %d: %w", project, accountID, err)
 	}

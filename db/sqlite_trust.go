@@ -299,9 +299,11 @@ func (s *sqliteStore) ClaimDueKRLSource(ctx context.Context, now, leaseUntil tim
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		src, err = scanSQLiteSource(tx.QueryRowContext(ctx,
-			`SELECT `+sqliteSourceColumns+` FROM krl_sources
+			`SELECT `+sqliteSourceColumns+` FROM krl_sources s
 			 WHERE next_fetch_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
-			 ORDER BY next_fetch_at, id LIMIT 1`, sqliteTime(now), sqliteTime(now)))
+			   AND NOT EXISTS (SELECT 1 FROM krl_sources held
+			                   WHERE held.account_id = s.account_id AND held.lease_until > ?)
+			 ORDER BY next_fetch_at, id LIMIT 1`, sqliteTime(now), sqliteTime(now), sqliteTime(now)))
 		if err != nil {
 			return err
 		}

@@ -198,7 +198,11 @@ type KRLImports interface {
 	// RemoveKRLSource removes the account's source id and its revocations.
 	RemoveKRLSource(ctx context.Context, accountID, id int64) error
 	// ClaimDueKRLSource takes the scheduled source of any account that is due first at now and
-	// that no fetch holds, and holds it until leaseUntil; ErrNotFound when none is due.
+	// that no fetch holds, and holds it until leaseUntil; ErrNotFound when none is due. It
+	// passes over the sources of an account that has a source held (a lease not yet run out):
+	// one fetch per account at a time, so that one account's many slow sources cannot keep
+	// others' waiting. (Gateways claiming at the same instant on Postgres may each take one
+	// of an account's: at most one per gateway.)
 	ClaimDueKRLSource(ctx context.Context, now, leaseUntil time.Time) (KRLSource, error)
 	// FinishKRLFetch records the fetch of the source claimed with lease (its LeaseUntil): it
 	// replaces the source's revocations when f.Entries is not nil, releases it and makes it

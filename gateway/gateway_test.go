@@ -356,11 +356,12 @@ func TestForceCommand(t *testing.T) {
 	}
 }
 
-// TestBlankForceCommandRunsNothing: a force-command with no words (force-command=" ") runs
-// nothing the client asked for: no exec, no shell (which would be the TUI), no subsystem.
+// TestBlankForceCommandRunsNothing: a force-command with no words (force-command="", or " ")
+// runs nothing the client asked for: no exec, no shell (which would be the TUI), no
+// subsystem; each ends with a reason on stderr and a non-zero exit status.
 func TestBlankForceCommandRunsNothing(t *testing.T) {
 	f := start(t)
-	for _, forced := range []string{" ", "\t \n"} {
+	for _, forced := range []string{"", " ", "\t \n"} {
 		cert := certFor(t, f.alice.ca, sshtest.NewSigner(t), func(c *gossh.Certificate) {
 			c.CriticalOptions["force-command"] = forced
 			c.Extensions["permit-pty"] = ""
@@ -390,6 +391,12 @@ func TestBlankForceCommandRunsNothing(t *testing.T) {
 			errOut, _ := io.ReadAll(stderr)
 			if len(out) > 0 || !strings.Contains(string(errOut), "force-command") {
 				t.Errorf("force-command %q, %s: service said %q, stderr %q; want nothing run, and why", forced, req, out, errOut)
+			}
+			var exit *gossh.ExitError
+			// x/crypto's Wait works only on sessions it started (exec, shell); the e2e test
+			// sees sftp's exit status.
+			if err := s.Wait(); req != "subsystem" && (!errors.As(err, &exit) || exit.ExitStatus() == 0) {
+				t.Errorf("force-command %q, %s: session ended with %v, want a non-zero exit status", forced, req, err)
 			}
 			s.Close()
 		}

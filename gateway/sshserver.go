@@ -80,8 +80,8 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	svc := g.o.Router.Lookup(grant.Service)
 	sess := &services.Session{Session: startedSession{Session: s, term: term, ctx: newSessionContext(s.Context(), closed, stop)}, Grant: grant}
 	sess.Regrant = func(ng auth.Grant) { g.watchRegrant(s, ng) }
-	if grant.ForceCommand != "" {
-		cmd, err := shlex.Split(grant.ForceCommand, true)
+	if forced, ok := grant.ForcedCommand(); ok {
+		cmd, err := shlex.Split(forced, true)
 		if err != nil {
 			g.log.Warn("force-command does not parse", "account", grant.Account, "identity", grant.Identity, "err", err)
 			fmt.Fprint(s.Stderr(), "portico: the certificate's force-command does not parse\n")
@@ -95,7 +95,7 @@ func (g *Gateway) serveSession(s ssh.Session) {
 			s.Exit(1)
 			return
 		}
-		sess.Command, sess.RawCommand = cmd, grant.ForceCommand
+		sess.Command, sess.RawCommand = cmd, forced
 	} else {
 		if len(s.RawCommand()) > maxCommandBytes {
 			fmt.Fprintf(s.Stderr(), "portico: the command is longer than %d bytes\n", maxCommandBytes)

@@ -183,60 +183,64 @@ func (b *basicAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // SetACL sets who may see a project's site: db.PGSPublic, db.PGSAccounts with the accounts
-// (besides the owner), or db.PGSPassword with a password read from stdin (its first line).
-func (s *Service) SetACL(ctx context.Context, g auth.Grant, project, kind string, list []string, stdin io.Reader) (db.PGSACL, error) {
+// (besides the owner), or db.PGSPassword with a password read from stdin (its first line). It
+// returns the ACL and, for db.PGSAccounts, the names of the accounts it lists. The ACL keeps
+// the accounts' ids: a listed account that is deleted sees nothing, nor does whoever registers
+// its name again.
+func (s *Service) SetACL(ctx context.Context, g auth.Grant, project, kind string, list []string, stdin io.Reader) (db.PGSACL, []string, error) {
 	if _, err := s.project(ctx, g, project); err != nil {
-		return db.PGSACL{}, err
+		return db.PGSACL{}, nil, err
 	}
 	acl := db.PGSACL{Kind: kind}
+	var names []string
 	switch kind {
 	case db.PGSPublic:
 	case db.PGSAccounts:
 		for _, item := range list {
 			for name := range strings.SplitSeq(item, ",") {
 				name = strings.TrimSpace(name)
-				if name == "" || name == g.Account || slices.Contains(acl.Accounts, name) {
+				if name == "" || name == g.Account || slices.Contains(names, name) {
 					continue
 				}
 				if err := auth.ValidAccountName(name); err != nil {
-					return acl, errorf(Invalid, "%q is not an account name: %v", shown(name), err)
+					return acl, nil, errorf(Invalid, "%q is not an account name: %v", shown(name), err)
+				}
+				if len(names) >= maxACLAccounts {
+					return acl, nil, errorf(Invalid, "an ACL lists at most %d accounts", maxACLAccounts)
 				}
 				// A name no account holds would let whoever signs up under it first see the
 				// site.
-				if len(acl.Accounts) < maxACLAccounts {
-					if _, err := s.store.AccountByName(ctx, name); errors.Is(err, db.ErrNotFound) {
-						return acl, errorf(NotFound, "there is no account %s: an ACL lists accounts that exist", name)
-					} else if err != nil {
-						return acl, userError(err)
-					}
+				a, err := s.store.AccountByName(ctx, name)
+				if errors.Is(err, db.ErrNotFound) {
+					return acl, nil, errorf(NotFound, "there is no account %s: an ACL lists accounts that exist", name)
+				} else if err != nil {
+					return acl, nil, userError(err)
 				}
-				acl.Accounts = append(acl.Accounts, name)
+				names = append(names, name)
+				acl.AccountIDs = append(acl.AccountIDs, a.ID)
 			}
 		}
-		if len(acl.Accounts) == 0 {
-			return acl, errorf(Invalid, "list the accounts that may see %s besides you: acl %s accounts bob,carol", project, project)
-		}
-		if len(acl.Accounts) > maxACLAccounts {
-			return acl, errorf(Invalid, "an ACL lists at most %d accounts", maxACLAccounts)
+		if len(names) == 0 {
+			return acl, nil, errorf(Invalid, "list the accounts that may see %s besides you: acl %s accounts bob,carol", project, project)
 		}
 	case db.PGSPassword:
 		password, err := readPassword(stdin)
 		if err != nil {
-			return acl, err
+			return acl, nil, err
 		}
 		acl.PasswordHash = hashPassword(password)
 	default:
-		return acl, errorf(Invalid, "acl %s: want public, accounts LIST or password", shown(kind))
+		return acl, nil, errorf(Invalid, "acl %s: want public, accounts LIST or password", shown(kind))
 	}
 	if err := s.store.SetPGSACL(ctx, g.AccountID, project, acl); err != nil {
 		if errors.Is(err, db.ErrNotFound) {
-			return acl, errorf(NotFound, "no project %s", project)
+			return acl, nil, errorf(NotFound, "no project %s", project)
 		}
-		return acl, userError(err)
+		return acl, nil, userError(err)
 	}
 	s.sites.forget(g.Account, project)
 	s.log.Info("pgs: site ACL set", "account", g.Account, "project", project, "acl", kind, "identity", g.Identity)
-	return acl, nil
+	return acl, names, nil
 }
 
 // readPassword reads a password: the first line of stdin, without its line break.

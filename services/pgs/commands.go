@@ -365,7 +365,7 @@ func (c *cli) acl(args []string) error {
 	if kind == db.PGSAccounts && len(pos) == 2 {
 		return usagef("acl %s accounts LIST: list the accounts, e.g. bob,carol", project)
 	}
-	acl, err := c.svc.SetACL(c.ctx, c.grant, project, kind, pos[2:], c.stdin)
+	acl, names, err := c.svc.SetACL(c.ctx, c.grant, project, kind, pos[2:], c.stdin)
 	if err != nil {
 		return err
 	}
@@ -373,7 +373,7 @@ func (c *cli) acl(args []string) error {
 	switch acl.Kind {
 	case db.PGSAccounts:
 		fmt.Fprintf(c.stdout, "%s is private: you and %s see it with\n  %s\n  then http://localhost:8000/\n",
-			project, strings.Join(acl.Accounts, ", "), c.svc.forwardCommand(c.grant.Account, project))
+			project, strings.Join(names, ", "), c.svc.forwardCommand(c.grant.Account, project))
 	case db.PGSPassword:
 		fmt.Fprintf(c.stdout, "%s asks for its password (any user name): %s\n", project, url)
 	default:

@@ -119,7 +119,7 @@ func (f *forwardedSite) handler(ctx context.Context) (http.Handler, error) {
 	site := &siteHandler{svc: f.svc, accountID: live.AccountID, deployID: live.DeployID}
 	switch live.ACL.Kind {
 	case db.PGSAccounts:
-		if err := auth.MaySeePrivateSite(f.grant, f.account, live.ACL.Accounts); err != nil {
+		if err := auth.MaySeePrivateSite(f.grant, live.AccountID, live.ACL.AccountIDs); err != nil {
 			return nil, errNoSite
 		}
 	case db.PGSPassword:

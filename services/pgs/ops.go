@@ -92,10 +92,25 @@ func (s *Service) Projects(ctx context.Context, g auth.Grant) ([]ProjectView, er
 	for _, p := range list {
 		byName[p.Name] = p
 	}
+	// ACLs keep account ids: the names of those that still exist (deleted ones let nobody in,
+	// and are not shown).
+	var listed []int64
+	for _, p := range list {
+		listed = append(listed, p.ACL.AccountIDs...)
+	}
+	names, err := s.store.AccountNames(ctx, listed)
+	if err != nil {
+		return nil, userError(err)
+	}
 	out := make([]ProjectView, 0, len(list))
 	for _, p := range list {
 		v := ProjectView{Project: p.Name, URL: s.public.SiteURL(g.Account, p.Name), Files: p.Files, Bytes: p.Bytes,
-			UpdatedAt: p.UpdatedAt, UpdatedBy: p.UpdatedBy, ACL: p.ACL.Kind, ACLAccounts: p.ACL.Accounts}
+			UpdatedAt: p.UpdatedAt, UpdatedBy: p.UpdatedBy, ACL: p.ACL.Kind}
+		for _, id := range p.ACL.AccountIDs {
+			if name, ok := names[id]; ok {
+				v.ACLAccounts = append(v.ACLAccounts, name)
+			}
+		}
 		if v.ACL == "" {
 			v.ACL = db.PGSPublic
 		}

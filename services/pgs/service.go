@@ -30,6 +30,8 @@ type Store interface {
 	db.PGS
 	// AccountByName: an ACL may list only accounts that exist.
 	AccountByName(ctx context.Context, name string) (db.Account, error)
+	// AccountNames: an ACL stores account ids; acl and ls show their names.
+	AccountNames(ctx context.Context, ids []int64) (map[int64]string, error)
 }
 
 // Tunnels tells whether a tunnel holds a name (the tuns service). Project and tunnel names

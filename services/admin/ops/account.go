@@ -107,9 +107,8 @@ func (o *Ops) Whoami(g auth.Grant) (Whoami, error) {
 	for _, s := range g.Services {
 		w.Services = append(w.Services, string(s))
 	}
-	if g.ForceCommand != "" {
-		fc := g.ForceCommand
-		w.ForceCommand = &fc
+	if fc, ok := g.ForcedCommand(); ok {
+		w.ForceCommand = &fc // "" for a blank one: present, runs nothing
 	}
 	if c := g.Cert; c != nil {
 		w.Cert = &Cert{

@@ -86,7 +86,29 @@ func (o *Ops) ClaimKey(ctx context.Context, g auth.Grant, key gossh.PublicKey, c
 	if g.Method == auth.MethodKey && g.Account != "" {
 		return auth.Grant{}, Key{}, errorf(Conflict, fmt.Sprintf("this key is already a login key of account %s; a key belongs to one account: remove it there first (keys rm %s), then claim it again", g.Account, g.Identity))
 	}
-	k, err := o.store.ClaimLoginKey(ctx, fp, code, o.now())
+	// The connection that added the key must still manage its account: a key added with a
+	// certificate revoked since (or by a key or CA removed since, or a certificate expired) is
+	// not claimed, and is dropped. Judged before the claim, for the message, and again after
+	// it: a revocation that any gateway committed before the claim did is then seen, and the
+	// claim undone.
+	now := o.now()
+	p, perr := o.store.PendingLoginKey(ctx, fp, code, now)
+	switch {
+	case perr == nil:
+		if err := o.checkAdder(ctx, p); err != nil {
+			return auth.Grant{}, Key{}, err
+		}
+	case !errors.Is(perr, db.ErrNotFound):
+		return auth.Grant{}, Key{}, o.failed(ctx, "claim the key", perr)
+	}
+	// A code that matches nothing goes on to ClaimLoginKey, which counts it as a wrong attempt.
+	k, err := o.store.ClaimLoginKey(ctx, fp, code, now)
+	if err == nil {
+		err = o.confirmClaim(ctx, k, p, perr)
+		if err != nil {
+			return auth.Grant{}, Key{}, err
+		}
+	}
 	switch {
 	case errors.Is(err, db.ErrNotFound):
 		return auth.Grant{}, Key{}, &Error{Kind: NotFound, Message: fmt.Sprintf(
@@ -108,6 +130,43 @@ func (o *Ops) ClaimKey(ctx context.Context, g auth.Grant, key gossh.PublicKey, c
 		return auth.Grant{}, Key{}, &Error{Kind: Failed, Message: fmt.Sprintf("key %q is now a login key of account %s, but this connection cannot use it (%v); reconnect", k.Name, acct.Name, err), Err: err}
 	}
 	return ng, keyView(k), nil
+}
+
+// checkAdder refuses the claim of pending key p when the connection that added it no longer
+// manages its account (auth decides), and drops p then: it can never be claimed.
+func (o *Ops) checkAdder(ctx context.Context, p db.PendingKey) error {
+	err := o.authenticator().RecheckAdder(ctx, p.AccountID, p.AddedBy, p.AddedFrom)
+	if err == nil {
+		return nil
+	}
+	if _, ok := auth.AsRefusal(err); !ok {
+		return o.failed(ctx, "check who added the key", err)
+	}
+	if rerr := o.store.RemovePendingKey(ctx, p.AccountID, p.ID); rerr != nil && !errors.Is(rerr, db.ErrNotFound) {
+		o.log.ErrorContext(ctx, "dropping a pending key whose adder lost access", "account_id", p.AccountID, "pending", p.ID, "err", rerr)
+	}
+	o.log.InfoContext(ctx, "claim refused: the adder lost access", "account_id", p.AccountID, "key", p.Fingerprint, "err", err)
+	return &Error{Kind: Refused, Err: err, Message: "the key or certificate that added this key has lost access to its account since " +
+		"(revoked, removed or expired), so the key cannot be claimed; nothing was claimed. Ask for it to be added again."}
+}
+
+// confirmClaim judges the adder of the claimed key k again, now that the claim is committed
+// (p and perr: what was found before it), and undoes the claim when the adder's grounds ended
+// meanwhile, or when the entry claimed is not the one judged.
+func (o *Ops) confirmClaim(ctx context.Context, k db.Key, p db.PendingKey, perr error) error {
+	var err error
+	if perr != nil || p.AccountID != k.AccountID || p.Fingerprint != k.Fingerprint {
+		err = errorf(Refused, "the key's entry changed while it was claimed; nothing was claimed, try again")
+	} else {
+		err = o.checkAdder(ctx, p)
+	}
+	if err == nil {
+		return nil
+	}
+	if rerr := o.store.RemoveKey(ctx, k.AccountID, k.ID); rerr != nil && !errors.Is(rerr, db.ErrNotFound) {
+		return o.failed(ctx, "undo the claim of a key whose adder lost access", rerr)
+	}
+	return err
 }
 
 // claimHint says how to run a claim with the right key.

@@ -77,7 +77,8 @@ func (o *Ops) AddKey(ctx context.Context, g auth.Grant, text, name string, ca bo
 	now := o.now()
 	var p db.PendingKey
 	for range 3 { // a new code if the random one is in use
-		p, err = o.store.AddPendingKey(ctx, g.AccountID, db.NewPendingKey{NewKey: nk, Code: auth.NewClaimCode(), ExpiresAt: now.Add(ClaimTTL)}, now)
+		p, err = o.store.AddPendingKey(ctx, g.AccountID, db.NewPendingKey{NewKey: nk, Code: auth.NewClaimCode(), ExpiresAt: now.Add(ClaimTTL),
+			AddedBy: auth.AdderLine(g.PublicKey), AddedFrom: auth.AdderAddr(g.RemoteAddr)}, now)
 		if !errors.Is(err, db.ErrCodeTaken) {
 			break
 		}

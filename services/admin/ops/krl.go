@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -26,7 +27,9 @@ const (
 	MaxKRLEvery = 7 * 24 * time.Hour
 	// MaxKRLWork is how many KRL imports, fetches and exports one gateway runs at once: each
 	// may hold a KRL of auth.MaxKRLBytes and MaxKRLEntries revocations in memory. Others wait,
-	// an account's own for at most maxKRLWait, and an account runs one at a time.
+	// an account's own for at most maxKRLWait, and an account runs one at a time. (The
+	// refresher's downloads wait outside, bounded by krlRefreshWorkers; reading a changed KRL
+	// takes a slot.)
 	MaxKRLWork = 2
 	// maxKRLWait is how long an import or export waits for its turn before it says the server
 	// is busy.
@@ -37,6 +40,12 @@ const (
 	krlRefreshPoll = 10 * time.Second
 	// krlRefreshBatch bounds the sources one look fetches.
 	krlRefreshBatch = 20
+	// krlRefreshWorkers is how many scheduled KRL fetches one gateway runs at once. Each
+	// account has at most one of them (the store passes over an account with a source held),
+	// so one account's slow sources hold at most one, and the others go on. The download
+	// happens outside the MaxKRLWork slots, which a slow server would otherwise hold for a
+	// whole timeout: fetches hold at most krlRefreshWorkers * auth.MaxKRLBytes.
+	krlRefreshWorkers = 4
 )
 
 // KRLConfig is how KRLs are fetched from URLs.
@@ -395,39 +404,90 @@ func (o *Ops) RemoveKRLSource(ctx context.Context, g auth.Grant, ref string) (KR
 // looks every few seconds (no longer apart than the shortest --every), takes each due source
 // with a lease so that other gateways on the database leave it alone, and replaces its
 // revocations when the KRL changed. A fetch or KRL that fails keeps the revocations the source
-// had and is recorded for revocations sources to show.
+// had and is recorded for revocations sources to show. krlRefreshWorkers fetch at once, each
+// looking on its own, and an account has one fetch at a time: a slow source delays only the
+// other sources of its account.
 func (o *Ops) RunKRLRefresher(ctx context.Context) {
 	poll := min(krlRefreshPoll, o.cfg.KRL.minEvery())
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		o.RefreshKRLSources(ctx)
-		timer.Reset(poll)
+	var wg sync.WaitGroup
+	for range krlRefreshWorkers {
+		wg.Go(func() {
+			timer := time.NewTimer(0)
+			defer timer.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-timer.C:
+				}
+				// Fetch while sources are due; look again after poll once none is.
+				for n := 0; n < krlRefreshBatch && ctx.Err() == nil; n++ {
+					src, ok := o.claimDueKRLSource(ctx)
+					if !ok {
+						break
+					}
+					o.refreshKRLSource(ctx, src)
+				}
+				timer.Reset(poll)
+			}
+		})
 	}
+	wg.Wait()
 }
 
-// RefreshKRLSources fetches the sources due now (at most krlRefreshBatch) and returns how many
-// it fetched.
+// RefreshKRLSources fetches the sources due now (at most krlRefreshBatch), krlRefreshWorkers
+// at a time and one per account at a time, and returns how many it fetched.
 func (o *Ops) RefreshKRLSources(ctx context.Context) int {
-	n := 0
-	for ; n < krlRefreshBatch && ctx.Err() == nil; n++ {
-		now := o.now()
-		src, err := o.store.ClaimDueKRLSource(ctx, now, now.Add(krlLease))
-		if errors.Is(err, db.ErrNotFound) {
-			break
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+		n  int
+	)
+	next := func() (db.KRLSource, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n >= krlRefreshBatch {
+			return db.KRLSource{}, false
 		}
-		if err != nil {
-			o.log.ErrorContext(ctx, "looking for KRL sources due", "err", err)
-			break
+		src, ok := o.claimDueKRLSource(ctx)
+		if ok {
+			n++
 		}
-		o.refreshKRLSource(ctx, src)
+		return src, ok
 	}
+	for range krlRefreshWorkers {
+		wg.Go(func() {
+			for {
+				src, ok := next()
+				if !ok {
+					return
+				}
+				o.refreshKRLSource(ctx, src)
+			}
+		})
+	}
+	wg.Wait()
 	return n
+}
+
+// claimDueKRLSource takes a due source for a fetch; false when none is due (or ctx is done).
+// Claims of this gateway are made one at a time, so that each sees the sources the last one
+// took: that is what keeps an account to one fetch at a time.
+func (o *Ops) claimDueKRLSource(ctx context.Context) (db.KRLSource, bool) {
+	o.krlClaimMu.Lock()
+	defer o.krlClaimMu.Unlock()
+	if ctx.Err() != nil {
+		return db.KRLSource{}, false
+	}
+	now := o.now()
+	src, err := o.store.ClaimDueKRLSource(ctx, now, now.Add(krlLease))
+	if err != nil {
+		if !errors.Is(err, db.ErrNotFound) && ctx.Err() == nil {
+			o.log.ErrorContext(ctx, "looking for KRL sources due", "err", err)
+		}
+		return db.KRLSource{}, false
+	}
+	return src, true
 }
 
 // refreshKRLSource fetches a claimed source and records what came of it.
@@ -457,11 +517,8 @@ func (o *Ops) refreshKRLSource(ctx context.Context, src db.KRLSource) {
 
 // fetchSource fetches src and fills in fetch: the hash, and the entries when the KRL changed.
 func (o *Ops) fetchSource(ctx context.Context, src db.KRLSource, fetch *db.KRLFetch) error {
-	release, err := o.krlWork(ctx, 0)
-	if err != nil {
-		return err
-	}
-	defer release()
+	// The download comes first, outside the MaxKRLWork slots: a slow server keeps one of the
+	// refresher's workers waiting, not the imports and exports of everyone.
 	data, err := o.fetcher.Get(ctx, src.URL)
 	if err != nil {
 		return fmt.Errorf("could not fetch it: %w", err)
@@ -470,6 +527,11 @@ func (o *Ops) fetchSource(ctx context.Context, src db.KRLSource, fetch *db.KRLFe
 	if fetch.ContentHash == src.ContentHash {
 		return nil
 	}
+	release, err := o.krlWork(ctx, 0)
+	if err != nil {
+		return err
+	}
+	defer release()
 	var forced gossh.PublicKey
 	if src.CAFingerprint != "" {
 		k, err := o.store.KeyByFingerprint(ctx, src.CAFingerprint)

@@ -50,6 +50,8 @@ type Ops struct {
 	krlSlots chan struct{}   // MaxKRLWork: KRL imports, fetches and exports at once
 	krlMu    sync.Mutex
 	krlBusy  map[int64]bool // accounts with a KRL import or export running here
+	// krlClaimMu makes this gateway's claims of due KRL sources one at a time.
+	krlClaimMu sync.Mutex
 }
 
 // New returns the operations on store for a server configured as cfg.

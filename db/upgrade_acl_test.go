@@ -1,0 +1,144 @@
+package db_test
+
+import (
+	"database/sql"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/portico-sh/portico/db"
+	"github.com/portico-sh/portico/db/dbtest"
+	"github.com/portico-sh/portico/migrations"
+)
+
+// TestSQLiteACLUpgradeListsIDs and TestPostgresACLUpgradeListsIDs: migration 00011 turns the
+// account names of private sites' ACLs into account ids, in order, and drops the names no
+// account holds (a deleted account's), so that whoever registers such a name later sees nothing.
+func TestSQLiteACLUpgradeListsIDs(t *testing.T) {
+	dir := t.TempDir()
+	rawDB := func() *sql.DB {
+		raw, err := sql.Open("sqlite", filepath.Join(dir, db.SQLiteFile)+"?_pragma=foreign_keys(1)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.SetMaxOpenConns(1)
+		return raw
+	}
+	testACLUpgrade(t, goose.DialectSQLite3, rawDB, migrations.SQLite, func() db.Store {
+		s, err := db.Open(ctx, "", dir)
+		if err != nil {
+			t.Fatalf("Open (migrating to the latest version): %v", err)
+		}
+		return s
+	})
+}
+
+func TestPostgresACLUpgradeListsIDs(t *testing.T) {
+	url := dbtest.PostgresURL(t)
+	rawDB := func() *sql.DB {
+		raw, err := sql.Open("pgx", url) // registered by pgx/v5/stdlib, which db imports
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	testACLUpgrade(t, goose.DialectPostgres, rawDB, migrations.Postgres, func() db.Store {
+		s, err := db.Open(ctx, url, "")
+		if err != nil {
+			t.Fatalf("Open (migrating to the latest version): %v", err)
+		}
+		return s
+	})
+}
+
+func testACLUpgrade(t *testing.T, dialect goose.Dialect, rawDB func() *sql.DB, all fs.FS, open func() db.Store) {
+	raw := rawDB()
+	before := fstest.MapFS{}
+	entries, err := fs.ReadDir(all, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".sql") || e.Name() >= "00011" {
+			continue
+		}
+		data, err := fs.ReadFile(all, e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[e.Name()] = &fstest.MapFile{Data: data}
+	}
+	p, err := goose.NewProvider(dialect, raw, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ts := "2026-01-02T03:04:05.000000Z"
+	for _, stmt := range []string{
+		`INSERT INTO accounts (name, created_at) VALUES ('alice', '` + ts + `'), ('bob', '` + ts + `'), ('carol', '` + ts + `')`,
+		`INSERT INTO pgs_projects (account_id, name, created_at, updated_at, acl, acl_accounts)
+		 SELECT id, 'blog', '` + ts + `', '` + ts + `', 'accounts', 'carol,ghost,bob' FROM accounts WHERE name = 'alice'`,
+		`INSERT INTO pgs_projects (account_id, name, created_at, updated_at, acl, acl_accounts)
+		 SELECT id, 'gone', '` + ts + `', '` + ts + `', 'accounts', 'ghost' FROM accounts WHERE name = 'alice'`,
+		`INSERT INTO pgs_projects (account_id, name, created_at, updated_at)
+		 SELECT id, 'open', '` + ts + `', '` + ts + `' FROM accounts WHERE name = 'alice'`,
+	} {
+		if _, err := raw.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	raw.Close()
+
+	s := open()
+	alice, err := s.AccountByName(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, _ := s.AccountByName(ctx, "bob")
+	carol, _ := s.AccountByName(ctx, "carol")
+	projects, err := s.PGSProjects(ctx, alice.ID)
+	if err != nil || len(projects) != 3 {
+		t.Fatalf("projects after the upgrade: %+v, %v", projects, err)
+	}
+	byName := map[string]db.PGSProject{}
+	for _, p := range projects {
+		byName[p.Name] = p
+	}
+	if acl := byName["blog"].ACL; acl.Kind != db.PGSAccounts || !slices.Equal(acl.AccountIDs, []int64{carol.ID, bob.ID}) {
+		t.Errorf("blog's ACL after the upgrade: %+v, want the ids of carol and bob (%d, %d)", acl, carol.ID, bob.ID)
+	}
+	if acl := byName["gone"].ACL; acl.Kind != db.PGSAccounts || len(acl.AccountIDs) != 0 {
+		t.Errorf("an ACL of deleted accounts only, after the upgrade: %+v, want accounts with none (the owner only)", acl)
+	}
+	if acl := byName["open"].ACL; acl.Kind != db.PGSPublic || acl.AccountIDs != nil {
+		t.Errorf("a public site after the upgrade: %+v", acl)
+	}
+	// Someone registers the deleted account's name: still nothing.
+	ghost, _ := createAccount(t, s, "ghost")
+	if live, err := s.PGSLive(ctx, "alice", "blog"); err != nil || slices.Contains(live.ACL.AccountIDs, ghost.ID) {
+		t.Errorf("after ghost was registered: %+v, %v", live.ACL, err)
+	}
+	s.Close()
+
+	// Down again: the ids of the accounts that exist become their names.
+	raw = rawDB()
+	defer raw.Close()
+	p, err = goose.NewProvider(dialect, raw, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var names string
+	if err := raw.QueryRowContext(ctx, `SELECT acl_accounts FROM pgs_projects WHERE name = 'blog'`).Scan(&names); err != nil || names != "carol,bob" {
+		t.Errorf("blog's ACL after migrating down: %q, %v; want carol,bob", names, err)
+	}
+}
