@@ -76,6 +76,11 @@ type PendingKeys interface {
 	// a holder who proved possession another way (a CA's signature). Ids are never reused, so
 	// id names the very entry whose code was checked.
 	ActivatePendingKey(ctx context.Context, accountID, id int64, now time.Time) (Key, error)
+	// UndoClaim removes the account's login key id that a claim just made, even when it is
+	// now the account's last login key (the account's other login keys may have been removed
+	// meanwhile, by that very key): the claim is undone, unlike RemoveKey's "keys rm", which
+	// keeps one login key. ErrNotFound: the account has no login key id.
+	UndoClaim(ctx context.Context, accountID, id int64) error
 }
 
 // SignupLimit bounds the sign-ups from one source address.

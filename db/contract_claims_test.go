@@ -21,6 +21,7 @@ var lifecycleContract = []struct {
 	{"PendingKeysAreBounded", testPendingKeysAreBounded},
 	{"ClaimLoginKey", testClaimLoginKey},
 	{"PendingLoginKeyRecordsItsAdder", testPendingLoginKeyRecordsItsAdder},
+	{"UndoClaim", testUndoClaim},
 	{"ClaimAttemptsAreBounded", testClaimAttemptsAreBounded},
 	{"ConcurrentClaims", testConcurrentClaims},
 	{"ConcurrentActivations", testConcurrentActivations},
@@ -705,5 +706,41 @@ func testPendingLoginKeyRecordsItsAdder(t *testing.T, s db.Store) {
 	// Misses are not wrong attempts.
 	if got, _ := s.PendingKeyByFingerprint(ctx, alice.ID, pk.Fingerprint, at); got.Attempts != 0 {
 		t.Errorf("attempts after PendingLoginKey misses: %d, want 0", got.Attempts)
+	}
+}
+
+// testUndoClaim: UndoClaim removes a claimed login key even when it has become the account's
+// last login key (where RemoveKey keeps it), and only a login key of that account.
+func testUndoClaim(t *testing.T, s db.Store) {
+	now := time.Now()
+	alice, first := createAccount(t, s, "alice")
+	bob, bobFirst := createAccount(t, s, "bob")
+	ca, err := s.AddKey(ctx, alice.ID, newKey("team", db.KindCA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	desk := newKey("desk", db.KindLogin)
+	entry := addPending(t, s, alice.ID, pending(desk, now), now)
+	k, err := s.ClaimLoginKey(ctx, desk.Fingerprint, entry.Code, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveKey(ctx, alice.ID, first.ID); err != nil {
+		t.Fatalf("removing alice's first key while desk is claimed: %v", err)
+	}
+	wantErr(t, "RemoveKey of the last login key", s.RemoveKey(ctx, alice.ID, k.ID), db.ErrLastLoginKey)
+
+	wantErr(t, "UndoClaim in another account", s.UndoClaim(ctx, bob.ID, k.ID), db.ErrNotFound)
+	wantErr(t, "UndoClaim of a CA", s.UndoClaim(ctx, alice.ID, ca.ID), db.ErrNotFound)
+	if err := s.UndoClaim(ctx, alice.ID, k.ID); err != nil {
+		t.Fatalf("UndoClaim of the last login key: %v", err)
+	}
+	_, err = s.KeyByFingerprint(ctx, desk.Fingerprint)
+	wantErr(t, "KeyByFingerprint after UndoClaim", err, db.ErrNotFound)
+	wantErr(t, "UndoClaim twice", s.UndoClaim(ctx, alice.ID, k.ID), db.ErrNotFound)
+	for _, key := range []db.Key{ca, bobFirst} {
+		if _, err := s.KeyByFingerprint(ctx, key.Fingerprint); err != nil {
+			t.Errorf("key %s after UndoClaim: %v", key.Name, err)
+		}
 	}
 }

@@ -262,6 +262,17 @@ func postgresActivate(ctx context.Context, tx pgx.Tx, accountID, id int64, now t
 	return postgresInsertKey(ctx, tx, p.AccountID, p.NewKey)
 }
 
+func (s *postgresStore) UndoClaim(ctx context.Context, accountID, id int64) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM keys WHERE id = $1 AND account_id = $2 AND kind = 'login'`, id, accountID)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("undo the claim of key %d of account %d: %w", id, accountID, postgresErr(err))
+	}
+	return nil
+}
+
 func scanPostgresPending(row pgx.Row) (PendingKey, error) {
 	var (
 		p    PendingKey

@@ -218,6 +218,17 @@ func sqliteActivate(ctx context.Context, tx *sql.Tx, p PendingKey) (Key, error) 
 	return sqliteInsertKey(ctx, tx, p.AccountID, p.NewKey)
 }
 
+func (s *sqliteStore) UndoClaim(ctx context.Context, accountID, id int64) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM keys WHERE id = ? AND account_id = ? AND kind = 'login'`, id, accountID)
+	if err == nil {
+		err = sqliteAffected(res)
+	}
+	if err != nil {
+		return fmt.Errorf("undo the claim of key %d of account %d: %w", id, accountID, err)
+	}
+	return nil
+}
+
 func scanSQLitePending(row interface{ Scan(...any) error }) (PendingKey, error) {
 	var (
 		p                PendingKey

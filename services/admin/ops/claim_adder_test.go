@@ -163,15 +163,72 @@ func assertNotClaimed(t *testing.T, o *ops.Ops, store db.Store, g auth.Grant, ke
 	}
 }
 
-// racingStore runs before just before each claim it passes on.
+// racingStore runs before just before each claim it passes on, and after just after each
+// claim that succeeded.
 type racingStore struct {
 	db.Store
-	before func()
+	before, after func()
 }
 
 func (s *racingStore) ClaimLoginKey(ctx context.Context, fingerprint, code string, now time.Time) (db.Key, error) {
 	if s.before != nil {
 		s.before()
 	}
-	return s.Store.ClaimLoginKey(ctx, fingerprint, code, now)
+	k, err := s.Store.ClaimLoginKey(ctx, fingerprint, code, now)
+	if err == nil && s.after != nil {
+		s.after()
+	}
+	return k, err
+}
+
+// TestClaimUndoneWhenTheOtherLoginKeysWentMeanwhile: a claim that raced a revocation of its
+// adder is undone even when, between the claim and its undoing, the account's other login
+// keys were removed (by the freshly claimed key itself on another gateway, say), which leaves
+// the claimed key the account's last login key: the undo is not a "keys rm", and the key of
+// a revoked adder must never stay.
+func TestClaimUndoneWhenTheOtherLoginKeysWentMeanwhile(t *testing.T) {
+	_, store := opstest.New(t)
+	racing := &racingStore{Store: store}
+	o := ops.New(racing, opstest.Config)
+	first := opstest.Key(t, 1)
+	alice := opstest.Register(t, o, "alice", first)
+	team := opstest.Signer(t, 11)
+	opstest.AddCA(t, o, alice, team, opstest.Line(team.PublicKey(), "team-ca"), "")
+	user := opstest.Signer(t, 20)
+	c := &gossh.Certificate{
+		Key: user.PublicKey(), Serial: 9, CertType: gossh.UserCert, KeyId: "bob", ValidPrincipals: []string{"admin"},
+		ValidAfter: uint64(time.Now().Add(-time.Hour).Unix()), ValidBefore: uint64(time.Now().Add(time.Hour).Unix()),
+	}
+	if err := c.SignCert(rand.Reader, team); err != nil {
+		t.Fatal(err)
+	}
+	bob, err := auth.New(store, auth.Options{}).Authenticate(ctx, auth.Attempt{Key: c, Service: auth.Admin, RemoteAddr: opstest.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desk := opstest.Key(t, 30)
+	added, err := o.AddKey(ctx, bob, opstest.Line(desk, "desk"), "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	racing.before = func() {
+		if _, err := o.Revoke(ctx, alice, ops.RevokeRequest{KeyID: "bob"}); err != nil {
+			t.Error(err)
+		}
+	}
+	racing.after = func() {
+		// The claimed key, now a login key, removes the account's first login key.
+		k, err := store.KeyByFingerprint(ctx, auth.Fingerprint(first))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.RemoveKey(ctx, k.AccountID, k.ID); err != nil {
+			t.Errorf("removing the first login key after the claim: %v", err)
+		}
+	}
+	_, k, err := o.ClaimKey(ctx, opstest.ClaimGrant(desk), desk, added.Claim.Code)
+	if ops.KindOf(err) != ops.Refused {
+		t.Errorf("claim with a revocation landing during it = %+v, %v; want a refusal", k, err)
+	}
+	assertNotClaimed(t, o, store, alice, desk)
 }

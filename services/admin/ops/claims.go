@@ -163,7 +163,10 @@ func (o *Ops) confirmClaim(ctx context.Context, k db.Key, p db.PendingKey, perr 
 	if err == nil {
 		return nil
 	}
-	if rerr := o.store.RemoveKey(ctx, k.AccountID, k.ID); rerr != nil && !errors.Is(rerr, db.ErrNotFound) {
+	// UndoClaim, not RemoveKey: the account's other login keys may be gone by now (removed
+	// with this very key on another gateway), and the key of an adder that lost access must
+	// not stay as the last one.
+	if rerr := o.store.UndoClaim(ctx, k.AccountID, k.ID); rerr != nil && !errors.Is(rerr, db.ErrNotFound) {
 		return o.failed(ctx, "undo the claim of a key whose adder lost access", rerr)
 	}
 	return err
