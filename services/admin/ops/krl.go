@@ -34,8 +34,6 @@ const (
 	// maxKRLWait is how long an import or export waits for its turn before it says the server
 	// is busy.
 	maxKRLWait = 30 * time.Second
-	// krlLease is how long a scheduled fetch holds its source: longer than a fetch may take.
-	krlLease = 2 * egress.DefaultTimeout
 	// krlRefreshPoll is the longest wait between two looks for sources due.
 	krlRefreshPoll = 10 * time.Second
 	// krlRefreshBatch bounds the sources one look fetches.
@@ -470,6 +468,18 @@ func (o *Ops) RefreshKRLSources(ctx context.Context) int {
 	return n
 }
 
+// krlLease is how long a scheduled fetch holds its source: longer than the fetch may take,
+// which is its download (the configured fetch timeout), its wait for a KRL work slot (at most
+// maxKRLWait) and recording what came of it. A lease that ran out while its fetch still ran
+// would let another look take the same source again, and one more worker with it.
+func (o *Ops) krlLease() time.Duration {
+	timeout := o.cfg.KRL.FetchTimeout
+	if timeout <= 0 {
+		timeout = egress.DefaultTimeout
+	}
+	return 2*timeout + maxKRLWait
+}
+
 // claimDueKRLSource takes a due source for a fetch; false when none is due (or ctx is done).
 // Claims of this gateway are made one at a time, so that each sees the sources the last one
 // took: that is what keeps an account to one fetch at a time.
@@ -480,7 +490,7 @@ func (o *Ops) claimDueKRLSource(ctx context.Context) (db.KRLSource, bool) {
 		return db.KRLSource{}, false
 	}
 	now := o.now()
-	src, err := o.store.ClaimDueKRLSource(ctx, now, now.Add(krlLease))
+	src, err := o.store.ClaimDueKRLSource(ctx, now, now.Add(o.krlLease()))
 	if err != nil {
 		if !errors.Is(err, db.ErrNotFound) && ctx.Err() == nil {
 			o.log.ErrorContext(ctx, "looking for KRL sources due", "err", err)
@@ -527,7 +537,11 @@ func (o *Ops) fetchSource(ctx context.Context, src db.KRLSource, fetch *db.KRLFe
 	if fetch.ContentHash == src.ContentHash {
 		return nil
 	}
-	release, err := o.krlWork(ctx, 0)
+	// The wait for a slot is bounded (krlLease counts on it): imports and exports that keep
+	// the slots busy make this fetch fail, recorded, and the source is fetched again later.
+	wctx, cancel := context.WithTimeout(ctx, maxKRLWait)
+	release, err := o.krlWork(wctx, 0)
+	cancel()
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package ops_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stripe/krl"
 
+	"github.com/portico-sh/portico/db"
 	"github.com/portico-sh/portico/services/admin/ops"
 	"github.com/portico-sh/portico/services/admin/ops/opstest"
 )
@@ -179,4 +181,60 @@ func TestKRLRefresherGoesOnPastAHangingSource(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestKRLLeaseOutlastsItsFetch: a scheduled fetch holds its source for as long as the fetch may
+// take (its timeout, and its wait for a KRL work slot), so no other look (of this gateway or
+// another) takes the same source while the first still downloads it: a hanging source would
+// otherwise be fetched again each time the lease ran out, holding one more worker each time,
+// and its account would no longer be kept to one fetch at a time.
+func TestKRLLeaseOutlastsItsFetch(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	cfg := opstest.Config
+	cfg.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	cfg.KRL = ops.KRLConfig{AllowInternal: true, MinEvery: time.Minute, FetchTimeout: time.Minute}
+	e := newTrustEnv(t, cfg)
+	slow := &hangingKRL{body: krlOf(t, []krl.KRLSection{certs(e.bobs.PublicKey(), serials(1))}), release: make(chan struct{})}
+	slowSrv := httptest.NewServer(slow)
+	defer slowSrv.Close()
+	if _, err := e.o.ImportKRLFromURL(ctx, e.bob, slowSrv.URL+"/krl", "", 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	slow.hang.Store(true)
+	mu.Lock()
+	now = now.Add(5 * time.Minute)
+	mu.Unlock()
+	done := make(chan int, 1)
+	go func() { done <- e.o.RefreshKRLSources(ctx) }()
+	// Wait (bounded) until the refresher's fetch hangs on bob's server.
+	for i := 0; ; i++ {
+		if waiting, _ := slow.counts(); waiting > 0 {
+			break
+		}
+		if i == 1000 {
+			close(slow.release)
+			t.Fatalf("the refresher never fetched bob's source")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Later, still within the fetch's timeout, another look finds nothing to take.
+	mu.Lock()
+	now = now.Add(45 * time.Second)
+	later := now
+	mu.Unlock()
+	src, err := e.store.ClaimDueKRLSource(ctx, later, later.Add(time.Minute))
+	close(slow.release)
+	if err == nil {
+		t.Errorf("source %d (%s) was taken again while its first fetch was still running", src.ID, src.URL)
+	} else if !errors.Is(err, db.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if n := <-done; n != 1 {
+		t.Errorf("refreshed %d sources, want 1", n)
+	}
 }
