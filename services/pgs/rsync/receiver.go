@@ -185,8 +185,12 @@ func receive(ctx context.Context, s *recvSession) int {
 	}
 	if s.p.version >= 31 {
 		// The client answers the goodbye with one of its own; read it so that the session
-		// ends cleanly (a client that is gone already changes nothing).
-		s.ndxIn.read(s.in)
+		// ends cleanly. Everything is written by now: a client that is gone, or that does not
+		// answer within goodbyeTimeout, changes nothing.
+		awaitGoodbye(ctx, func() error {
+			_, err := s.ndxIn.read(s.in)
+			return err
+		})
 	}
 	switch {
 	case s.errors > 0:
