@@ -150,6 +150,10 @@ func (s *fileSink) copyFrom(f io.ReaderAt, off int64, n int, size int64) ([]byte
 	if s.err != nil {
 		return nil, fmt.Errorf("write: %w", s.err)
 	}
+	if n < 0 || n > sinkChunk {
+		// The server's own block length is far below; never reached.
+		return nil, fmt.Errorf("block of %d bytes", n)
+	}
 	sequential := off == s.next
 	s.next = off + int64(n)
 	if cap(s.cur)-len(s.cur) < n {
