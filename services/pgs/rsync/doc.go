@@ -12,8 +12,10 @@
 //     by item flags; a third (delay-updates) phase; filter rules in the modern syntax ("+"/"-"
 //     with modifiers: "s" sender-only, "r" receiver-only, "!" negated, "/" anchored, "p"
 //     perishable); --delete-excluded still sends the rules.
-//   - 30: the client's output is multiplexed too (I/O-error, no-send and no-op messages are
-//     understood); integers in the file list, id lists and statistics are varints; file indexes
+//   - 30: the client's output is multiplexed too: the messages rsync's own server accepts
+//     from a client are taken (I/O error, no-op, no-send, success, deleted, error exit, and
+//     text, which is dropped); any other tag, or one of the wrong length, ends the session with
+//     status 12; integers in the file list, id lists and statistics are varints; file indexes
 //     are sent as differences; the server sends compatibility flags (a varint): safe file list,
 //     avoid-xattr-optimisation, checksum-seed fix, inplace-partial-dir, id-0 names and varint
 //     flags, each only when the client's capability string (-e.XXX) names it. Incremental
@@ -27,7 +29,8 @@
 //     "none" checksums are refused. Without negotiation: MD4 (seeded) below 30, MD5 from 30 on,
 //     zlib with -z.
 //   - 31: modification times carry nanoseconds; deletion statistics and an extended goodbye
-//     end the run; long matched blocks feed the zlib history without repeating themselves.
+//     end the run (the server waits at most 10 seconds for the client's last words once it has
+//     sent everything: an upload then ends with its status, a download with status 12); long matched blocks feed the zlib history without repeating themselves.
 //
 // Checksums: block checksums are seeded (xxh* with the seed as their 64-bit seed, MD5 with the
 // seed first, MD4 with it last); the whole-file checksum after each file is seeded only for the
@@ -82,8 +85,8 @@
 //
 // A client may send at most 1,048,576 file-list entries with 64 MiB of names, names of up to
 // 4,095 bytes and 128 directories (the destination too), 4,096 filter rules with 1 MiB of
-// text, 64 KiB of -s arguments, negotiation lists of 1,024 bytes, messages of 64 KiB in its
-// multiplexed stream and zstd windows of 8 MiB; more ends the session with a protocol error. An FS that implements ListLimiter lowers the
+// text, 64 KiB of -s arguments, negotiation lists of 1,024 bytes, text messages of 5,119 bytes in
+// its multiplexed stream (as rsync's buffer) and zstd windows of 8 MiB; more ends the session with a protocol error. An FS that implements ListLimiter lowers the
 // entry bound (pgs: twice PORTICO_PGS_MAX_FILES, plus 1,024). The data of a file that cannot be
 // written is read and dropped up to 64 MiB in a session; past that the session ends. DirFS
 // reserves names that start with "." and end in ".rsync-tmp" for its temporary files.

@@ -1,6 +1,8 @@
 package rsync
 
 import (
+	"errors"
+	"fmt"
 	"hash"
 	"io"
 )
@@ -13,10 +15,12 @@ const (
 )
 
 // fileSink takes a received file's data: it writes it to the upload in chunks of sinkChunk
-// bytes and feeds the whole-file checksum. A file larger than one chunk is hashed on a second
-// goroutine while the next chunks are read and written, so that the MD4 of a large file overlaps
-// the I/O instead of adding to it; smaller files are hashed in line. At most sinkChunks chunks
-// are in use.
+// bytes and feeds the whole-file checksum. With a slow checksum (MD4, MD5) a file larger than
+// one chunk is hashed on a second goroutine while the next chunks are read and written, so that
+// the hashing of a large file overlaps the I/O instead of adding to it; smaller files, and every
+// file with a fast checksum (the xxhash family, several GB/s), are hashed in line: handing each
+// chunk to another goroutine would cost more than hashing it. At most sinkChunks chunks are in
+// use.
 type fileSink struct {
 	w      io.Writer
 	h      hash.Hash
@@ -26,11 +30,21 @@ type fileSink struct {
 	cur    []byte   // the chunk being filled
 	toHash chan []byte
 	hashed chan []byte // chunks the hasher finished, ready to be refilled
+	inline bool        // hash every chunk in line
+
+	// Reading matched blocks of the basis file (copyFrom): the free space of cur after its
+	// data may hold bytes read ahead, aheadLen bytes of the basis from aheadOff on.
+	aheadOff int64
+	aheadLen int
+	next     int64 // where the block after the last one copied starts
+	span     int   // how far the next sequential read reaches
 }
 
-// reset prepares the sink for a new file written to w and hashed into h.
-func (s *fileSink) reset(w io.Writer, h hash.Hash) {
-	s.w, s.h, s.err, s.used, s.toHash, s.hashed = w, h, nil, 0, nil, nil
+// reset prepares the sink for a new file written to w and hashed into h; inline says whether h
+// is fast enough to be fed in line.
+func (s *fileSink) reset(w io.Writer, h hash.Hash, inline bool) {
+	s.w, s.h, s.err, s.used, s.toHash, s.hashed, s.inline = w, h, nil, 0, nil, nil, inline
+	s.aheadLen, s.next, s.span = 0, -1, 0
 	s.cur = s.take()
 }
 
@@ -48,6 +62,7 @@ func (s *fileSink) take() []byte {
 
 // write adds p to the file; it returns the first write error, after which data is dropped.
 func (s *fileSink) write(p []byte) error {
+	s.aheadLen = 0 // p overwrites what was read ahead
 	for len(p) > 0 && s.err == nil {
 		n := copy(s.cur[len(s.cur):cap(s.cur)], p)
 		s.cur, p = s.cur[:len(s.cur)+n], p[n:]
@@ -60,6 +75,15 @@ func (s *fileSink) write(p []byte) error {
 
 // flush hands the current chunk to the hasher and writes it out.
 func (s *fileSink) flush() {
+	s.aheadLen = 0
+	if s.inline {
+		s.h.Write(s.cur)
+		if _, err := s.w.Write(s.cur); err != nil {
+			s.err = err
+		}
+		s.cur = s.cur[:0]
+		return
+	}
 	if s.toHash == nil {
 		s.toHash = make(chan []byte, sinkChunks)
 		s.hashed = make(chan []byte, sinkChunks)
@@ -112,4 +136,55 @@ func (s *fileSink) stop() {
 	}
 	s.toHash, s.hashed = nil, nil
 	s.used = 0
+}
+
+// copyFrom adds the n bytes of the basis file f at off (a matched block; n at most sinkChunk)
+// to the file, reading them straight into the current chunk: no copy between buffers. A client
+// matches mostly runs of consecutive blocks, so a read that follows the previous block also
+// reads ahead into the chunk's free space, twice as far each time (a later copyFrom of the next
+// block then finds its bytes in place, and a literal simply overwrites them); a jump reads just
+// the block, so that blocks matched out of order cost no extra reading. size is the basis
+// file's length when its checksums were made: nothing beyond it is read. It returns the bytes
+// added, valid until the next call; after an error the file must be dropped.
+func (s *fileSink) copyFrom(f io.ReaderAt, off int64, n int, size int64) ([]byte, error) {
+	if s.err != nil {
+		return nil, fmt.Errorf("write: %w", s.err)
+	}
+	if n < 0 || n > sinkChunk {
+		// The server's own block length is far below; never reached.
+		return nil, fmt.Errorf("block of %d bytes", n)
+	}
+	sequential := off == s.next
+	s.next = off + int64(n)
+	if cap(s.cur)-len(s.cur) < n {
+		s.flush()
+		if s.err != nil {
+			return nil, fmt.Errorf("write: %w", s.err)
+		}
+	}
+	start := len(s.cur)
+	if s.aheadLen < n || s.aheadOff != off {
+		free := cap(s.cur) - start
+		want := n
+		if sequential {
+			s.span = min(2*max(s.span, n), free)
+			// Whole blocks, so that no block is read twice.
+			want = max(n, int(min(int64(s.span), size-off))/n*n)
+		} else {
+			s.span = n
+		}
+		got, err := f.ReadAt(s.cur[start:start+want], off)
+		if got < n {
+			s.aheadLen = 0
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read basis file: %w", err)
+		}
+		s.aheadOff, s.aheadLen = off, got
+	}
+	s.cur = s.cur[:start+n]
+	s.aheadOff += int64(n)
+	s.aheadLen -= n
+	return s.cur[start:], nil
 }

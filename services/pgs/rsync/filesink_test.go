@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -24,6 +25,12 @@ func (w *limitWriter) Write(p []byte) (int, error) {
 }
 
 func TestFileSink(t *testing.T) {
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) { testFileSink(t, inline) })
+	}
+}
+
+func testFileSink(t *testing.T, inline bool) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	data := make([]byte, 5*sinkChunk+17)
 	for i := range data {
@@ -33,7 +40,7 @@ func TestFileSink(t *testing.T) {
 	for _, size := range []int{0, 1, sinkChunk - 1, sinkChunk, sinkChunk + 1, 3 * sinkChunk, len(data)} {
 		var out bytes.Buffer
 		h := sha256.New()
-		sink.reset(&out, h)
+		sink.reset(&out, h, inline)
 		for rest := data[:size]; len(rest) > 0; {
 			n := min(len(rest), 1+rng.IntN(70000))
 			if err := sink.write(rest[:n]); err != nil {
@@ -58,7 +65,7 @@ func TestFileSink(t *testing.T) {
 	// A failing writer: the error is reported, the rest dropped, the hasher stopped.
 	for _, limit := range []int{0, sinkChunk, 2*sinkChunk + 5} {
 		w := &limitWriter{limit: limit}
-		sink.reset(w, sha256.New())
+		sink.reset(w, sha256.New(), inline)
 		var err error
 		for rest := data; len(rest) > 0 && err == nil; rest = rest[min(len(rest), 1000):] {
 			err = sink.write(rest[:min(len(rest), 1000)])
@@ -70,7 +77,7 @@ func TestFileSink(t *testing.T) {
 	}
 
 	// Abandoned mid-file (the stream broke): stop alone ends the hasher.
-	sink.reset(&bytes.Buffer{}, sha256.New())
+	sink.reset(&bytes.Buffer{}, sha256.New(), inline)
 	if err := sink.write(data); err != nil {
 		t.Fatal(err)
 	}

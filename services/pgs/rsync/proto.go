@@ -3,6 +3,7 @@ package rsync
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -48,12 +49,26 @@ const (
 	itemTransfer         = 1 << 15
 )
 
-// Message tags the client may send once its output is multiplexed (protocol 30+).
+// Message tags beyond the text messages of mux.go (rsync's MSG_*). Those a client may send once
+// its output is multiplexed (protocol 30+) are those rsync's own server accepts from it, in
+// either direction (the server's process reading the client is its receiver or its sender):
+// DATA, the four text messages, IO_ERROR, NOOP, DELETED, SUCCESS, NO_SEND and ERROR_EXIT. The
+// others (ERROR_SOCKET, LOG, CLIENT, ERROR_UTF8, REDO, STATS, IO_TIMEOUT) travel only between
+// an rsync's own processes or from a server, and any other tag is unknown: both end the session.
 const (
-	msgIOError   = 22
-	msgNoop      = 42
-	msgErrorExit = 86
-	msgNoSend    = 102
+	msgErrorSocket = 5
+	msgLog         = 6
+	msgClient      = 7
+	msgErrorUTF8   = 8
+	msgRedo        = 9
+	msgStats       = 10
+	msgIOError     = 22
+	msgIOTimeout   = 33
+	msgNoop        = 42
+	msgErrorExit   = 86
+	msgSuccess     = 100
+	msgDeleted     = 101
+	msgNoSend      = 102
 )
 
 // protocol is what the handshake settled for a session.
@@ -423,7 +438,7 @@ func (c *ndxCodec) read(r *wireReader) (int32, error) {
 }
 
 // demux reads the client's multiplexed stream (protocol 30+): DATA payloads are returned,
-// other messages are acted on or dropped.
+// other messages are acted on or dropped, and a message no client sends ends the session.
 type demux struct {
 	r       *bufio.Reader
 	left    int // DATA bytes of the current frame not yet returned
@@ -432,8 +447,14 @@ type demux struct {
 	msg     []byte
 }
 
-// maxClientMessage bounds the payload of a non-DATA message from the client.
-const maxClientMessage = 64 << 10
+// maxClientMessage bounds the payload of a text message from the client: rsync reads one into
+// a buffer of BIGPATHBUFLEN (5,120) bytes and calls a longer one an overflow.
+const maxClientMessage = 5120
+
+// errClientMessage wraps the errors about a message that no client sends (an unknown tag, one
+// meant for another process, or a wrong length); as with rsync, they end the session with
+// exit status 12.
+var errClientMessage = errors.New("error in the multiplexed stream")
 
 func (d *demux) Read(p []byte) (int, error) {
 	for d.left == 0 {
@@ -443,15 +464,12 @@ func (d *demux) Read(p []byte) (int, error) {
 		h := binary.LittleEndian.Uint32(d.hdr[:])
 		tag := int(h>>24) - 7
 		n := int(h & 0xffffff)
-		if tag < 0 {
-			return 0, protocolErrorf("unexpected tag %d in the multiplexed stream", tag)
-		}
 		if tag == msgData {
 			d.left = n
 			continue
 		}
-		if n > maxClientMessage {
-			return 0, protocolErrorf("message %d of %d bytes", tag, n)
+		if err := checkClientMessage(tag, n); err != nil {
+			return 0, err
 		}
 		if cap(d.msg) < n {
 			d.msg = make([]byte, n)
@@ -462,20 +480,41 @@ func (d *demux) Read(p []byte) (int, error) {
 		}
 		switch tag {
 		case msgIOError:
-			if n != 4 {
-				return 0, protocolErrorf("io-error message of %d bytes", n)
-			}
 			d.ioError |= int32(binary.LittleEndian.Uint32(msg))
 		case msgErrorExit:
 			return 0, fmt.Errorf("the client ended the session with an error")
-		case msgNoop, msgNoSend, msgInfo, msgWarning, msgError, msgErrorXfer:
-		default:
-			// Other messages (logging, statistics) mean nothing to this server.
 		}
+		// The rest needs nothing here: NOOP is a keep-alive, NO_SEND names a file the client
+		// could not open (it sends no data for it), SUCCESS and DELETED are for logging, and
+		// a client's text messages were shown on its own side.
 	}
 	n, err := d.r.Read(p[:min(len(p), d.left)])
 	d.left -= n
 	return n, unexpectedEOF(err)
+}
+
+// checkClientMessage refuses a message a client never sends, or one of the wrong length.
+func checkClientMessage(tag, n int) error {
+	var ok bool
+	switch tag {
+	case msgIOError, msgSuccess, msgNoSend:
+		ok = n == 4
+	case msgNoop:
+		ok = n == 0
+	case msgErrorExit:
+		ok = n == 0 || n == 4
+	case msgInfo, msgError, msgErrorXfer, msgWarning, msgDeleted:
+		if n >= maxClientMessage {
+			return fmt.Errorf("%w: message %d of %d bytes from the client (at most %d)", errClientMessage, tag, n, maxClientMessage-1)
+		}
+		ok = true
+	default:
+		return fmt.Errorf("%w: unexpected message %d (%d bytes) from the client", errClientMessage, tag, n)
+	}
+	if !ok {
+		return fmt.Errorf("%w: invalid message %d of %d bytes from the client", errClientMessage, tag, n)
+	}
+	return nil
 }
 
 // startDemux makes the reader read through the client's multiplexing (protocol 30+).

@@ -63,9 +63,8 @@ type recvSession struct {
 	ndxOut ndxCodec // file indexes the server writes
 	ndxIn  ndxCodec // file indexes the client writes
 
-	sink  fileSink    // writes and hashes received data, reused for every file
-	block []byte      // the receiver's block of zeros (matched blocks without a basis file)
-	ahead blockReader // reads matched blocks of the basis file, reused for every file
+	sink  fileSink // writes and hashes received data, reused for every file
+	block []byte   // the receiver's block of zeros (matched blocks whose data is dropped)
 }
 
 // fatal ends the session: the error reaches the client as an in-band message.
@@ -185,8 +184,12 @@ func receive(ctx context.Context, s *recvSession) int {
 	}
 	if s.p.version >= 31 {
 		// The client answers the goodbye with one of its own; read it so that the session
-		// ends cleanly (a client that is gone already changes nothing).
-		s.ndxIn.read(s.in)
+		// ends cleanly. Everything is written by now: a client that is gone, or that does not
+		// answer within goodbyeTimeout, changes nothing.
+		awaitGoodbye(ctx, func() error {
+			_, err := s.ndxIn.read(s.in)
+			return err
+		})
 	}
 	switch {
 	case s.errors > 0:
@@ -737,7 +740,7 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 	sum := delta.NewFileHash(s.p.xferSum, s.seed)
 	sink := &s.sink
 	if up != nil {
-		sink.reset(up, sum)
+		sink.reset(up, sum, s.p.xferSum.Fast())
 		defer sink.stop()
 	}
 	// Once there is a problem the data is only read: the file is not written and not verified.
@@ -752,10 +755,6 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 			return
 		}
 		s.discarded += int64(len(p))
-	}
-	if basis != nil {
-		s.ahead.reset(basis, head.Size(), int(head.BlockLen))
-		defer s.ahead.reset(nil, 0, 0)
 	}
 	for {
 		t, err := tr.Next()
@@ -777,16 +776,22 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		}
 		off, n := head.Block(t.Block)
 		var b []byte
-		if basis == nil {
+		if basis != nil && problem == nil {
+			// Straight from the basis file into the file's data.
+			if b, err = sink.copyFrom(basis, off, int(n), head.Size()); err != nil {
+				problem, b = err, nil
+			}
+		}
+		if b == nil {
+			// The data is dropped: what it is matters only to the compressed stream's
+			// history, which goes on being read.
 			if int(n) > cap(s.block) {
 				s.block = make([]byte, n)
 			}
 			b = s.block[:n]
 			clear(b)
-		} else if b, err = s.ahead.block(off, int(n)); err != nil && problem == nil {
-			problem = fmt.Errorf("read basis file: %w", err)
+			write(b)
 		}
-		write(b)
 		tr.AddHistory(b)
 	}
 	var wantBuf [16]byte
@@ -820,57 +825,6 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		s.fileError("%v", err)
 	}
 	return nil
-}
-
-// blockReader reads the matched blocks of a basis file. A client matches mostly runs of
-// consecutive blocks, so a read that follows the previous one reads ahead, twice as far each
-// time up to maxAhead (one system call for many blocks rather than one per block); a jump
-// starts again from one block, so that blocks matched out of order cost no extra reading.
-type blockReader struct {
-	f    io.ReaderAt
-	size int64  // length of the basis file when its checksums were made
-	buf  []byte // data read from the file at offset off
-	off  int64
-	next int64 // where the block after the last one served starts
-	span int   // how far the next sequential read reaches (whole blocks)
-	blen int   // the block length
-}
-
-// maxAhead bounds a blockReader's buffer.
-const maxAhead = 256 << 10
-
-func (r *blockReader) reset(f io.ReaderAt, size int64, blockLen int) {
-	r.f, r.size, r.buf, r.off, r.next, r.span, r.blen = f, size, r.buf[:0], 0, 0, blockLen, blockLen
-}
-
-// block returns the n bytes at off, valid until the next call. On an error the contents are
-// undefined.
-func (r *blockReader) block(off int64, n int) ([]byte, error) {
-	sequential := off == r.next
-	r.next = off + int64(n)
-	if off >= r.off && off+int64(n) <= r.off+int64(len(r.buf)) {
-		return r.buf[off-r.off:][:n], nil
-	}
-	want := n
-	if sequential {
-		// Whole blocks, so that no block is read twice.
-		r.span = min(2*r.span, max(maxAhead/r.blen*r.blen, n))
-		want = max(n, int(min(int64(r.span), r.size-off)))
-	} else {
-		r.span = n
-	}
-	if cap(r.buf) < want {
-		r.buf = make([]byte, max(want, min(2*cap(r.buf), maxAhead)))
-	}
-	got, err := r.f.ReadAt(r.buf[:want], off)
-	r.buf, r.off = r.buf[:got], off
-	if got >= n {
-		return r.buf[:n], nil
-	}
-	if err == nil || errors.Is(err, io.EOF) {
-		err = io.ErrUnexpectedEOF
-	}
-	return r.buf[:n], err
 }
 
 // create starts an upload, making missing parent directories (a list may omit them).

@@ -148,7 +148,7 @@ func (s *sendSession) run(ctx context.Context) error {
 	if err := s.flushOut(); err != nil {
 		return err
 	}
-	ndx, _, err := s.readNDXAndAttrs()
+	ndx, err := s.readGoodbye(ctx)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (s *sendSession) run(ctx context.Context) error {
 		if err := s.flushOut(); err != nil {
 			return err
 		}
-		if ndx, _, err = s.readNDXAndAttrs(); err != nil {
+		if ndx, err = s.readGoodbye(ctx); err != nil {
 			return err
 		}
 	}
@@ -166,6 +166,18 @@ func (s *sendSession) run(ctx context.Context) error {
 		return protocolErrorf("invalid packet at end of run (%d)", ndx)
 	}
 	return nil
+}
+
+// readGoodbye reads a file index of the client's goodbye, waiting at most goodbyeTimeout: the
+// server has sent everything by then (its output is flushed, so the read writes nothing).
+func (s *sendSession) readGoodbye(ctx context.Context) (int32, error) {
+	var ndx int32
+	err := awaitGoodbye(ctx, func() error {
+		var err error
+		ndx, _, err = s.readNDXAndAttrs()
+		return err
+	})
+	return ndx, err
 }
 
 // itemAttrs are the item flags and what follows them after a file index (protocol 29+).

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/portico-sh/portico/services/pgs/rsync/internal/delta"
 	"github.com/portico-sh/portico/services/pgs/rsync/internal/token"
@@ -307,4 +308,29 @@ func handshake(o *options, in *wireReader, stdout, stderr io.Writer) (*protocol,
 		return nil, exitStream
 	}
 	return p, exitOK
+}
+
+// goodbyeTimeout bounds how long a session waits for the client's last words once the server
+// has sent everything. A real client answers at once; one that does not would otherwise hold the
+// session (and, for an upload to pgs, the deploy that follows it) until the SSH connection's
+// idle timeout. A variable only so that tests can shorten it.
+var goodbyeTimeout = 10 * time.Second
+
+// awaitGoodbye runs read, a read of the client's goodbye, for at most goodbyeTimeout (or until
+// ctx ends). After a timeout the read goes on in the background, touching nothing but the
+// session's input, until the caller closes the client's stream, as Serve's callers do when a
+// session ends.
+func awaitGoodbye(ctx context.Context, read func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- read() }()
+	t := time.NewTimer(goodbyeTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("the client did not end the session within %v", goodbyeTimeout)
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }

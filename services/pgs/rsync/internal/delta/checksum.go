@@ -55,6 +55,16 @@ func (c Checksum) Len() int {
 	return SumLen
 }
 
+// Fast reports whether the checksum runs at several GB/s (the xxhash family), so that a caller
+// gains nothing by computing it on another goroutine.
+func (c Checksum) Fast() bool {
+	switch c {
+	case XXH64, XXH3, XXH128:
+		return true
+	}
+	return false
+}
+
 // StrongSum describes how block checksums are computed in a session.
 type StrongSum struct {
 	Alg  Checksum

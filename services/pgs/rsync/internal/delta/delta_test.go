@@ -314,3 +314,35 @@ func TestMatchChainBoundsCollidingWeakSums(t *testing.T) {
 		t.Fatalf("lookup walked %d colliding entries (more than maxChain %d) and found block %d", n, maxChain, i)
 	}
 }
+
+// TestSum1MatchesReference compares Sum1 (SIMD where the CPU has it, then the portable loops)
+// with the byte-at-a-time definition, for every length up to 1,100 and extreme bytes.
+func TestSum1MatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := make([]byte, 140_000)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	check := func(b []byte) {
+		t.Helper()
+		for _, simd := range []bool{false, true} {
+			old := useAVX2
+			useAVX2 = useAVX2 && simd
+			got := Sum1(b)
+			useAVX2 = old
+			if want := slowSum1(b); got != want {
+				t.Fatalf("len %d (simd %v): %08x, want %08x", len(b), simd, got, want)
+			}
+		}
+	}
+	for n := 0; n <= 1100; n++ {
+		check(data[n%7 : n%7+n])
+	}
+	for _, fill := range []byte{0x00, 0x7f, 0x80, 0xff} {
+		b := bytes.Repeat([]byte{fill}, 131_072)
+		check(b)
+		check(b[:7240])
+	}
+	check(data[3:131_075])
+	check(data)
+}

@@ -153,8 +153,9 @@ type Rolling struct {
 
 // Reset sets the window to b.
 func (r *Rolling) Reset(b []byte) {
-	var s1, s2 uint32
 	n := len(b)
+	// Whole 32-byte chunks in SIMD where the CPU has it (sum1_amd64.s), the rest here.
+	s1, s2, b := sum1Chunks(b)
 	// Eight bytes a step, in SWAR: over a step's bytes c0..c7 (signed), s2 gains 8·s1 plus
 	// 8·c0 + 7·c1 + … + 1·c7 and s1 gains their sum. Flipping the top bit makes each byte
 	// c+128 unsigned; multiplications gather the 16-bit lanes of the even and odd bytes into

@@ -44,8 +44,9 @@ func ReadSums(r io.Reader, head SumHead) (*Sums, error) {
 }
 
 // sumJobBytes is about how much of the basis file one job of WriteSums reads and sums: large
-// enough that a job is one read and little bookkeeping, small enough to bound memory.
-const sumJobBytes = 1 << 20
+// enough that a job is one read and little bookkeeping, small enough that the data read is
+// still in the core's cache when it is summed (and that few fresh pages are touched).
+const sumJobBytes = 256 << 10
 
 // WriteSums writes the block checksums of the basis file read from old, which must hold
 // head.Size() bytes, for the given head and block checksum (the generator's side of ReadSums). Blocks are

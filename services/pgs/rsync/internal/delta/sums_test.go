@@ -129,7 +129,16 @@ func BenchmarkWriteSums(b *testing.B) {
 
 func BenchmarkSum1(b *testing.B) {
 	data := randomBytes(rand.New(rand.NewPCG(13, 14)), 7240)
+	b.Run("simd", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			Sum1(data)
+		}
+	})
 	b.Run("unrolled", func(b *testing.B) {
+		old := useAVX2
+		useAVX2 = false
+		defer func() { useAVX2 = old }()
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
 			Sum1(data)
