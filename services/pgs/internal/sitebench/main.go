@@ -9,6 +9,9 @@
 //	go build -o /tmp/sitebench ./services/pgs/internal/sitebench
 //	go build -o /tmp/portico-bench ./cmd/portico
 //	/tmp/sitebench -portico /tmp/portico-bench -runs 3 -duration 10s
+//
+// With -hold it only starts both servers and waits, for profiling by hand (with a portico
+// built with -tags pprof and -portico-env PORTICO_PPROF_LISTEN=127.0.0.1:PORT, or perf).
 package main
 
 import (
