@@ -17,18 +17,25 @@ import (
 func (g *Gateway) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", g.healthz)
+	// The router is fixed once made: its site servers are looked up once, not per request.
+	var sites []services.SiteServer
+	if g.o.Router != nil {
+		for _, svc := range g.o.Router.Services() {
+			if s, ok := svc.(services.SiteServer); ok {
+				sites = append(sites, s)
+			}
+		}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		account, name, ok := siteOf(r.Host, g.o.Domain)
 		if !ok {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		for _, svc := range g.o.Router.Services() {
-			if s, ok := svc.(services.SiteServer); ok {
-				if h, ok := s.Site(account, name); ok {
-					h.ServeHTTP(w, r)
-					return
-				}
+		for _, s := range sites {
+			if h, ok := s.Site(account, name); ok {
+				h.ServeHTTP(w, r)
+				return
 			}
 		}
 		http.NotFound(w, r)

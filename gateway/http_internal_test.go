@@ -282,3 +282,90 @@ func readWhileWriting(t *testing.T, idle time.Duration) (readEnded, lastWrite ti
 	s.Close()
 	return readEnded, lastWrite, maxGap
 }
+
+// deadlineCounter counts the deadlines set on a connection.
+type deadlineCounter struct {
+	net.Conn
+	sets atomic.Int64
+}
+
+func (c *deadlineCounter) SetReadDeadline(t time.Time) error {
+	c.sets.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *deadlineCounter) SetWriteDeadline(t time.Time) error {
+	c.sets.Add(1)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// TestProgressConnArmsLazily: reads and writes on a moving connection do not set a deadline
+// each, and a deadline left armed from before an operation, which passes before the operation
+// has waited idle, does not end it: it goes on until it has waited idle itself.
+func TestProgressConnArmsLazily(t *testing.T) {
+	t.Run("a moving connection sets few deadlines", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		raw, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		counter := &deadlineCounter{Conn: raw}
+		s := newProgressConn(counter, time.Minute, nil)
+		defer s.Close()
+		buf := make([]byte, 64)
+		const rounds = 200
+		for i := range rounds {
+			if _, err := client.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(s, buf[:4]); err != nil {
+				t.Fatalf("round %d: read: %v", i, err)
+			}
+			if _, err := s.Write([]byte("pong")); err != nil {
+				t.Fatalf("round %d: write: %v", i, err)
+			}
+			if _, err := io.ReadFull(client, buf[:4]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := counter.sets.Load(); n > 4 {
+			t.Errorf("%d reads and writes set %d deadlines, want one per direction", 2*rounds, n)
+		}
+	})
+
+	t.Run("an early deadline does not end a read that has not waited idle", func(t *testing.T) {
+		const idle = time.Second
+		for try := 1; ; try++ {
+			s, c := tcpPair(t, idle)
+			s.SetReadDeadline(time.Time{}) // arms idle from now, as net/http does before a request's body
+			time.Sleep(idle / 2)
+			begin := time.Now()
+			go func() {
+				time.Sleep(time.Until(begin.Add(idle * 6 / 10)))
+				c.Write([]byte("x"))
+			}()
+			// The deadline armed above passes about idle/2 into this read.
+			n, err := s.Read(make([]byte, 1))
+			waited := time.Since(begin)
+			if err == nil && n == 1 {
+				return
+			}
+			if waited < idle {
+				t.Fatalf("the read ended after %v with %v, before it had waited idle (%v)", waited, err, idle)
+			}
+			if try == 5 {
+				t.Fatalf("the client's byte never came within idle in %d tries: %v", try, err)
+			}
+			t.Logf("try %d: the byte came late (%v); again", try, waited)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -49,19 +50,56 @@ func (l progressListener) Accept() (net.Conn, error) {
 // the response, held its connection and goroutine for good. A whole-request timeout would cut
 // long uploads, downloads and tunnelled streams; this one only ends connections that stand
 // still. The deadlines net/http sets still apply, whichever comes first.
+//
+// Setting a deadline on the connection costs a lock and a timer update in the runtime, and
+// net/http already sets several per request, so the deadline set on the connection (armed) is
+// not moved on each read and write: it stays while it is no later than the one due and at
+// least idle/8 away. Such a deadline can pass early; a read or write it ends is then resumed
+// with the exact deadline, so that what fails is the same as with a deadline set on every
+// call: an operation that has itself waited idle while nothing moved, or whose asked deadline
+// has passed.
 type progressConn struct {
 	net.Conn
 	idle time.Duration
-	last atomic.Int64 // UnixNano of the last byte read or written
+	last atomic.Int64 // clock() of the last byte read or written
 
-	mu      sync.Mutex // orders the deadlines set on Conn
-	readDL  time.Time  // the read deadline net/http asked for; zero: none
-	writeDL time.Time  // the write deadline net/http asked for; zero: none
+	mu          sync.Mutex // orders the deadlines set on Conn
+	read, write direction
 
 	closeOnce sync.Once
 	release   func() // gives the listener's slot back; nil: none
 
 	owned atomic.Bool // hijacked: its new owner decides how long it may stand still
+}
+
+// direction is the deadline of reads or of writes.
+type direction struct {
+	asked time.Time // the deadline net/http asked for; zero: none
+	armed int64     // clock() of the deadline set on the connection; noDeadline: none
+}
+
+// noDeadline is the clock() value of no deadline.
+const noDeadline = math.MaxInt64
+
+// clockBase is what clock() counts from.
+var clockBase = time.Now()
+
+// clock is monotonic nanoseconds since clockBase: one clock read where time.Now makes two.
+func clock() int64 { return int64(time.Since(clockBase)) }
+
+// toClock is t on clock()'s scale; noDeadline for the zero time.
+func toClock(t time.Time) int64 {
+	if t.IsZero() {
+		return noDeadline
+	}
+	return int64(t.Sub(clockBase))
+}
+
+func fromClock(c int64) time.Time {
+	if c == noDeadline {
+		return time.Time{}
+	}
+	return clockBase.Add(time.Duration(c))
 }
 
 // hijacked lifts the idle limit: the connection was hijacked (an Upgrade), and its new owner
@@ -70,6 +108,7 @@ func (c *progressConn) hijacked() { c.owned.Store(true) }
 
 func newProgressConn(c net.Conn, idle time.Duration, release func()) *progressConn {
 	p := &progressConn{Conn: c, idle: idle, release: release}
+	p.read.armed, p.write.armed = noDeadline, noDeadline
 	p.moved()
 	return p
 }
@@ -86,52 +125,68 @@ func (c *progressConn) Close() error {
 	return err
 }
 
-func (c *progressConn) moved() { c.last.Store(time.Now().UnixNano()) }
+func (c *progressConn) moved() { c.last.Store(clock()) }
 
-func (c *progressConn) lastMoved() time.Time { return time.Unix(0, c.last.Load()) }
-
-// deadline is the earlier of asked (zero: none) and idle from now; once hijacked, asked.
-func (c *progressConn) deadline(asked time.Time) time.Time {
+// due is the deadline of an operation that began at start: the earlier of the asked one and
+// idle after start or the last movement, whichever is later; once hijacked, the asked one.
+func (c *progressConn) due(d *direction, start int64) int64 {
+	asked := toClock(d.asked)
 	if c.owned.Load() {
 		return asked
 	}
-	d := time.Now().Add(c.idle)
-	if !asked.IsZero() && asked.Before(d) {
-		return asked
+	return min(asked, max(start, c.last.Load())+int64(c.idle))
+}
+
+// armLocked sets d's deadline on the connection for an operation that began at start, unless
+// the one armed may stay (see progressConn); exact sets it in any case. c.mu is held, so that
+// a deadline net/http sets meanwhile (to abort a read, say) is not overwritten by an older one.
+func (c *progressConn) armLocked(d *direction, start, now int64, exact bool) error {
+	due := c.due(d, start)
+	if d.armed == due {
+		return nil
 	}
-	return d
+	if !exact && !c.owned.Load() && d.armed <= due && d.armed-now >= int64(c.idle/8) {
+		return nil
+	}
+	d.armed = due
+	if d == &c.read {
+		return c.Conn.SetReadDeadline(fromClock(due))
+	}
+	return c.Conn.SetWriteDeadline(fromClock(due))
 }
 
-// armRead sets the read deadline on the connection. It holds mu, so that a deadline net/http
-// sets meanwhile (to abort a read, say) is not overwritten by an older one.
-func (c *progressConn) armRead() error {
+func (c *progressConn) armRead(start int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.Conn.SetReadDeadline(c.deadline(c.readDL))
+	return c.armLocked(&c.read, start, start, false)
 }
 
-func (c *progressConn) armWrite() error {
+func (c *progressConn) armWrite(start int64, exact bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.Conn.SetWriteDeadline(c.deadline(c.writeDL))
+	return c.armLocked(&c.write, start, start, exact)
 }
 
-// stillMoving reports whether a timeout of a read or write is only the idle deadline passing
-// while the other direction moved, so that the operation may go on.
-func (c *progressConn) stillMoving(err error, asked *time.Time) bool {
+// resumes reports whether an operation that began at start and timed out may go on: the
+// deadline that passed was armed early, or the other direction moved meanwhile, and neither
+// the asked deadline nor idle without movement has passed. It then arms the exact deadline.
+func (c *progressConn) resumes(err error, d *direction, start int64) bool {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false
 	}
+	now := clock()
 	c.mu.Lock()
-	dl := *asked
-	c.mu.Unlock()
-	now := time.Now()
-	return (dl.IsZero() || now.Before(dl)) && now.Sub(c.lastMoved()) < c.idle
+	defer c.mu.Unlock()
+	if c.due(d, start) <= now {
+		return false
+	}
+	return c.armLocked(d, start, now, true) == nil
 }
 
 func (c *progressConn) Read(p []byte) (int, error) {
+	start := clock()
 	for {
-		if err := c.armRead(); err != nil {
+		if err := c.armRead(start); err != nil {
 			return 0, err
 		}
 		n, err := c.Conn.Read(p)
@@ -139,7 +194,7 @@ func (c *progressConn) Read(p []byte) (int, error) {
 			c.moved()
 			return n, err
 		}
-		if err != nil && c.stillMoving(err, &c.readDL) {
+		if err != nil && c.resumes(err, &c.read, start) {
 			continue
 		}
 		return n, err
@@ -147,9 +202,10 @@ func (c *progressConn) Read(p []byte) (int, error) {
 }
 
 func (c *progressConn) Write(p []byte) (int, error) {
+	start := clock()
 	var written int
 	for {
-		if err := c.armWrite(); err != nil {
+		if err := c.armWrite(start, false); err != nil {
 			return written, err
 		}
 		n, err := c.Conn.Write(p[written:])
@@ -157,7 +213,7 @@ func (c *progressConn) Write(p []byte) (int, error) {
 		if n > 0 {
 			c.moved()
 		}
-		if err != nil && c.stillMoving(err, &c.writeDL) {
+		if err != nil && c.resumes(err, &c.write, start) {
 			continue
 		}
 		return written, err
@@ -188,7 +244,9 @@ func (c *progressConn) ReadFrom(r io.Reader) (int64, error) {
 		if remain > 0 {
 			chunk = min(chunk, remain)
 		}
-		if err := c.armWrite(); err != nil {
+		// Exact: what a chunk read from r and could not write is lost, so that a chunk cannot
+		// be resumed after a deadline armed early.
+		if err := c.armWrite(clock(), true); err != nil {
 			return total, err
 		}
 		n, err := rf.ReadFrom(&io.LimitedReader{R: r, N: chunk})
@@ -218,22 +276,26 @@ func (c *progressConn) CloseWrite() error {
 }
 
 func (c *progressConn) SetDeadline(t time.Time) error {
+	now := clock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.readDL, c.writeDL = t, t
-	return errors.Join(c.Conn.SetReadDeadline(c.deadline(t)), c.Conn.SetWriteDeadline(c.deadline(t)))
+	c.read.asked, c.write.asked = t, t
+	return errors.Join(c.armLocked(&c.read, now, now, false),
+		c.armLocked(&c.write, now, now, false))
 }
 
 func (c *progressConn) SetReadDeadline(t time.Time) error {
+	now := clock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.readDL = t
-	return c.Conn.SetReadDeadline(c.deadline(t))
+	c.read.asked = t
+	return c.armLocked(&c.read, now, now, false)
 }
 
 func (c *progressConn) SetWriteDeadline(t time.Time) error {
+	now := clock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.writeDL = t
-	return c.Conn.SetWriteDeadline(c.deadline(t))
+	c.write.asked = t
+	return c.armLocked(&c.write, now, now, false)
 }

@@ -81,15 +81,31 @@ var contentTypes = map[string]string{
 
 // contentType is the Content-Type of a file by its name's extension (case-insensitive).
 func contentType(name string) string {
-	ct, ok := contentTypes[strings.ToLower(path.Ext(name))]
-	if !ok {
-		return "application/octet-stream"
-	}
-	if textual(ct) {
-		return ct + "; charset=utf-8"
-	}
-	return ct
+	return contentTypeHeader(name)[0]
 }
+
+// contentTypeHeader is the Content-Type header value of a file called name, made once per
+// type: shared by every response, never changed in place.
+func contentTypeHeader(name string) []string {
+	if v, ok := contentTypeHeaders[strings.ToLower(path.Ext(name))]; ok {
+		return v
+	}
+	return octetStream
+}
+
+var (
+	octetStream        = []string{"application/octet-stream"}
+	contentTypeHeaders = func() map[string][]string {
+		m := make(map[string][]string, len(contentTypes))
+		for ext, ct := range contentTypes {
+			if textual(ct) {
+				ct += "; charset=utf-8"
+			}
+			m[ext] = []string{ct}
+		}
+		return m
+	}()
+)
 
 // textual reports whether a type is text a browser decodes with a charset.
 func textual(ct string) bool {

@@ -189,9 +189,10 @@ func parentOf(p string) string {
 // serveFile sends a file of the deploy: with status 200 through http.ServeContent (ETag,
 // Last-Modified, 304, Range, HEAD), or a 404 page as it is.
 func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name string, f File, status int) {
-	ctype := contentType(name)
+	ctypeHeader := contentTypeHeader(name)
+	ctype := ctypeHeader[0]
 	ref := blob.Ref{Account: h.accountID, Hash: f.Hash}
-	etag := `"` + f.Hash.String() + `"`
+	var etag string // a compressed copy's, set by encodedFile
 	rd := h.encodedFile(w, r, ctype, ref, f, status, &etag)
 	if rd == nil {
 		var err error
@@ -206,6 +207,24 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 	}
 	defer rd.Close()
 	hdr := w.Header()
+	if m, ok := rd.(memReader); ok && status == http.StatusOK && plainGet(r) {
+		// The common case, without conditions or ranges: the body in one write, with the
+		// header values made once per file (the keys are canonical, as Header.Set makes them).
+		setDefaultValues(hdr, "Content-Type", ctypeHeader)
+		setDefaultValues(hdr, "Cache-Control", cacheControlHeader)
+		setDefaultValues(hdr, "X-Content-Type-Options", nosniffHeader)
+		hdr["Etag"] = m.e.etag
+		if f.MTime != 0 {
+			hdr["Last-Modified"] = m.e.lastModifiedOf(f.MTime)
+		}
+		hdr["Accept-Ranges"] = acceptRangesHeader
+		hdr["Content-Length"] = m.e.length
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			w.Write(m.data)
+		}
+		return
+	}
 	setDefault(hdr, "Content-Type", ctype)
 	setDefault(hdr, "Cache-Control", cacheControl)
 	setDefault(hdr, "X-Content-Type-Options", "nosniff")
@@ -217,20 +236,10 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 		body = f.ReadSeeker() // a file the kernel can send by itself
 	}
 	if status == http.StatusOK {
-		hdr.Set("ETag", etag)
-		if m, ok := rd.(memReader); ok && plainGet(r) {
-			// The common case, without conditions or ranges: the body in one write.
-			if f.MTime != 0 {
-				hdr.Set("Last-Modified", time.Unix(f.MTime, 0).UTC().Format(http.TimeFormat))
-			}
-			hdr.Set("Accept-Ranges", "bytes")
-			hdr.Set("Content-Length", strconv.Itoa(len(m.data)))
-			w.WriteHeader(http.StatusOK)
-			if r.Method != http.MethodHead {
-				w.Write(m.data)
-			}
-			return
+		if etag == "" {
+			etag = `"` + f.Hash.String() + `"`
 		}
+		hdr.Set("ETag", etag)
 		if rh := r.Header.Get("Range"); rh != "" {
 			if merged, ignore, ok := coalesceRange(rh, rd.Size()); ignore {
 				r.Header.Del("Range")
@@ -247,6 +256,13 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 		io.Copy(w, body)
 	}
 }
+
+// Header values shared by every response (never changed in place).
+var (
+	cacheControlHeader = []string{cacheControl}
+	nosniffHeader      = []string{"nosniff"}
+	acceptRangesHeader = []string{"bytes"}
+)
 
 // plainGet reports whether a request has no conditions and no range: http.ServeContent would
 // send the whole file with status 200.

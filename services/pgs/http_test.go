@@ -187,3 +187,23 @@ func TestHTTPAfterRemove(t *testing.T) {
 		t.Fatalf("two: %d %q", code, body)
 	}
 }
+
+// TestSameContentsOwnTimes: two files with the same contents are one blob, held in memory
+// once, but each is served with its own Last-Modified, however the requests alternate; and
+// the header values made once per blob are not changed by a response's site rules.
+func TestSameContentsOwnTimes(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	in := "T1000000000 0 1000000000 0\nC0644 4 a.txt\nsame\x00" +
+		"T1500000000 0 1500000000 0\nC0644 4 b.txt\nsame\x00"
+	if _, errOut, code := rawSCP(t, h, "scp -p -t /blog/", in); code != 0 {
+		t.Fatalf("transfer: %d %s", code, errOut)
+	}
+	want := map[string]string{"/a.txt": "Sun, 09 Sep 2001 01:46:40 GMT", "/b.txt": "Fri, 14 Jul 2017 02:40:00 GMT"}
+	for _, p := range []string{"/a.txt", "/b.txt", "/a.txt", "/a.txt", "/b.txt"} {
+		code, body, hdr := h.get("blog", p)
+		if code != 200 || body != "same" || hdr.Get("Last-Modified") != want[p] || hdr.Get("Content-Length") != "4" ||
+			hdr.Get("Content-Type") != "text/plain; charset=utf-8" || hdr.Get("ETag") != `"`+sha256hex("same")+`"` {
+			t.Fatalf("GET %s: %d %q %v; want Last-Modified %s", p, code, body, hdr, want[p])
+		}
+	}
+}

@@ -171,6 +171,13 @@ func setDefault(hdr http.Header, name, value string) {
 	}
 }
 
+// setDefaultValues is setDefault with the values made already; name is canonical.
+func setDefaultValues(hdr http.Header, name string, values []string) {
+	if _, ok := hdr[name]; !ok {
+		hdr[name] = values
+	}
+}
+
 // weight is what a stored deploy counts for in the cache of manifests: its cost (files and
 // paths), and for each rule file as many as the rules it may hold (they are parsed and kept
 // with it).

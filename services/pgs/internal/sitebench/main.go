@@ -9,6 +9,9 @@
 //	go build -o /tmp/sitebench ./services/pgs/internal/sitebench
 //	go build -o /tmp/portico-bench ./cmd/portico
 //	/tmp/sitebench -portico /tmp/portico-bench -runs 3 -duration 10s
+//
+// With -hold it only starts both servers and waits, for profiling by hand (with a portico
+// built with -tags pprof and -portico-env PORTICO_PPROF_LISTEN=127.0.0.1:PORT, or perf).
 package main
 
 import (
@@ -42,6 +45,8 @@ type options struct {
 	duration time.Duration
 	conns    int
 	threads  int
+	hold     bool
+	env      string
 }
 
 func main() {
@@ -53,6 +58,8 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "wrk duration per run")
 	flag.IntVar(&o.conns, "conns", 64, "keep-alive connections")
 	flag.IntVar(&o.threads, "threads", 2, "wrk threads")
+	flag.BoolVar(&o.hold, "hold", false, "start both servers, print their addresses and wait for an interrupt (to profile by hand)")
+	flag.StringVar(&o.env, "portico-env", "", "more environment for portico serve, KEY=VALUE[,KEY=VALUE] (e.g. PORTICO_PPROF_LISTEN=127.0.0.1:6060 with a -tags pprof build)")
 	flag.Parse()
 	if flag.NArg() > 0 || o.runs < 1 || o.conns < 1 || o.threads < 1 {
 		fmt.Fprintln(os.Stderr, "sitebench: bad flags (see -h)")
@@ -102,7 +109,11 @@ func run(ctx context.Context, o options) error {
 	if _, err := benchenv.MakeKey(ctx, key, "sitebench"); err != nil {
 		return err
 	}
-	portico, err := benchenv.StartPortico(ctx, benchenv.Portico{Bin: o.portico, Dir: dir, Account: "alice", PubKey: key + ".pub"})
+	var env []string
+	if o.env != "" {
+		env = strings.Split(o.env, ",")
+	}
+	portico, err := benchenv.StartPortico(ctx, benchenv.Portico{Bin: o.portico, Dir: dir, Account: "alice", PubKey: key + ".pub", Env: env})
 	if err != nil {
 		return err
 	}
@@ -115,6 +126,12 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer nginx.stop()
+	if o.hold {
+		fmt.Printf("portico http://%s (pid %d)\nnginx http://%s (pids %v)\nHost: %s; files: 1k.bin 64k.bin 10m.bin app.css\n",
+			portico.HTTPAddr, portico.PID(), nginx.addr, nginx.pids(), siteHost)
+		<-ctx.Done()
+		return nil
+	}
 
 	type server struct {
 		name string
