@@ -89,7 +89,7 @@ func newTrustFixture(t *testing.T, gw, other db.Store) *trustFixture {
 		Key: sshtest.NewSigner(t).PublicKey(), Serial: 9, CertType: gossh.UserCert, KeyId: "bob@laptop",
 		ValidPrincipals: []string{"pgs", "web-team", "ops"},
 		ValidAfter:      uint64(f.now.Add(-time.Minute).Unix()), ValidBefore: uint64(f.now.Add(time.Hour).Unix()),
-		Permissions:     gossh.Permissions{Extensions: map[string]string{"permit-pty": ""}},
+		Permissions: gossh.Permissions{Extensions: map[string]string{"permit-pty": ""}},
 	}
 	if err := f.cert.SignCert(rand.Reader, f.caS); err != nil {
 		t.Fatal(err)
