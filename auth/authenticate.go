@@ -29,15 +29,22 @@ type Options struct {
 	// Admin is the command that reaches this server's admin service, for refusals that point
 	// there ("ssh -p 2222 admin@example.com"); empty: "ssh admin@HOST".
 	Admin string
+	// TrustCacheEntries and TrustCacheBytes bound the trust cache (see trustcache.go): 0 is
+	// DefaultTrustCacheEntries or DefaultTrustCacheBytes, a negative value turns it off. A store
+	// that is no VersionStore gets no cache.
+	TrustCacheEntries, TrustCacheBytes int
 }
 
-// Authenticator decides public-key authentications. It keeps no state between calls: each
-// decision depends only on its Attempt, the clock and the store.
+// Authenticator decides public-key authentications. Each decision depends only on its Attempt,
+// the clock and the store: what it caches of the store's answers is used only while the
+// account's access version says the store would answer the same.
 type Authenticator struct {
 	store       Store
 	signupsOpen bool
 	now         func() time.Time
 	admin       string // the command that reaches the admin service, for refusals
+	versions    VersionStore
+	cache       *trustCache // nil: none
 }
 
 // New returns an Authenticator that reads keys, accounts and revocations from store.
@@ -50,7 +57,18 @@ func New(store Store, opts Options) *Authenticator {
 	if admin == "" {
 		admin = "ssh admin@HOST"
 	}
-	return &Authenticator{store: store, signupsOpen: opts.SignupsOpen, now: now, admin: admin}
+	a := &Authenticator{store: store, signupsOpen: opts.SignupsOpen, now: now, admin: admin}
+	if vs, ok := store.(VersionStore); ok {
+		entries, bytes := opts.TrustCacheEntries, opts.TrustCacheBytes
+		if entries == 0 {
+			entries = DefaultTrustCacheEntries
+		}
+		if bytes == 0 {
+			bytes = DefaultTrustCacheBytes
+		}
+		a.versions, a.cache = vs, newTrustCache(entries, bytes)
+	}
+	return a
 }
 
 // Attempt is one public-key authentication to decide.
@@ -102,14 +120,18 @@ func (a *Authenticator) Recheck(ctx context.Context, g Grant) error {
 // plainKey decides a login key, or an unregistered key that may sign up.
 func (a *Authenticator) plainKey(ctx context.Context, at Attempt) (Grant, error) {
 	fp := Fingerprint(at.Key)
-	k, err := a.store.KeyByFingerprint(ctx, fp)
+	reads, err := a.beginReads(ctx, loginKeyCacheKey(fp))
+	if err != nil {
+		return Grant{}, fmt.Errorf("auth: looking up key %s: %w", fp, err)
+	}
+	k, err := reads.keyByFingerprint(ctx, fp)
 	if errors.Is(err, db.ErrNotFound) {
 		return a.unregistered(ctx, at, fp)
 	}
 	if err != nil {
 		return Grant{}, fmt.Errorf("auth: looking up key %s: %w", fp, err)
 	}
-	acct, err := a.store.AccountByID(ctx, k.AccountID)
+	acct, err := reads.accountByID(ctx, k.AccountID)
 	if err != nil {
 		return Grant{}, fmt.Errorf("auth: looking up the account of key %s: %w", fp, err)
 	}
@@ -154,6 +176,7 @@ func (a *Authenticator) plainKey(ctx context.Context, at Attempt) (Grant, error)
 	if !g.Allows(at.Service) {
 		return refuse(ReasonDoesNotGrant, "key %q does not grant %s: there is no such service (services are %s)", k.Name, at.Service, serviceList(Services))
 	}
+	reads.done()
 	return g, nil
 }
 

@@ -53,6 +53,7 @@ type certCheck struct {
 	keyFP  string
 	caFP   string
 	facts  *CertFacts
+	reads  *trustReads // the store's answers, or the trust cache's
 	// refusal is what every rule's refusal fills in: the certificate's facts, and its account
 	// once the CA's signature verified and the CA was found.
 	refusal *Refusal
@@ -106,6 +107,11 @@ func (a *Authenticator) certificate(ctx context.Context, at Attempt, cert *gossh
 	}
 	c.name = strconv.Quote(c.facts.KeyID)
 	c.ip, c.haveIP = clientIP(at.RemoteAddr)
+	reads, err := a.beginReads(ctx, certCacheKey(cert.Marshal()))
+	if err != nil {
+		return Grant{}, fmt.Errorf("auth: looking up certificate authority %s: %w", c.caFP, err)
+	}
+	c.reads = reads
 	// Until the CA's signature verifies, nothing in the certificate is attributed to an
 	// account: anyone can name a registered CA as the signer.
 	c.refusal = &Refusal{Identity: c.facts.KeyID, Cert: c.facts}
@@ -114,6 +120,7 @@ func (a *Authenticator) certificate(ctx context.Context, at Attempt, cert *gossh
 			return Grant{}, err
 		}
 	}
+	c.reads.done()
 	return Grant{
 		AccountID:      c.acct.ID,
 		Account:        c.acct.Name,
@@ -153,6 +160,9 @@ func (c *certCheck) userCertificate() error {
 // refused the same way whether or not the key it names is registered, so it cannot be used to
 // learn which public keys are some account's CAs.
 func (c *certCheck) signature() error {
+	if c.reads.hit != nil {
+		return nil // these very bytes verified when they were cached
+	}
 	if err := verifyCASignature(c.cert); err != nil {
 		return c.refuse(ReasonSignature, "certificate %s has a bad signature: %v", c.name, err)
 	}
@@ -162,7 +172,7 @@ func (c *certCheck) signature() error {
 // 2. Signed by a registered CA. A login key named as the signer is no CA, and the message is the
 // same as for a key nobody registered.
 func (c *certCheck) registeredCA() error {
-	ca, err := c.a.store.KeyByFingerprint(c.ctx, c.caFP)
+	ca, err := c.reads.keyByFingerprint(c.ctx, c.caFP)
 	if errors.Is(err, db.ErrNotFound) || err == nil && ca.Kind != db.KindCA {
 		return c.refuse(ReasonUnknownCA, "certificate %s is signed by an unknown certificate authority (%s)", c.name, c.caFP)
 	}
@@ -171,7 +181,7 @@ func (c *certCheck) registeredCA() error {
 	}
 	c.ca = ca
 	c.facts.CAName = ca.Name
-	acct, err := c.a.store.AccountByID(c.ctx, ca.AccountID)
+	acct, err := c.reads.accountByID(c.ctx, ca.AccountID)
 	if err != nil {
 		return fmt.Errorf("auth: looking up the account of certificate authority %s: %w", c.caFP, err)
 	}
@@ -215,7 +225,7 @@ func (c *certCheck) principals() error {
 		}
 	}
 	if len(others) > 0 {
-		mappings, err := c.a.store.PrincipalMappings(c.ctx, c.acct.ID, others)
+		mappings, err := c.reads.principalMappings(c.ctx, c.acct.ID, others)
 		if err != nil {
 			return fmt.Errorf("auth: looking up the principal map of account %d: %w", c.acct.ID, err)
 		}
@@ -281,7 +291,7 @@ func (c *certCheck) lookUpRevocation() error {
 	if !utf8.ValidString(keyID) || strings.ContainsRune(keyID, 0) {
 		keyID = ""
 	}
-	rev, err := c.a.store.FindRevocation(c.ctx, c.acct.ID, db.CertRef{
+	rev, err := c.reads.findRevocation(c.ctx, c.acct.ID, db.CertRef{
 		Serial:         c.cert.Serial,
 		KeyID:          keyID,
 		KeyFingerprint: c.keyFP,

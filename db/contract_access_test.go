@@ -1,6 +1,7 @@
 package db_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -16,9 +17,9 @@ var accessVersionsContract = []struct {
 	{"AppendAccessBatch", testAppendAccessBatch},
 }
 
-// testAccessVersions: an account's access version rises when one of its keys or CAs is removed
-// or a revocation is added, and only then; another account's does not move; a deleted account
-// has none.
+// testAccessVersions: an account's access version rises when one of its keys or CAs is removed,
+// a revocation is added or a principal is mapped, changed or unmapped, and only then; another
+// account's does not move; a deleted account has none. AccessVersion reads the same one version.
 func testAccessVersions(t *testing.T, s db.Store) {
 	alice, aliceKey, err := s.CreateAccount(ctx, "alice", newKey("laptop", db.KindLogin))
 	if err != nil {
@@ -33,6 +34,11 @@ func testAccessVersions(t *testing.T, s db.Store) {
 		v, err := s.AccessVersions(ctx, []int64{alice.ID, bob.ID, 999999})
 		if err != nil {
 			t.Fatal(err)
+		}
+		for id, want := range v {
+			if got, err := s.AccessVersion(ctx, id); err != nil || got != want {
+				t.Fatalf("AccessVersion(%d) = %d, %v; AccessVersions says %d", id, got, err, want)
+			}
 		}
 		return v
 	}
@@ -75,7 +81,8 @@ func testAccessVersions(t *testing.T, s db.Store) {
 		return err
 	})
 	step("lifting a revocation", false, func() error { return s.RemoveRevocation(ctx, alice.ID, r.ID) })
-	step("mapping a principal", false, func() error {
+	// Mapping a new principal only gives more, but auth's trust cache must see it at once.
+	step("mapping a principal", true, func() error {
 		_, _, err := s.SetPrincipalMapping(ctx, alice.ID, db.NewPrincipalMapping{Principal: "web-team", Services: []string{"pgs", "tuns"}})
 		return err
 	})
@@ -89,6 +96,9 @@ func testAccessVersions(t *testing.T, s db.Store) {
 	}
 	if v, ok := versions()[alice.ID]; ok {
 		t.Errorf("a deleted account still has access version %d", v)
+	}
+	if v, err := s.AccessVersion(ctx, alice.ID); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("AccessVersion of a deleted account: %d, %v; want ErrNotFound", v, err)
 	}
 	ids := make([]int64, 1200) // more than one query's worth of parameters
 	for i := range ids {

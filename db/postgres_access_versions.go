@@ -24,3 +24,12 @@ func (s *postgresStore) AccessVersions(ctx context.Context, accountIDs []int64) 
 	}
 	return out, nil
 }
+
+func (s *postgresStore) AccessVersion(ctx context.Context, accountID int64) (int64, error) {
+	var v int64
+	err := s.pool.QueryRow(ctx, `SELECT version FROM access_versions WHERE account_id = $1`, accountID).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("access version of account %d: %w", accountID, postgresErr(err))
+	}
+	return v, nil
+}

@@ -382,6 +382,12 @@ func (s *postgresStore) SetPrincipalMapping(ctx context.Context, accountID int64
 			if err != nil {
 				return err
 			}
+			// Mapping a new principal gives more, but a login's trust cache (auth) holds the
+			// mappings it read under the account's access version: raise it, in this
+			// transaction, so that the very next login reads the map again.
+			if _, err := tx.Exec(ctx, `UPDATE access_versions SET version = version + 1 WHERE account_id = $1`, accountID); err != nil {
+				return err
+			}
 			created = true
 		}
 		m, err = scanPostgresMapping(tx.QueryRow(ctx,

@@ -124,6 +124,27 @@ func (s *sqliteStore) readStatement(ctx context.Context, query string) (*sql.Stm
 	return stmt, nil
 }
 
+// writeStatement returns query prepared on the write connection (there is one), preparing it
+// the first time: for the statements every connection's access-log entry runs. A transaction
+// uses it through tx.StmtContext, on the same connection, without preparing it again.
+func (s *sqliteStore) writeStatement(ctx context.Context, query string) (*sql.Stmt, error) {
+	key := "write:" + query
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if stmt, ok := s.prepared[key]; ok {
+		return stmt, nil
+	}
+	stmt, err := s.w.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if s.prepared == nil {
+		s.prepared = map[string]*sql.Stmt{}
+	}
+	s.prepared[key] = stmt
+	return stmt, nil
+}
+
 // inTx runs fn in a write transaction and commits it if fn returns nil.
 func (s *sqliteStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)

@@ -2,6 +2,8 @@ package db
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -33,6 +35,23 @@ func (s *sqliteStore) AccessVersions(ctx context.Context, accountIDs []int64) (m
 		}
 	}
 	return out, nil
+}
+
+const sqliteAccessVersion = `SELECT version FROM access_versions WHERE account_id = ?`
+
+func (s *sqliteStore) AccessVersion(ctx context.Context, accountID int64) (int64, error) {
+	stmt, err := s.readStatement(ctx, sqliteAccessVersion)
+	if err != nil {
+		return 0, fmt.Errorf("access version of account %d: %w", accountID, err)
+	}
+	var v int64
+	if err := stmt.QueryRowContext(ctx, accountID).Scan(&v); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			err = ErrNotFound
+		}
+		return 0, fmt.Errorf("access version of account %d: %w", accountID, err)
+	}
+	return v, nil
 }
 
 // chunks yields s in pieces of at most n.

@@ -431,6 +431,12 @@ func (s *sqliteStore) SetPrincipalMapping(ctx context.Context, accountID int64, 
 			if err != nil {
 				return err
 			}
+			// Mapping a new principal gives more, but a login's trust cache (auth) holds the
+			// mappings it read under the account's access version: raise it, in this
+			// transaction, so that the very next login reads the map again.
+			if _, err := tx.ExecContext(ctx, `UPDATE access_versions SET version = version + 1 WHERE account_id = ?`, accountID); err != nil {
+				return err
+			}
 			created = true
 		}
 		m, err = scanSQLiteMapping(tx.QueryRowContext(ctx,

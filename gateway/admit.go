@@ -13,12 +13,30 @@ import (
 	"github.com/portico-sh/portico/auth"
 )
 
-// clientKey holds a connection's *client in its context.
-type clientKey struct{}
+// connKey holds a connection's *connInfo in its context.
+type connKey struct{}
+
+// connInfo is everything the gateway keeps in a connection's context, under one key:
+// charmbracelet/ssh keeps a connection's context values in a map, which every further key
+// makes bigger in every connection (past 8 keys, twice as big).
+type connInfo struct {
+	client     *client
+	state      *connState
+	activity   *activity
+	loginTimer *time.Timer
+	ciphers    []string // chosen from the client's KEXINIT; nil: the configured ones
+}
+
+func connInfoOf(ctx context.Context) *connInfo {
+	ci, _ := ctx.Value(connKey{}).(*connInfo)
+	return ci
+}
 
 func clientOf(ctx context.Context) (*client, bool) {
-	c, ok := ctx.Value(clientKey{}).(*client)
-	return c, ok
+	if ci := connInfoOf(ctx); ci != nil && ci.client != nil {
+		return ci.client, true
+	}
+	return nil, false
 }
 
 // admit is the SSH server's ConnCallback: it runs for every accepted connection before the SSH
@@ -35,14 +53,12 @@ func (g *Gateway) admit(ctx ssh.Context, conn net.Conn) net.Conn {
 		return nil
 	}
 	act := &activity{close: conn.Close}
-	ctx.SetValue(clientKey{}, c)
-	ctx.SetValue(connStateKey{}, newConnState(conn))
-	ctx.SetValue(activityKey{}, act)
 	grace := time.AfterFunc(g.o.LoginGraceTime, func() {
 		c.graceOverrun()
 		conn.Close()
 	})
-	ctx.SetValue(loginTimerKey{}, grace)
+	ci := &connInfo{client: c, state: newConnState(conn), activity: act, loginTimer: grace}
+	ctx.SetValue(connKey{}, ci)
 	release := func() {
 		grace.Stop()
 		act.stop()
@@ -62,12 +78,9 @@ func (g *Gateway) admit(ctx ssh.Context, conn net.Conn) net.Conn {
 		release()
 		return nil
 	}
-	ctx.SetValue(ciphersKey{}, ciphersFor(kex))
+	ci.ciphers = ciphersFor(kex)
 	return peeked
 }
-
-// ciphersKey holds the ciphers chosen for a connection ([]string) in its context.
-type ciphersKey struct{}
 
 // refusalDrain bounds how long a refused connection is read from before it is closed.
 const refusalDrain = 20 * time.Millisecond
@@ -122,9 +135,6 @@ func (r *refusalLog) allow(limit limitName, now time.Time) (skipped int, ok bool
 	r.last[limit], r.count[limit] = now, 0
 	return skipped, true
 }
-
-// activityKey holds a connection's *activity in its context.
-type activityKey struct{}
 
 // activity knows when a connection's client last typed or sent anything that a session read,
 // so that an idle connection can be closed. Keepalives and window changes are not activity:

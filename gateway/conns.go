@@ -18,12 +18,11 @@ const (
 	closeLinger = 500 * time.Millisecond
 )
 
-// connStateKey holds a connection's *connState in its context.
-type connStateKey struct{}
-
 func connStateOf(ctx context.Context) (*connState, bool) {
-	c, ok := ctx.Value(connStateKey{}).(*connState)
-	return c, ok
+	if ci := connInfoOf(ctx); ci != nil && ci.state != nil {
+		return ci.state, true
+	}
+	return nil, false
 }
 
 // connState is what the gateway keeps of one connection to end it: its socket and its open

@@ -163,6 +163,13 @@ func (s *store) FindRevocation(ctx context.Context, accountID int64, c db.CertRe
 	return s.Store.FindRevocation(ctx, accountID, c)
 }
 
+func (s *store) AccessVersion(ctx context.Context, accountID int64) (int64, error) {
+	if s.down.Load() {
+		return 0, errDown
+	}
+	return s.Store.AccessVersion(ctx, accountID)
+}
+
 func (s *store) Ping(ctx context.Context) error {
 	if s.down.Load() {
 		return errDown

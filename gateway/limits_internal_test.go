@@ -145,8 +145,8 @@ type ctxWithClient struct {
 }
 
 func (x ctxWithClient) Value(k any) any {
-	if k == (clientKey{}) {
-		return x.c
+	if k == (connKey{}) {
+		return &connInfo{client: x.c}
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -21,11 +20,6 @@ const storeTimeout = 10 * time.Second
 
 type grantKey struct{}
 
-type loginTimerKey struct{}
-
-// charmbracelet/ssh re-parses this extension into the session's PublicKey().
-const publicKeyExtension = "gliderlabs/ssh.PublicKey"
-
 // errNoneAuth refuses the "none" method: charmbracelet/ssh sets NoClientAuth when none of its
 // own auth handlers is set, and this callback is what keeps "none" from logging in.
 var errNoneAuth = errors.New("portico: authenticate with a public key")
@@ -37,8 +31,8 @@ var errShuttingDown = errors.New("the server is shutting down")
 // no password or keyboard-interactive callback is set, and "none" is refused.
 func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.ServerConfig {
 	ciphers := g.o.Ciphers
-	if chosen, ok := ctx.Value(ciphersKey{}).([]string); ok {
-		ciphers = chosen
+	if ci := connInfoOf(ctx); ci != nil && ci.ciphers != nil {
+		ciphers = ci.ciphers
 	}
 	return &gossh.ServerConfig{
 		Config:                  gossh.Config{Ciphers: ciphers},
@@ -75,8 +69,8 @@ func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.Serve
 			if err != nil {
 				return nil, err
 			}
-			if t, ok := ctx.Value(loginTimerKey{}).(*time.Timer); ok {
-				t.Stop()
+			if ci := connInfoOf(ctx); ci != nil && ci.loginTimer != nil {
+				ci.loginTimer.Stop()
 			}
 			if grant := p.ExtraData[grantKey{}].(auth.Grant); grant.IsSignup() && g.limits.SignupIdleTimeout > 0 {
 				g.watchSignupIdle(ctx, conn.RemoteAddr())
@@ -162,13 +156,12 @@ func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, c
 			"identity", grant.Identity, "key", grant.KeyFingerprint, "remote", e.RemoteAddr)
 	}
 
-	out := &gossh.Permissions{
+	// The session's key is the grant's (startedSession.PublicKey): charmbracelet/ssh is not
+	// given it to re-parse and keep.
+	out := &gossh.Permissions{ExtraData: map[any]any{grantKey{}: grant}}
+	if cert, ok := key.(*gossh.Certificate); ok && len(cert.CriticalOptions) > 0 {
 		// x/crypto enforces source-address from here; force-command is applied by the session
 		// handler from the grant.
-		Extensions: map[string]string{publicKeyExtension: base64.StdEncoding.EncodeToString(key.Marshal())},
-		ExtraData:  map[any]any{grantKey{}: grant},
-	}
-	if cert, ok := key.(*gossh.Certificate); ok {
 		out.CriticalOptions = maps.Clone(cert.CriticalOptions)
 	}
 	return out, nil
@@ -177,10 +170,11 @@ func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, c
 // watchSignupIdle closes a connection on a sign-up grant once none of its sessions has read
 // any input for the sign-up idle timeout.
 func (g *Gateway) watchSignupIdle(ctx ssh.Context, remote net.Addr) {
-	act, ok := ctx.Value(activityKey{}).(*activity)
-	if !ok {
+	ci := connInfoOf(ctx)
+	if ci == nil || ci.activity == nil {
 		return
 	}
+	act := ci.activity
 	act.watch(g.limits.SignupIdleTimeout, func() {
 		g.refuse(&errLimit{limitSignupIdle, "idle sign-up connection closed"}, remote)
 	})

@@ -78,7 +78,7 @@ func (g *Gateway) serveSession(s ssh.Session) {
 		stop = sc.stop
 	}
 	svc := g.o.Router.Lookup(grant.Service)
-	sess := &services.Session{Session: startedSession{Session: s, term: term, ctx: newSessionContext(s.Context(), closed, stop)}, Grant: grant}
+	sess := &services.Session{Session: startedSession{Session: s, term: term, ctx: newSessionContext(s.Context(), closed, stop), key: grant.PublicKey}, Grant: grant}
 	sess.Regrant = func(ng auth.Grant) { g.watchRegrant(s, ng) }
 	if forced, ok := grant.ForcedCommand(); ok {
 		cmd, err := shlex.Split(forced, true)
@@ -133,10 +133,11 @@ func (g *Gateway) serveSession(s ssh.Session) {
 // grounds ng may have changed since auth gave it.
 func (g *Gateway) watchRegrant(s ssh.Session, ng auth.Grant) {
 	cs, ok := connStateOf(s.Context())
-	if !ok || ng.IsSignup() || ng.AccountID == 0 || s.PublicKey() == nil {
+	cur, _ := grantFrom(s.Context())
+	if !ok || ng.IsSignup() || ng.AccountID == 0 || cur.PublicKey == nil {
 		return
 	}
-	at := auth.Attempt{Key: s.PublicKey(), Service: ng.Service, RemoteAddr: s.RemoteAddr(), LoginOnly: true}
+	at := auth.Attempt{Key: cur.PublicKey, Service: ng.Service, RemoteAddr: s.RemoteAddr(), LoginOnly: true}
 	remove := g.live.add(at, ng, judgeNow, cs.end)
 	context.AfterFunc(s.Context(), remove)
 }
@@ -173,7 +174,10 @@ func (g *Gateway) serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, c
 		ch.Reject(gossh.ResourceShortage, err.Error())
 		return
 	}
-	act, _ := ctx.Value(activityKey{}).(*activity)
+	var act *activity
+	if ci := connInfoOf(ctx); ci != nil {
+		act = ci.activity
+	}
 	sc := &sessionChannel{closed: make(chan struct{}), release: release, winch: make(chan ssh.Window, 1), activity: act,
 		connCtx: ctx, stop: make(chan struct{}), handlerDone: make(chan struct{})}
 	sc.refs.Store(1)
@@ -573,6 +577,18 @@ type startedSession struct {
 	ssh.Session
 	term terminal
 	ctx  sessionContext
+	key  gossh.PublicKey // the grant's: the key whose signature verified
+}
+
+// PublicKey is the key the connection authenticated with (a *gossh.Certificate for a
+// certificate). The gateway does not have charmbracelet/ssh carry it (as base64 in the
+// connection's Permissions, parsed again after the handshake and kept in its context): the
+// grant holds it already.
+func (s startedSession) PublicKey() ssh.PublicKey {
+	if s.key == nil {
+		return nil
+	}
+	return s.key
 }
 
 // Context ends when the session's channel closes, not only with the connection.

@@ -45,6 +45,7 @@ type options struct {
 	round       time.Duration
 	sshdRound   time.Duration
 	idle        []int
+	methods     []string // "key", "cert": the session-rate cases to run
 	noSSHD      bool
 	heapDir     string // where to write portico's heap profiles at each idle count ("" none)
 	pprofAddr   string // portico's pprof listener, when heapDir is set
@@ -89,11 +90,23 @@ func parseFlags() (options, error) {
 	flag.DurationVar(&o.sshdRound, "sshd-round", 5*time.Second, "length of one sshd session-rate round (sshd forks per connection)")
 	flag.StringVar(&o.heapDir, "heap-profile", "", "write portico's heap profile with each idle count's connections open to `DIR`/heap-N.pprof (needs -portico built with -tags pprof)")
 	idle := flag.String("idle", "2000,10000", "idle connection counts, comma-separated (empty: none)")
+	methods := flag.String("auth", "key,cert", "the session-rate cases: key, cert or both, comma-separated (empty: none)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", flag.Args())
 	}
 	o.porticoArgs = strings.Fields(*porticoArgs)
+	for m := range strings.SplitSeq(*methods, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case "":
+		case "key", "cert":
+			if !slices.Contains(o.methods, m) {
+				o.methods = append(o.methods, m)
+			}
+		default:
+			return o, fmt.Errorf("-auth: %q is neither key nor cert", m)
+		}
+	}
 	for f := range strings.SplitSeq(*idle, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue

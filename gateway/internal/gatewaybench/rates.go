@@ -36,7 +36,7 @@ type rateCase struct {
 func measureRates(ctx context.Context, o options, e *env) (map[rateCase][]rateRound, error) {
 	out := map[rateCase][]rateRound{}
 	for r := range o.rounds {
-		for _, method := range []string{"key", "cert"} {
+		for _, method := range o.methods {
 			signer := e.key
 			if method == "cert" {
 				signer = e.cert

@@ -37,7 +37,7 @@ func report(w io.Writer, o options, head []string, rates map[rateCase][]rateRoun
 	fmt.Fprintf(w, "Authenticated exec sessions per second (%d rounds of %v; sshd %v), each round's figure:\n\n", o.rounds, o.round, o.sshdRound)
 	fmt.Fprintln(w, "| auth | bare x/crypto | portico | sshd | portico / bare (median) | sessions per server CPU-second: bare, portico | portico / bare per CPU-second |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
-	for _, method := range []string{"key", "cert"} {
+	for _, method := range o.methods {
 		bare := rates[rateCase{"bare x/crypto", method}]
 		port := rates[rateCase{"portico", method}]
 		sshd := rates[rateCase{"sshd", method}]
