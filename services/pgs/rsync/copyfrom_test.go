@@ -93,6 +93,19 @@ func testFileSinkCopyFrom(t *testing.T, inline bool) {
 		t.Errorf("out of order: read %d bytes for %d", c.bytes, len(data))
 	}
 
+	// In order with a literal before each block (a byte inserted every block, or a client
+	// that wants the server to read much for little): a literal overwrites what was read
+	// ahead, so the next block must not read far ahead again; each byte is read about once.
+	c = &countingReaderAt{r: bytes.NewReader(data)}
+	seq = nil
+	for i := range blocks {
+		seq = append(seq, -1, i)
+	}
+	run(c, seq)
+	if c.bytes > 2*len(data) {
+		t.Errorf("in order between literals: read %d bytes for %d", c.bytes, len(data))
+	}
+
 	// Runs after jumps, repeats of the same block, literals between blocks (over what was read
 	// ahead), and a run that crosses chunks.
 	run(bytes.NewReader(data), []int{5, 6, 7, 7, 8, -3, 9, 10, 100, 101, -7000, 102, 3, 4, 5, 6, 7, 8, 9, 10, blocks - 1, 0})

@@ -62,7 +62,11 @@ func (s *fileSink) take() []byte {
 
 // write adds p to the file; it returns the first write error, after which data is dropped.
 func (s *fileSink) write(p []byte) error {
-	s.aheadLen = 0 // p overwrites what was read ahead
+	// p overwrites what was read ahead, and a block after it starts a run of its own: were it
+	// taken as the next of the run before, it would read as far ahead again, and a client
+	// putting a byte of literal data before each block would have the server read up to a
+	// chunk per block (far more than the file, for a few bytes of tokens each).
+	s.aheadLen, s.next = 0, -1
 	for len(p) > 0 && s.err == nil {
 		n := copy(s.cur[len(s.cur):cap(s.cur)], p)
 		s.cur, p = s.cur[:len(s.cur)+n], p[n:]
@@ -142,8 +146,8 @@ func (s *fileSink) stop() {
 // to the file, reading them straight into the current chunk: no copy between buffers. A client
 // matches mostly runs of consecutive blocks, so a read that follows the previous block also
 // reads ahead into the chunk's free space, twice as far each time (a later copyFrom of the next
-// block then finds its bytes in place, and a literal simply overwrites them); a jump reads just
-// the block, so that blocks matched out of order cost no extra reading. size is the basis
+// block then finds its bytes in place; a literal overwrites them and ends the run); a jump
+// reads just the block, so that blocks matched out of order cost no extra reading. size is the basis
 // file's length when its checksums were made: nothing beyond it is read. It returns the bytes
 // added, valid until the next call; after an error the file must be dropped.
 func (s *fileSink) copyFrom(f io.ReaderAt, off int64, n int, size int64) ([]byte, error) {

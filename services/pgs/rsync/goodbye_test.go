@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -63,5 +64,62 @@ func TestServeBoundsGoodbyeWait(t *testing.T) {
 	code, out = serveWithin(t, "rsync --server --sender -re.iLsfxCIvu . src/", openInput(t, in), DirFS(src))
 	if code != exitStream || !strings.Contains(out, "did not end the session") {
 		t.Errorf("download: exit %d: %q", code, out)
+	}
+}
+
+// lockedBuffer is a session's output that a test may read while the session (or what it left
+// running) writes to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
+}
+
+// TestServeSilentAfterGoodbyeWait: once a download gave up waiting for the client's last word,
+// the read left running in the background writes nothing: what the client sends then (deletion
+// statistics, which the sender otherwise answers in kind) gets no answer on the output, which
+// belongs to Serve's caller again (and Serve's own error message was written from another
+// goroutine).
+func TestServeSilentAfterGoodbyeWait(t *testing.T) {
+	old := goodbyeTimeout
+	goodbyeTimeout = 50 * time.Millisecond
+	t.Cleanup(func() { goodbyeTimeout = old })
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"src/f.txt": "hello"})
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	go pw.Write(append(download32(), frame(msgData, []byte{0, 0, 0, 0})...)) // no last word
+	var out, errOut lockedBuffer
+	code := Serve(context.Background(), "rsync --server --sender -re.iLsfxCIvu . src/", pr, &out, &errOut, DirFS(src))
+	if code != exitStream {
+		t.Fatalf("download: exit %d", code)
+	}
+	ended := out.Len()
+	// Deletion statistics, then the last word. The pipe hands the second write over only once
+	// the background read asks for more, that is after it dealt with the first.
+	codec := newNDXCodec(32)
+	stats := codec.append(nil, ndxDelStats)
+	for range 5 {
+		stats = appendVarint(stats, 0)
+	}
+	if _, err := pw.Write(frame(msgData, stats)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pw.Write(frame(msgData, []byte{0})); err != nil {
+		t.Fatal(err)
+	}
+	if n := out.Len(); n != ended {
+		t.Errorf("the session wrote %d bytes after Serve returned", n-ended)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/portico-sh/portico/services/pgs/rsync/internal/delta"
 	"github.com/portico-sh/portico/services/pgs/rsync/internal/token"
@@ -78,6 +79,11 @@ type sendSession struct {
 	excl    func(name string, isDir bool) bool
 	list    []*sendEntry // sorted: the client's ndx indexes this
 	ioError int32
+	// gaveUp is set, under replies, once the wait for the client's goodbye gave up: the read
+	// left running in the background (awaitGoodbye) then answers nothing, so that it never
+	// writes the output alongside the session's own error message, or after Serve returned.
+	replies sync.Mutex
+	gaveUp  bool
 	size    int64
 	// listIOError is the io_error the client has been told with the file list.
 	listIOError int32
@@ -173,11 +179,30 @@ func (s *sendSession) run(ctx context.Context) error {
 func (s *sendSession) readGoodbye(ctx context.Context) (int32, error) {
 	var ndx int32
 	err := awaitGoodbye(ctx, func() error {
-		var err error
-		ndx, _, err = s.readNDXAndAttrs()
+		n, _, err := s.readNDXAndAttrs()
+		ndx = n
 		return err
 	})
-	return ndx, err
+	if err != nil {
+		// The read may go on: from now on it writes nothing (see reply), and ndx is its own.
+		s.replies.Lock()
+		s.gaveUp = true
+		s.replies.Unlock()
+		return 0, err
+	}
+	return ndx, nil
+}
+
+// reply writes what readNDXAndAttrs answers the client with, unless the session gave up
+// waiting for the client's goodbye (then the read runs in the background, and the output is
+// no longer its own).
+func (s *sendSession) reply(write func() error) error {
+	s.replies.Lock()
+	defer s.replies.Unlock()
+	if s.gaveUp {
+		return nil
+	}
+	return write()
 }
 
 // itemAttrs are the item flags and what follows them after a file index (protocol 29+).
@@ -193,7 +218,7 @@ func (s *sendSession) readNDXAndAttrs() (int32, itemAttrs, error) {
 	var a itemAttrs
 	for {
 		if s.in.r.Buffered() == 0 {
-			if err := s.flushOut(); err != nil {
+			if err := s.reply(s.flushOut); err != nil {
 				return 0, a, err
 			}
 		}
@@ -202,15 +227,20 @@ func (s *sendSession) readNDXAndAttrs() (int32, itemAttrs, error) {
 			return 0, a, fmt.Errorf("read from client: %w", err)
 		}
 		if ndx == ndxDelStats && s.proto.version >= 31 {
-			b := s.ndxOut.append(nil, ndxDelStats)
-			for range 5 {
-				n, err := s.in.varint()
-				if err != nil {
+			var stats [5]int32
+			for i := range stats {
+				if stats[i], err = s.in.varint(); err != nil {
 					return 0, a, err
 				}
-				b = appendVarint(b, n)
 			}
-			s.w.Write(b)
+			s.reply(func() error {
+				b := s.ndxOut.append(nil, ndxDelStats)
+				for _, n := range stats {
+					b = appendVarint(b, n)
+				}
+				_, err := s.w.Write(b)
+				return err
+			})
 			continue
 		}
 		if ndx < 0 {

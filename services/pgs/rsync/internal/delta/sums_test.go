@@ -154,6 +154,13 @@ func BenchmarkSum1(b *testing.B) {
 
 func FuzzSum1(f *testing.F) {
 	f.Add([]byte{0xff, 0x80, 0x7f, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	// Seeds long enough for whole 32-byte chunks (sum1Chunks takes two or more), at the
+	// extremes of a signed byte, so that the seed run alone checks the SIMD path's edges.
+	for _, c := range []byte{0xff, 0x80, 0x7f} {
+		for _, n := range []int{63, 64, 65, 95, 96, 1000} {
+			f.Add(bytes.Repeat([]byte{c}, n))
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, want := Sum1(b), slowSum1(b); got != want {
 			t.Fatalf("Sum1 %08x, want %08x", got, want)
