@@ -150,6 +150,9 @@ func (c *passwordChecker) check(ctx context.Context, source, hash, password stri
 	return v.(bool), nil
 }
 
+// privateCacheControl is what a site behind a password sends by default.
+var privateCacheControl = []string{"private, max-age=0, must-revalidate"}
+
 // basicAuth asks for a site's password (any user name) before the site.
 type basicAuth struct {
 	svc    *Service
@@ -173,6 +176,10 @@ func (b *basicAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if good {
+			// Only for this visitor: a shared cache must not keep it for others (public, the
+			// default of public sites, lets one keep answers to requests with Authorization).
+			// A _headers rule may still say otherwise.
+			w.Header()["Cache-Control"] = privateCacheControl
 			b.next.ServeHTTP(w, r)
 			return
 		}

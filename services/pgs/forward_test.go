@@ -122,8 +122,13 @@ func TestPrivateSites(t *testing.T) {
 		t.Fatalf("wrong password: %d", code)
 	}
 	for range 2 {
-		if code, body, _ := h.get("blog", "/", "Authorization", basic("anyone", "correct horse battery")); code != 200 || body != "secret home" {
+		code, body, hdr := h.get("blog", "/", "Authorization", basic("anyone", "correct horse battery"))
+		if code != 200 || body != "secret home" {
 			t.Fatalf("right password: %d %q", code, body)
+		}
+		// a shared cache (a CDN, a proxy) must not keep it for visitors without the password
+		if cc := hdr.Get("Cache-Control"); !strings.HasPrefix(cc, "private") {
+			t.Errorf("a page behind a password says Cache-Control %q, want private", cc)
 		}
 	}
 	out, _, _ := h.ssh("ls", "--json")
