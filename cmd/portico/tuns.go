@@ -21,6 +21,7 @@ func newTunnels(s *settings, cfg serveConfig, registry tuns.Registry, sites *pgs
 		MaxTunnels:    cfg.tunsMax,
 		TCPPorts:      cfg.tunsPorts,
 		TCPHost:       host,
+		Exempt:        cfg.limits.Exempt,
 		ProjectExists: sites.ProjectExists,
 		SSHCommand:    sshCommand,
 		Logger:        log,

@@ -120,7 +120,7 @@ func (c *conn) bind(addr string, port uint32) (*Tunnel, error) {
 			return nil, err
 		}
 	case KindTCPPublic:
-		unhold, err := s.holdPublic(auth.SourceOf(c.ssh.RemoteAddr()))
+		unhold, err := s.holdPublic(c.ssh.RemoteAddr())
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ type harnessOptions struct {
 	httpIdle    time.Duration
 	tcpPorts    PortRange
 	maxChannels int // the gateway's limit of open channels (0: its default)
+	exempt      []netip.Prefix
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -51,7 +53,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	logger := slog.New(slog.NewTextHandler(h.log, nil))
 	pub, _ := services.ParsePublic("http://localhost:8080", "localhost:2222")
-	h.svc = New(Options{Public: pub, TCPPorts: o.tcpPorts, TCPHost: "127.0.0.1", Logger: logger, Grace: 500 * time.Millisecond})
+	h.svc = New(Options{Public: pub, TCPPorts: o.tcpPorts, TCPHost: "127.0.0.1", Exempt: o.exempt, Logger: logger, Grace: 500 * time.Millisecond})
 	h.svc.refusalWait = 20 * time.Millisecond
 	router, err := services.NewRouter(h.svc)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -339,6 +340,28 @@ func TestPublicPortsBoundedPerAddress(t *testing.T) {
 			t.Fatal("the ports of a closed connection were not given back")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPublicPortsOfExemptAddresses: an address in PORTICO_PER_SOURCE_EXEMPT (a trusted proxy,
+// the operator's hosts) is not held to a share of the public ports, as it is not to the
+// gateway's other per-source limits.
+func TestPublicPortsOfExemptAddresses(t *testing.T) {
+	first := freePortRange(t, 48)
+	h := newHarness(t, harnessOptions{tcpPorts: PortRange{first, first + 47}, exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	alice, bob := h.dial(h.alice), h.dial(h.bob)
+	got := 0
+	for i := range 16 {
+		c := alice
+		if i >= DefaultMaxTunnels { // alice's own limit
+			c = bob
+		}
+		if ok, _ := c.bind("", 0); ok {
+			got++
+		}
+	}
+	if got != 16 {
+		t.Fatalf("an exempt address got %d public ports of 48, want all 16 it asked for", got)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -82,6 +83,9 @@ type Options struct {
 	TCPPorts PortRange
 	// TCPHost is the address public TCP ports listen on ("" for all).
 	TCPHost string
+	// Exempt lists the client addresses whose public TCP ports no share bounds (the gateway's
+	// PORTICO_PER_SOURCE_EXEMPT: a trusted proxy or the operator's own hosts).
+	Exempt []netip.Prefix
 	// ProjectExists reports whether the account has a pgs project of that name, which no tunnel
 	// may take. nil: no projects.
 	ProjectExists func(ctx context.Context, account, name string) (bool, error)
@@ -263,10 +267,14 @@ func (s *Service) publicShare() int {
 // publicShareMin is the least share of the public ports an address may hold.
 const publicShareMin = 10
 
-// holdPublic counts one more public port for the source (an IPv4 address or IPv6 /64, as the
-// gateway's per-source limits count), or refuses when it holds its
-// share; the returned func gives it back (once).
-func (s *Service) holdPublic(host string) (func(), error) {
+// holdPublic counts one more public port for the client at addr by its source (an IPv4 address
+// or IPv6 /64, as the gateway's per-source limits count), or refuses when it holds its share; the
+// returned func gives it back (once). An exempt address is not counted.
+func (s *Service) holdPublic(addr net.Addr) (func(), error) {
+	if auth.ListContains(s.o.Exempt, addr) {
+		return func() {}, nil
+	}
+	host := auth.SourceOf(addr)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.o.TCPPorts.First == 0 {
