@@ -317,16 +317,7 @@ func TestPublicPortsBoundedPerAddress(t *testing.T) {
 	first := freePortRange(t, 48)
 	h := newHarness(t, harnessOptions{tcpPorts: PortRange{first, first + 47}}) // 12 per address
 	alice, bob := h.dial(h.alice), h.dial(h.bob)
-	got := 0
-	for i := range 16 {
-		c := alice
-		if i >= DefaultMaxTunnels { // alice's own limit
-			c = bob
-		}
-		if ok, _ := c.bind("", 0); ok {
-			got++
-		}
-	}
+	got := bindPublicPorts(alice, bob, 16)
 	if got != 12 {
 		t.Fatalf("one address got %d public ports of 48, want 12", got)
 	}
@@ -350,19 +341,26 @@ func TestPublicPortsOfExemptAddresses(t *testing.T) {
 	first := freePortRange(t, 48)
 	h := newHarness(t, harnessOptions{tcpPorts: PortRange{first, first + 47}, exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	alice, bob := h.dial(h.alice), h.dial(h.bob)
+	got := bindPublicPorts(alice, bob, 16)
+	if got != 16 {
+		t.Fatalf("an exempt address got %d public ports of 48, want all 16 it asked for", got)
+	}
+}
+
+// bindPublicPorts asks for n public ports from one address, alice's connection first, then
+// bob's past alice's own limit of tunnels, and returns how many it got.
+func bindPublicPorts(alice, bob *client, n int) int {
 	got := 0
-	for i := range 16 {
+	for i := range n {
 		c := alice
-		if i >= DefaultMaxTunnels { // alice's own limit
+		if i >= DefaultMaxTunnels {
 			c = bob
 		}
 		if ok, _ := c.bind("", 0); ok {
 			got++
 		}
 	}
-	if got != 16 {
-		t.Fatalf("an exempt address got %d public ports of 48, want all 16 it asked for", got)
-	}
+	return got
 }
 
 // freePortRange finds n consecutive free loopback ports.

@@ -113,6 +113,19 @@ func TestClaimUndoneWhenARevocationLandsDuringIt(t *testing.T) {
 	racing := &racingStore{Store: store}
 	o := ops.New(racing, opstest.Config)
 	alice := opstest.Register(t, o, "alice", opstest.Key(t, 1))
+	desk, code := racingClaim(t, o, store, racing, alice)
+	_, k, err := o.ClaimKey(ctx, opstest.ClaimGrant(desk), desk, code)
+	if ops.KindOf(err) != ops.Refused {
+		t.Fatalf("claim with a revocation landing during it = %+v, %v; want a refusal", k, err)
+	}
+	assertNotClaimed(t, o, store, alice, desk)
+}
+
+// racingClaim registers the CA team-ca in alice's account, has a certificate of it (key ID bob,
+// principal admin) add the login key desk, and sets racing to revoke that certificate just
+// before the claim reaches the store. It returns desk and its claim code.
+func racingClaim(t *testing.T, o *ops.Ops, store db.Store, racing *racingStore, alice auth.Grant) (gossh.PublicKey, string) {
+	t.Helper()
 	team := opstest.Signer(t, 11)
 	opstest.AddCA(t, o, alice, team, opstest.Line(team.PublicKey(), "team-ca"), "")
 	user := opstest.Signer(t, 20)
@@ -137,11 +150,7 @@ func TestClaimUndoneWhenARevocationLandsDuringIt(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	_, k, err := o.ClaimKey(ctx, opstest.ClaimGrant(desk), desk, added.Claim.Code)
-	if ops.KindOf(err) != ops.Refused {
-		t.Fatalf("claim with a revocation landing during it = %+v, %v; want a refusal", k, err)
-	}
-	assertNotClaimed(t, o, store, alice, desk)
+	return desk, added.Claim.Code
 }
 
 // assertNotClaimed fails unless key is neither a key nor a pending key of the account of g,
@@ -192,30 +201,7 @@ func TestClaimUndoneWhenTheOtherLoginKeysWentMeanwhile(t *testing.T) {
 	o := ops.New(racing, opstest.Config)
 	first := opstest.Key(t, 1)
 	alice := opstest.Register(t, o, "alice", first)
-	team := opstest.Signer(t, 11)
-	opstest.AddCA(t, o, alice, team, opstest.Line(team.PublicKey(), "team-ca"), "")
-	user := opstest.Signer(t, 20)
-	c := &gossh.Certificate{
-		Key: user.PublicKey(), Serial: 9, CertType: gossh.UserCert, KeyId: "bob", ValidPrincipals: []string{"admin"},
-		ValidAfter: uint64(time.Now().Add(-time.Hour).Unix()), ValidBefore: uint64(time.Now().Add(time.Hour).Unix()),
-	}
-	if err := c.SignCert(rand.Reader, team); err != nil {
-		t.Fatal(err)
-	}
-	bob, err := auth.New(store, auth.Options{}).Authenticate(ctx, auth.Attempt{Key: c, Service: auth.Admin, RemoteAddr: opstest.Addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	desk := opstest.Key(t, 30)
-	added, err := o.AddKey(ctx, bob, opstest.Line(desk, "desk"), "", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	racing.before = func() {
-		if _, err := o.Revoke(ctx, alice, ops.RevokeRequest{KeyID: "bob"}); err != nil {
-			t.Error(err)
-		}
-	}
+	desk, code := racingClaim(t, o, store, racing, alice)
 	racing.after = func() {
 		// The claimed key, now a login key, removes the account's first login key.
 		k, err := store.KeyByFingerprint(ctx, auth.Fingerprint(first))
@@ -226,7 +212,7 @@ func TestClaimUndoneWhenTheOtherLoginKeysWentMeanwhile(t *testing.T) {
 			t.Errorf("removing the first login key after the claim: %v", err)
 		}
 	}
-	_, k, err := o.ClaimKey(ctx, opstest.ClaimGrant(desk), desk, added.Claim.Code)
+	_, k, err := o.ClaimKey(ctx, opstest.ClaimGrant(desk), desk, code)
 	if ops.KindOf(err) != ops.Refused {
 		t.Errorf("claim with a revocation landing during it = %+v, %v; want a refusal", k, err)
 	}

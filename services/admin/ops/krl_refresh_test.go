@@ -140,15 +140,7 @@ func TestKRLRefreshIsFairToSlowSources(t *testing.T) {
 // TestKRLRefresherGoesOnPastAHangingSource: the refresher the server runs fetches alice's
 // source while bob's hangs, and stops when its context ends, hanging fetch and all.
 func TestKRLRefresherGoesOnPastAHangingSource(t *testing.T) {
-	now := time.Now()
-	var mu sync.Mutex
-	cfg := opstest.Config
-	cfg.Now = func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		return now
-	}
-	cfg.KRL = ops.KRLConfig{AllowInternal: true, MinEvery: time.Minute, FetchTimeout: time.Minute}
+	cfg, advance := krlClock()
 	e := newTrustEnv(t, cfg)
 	slow := &hangingKRL{body: krlOf(t, []krl.KRLSection{certs(e.bobs.PublicKey(), serials(1))}), release: make(chan struct{})}
 	defer close(slow.release)
@@ -165,9 +157,7 @@ func TestKRLRefresherGoesOnPastAHangingSource(t *testing.T) {
 	}
 	<-fast.hits
 	slow.hang.Store(true)
-	mu.Lock()
-	now = now.Add(5 * time.Minute)
-	mu.Unlock()
+	advance(5 * time.Minute)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -183,12 +173,9 @@ func TestKRLRefresherGoesOnPastAHangingSource(t *testing.T) {
 	<-done
 }
 
-// TestKRLLeaseOutlastsItsFetch: a scheduled fetch holds its source for as long as the fetch may
-// take (its timeout, and its wait for a KRL work slot), so no other look (of this gateway or
-// another) takes the same source while the first still downloads it: a hanging source would
-// otherwise be fetched again each time the lease ran out, holding one more worker each time,
-// and its account would no longer be kept to one fetch at a time.
-func TestKRLLeaseOutlastsItsFetch(t *testing.T) {
+// krlClock is opstest.Config with KRL sources allowed on loopback, fetches timing out after a
+// minute, and a clock that stands still until advance moves it (advance returns the new time).
+func krlClock() (ops.Config, func(time.Duration) time.Time) {
 	now := time.Now()
 	var mu sync.Mutex
 	cfg := opstest.Config
@@ -198,6 +185,21 @@ func TestKRLLeaseOutlastsItsFetch(t *testing.T) {
 		return now
 	}
 	cfg.KRL = ops.KRLConfig{AllowInternal: true, MinEvery: time.Minute, FetchTimeout: time.Minute}
+	return cfg, func(d time.Duration) time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+		return now
+	}
+}
+
+// TestKRLLeaseOutlastsItsFetch: a scheduled fetch holds its source for as long as the fetch may
+// take (its timeout, and its wait for a KRL work slot), so no other look (of this gateway or
+// another) takes the same source while the first still downloads it: a hanging source would
+// otherwise be fetched again each time the lease ran out, holding one more worker each time,
+// and its account would no longer be kept to one fetch at a time.
+func TestKRLLeaseOutlastsItsFetch(t *testing.T) {
+	cfg, advance := krlClock()
 	e := newTrustEnv(t, cfg)
 	slow := &hangingKRL{body: krlOf(t, []krl.KRLSection{certs(e.bobs.PublicKey(), serials(1))}), release: make(chan struct{})}
 	slowSrv := httptest.NewServer(slow)
@@ -206,9 +208,7 @@ func TestKRLLeaseOutlastsItsFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	slow.hang.Store(true)
-	mu.Lock()
-	now = now.Add(5 * time.Minute)
-	mu.Unlock()
+	advance(5 * time.Minute)
 	done := make(chan int, 1)
 	go func() { done <- e.o.RefreshKRLSources(ctx) }()
 	// Wait (bounded) until the refresher's fetch hangs on bob's server.
@@ -223,10 +223,7 @@ func TestKRLLeaseOutlastsItsFetch(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Later, still within the fetch's timeout, another look finds nothing to take.
-	mu.Lock()
-	now = now.Add(45 * time.Second)
-	later := now
-	mu.Unlock()
+	later := advance(45 * time.Second)
 	src, err := e.store.ClaimDueKRLSource(ctx, later, later.Add(time.Minute))
 	close(slow.release)
 	if err == nil {
