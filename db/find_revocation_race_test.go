@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -55,5 +56,44 @@ func TestFindRevocationSnapshotOfKRLRefresh(t *testing.T) {
 	t.Logf("found %s %s", r.Kind, r.Value)
 	if _, err := st.FindRevocation(ctx, acct.ID, ref); err != nil {
 		t.Fatalf("after the refresh: FindRevocation = %v", err)
+	}
+}
+
+// TestFindRevocationFirstUseConcurrently: many certificate logins at once on a fresh gateway
+// all check revocations before any of its statements is prepared. Each check holds a read
+// connection for its snapshot; preparing a statement needs one too. Once, the checks holding
+// every read connection waited for the statement cache, whose holder waited for a connection:
+// the gateway's logins hung for good (CI saw it as a 10-minute test timeout).
+func TestFindRevocationFirstUseConcurrently(t *testing.T) {
+	for round := range 5 {
+		st, err := db.Open(context.Background(), "", t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		acct, _, err := st.CreateAccount(context.Background(), "alice", db.NewKey{Name: "k", Kind: db.KindLogin, Algorithm: "ssh-ed25519", Fingerprint: "SHA256:k", PublicKey: "ssh-ed25519 AAAA"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		start := make(chan struct{})
+		errs := make(chan error, 64)
+		for i := range 64 {
+			go func() {
+				<-start
+				_, err := st.FindRevocation(ctx, acct.ID, db.CertRef{Serial: uint64(i + 1), KeyID: "bob"})
+				if errors.Is(err, db.ErrNotFound) {
+					err = nil
+				}
+				errs <- err
+			}()
+		}
+		close(start)
+		for range 64 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: a revocation check failed: %v", round, err)
+			}
+		}
+		cancel()
+		st.Close()
 	}
 }

@@ -108,35 +108,36 @@ func (s *sqliteStore) Close() error {
 // readStatement returns query prepared on the read pool, preparing it the first time (and again
 // after a failure). Only a fixed set of query texts comes here, so the cache stays small.
 func (s *sqliteStore) readStatement(ctx context.Context, query string) (*sql.Stmt, error) {
-	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	if stmt, ok := s.prepared[query]; ok {
-		return stmt, nil
-	}
-	stmt, err := s.r.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if s.prepared == nil {
-		s.prepared = map[string]*sql.Stmt{}
-	}
-	s.prepared[query] = stmt
-	return stmt, nil
+	return s.statement(ctx, s.r, query, query)
 }
 
 // writeStatement returns query prepared on the write connection (there is one), preparing it
 // the first time: for the statements every connection's access-log entry runs. A transaction
 // uses it through tx.StmtContext, on the same connection, without preparing it again.
 func (s *sqliteStore) writeStatement(ctx context.Context, query string) (*sql.Stmt, error) {
-	key := "write:" + query
+	return s.statement(ctx, s.w, "write:"+query, query)
+}
+
+// statement returns the statement kept under key, or prepares query on pool and keeps it. It
+// never waits for a connection while holding stmtMu: preparing takes a connection of the pool,
+// and a caller holding one (in a transaction) that waited for stmtMu would keep it from the
+// caller holding stmtMu, for ever. Two first uses may both prepare; one statement is kept.
+func (s *sqliteStore) statement(ctx context.Context, pool *sql.DB, key, query string) (*sql.Stmt, error) {
 	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	if stmt, ok := s.prepared[key]; ok {
+	stmt, ok := s.prepared[key]
+	s.stmtMu.Unlock()
+	if ok {
 		return stmt, nil
 	}
-	stmt, err := s.w.PrepareContext(ctx, query)
+	stmt, err := pool.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
+	}
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if kept, ok := s.prepared[key]; ok {
+		stmt.Close()
+		return kept, nil
 	}
 	if s.prepared == nil {
 		s.prepared = map[string]*sql.Stmt{}
@@ -462,15 +463,27 @@ func (s *sqliteStore) FindRevocation(ctx context.Context, accountID int64, c Cer
 	// serials revoking this certificate into a range (or back) between them must not make the
 	// certificate look unrevoked. A range added since is one the login raced and won, as if it
 	// came first; live access ends the connection it admitted.
+	//
+	// The statements are prepared before the transaction takes its connection: preparing one
+	// needs a connection of the read pool too, and read transactions each waiting for a
+	// statement that waits for their connections would wait for ever.
+	has, err := s.readStatement(ctx, sqliteHasSerialRanges)
+	if err != nil {
+		return fail("preparing the query: ", err)
+	}
+	point, err := s.readStatement(ctx, sqliteFindPointRevocation)
+	if err != nil {
+		return fail("preparing the query: ", err)
+	}
+	inRanges, err := s.readStatement(ctx, sqliteFindRevocation)
+	if err != nil {
+		return fail("preparing the query: ", err)
+	}
 	tx, err := s.r.BeginTx(ctx, nil)
 	if err != nil {
 		return fail("", err)
 	}
 	defer tx.Rollback()
-	has, err := s.readStatement(ctx, sqliteHasSerialRanges)
-	if err != nil {
-		return fail("preparing the query: ", err)
-	}
 	var ranges bool
 	if err := tx.StmtContext(ctx, has).QueryRowContext(ctx, accountID).Scan(&ranges); err != nil {
 		return fail("", err)
@@ -478,13 +491,9 @@ func (s *sqliteStore) FindRevocation(ctx context.Context, accountID int64, c Cer
 	if s.betweenRevocationQueries != nil {
 		s.betweenRevocationQueries()
 	}
-	query, args := sqliteFindPointRevocation, sqliteFindPointArgs(accountID, c)
+	stmt, args := point, sqliteFindPointArgs(accountID, c)
 	if ranges {
-		query, args = sqliteFindRevocation, sqliteFindRevocationArgs(accountID, c)
-	}
-	stmt, err := s.readStatement(ctx, query)
-	if err != nil {
-		return fail("preparing the query: ", err)
+		stmt, args = inRanges, sqliteFindRevocationArgs(accountID, c)
 	}
 	r, err := scanSQLiteRevocation(tx.StmtContext(ctx, stmt).QueryRowContext(ctx, args...))
 	if err != nil {
