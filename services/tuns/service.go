@@ -34,8 +34,10 @@ const (
 	// nameCheckTimeout bounds the lookup of a pgs project of the same name.
 	nameCheckTimeout = 5 * time.Second
 	// refusalWait bounds how long a refusal waits for the connection's session to show its
-	// reason first (OpenSSH opens its session just after its forward requests).
-	refusalWait = time.Second
+	// reason first (OpenSSH opens its session just after its forward requests; on a busy server
+	// that took over a second, and ExitOnForwardFailure=yes then ended ssh before the reason).
+	// A client without a session (ssh -N) hears of the refusal this much later.
+	refusalWait = 3 * time.Second
 )
 
 // PortRange is the operator's range of public TCP ports; the zero value is none.
