@@ -3,7 +3,6 @@ package token
 import (
 	"bytes"
 	"compress/flate"
-	"encoding/binary"
 	"fmt"
 	"io"
 )
@@ -71,16 +70,12 @@ type deflater struct {
 	// discard makes out drop what the compressor writes (history insertion).
 	discard bool
 
-	dirty       bool   // literal data written since the last sync flush
-	history     window // matched-block bytes not yet fed to the compressor
-	haveRun     bool
-	runStart    int32
-	runEnd      int32
-	lastRunEnd  int32
-	frame       [maxDataCount + 2]byte
-	tokenHeader [7]byte
-	noHistory   bool // zlibx: matched blocks are not added to the history
-	advance     bool // protocol 31+: history pieces of long blocks follow each other
+	dirty     bool   // literal data written since the last sync flush
+	history   window // matched-block bytes not yet fed to the compressor
+	runs      runs   // the matched blocks, as runs of block tokens
+	frame     [maxDataCount + 2]byte
+	noHistory bool // zlibx: matched blocks are not added to the history
+	advance   bool // protocol 31+: history pieces of long blocks follow each other
 }
 
 type deflaterSink struct{ d *deflater }
@@ -106,10 +101,8 @@ func (d *deflater) literal(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	if d.haveRun {
-		if err := d.writeRun(); err != nil {
-			return err
-		}
+	if err := d.runs.flush(d.w); err != nil {
+		return err
 	}
 	if h := d.history.bytes(); len(h) > 0 {
 		// Only the last 32 KiB of matched data can be referred to, so only they are fed.
@@ -166,15 +159,8 @@ func (d *deflater) block(i int32, data []byte) error {
 	if err := d.flushData(); err != nil {
 		return err
 	}
-	if d.haveRun && i == d.runEnd+1 && i-d.runStart < 65536 {
-		d.runEnd = i
-	} else {
-		if d.haveRun {
-			if err := d.writeRun(); err != nil {
-				return err
-			}
-		}
-		d.haveRun, d.runStart, d.runEnd = true, i, i
+	if err := d.runs.add(d.w, i); err != nil {
+		return err
 	}
 	if !d.noHistory {
 		eachHistoryPiece(data, d.history.add, d.advance)
@@ -182,46 +168,14 @@ func (d *deflater) block(i int32, data []byte) error {
 	return nil
 }
 
-func (d *deflater) writeRun() error {
-	h := d.tokenHeader[:0]
-	r := d.runStart - d.lastRunEnd
-	n := d.runEnd - d.runStart
-	switch {
-	case r >= 0 && r <= 63 && n == 0:
-		h = append(h, flagTokenRel|byte(r))
-	case r >= 0 && r <= 63:
-		h = append(h, flagTokenRunRel|byte(r))
-	case n == 0:
-		h = append(h, flagTokenLong)
-		h = binary.LittleEndian.AppendUint32(h, uint32(d.runStart))
-	default:
-		h = append(h, flagTokenRunLong)
-		h = binary.LittleEndian.AppendUint32(h, uint32(d.runStart))
-	}
-	if n != 0 {
-		h = append(h, byte(n), byte(n>>8))
-	}
-	d.lastRunEnd = d.runEnd
-	d.haveRun = false
-	_, err := d.w.Write(h)
-	return err
-}
-
 func (d *deflater) end() error {
 	if err := d.flushData(); err != nil {
 		return err
 	}
-	if d.haveRun {
-		if err := d.writeRun(); err != nil {
-			return err
-		}
-	}
-	d.lastRunEnd = 0
 	d.history.reset()
 	d.out.Reset()
 	d.fw.Reset(deflaterSink{d})
-	_, err := d.w.Write([]byte{flagEnd})
-	return err
+	return d.runs.endFile(d.w)
 }
 
 // inflater is the -z side of Reader.
