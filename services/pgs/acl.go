@@ -150,8 +150,72 @@ func (c *passwordChecker) check(ctx context.Context, source, hash, password stri
 	return v.(bool), nil
 }
 
-// privateCacheControl is what a site behind a password sends by default.
+// privateCacheControl is what a private site (behind a password, or for listed accounts)
+// sends by default: only the visitor's own cache may keep it.
 var privateCacheControl = []string{"private, max-age=0, must-revalidate"}
+
+// keepPrivate makes the caching headers of a private site's response say that no shared cache
+// (a CDN, a proxy) may keep it, whatever the site's _headers rules set: their directives for
+// the visitor's own cache stay (max-age, immutable, no-store, ...), those that let a shared
+// cache keep it (public, s-maxage, proxy-revalidate) and a private limited to some fields go,
+// and private comes first. With no directive left (or none set, or removed by a rule) it is
+// privateCacheControl. Headers for CDNs alone (CDN-Cache-Control and the like,
+// Surrogate-Control) go: a CDN would follow them instead.
+func keepPrivate(hdr http.Header) {
+	for name := range hdr {
+		if name == "Surrogate-Control" || name == "Cdn-Cache-Control" || strings.HasSuffix(name, "-Cdn-Cache-Control") {
+			delete(hdr, name)
+		}
+	}
+	cc := hdr["Cache-Control"]
+	if len(cc) == 1 && cc[0] == privateCacheControl[0] {
+		return
+	}
+	kept := []string{"private"}
+	for _, d := range cacheDirectives(cc) {
+		name, _, _ := strings.Cut(d, "=")
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "public", "private", "s-maxage", "proxy-revalidate":
+			continue
+		}
+		kept = append(kept, d)
+	}
+	if len(kept) == 1 {
+		hdr["Cache-Control"] = privateCacheControl
+		return
+	}
+	hdr["Cache-Control"] = []string{strings.Join(kept, ", ")}
+}
+
+// cacheDirectives splits Cache-Control values into their directives, at the commas outside
+// quoted strings (no-cache="Set-Cookie, X-Id" is one). A directive with an unterminated quoted
+// string is left out: where it ends is anyone's guess.
+func cacheDirectives(values []string) []string {
+	var out []string
+	add := func(d string) {
+		if d = strings.TrimSpace(d); d != "" {
+			out = append(out, d)
+		}
+	}
+	for _, v := range values {
+		start, quoted := 0, false
+		for i := 0; i < len(v); i++ {
+			switch c := v[i]; {
+			case quoted && c == '\\':
+				i++
+			case c == '"':
+				quoted = !quoted
+			case c == ',' && !quoted:
+				add(v[start:i])
+				start = i + 1
+			}
+		}
+		if !quoted {
+			add(v[start:])
+		}
+	}
+	return out
+}
 
 // basicAuth asks for a site's password (any user name) before the site.
 type basicAuth struct {
@@ -176,10 +240,7 @@ func (b *basicAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if good {
-			// Only for this visitor: a shared cache must not keep it for others (public, the
-			// default of public sites, lets one keep answers to requests with Authorization).
-			// A _headers rule may still say otherwise.
-			w.Header()["Cache-Control"] = privateCacheControl
+			// next is the site's handler made private: it says Cache-Control private.
 			b.next.ServeHTTP(w, r)
 			return
 		}

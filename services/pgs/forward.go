@@ -116,7 +116,8 @@ func (f *forwardedSite) handler(ctx context.Context) (http.Handler, error) {
 	case !found:
 		return nil, errNoSite
 	}
-	site := &siteHandler{svc: f.svc, accountID: live.AccountID, deployID: live.DeployID}
+	site := &siteHandler{svc: f.svc, accountID: live.AccountID, deployID: live.DeployID,
+		private: live.ACL.Kind == db.PGSAccounts || live.ACL.Kind == db.PGSPassword}
 	switch live.ACL.Kind {
 	case db.PGSAccounts:
 		if err := auth.MaySeePrivateSite(f.grant, live.AccountID, live.ACL.AccountIDs); err != nil {

@@ -51,7 +51,7 @@ func (s *Service) Site(account, name string) (http.Handler, bool) {
 		return http.HandlerFunc(http.NotFound), true // seen only over an SSH forward
 	case db.PGSPassword:
 		return &basicAuth{svc: s, hash: live.ACL.PasswordHash, realm: account + "-" + name,
-			next: &siteHandler{svc: s, accountID: live.AccountID, deployID: live.DeployID}}, true
+			next: &siteHandler{svc: s, accountID: live.AccountID, deployID: live.DeployID, private: true}}, true
 	}
 	return &siteHandler{svc: s, accountID: live.AccountID, deployID: live.DeployID}, true
 }
@@ -61,9 +61,15 @@ type siteHandler struct {
 	svc       *Service
 	accountID int64
 	deployID  int64
+	// private: the site is behind a password or for listed accounts, so its answers are for
+	// their visitor only (Cache-Control private, see keepPrivate).
+	private bool
 }
 
 func (h *siteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.private {
+		w.Header()["Cache-Control"] = privateCacheControl
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -109,6 +115,9 @@ func (h *siteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f, _ := t.file(res.file)
 		if rules.headers != nil {
 			setSiteHeaders(w.Header(), rules.headers.For(r.URL.Path))
+		}
+		if h.private {
+			keepPrivate(w.Header())
 		}
 		h.serveFile(w, r, res.file, f, res.status)
 	default:
