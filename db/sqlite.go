@@ -29,6 +29,10 @@ type sqliteStore struct {
 	// running them (FindRevocation's has 130 serial range buckets).
 	stmtMu   sync.Mutex
 	prepared map[string]*sql.Stmt
+	closed   bool // Close ran: a statement prepared meanwhile is closed, not kept
+
+	// afterPrepare, when set (tests), runs between preparing a statement and keeping it.
+	afterPrepare func()
 
 	// betweenRevocationQueries, when set (tests), runs between FindRevocation's two queries.
 	betweenRevocationQueries func()
@@ -101,9 +105,13 @@ func (s *sqliteStore) Close() error {
 		errs = append(errs, stmt.Close())
 	}
 	s.prepared = nil
+	s.closed = true
 	s.stmtMu.Unlock()
 	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
+
+// errStoreClosed is what using a store after its Close gets.
+var errStoreClosed = errors.New("the store is closed")
 
 // readStatement returns query prepared on the read pool, preparing it the first time (and again
 // after a failure). Only a fixed set of query texts comes here, so the cache stays small.
@@ -133,8 +141,15 @@ func (s *sqliteStore) statement(ctx context.Context, pool *sql.DB, key, query st
 	if err != nil {
 		return nil, err
 	}
+	if s.afterPrepare != nil {
+		s.afterPrepare()
+	}
 	s.stmtMu.Lock()
 	defer s.stmtMu.Unlock()
+	if s.closed {
+		stmt.Close()
+		return nil, errStoreClosed
+	}
 	if kept, ok := s.prepared[key]; ok {
 		stmt.Close()
 		return kept, nil
