@@ -159,11 +159,11 @@ var privateCacheControl = []string{"private, max-age=0, must-revalidate"}
 // the visitor's own cache stay (max-age, immutable, no-store, ...), those that let a shared
 // cache keep it (public, s-maxage, proxy-revalidate) and a private limited to some fields go,
 // and private comes first. With no directive left (or none set, or removed by a rule) it is
-// privateCacheControl. Headers for CDNs alone (CDN-Cache-Control and the like,
-// Surrogate-Control) go: a CDN would follow them instead.
+// privateCacheControl. Headers for CDNs alone (CDN-Cache-Control, Akamai-Cache-Control and the
+// like, Surrogate-Control, Edge-Control) go: a CDN would follow them instead.
 func keepPrivate(hdr http.Header) {
 	for name := range hdr {
-		if name == "Surrogate-Control" || name == "Cdn-Cache-Control" || strings.HasSuffix(name, "-Cdn-Cache-Control") {
+		if (name != "Cache-Control" && strings.HasSuffix(name, "Cache-Control")) || name == "Surrogate-Control" || name == "Edge-Control" {
 			delete(hdr, name)
 		}
 	}

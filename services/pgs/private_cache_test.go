@@ -14,6 +14,7 @@ import (
 // year in every cache for its assets, a CDN's own cache header, one removing Cache-Control.
 const privateCacheRules = "/assets/*\n  Cache-Control: public, max-age=31536000, immutable\n" +
 	"  CDN-Cache-Control: max-age=86400\n  Cloudflare-CDN-Cache-Control: max-age=86400\n  Surrogate-Control: max-age=86400\n" +
+	"  Akamai-Cache-Control: max-age=86400\n  Edge-Control: cache-maxage=1d\n" +
 	"/bare/*\n  ! Cache-Control\n/shared/*\n  Cache-Control: s-maxage=600, proxy-revalidate\n"
 
 // checkPrivateCaching fails unless hdr lets no shared cache keep the response: Cache-Control
@@ -42,7 +43,7 @@ func checkPrivateCaching(t *testing.T, what string, hdr http.Header, wantKept ..
 		}
 	}
 	for name := range hdr {
-		if strings.HasSuffix(name, "Cdn-Cache-Control") || name == "Surrogate-Control" {
+		if (name != "Cache-Control" && strings.HasSuffix(name, "Cache-Control")) || name == "Surrogate-Control" || name == "Edge-Control" {
 			t.Errorf("%s: %s %q reaches a CDN", what, name, hdr.Values(name))
 		}
 	}
