@@ -324,7 +324,9 @@ func (c *conn) checkIdleLocked() {
 	if c.sink != nil || c.hadSession || len(c.tunnels) > 0 || c.ended || c.idleCheck != nil {
 		return
 	}
-	c.idleCheck = time.AfterFunc(c.svc.o.Grace, func() {
+	// Not before a refusal's wait for the session (tellBeforeReply) is over: a session that
+	// opens within it must find the connection open, to show the reason.
+	c.idleCheck = time.AfterFunc(max(c.svc.o.Grace, c.svc.refusalWait), func() {
 		c.mu.Lock()
 		c.idleCheck = nil
 		idle := c.sink == nil && !c.hadSession && len(c.tunnels) == 0 && !c.ended

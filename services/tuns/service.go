@@ -95,7 +95,7 @@ type Options struct {
 	SSHCommand string
 	// Grace is how long a session waits for its connection's forwards before it says there are
 	// none, and a connection without a session waits before it is closed for having none
-	// (2s when zero).
+	// (2s when zero; never less than a refusal waits for the session, refusalWait).
 	Grace  time.Duration
 	Logger *slog.Logger
 }

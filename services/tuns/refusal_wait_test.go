@@ -1,0 +1,64 @@
+package tuns
+
+import (
+	"bufio"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRefusalWaitOutlastsTheIdleClose: a refused forward waits up to refusalWait for the
+// connection's session to show the reason before the refusal is sent. Meanwhile the connection,
+// which has no session yet, must not be closed as idle after Grace: a session that OpenSSH opens
+// late (on a busy server) would find it gone, and ssh would end without the reason, the very
+// case the wait is for.
+func TestRefusalWaitOutlastsTheIdleClose(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.svc.refusalWait = 10 * time.Second // far past Grace (500 ms)
+	c := h.dial(h.alice)
+	replied := make(chan bool, 1)
+	go func() {
+		ok, _ := c.bind("Not_A_Name", 80)
+		replied <- ok
+	}()
+	time.Sleep(3 * h.svc.o.Grace) // the session comes late, but well within refusalWait
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatalf("the connection was closed while its refused forward waited for a session: %v", err)
+	}
+	defer sess.Close()
+	stderr, err := sess.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Start(""); err != nil {
+		t.Fatal(err)
+	}
+	told := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "refused") {
+				told <- true
+				return
+			}
+		}
+		told <- false
+	}()
+	select {
+	case ok := <-told:
+		if !ok {
+			t.Fatal("the session ended without the reason of the refusal")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session never showed the reason of the refusal")
+	}
+	select {
+	case ok := <-replied:
+		if ok {
+			t.Fatal("a forward with a bad name was accepted")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply to the forward request")
+	}
+}
