@@ -131,6 +131,14 @@ func (f *forwardedSite) handler(ctx context.Context) (http.Handler, error) {
 }
 
 func (f *forwardedSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Service-Worker") != "" {
+		// The browser fetches a service worker's script so. Every site forwarded to the same
+		// local port is one origin to it (http://localhost:8000): a service worker one site
+		// installed there would control the pages of every site forwarded there later, private
+		// ones included, and could send them away.
+		http.Error(w, "service workers are not served over SSH forwards: every site forwarded to the same local port shares its browser origin", http.StatusForbidden)
+		return
+	}
 	h, err := f.handler(r.Context())
 	switch {
 	case errors.Is(err, errNoSite):
