@@ -123,11 +123,46 @@ func (f *forwardedSite) handler(ctx context.Context) (http.Handler, error) {
 		if err := auth.MaySeePrivateSite(f.grant, live.AccountID, live.ACL.AccountIDs); err != nil {
 			return nil, errNoSite
 		}
+		return notStored{site}, nil
 	case db.PGSPassword:
-		return &basicAuth{svc: f.svc, hash: live.ACL.PasswordHash, realm: f.account + "-" + f.project,
-			source: "ssh:" + f.source, next: site}, nil
+		return notStored{&basicAuth{svc: f.svc, hash: live.ACL.PasswordHash, realm: f.account + "-" + f.project,
+			source: "ssh:" + f.source, next: site}}, nil
 	}
 	return site, nil
+}
+
+// notStoredCacheControl is what a private site's answers over a forward say.
+var notStoredCacheControl = []string{"private, no-store"}
+
+// notStored serves a private site over a forward with Cache-Control private, no-store, whatever
+// else it set: the browser's origin there (http://localhost:8000) is every site's forwarded to
+// that port, and a page it kept, even stale, a site opened there later could read
+// (fetch(url, {cache: "only-if-cached", mode: "same-origin"})).
+type notStored struct{ next http.Handler }
+
+func (n notStored) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n.next.ServeHTTP(&notStoredWriter{ResponseWriter: w}, r)
+}
+
+// notStoredWriter sets Cache-Control as its header is written.
+type notStoredWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *notStoredWriter) WriteHeader(code int) {
+	if !w.wrote && code >= 200 {
+		w.wrote = true
+		w.Header()["Cache-Control"] = notStoredCacheControl
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *notStoredWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
 }
 
 func (f *forwardedSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {

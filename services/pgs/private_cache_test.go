@@ -109,8 +109,8 @@ func TestAccountsSiteCachingIsPrivate(t *testing.T) {
 }
 
 // forwardHead asks for path through a direct-tcpip channel to target, as ssh -L does, and
-// returns the status and header (0 when it failed).
-func forwardHead(t *testing.T, c *gossh.Client, target, path string) (int, http.Header) {
+// returns the status and header (0 when it failed); header holds name, value pairs to send.
+func forwardHead(t *testing.T, c *gossh.Client, target, path string, header ...string) (int, http.Header) {
 	t.Helper()
 	conn, err := c.Dial("tcp", target)
 	if err != nil {
@@ -119,6 +119,9 @@ func forwardHead(t *testing.T, c *gossh.Client, target, path string) (int, http.
 	}
 	defer conn.Close()
 	req, _ := http.NewRequest("GET", "http://localhost:8000"+path, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	if err := req.Write(conn); err != nil {
 		t.Error(err)
 		return 0, nil
@@ -130,4 +133,47 @@ func forwardHead(t *testing.T, c *gossh.Client, target, path string) (int, http.
 	}
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header
+}
+
+// TestPrivateSitesOverForwardsAreNotStored: over a forward, a private site's pages are the
+// browser's http://localhost:8000/..., an origin every site forwarded to that port shares: a
+// page it keeps (even stale, as private, max-age=0 allows) a site opened there later reads with
+// fetch(url, {cache: "only-if-cached", mode: "same-origin"}). So they say no-store; a public
+// site's pages, which anyone may read, keep their caching.
+func TestPrivateSitesOverForwardsAreNotStored(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "secret home", "assets/app.js": "secret()", "_headers": privateCacheRules})
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	alice, _ := h.goSSH("pgs")
+	noStore := func(what string, hdr http.Header) {
+		t.Helper()
+		checkPrivateCaching(t, what, hdr)
+		if cc := hdr.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+			t.Errorf("%s: Cache-Control %q, want no-store", what, cc)
+		}
+	}
+	if _, hdr := forwardHead(t, alice, "alice-blog:80", "/assets/app.js"); hdr.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Errorf("a public site over a forward: Cache-Control %q, want its rule's", hdr.Get("Cache-Control"))
+	}
+	h.accountClient("bob")
+	if _, stderr, code := h.ssh("acl", "blog", "accounts", "bob"); code != 0 {
+		t.Fatalf("acl accounts: %s", stderr)
+	}
+	for _, path := range []string{"/", "/assets/app.js", "/nothing-here"} {
+		_, hdr := forwardHead(t, alice, "alice-blog:80", path)
+		noStore("accounts "+path, hdr)
+	}
+	if _, stderr, code := h.run(strings.NewReader("correct horse battery\n"), "ssh", append(h.sshArgs(), "pgs@127.0.0.1", "acl", "blog", "password")...); code != 0 {
+		t.Fatalf("acl password: %s", stderr)
+	}
+	req, _ := http.NewRequest("GET", "/", nil)
+	req.SetBasicAuth("anyone", "correct horse battery")
+	for _, path := range []string{"/", "/assets/app.js"} {
+		code, hdr := forwardHead(t, alice, "alice-blog:80", path, "Authorization", req.Header.Get("Authorization"))
+		if code != 200 {
+			t.Fatalf("password %s over a forward: %d", path, code)
+		}
+		noStore("password "+path, hdr)
+	}
 }
