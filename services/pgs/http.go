@@ -230,7 +230,7 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 		hdr["Content-Length"] = m.e.length
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
-			w.Write(m.data)
+			w.Write(m.e.data)
 		}
 		return
 	}
@@ -240,7 +240,7 @@ func (h *siteHandler) serveFile(w http.ResponseWriter, r *http.Request, name str
 	var body io.ReadSeeker = io.NewSectionReader(rd, 0, rd.Size())
 	switch f := rd.(type) {
 	case memReader:
-		body = bytes.NewReader(f.data)
+		body = bytes.NewReader(f.e.data)
 	case interface{ ReadSeeker() io.ReadSeeker }:
 		body = f.ReadSeeker() // a file the kernel can send by itself
 	}
@@ -277,6 +277,13 @@ var (
 // send the whole file with status 200.
 func plainGet(r *http.Request) bool {
 	h := r.Header
-	return h.Get("Range") == "" && h.Get("If-None-Match") == "" && h.Get("If-Modified-Since") == "" &&
-		h.Get("If-Match") == "" && h.Get("If-Unmodified-Since") == ""
+	return absent(h, "Range") && absent(h, "If-None-Match") && absent(h, "If-Modified-Since") &&
+		absent(h, "If-Match") && absent(h, "If-Unmodified-Since")
+}
+
+// absent reports whether h.Get(name) would be "", for a canonical name (net/http canonicalises
+// the keys of a request's header) without canonicalising it again.
+func absent(h http.Header, name string) bool {
+	v := h[name]
+	return len(v) == 0 || v[0] == ""
 }

@@ -3,6 +3,7 @@ package pgs
 import (
 	"crypto/sha256"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +205,34 @@ func TestSameContentsOwnTimes(t *testing.T) {
 		if code != 200 || body != "same" || hdr.Get("Last-Modified") != want[p] || hdr.Get("Content-Length") != "4" ||
 			hdr.Get("Content-Type") != "text/plain; charset=utf-8" || hdr.Get("ETag") != `"`+sha256hex("same")+`"` {
 			t.Fatalf("GET %s: %d %q %v; want Last-Modified %s", p, code, body, hdr, want[p])
+		}
+	}
+}
+
+// TestPlainGet: a request is served by the one-write path only without a condition or range,
+// as http.ServeContent would treat it (an empty value is no condition, as Header.Get reads it).
+func TestPlainGet(t *testing.T) {
+	for _, tc := range []struct {
+		header string
+		value  string
+		want   bool
+	}{
+		{"", "", true},
+		{"Accept-Encoding", "gzip", true},
+		{"Range", "bytes=0-1", false},
+		{"Range", "", true},
+		{"If-None-Match", `"x"`, false},
+		{"If-Modified-Since", "Mon, 07 Dec 2026 10:00:00 GMT", false},
+		{"If-Match", "*", false},
+		{"If-Unmodified-Since", "Mon, 07 Dec 2026 10:00:00 GMT", false},
+		{"if-none-match", `"x"`, false}, // Header.Set canonicalises, as net/http's parser does
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if tc.header != "" {
+			r.Header.Set(tc.header, tc.value)
+		}
+		if got := plainGet(r); got != tc.want {
+			t.Errorf("%s: %q: plainGet = %v, want %v", tc.header, tc.value, got, tc.want)
 		}
 	}
 }

@@ -109,30 +109,30 @@ func (c *memCache) put(k memKey, data []byte) *memEntry {
 	return e
 }
 
-// memReader is a file held in memory, as a blob.Reader.
+// memReader is a file held in memory, as a blob.Reader. It is one pointer, so that a
+// blob.Reader holding it needs no allocation.
 type memReader struct {
-	data []byte
-	e    *memEntry
+	e *memEntry
 }
 
 func (r memReader) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(len(r.data)) {
+	if off >= int64(len(r.e.data)) {
 		return 0, io.EOF
 	}
-	n := copy(p, r.data[off:])
+	n := copy(p, r.e.data[off:])
 	if n < len(p) {
 		return n, io.EOF
 	}
 	return n, nil
 }
-func (r memReader) Size() int64  { return int64(len(r.data)) }
+func (r memReader) Size() int64  { return int64(len(r.e.data)) }
 func (r memReader) Close() error { return nil }
 
 // cached opens a blob (enc "") or its compressed copy through the memory cache: open is called
 // on a miss, and a small result is read whole and kept.
 func (s *Service) cached(k memKey, open func() (blob.Reader, error)) (blob.Reader, error) {
 	if e, ok := s.mem.get(k); ok {
-		return memReader{e.data, e}, nil
+		return memReader{e}, nil
 	}
 	rd, err := open()
 	if err != nil || rd.Size() > memFileMax {
@@ -144,5 +144,5 @@ func (s *Service) cached(k memKey, open func() (blob.Reader, error)) (blob.Reade
 		return nil, err
 	}
 	e := s.mem.put(k, data)
-	return memReader{e.data, e}, nil
+	return memReader{e}, nil
 }
