@@ -110,10 +110,15 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	g.metrics.sessionsActive.WithLabelValues(name).Inc()
 	defer g.metrics.sessionsActive.WithLabelValues(name).Dec()
 	pty := term.ok
-	log := g.log.With("account", grant.Account, "service", name, "identity", grant.Identity, "remote", s.RemoteAddr().String())
-	log.Info("session start", "command", sess.RawCommand, "subsystem", sess.Subsystem, "pty", pty)
+	// One line per session, written when it ends, says who ran what and how it ended; the
+	// line that it starts is for debugging only (a busy gateway paid for three lines a
+	// session: auth allowed, session start, session end).
+	if g.log.Enabled(s.Context(), slog.LevelDebug) {
+		g.log.Debug("session start", "account", grant.Account, "service", name, "identity", grant.Identity,
+			"remote", s.RemoteAddr().String(), "command", sess.RawCommand, "subsystem", sess.Subsystem, "pty", pty)
+	}
 	start := time.Now()
-	code := g.run(svc, sess, log)
+	code := g.run(svc, sess, grant, name)
 	if begun.channel != nil {
 		// The gateway ended the session (its access ended, or the server is shutting
 		// down): now that the service has stopped, say why.
@@ -122,7 +127,10 @@ func (g *Gateway) serveSession(s ssh.Session) {
 			code = max(code, 1)
 		}
 	}
-	log.Info("session end", "status", code, "duration", time.Since(start).Round(time.Millisecond).String())
+	g.log.Info("session end", "account", grant.Account, "service", name, "method", string(grant.Method),
+		"identity", grant.Identity, "key", grant.KeyFingerprint, "remote", s.RemoteAddr().String(),
+		"command", sess.RawCommand, "subsystem", sess.Subsystem, "pty", pty,
+		"status", code, "duration", time.Since(start).Round(time.Millisecond).String())
 	s.Exit(code)
 }
 
@@ -144,10 +152,11 @@ func (g *Gateway) watchRegrant(s ssh.Session, ng auth.Grant) {
 
 // run calls svc.Serve, turning a panic into exit status 1 so one session cannot take the
 // server down.
-func (g *Gateway) run(svc services.Service, sess *services.Session, log *slog.Logger) (code int) {
+func (g *Gateway) run(svc services.Service, sess *services.Session, grant auth.Grant, name string) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error("service panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			g.log.Error("service panicked", "account", grant.Account, "service", name, "identity", grant.Identity,
+				"remote", sess.RemoteAddr().String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			fmt.Fprint(sess.Stderr(), "portico: internal error\n")
 			code = 1
 		}
