@@ -25,7 +25,7 @@ const (
 	// more to join it. Connections do not wait for it (an allowed connection is served once its
 	// entry is queued); it turns a commit per connection into a commit per linger on a busy
 	// gateway. A sync request ends the wait at once.
-	accessLinger = 10 * time.Millisecond
+	accessLinger = 50 * time.Millisecond
 )
 
 // batchStore writes access-log entries and key use times in one transaction; db.Store is one.

@@ -152,7 +152,9 @@ func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, c
 	}
 	g.metrics.authDecisions.WithLabelValues(string(grant.Service), string(grant.Method), "allowed").Inc()
 	if logged {
-		g.log.Info("auth allowed", "account", grant.Account, "service", grant.Service, "method", grant.Method,
+		// Debug only: the access log has the decision, and each session's line says who ran
+		// what with which key or certificate.
+		g.log.Debug("auth allowed", "account", grant.Account, "service", grant.Service, "method", grant.Method,
 			"identity", grant.Identity, "key", grant.KeyFingerprint, "remote", e.RemoteAddr)
 	}
 

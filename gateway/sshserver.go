@@ -61,10 +61,8 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	v, _ := g.terminals.LoadAndDelete(s)
 	begun, _ := v.(sessionStart)
 	term := begun.term
-	closed := make(<-chan struct{}) // never, without a channel: the connection's end ends it
 	if begun.channel != nil {
 		defer begun.channel.unref()
-		closed = begun.channel.closed
 	}
 	grant, ok := grantFrom(s.Context())
 	if !ok {
@@ -72,13 +70,13 @@ func (g *Gateway) serveSession(s ssh.Session) {
 		s.Exit(1)
 		return
 	}
-	var stop <-chan struct{}
 	if sc := begun.channel; sc != nil {
 		defer close(sc.handlerDone)
-		stop = sc.stop
 	}
 	svc := g.o.Router.Lookup(grant.Service)
-	sess := &services.Session{Session: startedSession{Session: s, term: term, ctx: newSessionContext(s.Context(), closed, stop), key: grant.PublicKey}, Grant: grant}
+	sctx, stopCtx := newSessionContext(s.Context(), begun.channel)
+	defer stopCtx()
+	sess := &services.Session{Session: startedSession{Session: s, term: term, ctx: sctx, key: grant.PublicKey}, Grant: grant}
 	sess.Regrant = func(ng auth.Grant) { g.watchRegrant(s, ng) }
 	if forced, ok := grant.ForcedCommand(); ok {
 		cmd, err := shlex.Split(forced, true)
@@ -110,10 +108,15 @@ func (g *Gateway) serveSession(s ssh.Session) {
 	g.metrics.sessionsActive.WithLabelValues(name).Inc()
 	defer g.metrics.sessionsActive.WithLabelValues(name).Dec()
 	pty := term.ok
-	log := g.log.With("account", grant.Account, "service", name, "identity", grant.Identity, "remote", s.RemoteAddr().String())
-	log.Info("session start", "command", sess.RawCommand, "subsystem", sess.Subsystem, "pty", pty)
+	// One line per session, written when it ends, says who ran what and how it ended; the
+	// line that it starts is for debugging only (a busy gateway paid for three lines a
+	// session: auth allowed, session start, session end).
+	if g.log.Enabled(s.Context(), slog.LevelDebug) {
+		g.log.Debug("session start", "account", grant.Account, "service", name, "identity", grant.Identity,
+			"remote", s.RemoteAddr().String(), "command", sess.RawCommand, "subsystem", sess.Subsystem, "pty", pty)
+	}
 	start := time.Now()
-	code := g.run(svc, sess, log)
+	code := g.run(svc, sess, grant, name)
 	if begun.channel != nil {
 		// The gateway ended the session (its access ended, or the server is shutting
 		// down): now that the service has stopped, say why.
@@ -122,7 +125,10 @@ func (g *Gateway) serveSession(s ssh.Session) {
 			code = max(code, 1)
 		}
 	}
-	log.Info("session end", "status", code, "duration", time.Since(start).Round(time.Millisecond).String())
+	g.log.Info("session end", "account", grant.Account, "service", name, "method", string(grant.Method),
+		"identity", grant.Identity, "key", grant.KeyFingerprint, "remote", s.RemoteAddr().String(),
+		"command", sess.RawCommand, "subsystem", sess.Subsystem, "pty", pty,
+		"status", code, "duration", time.Since(start).Round(time.Millisecond).String())
 	s.Exit(code)
 }
 
@@ -144,10 +150,11 @@ func (g *Gateway) watchRegrant(s ssh.Session, ng auth.Grant) {
 
 // run calls svc.Serve, turning a panic into exit status 1 so one session cannot take the
 // server down.
-func (g *Gateway) run(svc services.Service, sess *services.Session, log *slog.Logger) (code int) {
+func (g *Gateway) run(svc services.Service, sess *services.Session, grant auth.Grant, name string) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error("service panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			g.log.Error("service panicked", "account", grant.Account, "service", name, "identity", grant.Identity,
+				"remote", sess.RemoteAddr().String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			fmt.Fprint(sess.Stderr(), "portico: internal error\n")
 			code = 1
 		}
@@ -179,7 +186,7 @@ func (g *Gateway) serveSessionChannel(srv *ssh.Server, conn *gossh.ServerConn, c
 		act = ci.activity
 	}
 	sc := &sessionChannel{closed: make(chan struct{}), release: release, winch: make(chan ssh.Window, 1), activity: act,
-		connCtx: ctx, stop: make(chan struct{}), handlerDone: make(chan struct{})}
+		connCtx: ctx, stop: make(chan struct{}), handlerDone: make(chan struct{}), ctxDone: make(chan struct{})}
 	sc.refs.Store(1)
 	// Once accepted, the session is known to its connection and to the gateway, which may
 	// end it (live access, shutdown).
@@ -232,6 +239,10 @@ type sessionChannel struct {
 	connCtx     ssh.Context   // the connection's context, for its grant
 	stop        chan struct{} // closed when the gateway ends the session
 	handlerDone chan struct{} // closed when the session's handler has returned
+	// ctxDone ends the session's context: closed (by endContext) when the channel's
+	// requests end, when the gateway ends the session, or when the connection ends.
+	ctxDone chan struct{}
+	ctxOnce sync.Once
 
 	mu       sync.Mutex
 	started  bool   // its handler was started
@@ -285,6 +296,7 @@ func (c *sessionChannel) end(reason string, deadline time.Time) {
 	c.mu.Unlock()
 	if !started {
 		close(c.stop)
+		c.endContext()
 		c.tell(reason, deadline)
 		return
 	}
@@ -297,6 +309,7 @@ func (c *sessionChannel) end(reason string, deadline time.Time) {
 	c.reason = reason
 	c.mu.Unlock()
 	close(c.stop)
+	c.endContext()
 	select {
 	case <-c.handlerDone:
 	case <-time.After(time.Until(deadline)):
@@ -325,6 +338,9 @@ func (c *sessionChannel) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// endContext ends the session's context (see sessionContext).
+func (c *sessionChannel) endContext() { c.ctxOnce.Do(func() { close(c.ctxDone) }) }
 
 func (c *sessionChannel) unref() {
 	if c.refs.Add(-1) == 0 {
@@ -362,24 +378,23 @@ func channelOf(s ssh.Session) *sessionChannel {
 }
 
 // sessionContext is a session's context: the connection's, ended also when the session's
-// channel closes, so that a service stops when its client closes the session even while the
-// connection goes on (ssh's connection sharing, or any client running several sessions).
+// channel closes or the gateway ends the session, so that a service stops when its client
+// closes the session even while the connection goes on (ssh's connection sharing, or any
+// client running several sessions). It takes no goroutine of its own: the session channel
+// closes done from where those happen, and the connection's end from context.AfterFunc.
 type sessionContext struct {
 	ssh.Context
-	done chan struct{}
+	done <-chan struct{}
 }
 
-func newSessionContext(conn ssh.Context, closed, stop <-chan struct{}) sessionContext {
-	c := sessionContext{Context: conn, done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		select {
-		case <-closed:
-		case <-stop:
-		case <-conn.Done():
-		}
-	}()
-	return c
+// newSessionContext makes the context of a session on sc (nil: the connection's end alone
+// ends it); stop releases what it registered on the connection's context, once the session's
+// handler returns.
+func newSessionContext(conn ssh.Context, sc *sessionChannel) (sessionContext, func() bool) {
+	if sc == nil {
+		return sessionContext{Context: conn, done: conn.Done()}, func() bool { return false }
+	}
+	return sessionContext{Context: conn, done: sc.ctxDone}, context.AfterFunc(conn, sc.endContext)
 }
 
 func (c sessionContext) Done() <-chan struct{} { return c.done }
@@ -424,6 +439,7 @@ func (c agentlessChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error)
 	out := make(chan *gossh.Request)
 	go func() {
 		defer close(c.sc.closed)
+		defer c.sc.endContext()
 		defer close(c.sc.winch)
 		defer close(out)
 		r := sessionRequests{sc: c.sc}
