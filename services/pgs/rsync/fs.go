@@ -18,7 +18,8 @@ import (
 // FS is the storage a session reads (downloads, block matching, quick checks) and writes
 // (uploads). Every name is "." (the root) or a clean, relative, slash-separated path checked by
 // the server: no "..", no leading "/", no empty components. Implementations must not follow
-// symbolic links when writing.
+// symbolic links when writing. Methods are called from several goroutines at once (an upload's
+// generator, its receiver, and the goroutines that start the receiver's uploads ahead).
 type FS interface {
 	// Lstat describes name without following a final symbolic link.
 	Lstat(name string) (fs.FileInfo, error)
@@ -31,7 +32,8 @@ type FS interface {
 	// Mkdir creates one directory; its parent exists.
 	Mkdir(name string, perm fs.FileMode) error
 	// Create starts writing a new version of the regular file name. Nothing is visible at name
-	// until Commit; Abort discards the data.
+	// until Commit; Abort discards the data. A receiver calls Create a few files ahead of the
+	// file's data (up to aheadWindow uploads not yet written), and aborts those it does not get.
 	Create(name string) (Upload, error)
 	// Chtimes sets the modification time of an existing file or directory.
 	Chtimes(name string, mtime time.Time) error
@@ -97,14 +99,39 @@ type dirFS struct {
 	// directories cost 20 walks). Removing a directory drops it and everything below.
 	mu   sync.Mutex
 	dirs map[string]*cachedDir
+	top  cachedDir // the root itself, for files directly in it (never closed)
 }
 
 // cachedDir is an open directory of dirFS.dirs; refs counts its users. A dropped directory
 // is closed by its last user.
 type cachedDir struct {
 	r       *os.Root
+	f       *os.File // the directory opened as a file for *at system calls, once asked for
 	refs    int
 	dropped bool
+}
+
+// fd returns a descriptor of the directory for the *at system calls of uploads (os.Root has
+// none to give): valid while the caller holds a reference. d.mu guards its opening.
+func (d *dirFS) fd(e *cachedDir) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e.f == nil {
+		f, err := e.r.Open(".")
+		if err != nil {
+			return -1, err
+		}
+		e.f = f
+	}
+	return int(e.f.Fd()), nil
+}
+
+// close closes the directory.
+func (e *cachedDir) close() {
+	e.r.Close()
+	if e.f != nil {
+		e.f.Close()
+	}
 }
 
 // maxCachedDirs bounds the open directories a dirFS keeps.
@@ -130,29 +157,51 @@ func (d *dirFS) open(name string) (*os.Root, string, error) {
 // that stay inside the root); the walk costs one step per component, where checking every
 // prefix from the root would cost quadratic time in the depth of name.
 func (d *dirFS) writable(name string) (*os.Root, string, func(), error) {
+	e, base, release, err := d.writableDir(name)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return e.r, base, release, nil
+}
+
+// writableDir is writable returning the directory as a cachedDir.
+func (d *dirFS) writableDir(name string) (*cachedDir, string, func(), error) {
 	r, name, err := d.open(name)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	dir, base := path.Split(name)
 	if dir == "" {
-		return r, base, func() {}, nil
+		d.mu.Lock()
+		d.top.r = r
+		d.mu.Unlock()
+		return &d.top, base, func() {}, nil
 	}
-	dr, release, err := d.dirRoot(dir[:len(dir)-1])
+	e, release, err := d.dirEntry(dir[:len(dir)-1])
 	if err != nil {
 		return nil, "", nil, &fs.PathError{Op: "write", Path: name, Err: err}
 	}
-	return dr, base, release, nil
+	return e, base, release, nil
 }
 
 // dirRoot returns directory dir (below the root, reached without a symbolic link) open, and a
 // function that releases it.
 func (d *dirFS) dirRoot(dir string) (*os.Root, func(), error) {
+	e, release, err := d.dirEntry(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.r, release, nil
+}
+
+// dirEntry is dirRoot returning the directory as a cachedDir (one of the cache, or one of its
+// own that release closes).
+func (d *dirFS) dirEntry(dir string) (*cachedDir, func(), error) {
 	d.mu.Lock()
 	if e := d.dirs[dir]; e != nil {
 		e.refs++
 		d.mu.Unlock()
-		return e.r, func() { d.releaseDir(e) }, nil
+		return e, func() { d.releaseDir(e) }, nil
 	}
 	d.mu.Unlock()
 	r, err := d.walkDir(dir)
@@ -168,24 +217,25 @@ func (d *dirFS) dirRoot(dir string) (*os.Root, func(), error) {
 		for k, e := range d.dirs {
 			if e.refs == 0 {
 				delete(d.dirs, k)
-				e.r.Close()
+				e.close()
 				break
 			}
 		}
 	}
 	if _, ok := d.dirs[dir]; ok || len(d.dirs) >= maxCachedDirs {
-		return r, func() { r.Close() }, nil
+		e := &cachedDir{r: r}
+		return e, func() { e.close() }, nil
 	}
 	e := &cachedDir{r: r, refs: 1}
 	d.dirs[dir] = e
-	return r, func() { d.releaseDir(e) }, nil
+	return e, func() { d.releaseDir(e) }, nil
 }
 
 func (d *dirFS) releaseDir(e *cachedDir) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if e.refs--; e.refs == 0 && e.dropped {
-		e.r.Close()
+		e.close()
 	}
 }
 
@@ -198,7 +248,7 @@ func (d *dirFS) dropDirs(name string) {
 			delete(d.dirs, k)
 			e.dropped = true
 			if e.refs == 0 {
-				e.r.Close()
+				e.close()
 			}
 		}
 	}
@@ -409,8 +459,13 @@ func (d *dirFS) Create(name string) (Upload, error) {
 	if name == "." {
 		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrInvalid}
 	}
-	r, base, done, err := d.writable(name)
+	e, base, done, err := d.writableDir(name)
 	if err != nil {
+		return nil, err
+	}
+	dir, err := d.tempDir(e)
+	if err != nil {
+		done()
 		return nil, err
 	}
 	var f *os.File
@@ -420,7 +475,7 @@ func (d *dirFS) Create(name string) (Upload, error) {
 		rand.Read(b[:])
 		// Keep the temporary name within NAME_MAX.
 		tmp = "." + truncate(base, 200) + "." + hex.EncodeToString(b[:]) + tempSuffix
-		f, err = r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err = dir.create(tmp)
 		if !errors.Is(err, fs.ErrExist) {
 			break
 		}
@@ -429,7 +484,7 @@ func (d *dirFS) Create(name string) (Upload, error) {
 		done()
 		return nil, err
 	}
-	return &dirUpload{root: r, release: done, f: f, tmp: tmp, name: base, path: name}, nil
+	return &dirUpload{dir: dir, release: done, f: f, tmp: tmp, name: base, path: name}, nil
 }
 
 func truncate(s string, n int) string {
@@ -440,11 +495,11 @@ func truncate(s string, n int) string {
 }
 
 type dirUpload struct {
-	root    *os.Root // the directory of the file
-	release func()   // releases root
+	dir     tempDir // the directory of the file
+	release func()  // releases dir
 	f       *os.File
-	tmp     string // the temporary file's name in root
-	name    string // the file's name in root
+	tmp     string // the temporary file's name in dir
+	name    string // the file's name in dir
 	path    string // the file's name in the FS
 	done    bool
 }
@@ -457,18 +512,8 @@ func (u *dirUpload) Commit(mtime time.Time, perm fs.FileMode) error {
 	}
 	u.done = true
 	defer u.release()
-	err := u.f.Chmod(perm)
-	if cerr := u.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = u.root.Chtimes(u.tmp, mtime, mtime)
-	}
-	if err == nil {
-		err = u.root.Rename(u.tmp, u.name)
-	}
-	if err != nil {
-		u.root.Remove(u.tmp)
+	if err := u.dir.commit(u.f, u.tmp, u.name, mtime, perm); err != nil {
+		u.dir.remove(u.tmp)
 		return fmt.Errorf("commit %s: %w", u.path, err)
 	}
 	return nil
@@ -481,5 +526,5 @@ func (u *dirUpload) Abort() error {
 	u.done = true
 	defer u.release()
 	u.f.Close()
-	return u.root.Remove(u.tmp)
+	return u.dir.remove(u.tmp)
 }
