@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -97,6 +98,8 @@ type dirFS struct {
 	// dirs caches open directories below the root, reached without a symbolic link on the
 	// way: a name's directory is walked once, not once per file (2,000 files in 20
 	// directories cost 20 walks). Removing a directory drops it and everything below.
+	noUnnamed atomic.Bool // the file system refused an unnamed temporary file (O_TMPFILE)
+
 	mu   sync.Mutex
 	dirs map[string]*cachedDir
 	top  cachedDir // the root itself, for files directly in it (never closed)
@@ -468,13 +471,13 @@ func (d *dirFS) Create(name string) (Upload, error) {
 		done()
 		return nil, err
 	}
+	if f := dir.createUnnamed(); f != nil {
+		return &dirUpload{dir: dir, release: done, f: f, name: base, path: name}, nil
+	}
 	var f *os.File
 	var tmp string
 	for range 10 {
-		var b [4]byte
-		rand.Read(b[:])
-		// Keep the temporary name within NAME_MAX.
-		tmp = "." + truncate(base, 200) + "." + hex.EncodeToString(b[:]) + tempSuffix
+		tmp = tempName(base)
 		f, err = dir.create(tmp)
 		if !errors.Is(err, fs.ErrExist) {
 			break
@@ -485,6 +488,14 @@ func (d *dirFS) Create(name string) (Upload, error) {
 		return nil, err
 	}
 	return &dirUpload{dir: dir, release: done, f: f, tmp: tmp, name: base, path: name}, nil
+}
+
+// tempName returns a random name for a temporary file of the file base.
+func tempName(base string) string {
+	var b [4]byte
+	rand.Read(b[:])
+	// Keep the temporary name within NAME_MAX.
+	return "." + truncate(base, 200) + "." + hex.EncodeToString(b[:]) + tempSuffix
 }
 
 func truncate(s string, n int) string {
@@ -498,7 +509,7 @@ type dirUpload struct {
 	dir     tempDir // the directory of the file
 	release func()  // releases dir
 	f       *os.File
-	tmp     string // the temporary file's name in dir
+	tmp     string // the temporary file's name in dir ("": an unnamed file, see createUnnamed)
 	name    string // the file's name in dir
 	path    string // the file's name in the FS
 	done    bool
@@ -512,6 +523,12 @@ func (u *dirUpload) Commit(mtime time.Time, perm fs.FileMode) error {
 	}
 	u.done = true
 	defer u.release()
+	if u.tmp == "" {
+		if err := u.dir.commitUnnamed(u.f, u.name, mtime, perm); err != nil {
+			return fmt.Errorf("commit %s: %w", u.path, err)
+		}
+		return nil
+	}
 	if err := u.dir.commit(u.f, u.tmp, u.name, mtime, perm); err != nil {
 		u.dir.remove(u.tmp)
 		return fmt.Errorf("commit %s: %w", u.path, err)
@@ -526,5 +543,8 @@ func (u *dirUpload) Abort() error {
 	u.done = true
 	defer u.release()
 	u.f.Close()
+	if u.tmp == "" {
+		return nil // an unnamed file goes with its descriptor
+	}
 	return u.dir.remove(u.tmp)
 }

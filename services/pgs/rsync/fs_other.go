@@ -3,6 +3,7 @@
 package rsync
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"time"
@@ -32,6 +33,15 @@ func (t tempDir) commit(f *os.File, tmp, name string, mtime time.Time, perm fs.F
 		err = t.r.Rename(tmp, name)
 	}
 	return err
+}
+
+// createUnnamed returns nil: unnamed temporary files are Linux's.
+func (t tempDir) createUnnamed() *os.File { return nil }
+
+// commitUnnamed is not called (createUnnamed gives no file).
+func (t tempDir) commitUnnamed(f *os.File, name string, mtime time.Time, perm fs.FileMode) error {
+	f.Close()
+	return errors.New("no unnamed temporary files here")
 }
 
 // remove removes the temporary file.

@@ -36,8 +36,13 @@ func TestDirFSHidesTemporaryFiles(t *testing.T) {
 			tmp = "dir/" + e.Name()
 		}
 	}
+	leftover := ""
 	if tmp == "" {
-		t.Fatalf("no temporary file on disk: %v", onDisk)
+		// An unnamed temporary file (O_TMPFILE): play the one a crash of a named upload
+		// left behind.
+		tmp = "dir/.a.txt.0123abcd" + tempSuffix
+		leftover = tmp
+		writeTree(t, root, map[string]string{tmp: "left over\n"})
 	}
 	ents, err := d.ReadDir("dir")
 	if err != nil {
@@ -81,8 +86,14 @@ func TestDirFSHidesTemporaryFiles(t *testing.T) {
 	if err := up.Abort(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Lstat(filepath.Join(root, tmp)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("temporary file left after Abort: %v", err)
+	ents, err = os.ReadDir(filepath.Join(root, "dir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() != "a.txt" && "dir/"+e.Name() != leftover {
+			t.Errorf("%s left after Abort", e.Name())
+		}
 	}
 }
 
@@ -105,6 +116,12 @@ func TestUploadRefusesTemporaryFileNames(t *testing.T) {
 // the name shows the old content, and Abort leaves nothing. In the root, in a cached
 // directory and in directories past the cache's bound alike.
 func TestDirFSCommit(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprintf("named temporary files %v", named), func(t *testing.T) { testDirFSCommit(t, named) })
+	}
+}
+
+func testDirFSCommit(t *testing.T, named bool) {
 	root := t.TempDir()
 	outside := filepath.Join(t.TempDir(), "outside")
 	if err := os.WriteFile(outside, []byte("outside\n"), 0o644); err != nil {
@@ -115,6 +132,10 @@ func TestDirFSCommit(t *testing.T) {
 		dirs = append(dirs, fmt.Sprintf("d%02d/", i))
 	}
 	d := DirFS(root)
+	if named {
+		// As on a file system without O_TMPFILE.
+		d.(*dirFS).noUnnamed.Store(true)
+	}
 	mtime := time.Date(2031, 5, 6, 7, 8, 9, 500_000_000, time.UTC)
 	// Hold an upload open in every directory at once, so that some are not in the cache.
 	type pending struct {
@@ -142,6 +163,18 @@ func TestDirFSCommit(t *testing.T) {
 			}
 			ups = append(ups, pending{dir + name, up})
 		}
+	}
+	// Named temporary files are on disk until Commit; unnamed ones (O_TMPFILE, where the
+	// file system has them) never.
+	temps := 0
+	filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && isTempName(e.Name()) {
+			temps++
+		}
+		return nil
+	})
+	if unnamed := !d.(*dirFS).noUnnamed.Load(); (temps == 0) != unnamed {
+		t.Errorf("%d temporary files on disk, unnamed ones %v", temps, unnamed)
 	}
 	for _, p := range ups {
 		if strings.HasSuffix(p.name, "old") {
