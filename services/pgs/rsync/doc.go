@@ -73,8 +73,7 @@
 //
 // An FS that implements ReceiveStarter learns the destination before the transfer starts, and
 // may refuse it (pgs takes the project's deploy lock there). Files arrive in a temporary upload
-// (FS.Create, called a few files ahead of the data: starting an upload can cost more than
-// writing a small file) that becomes visible only when the whole-file checksum matched. Received files always keep the client's modification time, also without -t, so
+// (FS.Create) that becomes visible only when the whole-file checksum matched. Received files always keep the client's modification time, also without -t, so
 // that an unchanged re-upload with plain -r is skipped by the quick check; -p applies the
 // client's permissions (directories keep the owner's rwx, so the server never locks itself
 // out), otherwise new files get them masked with 022 and existing files keep

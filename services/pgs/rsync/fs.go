@@ -19,8 +19,8 @@ import (
 // FS is the storage a session reads (downloads, block matching, quick checks) and writes
 // (uploads). Every name is "." (the root) or a clean, relative, slash-separated path checked by
 // the server: no "..", no leading "/", no empty components. Implementations must not follow
-// symbolic links when writing. Methods are called from several goroutines at once (an upload's
-// generator, its receiver, and the goroutines that start the receiver's uploads ahead).
+// symbolic links when writing. Methods are called from two goroutines at once (an upload's
+// generator and its receiver).
 type FS interface {
 	// Lstat describes name without following a final symbolic link.
 	Lstat(name string) (fs.FileInfo, error)
@@ -33,8 +33,7 @@ type FS interface {
 	// Mkdir creates one directory; its parent exists.
 	Mkdir(name string, perm fs.FileMode) error
 	// Create starts writing a new version of the regular file name. Nothing is visible at name
-	// until Commit; Abort discards the data. A receiver calls Create a few files ahead of the
-	// file's data (up to aheadWindow uploads not yet written), and aborts those it does not get.
+	// until Commit; Abort discards the data.
 	Create(name string) (Upload, error)
 	// Chtimes sets the modification time of an existing file or directory.
 	Chtimes(name string, mtime time.Time) error

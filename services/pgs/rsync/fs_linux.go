@@ -21,10 +21,9 @@ import (
 // Where the file system has them (ext4, tmpfs, xfs, btrfs), the temporary file is unnamed
 // (O_TMPFILE) and linked to its name on Commit: nothing of it is ever in the directory before
 // then, an abort (or a crash) leaves nothing behind, and creating it does not hold the
-// directory's lock. The kernel's inode allocation, which on ext4 can take far longer than
-// writing a small file, then runs without blocking the renames and links of the uploads being
-// committed in the same directory (a named temporary file's openat holds the directory locked
-// throughout).
+// directory's lock (a named temporary file's openat holds it through the inode allocation,
+// which on ext4 can take far longer than writing a small file), and there is one directory
+// entry to make instead of two.
 type tempDir struct {
 	fd        int
 	noUnnamed *atomic.Bool // set once the file system refused O_TMPFILE

@@ -64,7 +64,6 @@ type recvSession struct {
 	ndxIn  ndxCodec // file indexes the client writes
 
 	sink  fileSink // writes and hashes received data, reused for every file
-	ahead *starter // starts the uploads of requested files ahead of their data (nil: dry run)
 	block []byte   // the receiver's block of zeros (matched blocks whose data is dropped)
 }
 
@@ -149,9 +148,6 @@ func receive(ctx context.Context, s *recvSession) int {
 	s.requested = sync.NewCond(&s.mu)
 	s.phaseDone = make(chan struct{})
 	s.recvExit = make(chan struct{})
-	if !o.dryRun {
-		s.ahead = newStarter(s.create)
-	}
 	genErr := make(chan error, 1)
 	go func() {
 		err := s.generate(ctx)
@@ -162,10 +158,6 @@ func receive(ctx context.Context, s *recvSession) int {
 		genErr <- err
 	}()
 	rerr := s.receiveFiles(ctx)
-	if s.ahead != nil {
-		// Every upload started ahead is taken or aborted before the session goes on.
-		s.ahead.close()
-	}
 	gerr := <-genErr
 	if rerr != nil {
 		return s.fatal(rerr)
@@ -577,9 +569,6 @@ func (s *recvSession) request(ndx int32, iflags int, head delta.SumHead, sums []
 	if s.o.dryRun {
 		return
 	}
-	if s.ahead != nil {
-		s.ahead.add(ndx, s.fsPath(s.list[ndx]))
-	}
 	var b []byte
 	for _, v := range []int32{head.Count, head.BlockLen, head.S2Len, head.Remainder} {
 		b = binary.LittleEndian.AppendUint32(b, uint32(v))
@@ -666,10 +655,6 @@ func (s *recvSession) receiveFiles(ctx context.Context) error {
 			return fmt.Errorf("read file index: %w", err)
 		}
 		if ndx == ndxDone {
-			if s.ahead != nil {
-				// What was asked for in this phase and not sent will not come in it.
-				s.ahead.dropAll()
-			}
 			if phase++; phase == 1 {
 				close(s.phaseDone)
 			}
@@ -740,7 +725,7 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 			defer basis.Close()
 		}
 	}
-	up, err := s.startUpload(ndx, target)
+	up, err := s.create(target)
 	if err != nil && problem == nil {
 		problem = err
 	}
@@ -840,16 +825,6 @@ func (s *recvSession) receiveFile(ndx int32, f *fileEntry, head delta.SumHead, t
 		s.fileError("%v", err)
 	}
 	return nil
-}
-
-// startUpload returns the upload of file ndx: the one started ahead, else a new one.
-func (s *recvSession) startUpload(ndx int32, target string) (Upload, error) {
-	if s.ahead != nil {
-		if up, ok, err := s.ahead.take(ndx); ok {
-			return up, err
-		}
-	}
-	return s.create(target)
 }
 
 // create starts an upload, making missing parent directories (a list may omit them).

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +13,7 @@ import (
 )
 
 // trackingFS counts the uploads of an FS: started, committed, aborted, and the most open at
-// once. It is safe for concurrent use, as the receiver and its starter use it.
+// once. It is safe for concurrent use.
 type trackingFS struct {
 	FS
 	failCreate string // Create fails for this name
@@ -86,26 +85,26 @@ func (u *trackedUpload) Abort() error {
 	return u.Upload.Abort()
 }
 
-// TestServeUploadsStartedAhead: the uploads the receiver starts ahead of the files' data are
-// each committed or aborted, whatever the client does with the requests (skips files, answers
-// out of order, breaks off, fails a checksum), at most aheadWindow+1 are open at once, and
-// nothing but the verified files is left in the directory, no temporary file.
-func TestServeUploadsStartedAhead(t *testing.T) {
+// TestServeFinishesEveryUpload: every upload the receiver starts is committed or aborted,
+// whatever the client does with the requests (skips files, answers out of order, breaks off,
+// fails a checksum), one at a time, and nothing but the verified files is left in the
+// directory, no temporary file.
+func TestServeFinishesEveryUpload(t *testing.T) {
 	const files = 12
 	content := func(i int) []byte { return fmt.Appendf(nil, "file %d\n", i) }
 	for _, tt := range []struct {
 		name   string
-		phase0 []aheadSend // files sent in the first phase
-		phase1 []aheadSend // the redo phase
-		broken bool        // the stream ends after phase0
-		want   []int       // files in the tree at the end
+		phase0 []sentFile // files sent in the first phase
+		phase1 []sentFile // the redo phase
+		broken bool       // the stream ends after phase0
+		want   []int      // files in the tree at the end
 	}{
 		{name: "all in order", phase0: seq(1, files), want: seqInts(1, files)},
-		{name: "client skips files", phase0: []aheadSend{{3, true}, {7, true}, {8, true}}, want: []int{3, 7, 8}},
+		{name: "client skips files", phase0: []sentFile{{3, true}, {7, true}, {8, true}}, want: []int{3, 7, 8}},
 		{name: "none sent", want: nil},
-		{name: "out of order", phase0: []aheadSend{{9, true}, {2, true}, {5, true}, {1, true}, {12, true}}, want: []int{1, 2, 5, 9, 12}},
-		{name: "redo after skips", phase0: []aheadSend{{4, false}, {10, true}}, phase1: []aheadSend{{4, true}}, want: []int{4, 10}},
-		{name: "broken stream", phase0: []aheadSend{{1, true}, {2, true}}, broken: true, want: []int{1, 2}},
+		{name: "out of order", phase0: []sentFile{{9, true}, {2, true}, {5, true}, {1, true}, {12, true}}, want: []int{1, 2, 5, 9, 12}},
+		{name: "redo after skips", phase0: []sentFile{{4, false}, {10, true}}, phase1: []sentFile{{4, true}}, want: []int{4, 10}},
+		{name: "broken stream", phase0: []sentFile{{1, true}, {2, true}}, broken: true, want: []int{1, 2}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newFakeClient()
@@ -138,21 +137,21 @@ func TestServeUploadsStartedAhead(t *testing.T) {
 				want[fmt.Sprintf("dest/f%02d", i)] = string(content(i))
 			}
 			diffTrees(t, readTree(t, root), want)
-			fsys.check(t, aheadWindow+1)
+			fsys.check(t, 1)
 		})
 	}
 }
 
-// aheadSend is a file the fake client sends, with a good or a bad checksum.
-type aheadSend struct {
+// sentFile is a file the fake client sends, with a good or a bad checksum.
+type sentFile struct {
 	ndx  int
 	good bool
 }
 
-func seq(from, to int) []aheadSend {
-	var s []aheadSend
+func seq(from, to int) []sentFile {
+	var s []sentFile
 	for i := from; i <= to; i++ {
-		s = append(s, aheadSend{i, true})
+		s = append(s, sentFile{i, true})
 	}
 	return s
 }
@@ -165,9 +164,9 @@ func seqInts(from, to int) []int {
 	return s
 }
 
-// TestServeCreateFailsAhead: a file whose upload cannot be started (started ahead, by another
-// goroutine) is reported as the failed file, and the others are written.
-func TestServeCreateFailsAhead(t *testing.T) {
+// TestServeCreateFails: a file whose upload cannot be started is reported as the failed file,
+// and the others are written.
+func TestServeCreateFails(t *testing.T) {
 	c := newFakeClient()
 	c.entry(".", sIFDIR|0o755, 0)
 	for i := 1; i <= 3; i++ {
@@ -187,57 +186,5 @@ func TestServeCreateFailsAhead(t *testing.T) {
 		t.Errorf("exit %d, output %q", code, out.String())
 	}
 	diffTrees(t, readTree(t, root), map[string]string{"dest/f1": "ab", "dest/f3": "ab"})
-	fsys.check(t, aheadWindow+1)
-}
-
-// TestStarterConcurrent drives a starter directly, with requests added while files are taken
-// (in order, with random skips) and the starter closed at a random point: every upload it
-// started is taken or aborted, and the directory holds only the committed files.
-func TestStarterConcurrent(t *testing.T) {
-	for round := range 20 {
-		rng := rand.New(rand.NewPCG(uint64(round), 1))
-		root := t.TempDir()
-		fsys := &trackingFS{FS: DirFS(root)}
-		st := newStarter(fsys.Create)
-		const n = 40
-		var adding sync.WaitGroup
-		adding.Go(func() {
-			for i := range n {
-				st.add(int32(i), fmt.Sprintf("f%02d", i))
-			}
-		})
-		want := map[string]string{}
-		stop := rng.IntN(n + 1)
-		for i := range stop {
-			if rng.IntN(4) == 0 {
-				continue // the client skips the file
-			}
-			up, ok, err := st.take(int32(i))
-			if !ok {
-				// Not added yet: the receiver starts it itself.
-				up, err = fsys.Create(fmt.Sprintf("f%02d", i))
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rng.IntN(3) == 0 {
-				up.Abort()
-				continue
-			}
-			up.Write([]byte("x"))
-			if err := up.Commit(time.Unix(1_600_000_000, 0), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			want[fmt.Sprintf("f%02d", i)] = "x"
-		}
-		st.close()
-		adding.Wait()
-		diffTrees(t, readTree(t, root), want)
-		fsys.check(t, aheadWindow+1)
-		// A closed starter takes no more requests.
-		st.add(n, "late")
-		if _, ok, _ := st.take(n); ok {
-			t.Error("a closed starter started an upload")
-		}
-	}
+	fsys.check(t, 1)
 }
