@@ -181,7 +181,16 @@ func run(dir, profDir, only, base string, with27 bool, runs, files, treeBytes, b
 		results := make([][]result, len(servers))
 		for r := range runs {
 			for i, s := range servers {
-				dest := filepath.Join(work, fmt.Sprintf("dest-%d-%s", i, filepath.Base(sc.src)))
+				d := i
+				if sc.prepare != nil {
+					// Destinations made afresh each run take turns between the servers: on
+					// ext4 where a directory lands, and how many inodes were freed there in
+					// the last half minute (which the kernel skips over, one by one, before
+					// reusing one, on a file system without a journal), made one destination
+					// three times as costly to fill as another for either server.
+					d = (i + r) % len(servers)
+				}
+				dest := filepath.Join(work, fmt.Sprintf("dest-%d-%s", d, filepath.Base(sc.src)))
 				if err := os.MkdirAll(dest, 0o755); err != nil {
 					return err
 				}
