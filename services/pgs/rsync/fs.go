@@ -68,8 +68,10 @@ type ChecksumFS interface {
 }
 
 // DirFS is an FS over a local directory; nothing outside root can be read or written. Writes
-// go to a temporary file next to the target (".name.XXXXXXXX.rsync-tmp") that is renamed into
-// place on Commit. Names of that form (a leading "." and the suffix tempSuffix) are reserved:
+// go to an unnamed temporary file in the target's directory (O_TMPFILE, Linux) linked into
+// place on Commit, or, where the file system has none, to a temporary file next to the target
+// (".name.XXXXXXXX.rsync-tmp") renamed into place; replacing an existing file goes through such
+// a name either way. Names of that form (a leading "." and the suffix tempSuffix) are reserved:
 // listings leave them out and every other operation refuses them, so a temporary file is never
 // sent, deleted or replaced as if it were a user's file, and no user's file looks like one.
 func DirFS(root string) FS {
