@@ -12,13 +12,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // FS is the storage a session reads (downloads, block matching, quick checks) and writes
 // (uploads). Every name is "." (the root) or a clean, relative, slash-separated path checked by
 // the server: no "..", no leading "/", no empty components. Implementations must not follow
-// symbolic links when writing.
+// symbolic links when writing. Methods are called from two goroutines at once (an upload's
+// generator and its receiver).
 type FS interface {
 	// Lstat describes name without following a final symbolic link.
 	Lstat(name string) (fs.FileInfo, error)
@@ -66,8 +68,10 @@ type ChecksumFS interface {
 }
 
 // DirFS is an FS over a local directory; nothing outside root can be read or written. Writes
-// go to a temporary file next to the target (".name.XXXXXXXX.rsync-tmp") that is renamed into
-// place on Commit. Names of that form (a leading "." and the suffix tempSuffix) are reserved:
+// go to an unnamed temporary file in the target's directory (O_TMPFILE, Linux) linked into
+// place on Commit, or, where the file system has none, to a temporary file next to the target
+// (".name.XXXXXXXX.rsync-tmp") renamed into place; replacing an existing file goes through such
+// a name either way. Names of that form (a leading "." and the suffix tempSuffix) are reserved:
 // listings leave them out and every other operation refuses them, so a temporary file is never
 // sent, deleted or replaced as if it were a user's file, and no user's file looks like one.
 func DirFS(root string) FS {
@@ -95,16 +99,43 @@ type dirFS struct {
 	// dirs caches open directories below the root, reached without a symbolic link on the
 	// way: a name's directory is walked once, not once per file (2,000 files in 20
 	// directories cost 20 walks). Removing a directory drops it and everything below.
+	noUnnamed atomic.Bool // the file system refused an unnamed temporary file (O_TMPFILE)
+
 	mu   sync.Mutex
 	dirs map[string]*cachedDir
+	top  cachedDir // the root itself, for files directly in it (never closed)
 }
 
 // cachedDir is an open directory of dirFS.dirs; refs counts its users. A dropped directory
 // is closed by its last user.
 type cachedDir struct {
 	r       *os.Root
+	f       *os.File // the directory opened as a file for *at system calls, once asked for
 	refs    int
 	dropped bool
+}
+
+// fd returns a descriptor of the directory for the *at system calls of uploads (os.Root has
+// none to give): valid while the caller holds a reference. d.mu guards its opening.
+func (d *dirFS) fd(e *cachedDir) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e.f == nil {
+		f, err := e.r.Open(".")
+		if err != nil {
+			return -1, err
+		}
+		e.f = f
+	}
+	return int(e.f.Fd()), nil
+}
+
+// close closes the directory.
+func (e *cachedDir) close() {
+	e.r.Close()
+	if e.f != nil {
+		e.f.Close()
+	}
 }
 
 // maxCachedDirs bounds the open directories a dirFS keeps.
@@ -130,29 +161,51 @@ func (d *dirFS) open(name string) (*os.Root, string, error) {
 // that stay inside the root); the walk costs one step per component, where checking every
 // prefix from the root would cost quadratic time in the depth of name.
 func (d *dirFS) writable(name string) (*os.Root, string, func(), error) {
+	e, base, release, err := d.writableDir(name)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return e.r, base, release, nil
+}
+
+// writableDir is writable returning the directory as a cachedDir.
+func (d *dirFS) writableDir(name string) (*cachedDir, string, func(), error) {
 	r, name, err := d.open(name)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	dir, base := path.Split(name)
 	if dir == "" {
-		return r, base, func() {}, nil
+		d.mu.Lock()
+		d.top.r = r
+		d.mu.Unlock()
+		return &d.top, base, func() {}, nil
 	}
-	dr, release, err := d.dirRoot(dir[:len(dir)-1])
+	e, release, err := d.dirEntry(dir[:len(dir)-1])
 	if err != nil {
 		return nil, "", nil, &fs.PathError{Op: "write", Path: name, Err: err}
 	}
-	return dr, base, release, nil
+	return e, base, release, nil
 }
 
 // dirRoot returns directory dir (below the root, reached without a symbolic link) open, and a
 // function that releases it.
 func (d *dirFS) dirRoot(dir string) (*os.Root, func(), error) {
+	e, release, err := d.dirEntry(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.r, release, nil
+}
+
+// dirEntry is dirRoot returning the directory as a cachedDir (one of the cache, or one of its
+// own that release closes).
+func (d *dirFS) dirEntry(dir string) (*cachedDir, func(), error) {
 	d.mu.Lock()
 	if e := d.dirs[dir]; e != nil {
 		e.refs++
 		d.mu.Unlock()
-		return e.r, func() { d.releaseDir(e) }, nil
+		return e, func() { d.releaseDir(e) }, nil
 	}
 	d.mu.Unlock()
 	r, err := d.walkDir(dir)
@@ -168,24 +221,25 @@ func (d *dirFS) dirRoot(dir string) (*os.Root, func(), error) {
 		for k, e := range d.dirs {
 			if e.refs == 0 {
 				delete(d.dirs, k)
-				e.r.Close()
+				e.close()
 				break
 			}
 		}
 	}
 	if _, ok := d.dirs[dir]; ok || len(d.dirs) >= maxCachedDirs {
-		return r, func() { r.Close() }, nil
+		e := &cachedDir{r: r}
+		return e, func() { e.close() }, nil
 	}
 	e := &cachedDir{r: r, refs: 1}
 	d.dirs[dir] = e
-	return r, func() { d.releaseDir(e) }, nil
+	return e, func() { d.releaseDir(e) }, nil
 }
 
 func (d *dirFS) releaseDir(e *cachedDir) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if e.refs--; e.refs == 0 && e.dropped {
-		e.r.Close()
+		e.close()
 	}
 }
 
@@ -198,7 +252,7 @@ func (d *dirFS) dropDirs(name string) {
 			delete(d.dirs, k)
 			e.dropped = true
 			if e.refs == 0 {
-				e.r.Close()
+				e.close()
 			}
 		}
 	}
@@ -409,18 +463,23 @@ func (d *dirFS) Create(name string) (Upload, error) {
 	if name == "." {
 		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrInvalid}
 	}
-	r, base, done, err := d.writable(name)
+	e, base, done, err := d.writableDir(name)
 	if err != nil {
 		return nil, err
+	}
+	dir, err := d.tempDir(e)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	if f := dir.createUnnamed(); f != nil {
+		return &dirUpload{dir: dir, release: done, f: f, name: base, path: name}, nil
 	}
 	var f *os.File
 	var tmp string
 	for range 10 {
-		var b [4]byte
-		rand.Read(b[:])
-		// Keep the temporary name within NAME_MAX.
-		tmp = "." + truncate(base, 200) + "." + hex.EncodeToString(b[:]) + tempSuffix
-		f, err = r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		tmp = tempName(base)
+		f, err = dir.create(tmp)
 		if !errors.Is(err, fs.ErrExist) {
 			break
 		}
@@ -429,7 +488,15 @@ func (d *dirFS) Create(name string) (Upload, error) {
 		done()
 		return nil, err
 	}
-	return &dirUpload{root: r, release: done, f: f, tmp: tmp, name: base, path: name}, nil
+	return &dirUpload{dir: dir, release: done, f: f, tmp: tmp, name: base, path: name}, nil
+}
+
+// tempName returns a random name for a temporary file of the file base.
+func tempName(base string) string {
+	var b [4]byte
+	rand.Read(b[:])
+	// Keep the temporary name within NAME_MAX.
+	return "." + truncate(base, 200) + "." + hex.EncodeToString(b[:]) + tempSuffix
 }
 
 func truncate(s string, n int) string {
@@ -440,11 +507,11 @@ func truncate(s string, n int) string {
 }
 
 type dirUpload struct {
-	root    *os.Root // the directory of the file
-	release func()   // releases root
+	dir     tempDir // the directory of the file
+	release func()  // releases dir
 	f       *os.File
-	tmp     string // the temporary file's name in root
-	name    string // the file's name in root
+	tmp     string // the temporary file's name in dir ("": an unnamed file, see createUnnamed)
+	name    string // the file's name in dir
 	path    string // the file's name in the FS
 	done    bool
 }
@@ -457,18 +524,14 @@ func (u *dirUpload) Commit(mtime time.Time, perm fs.FileMode) error {
 	}
 	u.done = true
 	defer u.release()
-	err := u.f.Chmod(perm)
-	if cerr := u.f.Close(); err == nil {
-		err = cerr
+	if u.tmp == "" {
+		if err := u.dir.commitUnnamed(u.f, u.name, mtime, perm); err != nil {
+			return fmt.Errorf("commit %s: %w", u.path, err)
+		}
+		return nil
 	}
-	if err == nil {
-		err = u.root.Chtimes(u.tmp, mtime, mtime)
-	}
-	if err == nil {
-		err = u.root.Rename(u.tmp, u.name)
-	}
-	if err != nil {
-		u.root.Remove(u.tmp)
+	if err := u.dir.commit(u.f, u.tmp, u.name, mtime, perm); err != nil {
+		u.dir.remove(u.tmp)
 		return fmt.Errorf("commit %s: %w", u.path, err)
 	}
 	return nil
@@ -481,5 +544,8 @@ func (u *dirUpload) Abort() error {
 	u.done = true
 	defer u.release()
 	u.f.Close()
-	return u.root.Remove(u.tmp)
+	if u.tmp == "" {
+		return nil // an unnamed file goes with its descriptor
+	}
+	return u.dir.remove(u.tmp)
 }

@@ -643,10 +643,24 @@ func TestUploadInterruptedLeavesNothing(t *testing.T) {
 		}
 		return names
 	}
-	// Wait until the server has started writing, then break the connection.
+	// Wait until the server has its temporary file open (unnamed where the file system has
+	// O_TMPFILE, so it shows only among the server's descriptors), then break the connection.
+	site := filepath.Join(root, "site") + "/"
+	writing := func() bool {
+		fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+		for _, fd := range fds {
+			if target, err := os.Readlink(fd); err == nil && strings.HasPrefix(target, site) {
+				return true
+			}
+		}
+		return false
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(list()) == 0 && time.Now().Before(deadline) {
+	for !writing() && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
+	}
+	if !writing() {
+		t.Fatal("the server never opened a file in site/")
 	}
 	time.Sleep(300 * time.Millisecond)
 	cmd.Process.Kill()

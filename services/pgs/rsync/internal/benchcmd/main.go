@@ -37,8 +37,9 @@ func main() {
 	profDir := flag.String("cpuprofile", "", "directory for CPU profiles of portico's server, one per timed run: cpu-SCENARIO-RUN.pprof, SCENARIO 0, 1, 2 in table order")
 	with27 := flag.Bool("with27", false, "also compare both servers with the client at --protocol=27")
 	only := flag.String("only", "", "run only the scenarios whose name contains this (e.g. \"1-byte\")")
+	base := flag.String("base", "", "another build of this command (e.g. main's) whose portico server runs as a second pair with real rsync, alternating with the first: an A/B of two builds under the same load")
 	flag.Parse()
-	if err := run(*dir, *profDir, *only, *with27, *runs, *files, *treeMB<<20, *bigMB<<20); err != nil {
+	if err := run(*dir, *profDir, *only, *base, *with27, *runs, *files, *treeMB<<20, *bigMB<<20); err != nil {
 		slog.Error("benchmark failed", "err", err)
 		os.Exit(1)
 	}
@@ -77,7 +78,7 @@ type result struct {
 	literal     int64
 }
 
-func run(dir, profDir, only string, with27 bool, runs, files, treeBytes, bigBytes int) error {
+func run(dir, profDir, only, base string, with27 bool, runs, files, treeBytes, bigBytes int) error {
 	work, err := os.MkdirTemp(dir, "portico-rsync-bench-")
 	if err != nil {
 		return err
@@ -111,6 +112,13 @@ func run(dir, profDir, only string, with27 bool, runs, files, treeBytes, bigByte
 	servers := []server{
 		{name: "portico, protocol 32", wrapper: porticoWrapper, dest: porticoDest},
 		{name: "rsync --server, protocol 32", wrapper: realWrapper, dest: realDest},
+	}
+	if base != "" {
+		baseWrapper := filepath.Join(work, "base-wrapper")
+		os.WriteFile(baseWrapper, fmt.Appendf(nil, "#!/bin/sh\nshift\nexec env %s=\"$PORTICO_DEST\" %s %q \"$@\"\n", serveEnv, timeCmd, base), 0o755)
+		servers = append(servers,
+			server{name: "portico (-base build), protocol 32", wrapper: baseWrapper, dest: porticoDest},
+			server{name: "rsync --server, protocol 32", wrapper: realWrapper, dest: realDest})
 	}
 	if with27 {
 		servers = append(servers,
@@ -173,7 +181,16 @@ func run(dir, profDir, only string, with27 bool, runs, files, treeBytes, bigByte
 		results := make([][]result, len(servers))
 		for r := range runs {
 			for i, s := range servers {
-				dest := filepath.Join(work, fmt.Sprintf("dest-%d-%s", i, filepath.Base(sc.src)))
+				d := i
+				if sc.prepare != nil {
+					// Destinations made afresh each run take turns between the servers: on
+					// ext4 where a directory lands, and how many inodes were freed there in
+					// the last half minute (which the kernel skips over, one by one, before
+					// reusing one, on a file system without a journal), made one destination
+					// three times as costly to fill as another for either server.
+					d = (i + r) % len(servers)
+				}
+				dest := filepath.Join(work, fmt.Sprintf("dest-%d-%s", d, filepath.Base(sc.src)))
 				if err := os.MkdirAll(dest, 0o755); err != nil {
 					return err
 				}
