@@ -40,7 +40,8 @@ type options struct {
 	// (with --old-compress "zlib", --new-compress "zlibx"); empty means negotiated.
 	checksumChoice string
 	compressChoice string
-	modifyWindow   int64
+	modifyWindow   int64 // --modify-window: seconds; negative asks for nanoseconds
+	modifyWindowOn bool  // --modify-window was given (the client sends it only then)
 	force          bool
 	existing       bool
 	ignoreExist    bool
@@ -318,8 +319,9 @@ func (o *options) long(name, value string, hasValue bool) error {
 		if err != nil {
 			return err
 		}
-		// -1 asks for equal nanoseconds: protocol 27 carries whole seconds, so equal seconds.
-		o.modifyWindow = max(n, 0)
+		// A negative window asks for equal nanoseconds (see sameMTime), 0 for equal seconds.
+		o.modifyWindow = max(n, -1)
+		o.modifyWindowOn = true
 	case "compress-level":
 		n, err := number()
 		if err != nil {

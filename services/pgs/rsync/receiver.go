@@ -507,7 +507,7 @@ func (s *recvSession) generateFile(ndx int32, f *fileEntry, target string) error
 	switch {
 	case o.existing && !exists, o.ignoreExist && exists:
 		return nil
-	case basis && o.update && st.ModTime().Unix() > f.mtime:
+	case basis && o.update && s.mtimeRule().compare(st.ModTime(), f.modTime()) > 0:
 		return nil
 	case basis && s.upToDate(f, target, st):
 		if !o.dryRun {
@@ -522,7 +522,7 @@ func (s *recvSession) generateFile(ndx int32, f *fileEntry, target string) error
 		if st.Size() != f.size {
 			iflags |= itemReportSize
 		}
-		if st.ModTime().Unix() != f.mtime {
+		if s.mtimeRule().compare(st.ModTime(), f.modTime()) != 0 {
 			iflags |= itemReportTime
 		}
 	}
@@ -592,8 +592,16 @@ func (s *recvSession) upToDate(f *fileEntry, target string, st fs.FileInfo) bool
 	case o.ignoreTimes:
 		return false
 	}
-	d := st.ModTime().Unix() - f.mtime
-	return d <= o.modifyWindow && -d <= o.modifyWindow
+	return s.mtimeRule().compare(st.ModTime(), f.modTime()) == 0
+}
+
+// mtimeRule is how this session compares modification times.
+func (s *recvSession) mtimeRule() mtimeRule {
+	v := 0
+	if s.p != nil {
+		v = s.p.version
+	}
+	return mtimeRuleOf(s.o, v)
 }
 
 // checksum returns the unseeded MD4 of a stored file (what -c compares).
@@ -618,7 +626,7 @@ func (s *recvSession) checksum(target string) ([16]byte, error) {
 // touch brings the attributes of an up-to-date file in line: the client's mtime (always kept,
 // so that the next quick check skips the file) and, with -p, its permissions.
 func (s *recvSession) touch(f *fileEntry, target string, st fs.FileInfo) {
-	if st.ModTime().Unix() != f.mtime {
+	if s.mtimeRule().needsSet(st.ModTime(), f.modTime()) {
 		if err := s.fsys.Chtimes(target, f.modTime()); err != nil {
 			s.fileError("failed to set times on %q: %v", f.name, err)
 		}
@@ -873,7 +881,7 @@ func (s *recvSession) setDirAttrs() {
 				s.fileError("failed to set permissions on %q: %v", f.name, err)
 			}
 		}
-		if o.times && !o.omitDirTimes && st.ModTime().Unix() != f.mtime {
+		if o.times && !o.omitDirTimes && s.mtimeRule().needsSet(st.ModTime(), f.modTime()) {
 			if err := s.fsys.Chtimes(target, f.modTime()); err != nil {
 				s.fileError("failed to set times on %q: %v", f.name, err)
 			}

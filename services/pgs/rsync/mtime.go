@@ -1,0 +1,52 @@
+package rsync
+
+import "time"
+
+// mtimeRule is how a session compares a stored file's modification time with the one the
+// client sent: the quick check, -u and whether a kept time needs setting all use it.
+type mtimeRule struct {
+	window   int64 // --modify-window: whole seconds; negative means nanoseconds
+	windowOn bool  // --modify-window was given
+	nsec     bool  // the protocol carries nanoseconds (31 and later)
+}
+
+// mtimeRuleOf is the rule of a session with options o at protocol version v.
+func mtimeRuleOf(o *options, v int) mtimeRule {
+	return mtimeRule{window: o.modifyWindow, windowOn: o.modifyWindowOn, nsec: v >= 31}
+}
+
+// useNsec reports whether the rule compares nanoseconds for these two times. That needs a
+// protocol that carries them, no --modify-window or a negative one, and a sub-second part on
+// both sides: a stored time of whole seconds (kept before nanoseconds were stored, or from scp
+// or sftp) or a client that sends none is compared in whole seconds, so that an unchanged file
+// is still skipped. An explicit --modify-window=0 compares whole seconds, as rsync's default.
+func (r mtimeRule) useNsec(stored, sent time.Time) bool {
+	return r.nsec && (!r.windowOn || r.window < 0) && stored.Nanosecond() != 0 && sent.Nanosecond() != 0
+}
+
+// compare orders a stored mtime against the client's: 0 when the rule counts them as equal,
+// positive when the stored one is newer, negative when it is older.
+func (r mtimeRule) compare(stored, sent time.Time) int {
+	if r.useNsec(stored, sent) {
+		return stored.Compare(sent)
+	}
+	d := stored.Unix() - sent.Unix()
+	w := max(r.window, 0)
+	switch {
+	case d > w:
+		return 1
+	case d < -w:
+		return -1
+	}
+	return 0
+}
+
+// needsSet reports whether a kept file's stored time differs from the client's at the
+// precision the store holds (so touch sets the client's full time): whole seconds, and
+// nanoseconds when the protocol carries them.
+func (r mtimeRule) needsSet(stored, sent time.Time) bool {
+	if r.nsec {
+		return !stored.Equal(sent)
+	}
+	return stored.Unix() != sent.Unix()
+}
