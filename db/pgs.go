@@ -91,6 +91,9 @@ type PGSFile struct {
 	Size  int64
 	Mode  uint32 // permission bits
 	MTime int64  // Unix seconds
+	// MTimeNsec is the sub-second part of the modification time (0 to 999,999,999); 0 for files
+	// stored before it was kept and for uploads that carry whole seconds.
+	MTimeNsec int32
 }
 
 // PGSBlob is a stored blob of an account.

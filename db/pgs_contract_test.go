@@ -46,6 +46,7 @@ func runPGSContract(t *testing.T, open func(testing.TB) db.Store) {
 		{"GarbageAccountsRotate", testPGSGarbageAccountsRotate},
 		{"PublishWhileRenewing", testPGSPublishWhileRenewing},
 		{"ACL", testPGSACL},
+		{"MTimeNanoseconds", testPGSMTimeNanoseconds},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,7 +63,29 @@ func blobOf(content string) db.PGSBlob {
 
 func fileOf(path, content string) db.PGSFile {
 	b := blobOf(content)
-	return db.PGSFile{Path: path, Hash: b.Hash, Size: b.Size, Mode: 0o644, MTime: 1700000000}
+	return db.PGSFile{Path: path, Hash: b.Hash, Size: b.Size, Mode: 0o644, MTime: 1700000000, MTimeNsec: 123_456_789}
+}
+
+// testPGSMTimeNanoseconds: a file keeps the nanoseconds of its modification time, from none
+// to the largest, before and after 1970.
+func testPGSMTimeNanoseconds(t *testing.T, s db.Store) {
+	a, _ := createAccount(t, s, "alice")
+	lock(t, s, a.ID, "blog", "h1")
+	want := []db.PGSFile{fileOf("a", "1"), fileOf("b", "2"), fileOf("c", "3"), fileOf("d", "4")}
+	want[0].MTimeNsec = 0
+	want[1].MTimeNsec = 1
+	want[2].MTimeNsec = 999_999_999
+	want[3].MTime, want[3].MTimeNsec = -5, 500_000_000
+	record(t, s, a.ID, "1", "2", "3", "4")
+	d, err := s.PublishPGSDeploy(ctx, db.PGSPublish{AccountID: a.ID, Project: "blog", Holder: "h1", Keep: 10,
+		Files: want, Deploy: db.PGSDeploy{Identity: "alice", Method: "key", Tool: "rsync", Added: 4, Files: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.PGSFiles(ctx, d.ID)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("PGSFiles = %+v, %v; want %+v", got, err, want)
+	}
 }
 
 const ttl = time.Minute

@@ -120,7 +120,7 @@ func (s *postgresStore) PGSDeploys(ctx context.Context, projectID int64) ([]PGSD
 }
 
 func (s *postgresStore) PGSFiles(ctx context.Context, deployID int64) ([]PGSFile, error) {
-	rows, err := s.pool.Query(ctx, `SELECT path, hash, size, mode, mtime FROM pgs_files
+	rows, err := s.pool.Query(ctx, `SELECT path, hash, size, mode, mtime, mtime_nsec FROM pgs_files
 		WHERE deploy_id = $1 ORDER BY path COLLATE "C"`, deployID)
 	if err != nil {
 		return nil, fmt.Errorf("files of deploy %d: %w", deployID, err)
@@ -128,7 +128,7 @@ func (s *postgresStore) PGSFiles(ctx context.Context, deployID int64) ([]PGSFile
 	list, err := collectPostgres(rows, func(row pgx.Row) (PGSFile, error) {
 		var f PGSFile
 		var mode int64
-		err := row.Scan(&f.Path, &f.Hash, &f.Size, &mode, &f.MTime)
+		err := row.Scan(&f.Path, &f.Hash, &f.Size, &mode, &f.MTime, &f.MTimeNsec)
 		f.Mode = uint32(mode)
 		return f, err
 	})
@@ -270,10 +270,10 @@ func (s *postgresStore) PublishPGSDeploy(ctx context.Context, p PGSPublish) (PGS
 			return err
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"pgs_files"},
-			[]string{"deploy_id", "account_id", "path", "hash", "size", "mode", "mtime"},
+			[]string{"deploy_id", "account_id", "path", "hash", "size", "mode", "mtime", "mtime_nsec"},
 			pgx.CopyFromSlice(len(p.Files), func(i int) ([]any, error) {
 				f := p.Files[i]
-				return []any{d.ID, p.AccountID, f.Path, f.Hash, f.Size, int64(f.Mode), f.MTime}, nil
+				return []any{d.ID, p.AccountID, f.Path, f.Hash, f.Size, int64(f.Mode), f.MTime, f.MTimeNsec}, nil
 			}))
 		if err != nil {
 			var e *pgconn.PgError

@@ -139,14 +139,14 @@ func (s *sqliteStore) PGSDeploys(ctx context.Context, projectID int64) ([]PGSDep
 }
 
 func (s *sqliteStore) PGSFiles(ctx context.Context, deployID int64) ([]PGSFile, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT path, hash, size, mode, mtime FROM pgs_files
+	rows, err := s.r.QueryContext(ctx, `SELECT path, hash, size, mode, mtime, mtime_nsec FROM pgs_files
 		WHERE deploy_id = ? ORDER BY path`, deployID)
 	if err != nil {
 		return nil, fmt.Errorf("files of deploy %d: %w", deployID, err)
 	}
 	list, err := collectSQLite(rows, func(row interface{ Scan(...any) error }) (PGSFile, error) {
 		var f PGSFile
-		err := row.Scan(&f.Path, &f.Hash, &f.Size, &f.Mode, &f.MTime)
+		err := row.Scan(&f.Path, &f.Hash, &f.Size, &f.Mode, &f.MTime, &f.MTimeNsec)
 		return f, err
 	})
 	if err != nil {
@@ -295,14 +295,14 @@ func (s *sqliteStore) PublishPGSDeploy(ctx context.Context, p PGSPublish) (PGSDe
 		if err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO pgs_files (deploy_id, account_id, path, hash, size, mode, mtime)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO pgs_files (deploy_id, account_id, path, hash, size, mode, mtime, mtime_nsec)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for _, f := range p.Files {
-			if _, err := stmt.ExecContext(ctx, d.ID, p.AccountID, f.Path, f.Hash, f.Size, f.Mode, f.MTime); err != nil {
+			if _, err := stmt.ExecContext(ctx, d.ID, p.AccountID, f.Path, f.Hash, f.Size, f.Mode, f.MTime, f.MTimeNsec); err != nil {
 				if errors.Is(sqlitePGSErr(err), ErrNotFound) {
 					return fmt.Errorf("%s: %w", f.Path, ErrBlobMissing)
 				}
