@@ -41,11 +41,15 @@ func (r mtimeRule) compare(stored, sent time.Time) int {
 	return 0
 }
 
-// needsSet reports whether a kept file's stored time differs from the client's at the
-// precision the store holds (so touch sets the client's full time): whole seconds, and
-// nanoseconds when the protocol carries them.
+// needsSet reports whether touch sets the client's time on a file the quick check kept: when
+// the times differ at the precision the rule compared them (nanoseconds where it uses them,
+// else whole seconds). It then sets the client's full time, nanoseconds included. Times
+// that only the whole-second comparison calls equal are left alone: stamping the client's
+// exact time on content that was not compared at that precision would hide a same-second
+// edit from every later upload, and an upgrade from whole-second times would otherwise
+// rewrite every file's time.
 func (r mtimeRule) needsSet(stored, sent time.Time) bool {
-	if r.nsec {
+	if r.useNsec(stored, sent) {
 		return !stored.Equal(sent)
 	}
 	return stored.Unix() != sent.Unix()
