@@ -16,7 +16,7 @@ type fileInfo struct {
 func (i fileInfo) Name() string       { return i.name }
 func (i fileInfo) Size() int64        { return i.f.Size }
 func (i fileInfo) Mode() fs.FileMode  { return i.f.Mode.Perm() }
-func (i fileInfo) ModTime() time.Time { return time.Unix(i.f.MTime, 0) }
+func (i fileInfo) ModTime() time.Time { return i.f.ModTime() }
 func (i fileInfo) IsDir() bool        { return false }
 func (i fileInfo) Sys() any           { return nil }
 

@@ -209,19 +209,21 @@ func (f *rsyncFS) Create(name string) (rsync.Upload, error) {
 type rsyncUpload struct{ *upload }
 
 func (u rsyncUpload) Commit(mtime time.Time, perm fs.FileMode) error {
-	return u.upload.commit(perm, mtime.Unix())
+	return u.upload.commitNsec(perm, mtime.Unix(), int32(mtime.Nanosecond()))
 }
 
+// Chtimes keeps the client's full time: the quick check compares nanoseconds where both
+// sides have them.
 func (f *rsyncFS) Chtimes(name string, mtime time.Time) error {
 	t := mtime.Unix()
-	return f.setAttrs("chtimes", name, nil, &t)
+	return f.setAttrs("chtimes", name, nil, &t, int32(mtime.Nanosecond()))
 }
 
 func (f *rsyncFS) Chmod(name string, perm fs.FileMode) error {
-	return f.setAttrs("chmod", name, &perm, nil)
+	return f.setAttrs("chmod", name, &perm, nil, 0)
 }
 
-func (f *rsyncFS) setAttrs(op, name string, mode *fs.FileMode, mtime *int64) error {
+func (f *rsyncFS) setAttrs(op, name string, mode *fs.FileMode, mtime *int64, nsec int32) error {
 	p, err := f.path(name)
 	if err != nil {
 		return pathError(op, name, err)
@@ -235,7 +237,7 @@ func (f *rsyncFS) setAttrs(op, name string, mode *fs.FileMode, mtime *int64) err
 	}
 	f.s.mu.Lock()
 	defer f.s.mu.Unlock()
-	return pathError(op, name, d.work.setAttrs(p.Rel, mode, mtime))
+	return pathError(op, name, d.work.setAttrs(p.Rel, mode, mtime, nsec))
 }
 
 func (f *rsyncFS) Remove(name string) error {

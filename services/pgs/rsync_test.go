@@ -1,8 +1,11 @@
 package pgs
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRsyncUploadAndDownload(t *testing.T) {
@@ -44,5 +47,58 @@ func TestRsyncFailureDoesNotHang(t *testing.T) {
 	}
 	if got := h.liveFiles("blog"); got != nil {
 		t.Fatalf("published %v", got)
+	}
+}
+
+// TestRsyncSubSecondMTimes: pgs keeps the nanoseconds of an rsync upload's mtimes, so that a
+// same-size edit within the second of the stored version is deployed by plain -r; an
+// unchanged re-upload still transfers nothing, and so does one over a file stored with whole
+// seconds (as scp -p and files from before nanoseconds were kept); -t downloads keep them.
+func TestRsyncSubSecondMTimes(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	index := filepath.Join(src, "index.html")
+	base := time.Unix(1_700_000_000, 0)
+	write := func(content string, mtime time.Time) {
+		t.Helper()
+		if err := os.WriteFile(index, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(index, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("home v1\n", base.Add(100*time.Millisecond))
+	h.mustRsync("-r", src+"/", remote+"/blog/")
+	write("home v2\n", base.Add(600*time.Millisecond))
+	if out := h.mustRsync("-r", "--stats", src+"/", remote+"/blog/"); !strings.Contains(out, "Number of regular files transferred: 1") {
+		t.Fatalf("same-size edit within the second:\n%s", out)
+	}
+	mustEqualTree(t, "live files", h.liveFiles("blog"), map[string]string{"index.html": "home v2\n"})
+	if out := h.mustRsync("-r", "-i", src+"/", remote+"/blog/"); !strings.Contains(out, "nothing changed") || strings.Contains(out, "<f") {
+		t.Fatalf("unchanged re-upload:\n%s", out)
+	}
+	// An explicit --modify-window=0 compares whole seconds, as rsync's default does.
+	write("home v3\n", base.Add(900*time.Millisecond))
+	if out := h.mustRsync("-r", "-i", "--modify-window=0", src+"/", remote+"/blog/"); strings.Contains(out, "<f") {
+		t.Fatalf("--modify-window=0 transferred a file of the same second:\n%s", out)
+	}
+	if out := h.mustRsync("-r", "-i", src+"/", remote+"/blog/"); !strings.Contains(out, "<f") {
+		t.Fatalf("the edit was not transferred:\n%s", out)
+	}
+	// -t downloads carry the nanoseconds.
+	dst := t.TempDir()
+	h.mustRsync("-rt", remote+"/blog/", dst+"/")
+	if st, err := os.Stat(filepath.Join(dst, "index.html")); err != nil || !st.ModTime().Equal(base.Add(900*time.Millisecond)) {
+		t.Fatalf("downloaded mtime %v, %v; want %v", st.ModTime(), err, base.Add(900*time.Millisecond))
+	}
+	// A file stored with whole seconds (scp -p) is compared in whole seconds.
+	write("home v4\n", base.Add(2*time.Second))
+	if _, errOut, code := h.scp("-p", index, "pgs@127.0.0.1:/blog/index.html"); code != 0 {
+		t.Fatalf("scp -p: exit %d\n%s", code, errOut)
+	}
+	write("home v4\n", base.Add(2*time.Second+300*time.Millisecond))
+	if out := h.mustRsync("-r", "-i", src+"/", remote+"/blog/"); !strings.Contains(out, "nothing changed") || strings.Contains(out, "<f") {
+		t.Fatalf("re-upload over a whole-second time:\n%s", out)
 	}
 }

@@ -590,8 +590,11 @@ func (u *upload) truncate(size int64) error {
 }
 
 // Commit puts the file into the working copy with the given permission bits and
-// modification time.
-func (u *upload) commit(mode fs.FileMode, mtime int64) error {
+// modification time (whole seconds).
+func (u *upload) commit(mode fs.FileMode, mtime int64) error { return u.commitNsec(mode, mtime, 0) }
+
+// commitNsec is commit with the nanoseconds of the modification time.
+func (u *upload) commitNsec(mode fs.FileMode, mtime int64, nsec int32) error {
 	u.mu.Lock()
 	if u.done {
 		u.mu.Unlock()
@@ -600,7 +603,7 @@ func (u *upload) commit(mode fs.FileMode, mtime int64) error {
 	u.done = true
 	reserved := u.reserved
 	u.mu.Unlock()
-	return u.s.commit(u.path, u.w, reserved, mode, mtime)
+	return u.s.commit(u.path, u.w, reserved, mode, mtime, nsec)
 }
 
 // Abort discards the data.
@@ -620,7 +623,7 @@ func (u *upload) Abort() error {
 // commit adds a written file to its project's working copy, once its hash is known. New
 // content is held as a pending blob; pending blobs are recorded for the account and committed
 // to the blob store in batches, and all of them before the deploy is published.
-func (s *session) commit(p sitepath.Path, w blob.Writer, reserved int64, mode fs.FileMode, mtime int64) error {
+func (s *session) commit(p sitepath.Path, w blob.Writer, reserved int64, mode fs.FileMode, mtime int64, nsec int32) error {
 	h, size, err := w.Sum()
 	if err != nil {
 		s.unreserve(reserved)
@@ -671,7 +674,7 @@ func (s *session) commit(p sitepath.Path, w blob.Writer, reserved int64, mode fs
 		s.pendingBytes += size
 		kept = true
 	}
-	if err := d.work.put(p.Rel, File{Hash: h, Size: size, Mode: mode.Perm(), MTime: mtime}); err != nil {
+	if err := d.work.put(p.Rel, File{Hash: h, Size: size, Mode: mode.Perm(), MTime: mtime, MTimeNsec: nsec}); err != nil {
 		s.mu.Unlock()
 		return err
 	}

@@ -379,7 +379,7 @@ func (h *sftpHandler) setstat(r *sftp.Request, p sitepath.Path) error {
 	}
 	h.s.mu.Lock()
 	defer h.s.mu.Unlock()
-	return d.work.setAttrs(p.Rel, mode, mtime)
+	return d.work.setAttrs(p.Rel, mode, mtime, 0)
 }
 
 func (h *sftpHandler) mkdir(p sitepath.Path) error {

@@ -16,13 +16,18 @@ import (
 )
 
 // File is one file of a deploy: its content's hash, size, permission bits and modification
-// time (Unix seconds).
+// time (Unix seconds and nanoseconds; rsync at protocol 31+ sends the nanoseconds, scp and
+// sftp whole seconds, and files stored before nanoseconds were kept have 0).
 type File struct {
-	Hash  blob.Hash
-	Size  int64
-	Mode  fs.FileMode
-	MTime int64
+	Hash      blob.Hash
+	Size      int64
+	Mode      fs.FileMode
+	MTime     int64
+	MTimeNsec int32
 }
+
+// ModTime is the file's modification time.
+func (f File) ModTime() time.Time { return time.Unix(f.MTime, int64(f.MTimeNsec)) }
 
 // node is a file or a directory of a tree. Directories are implied by the files below them,
 // or made explicitly in a session (an empty one is not kept by a deploy).
@@ -70,7 +75,7 @@ func treeOf(files []db.PGSFile, mtime time.Time) (*tree, error) {
 		}
 		t.hashes[h] = struct{}{}
 		t.cost += 1 + len(f.Path)/pathCost
-		if err := t.put(f.Path, File{Hash: h, Size: f.Size, Mode: fs.FileMode(f.Mode).Perm(), MTime: f.MTime}); err != nil {
+		if err := t.put(f.Path, File{Hash: h, Size: f.Size, Mode: fs.FileMode(f.Mode).Perm(), MTime: f.MTime, MTimeNsec: f.MTimeNsec}); err != nil {
 			return nil, err
 		}
 	}
@@ -192,13 +197,22 @@ const (
 // clampMTime keeps a modification time within years 1 and 9999.
 func clampMTime(t int64) int64 { return min(max(t, minMTime), maxMTime) }
 
+// clampTime keeps a modification time within years 1 and 9999 and its nanoseconds within a
+// second; a clamped time has none.
+func clampTime(sec int64, nsec int32) (int64, int32) {
+	if c := clampMTime(sec); c != sec || nsec < 0 || nsec > 999_999_999 {
+		return c, 0
+	}
+	return sec, nsec
+}
+
 // put stores a file at rel, making its missing parent directories; it replaces a file but
 // not a directory.
 func (t *tree) put(rel string, f File) error {
 	if rel == "" {
 		return errIsDir
 	}
-	f.MTime = clampMTime(f.MTime)
+	f.MTime, f.MTimeNsec = clampTime(f.MTime, f.MTimeNsec)
 	dir, base, err := t.dirOf(rel, true)
 	if err != nil {
 		return err
@@ -216,8 +230,9 @@ func (t *tree) put(rel string, f File) error {
 	return nil
 }
 
-// setAttrs changes a file's mode and modification time (nil: unchanged).
-func (t *tree) setAttrs(rel string, mode *fs.FileMode, mtime *int64) error {
+// setAttrs changes a file's mode and modification time (nil: unchanged; nsec is the
+// nanoseconds of mtime).
+func (t *tree) setAttrs(rel string, mode *fs.FileMode, mtime *int64, nsec int32) error {
 	n := t.lookup(rel)
 	switch {
 	case n == nil:
@@ -230,7 +245,7 @@ func (t *tree) setAttrs(rel string, mode *fs.FileMode, mtime *int64) error {
 		f.Mode = mode.Perm()
 	}
 	if mtime != nil {
-		f.MTime = clampMTime(*mtime)
+		f.MTime, f.MTimeNsec = clampTime(*mtime, nsec)
 	}
 	n.file = &f
 	return nil
@@ -385,7 +400,7 @@ func walkNode(path string, n *node, fn func(string, File)) {
 func (t *tree) manifest() []db.PGSFile {
 	files := make([]db.PGSFile, 0, t.files)
 	t.walk("", func(p string, f File) {
-		files = append(files, db.PGSFile{Path: p, Hash: f.Hash.String(), Size: f.Size, Mode: uint32(f.Mode.Perm()), MTime: f.MTime})
+		files = append(files, db.PGSFile{Path: p, Hash: f.Hash.String(), Size: f.Size, Mode: uint32(f.Mode.Perm()), MTime: f.MTime, MTimeNsec: f.MTimeNsec})
 	})
 	return files
 }

@@ -41,7 +41,7 @@ func TestTree(t *testing.T) {
 		{"remove a non-empty directory", tr.remove("a"), errNotEmpty},
 		{"remove a missing file", tr.remove("nope"), fs.ErrNotExist},
 		{"remove the root", tr.remove(""), fs.ErrPermission},
-		{"setAttrs of a missing file", tr.setAttrs("nope", nil, nil), fs.ErrNotExist},
+		{"setAttrs of a missing file", tr.setAttrs("nope", nil, nil, 0), fs.ErrNotExist},
 	} {
 		if !errors.Is(tt.err, tt.want) {
 			t.Errorf("%s: %v, want %v", tt.what, tt.err, tt.want)
