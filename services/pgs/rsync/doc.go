@@ -81,6 +81,19 @@
 // implements ChecksumFS answers -c without reading the stored files when the file checksum is
 // MD4 (protocol 27–29, or --checksum-choice=md4).
 //
+// The quick check (skip a file whose size and modification time match) compares nanoseconds
+// when it can: at protocol 31 and later, without --modify-window or with a negative one, and
+// when both the stored time and the client's have a sub-second part. So a same-size edit made
+// within the same second as the stored version is transferred. When either side has whole
+// seconds only (a time stored by an FS that keeps none, an older client, a file system without
+// sub-second times) the check compares whole seconds, so an unchanged file is still skipped.
+// This is stricter than rsync's own default, which compares whole seconds unless given
+// --modify-window=-1; because this server keeps the client's time even without -t, a
+// same-second edit would otherwise stay unsent. --modify-window=0, given explicitly, compares
+// whole seconds as rsync does; --modify-window=N treats times up to N seconds apart as equal.
+// -u skips a file whose stored time is newer by the same comparison. A kept file gets the
+// client's full time only when the times differ at the precision compared.
+//
 // # Limits
 //
 // A client may send at most 1,048,576 file-list entries with 64 MiB of names, names of up to
