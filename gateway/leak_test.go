@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"runtime"
@@ -90,4 +91,65 @@ func TestWindowChangeBeforeExecLeavesNothingBehind(t *testing.T) {
 	}
 	after := settle(t, base, 10, 8<<20)
 	t.Logf("%d clients resized before exec, wrote 2 MiB and left: baseline %s, after %s", conns, base, after)
+}
+
+// TestSessionsOnALiveConnectionLeaveNothingBehind: a client that keeps one connection open and
+// runs session after session on it (each ended by the client closing it, some never sending a
+// request at all), then drops the TCP connection under sessions still running, leaves no
+// goroutine behind: a session's context holds nothing on its connection once its handler has
+// returned, and the connection's end ends the sessions still running.
+func TestSessionsOnALiveConnectionLeaveNothingBehind(t *testing.T) {
+	f := start(t)
+	warm := f.connect(f.ssh, "pgs", f.alice.login)
+	exec(t, warm, "ls")
+	warm.Close()
+	base := measure()
+
+	c := f.connect(f.ssh, "pgs", f.alice.login)
+	for i := range 150 {
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+		if i%3 == 0 { // no request: the client just closes it
+			s.Close()
+			continue
+		}
+		out, err := s.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start("block"); err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+		s.Close()
+	}
+	waitForRoom(t, c, "after 150 closed ones")
+	during := settle(t, base, 15, 8<<20) // the connection is still open
+	for range 5 {                         // sessions running when the connection drops
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := s.StdoutPipe()
+		if err := s.Start("block"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.pgs.blocked.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handlers still run after their connection dropped", f.pgs.blocked.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	after := settle(t, base, 10, 8<<20)
+	t.Logf("150 sessions on one connection: baseline %s, connection open %s, after %s", base, during, after)
 }
