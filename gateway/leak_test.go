@@ -129,7 +129,7 @@ func TestSessionsOnALiveConnectionLeaveNothingBehind(t *testing.T) {
 	}
 	waitForRoom(t, c, "after 150 closed ones")
 	during := settle(t, base, 15, 8<<20) // the connection is still open
-	for range 5 {                         // sessions running when the connection drops
+	for range 5 {                        // sessions running when the connection drops
 		s, err := c.NewSession()
 		if err != nil {
 			t.Fatal(err)
