@@ -3,13 +3,16 @@ package gateway_test
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/portico-sh/portico/db"
 	"github.com/portico-sh/portico/internal/sshtest"
 )
 
@@ -152,4 +155,44 @@ func TestSessionsOnALiveConnectionLeaveNothingBehind(t *testing.T) {
 	}
 	after := settle(t, base, 10, 8<<20)
 	t.Logf("150 sessions on one connection: baseline %s, connection open %s, after %s", base, during, after)
+}
+
+// TestRevocationEndsARunningSessionWithItsReason: a session whose service waits on its context
+// (it takes no goroutine of its own any more) ends within 5 s of a revocation of its
+// certificate, with the reason on stderr and a non-zero exit status.
+func TestRevocationEndsARunningSessionWithItsReason(t *testing.T) {
+	f := start(t)
+	cert := certFor(t, f.alice.ca, sshtest.NewSigner(t), nil)
+	c := f.connect(f.ssh, "pgs", cert)
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr sshtest.SyncBuffer
+	s.Stderr = &stderr
+	out, err := s.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("block"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.AddRevocation(t.Context(), f.alice.ID, db.NewRevocation{Kind: db.RevokeKeyID, Value: "bob@laptop"}); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- s.Wait() }()
+	select {
+	case err := <-ended:
+		var exit *gossh.ExitError
+		if !errors.As(err, &exit) || exit.ExitStatus() == 0 || !strings.Contains(stderr.String(), "revoked") {
+			t.Fatalf("session ended with %v, stderr %q; want a non-zero status and the reason", err, stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the session still runs 5 s after its certificate was revoked (stderr %q)", stderr.String())
+	}
 }
