@@ -1,14 +1,18 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/portico-sh/portico/db"
 	"github.com/portico-sh/portico/internal/sshtest"
 )
 
@@ -90,4 +94,105 @@ func TestWindowChangeBeforeExecLeavesNothingBehind(t *testing.T) {
 	}
 	after := settle(t, base, 10, 8<<20)
 	t.Logf("%d clients resized before exec, wrote 2 MiB and left: baseline %s, after %s", conns, base, after)
+}
+
+// TestSessionsOnALiveConnectionLeaveNothingBehind: a client that keeps one connection open and
+// runs session after session on it (each ended by the client closing it, some never sending a
+// request at all), then drops the TCP connection under sessions still running, leaves no
+// goroutine behind: a session's context holds nothing on its connection once its handler has
+// returned, and the connection's end ends the sessions still running.
+func TestSessionsOnALiveConnectionLeaveNothingBehind(t *testing.T) {
+	f := start(t)
+	warm := f.connect(f.ssh, "pgs", f.alice.login)
+	exec(t, warm, "ls")
+	warm.Close()
+	base := measure()
+
+	c := f.connect(f.ssh, "pgs", f.alice.login)
+	for i := range 150 {
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+		if i%3 == 0 { // no request: the client just closes it
+			s.Close()
+			continue
+		}
+		out, err := s.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start("block"); err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+		s.Close()
+	}
+	waitForRoom(t, c, "after 150 closed ones")
+	during := settle(t, base, 15, 8<<20) // the connection is still open
+	for range 5 {                        // sessions running when the connection drops
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := s.StdoutPipe()
+		if err := s.Start("block"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.pgs.blocked.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handlers still run after their connection dropped", f.pgs.blocked.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	after := settle(t, base, 10, 8<<20)
+	t.Logf("150 sessions on one connection: baseline %s, connection open %s, after %s", base, during, after)
+}
+
+// TestRevocationEndsARunningSessionWithItsReason: a session whose service waits on its context
+// (it takes no goroutine of its own any more) ends within 5 s of a revocation of its
+// certificate, with the reason on stderr and a non-zero exit status.
+func TestRevocationEndsARunningSessionWithItsReason(t *testing.T) {
+	f := start(t)
+	cert := certFor(t, f.alice.ca, sshtest.NewSigner(t), nil)
+	c := f.connect(f.ssh, "pgs", cert)
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr sshtest.SyncBuffer
+	s.Stderr = &stderr
+	out, err := s.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("block"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.AddRevocation(t.Context(), f.alice.ID, db.NewRevocation{Kind: db.RevokeKeyID, Value: "bob@laptop"}); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- s.Wait() }()
+	select {
+	case err := <-ended:
+		var exit *gossh.ExitError
+		if !errors.As(err, &exit) || exit.ExitStatus() == 0 || !strings.Contains(stderr.String(), "revoked") {
+			t.Fatalf("session ended with %v, stderr %q; want a non-zero status and the reason", err, stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the session still runs 5 s after its certificate was revoked (stderr %q)", stderr.String())
+	}
 }

@@ -103,7 +103,7 @@ type dirFS struct {
 
 	mu   sync.Mutex
 	dirs map[string]*cachedDir
-	top  cachedDir // the root itself, for files directly in it (never closed)
+	top  cachedDir // the root itself, for files directly in it (never closed; r set with root)
 }
 
 // cachedDir is an open directory of dirFS.dirs; refs counts its users. A dropped directory
@@ -142,7 +142,10 @@ func (e *cachedDir) close() {
 const maxCachedDirs = 32
 
 func (d *dirFS) open(name string) (*os.Root, string, error) {
-	d.once.Do(func() { d.root, d.err = os.OpenRoot(d.dir) })
+	d.once.Do(func() {
+		d.root, d.err = os.OpenRoot(d.dir)
+		d.top.r = d.root // set once, here: writers read it without d.mu
+	})
 	if d.err != nil {
 		return nil, "", d.err
 	}
@@ -170,15 +173,12 @@ func (d *dirFS) writable(name string) (*os.Root, string, func(), error) {
 
 // writableDir is writable returning the directory as a cachedDir.
 func (d *dirFS) writableDir(name string) (*cachedDir, string, func(), error) {
-	r, name, err := d.open(name)
+	_, name, err := d.open(name)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	dir, base := path.Split(name)
 	if dir == "" {
-		d.mu.Lock()
-		d.top.r = r
-		d.mu.Unlock()
 		return &d.top, base, func() {}, nil
 	}
 	e, release, err := d.dirEntry(dir[:len(dir)-1])
