@@ -1,85 +1,24 @@
 package db_test
 
 import (
-	"database/sql"
-	"io/fs"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/pressly/goose/v3"
 
 	"github.com/portico-sh/portico/db"
-	"github.com/portico-sh/portico/db/dbtest"
-	"github.com/portico-sh/portico/migrations"
 )
 
 // TestSQLiteACLUpgradeListsIDs and TestPostgresACLUpgradeListsIDs: migration 00011 turns the
 // account names of private sites' ACLs into account ids, in order, and drops the names no
 // account holds (a deleted account's), so that whoever registers such a name later sees nothing.
-func TestSQLiteACLUpgradeListsIDs(t *testing.T) {
-	dir := t.TempDir()
-	rawDB := func() *sql.DB {
-		raw, err := sql.Open("sqlite", filepath.Join(dir, db.SQLiteFile)+"?_pragma=foreign_keys(1)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw.SetMaxOpenConns(1)
-		return raw
-	}
-	testACLUpgrade(t, goose.DialectSQLite3, rawDB, migrations.SQLite, func() db.Store {
-		s, err := db.Open(ctx, "", dir)
-		if err != nil {
-			t.Fatalf("Open (migrating to the latest version): %v", err)
-		}
-		return s
-	})
-}
+func TestSQLiteACLUpgradeListsIDs(t *testing.T) { testACLUpgrade(t, sqliteUpgradeDB(t)) }
 
-func TestPostgresACLUpgradeListsIDs(t *testing.T) {
-	url := dbtest.PostgresURL(t)
-	rawDB := func() *sql.DB {
-		raw, err := sql.Open("pgx", url) // registered by pgx/v5/stdlib, which db imports
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
-	testACLUpgrade(t, goose.DialectPostgres, rawDB, migrations.Postgres, func() db.Store {
-		s, err := db.Open(ctx, url, "")
-		if err != nil {
-			t.Fatalf("Open (migrating to the latest version): %v", err)
-		}
-		return s
-	})
-}
+func TestPostgresACLUpgradeListsIDs(t *testing.T) { testACLUpgrade(t, postgresUpgradeDB(t)) }
 
-func testACLUpgrade(t *testing.T, dialect goose.Dialect, rawDB func() *sql.DB, all fs.FS, open func() db.Store) {
-	raw := rawDB()
-	before := fstest.MapFS{}
-	entries, err := fs.ReadDir(all, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".sql") || e.Name() >= "00011" {
-			continue
-		}
-		data, err := fs.ReadFile(all, e.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		before[e.Name()] = &fstest.MapFile{Data: data}
-	}
-	p, err := goose.NewProvider(dialect, raw, before)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+func testACLUpgrade(t *testing.T, u upgradeDB) {
+	raw := u.raw()
+	u.migrateBefore(t, raw, "00011")
 	ts := "2026-01-02T03:04:05.000000Z"
 	for _, stmt := range []string{
 		`INSERT INTO accounts (name, created_at) VALUES ('alice', '` + ts + `'), ('bob', '` + ts + `'), ('carol', '` + ts + `')`,
@@ -96,7 +35,7 @@ func testACLUpgrade(t *testing.T, dialect goose.Dialect, rawDB func() *sql.DB, a
 	}
 	raw.Close()
 
-	s := open()
+	s := u.open()
 	alice, err := s.AccountByName(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -128,9 +67,9 @@ func testACLUpgrade(t *testing.T, dialect goose.Dialect, rawDB func() *sql.DB, a
 	s.Close()
 
 	// Down to 00010 again: the ids of the accounts that exist become their names.
-	raw = rawDB()
+	raw = u.raw()
 	defer raw.Close()
-	p, err = goose.NewProvider(dialect, raw, all)
+	p, err := goose.NewProvider(u.dialect, raw, u.all)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,84 +1,21 @@
 package db_test
 
 import (
-	"database/sql"
-	"io/fs"
-	"path/filepath"
-	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/pressly/goose/v3"
-
-	"github.com/portico-sh/portico/db"
-	"github.com/portico-sh/portico/db/dbtest"
-	"github.com/portico-sh/portico/migrations"
 )
 
 // TestSQLiteMTimeNsecUpgrade and TestPostgresMTimeNsecUpgrade: migration 00012 gives the files
 // of existing deploys 0 nanoseconds and keeps their whole seconds; a new file keeps its
 // nanoseconds; migrating down drops the column and keeps the files.
-func TestSQLiteMTimeNsecUpgrade(t *testing.T) {
-	dir := t.TempDir()
-	rawDB := func() *sql.DB {
-		raw, err := sql.Open("sqlite", filepath.Join(dir, db.SQLiteFile)+"?_pragma=foreign_keys(1)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw.SetMaxOpenConns(1)
-		return raw
-	}
-	testMTimeNsecUpgrade(t, goose.DialectSQLite3, rawDB, migrations.SQLite, func() db.Store {
-		s, err := db.Open(ctx, "", dir)
-		if err != nil {
-			t.Fatalf("Open (migrating to the latest version): %v", err)
-		}
-		return s
-	})
-}
+func TestSQLiteMTimeNsecUpgrade(t *testing.T) { testMTimeNsecUpgrade(t, sqliteUpgradeDB(t)) }
 
-func TestPostgresMTimeNsecUpgrade(t *testing.T) {
-	url := dbtest.PostgresURL(t)
-	rawDB := func() *sql.DB {
-		raw, err := sql.Open("pgx", url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
-	testMTimeNsecUpgrade(t, goose.DialectPostgres, rawDB, migrations.Postgres, func() db.Store {
-		s, err := db.Open(ctx, url, "")
-		if err != nil {
-			t.Fatalf("Open (migrating to the latest version): %v", err)
-		}
-		return s
-	})
-}
+func TestPostgresMTimeNsecUpgrade(t *testing.T) { testMTimeNsecUpgrade(t, postgresUpgradeDB(t)) }
 
-func testMTimeNsecUpgrade(t *testing.T, dialect goose.Dialect, rawDB func() *sql.DB, all fs.FS, open func() db.Store) {
-	raw := rawDB()
-	before := fstest.MapFS{}
-	entries, err := fs.ReadDir(all, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".sql") || e.Name() >= "00012" {
-			continue
-		}
-		data, err := fs.ReadFile(all, e.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		before[e.Name()] = &fstest.MapFile{Data: data}
-	}
-	p, err := goose.NewProvider(dialect, raw, before)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+func testMTimeNsecUpgrade(t *testing.T, u upgradeDB) {
+	raw := u.raw()
+	u.migrateBefore(t, raw, "00012")
 	ts := "2026-01-02T03:04:05.000000Z"
 	b := blobOf("old")
 	for _, stmt := range []string{
@@ -101,7 +38,7 @@ func testMTimeNsecUpgrade(t *testing.T, dialect goose.Dialect, rawDB func() *sql
 	}
 	raw.Close()
 
-	s := open()
+	s := u.open()
 	files, err := s.PGSFiles(ctx, deployID)
 	if err != nil || len(files) != 1 || files[0].MTime != 1700000000 || files[0].MTimeNsec != 0 {
 		t.Fatalf("files after the upgrade: %+v, %v; want index.html at 1700000000 s and 0 ns", files, err)
@@ -118,9 +55,9 @@ func testMTimeNsecUpgrade(t *testing.T, dialect goose.Dialect, rawDB func() *sql
 	s.Close()
 
 	// Down again: the column goes, the files stay.
-	raw = rawDB()
+	raw = u.raw()
 	defer raw.Close()
-	p, err = goose.NewProvider(dialect, raw, all)
+	p, err := goose.NewProvider(u.dialect, raw, u.all)
 	if err != nil {
 		t.Fatal(err)
 	}
