@@ -629,17 +629,7 @@ func TestClosingASessionEndsItsHandler(t *testing.T) {
 		if err != nil {
 			t.Fatalf("session %d: %v", i+1, err)
 		}
-		out, err := s.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start("block"); err != nil {
-			t.Fatalf("session %d: %v", i+1, err)
-		}
-		// The service has started once its report arrives.
-		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-			t.Fatalf("session %d: %v", i+1, err)
-		}
+		startBlocked(t, s, fmt.Sprintf("session %d", i+1))
 		s.Close()
 	}
 	deadline := time.Now().Add(5 * time.Second)

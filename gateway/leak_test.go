@@ -118,16 +118,7 @@ func TestSessionsOnALiveConnectionLeaveNothingBehind(t *testing.T) {
 			s.Close()
 			continue
 		}
-		out, err := s.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start("block"); err != nil {
-			t.Fatalf("session %d: %v", i+1, err)
-		}
-		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-			t.Fatalf("session %d: %v", i+1, err)
-		}
+		startBlocked(t, s, fmt.Sprintf("session %d", i+1))
 		s.Close()
 	}
 	waitForRoom(t, c, "after 150 closed ones")
@@ -137,13 +128,7 @@ func TestSessionsOnALiveConnectionLeaveNothingBehind(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, _ := s.StdoutPipe()
-		if err := s.Start("block"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-			t.Fatal(err)
-		}
+		startBlocked(t, s, "a session left running")
 	}
 	c.Close()
 	deadline := time.Now().Add(5 * time.Second)
@@ -194,5 +179,21 @@ func TestRevocationEndsARunningSessionWithItsReason(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the session still runs 5 s after its certificate was revoked (stderr %q)", stderr.String())
+	}
+}
+
+// startBlocked runs "block" on s (the test pgs service's command that returns only when its
+// session's context ends) and waits until the service has started: its report arrives.
+func startBlocked(t *testing.T, s *gossh.Session, what string) {
+	t.Helper()
+	out, err := s.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("block"); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
