@@ -70,18 +70,14 @@ func (t tempDir) createUnnamed() *os.File {
 // always shows the old file or the new one, whole. The descriptor is closed.
 func (t tempDir) commitUnnamed(f *os.File, name string, mtime time.Time, perm fs.FileMode) error {
 	defer f.Close()
-	err := f.Chmod(perm)
-	if err == nil {
-		err = futimens(f, mtime)
-	}
-	if err != nil {
+	if err := setAttrs(f, mtime, perm); err != nil {
 		return err
 	}
 	proc := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
 	link := func(to string) error {
 		return ignoringEINTR(func() error { return unix.Linkat(unix.AT_FDCWD, proc, t.fd, to, unix.AT_SYMLINK_FOLLOW) })
 	}
-	err = link(name)
+	err := link(name)
 	if err != unix.EEXIST {
 		if err != nil {
 			return &os.LinkError{Op: "link", Old: proc, New: name, Err: err}
@@ -98,9 +94,9 @@ func (t tempDir) commitUnnamed(f *os.File, name string, mtime time.Time, perm fs
 	if err != nil {
 		return &os.LinkError{Op: "link", Old: proc, New: tmp, Err: err}
 	}
-	if err := ignoringEINTR(func() error { return unix.Renameat(t.fd, tmp, t.fd, name) }); err != nil {
+	if err := t.rename(tmp, name); err != nil {
 		t.remove(tmp)
-		return &os.LinkError{Op: "rename", Old: tmp, New: name, Err: err}
+		return err
 	}
 	return nil
 }
@@ -122,16 +118,27 @@ func (t tempDir) create(name string) (*os.File, error) {
 // commit sets the temporary file's permission bits and times, closes it and renames it to
 // name (replacing what is there, never following a symbolic link).
 func (t tempDir) commit(f *os.File, tmp, name string, mtime time.Time, perm fs.FileMode) error {
-	err := f.Chmod(perm)
-	if err == nil {
-		err = futimens(f, mtime)
-	}
+	err := setAttrs(f, mtime, perm)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return err
 	}
+	return t.rename(tmp, name)
+}
+
+// setAttrs sets an open temporary file's permission bits and times.
+func setAttrs(f *os.File, mtime time.Time, perm fs.FileMode) error {
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	return futimens(f, mtime)
+}
+
+// rename renames the temporary file tmp to name, replacing what is there (a symbolic link
+// there is replaced, not followed).
+func (t tempDir) rename(tmp, name string) error {
 	if err := ignoringEINTR(func() error { return unix.Renameat(t.fd, tmp, t.fd, name) }); err != nil {
 		return &os.LinkError{Op: "rename", Old: tmp, New: name, Err: err}
 	}
