@@ -1,6 +1,9 @@
 package rsync
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
 // mtimeRule is how a session compares a stored file's modification time with the one the
 // client sent: the quick check, -u and whether a kept time needs setting all use it.
@@ -26,16 +29,23 @@ func (r mtimeRule) useNsec(stored, sent time.Time) bool {
 
 // compare orders a stored mtime against the client's: 0 when the rule counts them as equal,
 // positive when the stored one is newer, negative when it is older.
+//
+// Seconds and nanoseconds are compared apart, and the seconds without subtracting them: a
+// client may send any 64-bit time, and time.Time.Compare (or a difference) overflows near the
+// ends of that range.
 func (r mtimeRule) compare(stored, sent time.Time) int {
+	a, b := stored.Unix(), sent.Unix()
 	if r.useNsec(stored, sent) {
-		return stored.Compare(sent)
+		if c := cmp.Compare(a, b); c != 0 {
+			return c
+		}
+		return cmp.Compare(stored.Nanosecond(), sent.Nanosecond())
 	}
-	d := stored.Unix() - sent.Unix()
-	w := max(r.window, 0)
-	switch {
-	case d > w:
+	w := uint64(max(r.window, 0))
+	switch { // uint64(a)-uint64(b) is the exact distance when a > b, whatever their signs
+	case a > b && uint64(a)-uint64(b) > w:
 		return 1
-	case d < -w:
+	case b > a && uint64(b)-uint64(a) > w:
 		return -1
 	}
 	return 0

@@ -1,6 +1,7 @@
 package rsync
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -39,6 +40,12 @@ func TestMTimeRule(t *testing.T) {
 		{"--modify-window=2 beyond, stored newer", two, at(sec+3, 0), at(sec, 0), 1, true},
 		{"before 1970", none, at(-5, 100), at(-5, 200), -1, true},
 		{"whole seconds differ, client has nanoseconds", none, at(sec, 0), at(sec+1, 900), -1, true},
+		// A client may send any 64-bit time: near the ends of the range, comparing times (or
+		// subtracting seconds) overflowed, and -u skipped a file it should send or the reverse.
+		{"client near the largest time, with nanoseconds", none, at(sec, 500), at(math.MaxInt64-10, 5), -1, true},
+		{"client near the smallest time, with nanoseconds", none, at(sec, 500), at(math.MinInt64+10, 5), 1, true},
+		{"client at the smallest time, whole seconds", none, at(sec, 0), at(math.MinInt64, 0), 1, true},
+		{"client at the largest time, --modify-window=2", two, at(-sec, 0), at(math.MaxInt64, 0), -1, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := tt.r.compare(tt.stored, tt.sent); got != tt.cmp {

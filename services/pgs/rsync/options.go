@@ -319,7 +319,7 @@ func (o *options) long(name, value string, hasValue bool) error {
 		if err != nil {
 			return err
 		}
-		// A negative window asks for equal nanoseconds (see sameMTime), 0 for equal seconds.
+		// A negative window asks for equal nanoseconds (see mtimeRule.useNsec), 0 for equal seconds.
 		o.modifyWindow = max(n, -1)
 		o.modifyWindowOn = true
 	case "compress-level":
