@@ -219,6 +219,14 @@ func (f *rsyncFS) Chtimes(name string, mtime time.Time) error {
 	return f.setAttrs("chtimes", name, nil, &t, int32(mtime.Nanosecond()))
 }
 
+// KeptTime is the time a file keeps when the client sends t: within years 1 and 9999
+// (rsync.TimeKeeper), so that a file sent with a time outside them is not sent again by every
+// upload.
+func (f *rsyncFS) KeptTime(t time.Time) time.Time {
+	sec, nsec := clampTime(t.Unix(), int32(t.Nanosecond()))
+	return time.Unix(sec, int64(nsec))
+}
+
 func (f *rsyncFS) Chmod(name string, perm fs.FileMode) error {
 	return f.setAttrs("chmod", name, &perm, nil, 0)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestRsyncUploadAndDownload(t *testing.T) {
@@ -47,6 +49,42 @@ func TestRsyncFailureDoesNotHang(t *testing.T) {
 	}
 	if got := h.liveFiles("blog"); got != nil {
 		t.Fatalf("published %v", got)
+	}
+}
+
+// TestRsyncTimesOutOfRange: a file whose time pgs cannot keep (after year 9999 or before year
+// 1, kept as the nearest it can) is deployed once, and an unchanged re-upload sends nothing.
+// The source is on tmpfs, which keeps such times.
+func TestRsyncTimesOutOfRange(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src, err := os.MkdirTemp("/dev/shm", "portico-times-")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("tmpfs at /dev/shm needed: %v", err)
+		}
+		t.Skipf("no tmpfs at /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(src) })
+	for name, sec := range map[string]int64{"late.html": maxMTime + 3600, "early.html": minMTime - 3600} {
+		p := filepath.Join(src, name)
+		if err := os.WriteFile(p, []byte(name+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// os.Chtimes goes through nanoseconds since 1970, which stop in 2262.
+		ts := []unix.Timespec{{Sec: sec}, {Sec: sec}}
+		if err := unix.UtimesNano(p, ts); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil || st.Mtim.Sec != sec {
+			t.Fatalf("tmpfs did not keep %s's time %d: %d %v", name, sec, st.Mtim.Sec, err)
+		}
+	}
+	if out := h.mustRsync("-a", "--stats", src+"/", remote+"/blog/"); !strings.Contains(out, "Number of regular files transferred: 2") {
+		t.Fatalf("first upload:\n%s", out)
+	}
+	if out := h.mustRsync("-a", "-i", src+"/", remote+"/blog/"); !strings.Contains(out, "nothing changed") || strings.Contains(out, "<f") || strings.Contains(out, ".t") {
+		t.Fatalf("unchanged re-upload:\n%s", out)
 	}
 }
 

@@ -67,6 +67,15 @@ type ChecksumFS interface {
 	Checksum(name string) ([16]byte, error)
 }
 
+// TimeKeeper is an FS that cannot keep every modification time a client may send (a range of
+// years, or a coarser precision): KeptTime returns the time it would store for t. The quick
+// check, -u and the decision to set a kept file's time then compare that time, not the one the
+// client sent, so that a file whose time the FS cannot keep as sent is not sent again by every
+// upload.
+type TimeKeeper interface {
+	KeptTime(t time.Time) time.Time
+}
+
 // DirFS is an FS over a local directory; nothing outside root can be read or written. Writes
 // go to an unnamed temporary file in the target's directory (O_TMPFILE, Linux) linked into
 // place on Commit, or, where the file system has none, to a temporary file next to the target

@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/portico-sh/portico/services/pgs/rsync/internal/delta"
 	"github.com/portico-sh/portico/services/pgs/rsync/internal/filter"
@@ -507,7 +508,7 @@ func (s *recvSession) generateFile(ndx int32, f *fileEntry, target string) error
 	switch {
 	case o.existing && !exists, o.ignoreExist && exists:
 		return nil
-	case basis && o.update && s.mtimeRule().compare(st.ModTime(), f.modTime()) > 0:
+	case basis && o.update && s.mtimeRule().compare(st.ModTime(), s.keptTime(f)) > 0:
 		return nil
 	case basis && s.upToDate(f, target, st):
 		if !o.dryRun {
@@ -522,7 +523,7 @@ func (s *recvSession) generateFile(ndx int32, f *fileEntry, target string) error
 		if st.Size() != f.size {
 			iflags |= itemReportSize
 		}
-		if s.mtimeRule().compare(st.ModTime(), f.modTime()) != 0 {
+		if s.mtimeRule().compare(st.ModTime(), s.keptTime(f)) != 0 {
 			iflags |= itemReportTime
 		}
 	}
@@ -592,7 +593,7 @@ func (s *recvSession) upToDate(f *fileEntry, target string, st fs.FileInfo) bool
 	case o.ignoreTimes:
 		return false
 	}
-	return s.mtimeRule().compare(st.ModTime(), f.modTime()) == 0
+	return s.mtimeRule().compare(st.ModTime(), s.keptTime(f)) == 0
 }
 
 // mtimeRule is how this session compares modification times.
@@ -602,6 +603,15 @@ func (s *recvSession) mtimeRule() mtimeRule {
 		v = s.p.version
 	}
 	return mtimeRuleOf(s.o, v)
+}
+
+// keptTime is the modification time the FS would store for f: the client's, unless the FS is a
+// TimeKeeper that cannot keep it as sent. Stored times are compared with it.
+func (s *recvSession) keptTime(f *fileEntry) time.Time {
+	if k, ok := s.fsys.(TimeKeeper); ok {
+		return k.KeptTime(f.modTime())
+	}
+	return f.modTime()
 }
 
 // checksum returns the unseeded MD4 of a stored file (what -c compares).
@@ -626,7 +636,7 @@ func (s *recvSession) checksum(target string) ([16]byte, error) {
 // touch brings the attributes of an up-to-date file in line: the client's mtime (always kept,
 // so that the next quick check skips the file) and, with -p, its permissions.
 func (s *recvSession) touch(f *fileEntry, target string, st fs.FileInfo) {
-	if s.mtimeRule().needsSet(st.ModTime(), f.modTime()) {
+	if s.mtimeRule().needsSet(st.ModTime(), s.keptTime(f)) {
 		if err := s.fsys.Chtimes(target, f.modTime()); err != nil {
 			s.fileError("failed to set times on %q: %v", f.name, err)
 		}
@@ -881,7 +891,7 @@ func (s *recvSession) setDirAttrs() {
 				s.fileError("failed to set permissions on %q: %v", f.name, err)
 			}
 		}
-		if o.times && !o.omitDirTimes && s.mtimeRule().needsSet(st.ModTime(), f.modTime()) {
+		if o.times && !o.omitDirTimes && s.mtimeRule().needsSet(st.ModTime(), s.keptTime(f)) {
 			if err := s.fsys.Chtimes(target, f.modTime()); err != nil {
 				s.fileError("failed to set times on %q: %v", f.name, err)
 			}

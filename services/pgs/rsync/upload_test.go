@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -401,6 +402,41 @@ func TestUploadQuickCheckOptions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestUploadKeptTimes: an FS that cannot keep the client's time (a TimeKeeper storing no time
+// after 2030) still skips an unchanged file on the next upload, and leaves its time alone: the
+// quick check compares the time the FS would keep.
+func TestUploadKeptTimes(t *testing.T) {
+	until := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	t.Setenv(keepUntilEnv, strconv.FormatInt(until.Unix(), 10))
+	src, root := t.TempDir(), t.TempDir()
+	writeTree(t, src, map[string]string{"late.txt": "from 2035\n", "early.txt": "from 2020\n"})
+	setTime(t, filepath.Join(src, "late.txt"), time.Date(2035, 6, 1, 0, 0, 0, 0, time.UTC))
+	setTime(t, filepath.Join(src, "early.txt"), time.Date(2020, 6, 1, 0, 0, 0, 0, time.UTC))
+	out := upload(t, root, src+"/", "site/", "-a", "--stats")
+	if n := stat(t, out, "Number of regular files transferred"); n != 2 {
+		t.Fatalf("first upload transferred %d files, want 2\n%s", n, out)
+	}
+	st, err := os.Stat(filepath.Join(root, "site/late.txt"))
+	if err != nil || !st.ModTime().Equal(until) {
+		t.Fatalf("late.txt kept %v (%v), want %v", st.ModTime(), err, until)
+	}
+	for _, args := range [][]string{{"-a"}, {"-a", "--modify-window=1"}, {"-au"}} {
+		out = upload(t, root, src+"/", "site/", append(args, "--stats", "-i")...)
+		if n := stat(t, out, "Number of regular files transferred"); n != 0 {
+			t.Errorf("rsync %v: an unchanged upload transferred %d files\n%s", args, n, out)
+		}
+		if strings.Contains(out, "late.txt") {
+			t.Errorf("rsync %v: late.txt itemized as changed\n%s", args, out)
+		}
+	}
+	writeTree(t, src, map[string]string{"late.txt": "changed 2035\n"})
+	setTime(t, filepath.Join(src, "late.txt"), time.Date(2035, 6, 2, 0, 0, 0, 0, time.UTC))
+	out = upload(t, root, src+"/", "site/", "-a", "--stats")
+	if n := stat(t, out, "Number of regular files transferred"); n != 1 {
+		t.Errorf("a changed size was not sent: %d files\n%s", n, out)
+	}
 }
 
 func TestUploadDryRunWritesNothing(t *testing.T) {
