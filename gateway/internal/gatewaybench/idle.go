@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,44 +19,60 @@ import (
 )
 
 // idleSettle is how long the servers get to settle after the last connection opened, before
-// their memory is read.
-const idleSettle = 3 * time.Second
+// their memory is read; then it is read idleSamples times, idleSampleEvery apart, and the
+// median kept: a Go server's RSS moves as its collector and scavenger run, and one reading
+// taken at a chance moment swung a run's ratio by a tenth.
+const (
+	idleSettle      = 3 * time.Second
+	idleSamples     = 5
+	idleSampleEvery = time.Second
+)
 
 // idleResult is the memory n idle authenticated connections cost one server.
 type idleResult struct {
 	target string
 	n      int
-	before int64 // server RSS before, bytes
-	after  int64 // server RSS with the n connections open, bytes
+	before int64 // server RSS before the first connection, bytes
+	after  int64 // server RSS with the n connections open, bytes (median of idleSamples)
+	// slope is the RSS growth per connection from the previous count to this one, in the
+	// same series of connections (0 for the first count): what one more connection costs,
+	// without the server's fixed start-up memory or the first connections' warm-up.
+	slope float64
 }
 
 func (r idleResult) perConn() float64 { return float64(r.after-r.before) / float64(r.n) }
 
-// measureIdle opens each count of idle connections to the bare server and to portico (sshd
-// forks a process pair per connection, so it is left out), reads their memory and closes them.
+// measureIdle opens idle connections to the bare server, then to portico (sshd forks a process
+// pair per connection, so it is left out), up to each count in turn in one series, reads their
+// memory at each count and closes them all at the end.
 func measureIdle(ctx context.Context, o options, e *env) ([]idleResult, error) {
+	if len(o.idle) == 0 {
+		return nil, nil
+	}
+	counts := slices.Clone(o.idle)
+	slices.Sort(counts)
 	var out []idleResult
-	for _, n := range o.idle {
-		for _, t := range e.targets()[:2] {
-			var heap string
-			if o.heapDir != "" && t.name == "portico" {
-				heap = fmt.Sprintf("http://%s/debug/pprof/heap?gc=1 %s", o.pprofAddr, filepath.Join(o.heapDir, fmt.Sprintf("heap-%d.pprof", n)))
-			}
-			r, err := idleOf(ctx, t, e.key, n, o.workers, heap)
-			if err != nil {
-				return nil, fmt.Errorf("%d idle connections to %s: %w", n, t.name, err)
-			}
-			out = append(out, r)
-			slog.Info("measured", "server", t.name, "idle connections", n,
-				"KiB per connection", int(r.perConn()/1024), "RSS before MiB", r.before>>20, "after MiB", r.after>>20)
+	for _, t := range e.targets()[:2] {
+		heap := ""
+		if o.heapDir != "" && t.name == "portico" {
+			heap = fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", o.pprofAddr)
 		}
+		rs, err := idleSeries(ctx, t, e.key, counts, o.workers, heap, o.heapDir)
+		if err != nil {
+			return nil, fmt.Errorf("idle connections to %s: %w", t.name, err)
+		}
+		for _, r := range rs {
+			slog.Info("measured", "server", t.name, "idle connections", r.n,
+				"KiB per connection", int(r.perConn()/1024), "slope KiB", int(r.slope/1024), "RSS before MiB", r.before>>20, "after MiB", r.after>>20)
+		}
+		out = append(out, rs...)
 	}
 	return out, nil
 }
 
-// idleOf opens n idle connections to t and reads its memory; heap, when not empty, is "URL
-// FILE": the server's heap profile to save while the connections are open.
-func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int, heap string) (idleResult, error) {
+// idleSeries opens idle connections to t up to each of counts (ascending) and reads its memory
+// at each; heapURL, when not empty, is the server's heap profile to save in dir at each count.
+func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, workers int, heapURL, dir string) ([]idleResult, error) {
 	config := &ssh.ClientConfig{
 		User:            t.user,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
@@ -65,9 +82,55 @@ func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int, heap 
 	time.Sleep(idleSettle)
 	before, err := benchenv.RSS(t.s.PID())
 	if err != nil {
-		return idleResult{}, err
+		return nil, err
 	}
-	clients := make([]*ssh.Client, n)
+	clients := make([]*ssh.Client, counts[len(counts)-1])
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	var out []idleResult
+	opened := 0
+	for _, n := range counts {
+		if err := dialIdle(ctx, t, config, clients[opened:n], workers); err != nil {
+			return nil, err
+		}
+		opened = n
+		time.Sleep(idleSettle)
+		after, err := medianRSS(t.s.PID())
+		if err != nil {
+			return nil, err
+		}
+		if err := t.s.Alive(); err != nil {
+			return nil, err
+		}
+		if heapURL != "" {
+			if err := saveProfiles(heapURL, dir, n); err != nil {
+				return nil, err
+			}
+		}
+		// Check that the connections are still up (none was closed by a limit meanwhile).
+		if _, _, err := clients[0].SendRequest("keepalive@openssh.com", true, nil); err != nil {
+			return nil, fmt.Errorf("the first connection is gone: %w", err)
+		}
+		if _, _, err := clients[n-1].SendRequest("keepalive@openssh.com", true, nil); err != nil {
+			return nil, fmt.Errorf("the last connection is gone: %w", err)
+		}
+		r := idleResult{target: t.name, n: n, before: before, after: after}
+		if len(out) > 0 {
+			prev := out[len(out)-1]
+			r.slope = float64(after-prev.after) / float64(n-prev.n)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// dialIdle fills clients with authenticated connections to t, from workers goroutines.
+func dialIdle(ctx context.Context, t target, config *ssh.ClientConfig, clients []*ssh.Client, workers int) error {
 	var mu sync.Mutex
 	var firstErr error
 	next := make(chan int)
@@ -88,7 +151,7 @@ func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int, heap 
 			}
 		})
 	}
-	for i := range n {
+	for i := range clients {
 		if ctx.Err() != nil {
 			break
 		}
@@ -96,45 +159,43 @@ func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int, heap 
 	}
 	close(next)
 	wg.Wait()
-	defer func() {
-		for _, c := range clients {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
 	if firstErr != nil {
-		return idleResult{}, firstErr
+		return firstErr
 	}
-	if ctx.Err() != nil {
-		return idleResult{}, ctx.Err()
-	}
-	time.Sleep(idleSettle)
-	after, err := benchenv.RSS(t.s.PID())
-	if err != nil {
-		return idleResult{}, err
-	}
-	if err := t.s.Alive(); err != nil {
-		return idleResult{}, err
-	}
-	if heap != "" {
-		url, file, _ := strings.Cut(heap, " ")
-		if err := saveProfile(url, file); err != nil {
-			return idleResult{}, fmt.Errorf("heap profile: %w", err)
+	return ctx.Err()
+}
+
+// medianRSS reads pid's RSS idleSamples times, idleSampleEvery apart, and returns the median.
+func medianRSS(pid int) (int64, error) {
+	var xs []int64
+	for i := range idleSamples {
+		if i > 0 {
+			time.Sleep(idleSampleEvery)
 		}
-		// And the goroutines, whose stacks the heap profile does not count.
-		gURL := strings.Replace(url, "/heap?gc=1", "/goroutine?debug=1", 1)
-		gFile := strings.Replace(file, "heap-", "goroutines-", 1) + ".txt"
-		if err := saveProfile(gURL, gFile); err != nil {
-			return idleResult{}, fmt.Errorf("goroutine profile: %w", err)
+		x, err := benchenv.RSS(pid)
+		if err != nil {
+			return 0, err
 		}
-		slog.Info("saved heap and goroutine profiles", "heap", file, "goroutines", gFile)
+		xs = append(xs, x)
 	}
-	// Check that the connections are still up (none was closed by a limit meanwhile).
-	if _, _, err := clients[n-1].SendRequest("keepalive@openssh.com", true, nil); err != nil {
-		return idleResult{}, fmt.Errorf("the last connection is gone: %w", err)
+	slices.Sort(xs)
+	return xs[len(xs)/2], nil
+}
+
+// saveProfiles saves the heap profile at url, and the goroutines, whose stacks the heap
+// profile does not count, in dir for n connections.
+func saveProfiles(url, dir string, n int) error {
+	file := filepath.Join(dir, fmt.Sprintf("heap-%d.pprof", n))
+	if err := saveProfile(url, file); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
 	}
-	return idleResult{target: t.name, n: n, before: before, after: after}, nil
+	gURL := strings.Replace(url, "/heap?gc=1", "/goroutine?debug=1", 1)
+	gFile := filepath.Join(dir, fmt.Sprintf("goroutines-%d.txt", n))
+	if err := saveProfile(gURL, gFile); err != nil {
+		return fmt.Errorf("goroutine profile: %w", err)
+	}
+	slog.Info("saved heap and goroutine profiles", "heap", file, "goroutines", gFile)
+	return nil
 }
 
 // saveProfile writes what url answers to file.
