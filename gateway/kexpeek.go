@@ -125,6 +125,53 @@ type peekedConn struct {
 
 	mu   sync.Mutex
 	skip []byte // the version line the library will write first, not yet dropped
+
+	// deadlineMu guards readDeadline and writeDeadline: whether a deadline other than none is
+	// set on Conn. charmbracelet/ssh sets the deadline before every read and every write, to
+	// none when no idle or max timeout is configured (portico sets neither); asking the
+	// runtime to clear a deadline that is not set cost about 1% of the server's CPU in the
+	// session-rate bench, so it is skipped.
+	deadlineMu                  sync.Mutex
+	readDeadline, writeDeadline bool
+}
+
+func (c *peekedConn) SetDeadline(t time.Time) error {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if t.IsZero() && !c.readDeadline && !c.writeDeadline {
+		return nil
+	}
+	err := c.Conn.SetDeadline(t)
+	if err == nil {
+		c.readDeadline, c.writeDeadline = !t.IsZero(), !t.IsZero()
+	}
+	return err
+}
+
+func (c *peekedConn) SetReadDeadline(t time.Time) error {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if t.IsZero() && !c.readDeadline {
+		return nil
+	}
+	err := c.Conn.SetReadDeadline(t)
+	if err == nil {
+		c.readDeadline = !t.IsZero()
+	}
+	return err
+}
+
+func (c *peekedConn) SetWriteDeadline(t time.Time) error {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if t.IsZero() && !c.writeDeadline {
+		return nil
+	}
+	err := c.Conn.SetWriteDeadline(t)
+	if err == nil {
+		c.writeDeadline = !t.IsZero()
+	}
+	return err
 }
 
 func (c *peekedConn) Read(p []byte) (int, error) {
@@ -164,7 +211,7 @@ func (c *peekedConn) Write(p []byte) (int, error) {
 
 // peekKEXInit sends the server's version line on conn, then reads the client's version line
 // and KEXINIT, for at most timeout. It returns a connection for the SSH library that replays
-// what was read and does not repeat the version line, and the client's KEXINIT, or nil when
+// what was read and does not repeat the version line (and has no deadline set), and the client's KEXINIT, or nil when
 // it did not come in time or did not parse (the library then meets whatever it was).
 func peekKEXInit(conn net.Conn, serverVersion string, timeout time.Duration) (net.Conn, *clientKEXInit, error) {
 	line := []byte(serverVersion + "\r\n")

@@ -3,8 +3,10 @@ package gateway
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -314,4 +316,81 @@ func FuzzPeekKEXInit(f *testing.F) {
 			t.Fatalf("the library would read %q, the client sent %q", got, data)
 		}
 	})
+}
+
+// deadlineCalls counts the deadlines asked of the connection under it.
+type deadlineCalls struct {
+	net.Conn
+	calls int
+}
+
+func (d *deadlineCalls) SetDeadline(t time.Time) error {
+	d.calls++
+	return d.Conn.SetDeadline(t)
+}
+
+func (d *deadlineCalls) SetReadDeadline(t time.Time) error {
+	d.calls++
+	return d.Conn.SetReadDeadline(t)
+}
+
+func (d *deadlineCalls) SetWriteDeadline(t time.Time) error {
+	d.calls++
+	return d.Conn.SetWriteDeadline(t)
+}
+
+// charmbracelet/ssh clears the deadline before every read and write; the peeked connection
+// passes that on only when a deadline is set, and then the deadline is cleared for real.
+func TestPeekedConnClearsOnlySetDeadlines(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	under := &deadlineCalls{Conn: a}
+	pc := &peekedConn{Conn: under}
+	for range 3 {
+		pc.SetDeadline(time.Time{})
+		pc.SetReadDeadline(time.Time{})
+		pc.SetWriteDeadline(time.Time{})
+	}
+	if under.calls != 0 {
+		t.Fatalf("clearing no deadline reached the connection %d times", under.calls)
+	}
+	tests := []struct {
+		name      string
+		set, kept func(time.Time) error
+		op        func() error
+	}{
+		{"both", pc.SetDeadline, pc.SetDeadline, func() error { _, err := pc.Read(make([]byte, 1)); return err }},
+		{"read", pc.SetReadDeadline, pc.SetReadDeadline, func() error { _, err := pc.Read(make([]byte, 1)); return err }},
+		{"write", pc.SetWriteDeadline, pc.SetWriteDeadline, func() error { _, err := pc.Write([]byte("x")); return err }},
+		{"read, cleared by both", pc.SetReadDeadline, pc.SetDeadline, func() error { _, err := pc.Read(make([]byte, 1)); return err }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.set(time.Unix(1, 0)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.op(); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("with a past deadline: %v", err)
+			}
+			if err := tc.kept(time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- tc.op() }()
+			// The other end serves one read or write: the operation completes only if the
+			// deadline was cleared.
+			go func() {
+				buf := make([]byte, 1)
+				if tc.name == "write" {
+					b.Read(buf)
+				} else {
+					b.Write([]byte("y"))
+				}
+			}()
+			if err := <-done; err != nil {
+				t.Fatalf("after clearing the deadline: %v", err)
+			}
+		})
+	}
 }
