@@ -65,7 +65,7 @@ func report(w io.Writer, o options, head []string, rates map[rateCase][]rateRoun
 	}
 	for _, n := range ns {
 		b, p := byN[n]["bare x/crypto"], byN[n]["portico"]
-		slope := "–, –| –"
+		slope := "–, – | –"
 		if b.slope > 0 && p.slope > 0 {
 			slope = fmt.Sprintf("%.1f KiB, %.1f KiB | %.2f×", b.slope/1024, p.slope/1024, p.slope/b.slope)
 		}
