@@ -182,8 +182,8 @@ func medianRSS(pid int) (int64, error) {
 	return xs[len(xs)/2], nil
 }
 
-// saveProfiles saves the heap profile at url, and the goroutines, whose stacks the heap
-// profile does not count, in dir for n connections.
+// saveProfiles saves the heap profile at url, the goroutines, whose stacks the heap profile
+// does not count, and the runtime's memory statistics, in dir for n connections.
 func saveProfiles(url, dir string, n int) error {
 	file := filepath.Join(dir, fmt.Sprintf("heap-%d.pprof", n))
 	if err := saveProfile(url, file); err != nil {
@@ -194,7 +194,14 @@ func saveProfiles(url, dir string, n int) error {
 	if err := saveProfile(gURL, gFile); err != nil {
 		return fmt.Errorf("goroutine profile: %w", err)
 	}
-	slog.Info("saved heap and goroutine profiles", "heap", file, "goroutines", gFile)
+	// And the runtime's memory statistics (heap in use, stacks, what the runtime keeps), at the
+	// end of the text heap profile.
+	mURL := strings.Replace(url, "/heap?gc=1", "/heap?debug=1", 1)
+	mFile := filepath.Join(dir, fmt.Sprintf("memstats-%d.txt", n))
+	if err := saveProfile(mURL, mFile); err != nil {
+		return fmt.Errorf("memory statistics: %w", err)
+	}
+	slog.Info("saved heap and goroutine profiles", "heap", file, "goroutines", gFile, "memstats", mFile)
 	return nil
 }
 
