@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -34,6 +37,9 @@ type idleResult struct {
 	n      int
 	before int64 // server RSS before the first connection, bytes
 	after  int64 // server RSS with the n connections open, bytes (median of idleSamples)
+	// collected is the live heap and goroutine stacks per connection after a collection,
+	// against before the first connection (0: not measured; see collectedMemory).
+	collected float64
 	// slope is the RSS growth per connection from the previous count to this one, in the
 	// same series of connections (0 for the first count): what one more connection costs,
 	// without the server's fixed start-up memory or the first connections' warm-up.
@@ -54,10 +60,18 @@ func measureIdle(ctx context.Context, o options, e *env) ([]idleResult, error) {
 	var out []idleResult
 	for _, t := range e.targets()[:2] {
 		heap := ""
-		if o.heapDir != "" && t.name == "portico" {
-			heap = fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", o.pprofAddr)
+		var mem func() (int64, error)
+		if o.heapDir != "" {
+			// portico's pprof listener, and the bare server's SIGUSR1, give the memory that
+			// survives a collection, which does not depend on when the collector last ran.
+			if t.name == "portico" {
+				heap = fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", o.pprofAddr)
+				mem = func() (int64, error) { return porticoCollected(o.pprofAddr) }
+			} else {
+				mem = func() (int64, error) { return bareCollected(e.bare, e.bareMemFile) }
+			}
 		}
-		rs, err := idleSeries(ctx, t, e.key, counts, o.workers, heap, o.heapDir)
+		rs, err := idleSeries(ctx, t, e.key, counts, o.workers, heap, o.heapDir, mem)
 		if err != nil {
 			return nil, fmt.Errorf("idle connections to %s: %w", t.name, err)
 		}
@@ -72,7 +86,7 @@ func measureIdle(ctx context.Context, o options, e *env) ([]idleResult, error) {
 
 // idleSeries opens idle connections to t up to each of counts (ascending) and reads its memory
 // at each; heapURL, when not empty, is the server's heap profile to save in dir at each count.
-func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, workers int, heapURL, dir string) ([]idleResult, error) {
+func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, workers int, heapURL, dir string, mem func() (int64, error)) ([]idleResult, error) {
 	config := &ssh.ClientConfig{
 		User:            t.user,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
@@ -83,6 +97,12 @@ func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, wor
 	before, err := benchenv.RSS(t.s.PID())
 	if err != nil {
 		return nil, err
+	}
+	var memBefore int64
+	if mem != nil {
+		if memBefore, err = mem(); err != nil {
+			return nil, err
+		}
 	}
 	clients := make([]*ssh.Client, counts[len(counts)-1])
 	defer func() {
@@ -120,6 +140,13 @@ func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, wor
 			return nil, fmt.Errorf("the last connection is gone: %w", err)
 		}
 		r := idleResult{target: t.name, n: n, before: before, after: after}
+		if mem != nil {
+			m, err := mem()
+			if err != nil {
+				return nil, err
+			}
+			r.collected = float64(m-memBefore) / float64(n)
+		}
 		if len(out) > 0 {
 			prev := out[len(out)-1]
 			r.slope = float64(after-prev.after) / float64(n-prev.n)
@@ -180,6 +207,63 @@ func medianRSS(pid int) (int64, error) {
 	}
 	slices.Sort(xs)
 	return xs[len(xs)/2], nil
+}
+
+// porticoCollected is portico's live heap and goroutine stacks after a collection, read from its
+// pprof listener (the memory statistics at the end of the text heap profile).
+func porticoCollected(addr string) (int64, error) {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/heap?gc=1&debug=1", addr))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var heap, stack int64
+	var okHeap, okStack bool
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			heap, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			okHeap = err == nil
+		}
+		if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+			f, _, _ := strings.Cut(v, " ")
+			stack, err = strconv.ParseInt(f, 10, 64)
+			okStack = err == nil
+		}
+	}
+	if !okHeap || !okStack {
+		return 0, errors.New("portico's heap profile has no HeapAlloc or Stack line")
+	}
+	return heap + stack, nil
+}
+
+// bareCollected asks the bare server (SIGUSR1) for its live heap and goroutine stacks after a
+// collection, which it writes to file.
+func bareCollected(s *benchenv.Server, file string) (int64, error) {
+	os.Remove(file)
+	p, err := os.FindProcess(s.PID())
+	if err != nil {
+		return 0, err
+	}
+	if err := p.Signal(syscall.SIGUSR1); err != nil {
+		return 0, err
+	}
+	for range 100 {
+		time.Sleep(50 * time.Millisecond)
+		b, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		var heap, stack int64
+		if _, err := fmt.Sscan(string(b), &heap, &stack); err != nil {
+			return 0, fmt.Errorf("%s: %w", file, err)
+		}
+		return heap + stack, nil
+	}
+	return 0, errors.New("the bare server wrote no memory statistics")
 }
 
 // saveProfiles saves the heap profile at url, the goroutines, whose stacks the heap profile

@@ -72,6 +72,23 @@ func report(w io.Writer, o options, head []string, rates map[rateCase][]rateRoun
 		fmt.Fprintf(w, "| %d | %.1f KiB (RSS %d→%d MiB) | %.1f KiB (RSS %d→%d MiB) | %.2f× | %s |\n", n,
 			b.perConn()/1024, b.before>>20, b.after>>20, p.perConn()/1024, p.before>>20, p.after>>20, p.perConn()/b.perConn(), slope)
 	}
+	var collected []string
+	for _, n := range ns {
+		b, p := byN[n]["bare x/crypto"], byN[n]["portico"]
+		if b.collected > 0 && p.collected > 0 {
+			collected = append(collected, fmt.Sprintf("| %d | %.1f KiB | %.1f KiB | %.2f× |", n, b.collected/1024, p.collected/1024, p.collected/b.collected))
+		}
+	}
+	if len(collected) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Live heap and goroutine stacks per connection after a forced collection (-heap-profile), which do not depend on when the collector last ran:")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| connections | bare x/crypto | portico | portico / bare |")
+		fmt.Fprintln(w, "|---|---|---|---|")
+		for _, l := range collected {
+			fmt.Fprintln(w, l)
+		}
+	}
 }
 
 // roundRatioValues is a/b round by round (the rounds of both ran interleaved).
