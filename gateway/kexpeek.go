@@ -244,8 +244,9 @@ func (c *peekedConn) Write(p []byte) (int, error) {
 
 // peekKEXInit sends the server's version line on conn, then reads the client's version line
 // and KEXINIT, for at most timeout. It returns a connection for the SSH library that replays
-// what was read and does not repeat the version line (and has no deadline set), and the client's KEXINIT, or nil when
-// it did not come in time or did not parse (the library then meets whatever it was).
+// what was read and does not repeat the version line (and has no deadline set), and the
+// client's KEXINIT, or nil when it did not come in time or did not parse (the library then
+// meets whatever it was).
 func peekKEXInit(conn net.Conn, serverVersion string, timeout time.Duration) (net.Conn, *clientKEXInit, error) {
 	line := []byte(serverVersion + "\r\n")
 	if _, err := conn.Write(line); err != nil {
