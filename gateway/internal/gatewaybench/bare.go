@@ -73,7 +73,7 @@ func serveBare(addr, hostKeyPath, keyPath, caPath string) error {
 }
 
 // reportMemory writes, on each SIGUSR1, the server's live heap and goroutine stacks after a
-// collection to file, as "HEAP STACK" in bytes (see collectedMemory).
+// collection, and its goroutines, to file, as "HEAP STACK GOROUTINES" (see bareCollected).
 func reportMemory(file string) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1)
@@ -82,7 +82,7 @@ func reportMemory(file string) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		tmp := file + ".tmp"
-		if os.WriteFile(tmp, fmt.Appendf(nil, "%d %d\n", ms.HeapAlloc, ms.StackInuse), 0o644) == nil {
+		if os.WriteFile(tmp, fmt.Appendf(nil, "%d %d %d\n", ms.HeapAlloc, ms.StackInuse, runtime.NumGoroutine()), 0o644) == nil {
 			os.Rename(tmp, file)
 		}
 	}

@@ -38,8 +38,9 @@ type idleResult struct {
 	before int64 // server RSS before the first connection, bytes
 	after  int64 // server RSS with the n connections open, bytes (median of idleSamples)
 	// collected is the live heap and goroutine stacks per connection after a collection,
-	// against before the first connection (0: not measured; see collectedMemory).
-	collected float64
+	// against before the first connection, and the goroutines per connection (0: not
+	// measured; see porticoCollected and bareCollected).
+	collected, goroutines float64
 	// slope is the RSS growth per connection from the previous count to this one, in the
 	// same series of connections (0 for the first count): what one more connection costs,
 	// without the server's fixed start-up memory or the first connections' warm-up.
@@ -60,15 +61,15 @@ func measureIdle(ctx context.Context, o options, e *env) ([]idleResult, error) {
 	var out []idleResult
 	for _, t := range e.targets()[:2] {
 		heap := ""
-		var mem func() (int64, error)
+		var mem func() (int64, int64, error)
 		if o.heapDir != "" {
 			// portico's pprof listener, and the bare server's SIGUSR1, give the memory that
 			// survives a collection, which does not depend on when the collector last ran.
 			if t.name == "portico" {
 				heap = fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", o.pprofAddr)
-				mem = func() (int64, error) { return porticoCollected(o.pprofAddr) }
+				mem = func() (int64, int64, error) { return porticoCollected(o.pprofAddr) }
 			} else {
-				mem = func() (int64, error) { return bareCollected(e.bare, e.bareMemFile) }
+				mem = func() (int64, int64, error) { return bareCollected(e.bare, e.bareMemFile) }
 			}
 		}
 		rs, err := idleSeries(ctx, t, e.key, counts, o.workers, heap, o.heapDir, mem)
@@ -86,7 +87,7 @@ func measureIdle(ctx context.Context, o options, e *env) ([]idleResult, error) {
 
 // idleSeries opens idle connections to t up to each of counts (ascending) and reads its memory
 // at each; heapURL, when not empty, is the server's heap profile to save in dir at each count.
-func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, workers int, heapURL, dir string, mem func() (int64, error)) ([]idleResult, error) {
+func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, workers int, heapURL, dir string, mem func() (memory, goroutines int64, err error)) ([]idleResult, error) {
 	config := &ssh.ClientConfig{
 		User:            t.user,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
@@ -98,9 +99,9 @@ func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, wor
 	if err != nil {
 		return nil, err
 	}
-	var memBefore int64
+	var memBefore, gBefore int64
 	if mem != nil {
-		if memBefore, err = mem(); err != nil {
+		if memBefore, gBefore, err = mem(); err != nil {
 			return nil, err
 		}
 	}
@@ -141,11 +142,12 @@ func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, wor
 		}
 		r := idleResult{target: t.name, n: n, before: before, after: after}
 		if mem != nil {
-			m, err := mem()
+			m, g, err := mem()
 			if err != nil {
 				return nil, err
 			}
 			r.collected = float64(m-memBefore) / float64(n)
+			r.goroutines = float64(g-gBefore) / float64(n)
 		}
 		if len(out) > 0 {
 			prev := out[len(out)-1]
@@ -209,21 +211,16 @@ func medianRSS(pid int) (int64, error) {
 	return xs[len(xs)/2], nil
 }
 
-// porticoCollected is portico's live heap and goroutine stacks after a collection, read from its
-// pprof listener (the memory statistics at the end of the text heap profile).
-func porticoCollected(addr string) (int64, error) {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/heap?gc=1&debug=1", addr))
+// porticoCollected is portico's live heap and goroutine stacks after a collection (the memory
+// statistics at the end of the text heap profile), and its goroutines, from its pprof listener.
+func porticoCollected(addr string) (memory, goroutines int64, err error) {
+	heapText, err := getText(fmt.Sprintf("http://%s/debug/pprof/heap?gc=1&debug=1", addr))
 	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var heap, stack int64
 	var okHeap, okStack bool
-	for line := range strings.SplitSeq(string(b), "\n") {
+	for line := range strings.SplitSeq(heapText, "\n") {
 		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
 			heap, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			okHeap = err == nil
@@ -235,21 +232,47 @@ func porticoCollected(addr string) (int64, error) {
 		}
 	}
 	if !okHeap || !okStack {
-		return 0, errors.New("portico's heap profile has no HeapAlloc or Stack line")
+		return 0, 0, errors.New("portico's heap profile has no HeapAlloc or Stack line")
 	}
-	return heap + stack, nil
+	gText, err := getText(fmt.Sprintf("http://%s/debug/pprof/goroutine?debug=1", addr))
+	if err != nil {
+		return 0, 0, err
+	}
+	first, _, _ := strings.Cut(gText, "\n")
+	v, ok := strings.CutPrefix(first, "goroutine profile: total ")
+	if !ok {
+		return 0, 0, fmt.Errorf("portico's goroutine profile starts %q", first)
+	}
+	if goroutines, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil {
+		return 0, 0, err
+	}
+	return heap + stack, goroutines, nil
+}
+
+// getText is what url answers.
+func getText(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 // bareCollected asks the bare server (SIGUSR1) for its live heap and goroutine stacks after a
-// collection, which it writes to file.
-func bareCollected(s *benchenv.Server, file string) (int64, error) {
+// collection, and its goroutines, which it writes to file.
+func bareCollected(s *benchenv.Server, file string) (memory, goroutines int64, err error) {
 	os.Remove(file)
 	p, err := os.FindProcess(s.PID())
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := p.Signal(syscall.SIGUSR1); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for range 100 {
 		time.Sleep(50 * time.Millisecond)
@@ -257,13 +280,13 @@ func bareCollected(s *benchenv.Server, file string) (int64, error) {
 		if err != nil {
 			continue
 		}
-		var heap, stack int64
-		if _, err := fmt.Sscan(string(b), &heap, &stack); err != nil {
-			return 0, fmt.Errorf("%s: %w", file, err)
+		var heap, stack, g int64
+		if _, err := fmt.Sscan(string(b), &heap, &stack, &g); err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", file, err)
 		}
-		return heap + stack, nil
+		return heap + stack, g, nil
 	}
-	return 0, errors.New("the bare server wrote no memory statistics")
+	return 0, 0, errors.New("the bare server wrote no memory statistics")
 }
 
 // saveProfiles saves the heap profile at url, the goroutines, whose stacks the heap profile

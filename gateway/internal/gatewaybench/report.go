@@ -76,15 +76,15 @@ func report(w io.Writer, o options, head []string, rates map[rateCase][]rateRoun
 	for _, n := range ns {
 		b, p := byN[n]["bare x/crypto"], byN[n]["portico"]
 		if b.collected > 0 && p.collected > 0 {
-			collected = append(collected, fmt.Sprintf("| %d | %.1f KiB | %.1f KiB | %.2f× |", n, b.collected/1024, p.collected/1024, p.collected/b.collected))
+			collected = append(collected, fmt.Sprintf("| %d | %.1f KiB | %.1f KiB | %.2f× | %.2f, %.2f |", n, b.collected/1024, p.collected/1024, p.collected/b.collected, b.goroutines, p.goroutines))
 		}
 	}
 	if len(collected) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Live heap and goroutine stacks per connection after a forced collection (-heap-profile), which do not depend on when the collector last ran:")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| connections | bare x/crypto | portico | portico / bare |")
-		fmt.Fprintln(w, "|---|---|---|---|")
+		fmt.Fprintln(w, "| connections | bare x/crypto | portico | portico / bare | goroutines per connection: bare, portico |")
+		fmt.Fprintln(w, "|---|---|---|---|---|")
 		for _, l := range collected {
 			fmt.Fprintln(w, l)
 		}
