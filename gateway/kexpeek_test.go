@@ -3,8 +3,11 @@ package gateway
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -312,6 +315,144 @@ func FuzzPeekKEXInit(f *testing.F) {
 		got, _ := io.ReadAll(pc)
 		if !bytes.Equal(got, data) {
 			t.Fatalf("the library would read %q, the client sent %q", got, data)
+		}
+	})
+}
+
+// deadlineCalls counts the deadlines asked of the connection under it.
+type deadlineCalls struct {
+	net.Conn
+	calls int
+}
+
+func (d *deadlineCalls) SetDeadline(t time.Time) error {
+	d.calls++
+	return d.Conn.SetDeadline(t)
+}
+
+func (d *deadlineCalls) SetReadDeadline(t time.Time) error {
+	d.calls++
+	return d.Conn.SetReadDeadline(t)
+}
+
+func (d *deadlineCalls) SetWriteDeadline(t time.Time) error {
+	d.calls++
+	return d.Conn.SetWriteDeadline(t)
+}
+
+// charmbracelet/ssh clears the deadline before every read and write; the peeked connection
+// passes that on only when a deadline is set, and then the deadline is cleared for real.
+func TestPeekedConnClearsOnlySetDeadlines(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	under := &deadlineCalls{Conn: a}
+	pc := &peekedConn{Conn: under}
+	for range 3 {
+		pc.SetDeadline(time.Time{})
+		pc.SetReadDeadline(time.Time{})
+		pc.SetWriteDeadline(time.Time{})
+	}
+	if under.calls != 0 {
+		t.Fatalf("clearing no deadline reached the connection %d times", under.calls)
+	}
+	tests := []struct {
+		name      string
+		set, kept func(time.Time) error
+		op        func() error
+	}{
+		{"both", pc.SetDeadline, pc.SetDeadline, func() error { _, err := pc.Read(make([]byte, 1)); return err }},
+		{"read", pc.SetReadDeadline, pc.SetReadDeadline, func() error { _, err := pc.Read(make([]byte, 1)); return err }},
+		{"write", pc.SetWriteDeadline, pc.SetWriteDeadline, func() error { _, err := pc.Write([]byte("x")); return err }},
+		{"read, cleared by both", pc.SetReadDeadline, pc.SetDeadline, func() error { _, err := pc.Read(make([]byte, 1)); return err }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.set(time.Unix(1, 0)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.op(); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("with a past deadline: %v", err)
+			}
+			if err := tc.kept(time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- tc.op() }()
+			// The other end serves one read or write: the operation completes only if the
+			// deadline was cleared.
+			go func() {
+				buf := make([]byte, 1)
+				if tc.name == "write" {
+					b.Read(buf)
+				} else {
+					b.Write([]byte("y"))
+				}
+			}()
+			if err := <-done; err != nil {
+				t.Fatalf("after clearing the deadline: %v", err)
+			}
+		})
+	}
+}
+
+// chunkReader reads what it holds in pieces of at most n bytes, as a socket may.
+type chunkReader struct {
+	b []byte
+	n int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), c.n)], c.b)
+	c.b = c.b[k:]
+	return k, nil
+}
+
+// The peek reads a client's version line and KEXINIT into one buffer and parses them in
+// place: its allocations were an eighth of the server's in the session-rate bench when it
+// read through a bufio.Reader and a recorder and kept growing copies of the packet.
+func TestReadClientKEXInitAllocations(t *testing.T) {
+	algos := gossh.SupportedAlgorithms()
+	data := append([]byte("SSH-2.0-OpenSSH_9.6\r\n"), kexInitPacket(clientKEXInit{
+		KexAlgos: algos.KeyExchanges, ServerHostKeyAlgos: algos.HostKeys,
+		CiphersClientServer: algos.Ciphers, CiphersServerClient: algos.Ciphers,
+		Rest: bytes.Repeat([]byte("x"), 600),
+	})...)
+	var got *clientKEXInit
+	var read []byte
+	allocs := testing.AllocsPerRun(20, func() {
+		got, read = readClientKEXInit(&chunkReader{b: data, n: 300})
+	})
+	if got == nil || !bytes.Equal(read, data) {
+		t.Fatalf("read %d of %d bytes, kex %v", len(read), len(data), got)
+	}
+	if allocs > 10 {
+		t.Errorf("%v allocations to read a %d-byte version line and KEXINIT; want at most 10 (50 with the SSH library's Unmarshal)", allocs, len(data))
+	}
+	t.Logf("%v allocations", allocs)
+}
+
+// FuzzParseKEXInit: the gateway's in-place KEXINIT parser agrees with the SSH library's
+// Unmarshal on every payload: both refuse it, or both read the same cipher lists.
+func FuzzParseKEXInit(f *testing.F) {
+	f.Add(gossh.Marshal(&clientKEXInit{KexAlgos: []string{"a", "b"}, CiphersClientServer: []string{"aes128-gcm@openssh.com", "aes128-ctr"}, CiphersServerClient: []string{"x"}}))
+	f.Add([]byte{20})
+	f.Add(append([]byte{20}, make([]byte, 32)...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := parseKEXInit(b)
+		var want clientKEXInit
+		wantErr := gossh.Unmarshal(b, &want)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("parseKEXInit: %v; Unmarshal: %v", err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		if !slices.Equal(k.CiphersClientServer, want.CiphersClientServer) || !slices.Equal(k.CiphersServerClient, want.CiphersServerClient) {
+			t.Fatalf("ciphers %q %q; Unmarshal %q %q", k.CiphersClientServer, k.CiphersServerClient, want.CiphersClientServer, want.CiphersServerClient)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
@@ -54,6 +55,7 @@ func serveBare(addr, hostKeyPath, keyPath, caPath string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	go reportMemory(hostKeyPath + ".memstats")
 	go func() {
 		<-ctx.Done()
 		ln.Close()
@@ -67,6 +69,22 @@ func serveBare(addr, hostKeyPath, keyPath, caPath string) error {
 			return err
 		}
 		go bareConn(conn, config)
+	}
+}
+
+// reportMemory writes, on each SIGUSR1, the server's live heap and goroutine stacks after a
+// collection, and its goroutines, to file, as "HEAP STACK GOROUTINES" (see bareCollected).
+func reportMemory(file string) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	for range sig {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		tmp := file + ".tmp"
+		if os.WriteFile(tmp, fmt.Appendf(nil, "%d %d %d\n", ms.HeapAlloc, ms.StackInuse, runtime.NumGoroutine()), 0o644) == nil {
+			os.Rename(tmp, file)
+		}
 	}
 }
 

@@ -21,14 +21,16 @@ import (
 
 // env is what one bench run set up: keys, a certificate, and the servers.
 type env struct {
-	dir     string
-	key     ssh.Signer // the client's login key
-	cert    ssh.Signer // the same key with its certificate (principals admin and root)
-	ca      ssh.Signer
-	caPath  string
-	bare    *benchenv.Server
-	portico *benchenv.Server
-	sshd    *benchenv.Server // nil with -no-sshd
+	dir    string
+	key    ssh.Signer // the client's login key
+	cert   ssh.Signer // the same key with its certificate (principals admin and root)
+	ca     ssh.Signer
+	caPath string
+	bare   *benchenv.Server
+	// bareMemFile is where the bare server writes its memory after a collection (SIGUSR1).
+	bareMemFile string
+	portico     *benchenv.Server
+	sshd        *benchenv.Server // nil with -no-sshd
 }
 
 // target is one server as the clients see it.
@@ -71,6 +73,7 @@ func setup(ctx context.Context, o options) (_ *env, err error) {
 	if e.cert, err = certify(e.ca, e.key, "bench@gatewaybench", []string{"admin", benchPrincipal}); err != nil {
 		return nil, err
 	}
+	e.bareMemFile = filepath.Join(dir, "bare_host_ed25519_key.memstats")
 	if e.bare, err = startBare(ctx, dir, keyPath+".pub", e.caPath+".pub"); err != nil {
 		return nil, err
 	}

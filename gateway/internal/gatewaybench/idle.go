@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -18,44 +22,72 @@ import (
 )
 
 // idleSettle is how long the servers get to settle after the last connection opened, before
-// their memory is read.
-const idleSettle = 3 * time.Second
+// their memory is read; then it is read idleSamples times, idleSampleEvery apart, and the
+// median kept: a Go server's RSS moves as its collector and scavenger run, and one reading
+// taken at a chance moment swung a run's ratio by a tenth.
+const (
+	idleSettle      = 3 * time.Second
+	idleSamples     = 5
+	idleSampleEvery = time.Second
+)
 
 // idleResult is the memory n idle authenticated connections cost one server.
 type idleResult struct {
 	target string
 	n      int
-	before int64 // server RSS before, bytes
-	after  int64 // server RSS with the n connections open, bytes
+	before int64 // server RSS before the first connection, bytes
+	after  int64 // server RSS with the n connections open, bytes (median of idleSamples)
+	// collected is the live heap and goroutine stacks per connection after a collection,
+	// against before the first connection, and the goroutines per connection (0: not
+	// measured; see porticoCollected and bareCollected).
+	collected, goroutines float64
+	// slope is the RSS growth per connection from the previous count to this one, in the
+	// same series of connections (0 for the first count): what one more connection costs,
+	// without the server's fixed start-up memory or the first connections' warm-up.
+	slope float64
 }
 
 func (r idleResult) perConn() float64 { return float64(r.after-r.before) / float64(r.n) }
 
-// measureIdle opens each count of idle connections to the bare server and to portico (sshd
-// forks a process pair per connection, so it is left out), reads their memory and closes them.
+// measureIdle opens idle connections to the bare server, then to portico (sshd forks a process
+// pair per connection, so it is left out), up to each count in turn in one series, reads their
+// memory at each count and closes them all at the end.
 func measureIdle(ctx context.Context, o options, e *env) ([]idleResult, error) {
+	if len(o.idle) == 0 {
+		return nil, nil
+	}
+	counts := slices.Clone(o.idle)
+	slices.Sort(counts)
 	var out []idleResult
-	for _, n := range o.idle {
-		for _, t := range e.targets()[:2] {
-			var heap string
-			if o.heapDir != "" && t.name == "portico" {
-				heap = fmt.Sprintf("http://%s/debug/pprof/heap?gc=1 %s", o.pprofAddr, filepath.Join(o.heapDir, fmt.Sprintf("heap-%d.pprof", n)))
+	for _, t := range e.targets()[:2] {
+		heap := ""
+		var mem func() (int64, int64, error)
+		if o.heapDir != "" {
+			// portico's pprof listener, and the bare server's SIGUSR1, give the memory that
+			// survives a collection, which does not depend on when the collector last ran.
+			if t.name == "portico" {
+				heap = fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", o.pprofAddr)
+				mem = func() (int64, int64, error) { return porticoCollected(o.pprofAddr) }
+			} else {
+				mem = func() (int64, int64, error) { return bareCollected(e.bare, e.bareMemFile) }
 			}
-			r, err := idleOf(ctx, t, e.key, n, o.workers, heap)
-			if err != nil {
-				return nil, fmt.Errorf("%d idle connections to %s: %w", n, t.name, err)
-			}
-			out = append(out, r)
-			slog.Info("measured", "server", t.name, "idle connections", n,
-				"KiB per connection", int(r.perConn()/1024), "RSS before MiB", r.before>>20, "after MiB", r.after>>20)
 		}
+		rs, err := idleSeries(ctx, t, e.key, counts, o.workers, heap, o.heapDir, mem)
+		if err != nil {
+			return nil, fmt.Errorf("idle connections to %s: %w", t.name, err)
+		}
+		for _, r := range rs {
+			slog.Info("measured", "server", t.name, "idle connections", r.n,
+				"KiB per connection", int(r.perConn()/1024), "slope KiB", int(r.slope/1024), "RSS before MiB", r.before>>20, "after MiB", r.after>>20)
+		}
+		out = append(out, rs...)
 	}
 	return out, nil
 }
 
-// idleOf opens n idle connections to t and reads its memory; heap, when not empty, is "URL
-// FILE": the server's heap profile to save while the connections are open.
-func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int, heap string) (idleResult, error) {
+// idleSeries opens idle connections to t up to each of counts (ascending) and reads its memory
+// at each; heapURL, when not empty, is the server's heap profile to save in dir at each count.
+func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, workers int, heapURL, dir string, mem func() (memory, goroutines int64, err error)) ([]idleResult, error) {
 	config := &ssh.ClientConfig{
 		User:            t.user,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
@@ -65,9 +97,69 @@ func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int, heap 
 	time.Sleep(idleSettle)
 	before, err := benchenv.RSS(t.s.PID())
 	if err != nil {
-		return idleResult{}, err
+		return nil, err
 	}
-	clients := make([]*ssh.Client, n)
+	var memBefore, gBefore int64
+	if mem != nil {
+		if memBefore, gBefore, err = mem(); err != nil {
+			return nil, err
+		}
+	}
+	clients := make([]*ssh.Client, counts[len(counts)-1])
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	var out []idleResult
+	opened := 0
+	for _, n := range counts {
+		if err := dialIdle(ctx, t, config, clients[opened:n], workers); err != nil {
+			return nil, err
+		}
+		opened = n
+		time.Sleep(idleSettle)
+		after, err := medianRSS(t.s.PID())
+		if err != nil {
+			return nil, err
+		}
+		if err := t.s.Alive(); err != nil {
+			return nil, err
+		}
+		if heapURL != "" {
+			if err := saveProfiles(heapURL, dir, n); err != nil {
+				return nil, err
+			}
+		}
+		// Check that the connections are still up (none was closed by a limit meanwhile).
+		if _, _, err := clients[0].SendRequest("keepalive@openssh.com", true, nil); err != nil {
+			return nil, fmt.Errorf("the first connection is gone: %w", err)
+		}
+		if _, _, err := clients[n-1].SendRequest("keepalive@openssh.com", true, nil); err != nil {
+			return nil, fmt.Errorf("the last connection is gone: %w", err)
+		}
+		r := idleResult{target: t.name, n: n, before: before, after: after}
+		if mem != nil {
+			m, g, err := mem()
+			if err != nil {
+				return nil, err
+			}
+			r.collected = float64(m-memBefore) / float64(n)
+			r.goroutines = float64(g-gBefore) / float64(n)
+		}
+		if len(out) > 0 {
+			prev := out[len(out)-1]
+			r.slope = float64(after-prev.after) / float64(n-prev.n)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// dialIdle fills clients with authenticated connections to t, from workers goroutines.
+func dialIdle(ctx context.Context, t target, config *ssh.ClientConfig, clients []*ssh.Client, workers int) error {
 	var mu sync.Mutex
 	var firstErr error
 	next := make(chan int)
@@ -88,7 +180,7 @@ func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int, heap 
 			}
 		})
 	}
-	for i := range n {
+	for i := range clients {
 		if ctx.Err() != nil {
 			break
 		}
@@ -96,45 +188,128 @@ func idleOf(ctx context.Context, t target, key ssh.Signer, n, workers int, heap 
 	}
 	close(next)
 	wg.Wait()
-	defer func() {
-		for _, c := range clients {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
 	if firstErr != nil {
-		return idleResult{}, firstErr
+		return firstErr
 	}
-	if ctx.Err() != nil {
-		return idleResult{}, ctx.Err()
+	return ctx.Err()
+}
+
+// medianRSS reads pid's RSS idleSamples times, idleSampleEvery apart, and returns the median.
+func medianRSS(pid int) (int64, error) {
+	var xs []int64
+	for i := range idleSamples {
+		if i > 0 {
+			time.Sleep(idleSampleEvery)
+		}
+		x, err := benchenv.RSS(pid)
+		if err != nil {
+			return 0, err
+		}
+		xs = append(xs, x)
 	}
-	time.Sleep(idleSettle)
-	after, err := benchenv.RSS(t.s.PID())
+	slices.Sort(xs)
+	return xs[len(xs)/2], nil
+}
+
+// porticoCollected is portico's live heap and goroutine stacks after a collection (the memory
+// statistics at the end of the text heap profile), and its goroutines, from its pprof listener.
+func porticoCollected(addr string) (memory, goroutines int64, err error) {
+	heapText, err := getText(fmt.Sprintf("http://%s/debug/pprof/heap?gc=1&debug=1", addr))
 	if err != nil {
-		return idleResult{}, err
+		return 0, 0, err
 	}
-	if err := t.s.Alive(); err != nil {
-		return idleResult{}, err
-	}
-	if heap != "" {
-		url, file, _ := strings.Cut(heap, " ")
-		if err := saveProfile(url, file); err != nil {
-			return idleResult{}, fmt.Errorf("heap profile: %w", err)
+	var heap, stack int64
+	var okHeap, okStack bool
+	for line := range strings.SplitSeq(heapText, "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			heap, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			okHeap = err == nil
 		}
-		// And the goroutines, whose stacks the heap profile does not count.
-		gURL := strings.Replace(url, "/heap?gc=1", "/goroutine?debug=1", 1)
-		gFile := strings.Replace(file, "heap-", "goroutines-", 1) + ".txt"
-		if err := saveProfile(gURL, gFile); err != nil {
-			return idleResult{}, fmt.Errorf("goroutine profile: %w", err)
+		if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+			f, _, _ := strings.Cut(v, " ")
+			stack, err = strconv.ParseInt(f, 10, 64)
+			okStack = err == nil
 		}
-		slog.Info("saved heap and goroutine profiles", "heap", file, "goroutines", gFile)
 	}
-	// Check that the connections are still up (none was closed by a limit meanwhile).
-	if _, _, err := clients[n-1].SendRequest("keepalive@openssh.com", true, nil); err != nil {
-		return idleResult{}, fmt.Errorf("the last connection is gone: %w", err)
+	if !okHeap || !okStack {
+		return 0, 0, errors.New("portico's heap profile has no HeapAlloc or Stack line")
 	}
-	return idleResult{target: t.name, n: n, before: before, after: after}, nil
+	gText, err := getText(fmt.Sprintf("http://%s/debug/pprof/goroutine?debug=1", addr))
+	if err != nil {
+		return 0, 0, err
+	}
+	first, _, _ := strings.Cut(gText, "\n")
+	v, ok := strings.CutPrefix(first, "goroutine profile: total ")
+	if !ok {
+		return 0, 0, fmt.Errorf("portico's goroutine profile starts %q", first)
+	}
+	if goroutines, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil {
+		return 0, 0, err
+	}
+	return heap + stack, goroutines, nil
+}
+
+// getText is what url answers.
+func getText(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// bareCollected asks the bare server (SIGUSR1) for its live heap and goroutine stacks after a
+// collection, and its goroutines, which it writes to file.
+func bareCollected(s *benchenv.Server, file string) (memory, goroutines int64, err error) {
+	os.Remove(file)
+	p, err := os.FindProcess(s.PID())
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := p.Signal(syscall.SIGUSR1); err != nil {
+		return 0, 0, err
+	}
+	for range 100 {
+		time.Sleep(50 * time.Millisecond)
+		b, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		var heap, stack, g int64
+		if _, err := fmt.Sscan(string(b), &heap, &stack, &g); err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", file, err)
+		}
+		return heap + stack, g, nil
+	}
+	return 0, 0, errors.New("the bare server wrote no memory statistics")
+}
+
+// saveProfiles saves the heap profile at url, the goroutines, whose stacks the heap profile
+// does not count, and the runtime's memory statistics, in dir for n connections.
+func saveProfiles(url, dir string, n int) error {
+	file := filepath.Join(dir, fmt.Sprintf("heap-%d.pprof", n))
+	if err := saveProfile(url, file); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	gURL := strings.Replace(url, "/heap?gc=1", "/goroutine?debug=1", 1)
+	gFile := filepath.Join(dir, fmt.Sprintf("goroutines-%d.txt", n))
+	if err := saveProfile(gURL, gFile); err != nil {
+		return fmt.Errorf("goroutine profile: %w", err)
+	}
+	// And the runtime's memory statistics (heap in use, stacks, what the runtime keeps), at the
+	// end of the text heap profile.
+	mURL := strings.Replace(url, "/heap?gc=1", "/heap?debug=1", 1)
+	mFile := filepath.Join(dir, fmt.Sprintf("memstats-%d.txt", n))
+	if err := saveProfile(mURL, mFile); err != nil {
+		return fmt.Errorf("memory statistics: %w", err)
+	}
+	slog.Info("saved heap and goroutine profiles", "heap", file, "goroutines", gFile, "memstats", mFile)
+	return nil
 }
 
 // saveProfile writes what url answers to file.

@@ -3,9 +3,12 @@
 // OpenSSH's sshd, side by side in one run on loopback:
 //
 //   - authenticated exec sessions per second (connect, key exchange, public-key or certificate
-//     authentication, exec one command, close) from concurrent client workers, in rounds that
-//     alternate the servers;
-//   - the memory each idle authenticated connection holds (server RSS growth / connections).
+//     authentication, exec one command, close) from concurrent client workers, in rounds in
+//     which the bare server and portico take turns in short slices (-slice), so that load from
+//     elsewhere falls on both alike;
+//   - the memory each idle authenticated connection holds (server RSS growth / connections,
+//     the median of several readings), and the growth per connection from one count to the
+//     next in one series of connections (the slope).
 //
 // It prints markdown tables for BENCHMARKS.md. It is run by hand, as root (sshd logs the client
 // in as root), never by go test. It starts its own servers on free 127.0.0.1 ports with
@@ -43,6 +46,7 @@ type options struct {
 	workers     int
 	rounds      int
 	round       time.Duration
+	slice       time.Duration // the bare server and portico take turns in slices this long
 	sshdRound   time.Duration
 	idle        []int
 	methods     []string // "key", "cert": the session-rate cases to run
@@ -87,6 +91,7 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.workers, "workers", 16, "concurrent client workers in the session-rate rounds")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of each session-rate case")
 	flag.DurationVar(&o.round, "round", 10*time.Second, "length of one session-rate round")
+	flag.DurationVar(&o.slice, "slice", time.Second, "within a round, the bare server and portico take turns in slices this long")
 	flag.DurationVar(&o.sshdRound, "sshd-round", 5*time.Second, "length of one sshd session-rate round (sshd forks per connection)")
 	flag.StringVar(&o.heapDir, "heap-profile", "", "write portico's heap profile with each idle count's connections open to `DIR`/heap-N.pprof (needs -portico built with -tags pprof)")
 	idle := flag.String("idle", "2000,10000", "idle connection counts, comma-separated (empty: none)")
@@ -119,8 +124,8 @@ func parseFlags() (options, error) {
 			o.idle = append(o.idle, n)
 		}
 	}
-	if o.workers < 1 || o.rounds < 1 || o.round <= 0 || o.sshdRound <= 0 {
-		return o, fmt.Errorf("-workers, -rounds, -round and -sshd-round must be positive")
+	if o.workers < 1 || o.rounds < 1 || o.round <= 0 || o.slice <= 0 || o.sshdRound <= 0 {
+		return o, fmt.Errorf("-workers, -rounds, -round, -slice and -sshd-round must be positive")
 	}
 	if o.heapDir != "" {
 		if err := os.MkdirAll(o.heapDir, 0o755); err != nil {

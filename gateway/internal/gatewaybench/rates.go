@@ -31,8 +31,11 @@ type rateCase struct {
 	method string // "key" or "cert"
 }
 
-// measureRates runs the session-rate rounds, alternating the servers within each round so that
-// load from elsewhere spreads over all of them.
+// measureRates runs the session-rate rounds. Within a round the bare server and portico take
+// turns in slices of o.slice (bare, portico, bare, portico, ...) until each has had o.round, and
+// each one's figure for the round is over all its slices: load from elsewhere on the machine
+// (a build, another benchmark) then falls on both alike instead of on whichever server had the
+// round it came in. sshd, far slower, runs once per round after them.
 func measureRates(ctx context.Context, o options, e *env) (map[rateCase][]rateRound, error) {
 	out := map[rateCase][]rateRound{}
 	for r := range o.rounds {
@@ -41,23 +44,39 @@ func measureRates(ctx context.Context, o options, e *env) (map[rateCase][]rateRo
 			if method == "cert" {
 				signer = e.cert
 			}
-			for _, t := range e.targets() {
-				d := o.round
-				if t.name == "sshd" {
-					d = o.sshdRound
+			ts := e.targets()
+			sums := make([]rateRound, len(ts))
+			for done := time.Duration(0); done < o.round; done += o.slice {
+				d := min(o.slice, o.round-done)
+				for i, t := range ts[:2] {
+					res, err := rateRoundOf(ctx, t, signer, o.workers, d)
+					if err != nil {
+						return nil, fmt.Errorf("%s with a %s, round %d: %w", t.name, method, r+1, err)
+					}
+					sums[i] = sums[i].add(res)
 				}
-				res, err := rateRoundOf(ctx, t, signer, o.workers, d)
+			}
+			for i, t := range ts[2:] {
+				res, err := rateRoundOf(ctx, t, signer, o.workers, o.sshdRound)
 				if err != nil {
 					return nil, fmt.Errorf("%s with a %s, round %d: %w", t.name, method, r+1, err)
 				}
+				sums[2+i] = res
+			}
+			for i, t := range ts {
 				c := rateCase{t.name, method}
-				out[c] = append(out[c], res)
+				out[c] = append(out[c], sums[i])
 				slog.Info("measured", "round", r+1, "server", t.name, "method", method,
-					"sessions/s", int(res.perSecond()), "failures", res.failures, "server CPU", res.cpu)
+					"sessions/s", int(sums[i].perSecond()), "failures", sums[i].failures, "server CPU", sums[i].cpu)
 			}
 		}
 	}
 	return out, nil
+}
+
+// add sums two slices of one round.
+func (r rateRound) add(s rateRound) rateRound {
+	return rateRound{sessions: r.sessions + s.sessions, failures: r.failures + s.failures, wall: r.wall + s.wall, cpu: r.cpu + s.cpu}
 }
 
 // rateRoundOf runs workers clients against t for d, each opening one connection after another:

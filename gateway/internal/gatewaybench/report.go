@@ -34,15 +34,15 @@ func report(w io.Writer, o options, head []string, rates map[rateCase][]rateRoun
 		fmt.Fprintf(w, "%s  \n", h)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Authenticated exec sessions per second (%d rounds of %v; sshd %v), each round's figure:\n\n", o.rounds, o.round, o.sshdRound)
-	fmt.Fprintln(w, "| auth | bare x/crypto | portico | sshd | portico / bare (median) | sessions per server CPU-second: bare, portico | portico / bare per CPU-second |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	fmt.Fprintf(w, "Authenticated exec sessions per second (%d rounds of %v each, the bare server and portico taking turns in %v slices; sshd %v), each round's figure:\n\n", o.rounds, o.round, o.slice, o.sshdRound)
+	fmt.Fprintln(w, "| auth | bare x/crypto | portico | sshd | portico / bare, each round | portico / bare (median) | sessions per server CPU-second: bare, portico | portico / bare per CPU-second |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, method := range o.methods {
 		bare := rates[rateCase{"bare x/crypto", method}]
 		port := rates[rateCase{"portico", method}]
 		sshd := rates[rateCase{"sshd", method}]
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s, %s | %s |\n", method, perSecondList(bare), perSecondList(port), perSecondList(sshd),
-			median(perSeconds(port))/median(perSeconds(bare)), perCPU(bare), perCPU(port), cpuRatio(port, bare))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f× | %s, %s | %s |\n", method, perSecondList(bare), perSecondList(port), perSecondList(sshd),
+			roundRatios(port, bare), median(roundRatioValues(port, bare)), perCPU(bare), perCPU(port), cpuRatio(port, bare))
 	}
 	if failed := totalFailures(rates); failed > 0 {
 		fmt.Fprintf(w, "\n%d sessions failed (see the log).\n", failed)
@@ -51,9 +51,9 @@ func report(w io.Writer, o options, head []string, rates map[rateCase][]rateRoun
 		return
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Idle authenticated connections: server RSS growth per connection, read %v after the last one opened:\n\n", idleSettle)
-	fmt.Fprintln(w, "| connections | bare x/crypto | portico | portico / bare |")
-	fmt.Fprintln(w, "|---|---|---|---|")
+	fmt.Fprintf(w, "Idle authenticated connections, opened in one series per server up to each count: server RSS growth per connection since before the first (median of %d readings %v apart, from %v after the count's last connection opened), and the growth per connection since the previous count (slope):\n\n", idleSamples, idleSampleEvery, idleSettle)
+	fmt.Fprintln(w, "| connections | bare x/crypto | portico | portico / bare | slope: bare, portico | slope portico / bare |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	byN := map[int]map[string]idleResult{}
 	var ns []int
 	for _, r := range idle {
@@ -65,9 +65,47 @@ func report(w io.Writer, o options, head []string, rates map[rateCase][]rateRoun
 	}
 	for _, n := range ns {
 		b, p := byN[n]["bare x/crypto"], byN[n]["portico"]
-		fmt.Fprintf(w, "| %d | %.1f KiB (RSS %d→%d MiB) | %.1f KiB (RSS %d→%d MiB) | %.2f× |\n", n,
-			b.perConn()/1024, b.before>>20, b.after>>20, p.perConn()/1024, p.before>>20, p.after>>20, p.perConn()/b.perConn())
+		slope := "–, – | –"
+		if b.slope > 0 && p.slope > 0 {
+			slope = fmt.Sprintf("%.1f KiB, %.1f KiB | %.2f×", b.slope/1024, p.slope/1024, p.slope/b.slope)
+		}
+		fmt.Fprintf(w, "| %d | %.1f KiB (RSS %d→%d MiB) | %.1f KiB (RSS %d→%d MiB) | %.2f× | %s |\n", n,
+			b.perConn()/1024, b.before>>20, b.after>>20, p.perConn()/1024, p.before>>20, p.after>>20, p.perConn()/b.perConn(), slope)
 	}
+	var collected []string
+	for _, n := range ns {
+		b, p := byN[n]["bare x/crypto"], byN[n]["portico"]
+		if b.collected > 0 && p.collected > 0 {
+			collected = append(collected, fmt.Sprintf("| %d | %.1f KiB | %.1f KiB | %.2f× | %.2f, %.2f |", n, b.collected/1024, p.collected/1024, p.collected/b.collected, b.goroutines, p.goroutines))
+		}
+	}
+	if len(collected) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Live heap and goroutine stacks per connection after a forced collection (-heap-profile), which do not depend on when the collector last ran:")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| connections | bare x/crypto | portico | portico / bare | goroutines per connection: bare, portico |")
+		fmt.Fprintln(w, "|---|---|---|---|---|")
+		for _, l := range collected {
+			fmt.Fprintln(w, l)
+		}
+	}
+}
+
+// roundRatioValues is a/b round by round (the rounds of both ran interleaved).
+func roundRatioValues(a, b []rateRound) []float64 {
+	var out []float64
+	for i := range min(len(a), len(b)) {
+		out = append(out, a[i].perSecond()/b[i].perSecond())
+	}
+	return out
+}
+
+func roundRatios(a, b []rateRound) string {
+	var parts []string
+	for _, x := range roundRatioValues(a, b) {
+		parts = append(parts, fmt.Sprintf("%.2f", x))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func perSeconds(rs []rateRound) []float64 {
