@@ -11,6 +11,7 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
+	"runtime/debug"
 	"strings"
 )
 
@@ -23,6 +24,9 @@ func init() {
 		slog.Error("PORTICO_PPROF_LISTEN must be a loopback address", "addr", addr)
 		os.Exit(2)
 	}
+	// POST /debug/free collects and returns freed memory to the system, so that a benchmark can
+	// read a resident size that does not depend on when the collector last ran.
+	http.HandleFunc("POST /debug/free", func(w http.ResponseWriter, r *http.Request) { debug.FreeOSMemory() })
 	go func() {
 		if err := http.ListenAndServe(addr, nil); err != nil {
 			slog.Error("pprof listener", "err", err)

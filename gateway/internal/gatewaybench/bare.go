@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
@@ -73,12 +74,13 @@ func serveBare(addr, hostKeyPath, keyPath, caPath string) error {
 }
 
 // reportMemory writes, on each SIGUSR1, the server's live heap and goroutine stacks after a
-// collection, and its goroutines, to file, as "HEAP STACK GOROUTINES" (see bareCollected).
+// collection that also returns freed memory to the system, and its goroutines, to file, as
+// "HEAP STACK GOROUTINES" (see bareCollected).
 func reportMemory(file string) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1)
 	for range sig {
-		runtime.GC()
+		debug.FreeOSMemory()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		tmp := file + ".tmp"

@@ -41,6 +41,10 @@ type idleResult struct {
 	// against before the first connection, and the goroutines per connection (0: not
 	// measured; see porticoCollected and bareCollected).
 	collected, goroutines float64
+	// freed is the RSS growth per connection since before the first, both read right after the
+	// server collected and returned its freed memory to the system (0: not measured): what
+	// the connections hold, whenever the collector last ran.
+	freed float64
 	// slope is the RSS growth per connection from the previous count to this one, in the
 	// same series of connections (0 for the first count): what one more connection costs,
 	// without the server's fixed start-up memory or the first connections' warm-up.
@@ -67,7 +71,12 @@ func measureIdle(ctx context.Context, o options, e *env) ([]idleResult, error) {
 			// survives a collection, which does not depend on when the collector last ran.
 			if t.name == "portico" {
 				heap = fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", o.pprofAddr)
-				mem = func() (int64, int64, error) { return porticoCollected(o.pprofAddr) }
+				mem = func() (int64, int64, error) {
+					if err := freeMemory(o.pprofAddr); err != nil {
+						return 0, 0, err
+					}
+					return porticoCollected(o.pprofAddr)
+				}
 			} else {
 				mem = func() (int64, int64, error) { return bareCollected(e.bare, e.bareMemFile) }
 			}
@@ -99,9 +108,12 @@ func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, wor
 	if err != nil {
 		return nil, err
 	}
-	var memBefore, gBefore int64
+	var memBefore, gBefore, freedBefore int64
 	if mem != nil {
 		if memBefore, gBefore, err = mem(); err != nil {
+			return nil, err
+		}
+		if freedBefore, err = benchenv.RSS(t.s.PID()); err != nil {
 			return nil, err
 		}
 	}
@@ -148,6 +160,11 @@ func idleSeries(ctx context.Context, t target, key ssh.Signer, counts []int, wor
 			}
 			r.collected = float64(m-memBefore) / float64(n)
 			r.goroutines = float64(g-gBefore) / float64(n)
+			freed, err := benchenv.RSS(t.s.PID())
+			if err != nil {
+				return nil, err
+			}
+			r.freed = float64(freed-freedBefore) / float64(n)
 		}
 		if len(out) > 0 {
 			prev := out[len(out)-1]
@@ -247,6 +264,20 @@ func porticoCollected(addr string) (memory, goroutines int64, err error) {
 		return 0, 0, err
 	}
 	return heap + stack, goroutines, nil
+}
+
+// freeMemory has portico collect and return its freed memory to the system (its pprof
+// listener's POST /debug/free).
+func freeMemory(addr string) error {
+	resp, err := http.Post(fmt.Sprintf("http://%s/debug/free", addr), "text/plain", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST /debug/free: %s", resp.Status)
+	}
+	return nil
 }
 
 // getText is what url answers.

@@ -76,15 +76,16 @@ func report(w io.Writer, o options, head []string, rates map[rateCase][]rateRoun
 	for _, n := range ns {
 		b, p := byN[n]["bare x/crypto"], byN[n]["portico"]
 		if b.collected > 0 && p.collected > 0 {
-			collected = append(collected, fmt.Sprintf("| %d | %.1f KiB | %.1f KiB | %.2f× | %.2f, %.2f |", n, b.collected/1024, p.collected/1024, p.collected/b.collected, b.goroutines, p.goroutines))
+			collected = append(collected, fmt.Sprintf("| %d | %.1f KiB | %.1f KiB | %.2f× | %.1f KiB | %.1f KiB | %.2f× | %.2f, %.2f |", n,
+				b.collected/1024, p.collected/1024, p.collected/b.collected, b.freed/1024, p.freed/1024, p.freed/b.freed, b.goroutines, p.goroutines))
 		}
 	}
 	if len(collected) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Live heap and goroutine stacks per connection after a forced collection (-heap-profile), which do not depend on when the collector last ran:")
+		fmt.Fprintln(w, "After each server collected and returned its freed memory to the system (-heap-profile), which does not depend on when the collector last ran: live heap and goroutine stacks per connection, and RSS growth per connection since before the first (both read so):")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| connections | bare x/crypto | portico | portico / bare | goroutines per connection: bare, portico |")
-		fmt.Fprintln(w, "|---|---|---|---|---|")
+		fmt.Fprintln(w, "| connections | live: bare x/crypto | live: portico | live portico / bare | RSS: bare x/crypto | RSS: portico | RSS portico / bare | goroutines per connection: bare, portico |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 		for _, l := range collected {
 			fmt.Fprintln(w, l)
 		}
