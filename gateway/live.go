@@ -34,7 +34,7 @@ type versionStore interface {
 // liveConn is one authenticated connection under watch.
 type liveConn struct {
 	attempt auth.Attempt
-	grant   auth.Grant
+	grant   *auth.Grant         // shared with the connection's Permissions: never changed
 	end     func(reason string) // tells the connection's sessions why, then closes it
 	timer   *time.Timer         // the grant's expiry, if it has one
 	ended   bool
@@ -72,7 +72,7 @@ const judgeNow = ^uint64(0)
 
 // add watches a connection that at authenticated with grant g, and returns the function that
 // stops watching it (when the connection closes).
-func (l *liveAccess) add(at auth.Attempt, g auth.Grant, seen uint64, end func(reason string)) (remove func()) {
+func (l *liveAccess) add(at auth.Attempt, g *auth.Grant, seen uint64, end func(reason string)) (remove func()) {
 	c := &liveConn{attempt: at, grant: g, end: end}
 	l.mu.Lock()
 	conns := l.byAccount[g.AccountID]

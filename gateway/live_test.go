@@ -104,7 +104,7 @@ func newLiveTest() (*liveAccess, *judgeAuth, *versionsFake, *ends) {
 
 func watch(l *liveAccess, e *ends, name string, account int64, expires *time.Time) func() {
 	g := auth.Grant{AccountID: account, ExpiresAt: expires}
-	return l.add(auth.Attempt{RemoteAddr: accountAddr{account}}, g, l.generation(), e.end(name))
+	return l.add(auth.Attempt{RemoteAddr: accountAddr{account}}, &g, l.generation(), e.end(name))
 }
 
 func TestLiveAccessEndsRefusedConnections(t *testing.T) {
@@ -186,7 +186,7 @@ func TestLiveAccessChangeDuringJudgement(t *testing.T) {
 	a.set(1, "key removed")
 	s.bump(1)
 	l.poll(context.Background()) // the change is seen before the new connection is watched
-	l.add(auth.Attempt{RemoteAddr: accountAddr{1}}, auth.Grant{AccountID: 1}, seen, e.end("alice-new"))
+	l.add(auth.Attempt{RemoteAddr: accountAddr{1}}, &auth.Grant{AccountID: 1}, seen, e.end("alice-new"))
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, ok := e.reason("alice-new"); ok {

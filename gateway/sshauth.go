@@ -72,7 +72,7 @@ func (g *Gateway) serverConfig(ctx ssh.Context, bound auth.Service) *gossh.Serve
 			if ci := connInfoOf(ctx); ci != nil && ci.loginTimer != nil {
 				ci.loginTimer.Stop()
 			}
-			if grant := p.ExtraData[grantKey{}].(auth.Grant); grant.IsSignup() && g.limits.SignupIdleTimeout > 0 {
+			if grant := p.ExtraData[grantKey{}].(*auth.Grant); grant.IsSignup() && g.limits.SignupIdleTimeout > 0 {
 				g.watchSignupIdle(ctx, conn.RemoteAddr())
 			}
 			return p, nil
@@ -147,7 +147,7 @@ func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, c
 		// Live access: the connection ends when its grounds do.
 		again := attempt
 		again.LoginOnly = true // a login key removed since is no sign-up
-		remove := g.live.add(again, grant, seen, cs.end)
+		remove := g.live.add(again, &grant, seen, cs.end)
 		context.AfterFunc(connCtx, remove)
 	}
 	g.metrics.authDecisions.WithLabelValues(string(grant.Service), string(grant.Method), "allowed").Inc()
@@ -160,7 +160,8 @@ func (g *Gateway) verified(connCtx ssh.Context, bound auth.Service, c *client, c
 
 	// The session's key is the grant's (startedSession.PublicKey): charmbracelet/ssh is not
 	// given it to re-parse and keep.
-	out := &gossh.Permissions{ExtraData: map[any]any{grantKey{}: grant}}
+	// The connection keeps one copy of the grant, which live access shares; nothing changes it.
+	out := &gossh.Permissions{ExtraData: map[any]any{grantKey{}: &grant}}
 	if cert, ok := key.(*gossh.Certificate); ok && len(cert.CriticalOptions) > 0 {
 		// x/crypto enforces source-address from here; force-command is applied by the session
 		// handler from the grant.
@@ -255,6 +256,9 @@ func grantFrom(ctx ssh.Context) (auth.Grant, bool) {
 	if p == nil || p.Permissions == nil {
 		return auth.Grant{}, false
 	}
-	g, ok := p.ExtraData[grantKey{}].(auth.Grant)
-	return g, ok
+	g, ok := p.ExtraData[grantKey{}].(*auth.Grant)
+	if !ok {
+		return auth.Grant{}, false
+	}
+	return *g, true
 }

@@ -144,7 +144,7 @@ func (g *Gateway) watchRegrant(s ssh.Session, ng auth.Grant) {
 		return
 	}
 	at := auth.Attempt{Key: cur.PublicKey, Service: ng.Service, RemoteAddr: s.RemoteAddr(), LoginOnly: true}
-	remove := g.live.add(at, ng, judgeNow, cs.end)
+	remove := g.live.add(at, &ng, judgeNow, cs.end)
 	context.AfterFunc(s.Context(), remove)
 }
 
