@@ -28,8 +28,8 @@ import (
 const fastHeadMax = 4 << 10
 
 // fastCopyMax: a body up to this size is copied behind the headers for one write; a larger one
-// is written with them in one vectored write.
-const fastCopyMax = 4 << 10
+// is written with them in one vectored write. The buffer for it is kept between requests.
+const fastCopyMax = 2 << 10
 
 type fastHTTP struct {
 	sites         []fastSite
@@ -290,7 +290,7 @@ func (s *fastHTTP) answer(fc *fastConn, req fastRequest) answer {
 			fc.vec = fc.vec[:0]
 		}
 		if cap(out) <= 2*fastCopyMax {
-			fc.out = out[:0]
+			fc.out = out[:0] // bounded: no more is kept per connection
 		}
 		if err != nil {
 			return answerFailed
