@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -325,5 +326,44 @@ func TestFastPathConnectionsCounted(t *testing.T) {
 			t.Fatalf("no place given back: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFastPathLeavesNothingBehind: connections that end after a fast answer, after a declined
+// request, half way through a head or before sending anything leave no goroutine behind.
+func TestFastPathLeavesNothingBehind(t *testing.T) {
+	f, _ := startStatic(t)
+	get := "GET /a.txt HTTP/1.1\r\nHost: alice-docs." + domain + "\r\n\r\n"
+	// One connection first, so that what the server starts once is in the baseline.
+	conn, br := dialHTTP(t, f)
+	io.WriteString(conn, get)
+	readResponse(t, br, "GET")
+	conn.Close()
+	time.Sleep(100 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	for i := range 60 {
+		conn, br := dialHTTP(t, f)
+		switch i % 4 {
+		case 0:
+			io.WriteString(conn, get)
+			readResponse(t, br, "GET")
+		case 1:
+			io.WriteString(conn, get+"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+			readResponse(t, br, "GET")
+			readResponse(t, br, "GET")
+		case 2:
+			io.WriteString(conn, "GET /a.txt HTTP/1.1\r\nHost: alice")
+		}
+		conn.Close()
+	}
+	for i := 0; ; i++ {
+		n := runtime.NumGoroutine()
+		if n <= base {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("%d goroutines, %d before the connections", n, base)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
