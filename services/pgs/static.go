@@ -12,8 +12,8 @@ import (
 // (services.StaticSiteServer), with the headers serveFile sends for it. Everything else is
 // declined, to the handler Site returns: sites that are not public, deploys with _redirects or
 // _headers rules (or whose rules are not read yet), paths that do not resolve to a file with
-// status 200, files not in the memory cache yet, and compressible files when the client
-// accepts a compressed encoding.
+// status 200, files (or the compressed copies the client accepts) not in the memory cache yet,
+// and compressed copies no smaller than their file.
 func (s *Service) StaticFile(dst []byte, account, name, urlPath, acceptEncoding string) (head, body []byte, found, ok bool) {
 	if sitepath.CheckProject(name) != nil {
 		return dst, nil, false, false
@@ -43,15 +43,24 @@ func (s *Service) StaticFile(dst []byte, account, name, urlPath, acceptEncoding 
 	f, _ := t.file(res.file)
 	ctype := contentTypeHeader(res.file)[0]
 	vary := s.encoded != nil && compressible(ctype, f.Size)
-	if vary && acceptedEncoding(acceptEncoding) != "" {
-		return dst, nil, true, false
+	key := memKey{account: live.AccountID, hash: f.Hash}
+	if vary {
+		key.enc = acceptedEncoding(acceptEncoding)
 	}
-	e, ok := s.mem.get(memKey{account: live.AccountID, hash: f.Hash})
-	if !ok {
+	e, ok := s.mem.get(key)
+	if !ok || (key.enc != "" && int64(len(e.data)) >= f.Size) {
+		// Not in memory, or a compressed copy no smaller than the file (the handler sends the
+		// file then).
 		return dst, nil, true, false
 	}
 	// In the order net/http writes a handler's header: sorted by name.
-	dst = append(dst, "Accept-Ranges: bytes\r\nCache-Control: "+cacheControl+"\r\nContent-Length: "...)
+	dst = append(dst, "Accept-Ranges: bytes\r\nCache-Control: "+cacheControl+"\r\n"...)
+	if key.enc != "" {
+		dst = append(dst, "Content-Encoding: "...)
+		dst = append(dst, key.enc...)
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, "Content-Length: "...)
 	dst = append(dst, e.length[0]...)
 	dst = append(dst, "\r\nContent-Type: "...)
 	dst = append(dst, ctype...)

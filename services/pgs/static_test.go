@@ -53,6 +53,7 @@ func TestStaticFileAsHandler(t *testing.T) {
 	writeTree(t, src, map[string]string{
 		"index.html": page, "about.html": "<p>about</p>", "docs/index.html": "<p>docs</p>", "1k.bin": string(noise),
 		"big.bin": string(big), "404.html": "lost", "style.css": strings.Repeat("a{color:red}\n", 100), ".env": "secret",
+		"noise.txt": string(noise),
 	})
 	h.mustRsync("-a", src+"/", remote+"/blog/")
 	rules := t.TempDir()
@@ -69,7 +70,10 @@ func TestStaticFileAsHandler(t *testing.T) {
 		{"blog", "GET", "/1k.bin?v=2", "gzip, br", true}, // not compressible: the same for every client
 		{"blog", "GET", "/", "", true},
 		{"blog", "GET", "/", "identity", true},
-		{"blog", "GET", "/", "gzip", false}, // compressed: for the handler
+		{"blog", "GET", "/", "gzip", true}, // compressed, once the copy is in memory
+		{"blog", "HEAD", "/", "gzip, deflate, br", true},
+		{"blog", "GET", "/style.css", "gzip;q=0.5, br;q=0.4", true},
+		{"blog", "GET", "/noise.txt", "br", false}, // its copy is no smaller: the handler sends the file
 		{"blog", "GET", "/about", "", true},
 		{"blog", "GET", "/about.html", "", true},
 		{"blog", "GET", "/docs/", "", true},
