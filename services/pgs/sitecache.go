@@ -205,18 +205,6 @@ func (c *siteCache) tree(ctx context.Context, deployID int64) (*tree, error) {
 	return v.(*tree), nil
 }
 
-// cachedTree returns the files of a deploy when they are in the cache, without loading them.
-func (c *siteCache) cachedTree(deployID int64) (*tree, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.trees[deployID]
-	if !ok {
-		return nil, false
-	}
-	c.lru.MoveToFront(el)
-	return el.Value.(*cachedTree).t, true
-}
-
 func (c *siteCache) add(deployID int64, t *tree) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
