@@ -159,6 +159,7 @@ type httpListener struct {
 	name string // "http" or "metrics", for logs
 	ln   net.Listener
 	srv  *http.Server
+	fast *fastHTTP // nil: net/http alone
 }
 
 // New checks o and fills in its defaults.
@@ -256,7 +257,12 @@ func (g *Gateway) Listen() error {
 			refused: func(remote net.Addr) {
 				g.refuse(&errLimit{limitMaxHTTPConnections, "too many HTTP connections"}, remote)
 			}}
-		g.http = append(g.http, &httpListener{name: h.name, ln: ln, srv: g.newHTTPServer(h.handler)})
+		hl := &httpListener{name: h.name, ln: ln, srv: g.newHTTPServer(h.handler)}
+		if h.name == "http" {
+			// Sites' plainest requests are answered before net/http (fastHTTP).
+			hl.fast = newFastHTTP(ln, g.siteServers(), g.o.Domain, httpReadHeaderTimeout, g.o.HTTPIdleTimeout)
+		}
+		g.http = append(g.http, hl)
 	}
 	g.started = true
 	for _, l := range g.ssh {
@@ -339,7 +345,12 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	}
 	for _, h := range g.http {
 		go func() {
-			if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			ln := h.ln
+			if h.fast != nil {
+				go h.fast.serve()
+				ln = h.fast.handoff
+			}
+			if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s %s: %w", h.name, h.ln.Addr(), err)
 			}
 		}()
@@ -424,6 +435,9 @@ func (g *Gateway) shutdown() {
 				h.srv.Close()
 			}
 		})
+		if h.fast != nil {
+			wg.Go(func() { h.fast.shutdown(ctx) })
+		}
 	}
 	wg.Wait()
 	g.log.Info("stopped")

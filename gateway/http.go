@@ -17,15 +17,7 @@ import (
 func (g *Gateway) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", g.healthz)
-	// The router is fixed once made: its site servers are looked up once, not per request.
-	var sites []services.SiteServer
-	if g.o.Router != nil {
-		for _, svc := range g.o.Router.Services() {
-			if s, ok := svc.(services.SiteServer); ok {
-				sites = append(sites, s)
-			}
-		}
-	}
+	sites := g.siteServers()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		account, name, ok := siteOf(r.Host, g.o.Domain)
 		if !ok {
@@ -40,6 +32,20 @@ func (g *Gateway) httpHandler() http.Handler {
 		}
 		http.NotFound(w, r)
 	})
+}
+
+// siteServers are the router's site servers, in its order. The router is fixed once made: its
+// site servers are looked up once, not per request.
+func (g *Gateway) siteServers() []services.SiteServer {
+	var sites []services.SiteServer
+	if g.o.Router != nil {
+		for _, svc := range g.o.Router.Services() {
+			if s, ok := svc.(services.SiteServer); ok {
+				sites = append(sites, s)
+			}
+		}
+	}
+	return sites
 }
 
 // metricsHandler answers GET /metrics, and nothing else.

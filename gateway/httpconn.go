@@ -70,6 +70,10 @@ type progressConn struct {
 	release   func() // gives the listener's slot back; nil: none
 
 	owned atomic.Bool // hijacked: its new owner decides how long it may stand still
+
+	// pending is what the fast path read and handed over with the connection: Read returns it
+	// first. Only the connection's one reader touches it.
+	pending []byte
 }
 
 // direction is the deadline of reads or of writes.
@@ -184,6 +188,14 @@ func (c *progressConn) resumes(err error, d *direction, start int64) bool {
 }
 
 func (c *progressConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.pending = nil
+		}
+		return n, nil
+	}
 	start := clock()
 	for {
 		if err := c.armRead(start); err != nil {
@@ -209,6 +221,26 @@ func (c *progressConn) Write(p []byte) (int, error) {
 			return written, err
 		}
 		n, err := c.Conn.Write(p[written:])
+		written += n
+		if n > 0 {
+			c.moved()
+		}
+		if err != nil && c.resumes(err, &c.write, start) {
+			continue
+		}
+		return written, err
+	}
+}
+
+// writeBuffers writes bufs as Write does, in one vectored write where the connection can.
+func (c *progressConn) writeBuffers(bufs *net.Buffers) (int64, error) {
+	start := clock()
+	var written int64
+	for {
+		if err := c.armWrite(start, false); err != nil {
+			return written, err
+		}
+		n, err := bufs.WriteTo(c.Conn)
 		written += n
 		if n > 0 {
 			c.moved()

@@ -1,0 +1,388 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portico-sh/portico/services"
+)
+
+// The public HTTP listener's fast path. Each accepted connection is read first by a small
+// HTTP/1.1 request-head parser (parseHead): a plain GET or HEAD of a site file that its
+// services.StaticSiteServer has ready in memory is answered here, in one write. Anything else
+// hands the connection to net/http for good, with the bytes read so far replayed: net/http
+// then reads the same bytes it would have read itself. The fast path costs a fraction of
+// net/http's per-request work (its request and header maps, its background reads, its
+// response writer), which is most of the CPU time of a small file.
+//
+// It keeps net/http's limits: a request head must arrive within the header timeout, a
+// connection may wait the idle timeout for its next request, and a head is at most
+// fastHeadMax bytes here (a longer one goes to net/http, whose limit is larger).
+
+// fastHeadMax bounds what the fast path reads of a connection before a request is complete.
+const fastHeadMax = 4 << 10
+
+// fastCopyMax: a body up to this size is copied behind the headers for one write; a larger one
+// is written with them in one vectored write. The buffer for it is kept between requests.
+const fastCopyMax = 2 << 10
+
+type fastHTTP struct {
+	sites         []fastSite
+	domain        string
+	headerTimeout time.Duration
+	idleTimeout   time.Duration
+	ln            net.Listener // hands out *progressConn
+	handoff       *handoffListener
+
+	mu      sync.Mutex
+	conns   map[*fastConn]struct{}
+	closing atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// fastSite is a site server, with its static answers when it has them.
+type fastSite struct {
+	site   services.SiteServer
+	static services.StaticSiteServer // nil: none
+}
+
+func newFastHTTP(ln net.Listener, sites []services.SiteServer, domain string, headerTimeout, idleTimeout time.Duration) *fastHTTP {
+	s := &fastHTTP{domain: domain, headerTimeout: headerTimeout, idleTimeout: idleTimeout, ln: ln,
+		handoff: newHandoffListener(ln), conns: map[*fastConn]struct{}{}}
+	for _, site := range sites {
+		st, _ := site.(services.StaticSiteServer)
+		s.sites = append(s.sites, fastSite{site: site, static: st})
+	}
+	return s
+}
+
+// fastConn is a connection the fast path owns.
+type fastConn struct {
+	pc    *progressConn
+	state atomic.Int32 // connIdle, connBusy or connClosed
+	out   []byte       // the response being written
+	vec   net.Buffers
+}
+
+const (
+	connIdle   = iota // reading a request: shutdown may close it
+	connBusy          // answering one
+	connClosed        // closed by shutdown
+)
+
+// serve accepts connections until the listener fails or is closed, then makes the handoff
+// listener fail the same way (http.Server.Serve returns).
+func (s *fastHTTP) serve() {
+	var delay time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			var te interface{ Temporary() bool }
+			if !s.handoff.closed() && errors.As(err, &te) && te.Temporary() {
+				// As net/http: out of file descriptors, say; wait and try again.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			s.handoff.fail(err)
+			return
+		}
+		delay = 0
+		pc, ok := c.(*progressConn)
+		if !ok {
+			s.handoff.give(c)
+			continue
+		}
+		fc := &fastConn{pc: pc}
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			pc.Close()
+			continue
+		}
+		s.conns[fc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(fc)
+	}
+}
+
+// shutdown closes the connections waiting for a request, lets those answering one finish it
+// (they close after it), and waits for them until ctx is done; then it closes the rest.
+func (s *fastHTTP) shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for fc := range s.conns {
+		if fc.state.CompareAndSwap(connIdle, connClosed) {
+			fc.pc.Close()
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for fc := range s.conns {
+			fc.pc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+}
+
+func (s *fastHTTP) forget(fc *fastConn) {
+	s.mu.Lock()
+	delete(s.conns, fc)
+	s.mu.Unlock()
+}
+
+// serveConn answers the requests of a connection until one is declined (the connection then
+// goes to net/http), the connection ends or fails, or the server shuts down.
+func (s *fastHTTP) serveConn(fc *fastConn) {
+	defer s.wg.Done()
+	pc := fc.pc
+	buf := make([]byte, fastHeadMax)
+	n, start := 0, 0
+	// As net/http: the first request's head must arrive within the header timeout of the
+	// connection's start; a later one may wait the idle timeout for its first byte, and then
+	// has the header timeout.
+	pc.SetReadDeadline(time.Now().Add(s.headerTimeout))
+	waiting := false // the idle deadline is set: no byte of the next request is read
+	var firstByte time.Time
+	for {
+		req, used, res := parseHead(buf[start:n])
+		switch res {
+		case headDecline:
+			s.handOff(fc, buf[start:n])
+			return
+		case headOK:
+			if !fc.state.CompareAndSwap(connIdle, connBusy) {
+				s.forget(fc)
+				return // closed by shutdown
+			}
+			switch s.answer(fc, req) {
+			case answerDeclined:
+				s.handOff(fc, buf[start:n])
+				return
+			case answerFailed:
+				s.forget(fc)
+				pc.Close()
+				return
+			}
+			start += used
+			fc.state.Store(connIdle)
+			if s.closing.Load() {
+				if fc.state.CompareAndSwap(connIdle, connClosed) {
+					pc.Close()
+				}
+				s.forget(fc)
+				return
+			}
+			if start == n {
+				start, n = 0, 0
+				pc.SetReadDeadline(time.Now().Add(s.idleTimeout))
+				waiting = true
+			} else {
+				pc.SetReadDeadline(time.Now().Add(s.headerTimeout))
+				waiting = false
+			}
+			continue
+		}
+		// Incomplete: read more.
+		if start > 0 {
+			n = copy(buf, buf[start:n])
+			start = 0
+		}
+		if n == len(buf) {
+			s.handOff(fc, buf[:n]) // a head too long for the fast path
+			return
+		}
+		if waiting && n > 0 {
+			pc.SetReadDeadline(firstByte.Add(s.headerTimeout))
+			waiting = false
+		}
+		m, err := pc.Read(buf[n:])
+		if m > 0 && waiting && n == 0 {
+			firstByte = time.Now()
+		}
+		n += m
+		if err != nil {
+			var ne net.Error
+			if n == 0 || (errors.As(err, &ne) && ne.Timeout()) || fc.state.Load() == connClosed {
+				// As net/http: a connection that ends or times out before a request's
+				// head is complete is closed without an answer.
+				s.forget(fc)
+				pc.Close()
+				return
+			}
+			s.handOff(fc, buf[:n]) // net/http answers the partial head as it would
+			return
+		}
+	}
+}
+
+// handOff gives the connection to net/http, with pending to be read first.
+func (s *fastHTTP) handOff(fc *fastConn, pending []byte) {
+	s.forget(fc)
+	if !fc.state.CompareAndSwap(connIdle, connBusy) && fc.state.Load() == connClosed {
+		return
+	}
+	if len(pending) > 0 {
+		fc.pc.pending = pending
+	}
+	s.handoff.give(fc.pc)
+}
+
+type answer int
+
+const (
+	answerSent answer = iota
+	answerDeclined
+	answerFailed // the write failed
+)
+
+// answer writes the response to a plain request when a site server has it ready.
+func (s *fastHTTP) answer(fc *fastConn, req fastRequest) answer {
+	account, name, ok := siteOf(string(req.host), s.domain)
+	if !ok {
+		return answerDeclined
+	}
+	for _, site := range s.sites {
+		if site.static == nil {
+			// Asked in the router's order: a tunnel holding the name answers it.
+			if _, ok := site.site.Site(account, name); ok {
+				return answerDeclined
+			}
+			continue
+		}
+		out := append(fc.out[:0], "HTTP/1.1 200 OK\r\n"...)
+		out, body, found, ok := site.static.StaticFile(out, account, name, string(req.path), string(req.acceptEncoding))
+		if !found {
+			continue
+		}
+		if !ok {
+			return answerDeclined
+		}
+		if s.closing.Load() {
+			out = append(out, "Connection: close\r\n"...)
+		}
+		out = append(out, dateLine(time.Now())...)
+		if req.head {
+			body = nil
+		}
+		var err error
+		if len(body) <= fastCopyMax {
+			out = append(out, body...)
+			_, err = fc.pc.Write(out)
+		} else {
+			fc.vec = append(fc.vec[:0], out, body)
+			_, err = fc.pc.writeBuffers(&fc.vec)
+			fc.vec = fc.vec[:0]
+		}
+		if cap(out) <= 2*fastCopyMax {
+			fc.out = out[:0] // bounded: no more is kept per connection
+		}
+		if err != nil {
+			return answerFailed
+		}
+		return answerSent
+	}
+	return answerDeclined
+}
+
+// dateLine is the Date header of a response sent at now, with the blank line that ends the
+// header; made once a second.
+func dateLine(now time.Time) []byte {
+	sec := now.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return d.line
+	}
+	d := &datedLine{sec: sec, line: []byte("Date: " + now.UTC().Format(http.TimeFormat) + "\r\n\r\n")}
+	lastDate.Store(d)
+	return d.line
+}
+
+type datedLine struct {
+	sec  int64
+	line []byte
+}
+
+var lastDate atomic.Pointer[datedLine]
+
+// handoffListener is the listener net/http serves: the connections the fast path hands it.
+type handoffListener struct {
+	inner net.Listener
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	mu    sync.Mutex
+	err   error // what Accept returns once done
+}
+
+func newHandoffListener(inner net.Listener) *handoffListener {
+	return &handoffListener{inner: inner, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.err != nil {
+			return nil, l.err
+		}
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting: the listener it wraps too.
+func (l *handoffListener) Close() error {
+	var err error
+	l.once.Do(func() {
+		close(l.done)
+		err = l.inner.Close()
+	})
+	return err
+}
+
+func (l *handoffListener) Addr() net.Addr { return l.inner.Addr() }
+
+func (l *handoffListener) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// fail makes Accept return err.
+func (l *handoffListener) fail(err error) {
+	l.mu.Lock()
+	if l.err == nil && !l.closed() {
+		l.err = err
+	}
+	l.mu.Unlock()
+	l.Close()
+}
+
+// give hands c to net/http, or closes it when the listener is closed.
+func (l *handoffListener) give(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}

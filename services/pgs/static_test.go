@@ -1,0 +1,112 @@
+package pgs
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawResponse sends req alone on a new connection to the gateway and returns the response's
+// bytes, with the Date line's value blanked.
+func rawResponse(t *testing.T, addr, method, req string) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	var raw bytes.Buffer
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(io.TeeReader(conn, &raw)), &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return dateLine.ReplaceAllString(raw.String(), "Date: -\r\n")
+}
+
+var dateLine = regexp.MustCompile(`(?m)^Date: [^\r\n]*\r\n`)
+
+// TestStaticFileAsHandler: what StaticFile answers is, byte for byte but the Date, what the
+// gateway sends for the same request through the site's handler, from the first request on;
+// and it answers only a public site's file of up to memFileMax bytes, without rules.
+func TestStaticFileAsHandler(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	noise := make([]byte, 1<<10)
+	rand.Read(noise)
+	big := make([]byte, memFileMax+1)
+	rand.Read(big)
+	page := strings.Repeat("<p>hello, static world</p>\n", 100)
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{
+		"index.html": page, "about.html": "<p>about</p>", "docs/index.html": "<p>docs</p>", "1k.bin": string(noise),
+		"big.bin": string(big), "404.html": "lost", "style.css": strings.Repeat("a{color:red}\n", 100), ".env": "secret",
+		"noise.txt": string(noise),
+	})
+	h.mustRsync("-a", src+"/", remote+"/blog/")
+	rules := t.TempDir()
+	writeTree(t, rules, map[string]string{"1k.bin": string(noise), "_headers": "/*\n  X-Frame-Options: DENY\n"})
+	h.mustRsync("-a", rules+"/", remote+"/ruled/")
+
+	addr := strings.TrimPrefix(h.http, "http://")
+	for _, tt := range []struct {
+		project, method, target, ae string
+		fast                        bool
+	}{
+		{"blog", "GET", "/1k.bin", "", true},
+		{"blog", "HEAD", "/1k.bin", "", true},
+		{"blog", "GET", "/1k.bin?v=2", "gzip, br", true}, // not compressible: the same for every client
+		{"blog", "GET", "/", "", true},
+		{"blog", "GET", "/", "identity", true},
+		{"blog", "GET", "/", "gzip", true}, // compressed, once the copy is in memory
+		{"blog", "HEAD", "/", "gzip, deflate, br", true},
+		{"blog", "GET", "/style.css", "gzip;q=0.5, br;q=0.4", true},
+		{"blog", "GET", "/noise.txt", "br", true}, // its copy is no smaller: the file as it is
+		{"blog", "GET", "/about", "", true},
+		{"blog", "GET", "/about.html", "", true},
+		{"blog", "GET", "/docs/", "", true},
+		{"blog", "GET", "/style.css", "br;q=0", true},
+		{"blog", "GET", "/docs", "", false},    // a redirect
+		{"blog", "GET", "/nope", "", false},    // 404.html
+		{"blog", "GET", "/.env", "", false},    // hidden
+		{"blog", "GET", "//1k.bin", "", false}, // not a path a site holds
+		{"blog", "GET", "/big.bin", "", false}, // not held in memory
+		{"ruled", "GET", "/1k.bin", "", false}, // _headers
+		{"nope", "GET", "/1k.bin", "", false},
+	} {
+		t.Run(tt.project+" "+tt.method+" "+tt.target+" "+tt.ae, func(t *testing.T) {
+			head := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\n", tt.method, tt.target, siteHost("alice", tt.project))
+			if tt.ae != "" {
+				head += "Accept-Encoding: " + tt.ae + "\r\n"
+			}
+			// Asked first: the deploy, its rules and the file are loaded by StaticFile itself
+			// for the first rows (nothing has asked for them yet).
+			path, _, _ := strings.Cut(tt.target, "?")
+			_, _, found, ok := h.svc.StaticFile(nil, "alice", tt.project, path, tt.ae)
+			if ok != tt.fast || found != (tt.project != "nope") {
+				t.Fatalf("StaticFile found %v ok %v, want ok %v", found, ok, tt.fast)
+			}
+			fast := rawResponse(t, addr, tt.method, head+"\r\n")
+			// Authorization leaves the request to net/http and the handler, which ignore it on a public site.
+			slow := rawResponse(t, addr, tt.method, head+"Authorization: Basic eDp5\r\n\r\n")
+			if fast != slow {
+				t.Errorf("fast path:\n%s\nhandler:\n%s", fast, slow)
+			}
+			if !strings.HasPrefix(fast, "HTTP/1.1 200 ") && tt.fast {
+				t.Errorf("not a 200: %s", fast)
+			}
+		})
+	}
+}
