@@ -104,11 +104,14 @@ func (c *connState) end(reason string) {
 }
 
 // close closes the connection's writing side, reads what the client still sends for a moment,
-// and closes it.
+// and closes it. The moment is a timer that closes the connection, not a read deadline:
+// charmbracelet/ssh clears the deadline before each of the SSH library's reads, so a client
+// that sent a byte during the linger and then waited kept the connection open for good.
 func (c *connState) close() {
 	if tc, ok := c.raw.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
-		c.raw.SetReadDeadline(time.Now().Add(closeLinger))
+		linger := time.AfterFunc(closeLinger, func() { c.raw.Close() })
+		defer linger.Stop()
 		buf := make([]byte, 4<<10)
 		for {
 			if _, err := c.raw.Read(buf); err != nil {

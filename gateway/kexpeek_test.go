@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -107,60 +108,79 @@ func TestCiphersChosenPerClient(t *testing.T) {
 }
 
 // TestSilentClientConnectsAfterTheTimeout: a client that waits for the server's KEXINIT
-// before sending its own still connects, with every cipher offered.
+// before sending its own, or stops halfway through its own until the server's comes, still
+// connects: what the peek read before the timeout is replayed, and the rest follows.
 func TestSilentClientConnectsAfterTheTimeout(t *testing.T) {
+	for _, split := range []bool{false, true} {
+		t.Run(map[bool]string{false: "waits before its KEXINIT", true: "waits halfway through its KEXINIT"}[split], func(t *testing.T) {
+			silentClientConnects(t, split)
+		})
+	}
+}
+
+func silentClientConnects(t *testing.T, split bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	hostKey := sshtest.NewSigner(t)
+	served := make(chan error, 1)
 	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		peeked, kex, err := peekKEXInit(conn, testServerVersion, 200*time.Millisecond)
-		if err != nil || kex != nil {
-			t.Errorf("peek: kex %v, err %v; want none and no error", kex, err)
-			return
-		}
-		srv := &gossh.ServerConfig{NoClientAuth: true, ServerVersion: testServerVersion}
-		srv.Ciphers = ciphersFor(kex)
-		srv.AddHostKey(sshtest.NewSigner(t))
-		sc, chans, reqs, err := gossh.NewServerConn(peeked, srv)
-		if err != nil {
-			t.Errorf("server: %v", err)
-			return
-		}
-		go gossh.DiscardRequests(reqs)
-		go func() {
-			for range chans {
+		served <- func() error {
+			conn, err := ln.Accept()
+			if err != nil {
+				return err
 			}
+			defer conn.Close()
+			peeked, kex, err := peekKEXInit(conn, testServerVersion, 200*time.Millisecond)
+			if err != nil || kex != nil {
+				return fmt.Errorf("peek: kex %v, err %v; want none and no error", kex, err)
+			}
+			srv := &gossh.ServerConfig{NoClientAuth: true, ServerVersion: testServerVersion}
+			srv.Ciphers = ciphersFor(kex)
+			srv.AddHostKey(hostKey)
+			sc, chans, reqs, err := gossh.NewServerConn(peeked, srv)
+			if err != nil {
+				return fmt.Errorf("server: %w", err)
+			}
+			go gossh.DiscardRequests(reqs)
+			go func() {
+				for range chans {
+				}
+			}()
+			sc.Wait()
+			return nil
 		}()
-		sc.Wait()
 	}()
 	raw, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Like a client that waits: nothing is sent until the server's KEXINIT has arrived.
-	waiting := &waitForServerKEXInit{Conn: raw, started: make(chan struct{})}
+	raw.SetDeadline(time.Now().Add(10 * time.Second)) // a bound, so that a broken replay fails the test
+	// Like a client that waits: nothing (or half its KEXINIT) is sent until the server's
+	// KEXINIT has arrived.
+	waiting := &waitForServerKEXInit{Conn: raw, started: make(chan struct{}), split: split}
 	cfg := &gossh.ClientConfig{User: "test", HostKeyCallback: gossh.InsecureIgnoreHostKey()}
 	c, chans, reqs, err := gossh.NewClientConn(waiting, ln.Addr().String(), cfg)
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
 	gossh.NewClient(c, chans, reqs).Close()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitForServerKEXInit holds back the client's writes after its version line until the
-// server has sent something more than its own version line.
+// server has sent something more than its own version line; with split, it sends the first
+// half of its KEXINIT before it waits.
 type waitForServerKEXInit struct {
 	net.Conn
 	writes  int
 	read    int
 	started chan struct{}
+	split   bool
 }
 
 func (w *waitForServerKEXInit) Read(p []byte) (int, error) {
@@ -178,10 +198,18 @@ func (w *waitForServerKEXInit) Read(p []byte) (int, error) {
 
 func (w *waitForServerKEXInit) Write(p []byte) (int, error) {
 	w.writes++
+	half := 0
+	if w.split && w.writes == 2 {
+		half = len(p) / 2
+		if _, err := w.Conn.Write(p[:half]); err != nil {
+			return 0, err
+		}
+	}
 	if w.writes > 1 {
 		<-w.started
 	}
-	return w.Conn.Write(p)
+	n, err := w.Conn.Write(p[half:])
+	return half + n, err
 }
 
 func TestPeekedConnDropsTheRepeatedVersionLine(t *testing.T) {
