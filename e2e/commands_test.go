@@ -71,7 +71,7 @@ import (
 //	site, site-watch, portico-kill, gen-file, mount-tmpfs, dir-size, free-port, require-tools
 //	                            sites and files: see pgs_commands_test.go
 //	local-http, local-stop, tcp-echo, tcp-say, free-ports, visit-upload, visit-download,
-//	visit-upgrade, visit-many, server-rss-below
+//	visit-upgrade, visit-many, server-rss, server-rss-growth-below
 //	                            tunnels: see tuns_commands_test.go
 //	http-files, file-var        KRLs: see trust_commands_test.go
 //
@@ -135,16 +135,17 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	"dir-size":      cmdDirSize,
 	"free-port":     cmdFreePort,
 
-	"local-http":       cmdLocalHTTP,
-	"local-stop":       cmdLocalStop,
-	"tcp-echo":         cmdTCPEcho,
-	"tcp-say":          cmdTCPSay,
-	"visit-upload":     cmdVisitUpload,
-	"visit-download":   cmdVisitDownload,
-	"visit-upgrade":    cmdVisitUpgrade,
-	"visit-many":       cmdVisitMany,
-	"server-rss-below": cmdServerRSSBelow,
-	"free-ports":       cmdFreePorts,
+	"local-http":              cmdLocalHTTP,
+	"local-stop":              cmdLocalStop,
+	"tcp-echo":                cmdTCPEcho,
+	"tcp-say":                 cmdTCPSay,
+	"visit-upload":            cmdVisitUpload,
+	"visit-download":          cmdVisitDownload,
+	"visit-upgrade":           cmdVisitUpgrade,
+	"visit-many":              cmdVisitMany,
+	"server-rss":              cmdServerRSS,
+	"server-rss-growth-below": cmdServerRSSGrowthBelow,
+	"free-ports":              cmdFreePorts,
 
 	"http-files": cmdHTTPFiles,
 	"file-var":   cmdFileVar,

@@ -41,8 +41,10 @@ import (
 //	                    send an Upgrade: echo request with Host: HOST, expect 101, stay silent
 //	                    for SILENCE, then send "ping" and expect it back
 //	visit-many HOST N   N concurrent GETs of / with Host: HOST; print "ok=K" (K answered 200)
-//	server-rss-below SIZE
-//	                    the running portico serve's resident memory is below SIZE
+//	server-rss VAR      set VAR to the running portico serve's resident memory (bytes)
+//	server-rss-growth-below VAR SIZE
+//	                    the running portico serve's resident memory grew by less than SIZE
+//	                    since server-rss VAR
 
 // localServers are the servers local-http and tcp-echo started, by script and variable.
 var localServers sync.Map // *scriptState + "/" + VAR → io.Closer
@@ -258,13 +260,35 @@ func cmdVisitMany(ts *testscript.TestScript, neg bool, args []string) {
 	fmt.Fprintf(ts.Stdout(), "ok=%d\n", good)
 }
 
-func cmdServerRSSBelow(ts *testscript.TestScript, neg bool, args []string) {
-	commandArgs(ts, neg, args, "server-rss-below SIZE")
-	limit, err := parseSize(args[0])
+// cmdServerRSS sets VAR to the running portico serve's resident memory, in bytes.
+func cmdServerRSS(ts *testscript.TestScript, neg bool, args []string) {
+	commandArgs(ts, neg, args, "server-rss VAR")
+	rss := serverRSS(ts)
+	ts.Logf("server RSS %d MiB", rss>>20)
+	ts.Setenv(args[0], strconv.FormatInt(rss, 10))
+}
+
+// cmdServerRSSGrowthBelow checks that the running portico serve's resident memory grew by less
+// than SIZE since server-rss stored it in VAR. A growth, not a level: a -race build's level
+// is several times a release build's, and moves with the machine's load.
+func cmdServerRSSGrowthBelow(ts *testscript.TestScript, neg bool, args []string) {
+	commandArgs(ts, neg, args, "server-rss-growth-below VAR SIZE")
+	before, err := strconv.ParseInt(ts.Getenv(args[0]), 10, 64)
 	ts.Check(err)
+	limit, err := parseSize(args[1])
+	ts.Check(err)
+	rss := serverRSS(ts)
+	ts.Logf("server RSS %d MiB, grown by %d MiB", rss>>20, (rss-before)>>20)
+	if rss-before >= limit {
+		ts.Fatalf("server RSS grew by %d MiB (%d → %d MiB), want less than %s", (rss-before)>>20, before>>20, rss>>20, args[1])
+	}
+}
+
+// serverRSS is the running portico serve's resident memory, in bytes.
+func serverRSS(ts *testscript.TestScript) int64 {
 	srv := state(ts).server
 	if srv == nil {
-		ts.Fatalf("server-rss-below: no server")
+		ts.Fatalf("no server")
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.cmd.Process.Pid))
 	ts.Check(err)
@@ -272,14 +296,11 @@ func cmdServerRSSBelow(ts *testscript.TestScript, neg bool, args []string) {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			ts.Check(err)
-			ts.Logf("server RSS %d MiB", kb>>10)
-			if kb<<10 >= limit {
-				ts.Fatalf("server RSS %d MiB, want below %s", kb>>10, args[0])
-			}
-			return
+			return kb << 10
 		}
 	}
-	ts.Fatalf("server-rss-below: no VmRSS")
+	ts.Fatalf("no VmRSS in the server's status")
+	return 0
 }
 
 func cmdFreePorts(ts *testscript.TestScript, neg bool, args []string) {
