@@ -159,8 +159,9 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 	pc.SetReadDeadline(time.Now().Add(s.headerTimeout))
 	waiting := false // the idle deadline is set: no byte of the next request is read
 	var firstByte time.Time
+	var head headParser // parses the head at buf[start:], as it arrives
 	for {
-		req, used, res := parseHead(buf[start:n])
+		req, used, res := head.parse(buf[start:n])
 		switch res {
 		case headDecline:
 			s.handOff(fc, buf[start:n])
