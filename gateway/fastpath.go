@@ -20,8 +20,9 @@ import (
 // net/http's per-request work (its request and header maps, its background reads, its
 // response writer), which is most of the CPU time of a small file.
 //
-// It keeps net/http's limits: a request head must arrive within the header timeout, a
-// connection may wait the idle timeout for its next request, and a head is at most
+// It keeps net/http's limits: a request head must arrive within the header timeout (also
+// one handed to net/http half read: net/http's header deadline is no later than the fast
+// path's), a connection may wait the idle timeout for its next request, and a head is at most
 // fastHeadMax bytes here (a longer one goes to net/http, whose limit is larger).
 
 // fastHeadMax bounds what the fast path reads of a connection before a request is complete.
@@ -156,15 +157,15 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 	// As net/http: the first request's head must arrive within the header timeout of the
 	// connection's start; a later one may wait the idle timeout for its first byte, and then
 	// has the header timeout.
-	pc.SetReadDeadline(time.Now().Add(s.headerTimeout))
-	waiting := false // the idle deadline is set: no byte of the next request is read
-	var firstByte time.Time
+	headDue := time.Now().Add(s.headerTimeout) // when the head being read is due
+	pc.SetReadDeadline(headDue)
+	waiting := false    // the idle deadline is set: no byte of the next request is read
 	var head headParser // parses the head at buf[start:], as it arrives
 	for {
 		req, used, res := head.parse(buf[start:n])
 		switch res {
 		case headDecline:
-			s.handOff(fc, buf[start:n])
+			s.handOff(fc, buf[start:n], headDue)
 			return
 		case headOK:
 			if !fc.state.CompareAndSwap(connIdle, connBusy) {
@@ -173,7 +174,7 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 			}
 			switch s.answer(fc, req) {
 			case answerDeclined:
-				s.handOff(fc, buf[start:n])
+				s.handOff(fc, buf[start:n], headDue)
 				return
 			case answerFailed:
 				s.forget(fc)
@@ -194,7 +195,8 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 				pc.SetReadDeadline(time.Now().Add(s.idleTimeout))
 				waiting = true
 			} else {
-				pc.SetReadDeadline(time.Now().Add(s.headerTimeout))
+				headDue = time.Now().Add(s.headerTimeout)
+				pc.SetReadDeadline(headDue)
 				waiting = false
 			}
 			continue
@@ -205,16 +207,16 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 			start = 0
 		}
 		if n == len(buf) {
-			s.handOff(fc, buf[:n]) // a head too long for the fast path
+			s.handOff(fc, buf[:n], headDue) // a head too long for the fast path
 			return
 		}
 		if waiting && n > 0 {
-			pc.SetReadDeadline(firstByte.Add(s.headerTimeout))
+			pc.SetReadDeadline(headDue)
 			waiting = false
 		}
 		m, err := pc.Read(buf[n:])
 		if m > 0 && waiting && n == 0 {
-			firstByte = time.Now()
+			headDue = time.Now().Add(s.headerTimeout)
 		}
 		n += m
 		if err != nil {
@@ -226,20 +228,22 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 				pc.Close()
 				return
 			}
-			s.handOff(fc, buf[:n]) // net/http answers the partial head as it would
+			s.handOff(fc, buf[:n], headDue) // net/http answers the partial head as it would
 			return
 		}
 	}
 }
 
-// handOff gives the connection to net/http, with pending to be read first.
-func (s *fastHTTP) handOff(fc *fastConn, pending []byte) {
+// handOff gives the connection to net/http, with pending to be read first: the start of a
+// request whose head is due by headDue, as net/http's header timeout would have had it.
+func (s *fastHTTP) handOff(fc *fastConn, pending []byte, headDue time.Time) {
 	s.forget(fc)
 	if !fc.state.CompareAndSwap(connIdle, connBusy) && fc.state.Load() == connClosed {
 		return
 	}
 	if len(pending) > 0 {
 		fc.pc.pending = pending
+		fc.pc.headDue = headDue
 	}
 	s.handoff.give(fc.pc)
 }
