@@ -3,8 +3,11 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +42,7 @@ type fastHTTP struct {
 	idleTimeout   time.Duration
 	ln            net.Listener // hands out *progressConn
 	handoff       *handoffListener
+	log           *slog.Logger
 
 	mu      sync.Mutex
 	conns   map[*fastConn]struct{}
@@ -52,9 +56,9 @@ type fastSite struct {
 	static services.StaticSiteServer // nil: none
 }
 
-func newFastHTTP(ln net.Listener, sites []services.SiteServer, domain string, headerTimeout, idleTimeout time.Duration) *fastHTTP {
+func newFastHTTP(ln net.Listener, sites []services.SiteServer, domain string, headerTimeout, idleTimeout time.Duration, log *slog.Logger) *fastHTTP {
 	s := &fastHTTP{domain: domain, headerTimeout: headerTimeout, idleTimeout: idleTimeout, ln: ln,
-		handoff: newHandoffListener(ln), conns: map[*fastConn]struct{}{}}
+		handoff: newHandoffListener(ln), log: log, conns: map[*fastConn]struct{}{}}
 	for _, site := range sites {
 		st, _ := site.(services.StaticSiteServer)
 		s.sites = append(s.sites, fastSite{site: site, static: st})
@@ -148,10 +152,19 @@ func (s *fastHTTP) forget(fc *fastConn) {
 }
 
 // serveConn answers the requests of a connection until one is declined (the connection then
-// goes to net/http), the connection ends or fails, or the server shuts down.
+// goes to net/http), the connection ends or fails, or the server shuts down. A panic (a site
+// server's bug) closes the connection, as net/http does with a handler's, and is logged.
 func (s *fastHTTP) serveConn(fc *fastConn) {
 	defer s.wg.Done()
 	pc := fc.pc
+	defer func() {
+		if r := recover(); r != nil {
+			s.forget(fc)
+			pc.Close()
+			s.log.Error("http fast path panicked", "remote", pc.RemoteAddr().String(), "panic", fmt.Sprint(r),
+				"stack", string(debug.Stack()))
+		}
+	}()
 	buf := make([]byte, fastHeadMax)
 	n, start := 0, 0
 	// As net/http: the first request's head must arrive within the header timeout of the

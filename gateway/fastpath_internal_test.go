@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -18,7 +19,7 @@ func startFast(t *testing.T, headerTimeout time.Duration) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast := newFastHTTP(progressListener{Listener: raw, idle: time.Hour}, nil, "example.test", headerTimeout, time.Hour)
+	fast := newFastHTTP(progressListener{Listener: raw, idle: time.Hour}, nil, "example.test", headerTimeout, time.Hour, slog.New(slog.DiscardHandler))
 	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Hour, IdleTimeout: time.Hour}
 	go fast.serve()
 	served := make(chan struct{})

@@ -58,6 +58,9 @@ func (s *staticService) StaticFile(dst []byte, account, name, urlPath, acceptEnc
 	if account != "alice" || (name != "docs" && name != "blog") {
 		return dst, nil, false, false
 	}
+	if urlPath == "/panic" {
+		panic("a site server's bug")
+	}
 	body, ok := s.files[urlPath]
 	if !ok || urlPath == "/declined" {
 		return dst, nil, true, false
@@ -173,6 +176,26 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 				t.Errorf("fast path:\n%d %v %d bytes\nnet/http:\n%d %v %d bytes", fast.status, fast.header, len(fast.body), slow.status, slow.header, len(slow.body))
 			}
 		})
+	}
+}
+
+// TestFastPathPanic: a site server that panics answering the fast path takes down its
+// connection, as a handler's panic does under net/http, not the whole server (before, the
+// gateway process died, SSH sessions and all); the panic is logged.
+func TestFastPathPanic(t *testing.T) {
+	f, st := startStatic(t)
+	conn, br := dialHTTP(t, f)
+	io.WriteString(conn, "GET /panic HTTP/1.1\r\nHost: alice-docs."+domain+"\r\n\r\n")
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after a panic: read %d, %v; want the connection closed", n, err)
+	}
+	conn, br = dialHTTP(t, f)
+	io.WriteString(conn, "GET /a.txt HTTP/1.1\r\nHost: alice-docs."+domain+"\r\n\r\n")
+	if r := readResponse(t, br, "GET"); r.status != 200 || st.static.Load() != 1 {
+		t.Fatalf("after a panic: %d, fast path answers %d", r.status, st.static.Load())
+	}
+	if !strings.Contains(f.logs.String(), "a site server's bug") {
+		t.Errorf("the panic is not logged:\n%s", f.logs.String())
 	}
 }
 
