@@ -69,15 +69,16 @@ func newFastHTTP(ln net.Listener, sites []services.SiteServer, domain string, he
 // fastConn is a connection the fast path owns.
 type fastConn struct {
 	pc    *progressConn
-	state atomic.Int32 // connIdle, connBusy or connClosed
+	state atomic.Int32 // connReading, connIdle, connBusy or connClosed
 	out   []byte       // the response being written
 	vec   net.Buffers
 }
 
 const (
-	connIdle   = iota // reading a request: shutdown may close it
-	connBusy          // answering one
-	connClosed        // closed by shutdown
+	connReading = iota // reading a request, its first or one of which bytes have arrived
+	connIdle           // waiting for the next request, none of it read: shutdown may close it
+	connBusy           // answering one, or handing the connection over
+	connClosed         // closed by shutdown
 )
 
 // serve accepts connections until the listener fails or is closed, then makes the handoff
@@ -117,8 +118,10 @@ func (s *fastHTTP) serve() {
 	}
 }
 
-// shutdown closes the connections waiting for a request, lets those answering one finish it
-// (they close after it), and waits for them until ctx is done; then it closes the rest.
+// shutdown closes the connections waiting for their next request, lets those reading or
+// answering one finish it (they close after it, as net/http's), and waits for them until ctx
+// is done; then it closes the rest. A new connection is net/http's StateNew, which its
+// Shutdown leaves to read its first request; the header timeout bounds how long.
 func (s *fastHTTP) shutdown(ctx context.Context) {
 	s.mu.Lock()
 	s.closing.Store(true)
@@ -138,6 +141,7 @@ func (s *fastHTTP) shutdown(ctx context.Context) {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for fc := range s.conns {
+			fc.state.Store(connClosed)
 			fc.pc.Close()
 		}
 		s.mu.Unlock()
@@ -181,7 +185,7 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 			s.handOff(fc, buf[start:n], headDue)
 			return
 		case headOK:
-			if !fc.state.CompareAndSwap(connIdle, connBusy) {
+			if !fc.state.CompareAndSwap(connReading, connBusy) {
 				s.forget(fc)
 				return // closed by shutdown
 			}
@@ -195,19 +199,26 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 				return
 			}
 			start += used
-			fc.state.Store(connIdle)
 			if s.closing.Load() {
-				if fc.state.CompareAndSwap(connIdle, connClosed) {
-					pc.Close()
-				}
 				s.forget(fc)
+				pc.Close()
 				return
 			}
 			if start == n {
+				// Idle until the next request's first byte: shutdown may close it now.
+				fc.state.Store(connIdle)
+				if s.closing.Load() {
+					if fc.state.CompareAndSwap(connIdle, connClosed) {
+						pc.Close()
+					}
+					s.forget(fc)
+					return
+				}
 				start, n = 0, 0
 				pc.SetReadDeadline(time.Now().Add(s.idleTimeout))
 				waiting = true
 			} else {
+				fc.state.Store(connReading)
 				headDue = time.Now().Add(s.headerTimeout)
 				pc.SetReadDeadline(headDue)
 				waiting = false
@@ -230,6 +241,11 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 		m, err := pc.Read(buf[n:])
 		if m > 0 && waiting && n == 0 {
 			headDue = time.Now().Add(s.headerTimeout)
+			if !fc.state.CompareAndSwap(connIdle, connReading) {
+				s.forget(fc)
+				pc.Close()
+				return // closed by shutdown
+			}
 		}
 		n += m
 		if err != nil {
@@ -251,7 +267,8 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 // request whose head is due by headDue, as net/http's header timeout would have had it.
 func (s *fastHTTP) handOff(fc *fastConn, pending []byte, headDue time.Time) {
 	s.forget(fc)
-	if !fc.state.CompareAndSwap(connIdle, connBusy) && fc.state.Load() == connClosed {
+	if fc.state.Swap(connBusy) == connClosed {
+		fc.state.Store(connClosed)
 		return
 	}
 	if len(pending) > 0 {

@@ -318,6 +318,47 @@ func TestFastPathShutdown(t *testing.T) {
 	}
 }
 
+// TestFastPathShutdownAnswersHeadsBegun: at shutdown, a connection whose request head has begun
+// to arrive is not closed under it, as net/http leaves a new connection reading its first
+// request: the request is answered, with Connection: close, and then the connection closes.
+// Before, the fast path closed every connection reading a request at once, so a client that
+// had just connected and sent its request got the connection closed without an answer.
+func TestFastPathShutdownAnswersHeadsBegun(t *testing.T) {
+	f, _ := startStatic(t, func(_ *fixture, o *gateway.Options) {
+		o.HTTPIdleTimeout = time.Hour
+		o.DrainTimeout = time.Hour
+	})
+	get := "GET /a.txt HTTP/1.1\r\nHost: alice-docs." + domain + "\r\n\r\n"
+	begun, br := dialHTTP(t, f)
+	io.WriteString(begun, get[:20])
+	// An idle connection, closed at shutdown with every other one the fast path closes then.
+	idle, ibr := dialHTTP(t, f)
+	io.WriteString(idle, get)
+	readResponse(t, ibr, "GET")
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- f.stop() }()
+	if n, err := ibr.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("an idle connection was not closed at shutdown: read %d, %v", n, err)
+	}
+	io.WriteString(begun, get[20:])
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("a request begun before shutdown: %v", err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("a request begun before shutdown: %d, close %v", resp.StatusCode, resp.Close)
+	}
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after its answer at shutdown: read %d, %v; want the connection closed", n, err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestFastPathConnectionsCounted: connections on the fast path count towards the bound of HTTP
 // connections, and give their place back when they end.
 func TestFastPathConnectionsCounted(t *testing.T) {
