@@ -3,8 +3,11 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +23,9 @@ import (
 // net/http's per-request work (its request and header maps, its background reads, its
 // response writer), which is most of the CPU time of a small file.
 //
-// It keeps net/http's limits: a request head must arrive within the header timeout, a
-// connection may wait the idle timeout for its next request, and a head is at most
+// It keeps net/http's limits: a request head must arrive within the header timeout (also
+// one handed to net/http half read: net/http's header deadline is no later than the fast
+// path's), a connection may wait the idle timeout for its next request, and a head is at most
 // fastHeadMax bytes here (a longer one goes to net/http, whose limit is larger).
 
 // fastHeadMax bounds what the fast path reads of a connection before a request is complete.
@@ -38,6 +42,7 @@ type fastHTTP struct {
 	idleTimeout   time.Duration
 	ln            net.Listener // hands out *progressConn
 	handoff       *handoffListener
+	log           *slog.Logger
 
 	mu      sync.Mutex
 	conns   map[*fastConn]struct{}
@@ -51,9 +56,9 @@ type fastSite struct {
 	static services.StaticSiteServer // nil: none
 }
 
-func newFastHTTP(ln net.Listener, sites []services.SiteServer, domain string, headerTimeout, idleTimeout time.Duration) *fastHTTP {
+func newFastHTTP(ln net.Listener, sites []services.SiteServer, domain string, headerTimeout, idleTimeout time.Duration, log *slog.Logger) *fastHTTP {
 	s := &fastHTTP{domain: domain, headerTimeout: headerTimeout, idleTimeout: idleTimeout, ln: ln,
-		handoff: newHandoffListener(ln), conns: map[*fastConn]struct{}{}}
+		handoff: newHandoffListener(ln), log: log, conns: map[*fastConn]struct{}{}}
 	for _, site := range sites {
 		st, _ := site.(services.StaticSiteServer)
 		s.sites = append(s.sites, fastSite{site: site, static: st})
@@ -64,15 +69,16 @@ func newFastHTTP(ln net.Listener, sites []services.SiteServer, domain string, he
 // fastConn is a connection the fast path owns.
 type fastConn struct {
 	pc    *progressConn
-	state atomic.Int32 // connIdle, connBusy or connClosed
+	state atomic.Int32 // connReading, connIdle, connBusy or connClosed
 	out   []byte       // the response being written
 	vec   net.Buffers
 }
 
 const (
-	connIdle   = iota // reading a request: shutdown may close it
-	connBusy          // answering one
-	connClosed        // closed by shutdown
+	connReading = iota // reading a request, its first or one of which bytes have arrived
+	connIdle           // waiting for the next request, none of it read: shutdown may close it
+	connBusy           // answering one, or handing the connection over
+	connClosed         // closed by shutdown
 )
 
 // serve accepts connections until the listener fails or is closed, then makes the handoff
@@ -112,8 +118,10 @@ func (s *fastHTTP) serve() {
 	}
 }
 
-// shutdown closes the connections waiting for a request, lets those answering one finish it
-// (they close after it), and waits for them until ctx is done; then it closes the rest.
+// shutdown closes the connections waiting for their next request, lets those reading or
+// answering one finish it (they close after it, as net/http's), and waits for them until ctx
+// is done; then it closes the rest. A new connection is net/http's StateNew, which its
+// Shutdown leaves to read its first request; the header timeout bounds how long.
 func (s *fastHTTP) shutdown(ctx context.Context) {
 	s.mu.Lock()
 	s.closing.Store(true)
@@ -133,6 +141,7 @@ func (s *fastHTTP) shutdown(ctx context.Context) {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for fc := range s.conns {
+			fc.state.Store(connClosed)
 			fc.pc.Close()
 		}
 		s.mu.Unlock()
@@ -147,32 +156,42 @@ func (s *fastHTTP) forget(fc *fastConn) {
 }
 
 // serveConn answers the requests of a connection until one is declined (the connection then
-// goes to net/http), the connection ends or fails, or the server shuts down.
+// goes to net/http), the connection ends or fails, or the server shuts down. A panic (a site
+// server's bug) closes the connection, as net/http does with a handler's, and is logged.
 func (s *fastHTTP) serveConn(fc *fastConn) {
 	defer s.wg.Done()
 	pc := fc.pc
+	defer func() {
+		if r := recover(); r != nil {
+			s.forget(fc)
+			pc.Close()
+			s.log.Error("http fast path panicked", "remote", pc.RemoteAddr().String(), "panic", fmt.Sprint(r),
+				"stack", string(debug.Stack()))
+		}
+	}()
 	buf := make([]byte, fastHeadMax)
 	n, start := 0, 0
 	// As net/http: the first request's head must arrive within the header timeout of the
 	// connection's start; a later one may wait the idle timeout for its first byte, and then
 	// has the header timeout.
-	pc.SetReadDeadline(time.Now().Add(s.headerTimeout))
-	waiting := false // the idle deadline is set: no byte of the next request is read
-	var firstByte time.Time
+	headDue := time.Now().Add(s.headerTimeout) // when the head being read is due
+	pc.SetReadDeadline(headDue)
+	waiting := false    // the idle deadline is set: no byte of the next request is read
+	var head headParser // parses the head at buf[start:], as it arrives
 	for {
-		req, used, res := parseHead(buf[start:n])
+		req, used, res := head.parse(buf[start:n])
 		switch res {
 		case headDecline:
-			s.handOff(fc, buf[start:n])
+			s.handOff(fc, buf[start:n], headDue)
 			return
 		case headOK:
-			if !fc.state.CompareAndSwap(connIdle, connBusy) {
+			if !fc.state.CompareAndSwap(connReading, connBusy) {
 				s.forget(fc)
 				return // closed by shutdown
 			}
 			switch s.answer(fc, req) {
 			case answerDeclined:
-				s.handOff(fc, buf[start:n])
+				s.handOff(fc, buf[start:n], headDue)
 				return
 			case answerFailed:
 				s.forget(fc)
@@ -180,20 +199,28 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 				return
 			}
 			start += used
-			fc.state.Store(connIdle)
 			if s.closing.Load() {
-				if fc.state.CompareAndSwap(connIdle, connClosed) {
-					pc.Close()
-				}
 				s.forget(fc)
+				pc.Close()
 				return
 			}
 			if start == n {
+				// Idle until the next request's first byte: shutdown may close it now.
+				fc.state.Store(connIdle)
+				if s.closing.Load() {
+					if fc.state.CompareAndSwap(connIdle, connClosed) {
+						pc.Close()
+					}
+					s.forget(fc)
+					return
+				}
 				start, n = 0, 0
 				pc.SetReadDeadline(time.Now().Add(s.idleTimeout))
 				waiting = true
 			} else {
-				pc.SetReadDeadline(time.Now().Add(s.headerTimeout))
+				fc.state.Store(connReading)
+				headDue = time.Now().Add(s.headerTimeout)
+				pc.SetReadDeadline(headDue)
 				waiting = false
 			}
 			continue
@@ -204,16 +231,21 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 			start = 0
 		}
 		if n == len(buf) {
-			s.handOff(fc, buf[:n]) // a head too long for the fast path
+			s.handOff(fc, buf[:n], headDue) // a head too long for the fast path
 			return
 		}
 		if waiting && n > 0 {
-			pc.SetReadDeadline(firstByte.Add(s.headerTimeout))
+			pc.SetReadDeadline(headDue)
 			waiting = false
 		}
 		m, err := pc.Read(buf[n:])
 		if m > 0 && waiting && n == 0 {
-			firstByte = time.Now()
+			headDue = time.Now().Add(s.headerTimeout)
+			if !fc.state.CompareAndSwap(connIdle, connReading) {
+				s.forget(fc)
+				pc.Close()
+				return // closed by shutdown
+			}
 		}
 		n += m
 		if err != nil {
@@ -225,20 +257,23 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 				pc.Close()
 				return
 			}
-			s.handOff(fc, buf[:n]) // net/http answers the partial head as it would
+			s.handOff(fc, buf[:n], headDue) // net/http answers the partial head as it would
 			return
 		}
 	}
 }
 
-// handOff gives the connection to net/http, with pending to be read first.
-func (s *fastHTTP) handOff(fc *fastConn, pending []byte) {
+// handOff gives the connection to net/http, with pending to be read first: the start of a
+// request whose head is due by headDue, as net/http's header timeout would have had it.
+func (s *fastHTTP) handOff(fc *fastConn, pending []byte, headDue time.Time) {
 	s.forget(fc)
-	if !fc.state.CompareAndSwap(connIdle, connBusy) && fc.state.Load() == connClosed {
+	if fc.state.Swap(connBusy) == connClosed {
+		fc.state.Store(connClosed)
 		return
 	}
 	if len(pending) > 0 {
 		fc.pc.pending = pending
+		fc.pc.headDue = headDue
 	}
 	s.handoff.give(fc.pc)
 }

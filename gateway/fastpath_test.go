@@ -58,6 +58,9 @@ func (s *staticService) StaticFile(dst []byte, account, name, urlPath, acceptEnc
 	if account != "alice" || (name != "docs" && name != "blog") {
 		return dst, nil, false, false
 	}
+	if urlPath == "/panic" {
+		panic("a site server's bug")
+	}
 	body, ok := s.files[urlPath]
 	if !ok || urlPath == "/declined" {
 		return dst, nil, true, false
@@ -176,6 +179,26 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 	}
 }
 
+// TestFastPathPanic: a site server that panics answering the fast path takes down its
+// connection, as a handler's panic does under net/http, not the whole server (before, the
+// gateway process died, SSH sessions and all); the panic is logged.
+func TestFastPathPanic(t *testing.T) {
+	f, st := startStatic(t)
+	conn, br := dialHTTP(t, f)
+	io.WriteString(conn, "GET /panic HTTP/1.1\r\nHost: alice-docs."+domain+"\r\n\r\n")
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after a panic: read %d, %v; want the connection closed", n, err)
+	}
+	conn, br = dialHTTP(t, f)
+	io.WriteString(conn, "GET /a.txt HTTP/1.1\r\nHost: alice-docs."+domain+"\r\n\r\n")
+	if r := readResponse(t, br, "GET"); r.status != 200 || st.static.Load() != 1 {
+		t.Fatalf("after a panic: %d, fast path answers %d", r.status, st.static.Load())
+	}
+	if !strings.Contains(f.logs.String(), "a site server's bug") {
+		t.Errorf("the panic is not logged:\n%s", f.logs.String())
+	}
+}
+
 // TestFastPathDeclines: requests the fast path does not answer get net/http's answer, on the
 // connection they came on, from the bytes the fast path had read: those it cannot parse or
 // that are not plain, another host's, a tunnel's host name (the tunnel comes first in the
@@ -289,6 +312,47 @@ func TestFastPathShutdown(t *testing.T) {
 	go func() { stopped <- f.stop() }()
 	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("an idle fast-path connection was not closed at shutdown: read %d, %v", n, err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFastPathShutdownAnswersHeadsBegun: at shutdown, a connection whose request head has begun
+// to arrive is not closed under it, as net/http leaves a new connection reading its first
+// request: the request is answered, with Connection: close, and then the connection closes.
+// Before, the fast path closed every connection reading a request at once, so a client that
+// had just connected and sent its request got the connection closed without an answer.
+func TestFastPathShutdownAnswersHeadsBegun(t *testing.T) {
+	f, _ := startStatic(t, func(_ *fixture, o *gateway.Options) {
+		o.HTTPIdleTimeout = time.Hour
+		o.DrainTimeout = time.Hour
+	})
+	get := "GET /a.txt HTTP/1.1\r\nHost: alice-docs." + domain + "\r\n\r\n"
+	begun, br := dialHTTP(t, f)
+	io.WriteString(begun, get[:20])
+	// An idle connection, closed at shutdown with every other one the fast path closes then.
+	idle, ibr := dialHTTP(t, f)
+	io.WriteString(idle, get)
+	readResponse(t, ibr, "GET")
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- f.stop() }()
+	if n, err := ibr.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("an idle connection was not closed at shutdown: read %d, %v", n, err)
+	}
+	io.WriteString(begun, get[20:])
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("a request begun before shutdown: %v", err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("a request begun before shutdown: %d, close %v", resp.StatusCode, resp.Close)
+	}
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after its answer at shutdown: read %d, %v; want the connection closed", n, err)
 	}
 	if err := <-stopped; err != nil {
 		t.Fatal(err)

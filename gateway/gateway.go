@@ -260,7 +260,7 @@ func (g *Gateway) Listen() error {
 		hl := &httpListener{name: h.name, ln: ln, srv: g.newHTTPServer(h.handler)}
 		if h.name == "http" {
 			// Sites' plainest requests are answered before net/http (fastHTTP).
-			hl.fast = newFastHTTP(ln, g.siteServers(), g.o.Domain, httpReadHeaderTimeout, g.o.HTTPIdleTimeout)
+			hl.fast = newFastHTTP(ln, g.siteServers(), g.o.Domain, httpReadHeaderTimeout, g.o.HTTPIdleTimeout, g.log)
 		}
 		g.http = append(g.http, hl)
 	}

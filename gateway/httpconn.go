@@ -74,6 +74,9 @@ type progressConn struct {
 	// pending is what the fast path read and handed over with the connection: Read returns it
 	// first. Only the connection's one reader touches it.
 	pending []byte
+	// headDue is when the head of the request the fast path handed over begun is due (zero:
+	// none): the first read deadline asked after it, net/http's header deadline, is no later.
+	headDue time.Time
 }
 
 // direction is the deadline of reads or of writes.
@@ -320,6 +323,12 @@ func (c *progressConn) SetReadDeadline(t time.Time) error {
 	now := clock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.headDue.IsZero() {
+		if t.IsZero() || t.After(c.headDue) {
+			t = c.headDue
+		}
+		c.headDue = time.Time{}
+	}
 	c.read.asked = t
 	return c.armLocked(&c.read, now, now, false)
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -37,6 +39,48 @@ func rawResponse(t *testing.T, addr, method, req string) string {
 	return dateLine.ReplaceAllString(raw.String(), "Date: -\r\n")
 }
 
+// TestStaticFileNotForPrivateSites: once a site is behind a password or for listed accounts,
+// the fast path leaves it to the handler (401, 404), from the next request on; public again,
+// it answers it again.
+func TestStaticFileNotForPrivateSites(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.html": "home", "a.txt": "a"})
+	h.mustRsync("-a", src+"/", remote+"/blog/")
+	addr := strings.TrimPrefix(h.http, "http://")
+	req := "GET /a.txt HTTP/1.1\r\nHost: " + siteHost("alice", "blog") + "\r\n\r\n"
+	status := func() string {
+		t.Helper()
+		line, _, _ := strings.Cut(rawResponse(t, addr, "GET", req), "\r\n")
+		return line
+	}
+	if got := status(); got != "HTTP/1.1 200 OK" {
+		t.Fatalf("public: %s", got)
+	}
+	if _, _, _, ok := h.svc.StaticFile(nil, "alice", "blog", "/a.txt", ""); !ok {
+		t.Fatal("public: StaticFile declines")
+	}
+	if _, stderr, code := h.run(strings.NewReader("correct horse battery\n"), "ssh", append(h.sshArgs(), "pgs@127.0.0.1", "acl", "blog", "password")...); code != 0 {
+		t.Fatalf("acl password: %s", stderr)
+	}
+	if got := status(); got != "HTTP/1.1 401 Unauthorized" {
+		t.Errorf("behind a password: %s", got)
+	}
+	h.accountClient("bob")
+	if _, stderr, code := h.ssh("acl", "blog", "accounts", "bob"); code != 0 {
+		t.Fatalf("acl accounts: %s", stderr)
+	}
+	if got := status(); got != "HTTP/1.1 404 Not Found" {
+		t.Errorf("for listed accounts: %s", got)
+	}
+	if _, stderr, code := h.ssh("acl", "blog", "public"); code != 0 {
+		t.Fatalf("acl public: %s", stderr)
+	}
+	if got := status(); got != "HTTP/1.1 200 OK" {
+		t.Errorf("public again: %s", got)
+	}
+}
+
 var dateLine = regexp.MustCompile(`(?m)^Date: [^\r\n]*\r\n`)
 
 // TestStaticFileAsHandler: what StaticFile answers is, byte for byte but the Date, what the
@@ -53,8 +97,12 @@ func TestStaticFileAsHandler(t *testing.T) {
 	writeTree(t, src, map[string]string{
 		"index.html": page, "about.html": "<p>about</p>", "docs/index.html": "<p>docs</p>", "1k.bin": string(noise),
 		"big.bin": string(big), "404.html": "lost", "style.css": strings.Repeat("a{color:red}\n", 100), ".env": "secret",
-		"noise.txt": string(noise),
+		"noise.txt": string(noise), "epoch.txt": "from 1970\n",
 	})
+	// A file whose mtime is 0 has no Last-Modified.
+	if err := os.Chtimes(filepath.Join(src, "epoch.txt"), time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
 	h.mustRsync("-a", src+"/", remote+"/blog/")
 	rules := t.TempDir()
 	writeTree(t, rules, map[string]string{"1k.bin": string(noise), "_headers": "/*\n  X-Frame-Options: DENY\n"})
@@ -78,6 +126,15 @@ func TestStaticFileAsHandler(t *testing.T) {
 		{"blog", "GET", "/about.html", "", true},
 		{"blog", "GET", "/docs/", "", true},
 		{"blog", "GET", "/style.css", "br;q=0", true},
+		{"blog", "GET", "/epoch.txt", "", true},
+		{"blog", "HEAD", "/epoch.txt", "", true},
+		{"blog", "GET", "/404.html", "", true}, // a 404 page asked for by name is a file like any other
+		{"blog", "GET", "/docs/index.html", "", true},
+		{"blog", "GET", "/./1k.bin", "", false},       // "." segment: not found
+		{"blog", "GET", "/docs/../1k.bin", "", false}, // ".." segment: not found, never resolved
+		{"blog", "GET", "/1k.bin/", "", false},        // a folder request: not found
+		{"blog", "GET", "/1k.bin;x", "", false},
+		{"blog", "GET", "/_headers", "", false},
 		{"blog", "GET", "/docs", "", false},    // a redirect
 		{"blog", "GET", "/nope", "", false},    // 404.html
 		{"blog", "GET", "/.env", "", false},    // hidden
