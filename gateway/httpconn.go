@@ -217,41 +217,43 @@ func (c *progressConn) Read(p []byte) (int, error) {
 }
 
 func (c *progressConn) Write(p []byte) (int, error) {
-	start := clock()
 	var written int
-	for {
-		if err := c.armWrite(start, false); err != nil {
-			return written, err
-		}
+	err := c.writeMoving(func() (int, error) {
 		n, err := c.Conn.Write(p[written:])
 		written += n
-		if n > 0 {
-			c.moved()
-		}
-		if err != nil && c.resumes(err, &c.write, start) {
-			continue
-		}
-		return written, err
-	}
+		return n, err
+	})
+	return written, err
 }
 
 // writeBuffers writes bufs as Write does, in one vectored write where the connection can.
 func (c *progressConn) writeBuffers(bufs *net.Buffers) (int64, error) {
-	start := clock()
 	var written int64
-	for {
-		if err := c.armWrite(start, false); err != nil {
-			return written, err
-		}
+	err := c.writeMoving(func() (int, error) {
 		n, err := bufs.WriteTo(c.Conn)
 		written += n
+		return int(n), err
+	})
+	return written, err
+}
+
+// writeMoving calls write, which carries on from where the last call stopped, under the write
+// deadline until it succeeds or fails for good: a call that timed out after some bytes moved
+// is tried again with the deadline moved on.
+func (c *progressConn) writeMoving(write func() (int, error)) error {
+	start := clock()
+	for {
+		if err := c.armWrite(start, false); err != nil {
+			return err
+		}
+		n, err := write()
 		if n > 0 {
 			c.moved()
 		}
 		if err != nil && c.resumes(err, &c.write, start) {
 			continue
 		}
-		return written, err
+		return err
 	}
 }
 
