@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -268,4 +269,35 @@ func TestStaticFileRevalidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzEtagListed: what etagListed decides for an If-None-Match value is what
+// http.ServeContent answers a GET with it: 304 for a match, 200 for none; a list it says it
+// cannot read (StaticFile declines it) is one net/http answers 200, never 304.
+func FuzzEtagListed(f *testing.F) {
+	for _, s := range [][2]string{
+		{`"a"`, `"a"`}, {`W/"a"`, `"a"`}, {`*`, `"a"`}, {`"b", "a"`, `"a"`}, {` ,"b" ,W/"a"`, `"a"`},
+		{`"b""a"`, `"a"`}, {`junk, "a"`, `"a"`}, {`"a", junk`, `"a"`}, {`W/`, `"a"`}, {`"a`, `"a"`},
+		{`"a-gzip"`, `"a"`}, {"\t\"a\"\t", `"a"`}, {`"\x80"`, "\"\x80\""}, {`""`, `""`},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, list, etag string) {
+		if list == "" || !strings.HasPrefix(etag, `"`) {
+			return // the fast path never asks without a value; pgs's ETags are strong
+		}
+		match, read := etagListed(list, etag)
+		w := httptest.NewRecorder()
+		w.Header()["Etag"] = []string{etag}
+		r := &http.Request{Method: "GET", Header: http.Header{"If-None-Match": {list}}}
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader("x"))
+		switch {
+		case match && !read:
+			t.Fatalf("%q, %q: a match in a list not read", list, etag)
+		case !read && w.Code == http.StatusNotModified:
+			t.Fatalf("%q, %q: declined, net/http answers 304", list, etag)
+		case read && match != (w.Code == http.StatusNotModified):
+			t.Fatalf("%q, %q: match %v, net/http %d", list, etag, match, w.Code)
+		}
+	})
 }
