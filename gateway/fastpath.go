@@ -18,9 +18,9 @@ import (
 // The public HTTP listener's fast path. Each accepted connection is read first by a small
 // HTTP/1.1 request-head parser (parseHead): a plain GET or HEAD of a site file, or one that
 // revalidates it with If-None-Match, that its services.StaticSiteServer has ready in memory
-// is answered here (200 or 304), in one write. Anything else
-// hands the connection to net/http for good, with the bytes read so far replayed: net/http
-// then reads the same bytes it would have read itself. The fast path costs a fraction of
+// is answered here (200 or 304), in one write. Anything else hands the connection to
+// net/http for good, with the bytes read so far replayed: net/http then reads the same bytes
+// it would have read itself. The fast path costs a fraction of
 // net/http's per-request work (its request and header maps, its background reads, its
 // response writer), which is most of the CPU time of a small file.
 //
