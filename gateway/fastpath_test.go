@@ -22,7 +22,7 @@ import (
 
 // staticService serves the site alice-docs, from files, through its handler and through
 // StaticFile, with the same headers; it counts which of them answered. StaticFile declines
-// /declined.
+// /declined. Both answer If-None-Match: "e" with a 304.
 type staticService struct {
 	testService
 	files   map[string]string
@@ -45,16 +45,20 @@ func (s *staticService) Site(account, name string) (http.Handler, bool) {
 			http.NotFound(w, r)
 			return
 		}
+		w.Header().Set("Etag", `"e"`)
+		if r.Header.Get("If-None-Match") == `"e"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Etag", `"e"`)
 		if r.Method == "GET" {
 			io.WriteString(w, body)
 		}
 	}), true
 }
 
-func (s *staticService) StaticFile(dst []byte, account, name, urlPath, acceptEncoding string) ([]byte, []byte, bool, bool) {
+func (s *staticService) StaticFile(dst []byte, account, name, urlPath, acceptEncoding, ifNoneMatch string) ([]byte, []byte, bool, bool) {
 	if account != "alice" || (name != "docs" && name != "blog") {
 		return dst, nil, false, false
 	}
@@ -66,7 +70,10 @@ func (s *staticService) StaticFile(dst []byte, account, name, urlPath, acceptEnc
 		return dst, nil, true, false
 	}
 	s.static.Add(1)
-	return append(dst, s.headerOf(body)...), []byte(body), true, true
+	if ifNoneMatch == `"e"` {
+		return append(dst, "HTTP/1.1 304 Not Modified\r\nEtag: \"e\"\r\n"...), nil, true, true
+	}
+	return append(dst, "HTTP/1.1 200 OK\r\n"+s.headerOf(body)...), []byte(body), true, true
 }
 
 var _ services.StaticSiteServer = (*staticService)(nil)
@@ -150,6 +157,9 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 		{"host in upper case with a port", "GET", "/a.txt", ""},
 		{"odd header names and keep-alive", "GET", "/a.txt", "accept: */*\r\nconnection: keep-alive\r\nX-Y_Z: 1\r\n"},
 		{"accept-encoding", "GET", "/a.txt", "Accept-Encoding: gzip, br\r\n"},
+		{"if-none-match, matching", "GET", "/a.txt", "If-None-Match: \"e\"\r\n"},
+		{"if-none-match, matching, head", "HEAD", "/a.txt", "if-none-match:\t\"e\" \r\n"},
+		{"if-none-match, not matching", "GET", "/a.txt", "If-None-Match: \"x\"\r\nAccept-Encoding: gzip\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := "Host: " + host + "\r\n"
@@ -176,6 +186,36 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 				t.Errorf("fast path:\n%d %v %d bytes\nnet/http:\n%d %v %d bytes", fast.status, fast.header, len(fast.body), slow.status, slow.header, len(slow.body))
 			}
 		})
+	}
+}
+
+// TestFastPathKeepsRevalidations: a browser revalidates with If-None-Match; the fast path
+// answers the 304 and keeps the connection, so the requests after it are its own too. Before,
+// If-None-Match handed the connection to net/http for good, and every later request went to
+// the handler.
+func TestFastPathKeepsRevalidations(t *testing.T) {
+	f, st := startStatic(t)
+	const host = "Host: alice-docs." + domain + "\r\n"
+	conn, br := dialHTTP(t, f)
+	for i, tt := range []struct {
+		method, headers string
+		status          int
+		body            string
+	}{
+		{"GET", "If-None-Match: \"e\"\r\n", 304, ""},
+		{"GET", "", 200, "a file\n"},
+		{"HEAD", "If-None-Match: \"e\"\r\n", 304, ""},
+		{"GET", "If-None-Match: \"old\"\r\n", 200, "a file\n"},
+		{"GET", "", 200, "a file\n"},
+	} {
+		fmt.Fprintf(conn, "%s /a.txt HTTP/1.1\r\n%s%s\r\n", tt.method, host, tt.headers)
+		r := readResponse(t, br, tt.method)
+		if r.status != tt.status || r.body != tt.body {
+			t.Fatalf("request %d: %d %q, want %d %q", i, r.status, r.body, tt.status, tt.body)
+		}
+	}
+	if s, h := st.static.Load(), st.handled.Load(); s != 5 || h != 0 {
+		t.Errorf("fast path answered %d, handler %d; want 5 and 0", s, h)
 	}
 }
 
@@ -224,6 +264,10 @@ func TestFastPathDeclines(t *testing.T) {
 		{"space before a colon", "GET /a.txt HTTP/1.1\r\nHost : x\r\n\r\n", 400, ""},
 		{"post with a body", "POST /a.txt HTTP/1.1\r\n" + host + "Content-Length: 3\r\n\r\nabc", 404, "404 page not found\n"},
 		{"range", "GET /a.txt HTTP/1.1\r\n" + host + "Range: bytes=0-1\r\n\r\n", 200, "a file\n"},
+		{"if-match", "GET /a.txt HTTP/1.1\r\n" + host + "If-Match: \"e\"\r\n\r\n", 200, "a file\n"},
+		{"if-none-match twice", "GET /a.txt HTTP/1.1\r\n" + host + "If-None-Match: \"x\"\r\nIf-None-Match: \"e\"\r\n\r\n", 200, "a file\n"},
+		{"if-none-match empty", "GET /a.txt HTTP/1.1\r\n" + host + "If-None-Match:\r\n\r\n", 200, "a file\n"},
+		{"if-none-match and if-modified-since", "GET /a.txt HTTP/1.1\r\n" + host + "If-None-Match: \"x\"\r\nIf-Modified-Since: Mon, 07 Dec 2026 00:00:00 GMT\r\n\r\n", 200, "a file\n"},
 		{"a head longer than the fast path reads", "GET /a.txt HTTP/1.1\r\n" + host + "X: " + strings.Repeat("x", 8<<10) + "\r\n\r\n", 200, "a file\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,7 +310,7 @@ func TestFastPathPipelined(t *testing.T) {
 	// A request declined while its head is incomplete: net/http reads the rest.
 	io.WriteString(conn, "GET /a.txt HTTP/1.1\r\nRange: bytes=0-1\r\n")
 	conn2, br2 := dialHTTP(t, f)
-	io.WriteString(conn2, "GET /a.txt HTTP/1.1\r\nIf-None-Match: \"x\"\r\n")
+	io.WriteString(conn2, "GET /a.txt HTTP/1.1\r\nIf-Match: \"x\"\r\n")
 	time.Sleep(50 * time.Millisecond)
 	io.WriteString(conn2, host+"\r\n")
 	if r := readResponse(t, br2, "GET"); r.status != 200 || r.body != "a file\n" {

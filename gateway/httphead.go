@@ -3,8 +3,9 @@ package gateway
 import "bytes"
 
 // The fast path's request-head parser. It recognises only the plainest HTTP/1.1 requests,
-// those net/http would read as the same GET or HEAD without body, conditions, range or
-// credentials; for anything else it says decline, and net/http reads the same bytes. It
+// those net/http would read as the same GET or HEAD without body, range or credentials, and
+// with no condition but one If-None-Match (a browser's revalidation, whose value the site
+// server reads); for anything else it says decline, and net/http reads the same bytes. It
 // never accepts what net/http would read differently, so it is stricter than HTTP: lines end
 // in CR LF, no folded lines, no percent-encoding, header values of printable ASCII only.
 
@@ -15,6 +16,7 @@ type fastRequest struct {
 	path           []byte // the request target before any '?'
 	host           []byte
 	acceptEncoding []byte // empty when absent
+	ifNoneMatch    []byte // empty when absent; never sent empty
 }
 
 type headResult int
@@ -41,9 +43,9 @@ type headParser struct {
 	searched int  // bytes from next known to hold no LF
 	started  bool // the request line is parsed
 
-	head                       bool
-	path, host, acceptEncoding span // offsets from the head's start
-	hosts, encodings           int
+	head                                    bool
+	path, host, acceptEncoding, ifNoneMatch span // offsets from the head's start
+	hosts, encodings, ifNoneMatches         int
 }
 
 // span is where a part of a request head lies in it.
@@ -66,8 +68,12 @@ func (p *headParser) parse(b []byte) (req fastRequest, used int, res headResult)
 		}
 		if len(line) == 0 {
 			// The blank line that ends the head (an empty first line is declined).
-			ok := p.hosts == 1 && p.encodings <= 1 && plainHost(p.host.of(b))
-			req = fastRequest{head: p.head, path: p.path.of(b), host: p.host.of(b), acceptEncoding: p.acceptEncoding.of(b)}
+			// If-None-Match once at most, and not empty (net/http reads an empty one as none,
+			// but nobody sends it): the site server reads its value.
+			ok := p.hosts == 1 && p.encodings <= 1 && plainHost(p.host.of(b)) &&
+				(p.ifNoneMatches == 0 || (p.ifNoneMatches == 1 && p.ifNoneMatch.to > p.ifNoneMatch.from))
+			req = fastRequest{head: p.head, path: p.path.of(b), host: p.host.of(b), acceptEncoding: p.acceptEncoding.of(b),
+				ifNoneMatch: p.ifNoneMatch.of(b)}
 			used = p.next
 			*p = headParser{}
 			if !ok {
@@ -122,6 +128,9 @@ func (p *headParser) take(line []byte, from int) bool {
 	case equalFold(name, "accept-encoding"):
 		p.encodings++
 		p.acceptEncoding = v
+	case equalFold(name, "if-none-match"):
+		p.ifNoneMatches++
+		p.ifNoneMatch = v
 	case equalFold(name, "connection"):
 		if !equalFold(value, "keep-alive") {
 			return false // close, upgrade, or a list of options
@@ -151,7 +160,8 @@ func (p *headParser) nextLine(b []byte) (line []byte, res headResult) {
 }
 
 // declined reports whether a request with a header called name is for net/http: it may
-// carry a body, ask for conditions, a range or a protocol switch, or carry credentials.
+// carry a body, ask for conditions (but If-None-Match, which take reads), a range or a
+// protocol switch, or carry credentials.
 func declined(name []byte) bool {
 	for _, d := range declinedHeaders {
 		if equalFold(name, d) {
@@ -163,7 +173,7 @@ func declined(name []byte) bool {
 
 var declinedHeaders = []string{
 	"content-length", "transfer-encoding", "expect", "upgrade", "te", "trailer",
-	"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
+	"range", "if-range", "if-match", "if-modified-since", "if-unmodified-since",
 	"authorization", "proxy-authorization", "proxy-connection", "keep-alive",
 }
 

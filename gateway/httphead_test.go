@@ -64,7 +64,12 @@ func TestParseHead(t *testing.T) {
 		{"chunked", "GET / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", headDecline, false, "", "", ""},
 		{"expect", "GET / HTTP/1.1\r\n" + host + "Expect: 100-continue\r\n\r\n", headDecline, false, "", "", ""},
 		{"range", "GET / HTTP/1.1\r\n" + host + "Range: bytes=0-1\r\n\r\n", headDecline, false, "", "", ""},
-		{"if-none-match", "GET / HTTP/1.1\r\n" + host + "If-None-Match: \"x\"\r\n\r\n", headDecline, false, "", "", ""},
+		{"if-none-match twice", "GET / HTTP/1.1\r\n" + host + "If-None-Match: \"x\"\r\nif-none-match: \"y\"\r\n\r\n", headDecline, false, "", "", ""},
+		{"empty if-none-match", "GET / HTTP/1.1\r\n" + host + "If-None-Match: \t\r\n\r\n", headDecline, false, "", "", ""},
+		{"if-match", "GET / HTTP/1.1\r\n" + host + "If-Match: \"x\"\r\n\r\n", headDecline, false, "", "", ""},
+		{"if-range", "GET / HTTP/1.1\r\n" + host + "If-Range: \"x\"\r\n\r\n", headDecline, false, "", "", ""},
+		{"if-unmodified-since", "GET / HTTP/1.1\r\n" + host + "If-Unmodified-Since: x\r\n\r\n", headDecline, false, "", "", ""},
+		{"if-none-match and if-modified-since", "GET / HTTP/1.1\r\n" + host + "If-None-Match: \"x\"\r\nIf-Modified-Since: x\r\n\r\n", headDecline, false, "", "", ""},
 		{"if-modified-since", "GET / HTTP/1.1\r\n" + host + "IF-MODIFIED-SINCE: x\r\n\r\n", headDecline, false, "", "", ""},
 		{"authorization", "GET / HTTP/1.1\r\n" + host + "Authorization: Basic eDp5\r\n\r\n", headDecline, false, "", "", ""},
 		// A head declined as soon as a line says so, before it is complete: net/http reads the rest.
@@ -81,6 +86,38 @@ func TestParseHead(t *testing.T) {
 			if used != len(tt.in) || req.head != tt.head || string(req.path) != tt.path || string(req.host) != tt.host || string(req.acceptEncoding) != tt.ae {
 				t.Errorf("got used %d head %v path %q host %q accept-encoding %q", used, req.head, req.path, req.host, req.acceptEncoding)
 			}
+		})
+	}
+}
+
+// TestParseHeadIfNoneMatch: one If-None-Match, the only condition, is the fast path's (the
+// site server reads its value, trimmed as net/http trims it); two, or an empty one, are not.
+func TestParseHeadIfNoneMatch(t *testing.T) {
+	const start = "GET / HTTP/1.1\r\nHost: alice-docs.example.test\r\n"
+	for _, tt := range []struct {
+		name, in string
+		res      headResult
+		inm      string
+	}{
+		{"one tag", start + "If-None-Match: \"x\"\r\n\r\n", headOK, `"x"`},
+		{"a list, any case, spaces", start + "if-NONE-match: \t W/\"a\" ,\"b\", * \t\r\nAccept-Encoding: gzip\r\n\r\n", headOK, `W/"a" ,"b", *`},
+		{"unparsable: for the site server", start + "If-None-Match: x\r\n\r\n", headOK, "x"},
+		{"none", start + "\r\n", headOK, ""},
+		{"twice", start + "If-None-Match: \"x\"\r\nIf-None-Match: \"y\"\r\n\r\n", headDecline, ""},
+		{"twice, the same", start + "If-None-Match: \"x\"\r\nIf-None-Match: \"x\"\r\n\r\n", headDecline, ""},
+		{"empty", start + "If-None-Match:\r\n\r\n", headDecline, ""},
+		{"with if-modified-since", start + "If-None-Match: \"x\"\r\nIf-Modified-Since: x\r\n\r\n", headDecline, ""},
+		{"with range", start + "If-None-Match: \"x\"\r\nRange: bytes=0-1\r\n\r\n", headDecline, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, used, res := parseHead([]byte(tt.in))
+			if res != tt.res {
+				t.Fatalf("result %d, want %d", res, tt.res)
+			}
+			if res == headOK && (used != len(tt.in) || string(req.ifNoneMatch) != tt.inm) {
+				t.Errorf("used %d, If-None-Match %q; want %d, %q", used, req.ifNoneMatch, len(tt.in), tt.inm)
+			}
+			sameSplit(t, []byte(tt.in))
 		})
 	}
 }
@@ -108,7 +145,8 @@ func sameSplit(t *testing.T, b []byte) {
 		req, used, res := p.parse(b[:i])
 		wreq, wused, wres := parseHead(b[:i])
 		if res != wres || used != wused || req.head != wreq.head || string(req.path) != string(wreq.path) ||
-			string(req.host) != string(wreq.host) || string(req.acceptEncoding) != string(wreq.acceptEncoding) {
+			string(req.host) != string(wreq.host) || string(req.acceptEncoding) != string(wreq.acceptEncoding) ||
+			string(req.ifNoneMatch) != string(wreq.ifNoneMatch) {
 			t.Fatalf("%q a byte at a time: %d, %d bytes, %+v; at once %d, %d bytes, %+v", b[:i], res, used, req, wres, wused, wreq)
 		}
 		if res != headIncomplete {
@@ -157,7 +195,7 @@ func BenchmarkHeadParserByteByByte(b *testing.B) {
 }
 
 // FuzzParseHead: whatever the parser accepts, net/http reads as the same GET or HEAD: the same
-// method, path, query-less target, host and Accept-Encoding, without body, with keep-alive,
+// method, path, query-less target, host, Accept-Encoding and If-None-Match (one at most), without body, with keep-alive,
 // and none of the headers that would make pgs answer differently.
 func FuzzParseHead(f *testing.F) {
 	for _, s := range []string{
@@ -168,6 +206,8 @@ func FuzzParseHead(f *testing.F) {
 		"GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET /%2e%2e/ HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET / HTTP/1.1\nHost: a\n\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nIf-None-Match: W/\"x\", \"y\"\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: a\r\nIf-None-Match: *\r\nif-none-match: \"x\"\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -197,10 +237,12 @@ func FuzzParseHead(f *testing.F) {
 			t.Fatalf("host %q, net/http %q", req.host, r.Host)
 		case r.Header.Get("Accept-Encoding") != string(req.acceptEncoding):
 			t.Fatalf("accept-encoding %q, net/http %q", req.acceptEncoding, r.Header.Get("Accept-Encoding"))
+		case len(r.Header.Values("If-None-Match")) > 1 || r.Header.Get("If-None-Match") != string(req.ifNoneMatch):
+			t.Fatalf("if-none-match %q, net/http %q", req.ifNoneMatch, r.Header.Values("If-None-Match"))
 		case r.ContentLength != 0 || len(r.TransferEncoding) != 0 || r.Close || r.ProtoMinor != 1:
 			t.Fatalf("%q: net/http sees a body, a close or another version", b[:used])
 		}
-		for _, name := range []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
+		for _, name := range []string{"Range", "If-Range", "If-Match", "If-Modified-Since", "If-Unmodified-Since",
 			"Authorization", "Expect", "Upgrade", "Content-Length", "Transfer-Encoding"} {
 			if _, ok := r.Header[name]; ok {
 				t.Fatalf("%q: net/http sees %s", b[:used], name)

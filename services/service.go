@@ -79,18 +79,19 @@ type SiteServer interface {
 }
 
 // StaticSiteServer is a SiteServer that can also answer the plainest requests for a site's
-// files without net/http: a GET or HEAD with no body, conditions, range or credentials. The
-// gateway parses such requests itself and asks StaticFile first; whatever the server declines
-// goes to the handler Site returns, as every other request does.
+// files without net/http: a GET or HEAD with no body, range or credentials, and no condition
+// but If-None-Match. The gateway parses such requests itself and asks StaticFile first;
+// whatever the server declines goes to the handler Site returns, as every other request does.
 type StaticSiteServer interface {
 	SiteServer
-	// StaticFile answers a plain GET or HEAD of urlPath (a path of unreserved characters,
+	// StaticFile answers such a GET or HEAD of urlPath (a path of unreserved characters,
 	// nothing percent-encoded; the query left out) on the account's site called name, whose
-	// request carries acceptEncoding as its Accept-Encoding ("" when it has none). found is
-	// false when the server has no such site, as Site's false. Otherwise, when ok, the answer
-	// is a 200 response that Site's handler would send byte for byte: head has its header
-	// lines appended to dst (each ending in CRLF, without the status line, Date and the
-	// blank line that ends them) and body is its body, shared and never to be changed. When
+	// request carries acceptEncoding as its Accept-Encoding and ifNoneMatch as its one
+	// If-None-Match ("" when it has none). found is false when the server has no such site,
+	// as Site's false. Otherwise, when ok, the answer is a response (200, or 304 to a
+	// revalidation) that Site's handler would send byte for byte: head has its status line
+	// and header lines appended to dst (each ending in CRLF, without Date and the blank line
+	// that ends them) and body is its body for a GET, shared and never to be changed. When
 	// not ok, the request is for Site's handler.
-	StaticFile(dst []byte, account, name, urlPath, acceptEncoding string) (head, body []byte, found, ok bool)
+	StaticFile(dst []byte, account, name, urlPath, acceptEncoding, ifNoneMatch string) (head, body []byte, found, ok bool)
 }

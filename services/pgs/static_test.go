@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,7 +58,7 @@ func TestStaticFileNotForPrivateSites(t *testing.T) {
 	if got := status(); got != "HTTP/1.1 200 OK" {
 		t.Fatalf("public: %s", got)
 	}
-	if _, _, _, ok := h.svc.StaticFile(nil, "alice", "blog", "/a.txt", ""); !ok {
+	if _, _, _, ok := h.svc.StaticFile(nil, "alice", "blog", "/a.txt", "", ""); !ok {
 		t.Fatal("public: StaticFile declines")
 	}
 	if _, stderr, code := h.run(strings.NewReader("correct horse battery\n"), "ssh", append(h.sshArgs(), "pgs@127.0.0.1", "acl", "blog", "password")...); code != 0 {
@@ -151,7 +152,7 @@ func TestStaticFileAsHandler(t *testing.T) {
 			// Asked first: the deploy, its rules and the file are loaded by StaticFile itself
 			// for the first rows (nothing has asked for them yet).
 			path, _, _ := strings.Cut(tt.target, "?")
-			_, _, found, ok := h.svc.StaticFile(nil, "alice", tt.project, path, tt.ae)
+			_, _, found, ok := h.svc.StaticFile(nil, "alice", tt.project, path, tt.ae, "")
 			if ok != tt.fast || found != (tt.project != "nope") {
 				t.Fatalf("StaticFile found %v ok %v, want ok %v", found, ok, tt.fast)
 			}
@@ -166,4 +167,137 @@ func TestStaticFileAsHandler(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStaticFileRevalidation: a request whose only condition is If-None-Match is answered by
+// StaticFile as the handler (http.ServeContent) answers it, byte for byte but the Date: a 304
+// when the list names the ETag of what would be sent (the file's, or the compressed copy's),
+// by net/http's rules (weak comparison, "*", lists with or without spaces), else the 200 of a
+// plain GET; lists net/http stops reading before a match are left to the handler.
+func TestStaticFileRevalidation(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	noise := make([]byte, 1<<10)
+	rand.Read(noise)
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{
+		"index.html": strings.Repeat("<p>hello, static world</p>\n", 100), "1k.bin": string(noise), "epoch.txt": "from 1970\n",
+	})
+	if err := os.Chtimes(filepath.Join(src, "epoch.txt"), time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	h.mustRsync("-a", src+"/", remote+"/blog/")
+	addr := strings.TrimPrefix(h.http, "http://")
+	host := "Host: " + siteHost("alice", "blog") + "\r\n"
+	etagOf := regexp.MustCompile(`(?m)^Etag: "([^"\r\n]*)"\r$`)
+	// hashOf is the file's ETag, without its quotes, from a plain GET.
+	hashOf := func(target string) string {
+		resp := rawResponse(t, addr, "GET", "GET "+target+" HTTP/1.1\r\n"+host+"\r\n")
+		m := etagOf.FindStringSubmatch(resp)
+		if m == nil {
+			t.Fatalf("no ETag: %s", resp)
+		}
+		return m[1]
+	}
+	for _, tt := range []struct {
+		method, target, ae, inm string // $H in inm: the file's ETag without its quotes
+		fast, notModified       bool
+	}{
+		{"GET", "/1k.bin", "", `"$H"`, true, true},
+		{"HEAD", "/1k.bin", "", `"$H"`, true, true},
+		{"GET", "/1k.bin", "", `W/"$H"`, true, true},
+		{"GET", "/1k.bin", "", `*`, true, true},
+		{"GET", "/1k.bin", "", `"a", "$H"`, true, true},
+		{"GET", "/1k.bin", "", `"a",W/"b" ,  "$H" , "c"`, true, true},
+		{"GET", "/1k.bin", "", `"a""$H"`, true, true},
+		{"GET", "/1k.bin", "", `,"a", *`, true, true},
+		{"GET", "/1k.bin", "", `"$H", junk`, true, true}, // net/http stops at the match
+		{"GET", "/1k.bin", "", `"a"`, true, false},
+		{"HEAD", "/1k.bin", "", `"a", W/"b"`, true, false},
+		{"GET", "/1k.bin", "", `,`, true, false},
+		{"GET", "/1k.bin", "", `"$H-gzip"`, true, false},
+		{"GET", "/1k.bin", "", `"$h"`, true, false}, // not the same in another case
+		{"GET", "/1k.bin", "", `junk, "$H"`, false, false},
+		{"GET", "/1k.bin", "", `"a", W/`, false, false},
+		{"GET", "/1k.bin", "", `"$H`, false, false},
+		{"GET", "/1k.bin", "", `$H`, false, false},
+		{"GET", "/", "gzip", `"$H-gzip"`, true, true}, // the compressed copy's own ETag
+		{"HEAD", "/", "gzip", `W/"$H-gzip"`, true, true},
+		{"GET", "/", "gzip", `"$H"`, true, false}, // the file's, not the copy sent
+		{"GET", "/", "gzip", `"x"`, true, false},
+		{"HEAD", "/", "br", `"x"`, true, false},
+		{"GET", "/", "", `"$H"`, true, true},
+		{"GET", "/", "", `"$H-gzip"`, true, false},
+		{"GET", "/", "", `*`, true, true},
+		{"GET", "/epoch.txt", "", `"$H"`, true, true},
+		{"GET", "/epoch.txt", "", `"x"`, true, false},
+	} {
+		hash := hashOf(tt.target)
+		inm := strings.ReplaceAll(strings.ReplaceAll(tt.inm, "$H", hash), "$h", strings.ToUpper(hash))
+		t.Run(tt.method+" "+tt.target+" "+tt.ae+" "+tt.inm, func(t *testing.T) {
+			head := fmt.Sprintf("%s %s HTTP/1.1\r\n%sIf-None-Match: %s\r\n", tt.method, tt.target, host, inm)
+			if tt.ae != "" {
+				head += "Accept-Encoding: " + tt.ae + "\r\n"
+			}
+			// Twice: the compressed copy is made by the first.
+			for range 2 {
+				rawResponse(t, addr, tt.method, head+"\r\n")
+			}
+			_, _, found, ok := h.svc.StaticFile(nil, "alice", "blog", tt.target, tt.ae, inm)
+			if !found || ok != tt.fast {
+				t.Fatalf("StaticFile found %v ok %v, want ok %v", found, ok, tt.fast)
+			}
+			fast := rawResponse(t, addr, tt.method, head+"\r\n")
+			slow := rawResponse(t, addr, tt.method, head+"Authorization: Basic eDp5\r\n\r\n")
+			if fast != slow {
+				t.Errorf("fast path:\n%s\nhandler:\n%s", fast, slow)
+			}
+			want := "HTTP/1.1 200 OK\r\n"
+			if tt.notModified {
+				want = "HTTP/1.1 304 Not Modified\r\n"
+			}
+			if !strings.HasPrefix(fast, want) {
+				t.Errorf("not a %s: %s", want, fast)
+			}
+			if tt.fast && !tt.notModified {
+				plain := rawResponse(t, addr, tt.method, fmt.Sprintf("%s %s HTTP/1.1\r\n%sAccept-Encoding: %s\r\n\r\n", tt.method, tt.target, host, tt.ae))
+				if tt.ae == "" {
+					plain = rawResponse(t, addr, tt.method, fmt.Sprintf("%s %s HTTP/1.1\r\n%s\r\n", tt.method, tt.target, host))
+				}
+				if fast != plain {
+					t.Errorf("not the plain GET's 200:\n%s\nplain:\n%s", fast, plain)
+				}
+			}
+		})
+	}
+}
+
+// FuzzEtagListed: what etagListed decides for an If-None-Match value is what
+// http.ServeContent answers a GET with it: 304 for a match, 200 for none; a list it says it
+// cannot read (StaticFile declines it) is one net/http answers 200, never 304.
+func FuzzEtagListed(f *testing.F) {
+	for _, s := range [][2]string{
+		{`"a"`, `"a"`}, {`W/"a"`, `"a"`}, {`*`, `"a"`}, {`"b", "a"`, `"a"`}, {` ,"b" ,W/"a"`, `"a"`},
+		{`"b""a"`, `"a"`}, {`junk, "a"`, `"a"`}, {`"a", junk`, `"a"`}, {`W/`, `"a"`}, {`"a`, `"a"`},
+		{`"a-gzip"`, `"a"`}, {"\t\"a\"\t", `"a"`}, {`"\x80"`, "\"\x80\""}, {`""`, `""`},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, list, etag string) {
+		if list == "" || !strings.HasPrefix(etag, `"`) {
+			return // the fast path never asks without a value; pgs's ETags are strong
+		}
+		match, read := etagListed(list, etag)
+		w := httptest.NewRecorder()
+		w.Header()["Etag"] = []string{etag}
+		r := &http.Request{Method: "GET", Header: http.Header{"If-None-Match": {list}}}
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader("x"))
+		switch {
+		case match && !read:
+			t.Fatalf("%q, %q: a match in a list not read", list, etag)
+		case !read && w.Code == http.StatusNotModified:
+			t.Fatalf("%q, %q: declined, net/http answers 304", list, etag)
+		case read && match != (w.Code == http.StatusNotModified):
+			t.Fatalf("%q, %q: match %v, net/http %d", list, etag, match, w.Code)
+		}
+	})
 }
