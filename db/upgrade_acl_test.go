@@ -4,8 +4,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/portico-sh/portico/db"
 )
 
@@ -20,19 +18,15 @@ func testACLUpgrade(t *testing.T, u upgradeDB) {
 	raw := u.raw()
 	u.migrateBefore(t, raw, "00011")
 	ts := "2026-01-02T03:04:05.000000Z"
-	for _, stmt := range []string{
-		`INSERT INTO accounts (name, created_at) VALUES ('alice', '` + ts + `'), ('bob', '` + ts + `'), ('carol', '` + ts + `')`,
+	exec(t, raw,
+		`INSERT INTO accounts (name, created_at) VALUES ('alice', '`+ts+`'), ('bob', '`+ts+`'), ('carol', '`+ts+`')`,
 		`INSERT INTO pgs_projects (account_id, name, created_at, updated_at, acl, acl_accounts)
-		 SELECT id, 'blog', '` + ts + `', '` + ts + `', 'accounts', 'carol,ghost,bob' FROM accounts WHERE name = 'alice'`,
+		 SELECT id, 'blog', '`+ts+`', '`+ts+`', 'accounts', 'carol,ghost,bob' FROM accounts WHERE name = 'alice'`,
 		`INSERT INTO pgs_projects (account_id, name, created_at, updated_at, acl, acl_accounts)
-		 SELECT id, 'gone', '` + ts + `', '` + ts + `', 'accounts', 'ghost' FROM accounts WHERE name = 'alice'`,
+		 SELECT id, 'gone', '`+ts+`', '`+ts+`', 'accounts', 'ghost' FROM accounts WHERE name = 'alice'`,
 		`INSERT INTO pgs_projects (account_id, name, created_at, updated_at)
-		 SELECT id, 'open', '` + ts + `', '` + ts + `' FROM accounts WHERE name = 'alice'`,
-	} {
-		if _, err := raw.ExecContext(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
+		 SELECT id, 'open', '`+ts+`', '`+ts+`' FROM accounts WHERE name = 'alice'`,
+	)
 	raw.Close()
 
 	s := u.open()
@@ -69,10 +63,7 @@ func testACLUpgrade(t *testing.T, u upgradeDB) {
 	// Down to 00010 again: the ids of the accounts that exist become their names.
 	raw = u.raw()
 	defer raw.Close()
-	p, err := goose.NewProvider(u.dialect, raw, u.all)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := u.provider(t, raw)
 	if _, err := p.DownTo(ctx, 10); err != nil {
 		t.Fatal(err)
 	}

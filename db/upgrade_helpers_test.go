@@ -99,3 +99,23 @@ func (u upgradeDB) migrateBefore(t *testing.T, raw *sql.DB, version string) {
 		t.Fatal(err)
 	}
 }
+
+// exec runs each statement on raw, failing the test at the first error.
+func exec(t *testing.T, raw *sql.DB, stmts ...string) {
+	t.Helper()
+	for _, stmt := range stmts {
+		if _, err := raw.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+}
+
+// provider is a goose provider of every migration on raw (to migrate down, then up again).
+func (u upgradeDB) provider(t *testing.T, raw *sql.DB) *goose.Provider {
+	t.Helper()
+	p, err := goose.NewProvider(u.dialect, raw, u.all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

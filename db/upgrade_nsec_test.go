@@ -2,8 +2,6 @@ package db_test
 
 import (
 	"testing"
-
-	"github.com/pressly/goose/v3"
 )
 
 // TestSQLiteMTimeNsecUpgrade and TestPostgresMTimeNsecUpgrade: migration 00012 gives the files
@@ -18,20 +16,16 @@ func testMTimeNsecUpgrade(t *testing.T, u upgradeDB) {
 	u.migrateBefore(t, raw, "00012")
 	ts := "2026-01-02T03:04:05.000000Z"
 	b := blobOf("old")
-	for _, stmt := range []string{
-		`INSERT INTO accounts (name, created_at) VALUES ('alice', '` + ts + `')`,
+	exec(t, raw,
+		`INSERT INTO accounts (name, created_at) VALUES ('alice', '`+ts+`')`,
 		`INSERT INTO pgs_projects (account_id, name, created_at, updated_at, next_seq)
-		 SELECT id, 'blog', '` + ts + `', '` + ts + `', 2 FROM accounts WHERE name = 'alice'`,
-		`INSERT INTO pgs_deploys (project_id, seq, created_at) SELECT id, 1, '` + ts + `' FROM pgs_projects`,
+		 SELECT id, 'blog', '`+ts+`', '`+ts+`', 2 FROM accounts WHERE name = 'alice'`,
+		`INSERT INTO pgs_deploys (project_id, seq, created_at) SELECT id, 1, '`+ts+`' FROM pgs_projects`,
 		`UPDATE pgs_projects SET live_deploy_id = (SELECT id FROM pgs_deploys)`,
-		`INSERT INTO pgs_blobs (account_id, hash, size, created_at) SELECT id, '` + b.Hash + `', 3, '` + ts + `' FROM accounts`,
+		`INSERT INTO pgs_blobs (account_id, hash, size, created_at) SELECT id, '`+b.Hash+`', 3, '`+ts+`' FROM accounts`,
 		`INSERT INTO pgs_files (deploy_id, account_id, path, hash, size, mode, mtime)
-		 SELECT d.id, a.id, 'index.html', '` + b.Hash + `', 3, 420, 1700000000 FROM pgs_deploys d, accounts a`,
-	} {
-		if _, err := raw.ExecContext(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
+		 SELECT d.id, a.id, 'index.html', '`+b.Hash+`', 3, 420, 1700000000 FROM pgs_deploys d, accounts a`,
+	)
 	var deployID int64
 	if err := raw.QueryRowContext(ctx, `SELECT id FROM pgs_deploys`).Scan(&deployID); err != nil {
 		t.Fatal(err)
@@ -57,10 +51,7 @@ func testMTimeNsecUpgrade(t *testing.T, u upgradeDB) {
 	// Down again: the column goes, the files stay.
 	raw = u.raw()
 	defer raw.Close()
-	p, err := goose.NewProvider(u.dialect, raw, u.all)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := u.provider(t, raw)
 	if _, err := p.Down(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -37,18 +37,14 @@ func TestSQLiteUpgradeKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := "2026-01-02T03:04:05.000000Z"
-	for _, stmt := range []string{
-		`INSERT INTO accounts (id, name, created_at) VALUES (1, 'alice', '` + ts + `'), (2, 'bob', '` + ts + `')`,
+	exec(t, raw,
+		`INSERT INTO accounts (id, name, created_at) VALUES (1, 'alice', '`+ts+`'), (2, 'bob', '`+ts+`')`,
 		`INSERT INTO keys (id, account_id, name, kind, algorithm, fingerprint, public_key, created_at)
-		 VALUES (1, 1, 'laptop', 'login', 'ssh-ed25519', 'SHA256:a', 'ssh-ed25519 AAAA', '` + ts + `'),
-		        (2, 2, 'ca', 'ca', 'ssh-ed25519', 'SHA256:b', 'ssh-ed25519 BBBB', '` + ts + `')`,
-		`INSERT INTO revocations (id, account_id, kind, value, created_at) VALUES (5, 1, 'serial', '42', '` + ts + `')`,
-		`INSERT INTO access_log (time, account_id, account, service, method, outcome) VALUES ('` + ts + `', 1, 'alice', 'admin', 'key', 'allowed')`,
-	} {
-		if _, err := raw.ExecContext(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
+		 VALUES (1, 1, 'laptop', 'login', 'ssh-ed25519', 'SHA256:a', 'ssh-ed25519 AAAA', '`+ts+`'),
+		        (2, 2, 'ca', 'ca', 'ssh-ed25519', 'SHA256:b', 'ssh-ed25519 BBBB', '`+ts+`')`,
+		`INSERT INTO revocations (id, account_id, kind, value, created_at) VALUES (5, 1, 'serial', '42', '`+ts+`')`,
+		`INSERT INTO access_log (time, account_id, account, service, method, outcome) VALUES ('`+ts+`', 1, 'alice', 'admin', 'key', 'allowed')`,
+	)
 	raw.Close()
 
 	s, err := db.Open(ctx, "", dir)

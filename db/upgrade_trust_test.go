@@ -40,16 +40,12 @@ func TestSQLiteTrustUpgradeKeepsIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := "2026-01-02T03:04:05.000000Z"
-	for _, stmt := range []string{
-		`INSERT INTO accounts (id, name, created_at) VALUES (1, 'alice', '` + ts + `')`,
+	exec(t, raw,
+		`INSERT INTO accounts (id, name, created_at) VALUES (1, 'alice', '`+ts+`')`,
 		`INSERT INTO revocations (account_id, kind, value, ca_fingerprint, created_at) VALUES
-		     (1, 'serial', '42', 'SHA256:ca', '` + ts + `'), (1, 'key_id', 'bob', '', '` + ts + `'), (1, 'key', 'SHA256:k', '', '` + ts + `')`,
+		     (1, 'serial', '42', 'SHA256:ca', '`+ts+`'), (1, 'key_id', 'bob', '', '`+ts+`'), (1, 'key', 'SHA256:k', '', '`+ts+`')`,
 		`DELETE FROM revocations WHERE id = 3`,
-	} {
-		if _, err := raw.ExecContext(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
+	)
 	raw.Close()
 
 	s, err := db.Open(ctx, "", dir)
