@@ -632,13 +632,7 @@ func TestClosingASessionEndsItsHandler(t *testing.T) {
 		startBlocked(t, s, fmt.Sprintf("session %d", i+1))
 		s.Close()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.pgs.blocked.Load() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d handlers of closed sessions still run", f.pgs.blocked.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUnblocked(t, f, "after their sessions closed")
 	// Had the closed sessions' handlers gone on, the connection would have no room left.
 	waitForRoom(t, c, "after 25 closed ones")
 }

@@ -51,16 +51,36 @@ func settle(t *testing.T, base usage, slack int, heapSlack uint64) usage {
 	}
 }
 
+// warmBaseline runs one session to warm the server up (its first session starts what stays),
+// then measures the baseline.
+func warmBaseline(t *testing.T, f *fixture) usage {
+	t.Helper()
+	warm := f.connect(f.ssh, "pgs", f.alice.login)
+	exec(t, warm, "ls")
+	warm.Close()
+	return measure()
+}
+
+// waitUnblocked waits up to 5 s for every blocked pgs handler to return; the failure says
+// when they should have.
+func waitUnblocked(t *testing.T, f *fixture, when string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.pgs.blocked.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handlers still run %s", f.pgs.blocked.Load(), when)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestWindowChangeBeforeExecLeavesNothingBehind: a client that asks for a terminal, resizes it
 // before any shell or exec, fills its stdin window and leaves must leave no goroutine and no
 // buffered data behind. (charmbracelet/ssh hands each resize to a one-slot channel that
 // nothing reads before a session starts; its request loop used to block on it for good.)
 func TestWindowChangeBeforeExecLeavesNothingBehind(t *testing.T) {
 	f := start(t)
-	warm := f.connect(f.ssh, "pgs", f.alice.login)
-	exec(t, warm, "ls")
-	warm.Close()
-	base := measure()
+	base := warmBaseline(t, f)
 
 	const conns = 20
 	stdin := bytes.Repeat([]byte("x"), 2<<20) // one session's whole window
@@ -103,10 +123,7 @@ func TestWindowChangeBeforeExecLeavesNothingBehind(t *testing.T) {
 // returned, and the connection's end ends the sessions still running.
 func TestSessionsOnALiveConnectionLeaveNothingBehind(t *testing.T) {
 	f := start(t)
-	warm := f.connect(f.ssh, "pgs", f.alice.login)
-	exec(t, warm, "ls")
-	warm.Close()
-	base := measure()
+	base := warmBaseline(t, f)
 
 	c := f.connect(f.ssh, "pgs", f.alice.login)
 	for i := range 150 {
@@ -131,13 +148,7 @@ func TestSessionsOnALiveConnectionLeaveNothingBehind(t *testing.T) {
 		startBlocked(t, s, "a session left running")
 	}
 	c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for f.pgs.blocked.Load() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d handlers still run after their connection dropped", f.pgs.blocked.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUnblocked(t, f, "after their connection dropped")
 	after := settle(t, base, 10, 8<<20)
 	t.Logf("150 sessions on one connection: baseline %s, connection open %s, after %s", base, during, after)
 }
