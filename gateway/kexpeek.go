@@ -182,27 +182,24 @@ func (c *peekedConn) SetDeadline(t time.Time) error {
 }
 
 func (c *peekedConn) SetReadDeadline(t time.Time) error {
-	c.deadlineMu.Lock()
-	defer c.deadlineMu.Unlock()
-	if t.IsZero() && !c.readDeadline {
-		return nil
-	}
-	err := c.Conn.SetReadDeadline(t)
-	if err == nil {
-		c.readDeadline = !t.IsZero()
-	}
-	return err
+	return c.setDeadline(t, &c.readDeadline, c.Conn.SetReadDeadline)
 }
 
 func (c *peekedConn) SetWriteDeadline(t time.Time) error {
+	return c.setDeadline(t, &c.writeDeadline, c.Conn.SetWriteDeadline)
+}
+
+// setDeadline sets one direction's deadline with set, whose state is *isSet, unless it clears
+// a deadline that is not set.
+func (c *peekedConn) setDeadline(t time.Time, isSet *bool, set func(time.Time) error) error {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
-	if t.IsZero() && !c.writeDeadline {
+	if t.IsZero() && !*isSet {
 		return nil
 	}
-	err := c.Conn.SetWriteDeadline(t)
+	err := set(t)
 	if err == nil {
-		c.writeDeadline = !t.IsZero()
+		*isSet = !t.IsZero()
 	}
 	return err
 }
