@@ -60,34 +60,27 @@ func (s *Service) StaticFile(dst []byte, account, name, urlPath, acceptEncoding,
 	if vary {
 		enc = acceptedEncoding(acceptEncoding)
 	}
-	var e *memEntry
+	var rd blob.Reader
 	if enc != "" {
-		rd, ok := s.encodedBlob(ctx, ref, f.Size, enc)
-		if ok {
-			m, inMemory := rd.(memReader)
-			if !inMemory {
-				rd.Close()
-				return dst, nil, true, false
-			}
-			e = m.e
+		if r, ok := s.encodedBlob(ctx, ref, f.Size, enc); ok {
+			rd = r
 		} else {
 			enc = "" // the file as it is, as the handler sends it then
 		}
 	}
-	if e == nil {
-		rd, err := s.cached(memKey{account: ref.Account, hash: ref.Hash}, func() (blob.Reader, error) {
+	if rd == nil {
+		if rd, err = s.cached(memKey{account: ref.Account, hash: ref.Hash}, func() (blob.Reader, error) {
 			return s.blobs.Open(ctx, ref)
-		})
-		if err != nil {
+		}); err != nil {
 			return dst, nil, true, false // the handler says why
 		}
-		m, inMemory := rd.(memReader)
-		if !inMemory {
-			rd.Close()
-			return dst, nil, true, false
-		}
-		e = m.e
 	}
+	m, inMemory := rd.(memReader)
+	if !inMemory {
+		rd.Close()
+		return dst, nil, true, false
+	}
+	e := m.e
 	if ifNoneMatch != "" {
 		match, read := etagListed(ifNoneMatch, e.etag[0])
 		if !read {
