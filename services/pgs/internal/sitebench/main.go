@@ -10,6 +10,9 @@
 //	go build -o /tmp/portico-bench ./cmd/portico
 //	/tmp/sitebench -portico /tmp/portico-bench -runs 3 -duration 10s
 //
+// With -pin, wrk runs on CPU 0 and both servers on CPU 1 (taskset), to see how much of the
+// latency tail (p99) is the load generator and the servers queueing for the same cores.
+//
 // With -hold it only starts both servers and waits, for profiling by hand (with a portico
 // built with -tags pprof and -portico-env PORTICO_PPROF_LISTEN=127.0.0.1:PORT, or perf).
 package main
@@ -47,6 +50,7 @@ type options struct {
 	threads  int
 	hold     bool
 	env      string
+	pin      bool
 }
 
 func main() {
@@ -59,6 +63,7 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 64, "keep-alive connections")
 	flag.IntVar(&o.threads, "threads", 2, "wrk threads")
 	flag.BoolVar(&o.hold, "hold", false, "start both servers, print their addresses and wait for an interrupt (to profile by hand)")
+	flag.BoolVar(&o.pin, "pin", false, "run wrk on CPU 0 and both servers on CPU 1 (taskset), so that the load generator does not queue for the servers' core")
 	flag.StringVar(&o.env, "portico-env", "", "more environment for portico serve, KEY=VALUE[,KEY=VALUE] (e.g. PORTICO_PPROF_LISTEN=127.0.0.1:6060 with a -tags pprof build)")
 	flag.Parse()
 	if flag.NArg() > 0 || o.runs < 1 || o.conns < 1 || o.threads < 1 {
@@ -126,6 +131,13 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer nginx.stop()
+	if o.pin {
+		for _, pid := range append([]int{portico.PID()}, nginx.pids()...) {
+			if out, err := exec.CommandContext(ctx, "taskset", "-a", "-p", "-c", "1", strconv.Itoa(pid)).CombinedOutput(); err != nil {
+				return fmt.Errorf("taskset %d: %w\n%s", pid, err, out)
+			}
+		}
+	}
 	if o.hold {
 		fmt.Printf("portico http://%s (pid %d)\nnginx http://%s (pids %v)\nHost: %s; files: 1k.bin 64k.bin 10m.bin app.css\n",
 			portico.HTTPAddr, portico.PID(), nginx.addr, nginx.pids(), siteHost)
@@ -142,8 +154,12 @@ func run(ctx context.Context, o options) error {
 		{"nginx", "http://" + nginx.addr, nginx.pids},
 		{"portico", "http://" + portico.HTTPAddr, func() []int { return []int{portico.PID()} }},
 	}
-	fmt.Printf("\n## HTTP: portico against nginx (median of %d runs of %s; wrk -t%d -c%d on the same machine)\n\n",
-		o.runs, o.duration, o.threads, o.conns)
+	where := "on the same machine"
+	if o.pin {
+		where = "on CPU 0, the servers on CPU 1"
+	}
+	fmt.Printf("\n## HTTP: portico against nginx (median of %d runs of %s; wrk -t%d -c%d %s)\n\n",
+		o.runs, o.duration, o.threads, o.conns, where)
 	fmt.Println("| file | server | requests/s | portico / nginx | p50 | p99 | throughput | CPU per 10k requests |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, f := range []string{"1k.bin", "64k.bin", "10m.bin"} {
@@ -401,7 +417,11 @@ func runWrk(ctx context.Context, o options, url string, headers []string, pids f
 	}
 	args = append(args, url)
 	before := cpuOf(pids())
-	out, err := exec.CommandContext(ctx, o.wrk, args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, o.wrk, args...)
+	if o.pin {
+		cmd = exec.CommandContext(ctx, "taskset", append([]string{"-c", "0", o.wrk}, args...)...)
+	}
+	out, err := cmd.CombinedOutput()
 	after := cpuOf(pids())
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk %s: %w\n%s", strings.Join(args, " "), err, out)
