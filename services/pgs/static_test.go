@@ -230,6 +230,17 @@ func TestStaticFileRevalidation(t *testing.T) {
 		{"GET", "/", "", `*`, true, true},
 		{"GET", "/epoch.txt", "", `"$H"`, true, true},
 		{"GET", "/epoch.txt", "", `"x"`, true, false},
+		// Hostile lists: odd separators, tabs, a lone W/, "*" after what net/http cannot
+		// read, and a list near the head limit whose match is last.
+		{"GET", "/1k.bin", "", `,,,,`, true, false},
+		{"GET", "/1k.bin", "", "\"a\"\t,\t\"$H\"", true, true},
+		{"GET", "/1k.bin", "", `W/`, false, false},
+		{"GET", "/1k.bin", "", `junk, *`, false, false},
+		{"GET", "/1k.bin", "", `"a" junk *`, false, false},
+		{"GET", "/1k.bin", "", `W/"$H`, false, false},
+		{"GET", "/1k.bin", "", `""`, true, false},
+		{"HEAD", "/1k.bin", "", strings.Repeat(`"a",`, 900) + `"$H"`, true, true},
+		{"GET", "/1k.bin", "", strings.Repeat(`,`, 3800) + `*`, true, true},
 	} {
 		hash := hashOf(tt.target)
 		inm := strings.ReplaceAll(strings.ReplaceAll(tt.inm, "$H", hash), "$h", strings.ToUpper(hash))
