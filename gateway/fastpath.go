@@ -164,10 +164,11 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 	pc := fc.pc
 	defer func() {
 		if r := recover(); r != nil {
-			s.forget(fc)
-			pc.Close()
+			// Logged before the close, so whoever sees the connection end finds the entry.
 			s.log.Error("http fast path panicked", "remote", pc.RemoteAddr().String(), "panic", fmt.Sprint(r),
 				"stack", string(debug.Stack()))
+			s.forget(fc)
+			pc.Close()
 		}
 	}()
 	buf := make([]byte, fastHeadMax)
