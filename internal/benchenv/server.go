@@ -187,6 +187,7 @@ type Portico struct {
 	PubKey  string   // path of the account's first login key (.pub)
 	Args    []string // more `portico serve` flags
 	Env     []string // more environment for `portico serve` (KEY=VALUE)
+	CPUs    string   // if set, serve runs on these CPUs only (taskset -c CPUs), from its start
 }
 
 // StartPortico creates the account offline, then starts `portico serve` on free loopback ports
@@ -213,6 +214,11 @@ func StartPortico(ctx context.Context, o Portico) (*Server, error) {
 	args := append([]string{"serve", "--data-dir", data, "--ssh-listen", s.Addr, "--http-listen", s.HTTPAddr,
 		"--signups", "closed", "--drain-timeout", "2s", "--metrics-listen", "off", "--per-source-exempt", "127.0.0.0/8"}, o.Args...)
 	cmd := exec.Command(o.Bin, args...)
+	if o.CPUs != "" {
+		// taskset execs serve: the process (and its PID) is serve's, and Go sizes GOMAXPROCS
+		// from the affinity it starts with.
+		cmd = exec.Command("taskset", append([]string{"-c", o.CPUs, o.Bin}, args...)...)
+	}
 	cmd.Env = append(PorticoEnv(), o.Env...)
 	if err := s.Start(cmd); err != nil {
 		return nil, err

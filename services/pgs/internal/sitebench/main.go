@@ -1,6 +1,7 @@
 // sitebench serves the same files with portico (deployed with rsync over SSH) and with nginx
 // (its own unprivileged config: sendfile on, gzip off, access log off, as many workers as
-// cores), then loads each with wrk from the same machine, taking turns: 1 KiB and 64 KiB files
+// cores), and, as the floor for a Go server, with a bare Go server that answers from memory
+// (bare.go); then loads each with wrk from the same machine, taking turns: 1 KiB and 64 KiB files
 // over 64 keep-alive connections (requests/s, p99) and a 10 MB file (throughput). Then portico's
 // compressed responses: after one warming request, the CPU time portico spends per 10,000
 // requests of a 64 KiB stylesheet in br, in gzip and as it is. It prints markdown tables for
@@ -10,10 +11,12 @@
 //	go build -o /tmp/portico-bench ./cmd/portico
 //	/tmp/sitebench -portico /tmp/portico-bench -runs 3 -duration 10s
 //
-// With -pin, wrk runs on CPU 0 and both servers on CPU 1 (taskset), to see how much of the
-// latency tail (p99) is the load generator and the servers queueing for the same cores.
+// With -pin, wrk runs with one thread on CPU 0 and each server on CPU 1 from its start
+// (taskset), sized for that one core: portico's GOMAXPROCS follows its CPU affinity (1) and
+// nginx gets one worker. The load generator then no longer queues for the servers' core, so
+// the latency tail (p99) is the server's own.
 //
-// With -hold it only starts both servers and waits, for profiling by hand (with a portico
+// With -hold it only starts the servers and waits, for profiling by hand (with a portico
 // built with -tags pprof and -portico-env PORTICO_PPROF_LISTEN=127.0.0.1:PORT, or perf).
 package main
 
@@ -51,6 +54,8 @@ type options struct {
 	hold     bool
 	env      string
 	pin      bool
+	bareAddr string // serve as the bare Go server (started by sitebench itself)
+	bareSite string
 }
 
 func main() {
@@ -61,11 +66,26 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "runs per case and server (the median is reported)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "wrk duration per run")
 	flag.IntVar(&o.conns, "conns", 64, "keep-alive connections")
-	flag.IntVar(&o.threads, "threads", 2, "wrk threads")
-	flag.BoolVar(&o.hold, "hold", false, "start both servers, print their addresses and wait for an interrupt (to profile by hand)")
-	flag.BoolVar(&o.pin, "pin", false, "run wrk on CPU 0 and both servers on CPU 1 (taskset), so that the load generator does not queue for the servers' core")
+	flag.IntVar(&o.threads, "threads", 0, "wrk threads (default 2, or 1 with -pin)")
+	flag.BoolVar(&o.hold, "hold", false, "start the servers, print their addresses and wait for an interrupt (to profile by hand)")
+	flag.BoolVar(&o.pin, "pin", false, "run wrk on CPU 0 and each server on CPU 1 from its start, with one worker (taskset), so that the load generator does not queue for the servers' core")
 	flag.StringVar(&o.env, "portico-env", "", "more environment for portico serve, KEY=VALUE[,KEY=VALUE] (e.g. PORTICO_PPROF_LISTEN=127.0.0.1:6060 with a -tags pprof build)")
+	flag.StringVar(&o.bareAddr, "bare-serve", "", "internal: serve -bare-site as the bare Go server on this address")
+	flag.StringVar(&o.bareSite, "bare-site", "", "internal: the site the bare Go server serves")
 	flag.Parse()
+	if o.bareAddr != "" {
+		if err := bareServe(o.bareAddr, o.bareSite); err != nil {
+			fmt.Fprintln(os.Stderr, "sitebench: bare Go server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if o.threads == 0 {
+		o.threads = 2
+		if o.pin {
+			o.threads = 1
+		}
+	}
 	if flag.NArg() > 0 || o.runs < 1 || o.conns < 1 || o.threads < 1 {
 		fmt.Fprintln(os.Stderr, "sitebench: bad flags (see -h)")
 		os.Exit(2)
@@ -118,7 +138,11 @@ func run(ctx context.Context, o options) error {
 	if o.env != "" {
 		env = strings.Split(o.env, ",")
 	}
-	portico, err := benchenv.StartPortico(ctx, benchenv.Portico{Bin: o.portico, Dir: dir, Account: "alice", PubKey: key + ".pub", Env: env})
+	serverCPUs := "" // all
+	if o.pin {
+		serverCPUs = "1"
+	}
+	portico, err := benchenv.StartPortico(ctx, benchenv.Portico{Bin: o.portico, Dir: dir, Account: "alice", PubKey: key + ".pub", Env: env, CPUs: serverCPUs})
 	if err != nil {
 		return err
 	}
@@ -126,21 +150,19 @@ func run(ctx context.Context, o options) error {
 	if err := deploy(ctx, dir, key, portico, site); err != nil {
 		return err
 	}
-	nginx, err := startNginx(ctx, o.nginx, dir, site)
+	nginx, err := startNginx(ctx, o.nginx, dir, site, serverCPUs)
 	if err != nil {
 		return err
 	}
 	defer nginx.stop()
-	if o.pin {
-		for _, pid := range append([]int{portico.PID()}, nginx.pids()...) {
-			if out, err := exec.CommandContext(ctx, "taskset", "-a", "-p", "-c", "1", strconv.Itoa(pid)).CombinedOutput(); err != nil {
-				return fmt.Errorf("taskset %d: %w\n%s", pid, err, out)
-			}
-		}
+	bare, err := startBare(ctx, site, serverCPUs)
+	if err != nil {
+		return err
 	}
+	defer bare.stop()
 	if o.hold {
-		fmt.Printf("portico http://%s (pid %d)\nnginx http://%s (pids %v)\nHost: %s; files: 1k.bin 64k.bin 10m.bin app.css\n",
-			portico.HTTPAddr, portico.PID(), nginx.addr, nginx.pids(), siteHost)
+		fmt.Printf("portico http://%s (pid %d)\nnginx http://%s (pids %v)\nbare Go http://%s (pid %d)\nHost: %s; files: 1k.bin 64k.bin 10m.bin app.css\n",
+			portico.HTTPAddr, portico.PID(), nginx.addr, nginx.pids(), bare.addr, bare.cmd.Process.Pid, siteHost)
 		<-ctx.Done()
 		return nil
 	}
@@ -153,14 +175,15 @@ func run(ctx context.Context, o options) error {
 	servers := []server{
 		{"nginx", "http://" + nginx.addr, nginx.pids},
 		{"portico", "http://" + portico.HTTPAddr, func() []int { return []int{portico.PID()} }},
+		{"bare Go", "http://" + bare.addr, bare.pids},
 	}
 	where := "on the same machine"
 	if o.pin {
-		where = "on CPU 0, the servers on CPU 1"
+		where = "on CPU 0, each server on CPU 1 with one worker"
 	}
 	fmt.Printf("\n## HTTP: portico against nginx (median of %d runs of %s; wrk -t%d -c%d %s)\n\n",
 		o.runs, o.duration, o.threads, o.conns, where)
-	fmt.Println("| file | server | requests/s | portico / nginx | p50 | p99 | throughput | CPU per 10k requests |")
+	fmt.Println("| file | server | requests/s | / nginx | p50 | p99 | throughput | CPU per 10k requests |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, f := range []string{"1k.bin", "64k.bin", "10m.bin"} {
 		results := map[string][]wrkResult{}
@@ -182,7 +205,7 @@ func run(ctx context.Context, o options) error {
 		for _, s := range servers {
 			m := median(results[s.name])
 			ratio := "—"
-			if s.name == "portico" {
+			if s.name != "nginx" {
 				ratio = fmt.Sprintf("%.2f×", m.rps/ref.rps)
 			}
 			fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %s/s | %.0f ms |\n", f, s.name, m.rps, ratio, m.p50, m.p99,
@@ -191,7 +214,7 @@ func run(ctx context.Context, o options) error {
 		for _, s := range servers {
 			var all []string
 			for _, r := range results[s.name] {
-				all = append(all, fmt.Sprintf("%.0f", r.rps))
+				all = append(all, fmt.Sprintf("%.0f (p99 %s)", r.rps, r.p99))
 			}
 			fmt.Printf("\n%s %s, all runs (requests/s): %s", f, s.name, strings.Join(all, ", "))
 		}
@@ -284,7 +307,9 @@ type nginxServer struct {
 	addr string
 }
 
-func startNginx(ctx context.Context, bin, dir, site string) (*nginxServer, error) {
+// startNginx starts nginx serving site with one worker per core, on cpus if set (taskset -c
+// cpus, one worker per CPU listed: nginx's "auto" counts the machine's CPUs, not its affinity).
+func startNginx(ctx context.Context, bin, dir, site, cpus string) (*nginxServer, error) {
 	port, err := benchenv.FreePort()
 	if err != nil {
 		return nil, err
@@ -294,7 +319,11 @@ func startNginx(ctx context.Context, bin, dir, site string) (*nginxServer, error
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	conf := fmt.Sprintf(`worker_processes auto;
+	workers := "auto"
+	if cpus != "" {
+		workers = strconv.Itoa(len(strings.Split(cpus, ",")))
+	}
+	conf := fmt.Sprintf(`worker_processes %[4]s;
 daemon off;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
@@ -316,12 +345,16 @@ http {
 		root %[3]s;
 	}
 }
-`, nd, addr, site)
+`, nd, addr, site, workers)
 	confPath := filepath.Join(nd, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-c", confPath, "-p", nd, "-e", filepath.Join(nd, "error.log"))
+	args := []string{"-c", confPath, "-p", nd, "-e", filepath.Join(nd, "error.log")}
+	cmd := exec.Command(bin, args...)
+	if cpus != "" {
+		cmd = exec.Command("taskset", append([]string{"-c", cpus, bin}, args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

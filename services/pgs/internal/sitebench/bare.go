@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/portico-sh/portico/internal/benchenv"
+)
+
+// The bare Go server is the third server of the HTTP table: the floor for any Go server on
+// this machine. It holds the site's files in memory and answers each request head with a
+// fixed header and the file in one writev, from one goroutine per connection: no HTTP parsing
+// beyond the request line, no Date, no conditions, no site lookup. portico's distance from it
+// is what portico adds; its distance from nginx is Go's.
+
+// bareServe serves the files of site (by name, flat) on addr until the process is killed.
+func bareServe(addr, site string) error {
+	entries, err := os.ReadDir(site)
+	if err != nil {
+		return err
+	}
+	type file struct{ head, body []byte }
+	files := map[string]file{}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		body, err := os.ReadFile(filepath.Join(site, e.Name()))
+		if err != nil {
+			return err
+		}
+		head := fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", len(body))
+		files["/"+e.Name()] = file{head, body}
+	}
+	notFound := []byte("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 8192)
+			n := 0
+			for {
+				m, err := c.Read(buf[n:])
+				if err != nil {
+					return
+				}
+				n += m
+				for {
+					end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+					if end < 0 {
+						if n == len(buf) {
+							return // a head larger than the buffer: not a benchmark's
+						}
+						break
+					}
+					// "GET /name HTTP/1.1": the path is the second word of the first line.
+					var path []byte
+					if words := bytes.SplitN(buf[:bytes.IndexByte(buf[:end+2], '\n')], []byte(" "), 3); len(words) == 3 {
+						path = words[1]
+					}
+					out := net.Buffers{notFound}
+					if f, ok := files[string(path)]; ok {
+						out = net.Buffers{f.head, f.body}
+					}
+					if _, err := out.WriteTo(c); err != nil {
+						return
+					}
+					n = copy(buf, buf[end+4:n])
+				}
+			}
+		}()
+	}
+}
+
+// bareServer is a running bare Go server: this program started again with -bare-serve.
+type bareServer struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+// startBare starts the bare Go server for site, on cpus if set (taskset -c cpus; its
+// GOMAXPROCS follows).
+func startBare(ctx context.Context, site, cpus string) (*bareServer, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	port, err := benchenv.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	args := []string{"-bare-serve", addr, "-bare-site", site}
+	cmd := exec.Command(self, args...)
+	if cpus != "" {
+		cmd = exec.Command("taskset", append([]string{"-c", cpus, self}, args...)...)
+	}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	b := &bareServer{cmd: cmd, addr: addr}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/1k.bin")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return b, nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			b.stop()
+			return nil, fmt.Errorf("the bare Go server did not answer: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (b *bareServer) pids() []int { return []int{b.cmd.Process.Pid} }
+
+func (b *bareServer) stop() {
+	b.cmd.Process.Kill()
+	b.cmd.Wait()
+}
