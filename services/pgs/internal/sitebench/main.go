@@ -21,6 +21,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"flag"
@@ -181,7 +182,7 @@ func run(ctx context.Context, o options) error {
 	if o.pin {
 		where = "on CPU 0, each server on CPU 1 with one worker"
 	}
-	fmt.Printf("\n## HTTP: portico against nginx (median of %d runs of %s; wrk -t%d -c%d %s)\n\n",
+	fmt.Printf("\n## HTTP: portico against nginx and a bare Go server (the median run of %d runs of %s, p50 and p99 the medians over the runs; wrk -t%d -c%d %s)\n\n",
 		o.runs, o.duration, o.threads, o.conns, where)
 	fmt.Println("| file | server | requests/s | / nginx | p50 | p99 | throughput | CPU per 10k requests |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
@@ -420,18 +421,23 @@ func (r wrkResult) cpuPer10k() float64 {
 	return float64(r.cpu.Milliseconds()) * 10000 / float64(r.requests)
 }
 
+// median is the run with the median requests/s, with p50 and p99 replaced by their own medians
+// over the runs (a run's latency tail need not follow its rate).
 func median(rs []wrkResult) wrkResult {
 	s := slices.Clone(rs)
-	slices.SortFunc(s, func(a, b wrkResult) int {
-		switch {
-		case a.rps < b.rps:
-			return -1
-		case a.rps > b.rps:
-			return 1
+	slices.SortFunc(s, func(a, b wrkResult) int { return cmp.Compare(a.rps, b.rps) })
+	m := s[len(s)/2]
+	mid := func(f func(wrkResult) time.Duration) time.Duration {
+		d := make([]time.Duration, len(rs))
+		for i, r := range rs {
+			d[i] = f(r)
 		}
-		return 0
-	})
-	return s[len(s)/2]
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	m.p50 = mid(func(r wrkResult) time.Duration { return r.p50 })
+	m.p99 = mid(func(r wrkResult) time.Duration { return r.p99 })
+	return m
 }
 
 var (
