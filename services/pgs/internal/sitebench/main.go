@@ -55,6 +55,7 @@ type options struct {
 	hold     bool
 	env      string
 	pin      bool
+	files    string // the HTTP table's files, comma-separated
 	bareAddr string // serve as the bare Go server (started by sitebench itself)
 	bareSite string
 }
@@ -71,6 +72,7 @@ func main() {
 	flag.BoolVar(&o.hold, "hold", false, "start the servers, print their addresses and wait for an interrupt (to profile by hand)")
 	flag.BoolVar(&o.pin, "pin", false, "run wrk on CPU 0 and each server on CPU 1 from its start, with one worker (taskset), so that the load generator does not queue for the servers' core")
 	flag.StringVar(&o.env, "portico-env", "", "more environment for portico serve, KEY=VALUE[,KEY=VALUE] (e.g. PORTICO_PPROF_LISTEN=127.0.0.1:6060 with a -tags pprof build)")
+	flag.StringVar(&o.files, "files", "1k.bin,64k.bin,10m.bin", "the files of the HTTP table, comma-separated (of 1k.bin, 64k.bin, 10m.bin, app.css)")
 	flag.StringVar(&o.bareAddr, "bare-serve", "", "internal: serve -bare-site as the bare Go server on this address")
 	flag.StringVar(&o.bareSite, "bare-site", "", "internal: the site the bare Go server serves")
 	flag.Parse()
@@ -87,7 +89,10 @@ func main() {
 			o.threads = 1
 		}
 	}
-	if flag.NArg() > 0 || o.runs < 1 || o.conns < 1 || o.threads < 1 {
+	known := func(name string) bool {
+		return slices.ContainsFunc(files, func(f siteFile) bool { return f.name == name })
+	}
+	if flag.NArg() > 0 || o.runs < 1 || o.conns < 1 || o.threads < 1 || !all(strings.Split(o.files, ","), known) {
 		fmt.Fprintln(os.Stderr, "sitebench: bad flags (see -h)")
 		os.Exit(2)
 	}
@@ -102,10 +107,12 @@ func main() {
 
 // files are the benchmark's files: name → size. The stylesheet is text (compressible), the
 // others random bytes.
-var files = []struct {
+type siteFile struct {
 	name string
 	size int
-}{{"1k.bin", 1 << 10}, {"64k.bin", 64 << 10}, {"10m.bin", 10_000_000}, {"app.css", 64 << 10}}
+}
+
+var files = []siteFile{{"1k.bin", 1 << 10}, {"64k.bin", 64 << 10}, {"10m.bin", 10_000_000}, {"app.css", 64 << 10}}
 
 const siteHost = "alice-web.localhost"
 
@@ -186,7 +193,7 @@ func run(ctx context.Context, o options) error {
 		o.runs, o.duration, o.threads, o.conns, where)
 	fmt.Println("| file | server | requests/s | / nginx | p50 | p99 | throughput | CPU per 10k requests |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
-	for _, f := range []string{"1k.bin", "64k.bin", "10m.bin"} {
+	for _, f := range strings.Split(o.files, ",") {
 		results := map[string][]wrkResult{}
 		for r := range o.runs {
 			order := slices.Clone(servers)
@@ -419,6 +426,11 @@ func (r wrkResult) cpuPer10k() float64 {
 		return 0
 	}
 	return float64(r.cpu.Milliseconds()) * 10000 / float64(r.requests)
+}
+
+// all reports whether ok holds for every element of s.
+func all[T any](s []T, ok func(T) bool) bool {
+	return !slices.ContainsFunc(s, func(v T) bool { return !ok(v) })
 }
 
 // median is the run with the median requests/s, with p50 and p99 replaced by their own medians
