@@ -400,13 +400,19 @@ func (n *nginxServer) pids() []int {
 	return pids
 }
 
+// stop asks nginx to shut down gracefully and, after 5 s, kills the master and its workers
+// (a worker outlives a killed master, still listening).
 func (n *nginxServer) stop() {
+	pids := n.pids()
 	n.cmd.Process.Signal(syscall.SIGQUIT)
 	done := make(chan struct{})
 	go func() { n.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
+		for _, p := range pids[1:] {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
 		n.cmd.Process.Kill()
 		<-done
 	}
