@@ -189,6 +189,14 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 	}
 }
 
+// revalidation is a request with its expected answer: a method, its extra header lines, and
+// the status and body it gets.
+type revalidation struct {
+	method, headers string
+	status          int
+	body            string
+}
+
 // TestFastPathKeepsRevalidations: a browser revalidates with If-None-Match; the fast path
 // answers the 304 and keeps the connection, so the requests after it are its own too. Before,
 // If-None-Match handed the connection to net/http for good, and every later request went to
@@ -197,11 +205,7 @@ func TestFastPathKeepsRevalidations(t *testing.T) {
 	f, st := startStatic(t)
 	const host = "Host: alice-docs." + domain + "\r\n"
 	conn, br := dialHTTP(t, f)
-	for i, tt := range []struct {
-		method, headers string
-		status          int
-		body            string
-	}{
+	for i, tt := range []revalidation{
 		{"GET", "If-None-Match: \"e\"\r\n", 304, ""},
 		{"GET", "", 200, "a file\n"},
 		{"HEAD", "If-None-Match: \"e\"\r\n", 304, ""},
@@ -483,11 +487,7 @@ func TestFastPathLeavesNothingBehind(t *testing.T) {
 func TestFastPathPipelinedRevalidations(t *testing.T) {
 	f, st := startStatic(t)
 	const host = "Host: alice-docs." + domain + "\r\n"
-	reqs := []struct {
-		method, headers string
-		status          int
-		body            string
-	}{
+	reqs := []revalidation{
 		{"GET", "If-None-Match: \"e\"\r\n", 304, ""},
 		{"HEAD", "iF-nOnE-mAtCh:\t\"e\"\t\r\n", 304, ""},
 		{"GET", "If-None-Match: \"x\", W/\r\n", 200, "a file\n"},

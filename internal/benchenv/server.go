@@ -213,12 +213,7 @@ func StartPortico(ctx context.Context, o Portico) (*Server, error) {
 		LogPath:  filepath.Join(o.Dir, "portico.log"), DataDir: data}
 	args := append([]string{"serve", "--data-dir", data, "--ssh-listen", s.Addr, "--http-listen", s.HTTPAddr,
 		"--signups", "closed", "--drain-timeout", "2s", "--metrics-listen", "off", "--per-source-exempt", "127.0.0.0/8"}, o.Args...)
-	cmd := exec.Command(o.Bin, args...)
-	if o.CPUs != "" {
-		// taskset execs serve: the process (and its PID) is serve's, and Go sizes GOMAXPROCS
-		// from the affinity it starts with.
-		cmd = exec.Command("taskset", append([]string{"-c", o.CPUs, o.Bin}, args...)...)
-	}
+	cmd := OnCPUs(o.CPUs, o.Bin, args...)
 	cmd.Env = append(PorticoEnv(), o.Env...)
 	if err := s.Start(cmd); err != nil {
 		return nil, err
@@ -234,6 +229,16 @@ func StartPortico(ctx context.Context, o Portico) (*Server, error) {
 	}
 	s.HostKey = signer.PublicKey()
 	return s, nil
+}
+
+// OnCPUs is the command bin args, run on cpus only (taskset -c cpus) when cpus is not empty.
+// taskset execs bin: the process and its PID are bin's, and it starts with that affinity (Go
+// sizes GOMAXPROCS from it).
+func OnCPUs(cpus, bin string, args ...string) *exec.Cmd {
+	if cpus == "" {
+		return exec.Command(bin, args...)
+	}
+	return exec.Command("taskset", append([]string{"-c", cpus, bin}, args...)...)
 }
 
 // PorticoEnv is this process's environment without PORTICO_* settings, so that only the

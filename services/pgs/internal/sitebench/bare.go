@@ -5,12 +5,10 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/portico-sh/portico/internal/benchenv"
 )
@@ -129,32 +127,12 @@ func startBare(ctx context.Context, site, cpus string) (*bareServer, error) {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	args := []string{"-bare-serve", addr, "-bare-site", site}
-	cmd := exec.Command(self, args...)
-	if cpus != "" {
-		cmd = exec.Command("taskset", append([]string{"-c", cpus, self}, args...)...)
-	}
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
+	cmd := benchenv.OnCPUs(cpus, self, "-bare-serve", addr, "-bare-site", site)
+	b := &bareServer{cmd: cmd, addr: addr}
+	if err := startAnswering(ctx, "the bare Go server", cmd, addr, b.stop); err != nil {
 		return nil, err
 	}
-	b := &bareServer{cmd: cmd, addr: addr}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/1k.bin")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return b, nil
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			b.stop()
-			return nil, fmt.Errorf("the bare Go server did not answer: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return b, nil
 }
 
 func (b *bareServer) pids() []int { return []int{b.cmd.Process.Pid} }

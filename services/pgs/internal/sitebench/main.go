@@ -358,33 +358,36 @@ http {
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	args := []string{"-c", confPath, "-p", nd, "-e", filepath.Join(nd, "error.log")}
-	cmd := exec.Command(bin, args...)
-	if cpus != "" {
-		cmd = exec.Command("taskset", append([]string{"-c", cpus, bin}, args...)...)
-	}
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
+	cmd := benchenv.OnCPUs(cpus, bin, "-c", confPath, "-p", nd, "-e", filepath.Join(nd, "error.log"))
+	n := &nginxServer{cmd: cmd, addr: addr}
+	if err := startAnswering(ctx, "nginx", cmd, addr, n.stop); err != nil {
 		return nil, err
 	}
-	n := &nginxServer{cmd: cmd, addr: addr}
+	return n, nil
+}
+
+// startAnswering starts a server's command and waits up to 10 s for it to answer 200 for
+// /1k.bin on addr; if it does not, stop stops it.
+func startAnswering(ctx context.Context, name string, cmd *exec.Cmd, addr string, stop func()) error {
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/1k.bin")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return n, nil
+				return nil
 			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			n.stop()
-			if err == nil {
-				err = fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil, fmt.Errorf("nginx did not answer: %v", err)
+			stop()
+			return fmt.Errorf("%s did not answer: %v", name, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
