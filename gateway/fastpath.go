@@ -43,12 +43,14 @@ type fastHTTP struct {
 	idleTimeout   time.Duration
 	ln            net.Listener // hands out *progressConn
 	handoff       *handoffListener
+	ready         *readyQueue // where idle connections wait for their next request; nil: in Read
 	log           *slog.Logger
 
-	mu      sync.Mutex
-	conns   map[*fastConn]struct{}
-	closing atomic.Bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[*fastConn]struct{}
+	closing  atomic.Bool
+	stopping chan struct{} // closed by shutdown: idle connections stop waiting in ready
+	wg       sync.WaitGroup
 }
 
 // fastSite is a site server, with its static answers when it has them.
@@ -59,7 +61,8 @@ type fastSite struct {
 
 func newFastHTTP(ln net.Listener, sites []services.SiteServer, domain string, headerTimeout, idleTimeout time.Duration, log *slog.Logger) *fastHTTP {
 	s := &fastHTTP{domain: domain, headerTimeout: headerTimeout, idleTimeout: idleTimeout, ln: ln,
-		handoff: newHandoffListener(ln), log: log, conns: map[*fastConn]struct{}{}}
+		handoff: newHandoffListener(ln), ready: newReadyQueue(), log: log, conns: map[*fastConn]struct{}{},
+		stopping: make(chan struct{})}
 	for _, site := range sites {
 		st, _ := site.(services.StaticSiteServer)
 		s.sites = append(s.sites, fastSite{site: site, static: st})
@@ -70,6 +73,7 @@ func newFastHTTP(ln net.Listener, sites []services.SiteServer, domain string, he
 // fastConn is a connection the fast path owns.
 type fastConn struct {
 	pc    *progressConn
+	wait  *readyWait   // its place in the server's readyQueue; nil: none
 	state atomic.Int32 // connReading, connIdle, connBusy or connClosed
 	out   []byte       // the response being written
 	vec   net.Buffers
@@ -105,7 +109,7 @@ func (s *fastHTTP) serve() {
 			s.handoff.give(c)
 			continue
 		}
-		fc := &fastConn{pc: pc}
+		fc := &fastConn{pc: pc, wait: s.ready.waiter(pc.Conn)}
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -125,7 +129,9 @@ func (s *fastHTTP) serve() {
 // Shutdown leaves to read its first request; the header timeout bounds how long.
 func (s *fastHTTP) shutdown(ctx context.Context) {
 	s.mu.Lock()
-	s.closing.Store(true)
+	if !s.closing.Swap(true) {
+		close(s.stopping)
+	}
 	for fc := range s.conns {
 		if fc.state.CompareAndSwap(connIdle, connClosed) {
 			fc.pc.Close()
@@ -148,6 +154,9 @@ func (s *fastHTTP) shutdown(ctx context.Context) {
 		s.mu.Unlock()
 		<-done
 	}
+	if s.ready != nil {
+		s.ready.close()
+	}
 }
 
 func (s *fastHTTP) forget(fc *fastConn) {
@@ -162,6 +171,7 @@ func (s *fastHTTP) forget(fc *fastConn) {
 func (s *fastHTTP) serveConn(fc *fastConn) {
 	defer s.wg.Done()
 	pc := fc.pc
+	defer fc.wait.release()
 	defer func() {
 		if r := recover(); r != nil {
 			// Logged before the close, so whoever sees the connection end finds the entry.
@@ -178,7 +188,8 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 	// has the header timeout.
 	headDue := time.Now().Add(s.headerTimeout) // when the head being read is due
 	pc.SetReadDeadline(headDue)
-	waiting := false    // the idle deadline is set: no byte of the next request is read
+	waiting := false // the idle deadline is set: no byte of the next request is read
+	var idleDue time.Time
 	var head headParser // parses the head at buf[start:], as it arrives
 	for {
 		req, used, res := head.parse(buf[start:n])
@@ -217,7 +228,8 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 					return
 				}
 				start, n = 0, 0
-				pc.SetReadDeadline(time.Now().Add(s.idleTimeout))
+				idleDue = time.Now().Add(s.idleTimeout)
+				pc.SetReadDeadline(idleDue)
 				waiting = true
 			} else {
 				fc.state.Store(connReading)
@@ -239,6 +251,10 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 		if waiting && n > 0 {
 			pc.SetReadDeadline(headDue)
 			waiting = false
+		}
+		if waiting && n == 0 {
+			// Until the next request arrives, in turn with the other connections' (readyQueue).
+			fc.wait.wait(idleDue, s.stopping)
 		}
 		m, err := pc.Read(buf[n:])
 		if m > 0 && waiting && n == 0 {
@@ -269,6 +285,7 @@ func (s *fastHTTP) serveConn(fc *fastConn) {
 // request whose head is due by headDue, as net/http's header timeout would have had it.
 func (s *fastHTTP) handOff(fc *fastConn, pending []byte, headDue time.Time) {
 	s.forget(fc)
+	fc.wait.release()
 	if fc.state.Swap(connBusy) == connClosed {
 		fc.state.Store(connClosed)
 		return
