@@ -71,24 +71,40 @@ func (q *readyQueue) dispatch(rc syscall.RawConn) {
 	defer close(q.done)
 	defer q.stop()
 	events := make([]unix.EpollEvent, readyBatch)
-	woken := make([]*readyWait, 0, readyBatch)
+	var woken []*readyWait
 	for {
-		var n int
 		var werr error
 		err := rc.Read(func(fd uintptr) bool {
-			n, werr = unix.EpollWait(int(fd), events, 0)
-			return n > 0 || (werr != nil && werr != unix.EINTR)
+			// Every connection ready now, in epoll's order: a full batch may have left more,
+			// which are taken before any is woken, or the oldest of the first batch would run
+			// after the first batch's others (see below). Each epoll_wait must be followed by
+			// another until one finds nothing more: the runtime's poller reports the descriptor
+			// on each new event only, not while events wait. The loop ends: each connection is
+			// reported once (one-shot) until it is woken and waits again.
+			for {
+				n, err := unix.EpollWait(int(fd), events, 0)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil {
+					werr = err
+					return true
+				}
+				q.mu.Lock()
+				for _, ev := range events[:n] {
+					if w := q.wait[ev.Fd]; w != nil {
+						woken = append(woken, w)
+					}
+				}
+				q.mu.Unlock()
+				if n < len(events) {
+					return len(woken) > 0
+				}
+			}
 		})
 		if err != nil || werr != nil {
 			return // closed, or epoll failed: stop, so that every wait ends
 		}
-		q.mu.Lock()
-		for _, ev := range events[:n] {
-			if w := q.wait[ev.Fd]; w != nil {
-				woken = append(woken, w)
-			}
-		}
-		q.mu.Unlock()
 		// The runtime runs the goroutine woken last first (it takes the place of the one woken
 		// before, which joins the end of the run queue): the oldest is woken last so that the
 		// rest follow it in order. Were that to change, one would be out of turn.
