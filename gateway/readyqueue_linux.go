@@ -31,8 +31,8 @@ import (
 
 // readyQueue wakes the connections waiting in it in the order their bytes arrived.
 type readyQueue struct {
-	ep     *os.File // the epoll instance, watched by the runtime's poller
-	epfd   int
+	ep     *os.File        // the epoll instance, watched by the runtime's poller
+	rc     syscall.RawConn // ep's: its descriptor is used inside Control, never after the close
 	mu     sync.Mutex
 	wait   map[int32]*readyWait // by descriptor: the connection waiting on it
 	failed chan struct{}        // closed when the queue stops: every wait ends
@@ -60,21 +60,21 @@ func newReadyQueue() *readyQueue {
 		ep.Close()
 		return nil
 	}
-	q := &readyQueue{ep: ep, epfd: epfd, wait: map[int32]*readyWait{}, failed: make(chan struct{}), done: make(chan struct{})}
-	go q.dispatch(rc)
+	q := &readyQueue{ep: ep, rc: rc, wait: map[int32]*readyWait{}, failed: make(chan struct{}), done: make(chan struct{})}
+	go q.dispatch()
 	return q
 }
 
 // dispatch wakes the waiting connections epoll reports ready, oldest first, until the queue
 // is closed or fails.
-func (q *readyQueue) dispatch(rc syscall.RawConn) {
+func (q *readyQueue) dispatch() {
 	defer close(q.done)
 	defer q.stop()
 	events := make([]unix.EpollEvent, readyBatch)
 	var woken []*readyWait
 	for {
 		var werr error
-		err := rc.Read(func(fd uintptr) bool {
+		err := q.rc.Read(func(fd uintptr) bool {
 			// Every connection ready now, in epoll's order: a full batch may have left more,
 			// which are taken before any is woken, or the oldest of the first batch would run
 			// after the first batch's others (see below). Each epoll_wait must be followed by
@@ -117,6 +117,16 @@ func (q *readyQueue) dispatch(rc syscall.RawConn) {
 		clear(woken)
 		woken = woken[:0]
 	}
+}
+
+// ctl is epoll_ctl on the queue's instance, an error once the queue is closed (its descriptor
+// number may then be another file's).
+func (q *readyQueue) ctl(op, fd int, ev *unix.EpollEvent) error {
+	var err error
+	if cerr := q.rc.Control(func(epfd uintptr) { err = unix.EpollCtl(int(epfd), op, fd, ev) }); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // stop ends every wait, now and to come.
@@ -203,7 +213,7 @@ func (w *readyWait) arm() bool {
 			w.q.mu.Unlock()
 			w.fd = int32(fd)
 		}
-		ok = unix.EpollCtl(w.q.epfd, op, int(fd), &ev) == nil
+		ok = w.q.ctl(op, int(fd), &ev) == nil
 	})
 	return err == nil && ok
 }
@@ -215,7 +225,7 @@ func (w *readyWait) release() {
 		return
 	}
 	w.rc.Control(func(fd uintptr) {
-		unix.EpollCtl(w.q.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+		w.q.ctl(unix.EPOLL_CTL_DEL, int(fd), nil)
 	})
 	w.q.mu.Lock()
 	if w.q.wait[w.fd] == w {
