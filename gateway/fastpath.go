@@ -43,11 +43,11 @@ type fastHTTP struct {
 	idleTimeout   time.Duration
 	ln            net.Listener // hands out *progressConn
 	handoff       *handoffListener
-	ready         *readyQueue // where idle connections wait for their next request; nil: in Read
 	log           *slog.Logger
 
 	mu       sync.Mutex
 	conns    map[*fastConn]struct{}
+	ready    *readyQueue // where idle connections wait for their next request; nil: in Read. Started by serve, under mu
 	closing  atomic.Bool
 	stopping chan struct{} // closed by shutdown: idle connections stop waiting in ready
 	wg       sync.WaitGroup
@@ -61,7 +61,7 @@ type fastSite struct {
 
 func newFastHTTP(ln net.Listener, sites []services.SiteServer, domain string, headerTimeout, idleTimeout time.Duration, log *slog.Logger) *fastHTTP {
 	s := &fastHTTP{domain: domain, headerTimeout: headerTimeout, idleTimeout: idleTimeout, ln: ln,
-		handoff: newHandoffListener(ln), ready: newReadyQueue(), log: log, conns: map[*fastConn]struct{}{},
+		handoff: newHandoffListener(ln), log: log, conns: map[*fastConn]struct{}{},
 		stopping: make(chan struct{})}
 	for _, site := range sites {
 		st, _ := site.(services.StaticSiteServer)
@@ -89,6 +89,15 @@ const (
 // serve accepts connections until the listener fails or is closed, then makes the handoff
 // listener fail the same way (http.Server.Serve returns).
 func (s *fastHTTP) serve() {
+	// The queue is started here, not with the server: a server that never serves (its
+	// gateway's Listen failed after binding it) is never shut down, and would leave the
+	// queue's descriptor and goroutine behind. A shutdown that came first starts none.
+	s.mu.Lock()
+	if !s.closing.Load() {
+		s.ready = newReadyQueue()
+	}
+	ready := s.ready
+	s.mu.Unlock()
 	var delay time.Duration
 	for {
 		c, err := s.ln.Accept()
@@ -109,7 +118,7 @@ func (s *fastHTTP) serve() {
 			s.handoff.give(c)
 			continue
 		}
-		fc := &fastConn{pc: pc, wait: s.ready.waiter(pc.Conn)}
+		fc := &fastConn{pc: pc, wait: ready.waiter(pc.Conn)}
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -154,8 +163,11 @@ func (s *fastHTTP) shutdown(ctx context.Context) {
 		s.mu.Unlock()
 		<-done
 	}
-	if s.ready != nil {
-		s.ready.close()
+	s.mu.Lock()
+	ready := s.ready
+	s.mu.Unlock()
+	if ready != nil {
+		ready.close()
 	}
 }
 

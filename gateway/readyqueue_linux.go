@@ -31,8 +31,8 @@ import (
 
 // readyQueue wakes the connections waiting in it in the order their bytes arrived.
 type readyQueue struct {
-	ep     *os.File // the epoll instance, watched by the runtime's poller
-	epfd   int
+	ep     *os.File        // the epoll instance, watched by the runtime's poller
+	rc     syscall.RawConn // ep's: its descriptor is used inside Control, never after the close
 	mu     sync.Mutex
 	wait   map[int32]*readyWait // by descriptor: the connection waiting on it
 	failed chan struct{}        // closed when the queue stops: every wait ends
@@ -60,35 +60,51 @@ func newReadyQueue() *readyQueue {
 		ep.Close()
 		return nil
 	}
-	q := &readyQueue{ep: ep, epfd: epfd, wait: map[int32]*readyWait{}, failed: make(chan struct{}), done: make(chan struct{})}
-	go q.dispatch(rc)
+	q := &readyQueue{ep: ep, rc: rc, wait: map[int32]*readyWait{}, failed: make(chan struct{}), done: make(chan struct{})}
+	go q.dispatch()
 	return q
 }
 
 // dispatch wakes the waiting connections epoll reports ready, oldest first, until the queue
 // is closed or fails.
-func (q *readyQueue) dispatch(rc syscall.RawConn) {
+func (q *readyQueue) dispatch() {
 	defer close(q.done)
 	defer q.stop()
 	events := make([]unix.EpollEvent, readyBatch)
-	woken := make([]*readyWait, 0, readyBatch)
+	var woken []*readyWait
 	for {
-		var n int
 		var werr error
-		err := rc.Read(func(fd uintptr) bool {
-			n, werr = unix.EpollWait(int(fd), events, 0)
-			return n > 0 || (werr != nil && werr != unix.EINTR)
+		err := q.rc.Read(func(fd uintptr) bool {
+			// Every connection ready now, in epoll's order: a full batch may have left more,
+			// which are taken before any is woken, or the oldest of the first batch would run
+			// after the first batch's others (see below). Each epoll_wait must be followed by
+			// another until one finds nothing more: the runtime's poller reports the descriptor
+			// on each new event only, not while events wait. The loop ends: each connection is
+			// reported once (one-shot) until it is woken and waits again.
+			for {
+				n, err := unix.EpollWait(int(fd), events, 0)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil {
+					werr = err
+					return true
+				}
+				q.mu.Lock()
+				for _, ev := range events[:n] {
+					if w := q.wait[ev.Fd]; w != nil {
+						woken = append(woken, w)
+					}
+				}
+				q.mu.Unlock()
+				if n < len(events) {
+					return len(woken) > 0
+				}
+			}
 		})
 		if err != nil || werr != nil {
 			return // closed, or epoll failed: stop, so that every wait ends
 		}
-		q.mu.Lock()
-		for _, ev := range events[:n] {
-			if w := q.wait[ev.Fd]; w != nil {
-				woken = append(woken, w)
-			}
-		}
-		q.mu.Unlock()
 		// The runtime runs the goroutine woken last first (it takes the place of the one woken
 		// before, which joins the end of the run queue): the oldest is woken last so that the
 		// rest follow it in order. Were that to change, one would be out of turn.
@@ -101,6 +117,16 @@ func (q *readyQueue) dispatch(rc syscall.RawConn) {
 		clear(woken)
 		woken = woken[:0]
 	}
+}
+
+// ctl is epoll_ctl on the queue's instance, an error once the queue is closed (its descriptor
+// number may then be another file's).
+func (q *readyQueue) ctl(op, fd int, ev *unix.EpollEvent) error {
+	var err error
+	if cerr := q.rc.Control(func(epfd uintptr) { err = unix.EpollCtl(int(epfd), op, fd, ev) }); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // stop ends every wait, now and to come.
@@ -187,7 +213,7 @@ func (w *readyWait) arm() bool {
 			w.q.mu.Unlock()
 			w.fd = int32(fd)
 		}
-		ok = unix.EpollCtl(w.q.epfd, op, int(fd), &ev) == nil
+		ok = w.q.ctl(op, int(fd), &ev) == nil
 	})
 	return err == nil && ok
 }
@@ -199,7 +225,7 @@ func (w *readyWait) release() {
 		return
 	}
 	w.rc.Control(func(fd uintptr) {
-		unix.EpollCtl(w.q.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+		w.q.ctl(unix.EPOLL_CTL_DEL, int(fd), nil)
 	})
 	w.q.mu.Lock()
 	if w.q.wait[w.fd] == w {

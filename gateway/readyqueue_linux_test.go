@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"net"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // tcpPairs returns n connected loopback pairs: the server's end and the client's.
@@ -201,4 +204,36 @@ func TestReadyWaitNone(t *testing.T) {
 	if none.waiter(a) != nil {
 		t.Fatal("a nil queue gave a place")
 	}
+}
+
+// TestReadyQueueClosedTouchesNoDescriptor: a wait after the queue was closed must not use the
+// queue's old descriptor number, which the next descriptor opened takes: here another epoll
+// instance, in which the connection would be registered.
+func TestReadyQueueClosedTouchesNoDescriptor(t *testing.T) {
+	q := newReadyQueue()
+	server, _ := tcpPairs(t, 1)
+	w := q.waiter(server[0])
+	var old int
+	q.rc.Control(func(fd uintptr) { old = int(fd) })
+	q.close()
+	other, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(other)
+	if other != old {
+		t.Skipf("the new epoll instance took descriptor %d, not the queue's %d", other, old)
+	}
+	waitEnds(t, "a wait after the close", time.Second, func() { w.wait(time.Now().Add(time.Minute), nil) })
+	w.release()
+	waitEnds(t, "a wait after the release", time.Second, func() { w.wait(time.Now().Add(time.Minute), nil) })
+	rc, err := server[0].(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) {
+		if err := unix.EpollCtl(other, unix.EPOLL_CTL_DEL, int(fd), nil); err != unix.ENOENT {
+			t.Errorf("the connection was registered in another epoll instance (EPOLL_CTL_DEL: %v)", err)
+		}
+	})
 }

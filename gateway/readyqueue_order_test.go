@@ -16,8 +16,13 @@ import (
 // TestReadyQueueOrder: connections whose requests arrive while the server is busy are woken in
 // the order their bytes arrived, where the runtime's poller would wake them newest first.
 func TestReadyQueueOrder(t *testing.T) {
+	t.Run("one batch", func(t *testing.T) { testReadyQueueOrder(t, 24) })
+	// More than one epoll_wait takes: the oldest of the first batch is still woken first.
+	t.Run("more than a batch", func(t *testing.T) { testReadyQueueOrder(t, readyBatch+72) })
+}
+
+func testReadyQueueOrder(t *testing.T, n int) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one P: the order of waking is the order of running
-	const n = 24
 	q := startReadyQueue(t)
 	server, client := tcpPairs(t, n)
 	var mu sync.Mutex
