@@ -18,18 +18,41 @@ func tcpPairs(t *testing.T, n int) (server, client []net.Conn) {
 	}
 	defer ln.Close()
 	for range n {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(); s.Close() })
+		s, c := dialPair(t, ln)
 		server, client = append(server, s), append(client, c)
 	}
 	return server, client
+}
+
+// dialPair connects to ln: the server's end and the client's, closed when the test ends.
+func dialPair(t *testing.T, ln net.Listener) (server, client net.Conn) {
+	t.Helper()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return s, c
+}
+
+// waitForWaiters returns once want connections are registered in q, failing after 5 s.
+func waitForWaiters(t *testing.T, q *readyQueue, want int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		q.mu.Lock()
+		n := len(q.wait)
+		q.mu.Unlock()
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections in the readyQueue, want %d", n, want)
+		}
+	}
 }
 
 func startReadyQueue(t *testing.T) *readyQueue {
@@ -134,19 +157,7 @@ func TestReadyWaitReusedDescriptor(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	accept := func() (server, client net.Conn) {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(); s.Close() })
-		return s, c
-	}
-	oldServer, oldClient := accept()
+	oldServer, oldClient := dialPair(t, ln)
 	old := q.waiter(oldServer)
 	waitEnds(t, "old", 10*time.Second, func() {
 		go func() { time.Sleep(10 * time.Millisecond); oldClient.Write([]byte("x")) }()
@@ -156,7 +167,7 @@ func TestReadyWaitReusedDescriptor(t *testing.T) {
 	oldServer.Close() // closed while still in the queue, as shutdown closes an idle connection
 	oldClient.Close()
 
-	newServer, newClient := accept()
+	newServer, newClient := dialPair(t, ln)
 	w := q.waiter(newServer)
 	defer w.release()
 	if w.arm(); w.fd != oldFd {

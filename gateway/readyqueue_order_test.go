@@ -40,17 +40,7 @@ func testReadyQueueOrder(t *testing.T, n int) {
 	}
 	// Every waiter registered and parked; then the requests arrive, oldest first, while this
 	// goroutine holds the only P: they are handed over as one batch.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		q.mu.Lock()
-		armed := len(q.wait)
-		q.mu.Unlock()
-		if armed == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d waiters registered", armed, n)
-		}
-	}
+	waitForWaiters(t, q, n)
 	time.Sleep(20 * time.Millisecond)
 	for _, c := range client {
 		if _, err := c.Write([]byte("G")); err != nil {
