@@ -18,7 +18,7 @@ import (
 // them, oldest first, and runs the list from its head). On a saturated core, where a batch holds
 // most of the connections, the request that arrived first is then answered last: the median
 // wait falls and the slowest rises. With 64 connections fetching 64 KiB on one core, p99 was
-// 3.1-7.4 ms against nginx's 2.2-3.5 ms, and a Go runtime patched to hand batches over oldest
+// 3.1-7.4 ms against nginx's 2.2-3.3 ms, and a Go runtime patched to hand batches over oldest
 // first was at nginx's 2.5-4.8 (BENCHMARKS.md). The queue keeps epoll's order: the waiting
 // connections are registered in an epoll instance of their own (one-shot, re-armed for each
 // wait), whose descriptor the runtime's poller watches; one goroutine takes the ready ones
