@@ -187,14 +187,24 @@ func TestReadyQueueClosed(t *testing.T) {
 	q := newReadyQueue()
 	server, _ := tcpPairs(t, 1)
 	w := q.waiter(server[0])
-	go func() { time.Sleep(30 * time.Millisecond); q.close() }()
+	closed := make(chan struct{})
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		q.close()
+		close(closed)
+	}()
 	waitEnds(t, "closing the queue", 10*time.Second, func() { w.wait(time.Now().Add(time.Minute), nil) })
 	waitEnds(t, "a wait after the close", time.Second, func() { w.wait(time.Now().Add(time.Minute), nil) })
 	w.release()
 	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("close did not return")
+	}
+	select {
 	case <-q.done:
 	default:
-		t.Fatal("the queue's goroutine is still running after close")
+		t.Fatal("the queue's goroutine is still running after close returned")
 	}
 }
 
