@@ -267,14 +267,10 @@ func (c *conn) tellBeforeReply(wait time.Duration) {
 	if sk == nil {
 		return
 	}
+	want := sk.errsNoted() // this refusal's reason among them
 	for {
-		pending, told := sk.pendingErrs()
-		if !pending {
-			// Taken: wait for the write, if one is going on.
-			select {
-			case <-told:
-			case <-time.After(50 * time.Millisecond):
-			}
+		shown, told := sk.errsShown(want)
+		if shown {
 			return
 		}
 		select {
@@ -450,7 +446,9 @@ type sink struct {
 	mu      sync.Mutex
 	out     []string      // for stdout
 	errs    []string      // for stderr
-	told    chan struct{} // closed and replaced each time the session has written its stderr notes
+	noted   int           // stderr notes so far
+	shown   int           // stderr notes written
+	told    chan struct{} // closed and replaced each time the session has written stderr notes
 	lines   int           // request lines in out
 	dropped int
 	wake    chan struct{}
@@ -458,26 +456,36 @@ type sink struct {
 
 func newSink() *sink { return &sink{wake: make(chan struct{}, 1), told: make(chan struct{})} }
 
-// written tells those waiting in toldCh that the stderr notes taken so far are written.
-func (s *sink) written() {
+// written records that n more stderr notes, taken before, are written, and tells those
+// waiting in errsShown.
+func (s *sink) written(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.shown += n
 	close(s.told)
 	s.told = make(chan struct{})
 }
 
-// pendingErrs reports whether stderr notes wait to be taken, and the channel closed once the
-// next ones taken are written.
-func (s *sink) pendingErrs() (bool, <-chan struct{}) {
+// errsNoted is how many stderr notes there have been.
+func (s *sink) errsNoted() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.errs) > 0, s.told
+	return s.noted
+}
+
+// errsShown reports whether the first n stderr notes are written, and the channel closed at
+// the next write.
+func (s *sink) errsShown(n int) (bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shown >= n, s.told
 }
 
 func (s *sink) note(text string, stderr bool) {
 	s.mu.Lock()
 	if stderr {
 		s.errs = append(s.errs, text)
+		s.noted++
 	} else {
 		s.out = append(s.out, text)
 	}

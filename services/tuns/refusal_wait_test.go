@@ -62,3 +62,49 @@ func TestRefusalWaitOutlastsTheIdleClose(t *testing.T) {
 		t.Fatal("no reply to the forward request")
 	}
 }
+
+// TestRefusalWaitsForItsReasonsWrite: a refusal is replied to only once its reason is written
+// to the session, however long the write takes (it once stopped waiting 50 ms after the session
+// had taken the reason, and under load ssh -o ExitOnForwardFailure=yes exited without it), and
+// at once when the reason is written already.
+func TestRefusalWaitsForItsReasonsWrite(t *testing.T) {
+	newConn := func() (*conn, *sink) {
+		c := &conn{attached: make(chan struct{}), done: make(chan struct{})}
+		close(c.attached)
+		c.sink = newSink()
+		c.sink.note("portico: -R Bad:80 refused", true)
+		return c, c.sink
+	}
+	tell := func(c *conn) <-chan struct{} {
+		replied := make(chan struct{})
+		go func() {
+			c.tellBeforeReply(10 * time.Second)
+			close(replied)
+		}()
+		return replied
+	}
+
+	c, sk := newConn()
+	sk.take() // the session took the reason and is writing it, slowly
+	replied := tell(c)
+	select {
+	case <-replied:
+		t.Fatal("the refusal was replied to before its reason was written")
+	case <-time.After(300 * time.Millisecond):
+	}
+	sk.written(1)
+	select {
+	case <-replied:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the refusal still waited after its reason was written")
+	}
+
+	c, sk = newConn()
+	sk.take()
+	sk.written(1)
+	select {
+	case <-tell(c):
+	case <-time.After(time.Second):
+		t.Fatal("the refusal waited although its reason was written")
+	}
+}

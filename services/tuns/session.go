@@ -92,7 +92,7 @@ func (s *Service) watch(sess *services.Session, cs *conn, o options) int {
 			io.WriteString(stderr, e+nl)
 		}
 		if len(errs) > 0 {
-			sk.written()
+			sk.written(len(errs))
 		}
 		if dropped > 0 {
 			fmt.Fprintf(stderr, "portico: %d request lines were not shown (the session read too slowly)%s", dropped, nl)
