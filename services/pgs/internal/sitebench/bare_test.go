@@ -41,6 +41,19 @@ func startBareTest(t *testing.T) (addr string, small, large []byte) {
 	return ln.Addr().String(), small, large
 }
 
+// dialBare connects to the bare server at addr, with a deadline of d for the whole exchange;
+// the connection is closed when the test ends.
+func dialBare(t *testing.T, addr string, d time.Duration) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(d))
+	return c
+}
+
 func get(path string) string {
 	return "GET " + path + " HTTP/1.1\r\nHost: alice-web.localhost\r\n\r\n"
 }
@@ -87,12 +100,7 @@ func TestBareFraming(t *testing.T) {
 		{"many pipelined, more than a buffer", slicesRepeat([]string{"/small.bin", "/large.bin"}, 100), func(c net.Conn, reqs string) { go io.WriteString(c, reqs) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(20 * time.Second))
+			c := dialBare(t, addr, 20*time.Second)
 			var reqs strings.Builder
 			for _, p := range tt.paths {
 				reqs.WriteString(get(p))
@@ -109,12 +117,7 @@ func TestBareFraming(t *testing.T) {
 	}
 
 	t.Run("a head ending at the buffer's end", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c := dialBare(t, addr, 10*time.Second)
 		head := "GET /small.bin HTTP/1.1\r\nX: "
 		head += strings.Repeat("x", bareHeadMax-len(head)-4) + "\r\n\r\n"
 		io.WriteString(c, head+get("/large.bin"))
@@ -128,12 +131,7 @@ func TestBareFraming(t *testing.T) {
 	})
 
 	t.Run("a head longer than the buffer", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c := dialBare(t, addr, 10*time.Second)
 		io.WriteString(c, "GET /small.bin HTTP/1.1\r\nX: "+strings.Repeat("x", bareHeadMax)+"\r\n\r\n")
 		if n, err := c.Read(make([]byte, 1)); err == nil {
 			t.Fatalf("read %d bytes; want the connection closed", n)
