@@ -37,6 +37,7 @@ type conn struct {
 	opts       options
 	ended      bool
 	idleCheck  *time.Timer
+	probe      chan struct{} // closed when the client answers the request in flight (confirmRead); nil: none
 }
 
 // options are the session's key=value words.
@@ -248,9 +249,10 @@ func (c *conn) refuse(reason string) {
 }
 
 // tellBeforeReply waits, at most wait, for the connection's session to write the reasons of
-// refusals so far, so that they reach the client before the refusal itself: OpenSSH with
-// ExitOnForwardFailure=yes exits on the refusal, and sends its forward requests before it
-// opens its session, so without the wait it would exit without the reason.
+// refusals so far, and for the client to have read them (confirmRead), so that they reach the
+// user before the refusal itself: OpenSSH with ExitOnForwardFailure=yes exits on the refusal,
+// and sends its forward requests before it opens its session, so without the wait it would
+// exit without the reason.
 func (c *conn) tellBeforeReply(wait time.Duration) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
@@ -271,6 +273,7 @@ func (c *conn) tellBeforeReply(wait time.Duration) {
 	for {
 		shown, told := sk.errsShown(want)
 		if shown {
+			c.confirmRead(deadline.C)
 			return
 		}
 		select {
@@ -278,6 +281,50 @@ func (c *conn) tellBeforeReply(wait time.Duration) {
 		case <-c.done:
 			return
 		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// confirmRead waits, until stop, for the client to answer a request sent after what the
+// session wrote. Written is not yet shown: OpenSSH reads the reason and the refusal together
+// when they arrive together, and with ExitOnForwardFailure=yes it exits on the refusal before
+// it writes out the reason. It answers a request only after the loop that read it has written
+// what it read, so its answer means the reason is out. A client that does not answer keeps one
+// request in flight per connection, and the wait ends at stop.
+func (c *conn) confirmRead(stop <-chan time.Time) {
+	if c.ssh == nil {
+		return
+	}
+	for {
+		c.mu.Lock()
+		inFlight := c.probe
+		if inFlight == nil {
+			answered := make(chan struct{})
+			c.probe = answered
+			c.mu.Unlock()
+			go func() {
+				_, _, _ = c.ssh.SendRequest("keepalive@openssh.com", true, nil) // any answer will do
+				c.mu.Lock()
+				c.probe = nil
+				c.mu.Unlock()
+				close(answered)
+			}()
+			select {
+			case <-answered:
+			case <-c.done:
+			case <-stop:
+			}
+			return
+		}
+		c.mu.Unlock()
+		// A request sent before this reason was written does not vouch for it: wait for its
+		// answer, then send another.
+		select {
+		case <-inFlight:
+		case <-c.done:
+			return
+		case <-stop:
 			return
 		}
 	}

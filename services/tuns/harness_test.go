@@ -95,6 +95,13 @@ type client struct {
 // dial connects as tuns@ with signer.
 func (h *harness) dial(signer gossh.Signer) *client {
 	h.t.Helper()
+	return h.dialHolding(signer, nil)
+}
+
+// dialHolding is dial, with the server's global requests (keepalives) sent to held, unanswered,
+// when held is not nil.
+func (h *harness) dialHolding(signer gossh.Signer, held chan<- *gossh.Request) *client {
+	h.t.Helper()
 	nc, err := net.DialTimeout("tcp", h.sshAddr, 10*time.Second)
 	if err != nil {
 		h.t.Fatal(err)
@@ -118,6 +125,17 @@ func (h *harness) dial(signer gossh.Signer) *client {
 			}
 		}
 	}()
+	if held != nil {
+		serverReqs := reqs
+		none := make(chan *gossh.Request)
+		close(none)
+		reqs = none // the client answers nothing of its own accord
+		go func() {
+			for r := range serverReqs {
+				held <- r
+			}
+		}()
+	}
 	c := &client{Client: gossh.NewClient(conn, other, reqs), forwarded: forwarded, t: h.t}
 	h.t.Cleanup(func() { c.Close() })
 	return c

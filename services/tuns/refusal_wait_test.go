@@ -1,6 +1,8 @@
 package tuns
 
 import (
+	gossh "golang.org/x/crypto/ssh"
+
 	"bufio"
 	"strings"
 	"testing"
@@ -106,5 +108,110 @@ func TestRefusalWaitsForItsReasonsWrite(t *testing.T) {
 	case <-tell(c):
 	case <-time.After(time.Second):
 		t.Fatal("the refusal waited although its reason was written")
+	}
+}
+
+// TestRefusalWaitsForTheClientToReadItsReason: written is not yet shown. OpenSSH reads the
+// reason and the refusal together when they arrive together, and with ExitOnForwardFailure=yes
+// exits on the refusal without writing out the reason (e2e tuns_http failed so, under load). So
+// the refusal waits until the client answers a request sent after the reason, and, for a client
+// that never answers, no longer than refusalWait.
+func TestRefusalWaitsForTheClientToReadItsReason(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.svc.refusalWait = 10 * time.Second
+	held := make(chan *gossh.Request, 8)
+	c := h.dialHolding(h.alice, held)
+	replied := make(chan bool, 1)
+	go func() {
+		ok, _ := c.bind("Not_A_Name", 80)
+		replied <- ok
+	}()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	stderr, err := sess.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Start(""); err != nil {
+		t.Fatal(err)
+	}
+	told := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "refused") {
+				told <- true
+				return
+			}
+		}
+		told <- false
+	}()
+	select {
+	case ok := <-told:
+		if !ok {
+			t.Fatal("the session ended without the reason of the refusal")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session never showed the reason of the refusal")
+	}
+	var probe *gossh.Request
+	select {
+	case probe = <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server sent no request after the reason to learn that the client has read it")
+	}
+	select {
+	case <-replied:
+		t.Fatal("the refusal was replied to before the client answered the request sent after the reason")
+	case <-time.After(300 * time.Millisecond):
+	}
+	probe.Reply(false, nil) // as OpenSSH answers keepalive@openssh.com
+	select {
+	case ok := <-replied:
+		if ok {
+			t.Fatal("a forward with a bad name was accepted")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the refusal still waited after the client answered")
+	}
+
+	// A client that answers nothing gets its refusals after refusalWait, and however many
+	// refusals it collects, the server has one request in flight to it.
+	h.svc.refusalWait = time.Second
+	held = make(chan *gossh.Request, 8)
+	c = h.dialHolding(h.alice, held)
+	const n = 5
+	replies := make(chan bool, n)
+	for i := range n {
+		go func() {
+			ok, _ := c.bind("Not_A_Name", uint32(81+i))
+			replies <- ok
+		}()
+	}
+	sess, err = c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if err := sess.Start(""); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range n {
+		select {
+		case ok := <-replies:
+			if ok {
+				t.Fatal("a forward with a bad name was accepted")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a refusal never came to a client that answers nothing")
+		}
+	}
+	t.Logf("%d refusals to a client that answers nothing took %v", n, time.Since(start))
+	if got := len(held); got != 1 {
+		t.Fatalf("the server sent %d requests to a client that answered none; want 1 in flight", got)
 	}
 }
