@@ -24,37 +24,8 @@ func TestRefusalWaitOutlastsTheIdleClose(t *testing.T) {
 		replied <- ok
 	}()
 	time.Sleep(3 * h.svc.o.Grace) // the session comes late, but well within refusalWait
-	sess, err := c.NewSession()
-	if err != nil {
-		t.Fatalf("the connection was closed while its refused forward waited for a session: %v", err)
-	}
+	sess := awaitReason(t, c, "the connection was closed while its refused forward waited for a session")
 	defer sess.Close()
-	stderr, err := sess.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	told := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "refused") {
-				told <- true
-				return
-			}
-		}
-		told <- false
-	}()
-	select {
-	case ok := <-told:
-		if !ok {
-			t.Fatal("the session ended without the reason of the refusal")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the session never showed the reason of the refusal")
-	}
 	select {
 	case ok := <-replied:
 		if ok {
@@ -126,37 +97,8 @@ func TestRefusalWaitsForTheClientToReadItsReason(t *testing.T) {
 		ok, _ := c.bind("Not_A_Name", 80)
 		replied <- ok
 	}()
-	sess, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sess := awaitReason(t, c, "")
 	defer sess.Close()
-	stderr, err := sess.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	told := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "refused") {
-				told <- true
-				return
-			}
-		}
-		told <- false
-	}()
-	select {
-	case ok := <-told:
-		if !ok {
-			t.Fatal("the session ended without the reason of the refusal")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the session never showed the reason of the refusal")
-	}
 	var probe *gossh.Request
 	select {
 	case probe = <-held:
@@ -191,12 +133,12 @@ func TestRefusalWaitsForTheClientToReadItsReason(t *testing.T) {
 			replies <- ok
 		}()
 	}
-	sess, err = c.NewSession()
+	sess2, err := c.NewSession()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sess.Close()
-	if err := sess.Start(""); err != nil {
+	defer sess2.Close()
+	if err := sess2.Start(""); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -214,4 +156,44 @@ func TestRefusalWaitsForTheClientToReadItsReason(t *testing.T) {
 	if got := len(held); got != 1 {
 		t.Fatalf("the server sent %d requests to a client that answered none; want 1 in flight", got)
 	}
+}
+
+// awaitReason opens a session on c and waits until its stderr shows a refusal's reason. A
+// failure to open the session is reported with failOpen when set.
+func awaitReason(t *testing.T, c *client, failOpen string) *gossh.Session {
+	t.Helper()
+	sess, err := c.NewSession()
+	if err != nil {
+		if failOpen != "" {
+			t.Fatalf("%s: %v", failOpen, err)
+		}
+		t.Fatal(err)
+	}
+	stderr, err := sess.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Start(""); err != nil {
+		t.Fatal(err)
+	}
+	told := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "refused") {
+				told <- true
+				return
+			}
+		}
+		told <- false
+	}()
+	select {
+	case ok := <-told:
+		if !ok {
+			t.Fatal("the session ended without the reason of the refusal")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session never showed the reason of the refusal")
+	}
+	return sess
 }
