@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -70,6 +72,36 @@ func tcpPair(t *testing.T, idle time.Duration) (*progressConn, net.Conn) {
 	}
 	defer ln.Close()
 	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := progressListener{Listener: ln, idle: idle, open: new(atomic.Int64)}.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return server.(*progressConn), client
+}
+
+// smallBufferPair is tcpPair with the server's send buffer and the client's receive buffer set
+// to size before they connect, so that little is in flight between them.
+func smallBufferPair(t *testing.T, idle time.Duration, size int) (*progressConn, net.Conn) {
+	t.Helper()
+	setBuf := func(opt int) func(string, string, syscall.RawConn) error {
+		return func(_, _ string, rc syscall.RawConn) error {
+			var err error
+			if cerr := rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, size) }); cerr != nil {
+				return cerr
+			}
+			return err
+		}
+	}
+	ln, err := (&net.ListenConfig{Control: setBuf(syscall.SO_SNDBUF)}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := (&net.Dialer{Control: setBuf(syscall.SO_RCVBUF)}).Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +209,52 @@ func TestProgressConn(t *testing.T) {
 		begin := time.Now()
 		if n, err := s.ReadFrom(f); !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(begin) > idle+2*time.Second {
 			t.Fatalf("ReadFrom to a client that reads nothing: %d bytes, %v after %v", n, err, time.Since(begin))
+		}
+	})
+
+	t.Run("a file goes on to a reader slower than 64 KiB per idle time", func(t *testing.T) {
+		// As nginx's send_timeout: what must move within the idle time is a byte, not a chunk.
+		// (ReadFrom once sent a file in 64 KiB chunks that each had to finish within it.)
+		// Socket buffers of 4 KiB, set before the connection, make the reader's pace the
+		// response's: the few KiB they hold drain well within the idle time.
+		const slowIdle = time.Second
+		name := t.TempDir() + "/file"
+		for i := range 251 {
+			big[i] = byte(i)
+		}
+		const size = 192 << 10
+		if err := os.WriteFile(name, big[:size], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		s, c := smallBufferPair(t, slowIdle, 4<<10)
+		got := make(chan []byte, 1)
+		go func() {
+			var b bytes.Buffer
+			buf := make([]byte, 2<<10)
+			for { // 2 KiB every 40 ms: 50 KiB per idle time, never still for long
+				n, err := c.Read(buf)
+				b.Write(buf[:n])
+				if err != nil {
+					break
+				}
+				time.Sleep(40 * time.Millisecond)
+			}
+			got <- b.Bytes()
+		}()
+		begin := time.Now()
+		n, err := s.ReadFrom(&io.LimitedReader{R: f, N: size})
+		if n != size || err != nil {
+			t.Fatalf("ReadFrom to a slow reader: %d of %d bytes, %v after %v", n, size, err, time.Since(begin))
+		}
+		t.Logf("%d KiB to a client reading 2 KiB every 40 ms: %v", size>>10, time.Since(begin))
+		s.Close()
+		if b := <-got; !bytes.Equal(b, big[:size]) {
+			t.Fatalf("the client got %d bytes, not the file's %d", len(b), size)
 		}
 	})
 

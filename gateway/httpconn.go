@@ -261,10 +261,13 @@ func (c *progressConn) writeMoving(write func() (int, error)) error {
 // response must move at least this much per idle period.
 const progressChunk = 64 << 10
 
-// ReadFrom keeps the connection's own ReadFrom (sendfile for a file), in chunks after each of
-// which the write deadline moves on. A chunk that times out ends it: what was read from r and
-// not written could not be given back.
+// ReadFrom sends a file with sendfile (sendFile). Otherwise it keeps the connection's own
+// ReadFrom, in chunks after each of which the write deadline moves on. A chunk that times out
+// ends it: what was read from r and not written could not be given back.
 func (c *progressConn) ReadFrom(r io.Reader) (int64, error) {
+	if n, err, handled := c.sendFile(r); handled {
+		return n, err
+	}
 	rf, ok := c.Conn.(io.ReaderFrom)
 	if !ok {
 		return io.Copy(struct{ io.Writer }{c}, r)
