@@ -265,6 +265,9 @@ const progressChunk = 64 << 10
 // ReadFrom, in chunks after each of which the write deadline moves on. A chunk that times out
 // ends it: what was read from r and not written could not be given back.
 func (c *progressConn) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok && lr.N <= 0 {
+		return 0, nil // as io.Copy: nothing to send (a negative limit is not "to the end")
+	}
 	if n, err, handled := c.sendFile(r); handled {
 		return n, err
 	}
