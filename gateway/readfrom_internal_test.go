@@ -47,7 +47,7 @@ func TestReadFromFile(t *testing.T) {
 	})
 	t.Run("range to a slow reader", func(t *testing.T) {
 		f, data := readFromTestFile(t, 300<<10)
-		s, c := smallBufferPair(t, 300*time.Millisecond, 4<<10)
+		s, c := smallBufferPair(t, 2*time.Second, 4<<10) // room for a busy machine: not about time
 		const off, n = 12345, 200 << 10
 		if _, err := f.Seek(off, io.SeekStart); err != nil {
 			t.Fatal(err)
@@ -92,7 +92,7 @@ func TestReadFromFile(t *testing.T) {
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("err %v", err)
 		}
-		if took < idle || took > 10*idle {
+		if took < idle || took > idle+5*time.Second {
 			t.Fatalf("cut after %v, idle %v", took, idle)
 		}
 		pos, _ := f.Seek(0, io.SeekCurrent)
