@@ -70,8 +70,14 @@ func tcpPair(t *testing.T, idle time.Duration) (*progressConn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return progressPair(t, ln, &net.Dialer{}, idle)
+}
+
+// progressPair dials ln with d and accepts the connection as a progressConn; ln is closed.
+func progressPair(t *testing.T, ln net.Listener, d *net.Dialer, idle time.Duration) (*progressConn, net.Conn) {
+	t.Helper()
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
+	client, err := d.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,17 +106,7 @@ func smallBufferPair(t *testing.T, idle time.Duration, size int) (*progressConn,
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	client, err := (&net.Dialer{Control: setBuf(syscall.SO_RCVBUF)}).Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := progressListener{Listener: ln, idle: idle, open: new(atomic.Int64)}.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return server.(*progressConn), client
+	return progressPair(t, ln, &net.Dialer{Control: setBuf(syscall.SO_RCVBUF)}, idle)
 }
 
 // TestProgressConn: a read or write fails once it has waited the idle time with nothing moving
