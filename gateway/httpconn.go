@@ -263,23 +263,37 @@ const progressChunk = 64 << 10
 
 // ReadFrom sends a file with sendfile (sendFile). Otherwise it keeps the connection's own
 // ReadFrom, in chunks after each of which the write deadline moves on. A chunk that times out
-// ends it: what was read from r and not written could not be given back.
+// ends it: what was read from r and not written could not be given back. A size limit around r
+// (http.ServeContent's) is folded in, so that sendfile and the connection see the file itself.
 func (c *progressConn) ReadFrom(r io.Reader) (int64, error) {
-	if lr, ok := r.(*io.LimitedReader); ok && lr.N <= 0 {
-		return 0, nil // as io.Copy: nothing to send (a negative limit is not "to the end")
+	remain := int64(-1) // -1: to the end of r
+	lr, limited := r.(*io.LimitedReader)
+	if limited {
+		if lr.N <= 0 {
+			return 0, nil // as io.Copy: nothing to send (a negative limit is not "to the end")
+		}
+		r, remain = lr.R, lr.N
 	}
-	if n, err, handled := c.sendFile(r); handled {
-		return n, err
+	n, err := c.readFrom(r, remain)
+	if limited {
+		lr.N -= n
+	}
+	return n, err
+}
+
+// readFrom sends remain bytes of r (-1: all of it).
+func (c *progressConn) readFrom(r io.Reader, remain int64) (int64, error) {
+	if f, ok := r.(*os.File); ok {
+		if n, err, handled := c.sendFile(f, remain); handled {
+			return n, err
+		}
 	}
 	rf, ok := c.Conn.(io.ReaderFrom)
 	if !ok {
+		if remain >= 0 {
+			r = io.LimitReader(r, remain)
+		}
 		return io.Copy(struct{ io.Writer }{c}, r)
-	}
-	// A size limit around r (http.ServeContent's) is folded into the chunks, so that the
-	// connection still sees the file itself.
-	remain := int64(-1)
-	if lr, ok := r.(*io.LimitedReader); ok {
-		r, remain = lr.R, lr.N
 	}
 	var total int64
 	for remain != 0 {

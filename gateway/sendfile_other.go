@@ -2,7 +2,7 @@
 
 package gateway
 
-import "io"
+import "os"
 
-// sendFile leaves r to ReadFrom's chunks: sendfile's behaviour differs between systems.
-func (c *progressConn) sendFile(io.Reader) (int64, error, bool) { return 0, nil, false }
+// sendFile leaves files to ReadFrom's chunks: sendfile's behaviour differs between systems.
+func (c *progressConn) sendFile(*os.File, int64) (int64, error, bool) { return 0, nil, false }
