@@ -109,6 +109,25 @@ func smallBufferPair(t *testing.T, idle time.Duration, size int) (*progressConn,
 	return progressPair(t, ln, &net.Dialer{Control: setBuf(syscall.SO_RCVBUF)}, idle)
 }
 
+// readSlowly reads c, at most size bytes every pause, until it ends; the channel gets all it read.
+func readSlowly(c net.Conn, size int, pause time.Duration) <-chan []byte {
+	got := make(chan []byte, 1)
+	go func() {
+		var b bytes.Buffer
+		buf := make([]byte, size)
+		for {
+			n, err := c.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+			time.Sleep(pause)
+		}
+		got <- b.Bytes()
+	}()
+	return got
+}
+
 // TestProgressConn: a read or write fails once it has waited the idle time with nothing moving
 // either way, and not while the connection moves, however long it takes; deadlines set on the
 // connection still apply.
@@ -214,34 +233,10 @@ func TestProgressConn(t *testing.T) {
 		// Socket buffers of 4 KiB, set before the connection, make the reader's pace the
 		// response's: the few KiB they hold drain well within the idle time.
 		const slowIdle = time.Second
-		name := t.TempDir() + "/file"
-		for i := range 251 {
-			big[i] = byte(i)
-		}
 		const size = 192 << 10
-		if err := os.WriteFile(name, big[:size], 0o600); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Open(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
+		f, data := readFromTestFile(t, size)
 		s, c := smallBufferPair(t, slowIdle, 4<<10)
-		got := make(chan []byte, 1)
-		go func() {
-			var b bytes.Buffer
-			buf := make([]byte, 2<<10)
-			for { // 2 KiB every 40 ms: 50 KiB per idle time, never still for long
-				n, err := c.Read(buf)
-				b.Write(buf[:n])
-				if err != nil {
-					break
-				}
-				time.Sleep(40 * time.Millisecond)
-			}
-			got <- b.Bytes()
-		}()
+		got := readSlowly(c, 2<<10, 40*time.Millisecond) // 50 KiB per idle time, never still for long
 		begin := time.Now()
 		n, err := s.ReadFrom(&io.LimitedReader{R: f, N: size})
 		if n != size || err != nil {
@@ -249,7 +244,7 @@ func TestProgressConn(t *testing.T) {
 		}
 		t.Logf("%d KiB to a client reading 2 KiB every 40 ms: %v", size>>10, time.Since(begin))
 		s.Close()
-		if b := <-got; !bytes.Equal(b, big[:size]) {
+		if b := <-got; !bytes.Equal(b, data) {
 			t.Fatalf("the client got %d bytes, not the file's %d", len(b), size)
 		}
 	})

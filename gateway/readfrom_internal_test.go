@@ -52,20 +52,7 @@ func TestReadFromFile(t *testing.T) {
 		if _, err := f.Seek(off, io.SeekStart); err != nil {
 			t.Fatal(err)
 		}
-		got := make(chan []byte, 1)
-		go func() {
-			var b bytes.Buffer
-			buf := make([]byte, 8<<10)
-			for {
-				k, err := c.Read(buf)
-				b.Write(buf[:k])
-				if err != nil {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-			got <- b.Bytes()
-		}()
+		got := readSlowly(c, 8<<10, 5*time.Millisecond)
 		lr := &io.LimitedReader{R: f, N: n}
 		w, err := s.ReadFrom(lr)
 		if w != n || err != nil || lr.N != 0 {
