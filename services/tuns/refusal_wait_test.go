@@ -26,14 +26,7 @@ func TestRefusalWaitOutlastsTheIdleClose(t *testing.T) {
 	time.Sleep(3 * h.svc.o.Grace) // the session comes late, but well within refusalWait
 	sess := awaitReason(t, c, "the connection was closed while its refused forward waited for a session")
 	defer sess.Close()
-	select {
-	case ok := <-replied:
-		if ok {
-			t.Fatal("a forward with a bad name was accepted")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no reply to the forward request")
-	}
+	awaitRefusal(t, replied, 10*time.Second, "no reply to the forward request")
 }
 
 // TestRefusalWaitsForItsReasonsWrite: a refusal is replied to only once its reason is written
@@ -111,14 +104,7 @@ func TestRefusalWaitsForTheClientToReadItsReason(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	probe.Reply(false, nil) // as OpenSSH answers keepalive@openssh.com
-	select {
-	case ok := <-replied:
-		if ok {
-			t.Fatal("a forward with a bad name was accepted")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the refusal still waited after the client answered")
-	}
+	awaitRefusal(t, replied, 5*time.Second, "the refusal still waited after the client answered")
 
 	// A client that answers nothing gets its refusals after refusalWait, and however many
 	// refusals it collects, the server has one request in flight to it.
@@ -143,14 +129,7 @@ func TestRefusalWaitsForTheClientToReadItsReason(t *testing.T) {
 	}
 	start := time.Now()
 	for range n {
-		select {
-		case ok := <-replies:
-			if ok {
-				t.Fatal("a forward with a bad name was accepted")
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("a refusal never came to a client that answers nothing")
-		}
+		awaitRefusal(t, replies, 10*time.Second, "a refusal never came to a client that answers nothing")
 	}
 	t.Logf("%d refusals to a client that answers nothing took %v", n, time.Since(start))
 	if got := len(held); got != 1 {
@@ -196,4 +175,18 @@ func awaitReason(t *testing.T, c *client, failOpen string) *gossh.Session {
 		t.Fatal("the session never showed the reason of the refusal")
 	}
 	return sess
+}
+
+// awaitRefusal waits, at most within, for a forward's reply, and fails unless it is a refusal;
+// late says what no reply means.
+func awaitRefusal(t *testing.T, replied <-chan bool, within time.Duration, late string) {
+	t.Helper()
+	select {
+	case ok := <-replied:
+		if ok {
+			t.Fatal("a forward with a bad name was accepted")
+		}
+	case <-time.After(within):
+		t.Fatal(late)
+	}
 }
